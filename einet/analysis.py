@@ -1,0 +1,58 @@
+"""Analysis of spike trains and weights: digests, rates, PSTHs, histograms. Pure numpy."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+WEIGHT_BINS = np.arange(0.7, 1.4, 0.01)
+"""Weight-histogram bin edges of NEST's example (mV)."""
+
+
+def spike_digest(senders: np.ndarray, times: np.ndarray) -> str:
+    """SHA-256 of the spike train as the sorted list of (time, sender) pairs.
+
+    Independent of the order NEST reports events in (which varies with threads) and of how a
+    run was split into steps, so equal digests mean identical spike trains.
+    """
+    order = np.lexsort((senders, times))
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(times[order], dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(senders[order], dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def population_rate(n_spikes: int, n_neurons: int, duration_ms: float) -> float:
+    """Mean firing rate per neuron in Hz."""
+    if n_neurons <= 0 or duration_ms <= 0:
+        return 0.0
+    return n_spikes / n_neurons / (duration_ms / 1000.0)
+
+
+def psth(times: np.ndarray, t_start_ms: float, t_stop_ms: float, n_neurons: int, bin_ms: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Population rate (Hz per neuron) in bins; returns (left bin edges, rates)."""
+    n_bins = max(1, int(np.ceil((t_stop_ms - t_start_ms) / bin_ms - 1e-9)))
+    edges = t_start_ms + bin_ms * np.arange(n_bins + 1)
+    counts, _ = np.histogram(times, bins=edges)
+    widths = np.diff(np.minimum(edges, t_stop_ms))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(widths > 0, counts / max(n_neurons, 1) / (widths / 1000.0), 0.0)
+    return edges[:-1], rates
+
+
+def weight_histogram(weights: np.ndarray, bins: np.ndarray = WEIGHT_BINS) -> np.ndarray:
+    """Normalised histogram (density) of weights over the example's bins."""
+    counts, _ = np.histogram(weights, bins=bins, density=len(weights) > 0)
+    return counts
+
+
+def identical_to(digests: Sequence[str]) -> list[int | None]:
+    """For each run, the index of the first earlier run with the same digest (else None)."""
+    first: dict[str, int] = {}
+    out: list[int | None] = []
+    for i, d in enumerate(digests):
+        out.append(first.get(d))
+        first.setdefault(d, i)
+    return out

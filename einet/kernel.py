@@ -1,0 +1,68 @@
+"""Quiet access to the NEST kernel.
+
+NEST prints a banner on import and writes to file descriptors 1 and 2 from C++; Python's
+``sys.stdout`` cannot catch that. Every call into NEST from einet runs inside
+:func:`nest_output_to`, which points descriptors 1 and 2 at a log file for the call's duration.
+This module is the only place that imports ``nest``, and only when first asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+_nest: ModuleType | None = None
+_log_path: str = os.devnull
+
+
+def set_log_path(path: str | Path | None) -> None:
+    """Send NEST's output to ``path`` (appended); ``None`` discards it."""
+    global _log_path
+    _log_path = os.devnull if path is None else str(path)
+
+
+def log_path() -> str:
+    return _log_path
+
+
+@contextlib.contextmanager
+def nest_output_to(path: str | None = None) -> Iterator[None]:
+    """Redirect file descriptors 1 and 2 to the log for the duration of a NEST call."""
+    target = path or _log_path
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (*saved, fd):
+            os.close(f)
+
+
+def nest() -> ModuleType:
+    """Import PyNEST once, silently, and return the module."""
+    global _nest
+    if _nest is None:
+        os.environ.setdefault("PYNEST_QUIET", "1")
+        with nest_output_to(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import nest as module
+
+            module.verbosity = module.VerbosityLevel.ERROR
+        _nest = module
+    return _nest
+
+
+def nest_version() -> str:
+    return str(nest().__version__)

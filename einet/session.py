@@ -1,0 +1,189 @@
+"""A simulation session: owns the NEST kernel and records every run it makes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import analysis
+from .config import NetworkConfig
+from .kernel import nest, nest_output_to, set_log_path
+from .network import Network, build_fresh, build_from_snapshot, capture, weight_sample
+from .runs import Origin, RunResult, StepUpdate
+from .snapshot import Snapshot
+
+StepCallback = Callable[[StepUpdate], None]
+
+
+class SessionError(RuntimeError):
+    """An action that does not apply in the session's current state."""
+
+
+class Session:
+    """Build, run, store, reset and restore the network in this process's NEST kernel.
+
+    There is one NEST kernel per process, so use one Session per process. Every call into
+    NEST sends NEST's own output to ``log_path`` (default: discarded), never to the terminal.
+    """
+
+    def __init__(self, config: NetworkConfig | None = None, *, log_path: str | Path | None = None) -> None:
+        self.config = config or NetworkConfig()
+        self.history: list[RunResult] = []
+        self.network: Network | None = None
+        self.seed = self.config.seed
+        self.threads = self.config.threads
+        self.snapshot_path: str = ""
+        self.snapshot_t_ms = 0.0
+        self.bit_comparable = True
+        self._next_origin: Origin | None = None
+        set_log_path(log_path)
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.network is not None
+
+    @property
+    def time_ms(self) -> float:
+        """Biological time of the kernel (0 when empty)."""
+        if self.network is None:
+            return 0.0
+        return float(nest().biological_time)
+
+    def _require_network(self) -> Network:
+        if self.network is None:
+            raise SessionError("no network: build or restore one first")
+        return self.network
+
+    # -- verbs -----------------------------------------------------------------------------
+    def build(self, config: NetworkConfig | None = None) -> None:
+        """Reset the kernel and build a fresh network with random V_m (seed and threads from config)."""
+        if config is not None:
+            self.config = config
+        self.network = None
+        self.network = build_fresh(self.config)
+        self.seed, self.threads = self.config.seed, self.config.threads
+        self.snapshot_path, self.snapshot_t_ms, self.bit_comparable = "", 0.0, True
+        self._next_origin = Origin("fresh")
+
+    def reset(self) -> None:
+        """Reset the NEST kernel to a clean slate (the run history is kept)."""
+        with nest_output_to():
+            nest().ResetKernel()
+        self.network = None
+        self._next_origin = None
+
+    def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None) -> Snapshot:
+        """Store V_m, connections (weight, delay, Kplus) and metadata to an HDF5 snapshot."""
+        snap = capture(self._require_network(), seed=self.seed, progress=progress)
+        snap.write(path, overwrite=overwrite)
+        return snap
+
+    def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None) -> Snapshot:
+        """Validate a snapshot fully, then reset the kernel and rebuild the stored network.
+
+        A snapshot that fails validation raises :class:`~einet.snapshot.SnapshotError` and the
+        running kernel is left exactly as it was. ``seed`` and ``threads`` default to the
+        snapshot's; runs with another thread count are flagged as not bit-comparable.
+        """
+        snap = source if isinstance(source, Snapshot) else Snapshot.open(source)
+        seed = snap.seed if seed is None else seed
+        threads = snap.n_vp if threads is None else threads
+        config = snap.config.replace(seed=seed, threads=threads)  # validates both
+        self.network = None
+        self.network = build_from_snapshot(snap, threads=threads, seed=seed)
+        self.config, self.seed, self.threads = config, seed, threads
+        self.snapshot_path = "" if isinstance(source, Snapshot) else str(source)
+        self.snapshot_t_ms = snap.t_stored_ms
+        self.bit_comparable = threads == snap.n_vp
+        self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)
+        return snap
+
+    def run(
+        self,
+        t_ms: float | None = None,
+        *,
+        label: str | None = None,
+        step_ms: float | None = None,
+        step_wall_s: float | None = None,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        """Simulate for ``t_ms`` (default: the configuration's) from the current time.
+
+        The run proceeds in steps of ``step_ms``; with ``step_wall_s`` the step length adapts
+        so that one step takes about that much wall time. After each step ``on_step`` gets
+        only the new spikes, and ``cancel`` is checked; a cancelled run ends early and is
+        marked so. A run right after another one continues it.
+        """
+        net = self._require_network()
+        n = nest()
+        duration = float(self.config.t_sim_ms if t_ms is None else t_ms)
+        res = self.config.resolution_ms
+        if not np.isfinite(duration) or duration < res:
+            raise SessionError(f"run length must be at least the resolution ({res} ms)")
+        origin = self._next_origin or Origin("continued")
+        t_start = self.time_ms
+        t_stop = t_start + round(duration / res) * res
+        step = float(step_ms) if step_ms else (100.0 if (on_step or cancel or step_wall_s) else duration)
+        chunks_s: list[np.ndarray] = []
+        chunks_t: list[np.ndarray] = []
+        total = 0
+        cancelled = False
+        wall0 = time.perf_counter()
+        with nest_output_to():
+            net.recorder.n_events = 0
+        t = t_start
+        while t < t_stop - res / 2:
+            this = min(max(res, round(step / res) * res), t_stop - t)
+            tic = time.perf_counter()
+            with nest_output_to():
+                n.Simulate(this)
+                events = net.recorder.get("events")
+                net.recorder.n_events = 0
+            took = time.perf_counter() - tic
+            t = t_start + round((t - t_start + this) / res) * res
+            senders = np.asarray(events["senders"], dtype=np.int64)
+            times = np.asarray(events["times"], dtype=np.float64)
+            chunks_s.append(senders)
+            chunks_t.append(times)
+            total += len(senders)
+            if on_step is not None:
+                rate = analysis.population_rate(len(senders), len(net.exc), this)
+                on_step(StepUpdate(t, t_start, t_stop, senders, times, total, rate))
+            if step_wall_s and took > 0:
+                # Move gently towards the wall-time target; NEST's cost per ms barely varies.
+                step = float(np.clip(step * np.clip(step_wall_s / took, 0.5, 2.0), res, 1000.0))
+            if cancel is not None and cancel.is_set() and t < t_stop - res / 2:
+                cancelled = True
+                break
+        senders = np.concatenate(chunks_s) if chunks_s else np.empty(0, np.int64)
+        times = np.concatenate(chunks_t) if chunks_t else np.empty(0, np.float64)
+        t_end = t if cancelled else t_stop
+        psth_t, psth_hz = analysis.psth(times, t_start, t_end, len(net.exc))
+        result = RunResult(
+            label=label or f"run {len(self.history) + 1}",
+            seed=self.seed,
+            threads=self.threads,
+            origin=origin,
+            t_start_ms=t_start,
+            t_stop_ms=t_end,
+            senders=senders,
+            times=times,
+            n_recorded=len(net.exc),
+            rate_hz=analysis.population_rate(len(senders), len(net.exc), t_end - t_start),
+            psth_t_ms=psth_t,
+            psth_hz=psth_hz,
+            weights=weight_sample(net),
+            digest=analysis.spike_digest(senders, times),
+            cancelled=cancelled,
+            bit_comparable=self.bit_comparable,
+            wall_s=time.perf_counter() - wall0,
+        )
+        self.history.append(result)
+        self._next_origin = Origin("continued")
+        return result
