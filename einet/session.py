@@ -97,7 +97,7 @@ class Session:
         self.network = None
         self.network = build_from_snapshot(snap, threads=threads, seed=seed)
         self.config, self.seed, self.threads = config, seed, threads
-        self.snapshot_path = "" if isinstance(source, Snapshot) else str(source)
+        self.snapshot_path = snap.source_path
         self.snapshot_t_ms = snap.t_stored_ms
         self.bit_comparable = threads == snap.n_vp
         self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)

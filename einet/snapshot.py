@@ -109,6 +109,8 @@ class Snapshot:
     nest_version: str = ""
     einet_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    source_path: str = field(default="", compare=False)
+    """The file this snapshot was read from ('' if it was captured in memory)."""
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -199,6 +201,7 @@ class Snapshot:
             nest_version=header["nest_version"],
             einet_version=header["einet_version"],
             created=header["created"],
+            source_path=str(path),
         )
         snap.validate()
         return snap

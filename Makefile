@@ -1,0 +1,44 @@
+# einet: `make run` (set-up + dashboard) and `make test` (set-up + whole test suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.einet-installed
+TSTAMP := $(VENV)/.einet-test-installed
+
+.PHONY: run test setup setup-test bench bench-large fuzz soak clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP) $@
+
+setup: $(STAMP)
+setup-test: $(TSTAMP)
+
+run: setup
+	$(VENV)/bin/einet $(ARGS)
+
+test: setup-test
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup-test
+	$(PY) benchmarks/run.py --scales 1 4 --readme README.md
+
+bench-large: setup-test
+	$(PY) benchmarks/run.py --scales 10 --large
+
+fuzz: setup-test
+	$(PY) benchmarks/fuzz.py --cases 10000 --kills 60
+
+soak: setup-test
+	$(PY) benchmarks/soak.py --cycles 200
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The einet dashboard (Textual). It drives NEST only through einet's engine process."""
