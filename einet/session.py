@@ -52,7 +52,7 @@ class Session:
         """Biological time of the kernel (0 when empty)."""
         if self.network is None:
             return 0.0
-        return float(nest().biological_time)
+        return round(float(nest().biological_time), 6)
 
     def _require_network(self) -> Network:
         if self.network is None:

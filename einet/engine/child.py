@@ -1,0 +1,271 @@
+"""The engine process: hosts a :class:`~einet.session.Session` and serves the protocol.
+
+Started by :class:`einet.engine.client.Engine` as ``python -m einet.engine.child --fd N --log F``.
+File descriptors 1 and 2 point at the log file for the whole life of the process, so nothing
+NEST prints can reach the terminal of the parent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .protocol import Channel, Message, ProtocolError, result_message
+
+HEARTBEAT_S = 1.0
+STEP_WALL_S = 0.075
+WEIGHTS_EVERY_S = 5.0
+_MAX_LOG_BYTES = 16384
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
+
+
+class Shutdown(Exception):
+    pass
+
+
+class EngineServer:
+    def __init__(self, chan: Channel, log_path: str) -> None:
+        from ..session import Session
+
+        self.chan = chan
+        self.log_path = log_path
+        self.session = Session(log_path=log_path)
+        self.state = "empty"
+        self.cancel = threading.Event()
+        self.shutdown_requested = False
+        self._log_offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        self._last_weights = 0.0
+        self._run_label = ""
+        self._current_id: Any = None
+
+    # -- plumbing ------------------------------------------------------------------------
+    def send(self, kind: str, **fields: Any) -> None:
+        self.chan.send(Message(kind, fields))
+
+    def send_state(self) -> None:
+        s = self.session
+        self.send(
+            "state",
+            state=self.state,
+            t_ms=s.time_ms,
+            seed=s.seed,
+            threads=s.threads,
+            config=s.config.to_dict(),
+            snapshot=s.snapshot_path,
+            snapshot_t_ms=s.snapshot_t_ms,
+            bit_comparable=s.bit_comparable,
+        )
+
+    def forward_log(self) -> None:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_offset)
+                data = fh.read()
+        except OSError:
+            return
+        self._log_offset += len(data)
+        if data:
+            text = data[-_MAX_LOG_BYTES:].decode("utf-8", "replace")
+            self.send("log", lines=[line for line in text.splitlines() if line.strip()])
+
+    def _readable(self, timeout: float) -> bool:
+        r, _, _ = select.select([self.chan.sock], [], [], timeout)
+        return bool(r)
+
+    # -- main loop -----------------------------------------------------------------------
+    def serve(self) -> None:
+        from ..kernel import nest_version
+
+        self.send("ready", pid=os.getpid(), nest_version=nest_version(), log=self.log_path)
+        self.send_state()
+        while not self.shutdown_requested:
+            if not self._readable(HEARTBEAT_S):
+                self.send("heartbeat", t=time.time())
+                continue
+            self.handle(self.chan.recv())
+
+    def handle(self, msg: Message) -> None:
+        if msg.kind != "command":
+            return
+        op, cid, args = msg.get("op"), msg.get("id"), dict(msg.get("args") or {})
+        handler = getattr(self, f"op_{op}", None)
+        self._current_id = cid
+        try:
+            if handler is None:
+                raise ValueError(f"unknown command {op!r}")
+            reply = handler(**args)
+        except Shutdown:
+            self.shutdown_requested = True
+            self.send("ack", id=cid, op=op)
+            return
+        except Exception as exc:  # every failure becomes an event; the engine stays usable
+            self.state = "built" if self.session.built else "empty"
+            self.send("error", id=cid, op=op, message=_one_line(exc), error=type(exc).__name__)
+        else:
+            if isinstance(reply, Message):
+                self.chan.send(reply)
+            else:
+                self.send("ack", id=cid, op=op, **(reply or {}))
+        finally:
+            self.forward_log()
+        if not self.shutdown_requested:
+            self.send_state()
+
+    # -- commands ------------------------------------------------------------------------
+    def op_ping(self) -> dict[str, Any]:
+        return {"t": time.time()}
+
+    def op_shutdown(self) -> None:
+        raise Shutdown
+
+    def op_build(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        from ..config import NetworkConfig
+
+        cfg = NetworkConfig.from_dict(config or {})
+        self.state = "building"
+        self.send_state()
+        self.session.build(cfg)
+        self.state = "built"
+        return {"n_exc": cfg.n_exc, "n_inh": cfg.n_inh}
+
+    def op_reset(self) -> None:
+        self.session.reset()
+        self.state = "empty"
+
+    def op_store(self, path: str, overwrite: bool = False) -> dict[str, Any]:
+        self.state = "storing"
+        self.send_state()
+        last = [0.0]
+
+        def progress(fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.2:
+                last[0] = now
+                self.send("progress", op="store", fraction=fraction)
+
+        try:
+            snap = self.session.store(path, overwrite=overwrite, progress=progress)
+        finally:
+            self.state = "built" if self.session.built else "empty"
+        return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "bytes": Path(path).stat().st_size}
+
+    def op_restore(self, path: str, seed: int | None = None, threads: int | None = None) -> dict[str, Any]:
+        from ..snapshot import Snapshot
+
+        snap = Snapshot.open(path)  # validate fully before the kernel is touched
+        self.state = "restoring"
+        self.send_state()
+        try:
+            self.session.restore(snap, seed=seed, threads=threads)
+        finally:
+            self.state = "built" if self.session.built else "empty"
+        return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads}
+
+    def op_run(self, t_ms: float | None = None, label: str | None = None) -> Message:
+        self.cancel.clear()
+        self.state = "running"
+        self._run_label = label or f"run {len(self.session.history) + 1}"
+        self._last_weights = time.monotonic()
+        self.send_state()
+        try:
+            result = self.session.run(t_ms, label=self._run_label, step_wall_s=STEP_WALL_S, on_step=self._on_step, cancel=self.cancel)
+        finally:
+            self.state = "built" if self.session.built else "empty"
+        return result_message("ack", {"op": "run", "id": self._current_id}, result)
+
+    # -- while running -------------------------------------------------------------------
+    def _on_step(self, update: Any) -> None:
+        from ..network import weight_sample
+
+        arrays = {"senders": update.senders, "times": update.times}
+        now = time.monotonic()
+        if now - self._last_weights > WEIGHTS_EVERY_S and self.session.network is not None:
+            self._last_weights = now
+            arrays["weights"] = weight_sample(self.session.network)
+        self.chan.send(
+            Message(
+                "frame",
+                {
+                    "label": self._run_label,
+                    "t_ms": update.t_ms,
+                    "t_start_ms": update.t_start_ms,
+                    "t_stop_ms": update.t_stop_ms,
+                    "progress": update.progress,
+                    "n_spikes_total": update.n_spikes_total,
+                    "rate_hz": update.rate_hz,
+                },
+                arrays,
+            )
+        )
+        self._poll_during_run()
+
+    def _poll_during_run(self) -> None:
+        """Serve pause/resume/cancel/ping/shutdown between steps; refuse everything else."""
+        paused = False
+        while True:
+            if not self._readable(HEARTBEAT_S if paused else 0.0):
+                if paused:
+                    self.send("heartbeat", t=time.time())
+                    continue
+                return
+            msg = self.chan.recv()
+            op, cid = msg.get("op"), msg.get("id")
+            if op == "pause":
+                paused = True
+                self.state = "paused"
+                self.send("ack", id=cid, op=op)
+                self.send_state()
+            elif op == "resume":
+                self.state = "running"
+                self.send("ack", id=cid, op=op)
+                self.send_state()
+                return
+            elif op in ("cancel", "shutdown"):
+                self.cancel.set()
+                if op == "shutdown":
+                    self.shutdown_requested = True
+                self.state = "running"
+                self.send("ack", id=cid, op=op)
+                return
+            elif op == "ping":
+                self.send("ack", id=cid, op=op, t=time.time())
+            else:
+                self.send("error", id=cid, op=op, message=f"busy: cannot {op} while a run is in progress", error="Busy")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="einet-engine")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--log", required=True)
+    args = p.parse_args(argv)
+    fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    chan = Channel(socket.socket(fileno=args.fd))
+    server = EngineServer(chan, args.log)
+    try:
+        server.serve()
+    except (ProtocolError, OSError):
+        return 0  # the parent is gone: nothing left to serve
+    finally:
+        chan.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

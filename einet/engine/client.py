@@ -1,0 +1,233 @@
+"""The parent side of the engine: start the NEST process, send commands, receive events.
+
+Importing this module never imports NEST. Typical use::
+
+    with Engine() as engine:
+        engine.call("build", config=NetworkConfig(scale=0.2).to_dict())
+        ack = engine.call("run", t_ms=1000)        # frames arrive as events meanwhile
+        result = result_from_message(ack)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from .protocol import Channel, Message, ProtocolError
+
+EventCallback = Callable[[Message], None]
+
+
+class EngineError(RuntimeError):
+    """A command failed inside the engine; the message is one line and the engine lives on."""
+
+    def __init__(self, message: str, op: str = "", kind: str = "") -> None:
+        super().__init__(message)
+        self.op = op
+        self.kind = kind
+
+
+class EngineDied(EngineError):
+    """The engine process exited or stopped answering."""
+
+
+def default_log_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "einet" / "logs"
+
+
+class Engine:
+    """A NEST engine in a child process.
+
+    Events (frames, state, log, heartbeat, died) go to ``on_event`` from a reader thread, or,
+    without a callback, into :attr:`events`. Acks and errors resolve the futures returned by
+    :meth:`request`. If the child exits, or sends nothing for ``hang_timeout_s`` (it sends a
+    heartbeat every second when idle and a frame every ~75 ms when running), every pending
+    request fails with :class:`EngineDied` and a ``died`` event is emitted; call :meth:`start`
+    again for a fresh engine.
+    """
+
+    def __init__(self, *, log_dir: str | Path | None = None, on_event: EventCallback | None = None, hang_timeout_s: float = 60.0) -> None:
+        self.log_dir = Path(log_dir) if log_dir else default_log_dir()
+        self.on_event = on_event
+        self.hang_timeout_s = hang_timeout_s
+        self.events: queue.Queue[Message] = queue.Queue()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.nest_version = ""
+        self._chan: Channel | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Future[Message]] = {}
+        self._lock = threading.Lock()
+        self._last_seen = time.monotonic()
+        self._dead: str | None = "not started"
+        self._ready: Future[Message] | None = None
+        self._generation = 0
+        self._closing = False
+
+    # -- life cycle ----------------------------------------------------------------------
+    def start(self, timeout_s: float = 120.0) -> Message:
+        """Start a fresh engine process (stopping any previous one); return its ``ready`` event."""
+        self.close()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"engine-{os.getpid()}-{int(time.time() * 1000)}.log"
+        parent_sock, child_sock = socket.socketpair()
+        env = {**os.environ, "PYNEST_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "einet.engine.child", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],
+                pass_fds=[child_sock.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,  # Ctrl+C in the terminal is the dashboard's, not NEST's
+            )
+        child_sock.close()
+        self._generation += 1
+        self._chan = Channel(parent_sock)
+        self._dead = None
+        self._closing = False
+        self._last_seen = time.monotonic()
+        self._ready = Future()
+        gen = self._generation
+        threading.Thread(target=self._reader, args=(gen,), name="einet-engine-reader", daemon=True).start()
+        threading.Thread(target=self._watchdog, args=(gen,), name="einet-engine-watchdog", daemon=True).start()
+        try:
+            ready = self._ready.result(timeout_s)
+        except Exception as exc:
+            self.kill()
+            raise EngineDied(f"engine did not start: {exc}") from None
+        self.nest_version = str(ready.get("nest_version", ""))
+        return ready
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None and self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Ask the engine to shut down; kill it if it does not within ``timeout_s``."""
+        if self.proc is None:
+            return
+        self._closing = True
+        if self.alive:
+            with contextlib.suppress(Exception):
+                self.request("shutdown").result(timeout_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout_s)
+        self.kill()
+
+    def kill(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self._mark_dead("engine stopped")
+        if self._chan is not None:
+            self._chan.close()
+            self._chan = None
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ------------------------------------------------------------------------
+    def request(self, op: str, **args: Any) -> Future[Message]:
+        """Send a command; the future resolves to its ack or fails with :class:`EngineError`."""
+        fut: Future[Message] = Future()
+        with self._lock:
+            if self._dead is not None or self._chan is None:
+                fut.set_exception(EngineDied(f"engine is not running ({self._dead})", op))
+                return fut
+            cid = next(self._ids)
+            self._pending[cid] = fut
+            chan = self._chan
+        try:
+            chan.send(Message("command", {"id": cid, "op": op, "args": args}))
+        except OSError as exc:
+            self._mark_dead(f"cannot reach engine: {exc}")
+        return fut
+
+    def call(self, op: str, timeout_s: float | None = None, **args: Any) -> Message:
+        """Send a command and wait for its ack; raise :class:`EngineError` on failure."""
+        return self.request(op, **args).result(timeout_s)
+
+    # -- threads -------------------------------------------------------------------------
+    def _emit(self, msg: Message) -> None:
+        if self.on_event is not None:
+            self.on_event(msg)
+        else:
+            self.events.put(msg)
+
+    def _reader(self, gen: int) -> None:
+        chan = self._chan
+        assert chan is not None
+        while True:
+            try:
+                msg = chan.recv()
+            except (ProtocolError, OSError, ValueError):
+                break
+            if gen != self._generation:
+                return
+            self._last_seen = time.monotonic()
+            if msg.kind == "ready" and self._ready is not None and not self._ready.done():
+                self._ready.set_result(msg)
+            if msg.kind in ("ack", "error") and msg.get("id") is not None:
+                with self._lock:
+                    fut = self._pending.pop(int(msg["id"]), None)
+                if fut is not None and not fut.done():
+                    if msg.kind == "ack":
+                        fut.set_result(msg)
+                    else:
+                        fut.set_exception(EngineError(str(msg.get("message")), str(msg.get("op", "")), str(msg.get("error", ""))))
+                continue
+            self._emit(msg)
+        if gen == self._generation:
+            code = self.proc.poll() if self.proc else None
+            if code is None and self.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = self.proc.wait(1.0)
+            self._mark_dead(f"engine process exited (code {code})" if code is not None else "engine connection lost")
+
+    def _watchdog(self, gen: int) -> None:
+        while gen == self._generation and self._dead is None:
+            time.sleep(0.25)
+            if self.proc is not None and self.proc.poll() is not None:
+                self._mark_dead(f"engine process exited (code {self.proc.returncode})")
+            elif time.monotonic() - self._last_seen > self.hang_timeout_s:
+                if self.proc is not None:
+                    self.proc.kill()
+                self._mark_dead(f"engine hung (no sign of life for {self.hang_timeout_s:g} s); stopped it")
+
+    def _mark_dead(self, reason: str) -> None:
+        with self._lock:
+            if self._dead is not None:
+                return
+            self._dead = reason
+            pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(EngineDied(reason))
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(EngineDied(reason))
+        if not self._closing and reason != "engine stopped":
+            self._emit(Message("died", {"reason": reason}))
