@@ -195,7 +195,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         c.print("[bold]not stored[/]: " + "; ".join(doc["not_stored"]))
 
     _emit(args, doc, human)
-    return EXIT_OK if info.valid else EXIT_SNAPSHOT
+    if not info.valid:
+        print(f"einet: invalid snapshot: {info.problem}", file=sys.stderr)
+        return EXIT_SNAPSHOT
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -225,8 +228,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for col in ("run", "origin", "seed", "t [ms]", "spikes", "rate [Hz]", "digest", "identical to"):
             table.add_column(col)
         for r, k in zip(results, same):
-            table.add_row(r.label, r.origin.describe(), str(r.seed), f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.n_spikes), f"{r.rate_hz:.2f}", r.short_digest, "" if k is None else results[k].label)
-        Console().print(table)
+            table.add_row(r.label, r.origin.kind, str(r.seed), f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.n_spikes), f"{r.rate_hz:.2f}", r.digest[:8], "" if k is None else results[k].label)
+        console = Console(width=None if sys.stdout.isatty() else 120)
+        console.print(table)
+        console.print(f"restored runs start at t = 0 from the snapshot stored at t = {results[0].t_stop_ms:g} ms")
         if not args.no_plots:
             print(_demo_plots(results))
 
@@ -235,22 +240,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _demo_plots(results: Sequence[Any]) -> str:
+    """The example's figure as text: one raster per run, then PSTHs and weight histograms."""
+    import os
+
     import plotext as plt
 
     from .plots import COLORS, draw_psth, draw_raster, draw_weights
 
-    plt.clear_figure()
-    plt.subplots(len(results) + 2, 1)
-    width = min(plt.terminal_width() or 100, 120)
-    plt.plot_size(width, 12 * (len(results) + 2))
-    for i, r in enumerate(results):
-        plt.subplot(i + 1, 1)
-        draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, title=f"{r.label} ({r.short_digest})", color=COLORS[i])
-    plt.subplot(len(results) + 1, 1)
-    draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz) for r in results], align=True)
-    plt.subplot(len(results) + 2, 1)
-    draw_weights(plt, [(r.label, r.weights) for r in results])
-    return str(plt.build())
+    plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    width = min(max(plt.terminal_width() or 100, 60), 140)
+    panels: list[Callable[[], None]] = [
+        (lambda i=i, r=r: draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, title=f"{r.label} ({r.short_digest})", color=COLORS[i]))
+        for i, r in enumerate(results)
+    ]
+    panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz) for r in results], align=True))
+    panels.append(lambda: draw_weights(plt, [(r.label, r.weights) for r in results]))
+    out = []
+    for draw in panels:
+        plt.clear_figure()
+        plt.plot_size(width, 14)
+        draw()
+        text = str(plt.build())
+        out.append(plt.uncolorize(text) if plain else text)
+    return "\n".join(out)
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ NEST prints a banner on import and writes to file descriptors 1 and 2 from C++; 
 ``sys.stdout`` cannot catch that. Every call into NEST from einet runs inside
 :func:`nest_output_to`, which points descriptors 1 and 2 at a log file for the call's duration.
 This module is the only place that imports ``nest``, and only when first asked to.
+Set ``EINET_NEST_VERBOSE=1`` to let NEST print its banner and INFO messages (into the log).
 """
 
 from __future__ import annotations
@@ -54,14 +55,20 @@ def nest() -> ModuleType:
     """Import PyNEST once, silently, and return the module."""
     global _nest
     if _nest is None:
-        os.environ.setdefault("PYNEST_QUIET", "1")
+        verbose = verbose_nest()
+        if not verbose:
+            os.environ.setdefault("PYNEST_QUIET", "1")
         with nest_output_to(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import nest as module
 
-            module.verbosity = module.VerbosityLevel.ERROR
+            module.verbosity = module.VerbosityLevel.INFO if verbose else module.VerbosityLevel.ERROR
         _nest = module
     return _nest
+
+
+def verbose_nest() -> bool:
+    return os.environ.get("EINET_NEST_VERBOSE", "") not in ("", "0")
 
 
 def nest_version() -> str:

@@ -105,23 +105,18 @@ class EngineServer:
         try:
             if handler is None:
                 raise ValueError(f"unknown command {op!r}")
-            reply = handler(**args)
+            result = handler(**args)
+            reply = result if isinstance(result, Message) else Message("ack", {"id": cid, "op": op, **(result or {})})
         except Shutdown:
             self.shutdown_requested = True
-            self.send("ack", id=cid, op=op)
-            return
+            reply = Message("ack", {"id": cid, "op": op})
         except Exception as exc:  # every failure becomes an event; the engine stays usable
             self.state = "built" if self.session.built else "empty"
-            self.send("error", id=cid, op=op, message=_one_line(exc), error=type(exc).__name__)
-        else:
-            if isinstance(reply, Message):
-                self.chan.send(reply)
-            else:
-                self.send("ack", id=cid, op=op, **(reply or {}))
-        finally:
-            self.forward_log()
+            reply = Message("error", {"id": cid, "op": op, "message": _one_line(exc), "error": type(exc).__name__})
+        self.forward_log()
         if not self.shutdown_requested:
-            self.send_state()
+            self.send_state()  # before the reply: whoever waits on the reply sees the new state
+        self.chan.send(reply)
 
     # -- commands ------------------------------------------------------------------------
     def op_ping(self) -> dict[str, Any]:

@@ -83,7 +83,7 @@ class Engine:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"engine-{os.getpid()}-{int(time.time() * 1000)}.log"
         parent_sock, child_sock = socket.socketpair()
-        env = {**os.environ, "PYNEST_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "einet.engine.child", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],

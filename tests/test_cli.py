@@ -1,0 +1,104 @@
+"""The einet command, each call in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from .conftest import einet_cli
+
+
+@pytest.fixture(scope="module")
+def cli_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    path = tmp_path_factory.mktemp("cli") / "s.h5"
+    p = einet_cli("run", "--scale", "0.1", "--t", "200", "--seed", "5", "--store", str(path), "--json")
+    assert p.returncode == 0, p.stderr
+    return path, json.loads(p.stdout)
+
+
+def test_run_json_has_the_documented_fields(cli_snapshot: tuple[Path, dict]) -> None:
+    path, doc = cli_snapshot
+    for key in ("spikes", "rate_hz", "digest", "seed", "threads", "t_start_ms", "t_stop_ms", "stored"):
+        assert key in doc
+    assert doc["seed"] == 5 and doc["t_stop_ms"] == 200.0 and doc["spikes"] > 0
+    assert doc["stored"] == str(path) and path.is_file()
+
+
+def test_same_seed_identical_in_separate_processes_other_seed_differs(cli_snapshot: tuple[Path, dict]) -> None:
+    path, _ = cli_snapshot
+    runs = [einet_cli("restore", str(path), "--json", *extra) for extra in ((), (), ("--seed", "6"))]
+    assert all(p.returncode == 0 for p in runs), [p.stderr for p in runs]
+    docs = [json.loads(p.stdout) for p in runs]
+    assert docs[0]["digest"] == docs[1]["digest"]
+    assert docs[2]["digest"] != docs[0]["digest"]
+    assert docs[0]["seed"] == 5 and docs[0]["t_start_ms"] == 0.0 and docs[0]["origin"] == "restored"
+
+
+def test_inspect_json(cli_snapshot: tuple[Path, dict]) -> None:
+    path, _ = cli_snapshot
+    p = einet_cli("inspect", str(path), "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["format"] == "einet-snapshot" and doc["format_version"] == 1 and doc["valid"] is True
+    assert doc["neurons"] == {"E": 200, "I": 50}
+    assert doc["synapses"] == {"e_syn": 50000, "i_syn": 12500}
+    assert doc["t_stored_ms"] == 200.0 and doc["seed"] == 5 and doc["n_vp"] == 2
+    assert doc["nest_version"].startswith("3.10")
+    assert any("Kplus" in s for s in doc["stored"]) and any("transit" in s for s in doc["not_stored"])
+
+
+def test_demo_five_runs(tmp_path: Path) -> None:
+    p = einet_cli("demo", "--scale", "0.1", "--t", "200", "--json")
+    assert p.returncode == 0, p.stderr
+    runs = json.loads(p.stdout)["runs"]
+    assert [r["label"] for r in runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
+    assert runs[3]["identical_to"] == "restored" and runs[3]["digest"] == runs[2]["digest"]
+    assert runs[4]["identical_to"] is None and runs[4]["digest"] != runs[2]["digest"]
+    assert runs[1]["t_start_ms"] == 200.0 and runs[2]["t_start_ms"] == 0.0
+
+
+def test_demo_draws_plots() -> None:
+    p = einet_cli("demo", "--scale", "0.05", "--t", "100")
+    assert p.returncode == 0, p.stderr
+    assert "identical to" in p.stdout and "e_syn weights" in p.stdout and "PSTH" in p.stdout
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("run", "--scale", "-1"), 2, "scale"),
+        (("run", "--frobnicate"), 2, "unrecognized"),
+        (("restore", "nowhere.h5"), 1, "no such file"),
+        (("inspect", "nowhere.h5"), 1, "no such file"),
+    ],
+)
+def test_bad_input_one_line_and_exit_code(args: tuple[str, ...], code: int, words: str) -> None:
+    p = einet_cli(*args)
+    assert p.returncode == code
+    assert len(p.stderr.strip().splitlines()) == 1 and words in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.pkl"
+    bad.write_bytes(pickle.dumps(Evil()))
+    for cmd in ("restore", "inspect"):
+        p = einet_cli(cmd, str(bad))
+        assert p.returncode == 3 and "pickle" in p.stderr and "Traceback" not in p.stderr
+    assert not marker.exists()
+
+
+def test_nothing_but_json_on_stdout(cli_snapshot: tuple[Path, dict]) -> None:
+    path, _ = cli_snapshot
+    p = einet_cli("restore", str(path), "--json", "--t", "50")
+    json.loads(p.stdout)  # the NEST banner or INFO lines would break this
+    assert "NEST" not in p.stderr

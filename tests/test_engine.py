@@ -1,0 +1,171 @@
+"""The engine: NEST in a child process, driven through the protocol."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from einet import Session
+from einet.engine import Engine, EngineDied, EngineError, Message, result_from_message
+
+from .conftest import SMALL
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Message] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, msg: Message) -> None:
+        with self.lock:
+            self.events.append(msg)
+
+    def of(self, kind: str) -> list[Message]:
+        with self.lock:
+            return [m for m in self.events if m.kind == kind]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[Engine, Recorder]]:
+    rec = Recorder()
+    eng = Engine(log_dir=tmp_path / "logs", on_event=rec, hang_timeout_s=30)
+    eng.start()
+    yield eng, rec
+    eng.close()
+    assert eng.proc is not None and eng.proc.poll() is not None, "no stray engine process"
+
+
+def test_frames_add_up_to_the_run_and_match_the_library(engine: tuple[Engine, Recorder], stored: Path) -> None:
+    eng, rec = engine
+    eng.call("restore", path=str(stored))
+    result = result_from_message(eng.call("run", t_ms=400.0))
+    frames = rec.of("frame")
+    assert len(frames) >= 2
+    assert sum(len(f.arrays["senders"]) for f in frames) == result.n_spikes == frames[-1]["n_spikes_total"]
+    assert frames[-1]["t_ms"] == pytest.approx(400.0) and frames[-1]["progress"] == pytest.approx(1.0)
+    # the same run, done in this process with the library, in one piece
+    local = Session(SMALL)
+    local.restore(stored)
+    assert local.run(400.0).digest == result.digest
+
+
+def test_pause_and_cancel_take_effect_within_one_step(engine: tuple[Engine, Recorder]) -> None:
+    eng, rec = engine
+    eng.call("build", config=SMALL.to_dict())
+    running = eng.request("run", t_ms=100_000.0)
+    while len(rec.of("frame")) < 3:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    eng.call("pause", timeout_s=5)
+    assert time.monotonic() - t0 < 0.5
+    n = len(rec.of("frame"))
+    time.sleep(0.5)
+    assert len(rec.of("frame")) == n, "no steps while paused"
+    assert rec.of("state")[-1]["state"] == "paused"
+    eng.call("resume")
+    t0 = time.monotonic()
+    eng.call("cancel", timeout_s=5)
+    result = result_from_message(running.result(10))
+    assert time.monotonic() - t0 < 0.5
+    assert result.cancelled and result.t_stop_ms < 100_000.0
+    assert result.n_spikes == sum(len(f.arrays["senders"]) for f in rec.of("frame"))
+
+
+def test_errors_come_back_as_one_line_and_the_engine_lives_on(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, _ = engine
+    with pytest.raises(EngineError, match="no such file"):
+        eng.call("restore", path=str(tmp_path / "missing.h5"))
+    with pytest.raises(EngineError, match="no network"):
+        eng.call("run", t_ms=10.0)
+    with pytest.raises(EngineError, match="scale"):
+        eng.call("build", config={"scale": -1.0})
+    with pytest.raises(EngineError, match="unknown command"):
+        eng.call("fly")
+    eng.call("build", config=SMALL.to_dict())
+    assert result_from_message(eng.call("run", t_ms=50.0)).n_spikes >= 0
+    assert eng.alive
+
+
+def test_busy_engine_refuses_other_commands(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, rec = engine
+    eng.call("build", config=SMALL.to_dict())
+    running = eng.request("run", t_ms=100_000.0)
+    while not rec.of("frame"):
+        time.sleep(0.01)
+    with pytest.raises(EngineError, match="busy"):
+        eng.call("store", path=str(tmp_path / "x.h5"), timeout_s=5)
+    eng.call("cancel")
+    running.result(10)
+
+
+def test_killed_engine_is_detected_and_a_fresh_one_works(tmp_path: Path) -> None:
+    rec = Recorder()
+    eng = Engine(log_dir=tmp_path, on_event=rec)
+    eng.start()
+    eng.call("build", config=SMALL.to_dict())
+    running = eng.request("run", t_ms=100_000.0)
+    while not rec.of("frame"):
+        time.sleep(0.01)
+    assert eng.pid is not None
+    os.kill(eng.pid, signal.SIGKILL)
+    with pytest.raises(EngineDied):
+        running.result(10)
+    deadline = time.monotonic() + 5
+    while not rec.of("died") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rec.of("died") and "exited" in rec.of("died")[0]["reason"]
+    with pytest.raises(EngineDied):
+        eng.call("ping", timeout_s=5)
+    eng.start()
+    eng.call("build", config=SMALL.to_dict())
+    assert result_from_message(eng.call("run", t_ms=50.0)).t_stop_ms == 50.0
+    eng.close()
+
+
+def test_a_hung_engine_is_declared_dead(tmp_path: Path) -> None:
+    rec = Recorder()
+    eng = Engine(log_dir=tmp_path, on_event=rec, hang_timeout_s=1.5)
+    eng.start()
+    assert eng.pid is not None
+    os.kill(eng.pid, signal.SIGSTOP)  # alive but silent
+    with pytest.raises(EngineDied, match="hung"):
+        eng.call("ping", timeout_s=10)
+    assert eng.proc is not None and eng.proc.wait(5) is not None
+    eng.close()
+
+
+def test_nest_output_never_reaches_the_parent(capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EINET_NEST_VERBOSE", "1")  # banner and INFO messages on
+    monkeypatch.delenv("PYNEST_QUIET", raising=False)
+    with Engine(log_dir=tmp_path) as eng:
+        eng.call("build", config=SMALL.to_dict())
+        eng.call("run", t_ms=50.0)
+        log = eng.log_path
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    text = log.read_text() if log is not None else ""
+    assert "N E S T" in text and "Simulat" in text, "NEST's banner and messages went to the log instead"
+
+
+def test_store_and_restore_through_the_engine(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, rec = engine
+    eng.call("build", config=SMALL.to_dict())
+    eng.call("run", t_ms=100.0)
+    path = tmp_path / "e.h5"
+    ack = eng.call("store", path=str(path))
+    assert ack["t_stored_ms"] == 100.0 and path.stat().st_size == ack["bytes"]
+    with pytest.raises(EngineError, match="exists"):
+        eng.call("store", path=str(path))
+    digests = []
+    for _ in range(2):
+        eng.call("restore", path=str(path))
+        digests.append(result_from_message(eng.call("run", t_ms=100.0)).digest)
+    assert digests[0] == digests[1]
+    state = rec.of("state")[-1]
+    assert state["snapshot"] == str(path) and state["snapshot_t_ms"] == 100.0 and state["t_ms"] == 100.0

@@ -1,0 +1,147 @@
+"""Store, reset, restore and rerun with the real NEST, in this process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet.analysis import spike_digest
+from einet.network import capture
+from einet.session import SessionError
+
+from .conftest import SMALL, sorted_table
+
+
+def test_fresh_network_is_active_and_matches_its_config() -> None:
+    s = Session(SMALL)
+    s.build()
+    r = s.run()
+    assert r.origin.kind == "fresh" and (r.t_start_ms, r.t_stop_ms) == (0.0, 200.0)
+    assert r.n_spikes > 100, "a small network must still be active"
+    assert set(np.unique(r.senders)) <= set(range(1, SMALL.n_exc + 1)), "only E neurons are recorded"
+    assert r.rate_hz == pytest.approx(r.n_spikes / SMALL.n_exc / 0.2)
+    assert r.digest == spike_digest(r.senders, r.times)
+    assert len(r.weights) > 0 and r.psth_hz.mean() == pytest.approx(r.rate_hz, rel=1e-9)
+
+
+def test_restore_gives_back_exactly_what_was_stored(tmp_path: Path) -> None:
+    s = Session(SMALL)
+    s.build()
+    s.run()
+    path = tmp_path / "a.h5"
+    stored = s.store(path)
+    s.run(100.0)  # move on, so restoring has something to undo
+    s.restore(path)
+    assert s.time_ms == 0.0
+    again = capture(s.network, seed=s.seed)
+    # E and I potentials separately (the example stores all 2500 in both)
+    np.testing.assert_array_equal(again.vm_exc, stored.vm_exc)
+    np.testing.assert_array_equal(again.vm_inh, stored.vm_inh)
+    assert len(stored.vm_exc) == SMALL.n_exc and len(stored.vm_inh) == SMALL.n_inh
+    assert not np.array_equal(stored.vm_inh, stored.vm_exc[: SMALL.n_inh])
+    for model in ("e_syn", "i_syn"):
+        a, b = getattr(stored, model), getattr(again, model)
+        np.testing.assert_array_equal(sorted_table(a.columns()), sorted_table(b.columns()))
+    # Kplus was really carried over (it differs from the model default of 0 or 1)
+    assert np.unique(again.e_syn.kplus).size > 10
+
+
+def test_same_seed_identical_other_seed_differs(stored: Path) -> None:
+    s = Session(SMALL)
+    digests = {}
+    for name, seed in (("a", None), ("b", None), ("c", 987654321)):
+        s.restore(stored, seed=seed)
+        digests[name] = s.run().digest
+    assert digests["a"] == digests["b"]
+    assert digests["c"] != digests["a"]
+    assert [r.origin.kind for r in s.history] == ["restored"] * 3
+
+
+def test_step_length_does_not_change_the_spikes(stored: Path) -> None:
+    s = Session(SMALL)
+    s.restore(stored)
+    whole = s.run(200.0)
+    s.restore(stored)
+    updates = []
+    stepped = s.run(200.0, step_ms=7.3, on_step=updates.append)
+    assert stepped.digest == whole.digest
+    assert sum(len(u.senders) for u in updates) == stepped.n_spikes
+    assert updates[-1].t_ms == pytest.approx(200.0)
+
+
+def test_continuation_starts_where_the_last_run_stopped() -> None:
+    s = Session(SMALL)
+    s.build()
+    first = s.run(100.0)
+    second = s.run(100.0)
+    assert second.origin.kind == "continued" and second.t_start_ms == first.t_stop_ms == 100.0
+    assert second.times.min() > 100.0
+
+
+def test_cancel_stops_between_steps() -> None:
+    s = Session(SMALL)
+    s.build()
+    cancel = threading.Event()
+
+    def on_step(u) -> None:  # type: ignore[no-untyped-def]
+        if u.t_ms >= 50.0:
+            cancel.set()
+
+    r = s.run(1000.0, step_ms=25.0, on_step=on_step, cancel=cancel)
+    assert r.cancelled and r.t_stop_ms == 50.0
+    assert (r.times <= 50.0).all()
+
+
+def test_other_thread_count_is_flagged_not_bit_comparable(stored: Path) -> None:
+    s = Session(SMALL)
+    s.restore(stored, threads=1)
+    r = s.run(50.0)
+    assert s.threads == 1 and not r.bit_comparable
+
+
+def test_failed_restore_leaves_the_kernel_as_it_was(tmp_path: Path) -> None:
+    s = Session(SMALL)
+    s.build()
+    s.run(100.0)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(SnapshotError):
+        s.restore(bad)
+    assert s.built and s.time_ms == 100.0
+    assert s.run(50.0).origin.kind == "continued"
+
+
+def test_store_never_overwrites_silently(tmp_path: Path, stored: Path) -> None:
+    s = Session(SMALL)
+    s.restore(stored)
+    target = tmp_path / "x.h5"
+    target.write_bytes(b"precious")
+    with pytest.raises(SnapshotError, match="exists"):
+        s.store(target)
+    assert target.read_bytes() == b"precious"
+    s.store(target, overwrite=True)
+    assert Snapshot.open(target).config == SMALL.replace(t_sim_ms=SMALL.t_sim_ms)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.h5"], "no temporary file is left behind"
+
+
+def test_actions_need_a_network() -> None:
+    s = Session(SMALL)
+    s.reset()
+    with pytest.raises(SessionError):
+        s.run(10.0)
+    with pytest.raises(SessionError):
+        s.store("never.h5")
+
+
+def test_snapshot_frames_look_like_the_examples(stored: Path) -> None:
+    from einet import load_frames
+
+    frames = load_frames(stored)
+    assert frames["e_nrns"].index[0] == 1 and len(frames["e_nrns"]) == SMALL.n_exc
+    assert frames["i_nrns"].index[0] == SMALL.n_exc + 1 and len(frames["i_nrns"]) == SMALL.n_inh
+    assert list(frames["e_syns"].columns) == ["source", "target", "weight", "delay", "Kplus"]
+    assert len(frames["i_syns"]) == SMALL.n_i_syn and (frames["i_syns"].weight == -4.0).all()
