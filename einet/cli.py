@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> NetworkConfig:
+def config_from_args(args: argparse.Namespace) -> NetworkConfig:
+    """The network configuration from --config (TOML) and the flags that override it."""
     base = NetworkConfig.from_toml(args.config) if getattr(args, "config", None) else NetworkConfig()
     return base.replace(
         scale=getattr(args, "scale", None),
@@ -141,7 +142,7 @@ def _print_run(result: Any, stored: str | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .session import Session
 
-    session = Session(_config(args))
+    session = Session(config_from_args(args))
     session.build()
     result = _run_with_progress(session, "run 1", args.json)
     stored = _store(session, args.store, args.overwrite, args.json)
@@ -206,7 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .session import Session
 
-    session = Session(_config(args))
+    session = Session(config_from_args(args))
     with contextlib.ExitStack() as stack:
         path = args.store or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="einet-demo-"))) / "demo.h5"
         with _progress(not args.json, "demo") as update:

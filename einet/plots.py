@@ -35,6 +35,7 @@ def draw_raster(plt: Any, senders: np.ndarray, times: np.ndarray, t0: float, t1:
         plt.scatter(t.tolist(), s.tolist(), marker=marker, color=color)
     plt.xlim(t0, t1)
     plt.ylim(0, RASTER_NEURONS + 1)
+    plt.yticks([1, 25, 50, 75, 100])
     plt.title(title)
     plt.ylabel("neuron id")
 

@@ -498,3 +498,41 @@ def _read_dataset(h5: h5py.File, name: str, length: int) -> np.ndarray:
         ds.read_direct(values)
     _require(_crc(values) == int(crc), f"{name} fails its checksum (the file is corrupted)")
     return values if want == _FLOAT else values.astype(np.int64)
+
+
+class SnapshotNameError(ValueError):
+    """A typed snapshot name is not a plain file name inside the snapshot folder."""
+
+
+def snapshot_path_in(folder: str | Path, name: str) -> Path:
+    """Resolve a user-typed snapshot name inside ``folder``; ``.h5`` is added if missing.
+
+    Refuses anything that could land outside the folder or be mistaken for something else:
+    path separators, ``..``, hidden names (temporary files start with a dot), control
+    characters, over-long names.
+    """
+    name = name.strip()
+    if not name:
+        raise SnapshotNameError("the name is empty")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise SnapshotNameError("the name contains control characters")
+    if "/" in name or "\\" in name or name.startswith(".") or os.path.isabs(name):
+        raise SnapshotNameError("give a plain name, not a path (snapshots stay in the snapshot folder)")
+    if not name.endswith(SUFFIX):
+        name += SUFFIX
+    if len(name.encode()) > 255:
+        raise SnapshotNameError("the name is too long")
+    folder = Path(folder)
+    path = folder / name
+    if path.resolve().parent != folder.resolve():
+        raise SnapshotNameError("the name leaves the snapshot folder")
+    return path
+
+
+def list_snapshots(folder: str | Path) -> list[Path]:
+    """Snapshot files in ``folder``, newest first (hidden temporary files are never listed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file() and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)

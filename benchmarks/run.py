@@ -1,0 +1,121 @@
+"""einet's benchmarks against the example's way, in one run; writes a table into the README.
+
+    python benchmarks/run.py --scales 1 4 --readme README.md
+    python benchmarks/run.py --scales 10 --large          # make bench-large
+
+Each number comes from a fresh process (benchmarks/worker.py), so peak memory is that of
+the measured step alone. Ratios matter more than seconds on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+# Targets from the issues: (key, comparison, threshold by scale)
+STORE_SPEEDUP = {1: 2.0, 4: 2.2, 10: 3.0}
+
+
+def work(task: str, scale: float, folder: Path) -> dict[str, Any]:
+    p = subprocess.run([sys.executable, str(HERE / "worker.py"), task, str(scale), str(folder)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"benchmark {task} at scale {scale} failed: {p.stderr.strip().splitlines()[-1:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
+    ex_store = work("store-example", scale, folder)
+    ei_store = work("store-einet", scale, folder)
+    speed = ex_store["seconds"] / ei_store["seconds"]
+    mem = ei_store["peak_extra_mb"] / max(ex_store["peak_extra_mb"], 1e-9)
+    size = ei_store["bytes"] / ex_store["bytes"]
+    s = int(scale)
+    rows = [
+        f"| {s} | store time | {ex_store['seconds']:.2f} s | {ei_store['seconds']:.2f} s | {speed:.2f}x faster | ≥ {STORE_SPEEDUP.get(s, 2.0)}x | {verdict(speed >= STORE_SPEEDUP.get(s, 2.0))} |",
+        f"| {s} | store peak extra memory | {ex_store['peak_extra_mb']:.0f} MB | {ei_store['peak_extra_mb']:.0f} MB | {mem:.3f}x | ≤ 0.1x{' and < 1 GB' if large else ''} | {verdict(mem <= 0.1 and (not large or ei_store['peak_extra_mb'] < 1024))} |",
+        f"| {s} | file size | {ex_store['bytes'] / 1e6:.1f} MB | {ei_store['bytes'] / 1e6:.1f} MB | {size:.2f}x | ≤ 0.3x | {verdict(size <= 0.3)} |",
+    ]
+    if not large:
+        ex_restore = work("restore-example", scale, folder)
+        ei_restore = work("restore-einet", scale, folder)
+        r = ei_restore["seconds"] / ex_restore["seconds"]
+        rows.append(f"| {s} | restore time (median of 3; einet validates fully and restores delay + Kplus too) | {ex_restore['seconds']:.3f} s | {ei_restore['seconds']:.3f} s | {r:.2f}x | ≤ 1.2x | {verdict(r <= 1.2)} |")
+    return rows
+
+
+def engine_rows(scale: float, folder: Path) -> list[str]:
+    bare = work("simulate-bare", scale, folder)
+    eng = work("simulate-engine", scale, folder)
+    thr = bare["seconds"] / eng["seconds"]
+    s = int(scale)
+    return [
+        f"| {s} | Simulate(1000 ms): bare in-process vs engine consuming every frame ({eng['frames']} frames) | {bare['seconds']:.2f} s | {eng['seconds']:.2f} s | {thr:.2f}x throughput | ≥ 0.95x | {verdict(thr >= 0.95)} |",
+    ]
+
+
+def dashboard_rows(scale: float, folder: Path) -> list[str]:
+    script = HERE / "tui_latency.py"
+    if not script.exists():
+        return []
+    p = subprocess.run([sys.executable, str(script), str(scale), str(folder)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"dashboard benchmark failed: {p.stderr.strip().splitlines()[-1:]}")
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    s = int(scale)
+    return [
+        f"| {s} | key latency while simulating, p50 / p95 of {d['presses']} presses | | {d['p50_ms']:.0f} / {d['p95_ms']:.0f} ms | | p95 ≤ 100 ms | {verdict(d['p95_ms'] <= 100)} |",
+        f"| {s} | dashboard process CPU while idle (engine built, nothing running) | | {d['idle_cpu_pct']:.1f} % | | | |",
+    ]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--scales", type=float, nargs="+", default=[1, 4])
+    p.add_argument("--readme", type=Path)
+    p.add_argument("--large", action="store_true", help="snapshot store only (scale 10 takes minutes)")
+    args = p.parse_args()
+    header = [
+        "| scale | measure | example's way | einet | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="einet-bench-") as tmp:
+        for scale in args.scales:
+            folder = Path(tmp) / f"s{scale:g}"
+            print(f"scale {scale:g}: snapshot ...", file=sys.stderr, flush=True)
+            rows += snapshot_rows(scale, folder, args.large)
+            if not args.large:
+                print(f"scale {scale:g}: engine ...", file=sys.stderr, flush=True)
+                rows += engine_rows(scale, folder)
+                rows += dashboard_rows(scale, folder)
+    cpu = platform.processor() or platform.machine()
+    table = "\n".join([f"Measured {date.today()} on {cpu}, {subprocess.os.cpu_count()} cores, 2 NEST threads, `make {'bench-large' if args.large else 'bench'}`:", "", *header, *rows])
+    print(table)
+    if args.readme:
+        text = args.readme.read_text()
+        block = f"{START}\n{table}\n{END}"
+        if START in text and END in text:
+            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        else:
+            text += "\n" + block + "\n"
+        args.readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

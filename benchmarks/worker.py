@@ -1,0 +1,160 @@
+"""One measurement in a fresh process (so peak memory is this measurement's alone).
+
+    python benchmarks/worker.py TASK SCALE DIR  ->  one JSON line on stdout
+
+Tasks: store-example, store-einet, restore-example, restore-einet, simulate-bare,
+simulate-engine. The example's way is NEST's "Store and restore a network simulation":
+``GetConnections().get(..., output="pandas")`` + pickle, and its restore from that pickle.
+The pickle here is written and read by this benchmark only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from einet import NetworkConfig, Session
+from einet.kernel import nest, nest_output_to
+
+T_SIM = 1000.0
+
+
+def _status_kb(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> int:
+    """Reset the peak-RSS counter (Linux) and return the current RSS in kB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kb("VmRSS")
+
+
+def _measure(fn: Any) -> dict[str, float]:
+    base = _reset_peak()
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_extra_mb": max(0, _status_kb("VmHWM") - base) / 1024}
+
+
+def _built(scale: float) -> Session:
+    session = Session(NetworkConfig(scale=scale))
+    session.build()
+    session.run(T_SIM)
+    return session
+
+
+def store_example(scale: float, folder: Path) -> dict[str, Any]:
+    session = _built(scale)
+    net = session.network
+    assert net is not None
+    n = nest()
+    path = folder / "example.pkl"
+
+    def store() -> None:
+        with nest_output_to():
+            network = {
+                "n_vp": n.total_num_virtual_procs,
+                "e_nrns": net.exc.get(["V_m"], output="pandas"),
+                "i_nrns": net.inh.get(["V_m"], output="pandas"),
+                "e_syns": n.GetConnections(synapse_model="e_syn").get(("source", "target", "weight"), output="pandas"),
+                "i_syns": n.GetConnections(synapse_model="i_syn").get(("source", "target", "weight"), output="pandas"),
+            }
+        with open(path, "wb") as f:
+            pickle.dump(network, f, pickle.HIGHEST_PROTOCOL)
+
+    return {**_measure(store), "bytes": path.stat().st_size}
+
+
+def store_einet(scale: float, folder: Path) -> dict[str, Any]:
+    session = _built(scale)
+    path = folder / "einet.h5"
+    if path.exists():
+        path.unlink()
+    return {**_measure(lambda: session.store(path)), "bytes": path.stat().st_size}
+
+
+def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:
+    runs = [_measure(fn) for _ in range(reps)]
+    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_extra_mb": max(r["peak_extra_mb"] for r in runs)}
+
+
+def restore_example(scale: float, folder: Path) -> dict[str, Any]:
+    config = NetworkConfig(scale=scale)
+    n = nest()
+
+    def restore() -> None:
+        with nest_output_to():
+            n.ResetKernel()
+            n.local_num_threads = config.threads
+            n.CopyModel("stdp_synapse_hom", "e_syn", {"Wmax": config.wmax_mv})
+            n.CopyModel("static_synapse", "i_syn")
+            with open(folder / "example.pkl", "rb") as f:
+                network = pickle.load(f)  # the example's way; this benchmark wrote the file
+            exc = n.Create(config.neuron_model, n=config.n_exc, params={"V_m": network["e_nrns"].V_m.values})
+            inh = n.Create(config.neuron_model, n=config.n_inh, params={"V_m": network["i_nrns"].V_m.values})
+            neurons = exc + inh
+            pg = n.Create("poisson_generator", {"rate": config.poisson_rate_hz})
+            sr = n.Create("spike_recorder")
+            for model in ("e_syns", "i_syns"):
+                syn = network[model]
+                n.Connect(syn.source.values, syn.target.values, "one_to_one", {"synapse_model": model[:-1], "weight": syn.weight.values})
+            n.Connect(pg, neurons, "all_to_all", {"weight": config.je_mv})
+            n.Connect(exc, sr)
+
+    return _repeat(restore)
+
+
+def restore_einet(scale: float, folder: Path) -> dict[str, Any]:
+    session = Session(NetworkConfig(scale=scale))
+    return _repeat(lambda: session.restore(folder / "einet.h5"))
+
+
+def simulate_bare(scale: float, folder: Path) -> dict[str, Any]:
+    session = Session(NetworkConfig(scale=scale))
+    session.build()
+    n = nest()
+
+    def simulate() -> None:
+        with nest_output_to():
+            n.Simulate(T_SIM)
+
+    return _measure(simulate)
+
+
+def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
+    from einet.engine import Engine, Message
+
+    seen = {"frames": 0, "spikes": 0}
+
+    def on_event(msg: Message) -> None:
+        if msg.kind == "frame":  # consume every frame, as the dashboard does
+            seen["frames"] += 1
+            seen["spikes"] += int(len(msg.arrays["senders"]))
+
+    with Engine(log_dir=folder / "logs", on_event=on_event) as engine:
+        engine.call("build", config=NetworkConfig(scale=scale).to_dict())
+        t0 = time.perf_counter()
+        engine.call("run", t_ms=T_SIM)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, **seen}
+
+
+TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, restore_example, restore_einet, simulate_bare, simulate_engine)}
+
+if __name__ == "__main__":
+    task, scale, folder = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
+    folder.mkdir(parents=True, exist_ok=True)
+    result = TASKS[task](scale, folder)
+    sys.stdout.write(json.dumps({"task": task, "scale": scale, **result}) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # skip NEST's slow teardown
