@@ -1,0 +1,189 @@
+"""The dashboard driven by keys, with the real engine (and so the real NEST) at small scale."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from einet.config import NetworkConfig
+from einet.snapshot import Snapshot
+from tui.app import EinetApp
+from tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
+
+CONFIG = NetworkConfig(scale=0.1, t_sim_ms=200.0)
+
+
+async def until(pilot, predicate: Callable[[], bool], timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the dashboard")
+        await pilot.pause(0.05)
+
+
+def make(tmp_path: Path, config: NetworkConfig = CONFIG) -> EinetApp:
+    return EinetApp(config, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot")
+
+
+def notes(app: EinetApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
+    app = make(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+        assert app.check_action("continue_run", ()) is None, "nothing to continue yet: greyed out"
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+        assert app.runs[0].origin.kind == "fresh" and app.runs[0].n_spikes > 0
+        assert app.unstored
+
+        # r with an unstored run asks first; n keeps the kernel
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert app.es.state == "built"
+
+        # s: store under the proposed name
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, StoreScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: not app.unstored)
+        stored = Path(app.current_snapshot)
+        assert stored.parent == tmp_path / "snaps" and Snapshot.open(stored).t_stored_ms == 200.0
+
+        # r: reset without asking now; the kernel is empty and run keys grey out
+        await pilot.press("r")
+        await until(pilot, lambda: app.es.state == "empty")
+        assert app.check_action("run_pause", ()) is None and app.check_action("store", ()) is None
+
+        # l: the picker lists the snapshot with its metadata; Enter restores
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        screen = app.screen
+        await until(pilot, lambda: screen.query_one("DataTable").get_cell(str(stored), "integrity") == "ok")
+        assert screen.query_one("DataTable").get_cell(str(stored), "network") == "200+50"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(stored))
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 2)
+
+        # n: bad seed input is refused in the dialog
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SeedScreen))
+        seed_input = app.screen.query_one("Input")
+        seed_input.value = "-5"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, SeedScreen) and "number" in str(app.screen.query_one("#problem").render())
+        seed_input.value = str(CONFIG.seed)
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.runs) == 3)
+        assert app.identical()[2] == 1, "same snapshot + same seed is marked identical to run 2"
+
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SeedScreen))
+        app.screen.query_one("Input").value = "4242"
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.runs) == 4)
+        assert app.identical()[3] is None and app.runs[3].seed == 4242
+        table = app.query_one("#history")
+        assert table.row_count == 4 and "identical to run 2" in str(table.get_row_at(2))
+
+        # v: the compare view, then back; ?: help with the stored/not-stored table
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, CompareScreen))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "spikes in transit" in app.screen.query_one("Markdown").source
+        await pilot.press("escape")
+        await pilot.press("q")
+    assert app.engine.proc is not None and app.engine.proc.poll() is not None, "quitting stops the engine"
+
+
+async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
+    app = make(tmp_path, CONFIG.replace(t_sim_ms=60_000.0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+        assert app.has_class("narrow") and app.has_class("short")
+        await pilot.press("space")
+        await until(pilot, lambda: app.es.state == "running" and app.live.view().t_ms > 0)
+        await pilot.press("space")
+        await until(pilot, lambda: app.es.state == "paused", timeout=5)
+        t = app.live.view().t_ms
+        await pilot.pause(0.4)
+        assert app.live.view().t_ms == t
+        await pilot.press("space")
+        await until(pilot, lambda: app.es.state == "running", timeout=5)
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.runs) == 1, timeout=10)
+        assert app.runs[0].cancelled and app.runs[0].t_stop_ms < 60_000.0
+
+        # names that would leave the folder are refused; an existing name is never overwritten
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, StoreScreen))
+        name = app.screen.query_one("Input")
+        for bad in ("../escape", "/tmp/abs", ".hidden", "a\x07b"):
+            name.value = bad
+            await pilot.press("enter")
+            await pilot.pause(0.05)
+            assert isinstance(app.screen, StoreScreen)
+        (tmp_path / "snaps").mkdir(exist_ok=True)
+        (tmp_path / "snaps" / "taken.h5").write_bytes(b"keep me")
+        name.value = "taken"
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        assert isinstance(app.screen, StoreScreen) and "exists" in str(app.screen.query_one("#problem").render())
+        name.value = "fine"
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "snaps" / "fine.h5").exists() and not app.unstored)
+        assert (tmp_path / "snaps" / "taken.h5").read_bytes() == b"keep me"
+        assert not list((tmp_path.parent).glob("escape*")) and not Path("/tmp/abs.h5").exists()
+        await pilot.press("q")
+
+
+async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
+    app = make(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+        await pilot.press("d")
+        await until(pilot, lambda: not app.touring and "demo complete" in app.caption_text, timeout=120)
+        assert [r.label for r in app.runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
+        assert app.identical() == [None, None, None, 2, None]
+        assert len(list((tmp_path / "snaps").glob("demo-*.h5"))) == 1
+        await pilot.press("q")
+
+
+async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_path: Path) -> None:
+    app = make(tmp_path)
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    (snaps / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: "INVALID" in str(app.screen.query_one("DataTable").get_cell(str(snaps / "broken.h5"), "integrity")))
+        await pilot.press("enter")
+        await until(pilot, lambda: any("damaged" in n or "not a readable" in n for n in notes(app)))
+        assert app.es.state == "built", "a failed restore leaves the kernel as it was"
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+
+        # the engine dies: the app says so and starts a fresh one
+        assert app.engine.pid is not None
+        os.kill(app.engine.pid, signal.SIGKILL)
+        await until(pilot, lambda: any("exited" in n for n in notes(app)))
+        await until(pilot, lambda: app.es.state == "empty", timeout=60)
+        await pilot.press("b")
+        await until(pilot, lambda: app.es.state == "built")
+        await pilot.press("q")
