@@ -21,9 +21,11 @@ Nothing here imports NEST, and nothing is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -124,6 +126,7 @@ class Snapshot:
         folder = path.parent if str(path.parent) else Path(".")
         if not overwrite and path.exists():
             raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
+        _remove_stale_partials(folder, path.name)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
         tmp = Path(tmp_name)
         try:
@@ -163,6 +166,7 @@ class Snapshot:
             "not_stored": json.dumps(NOT_STORED),
         }
         h5.attrs.update(attrs)
+        h5.attrs["header_crc32"] = np.uint32(_header_crc(attrs))
         _write_dataset(h5, "neurons/E/V_m", self.vm_exc, _FLOAT, "mV")
         _write_dataset(h5, "neurons/I/V_m", self.vm_inh, _FLOAT, "mV")
         for model, table in (("e_syn", self.e_syn), ("i_syn", self.i_syn)):
@@ -358,6 +362,15 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, dtype: np.dtype
         ds.attrs["unit"] = unit
 
 
+def _remove_stale_partials(folder: Path, name: str, max_age_s: float = 3600.0) -> None:
+    """Remove temporary files of writers killed long ago (a live writer's file is fresh)."""
+    now = time.time()
+    for stale in folder.glob(f".{glob.escape(name)}.*.partial"):
+        with contextlib.suppress(OSError):
+            if now - stale.stat().st_mtime > max_age_s:
+                stale.unlink()
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -430,29 +443,44 @@ def _attr(h5: h5py.File, name: str, kind: type) -> Any:
     return value
 
 
+_HEADER_TYPES: dict[str, type] = {
+    "format": str,
+    "format_version": int,
+    "einet_version": str,
+    "nest_version": str,
+    "t_stored_ms": float,
+    "seed": int,
+    "n_vp": int,
+    "created": str,
+    "config": str,
+    "stored": str,
+    "not_stored": str,
+}
+
+
+def _header_crc(attrs: dict[str, Any]) -> int:
+    return zlib.crc32(json.dumps({k: attrs[k] for k in _HEADER_TYPES}, sort_keys=True).encode())
+
+
 def _read_header(h5: h5py.File) -> dict[str, Any]:
     if h5.attrs.get("format") not in (FORMAT, FORMAT.encode()):
         raise SnapshotError("not an einet snapshot (no 'format' attribute)")
     version = _attr(h5, "format_version", int)
     if version != FORMAT_VERSION:
         raise SnapshotError(f"snapshot format_version {version} is not supported (this einet reads {FORMAT_VERSION})")
+    extra = sorted(set(h5.attrs) - set(_HEADER_TYPES) - {"header_crc32"})
+    _require(not extra, f"unexpected attributes {', '.join(extra[:3])}")
+    raw = {name: _attr(h5, name, kind) for name, kind in _HEADER_TYPES.items()}
+    crc = h5.attrs.get("header_crc32")
+    _require(crc is not None and np.asarray(crc).shape == () and _header_crc(raw) == int(crc), "header attributes fail their checksum")
     try:
-        config = NetworkConfig.from_dict(json.loads(_attr(h5, "config", str)))
+        config = NetworkConfig.from_dict(json.loads(raw["config"]))
     except (ConfigError, ValueError, TypeError) as exc:
         raise SnapshotError(f"invalid network configuration: {exc}") from None
-    t_stored = _attr(h5, "t_stored_ms", float)
+    t_stored = raw["t_stored_ms"]
     _require(np.isfinite(t_stored) and t_stored >= 0, "t_stored_ms must be a finite time >= 0")
-    n_vp = _attr(h5, "n_vp", int)
-    _require(1 <= n_vp <= 4096, f"n_vp {n_vp} out of range")
-    return {
-        "config": config,
-        "t_stored_ms": t_stored,
-        "seed": _attr(h5, "seed", int),
-        "n_vp": n_vp,
-        "nest_version": _attr(h5, "nest_version", str),
-        "einet_version": _attr(h5, "einet_version", str),
-        "created": _attr(h5, "created", str),
-    }
+    _require(1 <= raw["n_vp"] <= 4096, f"n_vp {raw['n_vp']} out of range")
+    return {k: raw[k] for k in ("t_stored_ms", "seed", "n_vp", "nest_version", "einet_version", "created")} | {"config": config}
 
 
 def _header_info(header: dict[str, Any]) -> dict[str, Any]:
@@ -493,6 +521,10 @@ def _read_dataset(h5: h5py.File, name: str, length: int) -> np.ndarray:
     _require(ds.shape == (length,), f"{name} has shape {ds.shape}, expected ({length},)")
     crc = ds.attrs.get("crc32")
     _require(crc is not None and np.asarray(crc).shape == (), f"{name} has no checksum")
+    # deflate cannot shrink data more than ~1032:1, so a dataset whose bytes on disk are far
+    # fewer than its declared size is hollow: refuse it before allocating memory for it
+    nbytes = length * want.itemsize
+    _require(nbytes <= 1 << 20 or ds.id.get_storage_size() * 1100 >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
     values = np.empty(length, dtype=want)
     if length:
         ds.read_direct(values)

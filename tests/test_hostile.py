@@ -1,0 +1,210 @@
+"""Snapshots that survive hostile files, crashes and full disks (real NEST, real files)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet.snapshot import SnapshotNameError, list_snapshots, snapshot_path_in
+
+from .conftest import ROOT, einet_cli
+from .mutations import STRUCTURAL, UNCHECKED, flipped, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
+
+TINY = NetworkConfig(scale=0.02, t_sim_ms=100.0)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Snapshot, bytes]:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.h5"
+    s = Session(TINY)
+    s.build()
+    s.run()
+    s.store(path)
+    return path, Snapshot.open(path), path.read_bytes()
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURAL))
+def test_structural_damage_is_refused(case: str, tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, snap, _ = tiny
+    bad = tmp_path / "bad.h5"
+    write_structural(original, bad, STRUCTURAL[case])
+    assert verdict(bad, snap) == "refused"
+
+
+@pytest.mark.parametrize("case", sorted(UNCHECKED))
+def test_checksums_catch_silent_changes(case: str, tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, snap, _ = tiny
+    bad = tmp_path / "bad.h5"
+    write_structural(original, bad, UNCHECKED[case], fix=False)
+    with pytest.raises(SnapshotError, match="checksum"):
+        Snapshot.open(bad)
+
+
+def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    _, snap, data = tiny
+    bad = tmp_path / "cut.h5"
+    offsets = sorted({0, 1, 7, 8, 100, 511, 512, 2048, *range(0, len(data), max(1, len(data) // 60)), len(data) - 1})
+    for offset in offsets:
+        bad.write_bytes(truncated(data, offset))
+        assert verdict(bad, snap) == "refused", f"cut at {offset}"
+
+
+def test_not_hdf5_empty_and_pickles(tmp_path: Path, tiny: tuple[Path, Snapshot, bytes]) -> None:
+    _, snap, _ = tiny
+    cases = {"empty.h5": b"", "text.h5": b"hello, world\n", "zip.h5": b"PK\x03\x04" + bytes(100)}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert verdict(tmp_path / name, snap) == "refused"
+    marker = tmp_path / "code-ran"
+    write_pickle(tmp_path / "evil.h5", marker)
+    with pytest.raises(SnapshotError, match="pickle"):
+        Snapshot.open(tmp_path / "evil.h5")
+    assert not marker.exists()
+    with pytest.raises(SnapshotError, match="directory"):
+        Snapshot.open(tmp_path)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_mutated_snapshots(data: st.DataObject, tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """Every mutation is either refused with one line, or the file is still exactly the original."""
+    _, snap, raw = tiny
+    kind = data.draw(st.sampled_from(["truncate", "flip", "overwrite"]))
+    if kind == "truncate":
+        mutated = truncated(raw, data.draw(st.integers(0, len(raw) - 1)))
+    elif kind == "flip":
+        mutated = flipped(raw, data.draw(st.lists(st.integers(0, len(raw) * 8 - 1), min_size=1, max_size=8)))
+    else:
+        mutated = overwritten(raw, data.draw(st.integers(0, len(raw) - 1)), data.draw(st.binary(min_size=1, max_size=64)))
+    path = tmp_path / "fuzz.h5"
+    path.write_bytes(mutated)
+    assert verdict(path, snap) in ("refused", "intact")
+
+
+def test_cli_exit_code_3_and_one_line(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, _, _ = tiny
+    bad = tmp_path / "bad.h5"
+    write_structural(original, bad, STRUCTURAL["NaN V_m"])
+    for cmd in ("restore", "inspect"):
+        p = einet_cli(cmd, str(bad))
+        assert p.returncode == 3 and "NaN" in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_refused_restore_leaves_the_running_kernel_untouched(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, _, _ = tiny
+    s = Session(TINY)
+    s.restore(original)
+    s.run(50.0)
+    before = (s.time_ms, s.seed, s.snapshot_path)
+    for case in ("e_syn weight above Wmax", "missing dataset", "sizes beyond memory"):
+        bad = tmp_path / f"{case}.h5"
+        write_structural(original, bad, STRUCTURAL[case])
+        with pytest.raises(SnapshotError):
+            s.restore(bad)
+        assert (s.time_ms, s.seed, s.snapshot_path) == before
+    assert s.run(50.0).origin.kind == "continued" and s.time_ms == 100.0
+
+
+# -- writing -------------------------------------------------------------------------------
+def test_user_names_cannot_escape_the_folder(tmp_path: Path) -> None:
+    for bad in ("../x", "a/b", "/etc/passwd", ".hidden", "", "  ", "a\nb", "a\x1bb", "x" * 300, "..", "a\\b"):
+        with pytest.raises(SnapshotNameError):
+            snapshot_path_in(tmp_path, bad)
+    assert snapshot_path_in(tmp_path, "run-1") == tmp_path / "run-1.h5"
+    assert snapshot_path_in(tmp_path, "ok.h5") == tmp_path / "ok.h5"
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from einet import Snapshot
+    snap = Snapshot.open(sys.argv[1])
+    target, mode = Path(sys.argv[2]), sys.argv[3]
+    if mode == "race":
+        go = Path(sys.argv[4])
+        while not go.exists():
+            time.sleep(0.001)
+        try:
+            snap.write(target)
+            print("won")
+        except Exception as exc:
+            print("lost:", exc)
+    elif mode == "fsize":
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        try:
+            snap.write(target, overwrite=True)
+            print("written")
+        except OSError as exc:
+            print("failed:", type(exc).__name__)
+    else:
+        print("ready", flush=True)
+        while True:
+            snap.write(target, overwrite=True)
+    """
+)
+
+
+def _writer(*args: str, **kw) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen([sys.executable, "-c", WRITER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, **kw)
+
+
+def test_two_writers_one_wins_whole(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, snap, _ = tiny
+    for round_ in range(3):
+        target, go = tmp_path / f"same-{round_}.h5", tmp_path / f"go-{round_}"
+        procs = [_writer(str(original), str(target), "race", str(go)) for _ in range(2)]
+        time.sleep(1.5)  # both have imported einet and read the snapshot
+        go.touch()
+        outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+        assert outs[0].startswith("lost:") and "exists" in outs[0] and outs[1] == "won", outs
+        assert verdict(target, snap) == "intact"
+    assert [p.name for p in list_snapshots(tmp_path)] and not list(tmp_path.glob(".*.partial"))
+
+
+def test_full_disk_leaves_the_old_file_intact(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, snap, data = tiny
+    assert len(data) > 20000, "the snapshot must be larger than the file-size limit"
+    target = tmp_path / "keep.h5"
+    target.write_bytes(b"old content, complete")
+    p = _writer(str(original), str(target), "fsize")
+    out, err = p.communicate(timeout=60)
+    assert out.startswith("failed:"), (out, err)
+    assert target.read_bytes() == b"old content, complete"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["keep.h5"], "no partial file left"
+
+
+def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    original, new, _ = tiny
+    s = Session(TINY)
+    s.restore(original)
+    s.run(20.0)
+    target = tmp_path / "x.h5"
+    old = s.store(target)
+    assert not same_snapshot(old, new)
+    rng = random.Random(1)
+    outcomes = set()
+    for _ in range(8):
+        p = _writer(str(original), str(target), "loop")
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.2))
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        now = Snapshot.open(target)
+        assert same_snapshot(now, old) or same_snapshot(now, new)
+        outcomes.add("new" if same_snapshot(now, new) else "old")
+        assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
