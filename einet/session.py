@@ -30,9 +30,11 @@ class Session:
     NEST sends NEST's own output to ``log_path`` (default: discarded), never to the terminal.
     """
 
-    def __init__(self, config: NetworkConfig | None = None, *, log_path: str | Path | None = None) -> None:
+    def __init__(self, config: NetworkConfig | None = None, *, log_path: str | Path | None = None, keep_history: bool = True) -> None:
         self.config = config or NetworkConfig()
         self.history: list[RunResult] = []
+        self.keep_history = keep_history  # a long-lived engine hands results over instead
+        self.n_runs = 0
         self.network: Network | None = None
         self.seed = self.config.seed
         self.threads = self.config.threads
@@ -166,7 +168,7 @@ class Session:
         t_end = t if cancelled else t_stop
         psth_t, psth_hz = analysis.psth(times, t_start, t_end, len(net.exc))
         result = RunResult(
-            label=label or f"run {len(self.history) + 1}",
+            label=label or f"run {self.n_runs + 1}",
             seed=self.seed,
             threads=self.threads,
             origin=origin,
@@ -184,6 +186,8 @@ class Session:
             bit_comparable=self.bit_comparable,
             wall_s=time.perf_counter() - wall0,
         )
-        self.history.append(result)
+        self.n_runs += 1
+        if self.keep_history:
+            self.history.append(result)
         self._next_origin = Origin("continued")
         return result

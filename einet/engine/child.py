@@ -8,6 +8,7 @@ NEST prints can reach the terminal of the parent.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import select
 import socket
@@ -31,6 +32,18 @@ def _one_line(exc: BaseException) -> str:
     return first[:300]
 
 
+def _release_heap() -> None:
+    """Give the transient memory of a store (many small status dicts) back to the OS.
+
+    glibc keeps freed small blocks in a fragmented heap, so a long-lived engine's RSS would
+    creep up by a few MB over hundreds of stores without this (measured by `make soak`).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 class Shutdown(Exception):
     pass
 
@@ -41,7 +54,7 @@ class EngineServer:
 
         self.chan = chan
         self.log_path = log_path
-        self.session = Session(log_path=log_path)
+        self.session = Session(log_path=log_path, keep_history=False)
         self.state = "empty"
         self.cancel = threading.Event()
         self.shutdown_requested = False
@@ -154,6 +167,7 @@ class EngineServer:
             snap = self.session.store(path, overwrite=overwrite, progress=progress)
         finally:
             self.state = "built" if self.session.built else "empty"
+            _release_heap()
         return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "bytes": Path(path).stat().st_size}
 
     def op_restore(self, path: str, seed: int | None = None, threads: int | None = None) -> dict[str, Any]:
@@ -171,7 +185,7 @@ class EngineServer:
     def op_run(self, t_ms: float | None = None, label: str | None = None) -> Message:
         self.cancel.clear()
         self.state = "running"
-        self._run_label = label or f"run {len(self.session.history) + 1}"
+        self._run_label = label or f"run {self.session.n_runs + 1}"
         self._last_weights = time.monotonic()
         self.send_state()
         try:
