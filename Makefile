@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einet-installed
 TSTAMP := $(VENV)/.einet-test-installed
 
-.PHONY: run test setup setup-test bench bench-large fuzz soak clean
+.PHONY: run test setup setup-test bench bench-large fuzz soak screenshot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,6 @@ soak: setup-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+screenshot: setup-test
+	$(PY) docs/make_screenshot.py

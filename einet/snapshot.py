@@ -23,7 +23,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import mmap
 import os
+import select
+import signal
 import tempfile
 import time
 import zlib
@@ -37,6 +40,7 @@ import numpy as np
 
 from . import __version__
 from .config import ConfigError, NetworkConfig
+from .wire import Message, WireError, buffer_reader, decode, encode_parts
 
 FORMAT = "einet-snapshot"
 FORMAT_VERSION = 1
@@ -130,9 +134,11 @@ class Snapshot:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "r+b") as fh:
-                with h5py.File(fh, "w") as h5:
-                    self._write_h5(h5)
+            # Build the file image in memory and write it with plain os.write: when libhdf5
+            # itself hits a full disk it fails inside a destructor and crashes the process.
+            image = self.to_bytes()
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(image)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
@@ -150,6 +156,13 @@ class Snapshot:
                 tmp.unlink()
             raise
         return path
+
+    def to_bytes(self) -> bytes:
+        """The snapshot as the bytes of an HDF5 file (what :meth:`write` puts on disk)."""
+        with h5py.File(f"einet-{id(self)}-{time.monotonic_ns()}.h5", "w", driver="core", backing_store=False) as h5:
+            self._write_h5(h5)
+            h5.flush()
+            return bytes(h5.id.get_file_image())
 
     def _write_h5(self, h5: h5py.File) -> None:
         attrs = {
@@ -179,36 +192,35 @@ class Snapshot:
 
     # -- reading ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path) -> Snapshot:
-        """Read and fully validate a snapshot; raise :class:`SnapshotError` if anything is off."""
-        with _open_h5(path) as h5:
-            header = _read_header(h5)
-            config = header["config"]
-            _check_structure(h5)
-            expected = {
-                "neurons/E/V_m": config.n_exc,
-                "neurons/I/V_m": config.n_inh,
-                **{f"synapses/e_syn/{n}": config.n_e_syn for n in _SYNAPSE_FIELDS["e_syn"]},
-                **{f"synapses/i_syn/{n}": config.n_i_syn for n in _SYNAPSE_FIELDS["i_syn"]},
-            }
-            _check_affordable(sum(n * 8 for n in expected.values()))
-            data = {name: _read_dataset(h5, name, n) for name, n in expected.items()}
-        snap = cls(
-            config=config,
-            t_stored_ms=header["t_stored_ms"],
-            seed=header["seed"],
-            n_vp=header["n_vp"],
-            vm_exc=data["neurons/E/V_m"],
-            vm_inh=data["neurons/I/V_m"],
-            e_syn=SynapseTable(*(data[f"synapses/e_syn/{n}"] for n in _SYNAPSE_FIELDS["e_syn"])),
-            i_syn=SynapseTable(*(data[f"synapses/i_syn/{n}"] for n in _SYNAPSE_FIELDS["i_syn"])),
-            nest_version=header["nest_version"],
-            einet_version=header["einet_version"],
-            created=header["created"],
+    def open(cls, path: str | Path, *, timeout_s: float | None = None) -> Snapshot:
+        """Read and fully validate a snapshot; raise :class:`SnapshotError` if anything is off.
+
+        The HDF5 library parses the file in a forked child process: a damaged file can make
+        it loop forever or crash, and neither may take the caller (a dashboard, an engine
+        holding a kernel) down with it. ``timeout_s`` defaults to 30 s plus 1 s per 20 MB.
+        """
+        msg = _isolated(Path(path), timeout_s)
+        if msg.kind != "snapshot":
+            raise SnapshotError(str(msg.get("message")))
+        return cls._from_message(msg, Path(path))
+
+    @classmethod
+    def _from_message(cls, msg: Message, path: Path) -> Snapshot:
+        a = msg.arrays
+        return cls(
+            config=NetworkConfig.from_dict(msg["config"]),
+            t_stored_ms=float(msg["t_stored_ms"]),
+            seed=int(msg["seed"]),
+            n_vp=int(msg["n_vp"]),
+            vm_exc=a["neurons/E/V_m"],
+            vm_inh=a["neurons/I/V_m"],
+            e_syn=SynapseTable(*(a[f"synapses/e_syn/{n}"] for n in _SYNAPSE_FIELDS["e_syn"])),
+            i_syn=SynapseTable(*(a[f"synapses/i_syn/{n}"] for n in _SYNAPSE_FIELDS["i_syn"])),
+            nest_version=str(msg["nest_version"]),
+            einet_version=str(msg["einet_version"]),
+            created=str(msg["created"]),
             source_path=str(path),
         )
-        snap.validate()
-        return snap
 
     def validate(self) -> None:
         """Check values against the configuration (ids, counts, in-degrees, ranges, finiteness)."""
@@ -251,36 +263,18 @@ class Snapshot:
         path = Path(path)
         size = path.stat().st_size if path.exists() else 0
         try:
-            snap = Snapshot.open(path)
+            msg = _isolated(path, None)
         except SnapshotError as exc:
-            header: dict[str, Any] = {}
-            with contextlib.suppress(Exception), _open_h5(path) as h5:
-                header = _read_header(h5)
-            return SnapshotInfo(path=path, file_bytes=size, valid=False, problem=str(exc), **_header_info(header))
-        w = snap.e_syn.weight
-        return SnapshotInfo(
-            path=path,
-            file_bytes=size,
-            valid=True,
-            problem="",
-            **_header_info(
-                {
-                    "config": snap.config,
-                    "t_stored_ms": snap.t_stored_ms,
-                    "seed": snap.seed,
-                    "n_vp": snap.n_vp,
-                    "nest_version": snap.nest_version,
-                    "einet_version": snap.einet_version,
-                    "created": snap.created,
-                }
-            ),
-            e_weight_stats={
-                "mean": float(w.mean()) if len(w) else 0.0,
-                "std": float(w.std()) if len(w) else 0.0,
-                "min": float(w.min()) if len(w) else 0.0,
-                "max": float(w.max()) if len(w) else 0.0,
-            },
-        )
+            return SnapshotInfo(path=path, file_bytes=size, valid=False, problem=str(exc))
+        header = dict(msg.get("header") or msg.fields)
+        info = {k: header[k] for k in ("t_stored_ms", "seed", "n_vp", "nest_version", "einet_version", "created") if k in header}
+        if "config" in header:
+            info["config"] = NetworkConfig.from_dict(header["config"])
+        if msg.kind != "snapshot":
+            return SnapshotInfo(path=path, file_bytes=size, valid=False, problem=str(msg.get("message")), **info)
+        w = msg.arrays["synapses/e_syn/weight"]
+        stats = {"mean": float(w.mean()), "std": float(w.std()), "min": float(w.min()), "max": float(w.max())} if len(w) else {}
+        return SnapshotInfo(path=path, file_bytes=size, valid=True, problem="", e_weight_stats=stats, **info)
 
     def to_pandas(self) -> dict[str, Any]:
         """The snapshot as DataFrames, keyed like NEST's example: e_nrns, i_nrns, e_syns, i_syns."""
@@ -483,9 +477,82 @@ def _read_header(h5: h5py.File) -> dict[str, Any]:
     return {k: raw[k] for k in ("t_stored_ms", "seed", "n_vp", "nest_version", "einet_version", "created")} | {"config": config}
 
 
-def _header_info(header: dict[str, Any]) -> dict[str, Any]:
-    keys = ("config", "t_stored_ms", "seed", "n_vp", "nest_version", "einet_version", "created")
-    return {k: header[k] for k in keys if k in header}
+def _load_here(path: Path) -> Message:
+    """Parse and validate in this process; the result as a message (runs in the child)."""
+    header: dict[str, Any] = {}
+    try:
+        with _open_h5(path) as h5:
+            header = _read_header(h5)
+            config = header["config"]
+            _check_structure(h5)
+            expected = {
+                "neurons/E/V_m": config.n_exc,
+                "neurons/I/V_m": config.n_inh,
+                **{f"synapses/e_syn/{n}": config.n_e_syn for n in _SYNAPSE_FIELDS["e_syn"]},
+                **{f"synapses/i_syn/{n}": config.n_i_syn for n in _SYNAPSE_FIELDS["i_syn"]},
+            }
+            _check_affordable(sum(n * 8 for n in expected.values()))
+            data = {name: _read_dataset(h5, name, n) for name, n in expected.items()}
+        fields = {**header, "config": config.to_dict()}
+        snap = Snapshot._from_message(Message("snapshot", fields, data), path)
+        snap.validate()
+        return Message("snapshot", fields, data)
+    except SnapshotError as exc:
+        partial = {**header, "config": header["config"].to_dict()} if "config" in header else header
+        return Message("refused", {"message": str(exc), "header": partial})
+
+
+def _isolated(path: Path, timeout_s: float | None) -> Message:
+    """Run :func:`_load_here` in a forked child and return its message.
+
+    libhdf5 never parses the file in the caller's process: a child that loops is killed at
+    the deadline and one that crashes is reported, both as :class:`SnapshotError`. The child
+    writes its answer into an in-memory file (no pipe round trips for tens of MB).
+    """
+    _sniff(path)
+    if not hasattr(os, "fork") or not hasattr(os, "memfd_create"):  # pragma: no cover - non-Linux
+        return _load_here(path)
+    size = path.stat().st_size
+    deadline = time.monotonic() + (timeout_s if timeout_s is not None else 30.0 + size / 20e6)
+    answer = os.memfd_create("einet-snapshot-reader")
+    done_r, done_w = os.pipe()  # closes when the child exits: the parent waits on it
+    try:
+        pid = os.fork()
+        if pid == 0:  # child: parse, answer, leave without running any of the parent's cleanup
+            code = 1
+            try:
+                os.close(done_r)
+                with os.fdopen(answer, "wb", closefd=False) as out:
+                    for part in encode_parts(_load_here(path)):
+                        out.write(part)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(done_w)
+        done_w = -1
+        try:
+            ready, _, _ = select.select([done_r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                raise SnapshotError(f"{path}: reading did not finish in time (a damaged file can make the HDF5 library loop)")
+        finally:
+            _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise SnapshotError(f"{path}: the HDF5 library crashed reading this file (it is damaged)")
+        length = os.fstat(answer).st_size
+        if length == 0:
+            raise SnapshotError(f"{path}: the reader gave no answer")
+        # the arrays are views of the mapped answer: no copy of tens of MB
+        mapped = mmap.mmap(answer, length, mmap.MAP_SHARED, mmap.PROT_READ)
+        try:
+            return decode(buffer_reader(memoryview(mapped)))
+        except WireError as exc:
+            raise SnapshotError(f"{path}: bad answer from the reader: {exc}") from None
+    finally:
+        for fd in (answer, done_r, done_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _check_structure(h5: h5py.File) -> None:

@@ -29,10 +29,13 @@ def same_snapshot(a: Snapshot, b: Snapshot) -> bool:
     return all(x.shape == y.shape and np.array_equal(x, y) for x, y in arrays)
 
 
-def verdict(path: Path, original: Snapshot) -> str:
-    """'refused' (one-line SnapshotError), 'intact' (opened and identical); anything else raises."""
+def verdict(path: Path, original: Snapshot, timeout_s: float = 5.0) -> str:
+    """'refused' (one-line SnapshotError), 'intact' (opened and identical); anything else raises.
+
+    A few damaged files make libhdf5 loop forever; the reader's deadline turns those into
+    refusals (a tiny file parses in milliseconds, so 5 s is generous)."""
     try:
-        snap = Snapshot.open(path)
+        snap = Snapshot.open(path, timeout_s=timeout_s)
     except SnapshotError as exc:
         message = str(exc)
         assert message and "\n" not in message, f"not a one-line error: {message!r}"

@@ -60,6 +60,17 @@ def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path:
         assert verdict(bad, snap) == "refused", f"cut at {offset}"
 
 
+def test_a_file_that_makes_hdf5_loop_is_refused_in_time() -> None:
+    """Found by `make fuzz`: four flipped bits make libhdf5 spin forever reading an attribute."""
+    looping = ROOT / "tests" / "data" / "hdf5-hangs.h5"
+    t0 = time.monotonic()
+    with pytest.raises(SnapshotError, match="did not finish in time"):
+        Snapshot.open(looping, timeout_s=2.0)
+    assert time.monotonic() - t0 < 10
+    info = Snapshot.inspect(looping)
+    assert not info.valid
+
+
 def test_not_hdf5_empty_and_pickles(tmp_path: Path, tiny: tuple[Path, Snapshot, bytes]) -> None:
     _, snap, _ = tiny
     cases = {"empty.h5": b"", "text.h5": b"hello, world\n", "zip.h5": b"PK\x03\x04" + bytes(100)}

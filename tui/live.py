@@ -16,6 +16,7 @@ from einet.plots import RASTER_NEURONS
 
 PSTH_BIN_MS = 10.0
 WINDOW_MS = 500.0
+PSTH_WINDOW_MS = 2000.0  # a bounded number of PSTH points, however long the run
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class LiveRun:
             senders = np.concatenate(self._senders) if self._senders else np.empty(0, np.int64)
             times = np.concatenate(self._times) if self._times else np.empty(0)
             n_done = max(0, min(len(self._counts), int(np.ceil((self.t - self.t_start) / PSTH_BIN_MS))))
-            edges = self.t_start + PSTH_BIN_MS * np.arange(n_done)
-            hz = self._counts[:n_done] / self.n_recorded / (PSTH_BIN_MS / 1000.0)
+            first = max(0, n_done - int(PSTH_WINDOW_MS / PSTH_BIN_MS))
+            edges = self.t_start + PSTH_BIN_MS * np.arange(first, n_done)
+            hz = self._counts[first:n_done] / self.n_recorded / (PSTH_BIN_MS / 1000.0)
             return LiveView(self.label, self.t, self.t_start, self.t_stop, self.n_spikes, senders, times, edges, hz, self.weights, self.version)

@@ -11,7 +11,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.validation import Function, Integer
-from textual.widgets import Button, DataTable, Footer, Input, Label, Markdown, Static
+from rich.markdown import Markdown as RichMarkdown
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual_plotext import PlotextPlot
 
 from einet.plots import COLORS, draw_raster, draw_weights
@@ -217,10 +218,15 @@ weights; with the same seed and thread count it is reproducible bit for bit.
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help-close")]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = HELP.format(stored="\n".join(f"- {s}" for s in STORED), not_stored="\n".join(f"- {s}" for s in NOT_STORED))
+
     def compose(self) -> ComposeResult:
-        text = HELP.format(stored="\n".join(f"- {s}" for s in STORED), not_stored="\n".join(f"- {s}" for s in NOT_STORED))
+        # one Static with Rich's Markdown: Textual's Markdown widget makes a widget per table
+        # cell, and tearing those down made closing this screen take ~250 ms
         with VerticalScroll(classes="dialog wide tall"):
-            yield Markdown(text)
+            yield Static(RichMarkdown(self.text))
 
     def action_close(self) -> None:
         self.dismiss(None)
