@@ -54,7 +54,9 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
         ex_restore = work("restore-example", scale, folder)
         ei_restore = work("restore-einet", scale, folder)
         r = ei_restore["seconds"] / ex_restore["seconds"]
-        rows.append(f"| {s} | restore time (median of 3; einet validates fully and restores delay + Kplus too) | {ex_restore['seconds']:.3f} s | {ei_restore['seconds']:.3f} s | {r:.2f}x | ≤ 1.2x | {verdict(r <= 1.2)} |")
+        kernel = work("restore-einet-kernel-only", scale, folder)
+        rows.append(f"| {s} | restore time, median of 3 (einet: read + validate in a child process, then rebuild) | {ex_restore['seconds']:.3f} s | {ei_restore['seconds']:.3f} s | {r:.2f}x | ≤ 1.2x | {verdict(r <= 1.2)} |")
+        rows.append(f"| {s} | … of which NEST rebuild alone (einet also restores delay and Kplus) | {ex_restore['seconds']:.3f} s | {kernel['seconds']:.3f} s | {kernel['seconds'] / ex_restore['seconds']:.2f}x | | |")
     return rows
 
 

@@ -287,9 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv or ["tui"])
-        if args.command is None:
-            args = build_parser().parse_args(["tui", *argv])
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+            argv = ["tui", *argv]  # `einet --scale 0.2` is the dashboard with flags
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"einet: usage: {exc}", file=sys.stderr)

@@ -57,7 +57,7 @@ def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path:
     offsets = sorted({0, 1, 7, 8, 100, 511, 512, 2048, *range(0, len(data), max(1, len(data) // 60)), len(data) - 1})
     for offset in offsets:
         bad.write_bytes(truncated(data, offset))
-        assert verdict(bad, snap) == "refused", f"cut at {offset}"
+        assert verdict(bad, snap).startswith("refused"), f"cut at {offset}"
 
 
 def test_a_file_that_makes_hdf5_loop_is_refused_in_time() -> None:
@@ -100,7 +100,7 @@ def test_fuzz_mutated_snapshots(data: st.DataObject, tiny: tuple[Path, Snapshot,
         mutated = overwritten(raw, data.draw(st.integers(0, len(raw) - 1)), data.draw(st.binary(min_size=1, max_size=64)))
     path = tmp_path / "fuzz.h5"
     path.write_bytes(mutated)
-    assert verdict(path, snap) in ("refused", "intact")
+    assert verdict(path, snap).split(" ")[0] in ("refused", "intact")
 
 
 def test_cli_exit_code_3_and_one_line(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:

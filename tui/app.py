@@ -212,6 +212,7 @@ class EinetApp(App[int]):
         self.log_line(f"{result.label}: {result.n_spikes} spikes, {result.rate_hz:.1f} Hz, digest {result.short_digest}{note}")
         self._drawn_version = -1
         self._draw_idle()
+        self.refresh_bindings()
 
     def identical(self) -> list[int | None]:
         return identical_to([r.digest for r in self.runs])
