@@ -95,7 +95,8 @@ class Session:
         snap = source if isinstance(source, Snapshot) else Snapshot.open(source)
         seed = snap.seed if seed is None else seed
         threads = snap.n_vp if threads is None else threads
-        config = snap.config.replace(seed=seed, threads=threads)  # validates both
+        # the network is the snapshot's; the run length stays the session's choice
+        config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
         self.network = None
         self.network = build_from_snapshot(snap, threads=threads, seed=seed)
         self.config, self.seed, self.threads = config, seed, threads

@@ -35,6 +35,9 @@ def test_same_seed_identical_in_separate_processes_other_seed_differs(cli_snapsh
     assert docs[0]["digest"] == docs[1]["digest"]
     assert docs[2]["digest"] != docs[0]["digest"]
     assert docs[0]["seed"] == 5 and docs[0]["t_start_ms"] == 0.0 and docs[0]["origin"] == "restored"
+    assert docs[0]["t_stop_ms"] == 200.0, "the snapshot's run length by default"
+    short = json.loads(einet_cli("restore", str(path), "--json", "--t", "50").stdout)
+    assert short["t_stop_ms"] == 50.0 and short["spikes"] < docs[0]["spikes"]
 
 
 def test_inspect_json(cli_snapshot: tuple[Path, dict]) -> None:

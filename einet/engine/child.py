@@ -21,7 +21,7 @@ from typing import Any
 from .protocol import Channel, Message, ProtocolError, result_message
 
 HEARTBEAT_S = 1.0
-STEP_WALL_S = 0.09
+STEP_WALL_S = 0.1
 WEIGHTS_EVERY_S = 5.0
 _MAX_LOG_BYTES = 16384
 
