@@ -61,20 +61,24 @@ def test_pause_and_cancel_take_effect_within_one_step(engine: tuple[Engine, Reco
     running = eng.request("run", t_ms=100_000.0)
     while len(rec.of("frame")) < 3:
         time.sleep(0.01)
-    t0 = time.monotonic()
+    n0 = len(rec.of("frame"))
     eng.call("pause", timeout_s=5)
-    assert time.monotonic() - t0 < 0.5
-    n = len(rec.of("frame"))
+    n1 = len(rec.of("frame"))
+    assert n1 <= n0 + 1, "at most the step under way finishes after a pause"
     time.sleep(0.5)
-    assert len(rec.of("frame")) == n, "no steps while paused"
+    assert len(rec.of("frame")) == n1, "no steps while paused"
     assert rec.of("state")[-1]["state"] == "paused"
     eng.call("resume")
-    t0 = time.monotonic()
+    while len(rec.of("frame")) < n1 + 2:
+        time.sleep(0.01)
+    before = rec.of("frame")[-1]
     eng.call("cancel", timeout_s=5)
     result = result_from_message(running.result(10))
-    assert time.monotonic() - t0 < 0.5
-    assert result.cancelled and result.t_stop_ms < 100_000.0
-    assert result.n_spikes == sum(len(f.arrays["senders"]) for f in rec.of("frame"))
+    frames = rec.of("frame")
+    steps_after = [f for f in frames if f["t_ms"] > before["t_ms"]]
+    assert len(steps_after) <= 1, "at most the step under way finishes after a cancel"
+    assert result.cancelled and result.t_stop_ms == frames[-1]["t_ms"] < 100_000.0
+    assert result.n_spikes == sum(len(f.arrays["senders"]) for f in frames)
 
 
 def test_errors_come_back_as_one_line_and_the_engine_lives_on(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
