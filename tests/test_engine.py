@@ -64,19 +64,22 @@ def test_pause_and_cancel_take_effect_within_one_step(engine: tuple[Engine, Reco
     n0 = len(rec.of("frame"))
     eng.call("pause", timeout_s=5)
     n1 = len(rec.of("frame"))
-    assert n1 <= n0 + 1, "at most the step under way finishes after a pause"
+    # the engine reads commands after every step: only a frame already on its way and the
+    # step under way can come before the acknowledgement
+    assert n1 <= n0 + 2
     time.sleep(0.5)
     assert len(rec.of("frame")) == n1, "no steps while paused"
     assert rec.of("state")[-1]["state"] == "paused"
     eng.call("resume")
     while len(rec.of("frame")) < n1 + 2:
         time.sleep(0.01)
-    before = rec.of("frame")[-1]
+    n2 = len(rec.of("frame"))
     eng.call("cancel", timeout_s=5)
+    n3 = len(rec.of("frame"))
+    assert n3 <= n2 + 2
     result = result_from_message(running.result(10))
     frames = rec.of("frame")
-    steps_after = [f for f in frames if f["t_ms"] > before["t_ms"]]
-    assert len(steps_after) <= 1, "at most the step under way finishes after a cancel"
+    assert len(frames) == n3, "no step after the cancel was acknowledged"
     assert result.cancelled and result.t_stop_ms == frames[-1]["t_ms"] < 100_000.0
     assert result.n_spikes == sum(len(f.arrays["senders"]) for f in frames)
 
