@@ -32,7 +32,7 @@ bench: setup-test
 	$(PY) benchmarks/run.py --scales 1 4 --readme README.md
 
 bench-large: setup-test
-	$(PY) benchmarks/run.py --scales 10 --large
+	$(PY) benchmarks/run.py --scales 10 --large --readme README.md
 
 fuzz: setup-test
 	$(PY) benchmarks/fuzz.py --cases 10000 --kills 60

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+MARKERS = {False: ("<!-- bench:start -->", "<!-- bench:end -->"), True: ("<!-- bench-large:start -->", "<!-- bench-large:end -->")}
 
 # Targets from the issues: (key, comparison, threshold by scale)
 STORE_SPEEDUP = {1: 2.0, 4: 2.2, 10: 3.0}
@@ -115,6 +115,7 @@ def main() -> int:
     table = "\n".join([f"Measured {date.today()} on {cpu}, {subprocess.os.cpu_count()} cores, 2 NEST threads, `make {'bench-large' if args.large else 'bench'}`:", "", *header, *rows])
     print(table)
     if args.readme:
+        START, END = MARKERS[args.large]
         text = args.readme.read_text()
         block = f"{START}\n{table}\n{END}"
         if START in text and END in text:
