@@ -434,7 +434,7 @@ class EinetApp(App[int]):
     def _caption(self, text: str) -> None:
         self.caption_text = text
         self.query_one("#caption", Static).update(text)
-        self.log_line(f"[b]demo[/] {text}")
+        self.log_line(f"[b]tour:[/b] {text}")
 
     def _tour(self) -> None:
         from datetime import datetime
