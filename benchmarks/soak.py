@@ -33,7 +33,7 @@ def soak(cycles: int, scale: float, folder: Path) -> dict[str, float]:
         engine.call("build", config=NetworkConfig(scale=scale).to_dict())
         engine.call("run", t_ms=50.0)
         t0 = time.perf_counter()
-        for i in range(cycles):
+        for _ in range(cycles):
             engine.call("store", path=str(path), overwrite=True)
             engine.call("restore", path=str(path))
             engine.call("run", t_ms=20.0)

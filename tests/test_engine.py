@@ -94,8 +94,12 @@ def test_errors_come_back_as_one_line_and_the_engine_lives_on(engine: tuple[Engi
         eng.call("build", config={"scale": -1.0})
     with pytest.raises(EngineError, match="unknown command"):
         eng.call("fly")
+    with pytest.raises(EngineError, match="nothing to continue"):
+        eng.call("continue", t_ms=10.0)
     eng.call("build", config=SMALL.to_dict())
-    assert result_from_message(eng.call("run", t_ms=50.0)).n_spikes >= 0
+    first = result_from_message(eng.call("run", t_ms=50.0))
+    then = result_from_message(eng.call("continue", t_ms=50.0))
+    assert then.origin.kind == "continued" and then.t_start_ms == first.t_stop_ms == 50.0
     assert eng.alive
 
 

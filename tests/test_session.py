@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet import Session, Snapshot, SnapshotError
 from einet.analysis import spike_digest
 from einet.network import capture
 from einet.session import SessionError

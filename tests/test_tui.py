@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 
 from einet.config import NetworkConfig
 from einet.snapshot import Snapshot
@@ -43,6 +42,9 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await until(pilot, lambda: len(app.runs) == 1)
         assert app.runs[0].origin.kind == "fresh" and app.runs[0].n_spikes > 0
         assert app.unstored
+        await pilot.press("c")
+        await until(pilot, lambda: len(app.runs) == 2)
+        assert app.runs[1].origin.kind == "continued" and app.runs[1].t_start_ms == 200.0
 
         # r with an unstored run asks first; n keeps the kernel
         await pilot.press("r")
@@ -57,7 +59,7 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: not app.unstored)
         stored = Path(app.current_snapshot)
-        assert stored.parent == tmp_path / "snaps" and Snapshot.open(stored).t_stored_ms == 200.0
+        assert stored.parent == tmp_path / "snaps" and Snapshot.open(stored).t_stored_ms == 400.0
 
         # r: reset without asking now; the kernel is empty and run keys grey out
         await pilot.press("r")
@@ -73,7 +75,7 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(stored))
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 2)
+        await until(pilot, lambda: len(app.runs) == 3)
 
         # n: bad seed input is refused in the dialog
         await pilot.press("n")
@@ -85,17 +87,17 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         assert isinstance(app.screen, SeedScreen) and "number" in str(app.screen.query_one("#problem").render())
         seed_input.value = str(CONFIG.seed)
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.runs) == 3)
-        assert app.identical()[2] == 1, "same snapshot + same seed is marked identical to run 2"
+        await until(pilot, lambda: len(app.runs) == 4)
+        assert app.identical()[3] == 2, "same snapshot + same seed is marked identical to run 3"
 
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, SeedScreen))
         app.screen.query_one("Input").value = "4242"
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.runs) == 4)
-        assert app.identical()[3] is None and app.runs[3].seed == 4242
+        await until(pilot, lambda: len(app.runs) == 5)
+        assert app.identical()[4] is None and app.runs[4].seed == 4242
         table = app.query_one("#history")
-        assert table.row_count == 4 and "identical to run 2" in str(table.get_row_at(2))
+        assert table.row_count == 5 and "identical to run 3" in str(table.get_row_at(3))
 
         # v: the compare view, then back; ?: help with the stored/not-stored table
         await pilot.press("v")

@@ -186,11 +186,11 @@ class EinetApp(App[int]):
             self.call_from_thread(self.log_line, f"[red]{op} failed: {exc}[/]")
             return None
 
-    def _run(self, label: str | None = None, t_ms: float | None = None) -> RunResult | None:
+    def _run(self, label: str | None = None, t_ms: float | None = None, op: str = "run") -> RunResult | None:
         t_ms = self.config.t_sim_ms if t_ms is None else t_ms
         label = label or f"run {len(self.runs) + 1}"
         self.live.reset(label, self.es.t_ms, self.es.t_ms + t_ms, self.es.n_exc)
-        ack = self._call("run", t_ms=t_ms, label=label)
+        ack = self._call(op, t_ms=t_ms, label=label)
         if ack is None:
             return None
         result = result_from_message(ack)
@@ -339,7 +339,7 @@ class EinetApp(App[int]):
             self.run_worker(lambda: self._run(), thread=True, group="run", exit_on_error=False)
 
     def action_continue_run(self) -> None:
-        self.run_worker(lambda: self._run(f"run {len(self.runs) + 1} (continued)"), thread=True, group="run", exit_on_error=False)
+        self.run_worker(lambda: self._run(f"run {len(self.runs) + 1} (continued)", op="continue"), thread=True, group="run", exit_on_error=False)
 
     def _send(self, op: str, **args: Any) -> None:
         fut = self.engine.request(op, **args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 
@@ -204,11 +205,9 @@ HELP = """
 
 Every key is also in the command palette (`ctrl+p`).
 
-## What a snapshot stores
-{stored}
+## What a snapshot stores, and what it does not
 
-## What it does not store
-{not_stored}
+{table}
 
 So a restored run is *not* a continuation: it starts at t = 0 from the stored V_m and
 weights; with the same seed and thread count it is reproducible bit for bit.
@@ -220,7 +219,8 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.text = HELP.format(stored="\n".join(f"- {s}" for s in STORED), not_stored="\n".join(f"- {s}" for s in NOT_STORED))
+        rows = [f"| {a} | {b} |" for a, b in itertools.zip_longest(STORED, NOT_STORED, fillvalue="")]
+        self.text = HELP.format(table="\n".join(["| stored | not stored |", "|---|---|", *rows]))
 
     def compose(self) -> ComposeResult:
         # one Static with Rich's Markdown: Textual's Markdown widget makes a widget per table

@@ -194,6 +194,14 @@ class EngineServer:
             self.state = "built" if self.session.built else "empty"
         return result_message("ack", {"op": "run", "id": self._current_id}, result)
 
+    def op_continue(self, t_ms: float | None = None, label: str | None = None) -> Message:
+        """Run again from where the last run stopped (refused before any run)."""
+        from ..session import SessionError
+
+        if self.session.network is None or self.session.time_ms == 0.0:
+            raise SessionError("nothing to continue: run the network first")
+        return self.op_run(t_ms, label or f"run {self.session.n_runs + 1} (continued)")
+
     # -- while running -------------------------------------------------------------------
     def _on_step(self, update: Any) -> None:
         from ..network import weight_sample

@@ -4,7 +4,8 @@ Each message is framed by :mod:`einet.wire`: a JSON header plus raw little-endia
 buffers, never a pickle.
 
 Commands (parent → engine), kind ``"command"``, fields ``id``, ``op``, ``args``:
-``build`` (config), ``run`` (t_ms, label), ``pause``, ``resume``, ``cancel``, ``store``
+``build`` (config), ``run`` (t_ms, label), ``continue`` (t_ms, label: a run that must follow
+an earlier one), ``pause``, ``resume``, ``cancel``, ``store``
 (path, overwrite), ``reset``, ``restore`` (path, seed, threads), ``ping``, ``shutdown``.
 
 Events (engine → parent), by kind:
