@@ -27,10 +27,6 @@ def set_log_path(path: str | Path | None) -> None:
     _log_path = os.devnull if path is None else str(path)
 
 
-def log_path() -> str:
-    return _log_path
-
-
 @contextlib.contextmanager
 def nest_output_to(path: str | None = None) -> Iterator[None]:
     """Redirect file descriptors 1 and 2 to the log for the duration of a NEST call."""

@@ -40,36 +40,34 @@ class LiveRun:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.version = 0
-        self.reset("", 0.0, 0.0, 1)
+        self.n_recorded = 1
+        self._start("", 0.0, 0.0)
 
     def set_recorded(self, n_recorded: int) -> None:
         with self._lock:
             self.n_recorded = max(1, n_recorded)
 
     def reset(self, label: str, t_start_ms: float, t_stop_ms: float, n_recorded: int) -> None:
+        """A run is about to start (frames of a new run also start one by themselves)."""
         with self._lock:
-            self.label = label
-            self.t_start = t_start_ms
-            self.t_stop = t_stop_ms
-            self.t = t_start_ms
             self.n_recorded = max(1, n_recorded)
-            self.n_spikes = 0
-            self._senders: list[np.ndarray] = []
-            self._times: list[np.ndarray] = []
-            n_bins = max(1, int(np.ceil((t_stop_ms - t_start_ms) / PSTH_BIN_MS)))
-            self._counts = np.zeros(n_bins, dtype=np.int64)
-            self.weights: np.ndarray | None = None
-            self.version += 1
+            self._start(label, t_start_ms, t_stop_ms)
+
+    def _start(self, label: str, t_start_ms: float, t_stop_ms: float) -> None:
+        self.label = label
+        self.t_start = self.t = t_start_ms
+        self.t_stop = t_stop_ms
+        self.n_spikes = 0
+        self._senders: list[np.ndarray] = []
+        self._times: list[np.ndarray] = []
+        self._counts = np.zeros(max(1, int(np.ceil((t_stop_ms - t_start_ms) / PSTH_BIN_MS))), dtype=np.int64)
+        self.weights: np.ndarray | None = None
+        self.version += 1
 
     def add_frame(self, fields: dict, senders: np.ndarray, times: np.ndarray, weights: np.ndarray | None) -> None:
         with self._lock:
             if fields.get("label") != self.label or fields.get("t_start_ms") != self.t_start:
-                self.label = str(fields.get("label"))
-                self.t_start = float(fields["t_start_ms"])
-                self.t_stop = float(fields["t_stop_ms"])
-                self.n_spikes = 0
-                self._senders, self._times = [], []
-                self._counts = np.zeros(max(1, int(np.ceil((self.t_stop - self.t_start) / PSTH_BIN_MS))), dtype=np.int64)
+                self._start(str(fields.get("label")), float(fields["t_start_ms"]), float(fields["t_stop_ms"]))
             self.t = float(fields["t_ms"])
             self.n_spikes = int(fields.get("n_spikes_total", self.n_spikes + len(senders)))
             keep = senders < 1 + RASTER_NEURONS  # E neurons come first: ids 1..n_exc
