@@ -106,7 +106,7 @@ def main() -> int:
         counts = fuzz(original, snap, args.cases, folder, args.seed)
         print(f"loader fuzz: {sum(counts.values())} damaged files in {time.perf_counter() - t0:.0f} s, every one refused or intact")
         for k, v in sorted(counts.items()):
-            print(f"  {k:28s} {v}")
+            print(f"  {k:44s} {v}")
         (folder / "kills").mkdir()
         t0 = time.perf_counter()
         kc = kills(args.kills, folder / "kills", args.seed)
