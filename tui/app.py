@@ -204,7 +204,7 @@ class EinetApp(App[int]):
         same = identical_to([r.digest for r in self.runs])
         k = same[-1]
         table = self.query_one("#history", DataTable)
-        origin = result.origin.kind
+        origin: str = result.origin.kind
         if result.origin.kind == "restored":
             origin += f" ← {Path(result.origin.snapshot).stem}"
         if not result.bit_comparable:
@@ -475,7 +475,7 @@ class EinetApp(App[int]):
         self.refresh_bindings()
         self._caption("demo stopped" if stopped else "demo complete: runs 'restored' and 'restored, same seed' are identical; the other seed differs — press v to compare")
 
-    def action_quit(self) -> None:
+    async def action_quit(self) -> None:
         self._tour_stop.set()
         self.engine.close(timeout_s=3.0)
         self.exit(0)
