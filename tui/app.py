@@ -173,7 +173,7 @@ class EinetApp(App[int]):
         if not build:
             return
         if self.restore_at_start is not None:
-            self._call("restore", path=str(self.restore_at_start))
+            self._restore(self.restore_at_start)
         else:
             self._call("build", config=self.config.to_dict())
 
