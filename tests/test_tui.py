@@ -194,8 +194,8 @@ async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_pat
 async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Path) -> None:
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs")
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(stored))
-        assert app.es.t_ms == 0.0 and app.es.n_exc == CONFIG.n_exc
+        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(stored))
+        assert app.es.snapshot == str(stored) and app.es.t_ms == 0.0 and app.es.n_exc == CONFIG.n_exc
         assert app.check_action("rerun_seed", ()) is True, "the restored file is the current snapshot"
         await pilot.press("space")
         await until(pilot, lambda: len(app.runs) == 1)
