@@ -132,7 +132,12 @@ class Session:
         origin = self._next_origin or Origin("continued")
         t_start = self.time_ms
         t_stop = t_start + round(duration / res) * res
-        step = float(step_ms) if step_ms else (100.0 if (on_step or cancel or step_wall_s) else duration)
+        if step_wall_s and not step_ms:
+            # First step ~20-30 ms of wall time at any size (NEST's cost per simulated ms grows
+            # with the network): a fixed 100 ms first step would take seconds at large scales.
+            step = float(np.clip(10.0 * 2500 / max(1, len(net.neurons)), res, 10.0))
+        else:
+            step = float(step_ms) if step_ms else (100.0 if (on_step or cancel) else duration)
         chunks_s: list[np.ndarray] = []
         chunks_t: list[np.ndarray] = []
         total = 0
@@ -159,8 +164,9 @@ class Session:
                 rate = analysis.population_rate(len(senders), len(net.exc), this)
                 on_step(StepUpdate(t, t_start, t_stop, senders, times, total, rate))
             if step_wall_s and took > 0:
-                # Move gently towards the wall-time target; NEST's cost per ms barely varies.
-                step = float(np.clip(step * np.clip(step_wall_s / took, 0.5, 2.0), res, 1000.0))
+                # Fast towards the wall-time target from the small first step, damped so one
+                # noisy step does not make the next one overshoot.
+                step = float(np.clip(step * np.clip(step_wall_s / took, 0.25, 4.0) ** 0.7, res, 1000.0))
             if cancel is not None and cancel.is_set() and t < t_stop - res / 2:
                 cancelled = True
                 break
