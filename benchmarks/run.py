@@ -61,7 +61,7 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
     return rows
 
 
-def engine_rows(scale: float, folder: Path, reps: int = 3) -> list[str]:
+def engine_rows(scale: float, folder: Path, reps: int = 5) -> list[str]:
     # interleaved repetitions, medians: this shared machine's speed drifts by ±10 % minute to minute
     bare, eng = [], []
     for _ in range(reps):

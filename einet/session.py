@@ -188,7 +188,7 @@ class Session:
             psth_t_ms=psth_t,
             psth_hz=psth_hz,
             weights=weight_sample(net),
-            digest=analysis.spike_digest(senders, times),
+            digest=analysis.spike_digest(senders, times, res),
             cancelled=cancelled,
             bit_comparable=self.bit_comparable,
             wall_s=time.perf_counter() - wall0,

@@ -24,7 +24,9 @@ def test_fresh_network_is_active_and_matches_its_config() -> None:
     assert r.n_spikes > 100, "a small network must still be active"
     assert set(np.unique(r.senders)) <= set(range(1, SMALL.n_exc + 1)), "only E neurons are recorded"
     assert r.rate_hz == pytest.approx(r.n_spikes / SMALL.n_exc / 0.2)
-    assert r.digest == spike_digest(r.senders, r.times)
+    assert r.digest == spike_digest(r.senders, r.times)  # the two-key sort gives the same digest
+    shuffled = np.random.default_rng(0).permutation(len(r.times))
+    assert spike_digest(r.senders[shuffled], r.times[shuffled], 0.1) == r.digest
     assert len(r.weights) > 0 and r.psth_hz.mean() == pytest.approx(r.rate_hz, rel=1e-9)
 
 
