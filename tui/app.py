@@ -341,9 +341,13 @@ class EinetApp(App[int]):
     def action_continue_run(self) -> None:
         self.run_worker(lambda: self._run(f"run {len(self.runs) + 1} (continued)", op="continue"), thread=True, group="run", exit_on_error=False)
 
-    def _send(self, op: str, **args: Any) -> None:
-        fut = self.engine.request(op, **args)
-        fut.add_done_callback(lambda f: f.exception() and self.call_from_thread(self.notify, str(f.exception()), severity="error"))
+    def _send(self, op: str) -> None:
+        """Pause/resume/cancel without blocking the UI; failures are notified like any command's.
+
+        (A done-callback on the request's future ran on the UI thread when the engine was
+        already dead, where ``call_from_thread`` refuses to run and the error was lost.)
+        """
+        self.run_worker(lambda: self._call(op), thread=True, group="control", exit_on_error=False)
 
     def action_build(self) -> None:
         self.es.state = "building"
