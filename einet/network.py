@@ -155,6 +155,24 @@ def _connection_status(conns: Any) -> list[dict[str, Any]]:
         return [dict(zip(keys, row)) for row in zip(*status.values())]
 
 
+def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The (senders, times) recorded since the last drain; empties the recorder.
+
+    Called once per run step, so it goes through the kernel API directly: PyNEST's
+    ``recorder.n_events = 0`` first reads the node's whole status, events included, which
+    made each step read its spikes twice (~1.5 ms a step at scale 1, 1.5 % of a run).
+    """
+    try:
+        from nest import nestkernel_api
+
+        events = nestkernel_api.llapi_get_nc_status(recorder._datum)["events"][0]
+        nestkernel_api.llapi_set_nc_status(recorder._datum, [{"n_events": 0}])
+    except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
+        events = recorder.get("events")
+        recorder.n_events = 0
+    return np.asarray(events["senders"], dtype=np.int64), np.asarray(events["times"], dtype=np.float64)
+
+
 def _read_synapses(sources: Any, model: str, count: int, with_kplus: bool, on_block: Callable[[int], None]) -> SynapseTable:
     n = nest()
     keys = ("source", "target", "weight", "delay") + (("Kplus",) if with_kplus else ())

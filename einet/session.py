@@ -12,7 +12,7 @@ import numpy as np
 from . import analysis
 from .config import NetworkConfig
 from .kernel import nest, nest_output_to, set_log_path
-from .network import Network, build_fresh, build_from_snapshot, capture, weight_sample
+from .network import Network, build_fresh, build_from_snapshot, capture, drain_spikes, weight_sample
 from .runs import Origin, RunResult, StepUpdate
 from .snapshot import Snapshot
 
@@ -144,19 +144,16 @@ class Session:
         cancelled = False
         wall0 = time.perf_counter()
         with nest_output_to():
-            net.recorder.n_events = 0
+            drain_spikes(net.recorder)  # a run that failed mid-step may have left spikes behind
         t = t_start
         while t < t_stop - res / 2:
             this = min(max(res, round(step / res) * res), t_stop - t)
             tic = time.perf_counter()
             with nest_output_to():
                 n.Simulate(this)
-                events = net.recorder.get("events")
-                net.recorder.n_events = 0
+                senders, times = drain_spikes(net.recorder)
             took = time.perf_counter() - tic
             t = t_start + round((t - t_start + this) / res) * res
-            senders = np.asarray(events["senders"], dtype=np.int64)
-            times = np.asarray(events["times"], dtype=np.float64)
             chunks_s.append(senders)
             chunks_t.append(times)
             total += len(senders)
