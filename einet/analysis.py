@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-WEIGHT_BINS = np.arange(0.7, 1.4, 0.01)
-"""Weight-histogram bin edges of NEST's example (mV)."""
+WEIGHT_BIN_COUNT = 60
 
 
 def spike_digest(senders: np.ndarray, times: np.ndarray, resolution_ms: float | None = None) -> str:
@@ -53,8 +52,21 @@ def psth(times: np.ndarray, t_start_ms: float, t_stop_ms: float, n_neurons: int,
     return edges[:-1], rates
 
 
-def weight_histogram(weights: np.ndarray, bins: np.ndarray = WEIGHT_BINS) -> np.ndarray:
-    """Normalised histogram (density) of weights over the example's bins."""
+def weight_bins(samples: Sequence[np.ndarray], n_bins: int = WEIGHT_BIN_COUNT) -> np.ndarray:
+    """Bin edges covering every sample (shared, so overlaid histograms compare)."""
+    present = [np.asarray(w, dtype=float) for w in samples if len(w)]
+    if not present:
+        return np.linspace(0.0, 1.0, n_bins + 1)
+    lo = min(float(w.min()) for w in present)
+    hi = max(float(w.max()) for w in present)
+    if hi - lo < 1e-12 * max(1.0, abs(lo)):
+        pad = max(abs(lo) * 0.05, 1e-3)
+        lo, hi = lo - pad, hi + pad
+    return np.linspace(lo, hi, n_bins + 1)
+
+
+def weight_histogram(weights: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Normalised histogram (density) of weights over ``bins``."""
     counts, _ = np.histogram(weights, bins=bins, density=len(weights) > 0)
     return counts
 

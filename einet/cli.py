@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .config import ConfigError, NetworkConfig
+from .config import DEFAULT_MODEL, ConfigError, NetworkConfig, parse_assignments
+from .models import ModelBuildError, ModelError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT = 0, 1, 2, 3
 
@@ -30,14 +31,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _network_flags(p: argparse.ArgumentParser, *, scale: bool = True) -> None:
-    if scale:
-        p.add_argument("--scale", type=float, help="multiply population sizes (default 1: 2000 E + 500 I)")
-        p.add_argument("--config", type=Path, help="TOML file with network parameters")
-    p.add_argument("--threads", type=int, help="NEST threads")
-    p.add_argument("--seed", type=int, help="NEST rng_seed")
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="REF", help=f"the network: package.module or file.py, optionally :function (default {DEFAULT_MODEL}, the reference network)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a model parameter (repeatable); VALUE is a number, true/false, a [list] or text")
+    p.add_argument("--scale", type=float, help="passed to the model's build (the reference network: 1 = 2000 E + 500 I)")
+    p.add_argument("--config", type=Path, help="TOML file: model, scale, threads, seed, t_sim_ms and model parameters")
+
+
+def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    p.add_argument("--threads", type=int, help="NEST threads (einet's choice wins over the model's)")
+    p.add_argument("--seed", type=int, help="NEST rng_seed, 1 to 2147483647")
     p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help="simulated time per run in ms (default 1000)")
-    p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,31 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"einet {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="build a fresh network and simulate it")
-    _network_flags(run)
+    run = sub.add_parser("run", help="build a network and simulate it")
+    _model_flags(run)
+    _run_flags(run)
     run.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
     run.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
 
-    restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate")
-    restore.add_argument("path", type=Path)
-    _network_flags(restore, scale=False)
+    restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate (runs no model code)")
+    restore.add_argument("path", type=Path, help="the snapshot file")
+    restore.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
+    _run_flags(restore)
     restore.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
     restore.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
 
-    inspect = sub.add_parser("inspect", help="show a snapshot's metadata, counts and integrity")
-    inspect.add_argument("path", type=Path)
-    inspect.add_argument("--json", action="store_true")
+    inspect = sub.add_parser("inspect", help="show a snapshot's metadata, counts, what is not stored, and integrity")
+    inspect.add_argument("path", type=Path, help="the snapshot file")
+    inspect.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
+    inspect.add_argument("--json", action="store_true", help="print one JSON document")
 
-    demo = sub.add_parser("demo", help="the example's five runs, compared, with terminal plots")
-    demo.add_argument("--scale", type=float)
-    demo.add_argument("--t", type=float, dest="t_ms", metavar="MS")
-    demo.add_argument("--threads", type=int)
-    demo.add_argument("--seed", type=int)
+    demo = sub.add_parser("demo", help="the example's five runs on any model, compared, with terminal plots")
+    _model_flags(demo)
+    _run_flags(demo)
     demo.add_argument("--store", type=Path, metavar="PATH", help="keep the demo's snapshot here")
-    demo.add_argument("--json", action="store_true")
-    demo.add_argument("--no-plots", action="store_true")
+    demo.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    demo.add_argument("--no-plots", action="store_true", help="only the table")
 
     tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
+    _model_flags(tui)
+    _run_flags(tui, json_flag=False)
     from tui.options import add_tui_flags  # no Textual import: only argparse flags
 
     add_tui_flags(tui)
@@ -77,14 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> NetworkConfig:
-    """The network configuration from --config (TOML) and the flags that override it."""
+    """The configuration from --config (TOML), then the flags that override it."""
     base = NetworkConfig.from_toml(args.config) if getattr(args, "config", None) else NetworkConfig()
-    return base.replace(
-        scale=getattr(args, "scale", None),
-        threads=args.threads,
-        seed=args.seed,
-        t_sim_ms=args.t_ms,
-    )
+    model = getattr(args, "model", None)
+    if model is not None:
+        from .models import ModelRef
+
+        model = str(ModelRef.parse(model))  # a file becomes an absolute path: the engine may run elsewhere
+        if model != base.model:
+            base = base.replace(model=model, params={})
+    config = base.replace(scale=getattr(args, "scale", None), threads=args.threads, seed=args.seed, t_sim_ms=args.t_ms)
+    return config.with_params(**parse_assignments(getattr(args, "set", None)))
 
 
 @contextlib.contextmanager
@@ -129,19 +141,32 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[]
 
 def _print_run(result: Any, stored: str | None) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     c = Console()
-    c.print(f"[bold]{result.label}[/]  {result.origin.describe()}  seed {result.seed}  threads {result.threads}")
+    c.print(f"[bold]{escape(result.label)}[/]  {escape(result.origin.describe())}  seed {result.seed}  threads {result.threads}")
     c.print(f"  t {result.t_start_ms:g}-{result.t_stop_ms:g} ms  spikes {result.n_spikes}  rate {result.rate_hz:.2f} Hz  digest {result.short_digest}")
+    rates = result.group_rates_hz()
+    if len(rates) > 1:
+        c.print("  " + "  ".join(f"{escape(name)} {hz:.2f} Hz" for name, hz in rates.items()))
     if not result.bit_comparable:
         c.print("  [yellow]threads differ from the snapshot's: not bit-comparable with runs at the stored thread count[/]")
     if stored:
-        c.print(f"  stored snapshot: {stored}")
+        c.print(f"  stored snapshot: {escape(stored)}")
+
+
+def _refuse_existing(args: argparse.Namespace) -> None:
+    """A --store target that exists is refused before anything is simulated."""
+    if args.store is not None and not args.overwrite and (args.store.exists() or args.store.is_symlink()):
+        raise UsageError(f"{args.store} exists: choose another name or pass --overwrite")
+    if args.store is not None and not args.store.parent.is_dir():
+        raise UsageError(f"cannot store {args.store}: folder {args.store.parent} does not exist")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .session import Session
 
+    _refuse_existing(args)
     session = Session(config_from_args(args))
     session.build()
     result = _run_with_progress(session, "run 1", args.json)
@@ -154,9 +179,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .session import Session
     from .snapshot import Snapshot
 
+    _refuse_existing(args)
     if not args.path.is_file():
         raise FileNotFoundError(f"{args.path}: no such file")
     snap = Snapshot.open(args.path)
+    _check_model(args, snap.model)
     session = Session(snap.config.replace(t_sim_ms=args.t_ms))
     session.restore(snap, seed=args.seed, threads=args.threads)
     result = _run_with_progress(session, "restored", args.json)
@@ -165,35 +192,53 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_model(args: argparse.Namespace, stored: str) -> None:
+    if getattr(args, "model", None):
+        from .models import ModelRef
+
+        if str(ModelRef.parse(args.model)) != stored:
+            raise UsageError(f"the snapshot was stored from model {stored}, not {args.model}")
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .snapshot import Snapshot
 
     if not args.path.is_file():
         raise FileNotFoundError(f"{args.path}: no such file")
     info = Snapshot.inspect(args.path)
+    if info.valid:
+        _check_model(args, info.model)
     doc = info.to_dict()
 
     def human() -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         c = Console()
         table = Table(show_header=False, box=None)
-        verdict = "[green]valid[/]" if info.valid else f"[red]INVALID[/]: {info.problem}"
-        table.add_row("file", f"{info.path} ({info.file_bytes / 1e6:.2f} MB)")
+        verdict = "[green]valid[/]" if info.valid else f"[red]INVALID[/]: {escape(info.problem)}"
+        table.add_row("file", escape(f"{info.path} ({info.file_bytes / 1e6:.2f} MB)"))
         table.add_row("integrity", verdict)
-        if info.config is not None:
-            cfg = info.config
-            table.add_row("neurons", f"E {cfg.n_exc}, I {cfg.n_inh} (scale {cfg.scale:g})")
-            table.add_row("synapses", f"e_syn {cfg.n_e_syn}, i_syn {cfg.n_i_syn}")
+        if info.valid:
+            params = ", ".join(f"{k}={v}" for k, v in info.params.items())
+            table.add_row("model", escape(f"{info.model} (scale {info.scale:g}{', ' + params if params else ''})"))
+            table.add_row("format", f"version {info.format_version}")
+            table.add_row("populations", escape(", ".join(f"{k} {v}" for k, v in info.groups.items())))
+            table.add_row("node models", escape(", ".join(f"{k} {v}" for k, v in info.node_models.items())))
+            table.add_row("synapses", escape(", ".join(f"{k} {v}" for k, v in info.synapses.items())))
+            if info.custom_models:
+                table.add_row("custom models", escape("; ".join(f"{m['op']} {m.get('base', '') + ' → ' if m['op'] == 'CopyModel' else ''}{m['model']}" for m in info.custom_models)))
             table.add_row("stored at", f"t = {info.t_stored_ms:g} ms, seed {info.seed}, n_vp {info.n_vp}")
-            table.add_row("created", f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}")
-        if info.e_weight_stats:
-            w = info.e_weight_stats
-            table.add_row("e_syn weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f} mV")
+            table.add_row("created", escape(f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}"))
+            for model, w in info.weight_stats.items():
+                table.add_row(f"{escape(model)} weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f}")
         c.print(table)
-        c.print("[bold]stored[/]: " + "; ".join(doc["stored"]))
-        c.print("[bold]not stored[/]: " + "; ".join(doc["not_stored"]))
+        c.print("[bold]stored[/]: " + escape("; ".join(doc["stored"])))
+        if info.valid:
+            c.print("[bold]not stored[/]:")
+            for line in info.not_stored:
+                c.print(f"  - {escape(line)}")
 
     _emit(args, doc, human)
     if not info.valid:
@@ -207,6 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     from .session import Session
 
+    _refuse_existing(args)
     session = Session(config_from_args(args))
     with contextlib.ExitStack() as stack:
         path = args.store or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="einet-demo-"))) / "demo.h5"
@@ -217,7 +263,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 update(done[0] / 6)
                 done[0] += 1
 
-            results = run_demo(session, path, t_ms=args.t_ms, on_caption=on_caption, step_ms=100.0)
+            results = run_demo(session, path, t_ms=args.t_ms, on_caption=on_caption, step_ms=100.0, overwrite=args.overwrite or args.store is None)
     same = identical_to([r.digest for r in results])
     doc = {"runs": [{**r.summary(), "identical_to": None if k is None else results[k].label} for r, k in zip(results, same)]}
 
@@ -225,7 +271,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title="NEST store/restore example, five runs")
+        table = Table(title=f"store/restore, five runs: {session.config.model}")
         for col in ("run", "origin", "seed", "t [ms]", "spikes", "rate [Hz]", "digest", "identical to"):
             table.add_column(col)
         for r, k in zip(results, same):
@@ -244,18 +290,24 @@ def _demo_plots(results: Sequence[Any]) -> str:
     """The example's figure as text: one raster per run, then PSTHs and weight histograms."""
     import os
 
+    import numpy as np
     import plotext as plt
 
     from .plots import COLORS, draw_psth, draw_raster, draw_weights
 
     plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     width = min(max(plt.terminal_width() or 100, 60), 140)
+    first = results[0].groups[0] if results and results[0].groups else None
+    raster_ids = first.raster_ids if first is not None else np.empty(0, np.int64)
+    name = first.name if first is not None else ""
     panels: list[Callable[[], None]] = [
-        (lambda i=i, r=r: draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, title=f"{r.label} ({r.short_digest})", color=COLORS[i]))
+        (lambda i=i, r=r: draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, raster_ids, title=f"{r.label} ({r.short_digest}): first {len(raster_ids)} of {name}", color=COLORS[i % len(COLORS)]))
         for i, r in enumerate(results)
     ]
-    panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz) for r in results], align=True))
-    panels.append(lambda: draw_weights(plt, [(r.label, r.weights) for r in results]))
+    panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz[0]) for r in results if len(r.psth_hz)], align=True, title=f"PSTH of {name} (rate per neuron)"))
+    weighted = next((m for r in results for m in r.weights), "")
+    if weighted:
+        panels.append(lambda: draw_weights(plt, [(r.label, r.weights.get(weighted, np.empty(0))) for r in results], model=weighted))
     out = []
     for draw in panels:
         plt.clear_figure()
@@ -294,7 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"einet: usage: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as exc:
+    except ModelBuildError as exc:
+        print(f"einet: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ConfigError, ModelError) as exc:
         print(f"einet: usage: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SnapshotError as exc:

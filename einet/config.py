@@ -1,11 +1,17 @@
-"""The network's configuration: NEST's store/restore example, with a scale knob."""
+"""What einet is asked to simulate: which model, at what scale, with which parameters, and how.
+
+A :class:`NetworkConfig` names a *model* (a Python function that builds a network with plain
+PyNEST calls, see :mod:`einet.models`), the ``scale`` and ``params`` passed to it, and what
+einet owns: threads, seed and the length of one run.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +20,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+DEFAULT_MODEL = "einet.models.brunel_stdp"
+"""The built-in reference network: NEST's store/restore example (2000 E + 500 I, STDP)."""
+
+SEED_MAX = 2**31 - 1
+"""NEST accepts rng_seed in [1, 2**31 - 1]."""
+
+_OWN_KEYS = ("model", "scale", "threads", "seed", "t_sim_ms")
+_MAX_CONFIG_BYTES = 1 << 20
+
 
 class ConfigError(ValueError):
     """A configuration value is out of range or of the wrong type."""
@@ -21,78 +36,41 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Everything needed to build the balanced E-I network with STDP.
+    """The model to build and how einet runs it.
 
-    Defaults are those of NEST's example "Store and restore a network simulation":
-    2000 E + 500 I ``iaf_psc_delta`` neurons, STDP on E synapses (``e_syn``, Wmax = 2·JE),
-    static I synapses (``i_syn``, JI = −4·JE), fixed in-degrees 200/50, an 800 Hz Poisson
-    drive and V_m ~ N(−65, 5) mV. ``scale`` multiplies both population sizes; in-degrees
-    stay fixed (multapses are allowed), so each neuron gets the same input at any scale and
-    small networks stay active.
+    ``model`` is ``"package.module"``, ``"path/to/file.py"``, either optionally followed by
+    ``":function"`` (default function: ``build``). ``scale`` and ``params`` are passed to it as
+    ``build(nest, scale=scale, **params)``. Threads and seed are einet's: it sets them on a
+    fresh kernel before calling the model, and they win over what the model sets.
     """
 
+    model: str = DEFAULT_MODEL
     scale: float = 1.0
-    n_inh_base: int = 500
-    e_to_i_ratio: int = 4
-    je_mv: float = 1.0
-    g: float = -4.0
-    wmax_factor: float = 2.0
-    indegree_e: int = 200
-    indegree_i: int = 50
-    poisson_rate_hz: float = 800.0
-    vm_mean_mv: float = -65.0
-    vm_std_mv: float = 5.0
-    neuron_model: str = "iaf_psc_delta"
-    resolution_ms: float = 0.1
+    params: dict[str, Any] = field(default_factory=dict)
     threads: int = 2
     seed: int = 12345
     t_sim_ms: float = 1000.0
 
     def __post_init__(self) -> None:
         checks = [
-            (self.scale > 0 and self.n_inh > 0, f"scale {self.scale} leaves no neurons"),
-            (self.n_inh <= 5_000_000, f"scale {self.scale} is too large"),
-            (self.threads >= 1, f"threads must be >= 1, not {self.threads}"),
-            (0 <= self.seed < 2**32 - 1, f"seed must be in [0, 2**32 - 2], not {self.seed}"),
-            (self.t_sim_ms > 0, f"t must be positive, not {self.t_sim_ms}"),
-            (self.resolution_ms > 0, "resolution must be positive"),
-            (self.indegree_e >= 0 and self.indegree_i >= 0, "in-degrees must be >= 0"),
-            (self.poisson_rate_hz >= 0, "poisson rate must be >= 0"),
-            (self.vm_std_mv >= 0, "V_m std must be >= 0"),
-            (self.wmax_factor > 0 and self.je_mv > 0, "JE and Wmax must be positive"),
+            (isinstance(self.model, str) and bool(self.model.strip()), "model must be a non-empty string"),
+            (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0, f"scale must be a positive finite number, not {self.scale}"),
+            (isinstance(self.threads, int) and self.threads >= 1, f"threads must be >= 1, not {self.threads}"),
+            (isinstance(self.seed, int) and 1 <= self.seed <= SEED_MAX, f"seed must be in [1, {SEED_MAX}], not {self.seed}"),
+            (isinstance(self.t_sim_ms, (int, float)) and math.isfinite(self.t_sim_ms) and self.t_sim_ms > 0, f"t must be a positive finite time in ms, not {self.t_sim_ms}"),
+            (isinstance(self.params, dict) and all(isinstance(k, str) for k in self.params), "params must be a mapping of names to values"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        try:
+            json.dumps(self.params, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ConfigError("model parameters must be numbers, strings, booleans or lists of them") from None
 
     @property
-    def n_inh(self) -> int:
-        return int(round(self.n_inh_base * self.scale))
-
-    @property
-    def n_exc(self) -> int:
-        return self.e_to_i_ratio * self.n_inh
-
-    @property
-    def n_neurons(self) -> int:
-        return self.n_exc + self.n_inh
-
-    @property
-    def ji_mv(self) -> float:
-        return self.g * self.je_mv
-
-    @property
-    def wmax_mv(self) -> float:
-        return self.wmax_factor * self.je_mv
-
-    @property
-    def n_e_syn(self) -> int:
-        """Number of ``e_syn`` connections the fixed in-degree rule creates."""
-        return self.n_neurons * self.indegree_e
-
-    @property
-    def n_i_syn(self) -> int:
-        return self.n_neurons * self.indegree_i
+    def is_reference(self) -> bool:
+        return self.model == DEFAULT_MODEL
 
     def replace(self, **changes: Any) -> NetworkConfig:
         """A copy with some fields changed; ``None`` values are ignored (unset CLI flags)."""
@@ -102,36 +80,89 @@ class NetworkConfig:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
+    def with_params(self, **params: Any) -> NetworkConfig:
+        """A copy with some model parameters added or changed."""
+        return dataclasses.replace(self, params={**self.params, **params})
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"model": self.model, "scale": self.scale, "params": dict(self.params), "threads": self.threads, "seed": self.seed, "t_sim_ms": self.t_sim_ms}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        """Build from a mapping, checking names and types (used for TOML and snapshots)."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(data) - set(known)
-        if unknown:
-            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        typed: dict[str, Any] = {}
+        """Build from a mapping, checking names and types (TOML files, the engine protocol).
+
+        einet's own keys are ``model``, ``scale``, ``threads``, ``seed``, ``t_sim_ms`` and a
+        ``params`` table; any other key is a model parameter (so the reference network's
+        TOML files, which name its parameters at the top level, keep working).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError("configuration must be a table")
+        own: dict[str, Any] = {}
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError("params must be a table")
+        params = dict(params)
         for key, value in data.items():
-            want = type(getattr(cls(), key))
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if type(value) is not want:
-                raise ConfigError(f"{key} must be {want.__name__}, not {type(value).__name__}")
-            typed[key] = value
-        return cls(**typed)
+            if key == "params":
+                continue
+            if key in _OWN_KEYS:
+                own[key] = _typed(key, value)
+            elif isinstance(value, dict):
+                raise ConfigError(f"unknown table [{key}] (model parameters go at the top level or under [params])")
+            else:
+                params[key] = value
+        return cls(**own, params=params)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> NetworkConfig:
-        """Load a TOML file whose top-level keys are field names (a ``[network]`` table works too)."""
+        """Load a TOML file: einet's keys and model parameters at the top level, under
+        ``[network]``, or model parameters under ``[params]``."""
         try:
-            data = tomllib.loads(Path(path).read_text())
+            with open(path, "rb") as fh:
+                raw = fh.read(_MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_dict(data.get("network", data))
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is larger than {_MAX_CONFIG_BYTES // 1024} KiB: not a configuration file")
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+        if "network" in data:
+            extra = sorted(set(data) - {"network", "params"})
+            if extra:
+                raise ConfigError(f"{path}: unknown top-level keys beside [network]: {', '.join(extra)}")
+            data = {**data["network"], **({"params": data["params"]} if "params" in data else {})}
+        return cls.from_dict(data)
+
+
+def _typed(key: str, value: Any) -> Any:
+    want = {"model": str, "scale": float, "threads": int, "seed": int, "t_sim_ms": float}[key]
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not want:
+        raise ConfigError(f"{key} must be {want.__name__}, not {type(value).__name__}")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set NAME=VALUE`` value: a TOML literal (number, boolean, string, list) or else text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``; a clear error for anything else."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ConfigError(f"--set takes NAME=VALUE, not {item!r}")
+        out[name] = parse_value(value.strip())
+    return out

@@ -28,7 +28,7 @@ class DemoStep:
 
 DEMO_STEPS: tuple[DemoStep, ...] = (
     DemoStep("build", "initial", "Build a fresh network (random V_m) and simulate: the initial run."),
-    DemoStep("store", "", "Store V_m, weights, delays and Kplus to a snapshot at the end of the initial run."),
+    DemoStep("store", "", "Store every node's state and every connection (weights, delays, traces) to a snapshot."),
     DemoStep("continue", "continued", "Continue the same kernel: full state, including spikes in transit."),
     DemoStep("restore", "restored", "Reset the kernel, restore the snapshot and simulate from t = 0 with the same seed."),
     DemoStep("restore", "restored, same seed", "Again: same snapshot, same seed, same threads: spikes are identical."),
@@ -36,8 +36,9 @@ DEMO_STEPS: tuple[DemoStep, ...] = (
 )
 
 
-def run_demo(session: Session, snapshot: str | Path, *, t_ms: float | None = None, on_caption: Callable[[DemoStep], None] | None = None, **run_kwargs: object) -> list[RunResult]:
-    """Play the example's five runs in ``session``; the snapshot is written to ``snapshot``."""
+def run_demo(session: Session, snapshot: str | Path, *, t_ms: float | None = None, on_caption: Callable[[DemoStep], None] | None = None, overwrite: bool = False, **run_kwargs: object) -> list[RunResult]:
+    """Play the example's five runs in ``session``; the snapshot is written to ``snapshot``
+    (an existing file is replaced only with ``overwrite``)."""
     results: list[RunResult] = []
     seed = session.config.seed
     for step in DEMO_STEPS:
@@ -46,7 +47,7 @@ def run_demo(session: Session, snapshot: str | Path, *, t_ms: float | None = Non
         if step.action == "build":
             session.build()
         elif step.action == "store":
-            session.store(snapshot, overwrite=True)
+            session.store(snapshot, overwrite=overwrite)
             continue
         elif step.action == "restore":
             session.restore(snapshot, seed=OTHER_SEED if step.other_seed else seed)

@@ -19,6 +19,12 @@ from types import ModuleType
 
 _nest: ModuleType | None = None
 _log_path: str = os.devnull
+_builtin: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+
+def current_log_path() -> str:
+    """Where NEST's (and models') output goes now (``os.devnull`` when discarded)."""
+    return _log_path
 
 
 def set_log_path(path: str | Path | None) -> None:
@@ -59,8 +65,17 @@ def nest() -> ModuleType:
             import nest as module
 
             module.verbosity = module.VerbosityLevel.INFO if verbose else module.VerbosityLevel.ERROR
+        global _builtin
+        # NEST's own models, before any CopyModel of ours (a reset removes copies, not these)
+        _builtin = (frozenset(module.node_models), frozenset(module.synapse_models))
         _nest = module
     return _nest
+
+
+def builtin_models() -> tuple[frozenset[str], frozenset[str]]:
+    """NEST's own node and synapse models (without copies made since)."""
+    nest()
+    return _builtin
 
 
 def verbose_nest() -> bool:

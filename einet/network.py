@@ -1,160 +1,326 @@
-"""The balanced E-I network inside the NEST kernel: build it, rebuild it from a snapshot,
-and read its state back out. All NEST calls of the model live here."""
+"""A network inside the NEST kernel: built by a model, or rebuilt from a snapshot, plus the
+spike recorder einet adds to it. Reading its state out lives in :mod:`einet.capture`."""
 
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .config import NetworkConfig
-from .kernel import nest, nest_output_to, nest_version
-from .snapshot import Snapshot, SynapseTable
+from .kernel import builtin_models, nest, nest_output_to
+from .models import ModelBuildError, ModelError, load_model
+from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet
+from .runs import RASTER_NEURONS
+from .snapshot import Snapshot, SnapshotError
 
-# Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
-# speed, so memory sets it: ~16k connections per block keeps the transient dicts near 15 MB.
-_BLOCK_SYNAPSES = 1 << 14
+# Status reads cost ~3.5 µs per synapse whatever is asked, so a weight sample of ~4k
+# connections costs ~15-20 ms per run; the example's 12k cost ~5 % of a 1 s run at scale 1.
+WEIGHT_SAMPLE = 4000
 _WEIGHT_SAMPLE_SOURCES = 49  # the example samples e_neurons[::41] of 2000: 49 sources
-# ...onto every 3rd neuron: ~4k synapses at any scale, read in ~20 ms. The example's full
-# 12k cost ~5% of a 1 s run at scale 1, for a histogram that looks the same in a terminal.
 _WEIGHT_SAMPLE_TARGET_STRIDE = 3
+
+UNSUPPORTED_SYNAPSES = {
+    "gap_junction": "gap junctions",
+    "rate_connection_instantaneous": "rate connections",
+    "rate_connection_delayed": "rate connections",
+    "diffusion_connection": "diffusion connections",
+    "sic_connection": "slow inward current connections",
+}
 
 
 @dataclass(frozen=True)
+class Population:
+    """A group of neurons einet records and shows."""
+
+    name: str
+    ids: np.ndarray
+    model: str = ""
+
+    @property
+    def size(self) -> int:
+        return int(len(self.ids))
+
+    @property
+    def raster_ids(self) -> np.ndarray:
+        return self.ids[:RASTER_NEURONS]
+
+
+@dataclass
 class Network:
     """Handles to the nodes of a built network (valid until the next kernel reset)."""
 
     config: NetworkConfig
-    exc: Any
-    inh: Any
-    noise: Any
+    populations: tuple[Population, ...]
     recorder: Any
+    model_calls: list[dict[str, Any]] = field(default_factory=list)
+    kernel_set: dict[str, Any] = field(default_factory=dict)
+    layers: list[Any] = field(default_factory=list)
+    settable_nodes: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    settable_synapses: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
-    def neurons(self) -> Any:
-        return self.exc + self.inh
+    def recorded(self) -> np.ndarray:
+        return np.unique(np.concatenate([p.ids for p in self.populations]))
+
+    @property
+    def n_recorded(self) -> int:
+        return int(len(self.recorded))
+
+    @property
+    def recorder_id(self) -> int:
+        return int(self.recorder.global_id)
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes of the model (einet's recorder excluded)."""
+        return self.recorder_id - 1
+
+    def group_of(self, senders: np.ndarray) -> np.ndarray:
+        """Index of each sender's population (-1 for none): the first population it is in."""
+        lookup = np.full(self.recorder_id + 1, -1, dtype=np.int16)
+        for k, p in reversed(list(enumerate(self.populations))):
+            lookup[p.ids] = k
+        return lookup[np.clip(senders, 0, self.recorder_id)]
 
 
-def setup_kernel(config: NetworkConfig, *, threads: int, seed: int, delays: dict[str, float] | None = None) -> None:
-    """Reset the kernel, set threads (must come first after a reset), resolution and seed,
-    and define the two synapse models. ``delays`` sets a model's default delay."""
+# -- building --------------------------------------------------------------------------------
+def build_model(config: NetworkConfig) -> Network:
+    """Reset the kernel, set threads and seed, run the model's build, add einet's recorder."""
+    build = load_model(config.model, config.params)
     n = nest()
+    with model_owned_by_einet(config.threads, config.seed) as record:
+        try:
+            shown = build(n, scale=config.scale, **config.params)
+        except (ModelError, SnapshotError):
+            raise
+        except Exception as exc:
+            raise ModelBuildError(f"model {config.model} failed while building: {type(exc).__name__}: {_first_line(exc)}") from None
+    with nest_output_to():
+        populations = _populations(shown, config.model)
+        net = Network(config, populations, None, list(record.model_calls), dict(record.kernel_set), list(record.layers), notes=list(record.notes))
+        _add_recorder(net)
+        probe_node_models(net)
+    return net
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _populations(shown: Any, ref: str) -> tuple[Population, ...]:
+    """The model's populations (neurons only), or every neuron grouped by NEST model."""
+    n = nest()
+    size = int(n.network_size)
+    if size == 0:
+        raise ModelError(f"model {ref} built no nodes")
+    everything = n.NodeCollection(list(range(1, size + 1)))
+    from nest import nestkernel_api as api
+
+    kinds = np.array(api.llapi_get_nc_status(everything._datum, "element_type"))
+    models = np.array(api.llapi_get_nc_status(everything._datum, "model"))
+    is_neuron = kinds == "neuron"
+    if shown is not None:
+        if not isinstance(shown, Mapping) or not all(isinstance(k, str) for k in shown):
+            raise ModelError(f"model {ref} must return None or {{population name: NodeCollection}}, not {type(shown).__name__}")
+        out = []
+        for name, nc in shown.items():
+            try:
+                ids = np.asarray(nc.tolist(), dtype=np.int64)
+            except AttributeError:
+                raise ModelError(f"population {name!r} of model {ref} is not a NodeCollection") from None
+            ids = np.unique(ids[(ids >= 1) & (ids <= size)])
+            ids = ids[is_neuron[ids - 1]]
+            if len(ids):
+                out.append(Population(name, ids.astype(np.int32), str(models[ids[0] - 1])))
+        if out:
+            return tuple(out)
+    ids = np.flatnonzero(is_neuron) + 1
+    if not len(ids):
+        raise ModelError(f"model {ref} built no neurons to record")
+    return tuple(Population(str(m), ids[models[ids - 1] == m].astype(np.int32), str(m)) for m in dict.fromkeys(models[ids - 1]))
+
+
+def _add_recorder(net: Network) -> None:
+    n = nest()
+    net.recorder = n.Create("spike_recorder")
+    n.Connect(n.NodeCollection(net.recorded.tolist()), net.recorder)
+
+
+# -- probing what NEST lets us set -------------------------------------------------------------
+_NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, not to the network
+
+
+def probe_node_models(net: Network) -> None:
+    """Find, per node model, which status keys NEST accepts back (setting a node's own current
+    value separates settable keys from read-only ones such as ``t_spike`` or ``vp``)."""
+    n = nest()
+    from nest import nestkernel_api as api
+
+    if net.n_nodes < 1:
+        return
+    everything = n.NodeCollection(list(range(1, net.n_nodes + 1)))
+    models = api.llapi_get_nc_status(everything._datum, "model")
+    first: dict[str, int] = {}
+    for i, m in enumerate(models):
+        first.setdefault(str(m), i + 1)
+    for model, node_id in first.items():
+        if model not in net.settable_nodes:
+            net.settable_nodes[model] = _probe_node(n.NodeCollection([node_id]))
+
+
+def _probe_node(one: Any) -> tuple[list[str], list[str]]:
+    from nest import nestkernel_api as api
+
+    status = api.llapi_get_nc_status(one._datum)
+    if "compartments" in status:
+        raise SnapshotError(f"{status['model'][0]}: compartmental models cannot be stored yet")
+    current = {k: v[0] for k, v in status.items() if k not in _NEVER_STORED}
+    ok: list[str] = []
+    failed: list[str] = []
+    for key, value in current.items():
+        try:
+            api.llapi_set_nc_status(one._datum, [{key: value}])
+            ok.append(key)
+        except Exception:
+            failed.append(key)
+    # some keys are accepted only together with others (a spike_generator's flags with its
+    # spike_times); restore sets every key of a node in one call, so that counts as settable
+    together = {k: current[k] for k in ok}
+    for key in list(failed):
+        try:
+            api.llapi_set_nc_status(one._datum, [{**together, key: current[key]}])
+            ok.append(key)
+            failed.remove(key)
+        except Exception:
+            pass
+    return sorted(ok), sorted(failed)
+
+
+# -- rebuilding from a snapshot ----------------------------------------------------------------
+def check_restorable(snap: Snapshot) -> None:
+    """Check the snapshot against this NEST before the kernel is touched: every model known
+    (built in, or made by the snapshot's own CopyModel calls), every key one the model has,
+    every kernel setting one einet restores."""
+    n = nest()
+    node_models, synapse_models = builtin_models()
+    base: dict[str, str] = {}
+    for call in snap.model_calls:
+        if call["op"] == "CopyModel":
+            b = base.get(call["base"], call["base"])
+            if b not in node_models and b not in synapse_models:
+                raise SnapshotError(f"CopyModel base {call['base']!r} is not a model of this NEST")
+            if call["model"] in node_models or call["model"] in synapse_models or call["model"] in base:
+                raise SnapshotError(f"CopyModel would redefine model {call['model']!r}")
+            base[call["model"]] = b
+        elif base.get(call["model"], call["model"]) not in node_models | synapse_models:
+            raise SnapshotError(f"SetDefaults names unknown model {call['model']!r}")
+    for key in snap.kernel:
+        if key not in SHAPING_KERNEL_KEYS:
+            raise SnapshotError(f"kernel setting {key!r} is not one einet restores")
+    defaults: dict[str, set[str]] = {}
+
+    def keys_of(model: str) -> set[str]:
+        b = base.get(model, model)
+        if b not in defaults:
+            defaults[b] = set(n.GetDefaults(b))
+        return defaults[b]
+
+    for run in snap.nodes:
+        if base.get(run.model, run.model) not in node_models:
+            raise SnapshotError(f"node model {run.model!r} is not a node model of this NEST")
+        unknown = set(run.keys()) - keys_of(run.model)
+        if unknown:
+            raise SnapshotError(f"{run.model} has no parameter {sorted(unknown)[0]!r}")
+    for t in snap.synapses:
+        b = base.get(t.model, t.model)
+        if b not in synapse_models:
+            raise SnapshotError(f"synapse model {t.model!r} is not a synapse model of this NEST")
+        if b in UNSUPPORTED_SYNAPSES:
+            raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[b]} ({t.model}) cannot be restored")
+        unknown = set(t.columns) | set(t.uniform)
+        unknown -= keys_of(t.model) | {"receptor_type"}
+        if unknown:
+            raise SnapshotError(f"{t.model} has no connection property {sorted(unknown)[0]!r}")
+
+
+def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
+    """Rebuild a stored network in a fresh kernel: same node ids, parameters and state, same
+    connections, einet's recorder added. Call :func:`check_restorable` first."""
+    n = nest()
+    from nest import nestkernel_api as api
+
     with nest_output_to():
         n.ResetKernel()
-        n.local_num_threads = threads
-        n.resolution = config.resolution_ms
-        n.rng_seed = seed
-        n.CopyModel("stdp_synapse_hom", "e_syn", {"Wmax": config.wmax_mv, **_delay(delays, "e_syn")})
-        n.CopyModel("static_synapse", "i_syn", _delay(delays, "i_syn"))
+        apply_owned(threads, seed)
+        kernel = {k: snap.kernel[k] for k in ("tics_per_ms", "resolution") if k in snap.kernel}
+        if "tics_per_ms" in kernel:
+            kernel["tics_per_ms"] = int(round(kernel["tics_per_ms"]))  # NEST reports a float, takes an integer
+        kernel |= {k: snap.kernel[k] for k in snap.kernel_set if k not in kernel}
+        if kernel:
+            n.SetKernelStatus(kernel)
+        for call in snap.model_calls:
+            if call["op"] == "CopyModel":
+                n.CopyModel(call["base"], call["model"], call["params"])
+            else:
+                n.SetDefaults(call["model"], call["params"])
+        layers = []
+        for run in snap.nodes:
+            if run.spatial is not None and run.positions is not None:
+                nodes = n.Create(run.model, positions=_positions(run.spatial, run.positions))
+                layers.append(nodes)
+            else:
+                nodes = n.Create(run.model, run.count)
+            if nodes[0].global_id != run.first_id:
+                raise SnapshotError(f"node run of {run.model} came out at id {nodes[0].global_id}, not {run.first_id}")
+            if run.columns or run.ragged or run.varying:
+                api.llapi_set_nc_status(nodes._datum, run.node_params())
+            elif run.uniform:
+                api.llapi_set_nc_status(nodes._datum, [dict(run.uniform)])
+        for t in snap.synapses:
+            _connect(t)
+        populations = tuple(Population(name, ids.astype(np.int32), snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
+        net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers)
+        _add_recorder(net)
+        probe_node_models(net)
+    return net
 
 
-def _delay(delays: dict[str, float] | None, model: str) -> dict[str, float]:
-    return {"delay": delays[model]} if delays and model in delays else {}
-
-
-def build_fresh(config: NetworkConfig) -> Network:
-    """Create and wire the network as NEST's example does (random V_m, fixed in-degrees)."""
+def _connect(t: Any) -> None:
+    """One array ``Connect`` per synapse model. Values shared by every connection become the
+    model's defaults for the call (array Connect takes no scalar weight or delay, and each
+    extra array costs it ~10 %); the defaults are put back afterwards."""
     n = nest()
-    setup_kernel(config, threads=config.threads, seed=config.seed)
-    with nest_output_to():
-        vm = n.random.normal(config.vm_mean_mv, config.vm_std_mv)
-        exc = n.Create(config.neuron_model, n=config.n_exc, params={"V_m": vm})
-        inh = n.Create(config.neuron_model, n=config.n_inh, params={"V_m": vm})
-        neurons = exc + inh
-        n.Connect(exc, neurons, {"rule": "fixed_indegree", "indegree": config.indegree_e}, {"synapse_model": "e_syn", "weight": config.je_mv})
-        n.Connect(inh, neurons, {"rule": "fixed_indegree", "indegree": config.indegree_i}, {"synapse_model": "i_syn", "weight": config.ji_mv})
-        return _add_devices(config, exc, inh)
-
-
-def build_from_snapshot(snap: Snapshot, *, threads: int, seed: int) -> Network:
-    """Rebuild a stored network in a fresh kernel: stored V_m, stored connections, new devices."""
-    config = snap.config
-    tables = {"e_syn": snap.e_syn, "i_syn": snap.i_syn}
-    # A delay shared by all connections of a model becomes the model default: lossless, and
-    # Connect then needs no delay array (each extra array costs Connect ~10% more time).
-    uniform = {m: float(t.delay[0]) for m, t in tables.items() if len(t) and (t.delay == t.delay[0]).all()}
-    setup_kernel(config, threads=threads, seed=seed, delays=uniform)
-    n = nest()
-    with nest_output_to():
-        exc = n.Create(config.neuron_model, n=config.n_exc, params={"V_m": snap.vm_exc})
-        inh = n.Create(config.neuron_model, n=config.n_inh, params={"V_m": snap.vm_inh})
-        for model, table in tables.items():
-            if not len(table):
-                continue
-            spec: dict[str, Any] = {"synapse_model": model, "weight": table.weight}
-            if model not in uniform:
-                spec["delay"] = table.delay
-            if table.kplus is not None:
-                spec["Kplus"] = table.kplus
-            n.Connect(table.source, table.target, "one_to_one", spec)
-        return _add_devices(config, exc, inh)
-
-
-def _add_devices(config: NetworkConfig, exc: Any, inh: Any) -> Network:
-    n = nest()
-    noise = n.Create("poisson_generator", params={"rate": config.poisson_rate_hz})
-    recorder = n.Create("spike_recorder")
-    n.Connect(noise, exc + inh, "all_to_all", {"weight": config.je_mv})
-    n.Connect(exc, recorder)
-    return Network(config=config, exc=exc, inh=inh, noise=noise, recorder=recorder)
-
-
-def capture(net: Network, *, seed: int, progress: Callable[[float], None] | None = None) -> Snapshot:
-    """Read V_m and every connection's source, target, weight, delay (and Kplus) into a Snapshot.
-
-    Connections are read in blocks of presynaptic neurons into preallocated arrays, so memory
-    stays flat: PyNEST's own ``get(..., output="pandas")`` reads every status twice and
-    holds all of them as Python objects at once.
-    """
-    n = nest()
-    config = net.config
-    with nest_output_to():
-        vm_exc = np.asarray(net.exc.get("V_m"), dtype=float).reshape(-1)
-        vm_inh = np.asarray(net.inh.get("V_m"), dtype=float).reshape(-1)
-        counts = {m: int(n.GetDefaults(m, "num_connections")) for m in ("e_syn", "i_syn")}
-        total = max(1, sum(counts.values()))
-        done = 0
-
-        def on_block(k: int) -> None:
-            nonlocal done
-            done += k
-            if progress is not None:
-                progress(done / total)
-
-        e_syn = _read_synapses(net.exc, "e_syn", counts["e_syn"], True, on_block)
-        i_syn = _read_synapses(net.inh, "i_syn", counts["i_syn"], False, on_block)
-        t_stored = float(n.biological_time)
-        n_vp = int(n.total_num_virtual_procs)
-    return Snapshot(
-        config=config,
-        t_stored_ms=t_stored,
-        seed=seed,
-        n_vp=n_vp,
-        vm_exc=vm_exc,
-        vm_inh=vm_inh,
-        e_syn=e_syn,
-        i_syn=i_syn,
-        nest_version=nest_version(),
-    )
-
-
-def _connection_status(conns: Any) -> list[dict[str, Any]]:
-    # SynapseCollection.get() post-processes the kernel's list of status dicts in Python
-    # (a list comprehension plus a restructure per key); the raw list is all we need.
+    spec: dict[str, Any] = {"synapse_model": t.model, **t.columns}
+    shared = {k: v for k, v in t.uniform.items() if k != "receptor_type"}
+    if "receptor_type" in t.uniform:
+        spec["receptor_type"] = np.full(len(t), t.uniform["receptor_type"], dtype=float)
+    before = {k: v for k, v in n.GetDefaults(t.model).items() if k in shared}
     try:
-        from nest import nestkernel_api
+        n.SetDefaults(t.model, shared)
+    except Exception:  # a property that is per connection only: pass it as an array instead
+        before = {}
+        spec |= {k: np.full(len(t), v, dtype=float) for k, v in shared.items()}
+    try:
+        n.Connect(t.source.astype(np.int64), t.target.astype(np.int64), "one_to_one", spec)
+    finally:
+        if before:
+            n.SetDefaults(t.model, before)
 
-        return list(nestkernel_api.llapi_get_connection_status(conns._datum))
-    except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
-        status = conns.get()
-        keys = list(status)
-        return [dict(zip(keys, row)) for row in zip(*status.values())]
+
+def _positions(spatial: dict[str, Any], positions: np.ndarray) -> Any:
+    n = nest()
+    if spatial["kind"] == "grid":
+        return n.spatial.grid(list(spatial["shape"]), center=list(spatial["center"]), extent=list(spatial["extent"]), edge_wrap=bool(spatial["edge_wrap"]))
+    return n.spatial.free(positions.tolist(), extent=list(spatial["extent"]), edge_wrap=bool(spatial["edge_wrap"]))
 
 
+# -- while running ---------------------------------------------------------------------------
 def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
     """The (senders, times) recorded since the last drain; empties the recorder.
 
@@ -173,46 +339,40 @@ def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(events["senders"], dtype=np.int64), np.asarray(events["times"], dtype=np.float64)
 
 
-def _read_synapses(sources: Any, model: str, count: int, with_kplus: bool, on_block: Callable[[int], None]) -> SynapseTable:
-    n = nest()
-    keys = ("source", "target", "weight", "delay") + (("Kplus",) if with_kplus else ())
-    getter = operator.itemgetter(*keys)
-    out = np.empty((count, len(keys)), dtype=np.float64)
-    row = np.dtype((np.float64, len(keys)))
-    # Out-degree of a source is about n_neurons * indegree / n_sources; choose the number
-    # of sources per block so a block holds about _BLOCK_SYNAPSES connections.
-    mean_out = max(1.0, count / max(1, len(sources)))
-    per_block = max(1, int(_BLOCK_SYNAPSES / mean_out))
-    filled = 0
-    for start in range(0, len(sources), per_block):
-        conns = n.GetConnections(source=sources[start : min(start + per_block, len(sources))], synapse_model=model)
-        status = _connection_status(conns)
-        k = len(status)
-        if filled + k > count:
-            raise RuntimeError(f"{model}: more connections than NEST reported ({count})")
-        if k:
-            out[filled : filled + k] = np.fromiter(map(getter, status), dtype=row, count=k)
-        filled += k
-        on_block(k)
-    if filled != count:
-        raise RuntimeError(f"{model}: read {filled} connections, NEST reported {count}")
-    cols = out.T
-    return SynapseTable(
-        source=cols[0].astype(np.int64),
-        target=cols[1].astype(np.int64),
-        weight=np.ascontiguousarray(cols[2]),
-        delay=np.ascontiguousarray(cols[3]),
-        kplus=np.ascontiguousarray(cols[4]) if with_kplus else None,
-    )
+def connection_status(conns: Any) -> list[dict[str, Any]]:
+    """The raw status dicts of a SynapseCollection (PyNEST's ``.get()`` restructures them in
+    Python, a list comprehension plus a restructure per key; the raw list is all we need)."""
+    try:
+        from nest import nestkernel_api
+
+        return list(nestkernel_api.llapi_get_connection_status(conns._datum))
+    except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
+        status = conns.get()
+        keys = list(status)
+        return [dict(zip(keys, row)) for row in zip(*status.values())]
 
 
-def weight_sample(net: Network) -> np.ndarray:
-    """e_syn weights from 49 evenly spaced E sources (the example's ``e_neurons[::41]``) onto
-    every third neuron: about 4000 weights whatever the scale."""
+def weight_samples(net: Network) -> dict[str, np.ndarray]:
+    """Weights of a sample of connections per synapse model: from ~49 evenly spaced nodes onto
+    every third recorded neuron (the example's ``e_neurons[::41]``), ~4000 per model at most."""
     n = nest()
-    stride = max(1, math.ceil(len(net.exc) / _WEIGHT_SAMPLE_SOURCES))
+    if net.n_nodes < 1:
+        return {}
+    stride = max(1, math.ceil(net.n_nodes / _WEIGHT_SAMPLE_SOURCES))
+    sources = n.NodeCollection(list(range(1, net.n_nodes + 1, stride)))
+    targets = n.NodeCollection(net.recorded[::_WEIGHT_SAMPLE_TARGET_STRIDE].tolist())
     with nest_output_to():
-        conns = n.GetConnections(source=net.exc[::stride], target=net.neurons[::_WEIGHT_SAMPLE_TARGET_STRIDE], synapse_model="e_syn")
+        conns = n.GetConnections(source=sources, target=targets)
         if len(conns) == 0:
-            return np.empty(0)
-        return np.fromiter((s["weight"] for s in _connection_status(conns)), dtype=float)
+            return {}
+        out: dict[str, list[float]] = {}
+        for status in connection_status(conns):
+            if "weight" in status:
+                out.setdefault(str(status["synapse_model"]), []).append(status["weight"])
+    samples = {}
+    for model, weights in out.items():
+        w = np.asarray(weights, dtype=float)
+        if len(w) > WEIGHT_SAMPLE:
+            w = w[np.linspace(0, len(w) - 1, WEIGHT_SAMPLE).astype(int)]
+        samples[model] = w
+    return samples

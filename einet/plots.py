@@ -12,50 +12,57 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import WEIGHT_BINS, weight_histogram
+from .analysis import weight_bins, weight_histogram
 
-RASTER_NEURONS = 100
 MAX_RASTER_POINTS = 6000
 COLORS = ["blue", "orange", "green", "red", "magenta", "cyan", "yellow", "white"]
 
 
-def raster_points(senders: np.ndarray, times: np.ndarray, t0: float, t1: float, n_max: int = RASTER_NEURONS, first_id: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Spikes of the first ``n_max`` recorded neurons inside [t0, t1), thinned to a point budget."""
-    keep = (senders < first_id + n_max) & (times >= t0) & (times < t1)
-    t, s = times[keep], senders[keep]
+def raster_points(senders: np.ndarray, times: np.ndarray, t0: float, t1: float, raster_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spikes of the raster's neurons inside [t0, t1) as (times, row 1..len(raster_ids)),
+    thinned to a point budget."""
+    ids = np.asarray(raster_ids)
+    if not len(ids) or not len(senders):
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    pos = np.searchsorted(ids, senders)
+    pos_c = np.minimum(pos, len(ids) - 1)
+    keep = (ids[pos_c] == senders) & (times >= t0) & (times < t1)
+    t, rows = times[keep], pos_c[keep] + 1
     if len(t) > MAX_RASTER_POINTS:
         idx = np.linspace(0, len(t) - 1, MAX_RASTER_POINTS).astype(int)
-        t, s = t[idx], s[idx]
-    return t, s
+        t, rows = t[idx], rows[idx]
+    return t, rows
 
 
-def draw_raster(plt: Any, senders: np.ndarray, times: np.ndarray, t0: float, t1: float, *, title: str = "", color: str = "blue", marker: str = "dot") -> None:
-    t, s = raster_points(senders, times, t0, t1)
+def draw_raster(plt: Any, senders: np.ndarray, times: np.ndarray, t0: float, t1: float, raster_ids: np.ndarray, *, title: str = "", color: str = "blue", marker: str = "dot", ylabel: str = "neuron") -> None:
+    t, rows = raster_points(senders, times, t0, t1, raster_ids)
     if len(t):
-        plt.scatter(t.tolist(), s.tolist(), marker=marker, color=color)
+        plt.scatter(t.tolist(), rows.tolist(), marker=marker, color=color)
+    n = max(1, len(raster_ids))
     plt.xlim(t0, t1)
-    plt.ylim(0, RASTER_NEURONS + 1)
-    plt.yticks([1, 25, 50, 75, 100])
+    plt.ylim(0, n + 1)
+    plt.yticks(sorted({1, max(1, n // 2), n}))
     plt.title(title)
-    plt.ylabel("neuron id")
+    plt.ylabel(ylabel)
 
 
-def draw_psth(plt: Any, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, marker: str = "dot", align: bool = False) -> None:
+def draw_psth(plt: Any, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, marker: str = "dot", align: bool = False, title: str = "PSTH (rate per neuron)") -> None:
     """PSTH lines: (label, left bin edges in ms, rate in Hz). ``align`` shifts each to start at 0."""
     for i, (label, t, hz) in enumerate(curves):
         if len(t):
             x = t - t[0] if align else t
             plt.plot(x.tolist(), hz.tolist(), label=label, color=COLORS[i % len(COLORS)], marker=marker)
-    plt.title("PSTH (rate per E neuron)")
+    plt.title(title)
     plt.ylabel("Hz")
 
 
-def draw_weights(plt: Any, samples: Sequence[tuple[str, np.ndarray]], *, marker: str = "dot") -> None:
-    """Overlaid density histograms of e_syn weights over the example's bins (0.7-1.4 mV)."""
-    centers = (WEIGHT_BINS[:-1] + WEIGHT_BINS[1:]) / 2
+def draw_weights(plt: Any, samples: Sequence[tuple[str, np.ndarray]], *, model: str = "", marker: str = "dot") -> None:
+    """Overlaid density histograms of one synapse model's weights; bins from the data."""
+    bins = weight_bins([w for _, w in samples])
+    centers = (bins[:-1] + bins[1:]) / 2
     for i, (label, w) in enumerate(samples):
         if len(w):
-            plt.plot(centers.tolist(), weight_histogram(w).tolist(), label=label, color=COLORS[i % len(COLORS)], marker=marker)
-    plt.xlim(float(WEIGHT_BINS[0]), float(WEIGHT_BINS[-1]))
-    plt.title("e_syn weights (density)")
-    plt.xlabel("weight [mV]")
+            plt.plot(centers.tolist(), weight_histogram(w, bins).tolist(), label=label, color=COLORS[i % len(COLORS)], marker=marker)
+    plt.xlim(float(bins[0]), float(bins[-1]))
+    plt.title(f"{model} weights (density)" if model else "weights (density)")
+    plt.xlabel("weight")

@@ -10,6 +10,9 @@ import numpy as np
 
 OriginKind = Literal["fresh", "continued", "restored"]
 
+RASTER_NEURONS = 100
+"""Neurons per population a raster shows (the first ones by id)."""
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -26,6 +29,15 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A recorded population as results show it: its name, size and the neurons of its raster."""
+
+    name: str
+    size: int
+    raster_ids: np.ndarray
+
+
+@dataclass(frozen=True)
 class StepUpdate:
     """New data after one simulation step: only what is new since the previous step."""
 
@@ -36,6 +48,8 @@ class StepUpdate:
     times: np.ndarray
     n_spikes_total: int
     rate_hz: float
+    groups: np.ndarray | None = None
+    """Population index of each new spike."""
 
     @property
     def progress(self) -> float:
@@ -45,7 +59,11 @@ class StepUpdate:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One simulation run: its provenance, spikes of the E population, and summaries."""
+    """One simulation run: its provenance, the spikes of every recorded population, summaries.
+
+    ``groups`` are the populations; ``spike_group`` gives each spike's population index;
+    ``psth_hz`` has one row per population; ``weights`` is a weight sample per synapse model.
+    """
 
     label: str
     seed: int
@@ -59,8 +77,11 @@ class RunResult:
     rate_hz: float
     psth_t_ms: np.ndarray
     psth_hz: np.ndarray
-    weights: np.ndarray
+    weights: dict[str, np.ndarray]
     digest: str
+    groups: tuple[Group, ...] = ()
+    spike_group: np.ndarray | None = None
+    model: str = ""
     cancelled: bool = False
     bit_comparable: bool = True
     wall_s: float = 0.0
@@ -74,11 +95,19 @@ class RunResult:
     def short_digest(self) -> str:
         return self.digest[:12]
 
+    def group_rates_hz(self) -> dict[str, float]:
+        """Mean rate per neuron of each population."""
+        span_s = max(1e-12, (self.t_stop_ms - self.t_start_ms) / 1000.0)
+        counts = np.bincount(self.spike_group[self.spike_group >= 0], minlength=len(self.groups)) if self.spike_group is not None and len(self.spike_group) else np.zeros(len(self.groups))
+        return {g.name: float(counts[k]) / max(1, g.size) / span_s for k, g in enumerate(self.groups)}
+
     def spikes_frame(self) -> Any:
-        """Spikes as a pandas DataFrame with columns ``senders`` and ``times``."""
+        """Spikes as a pandas DataFrame with columns ``senders``, ``times`` and ``population``."""
         import pandas as pd
 
-        return pd.DataFrame({"senders": self.senders, "times": self.times})
+        names = np.array([g.name for g in self.groups] + [""], dtype=object)
+        group = self.spike_group if self.spike_group is not None else np.full(len(self.senders), -1)
+        return pd.DataFrame({"senders": self.senders, "times": self.times, "population": names[group]})
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (what ``--json`` prints)."""
@@ -93,6 +122,8 @@ class RunResult:
             "t_stop_ms": self.t_stop_ms,
             "spikes": self.n_spikes,
             "rate_hz": round(self.rate_hz, 4),
+            "population_rates_hz": {k: round(v, 4) for k, v in self.group_rates_hz().items()},
+            "model": self.model or None,
             "digest": self.digest,
             "cancelled": self.cancelled,
             "bit_comparable": self.bit_comparable,

@@ -11,10 +11,11 @@ import numpy as np
 
 from . import analysis
 from .config import NetworkConfig
+from .capture import capture, not_stored_of
 from .kernel import nest, nest_output_to, set_log_path
-from .network import Network, build_fresh, build_from_snapshot, capture, drain_spikes, weight_sample
-from .runs import Origin, RunResult, StepUpdate
-from .snapshot import Snapshot
+from .network import Network, build_model, check_restorable, drain_spikes, rebuild, weight_samples
+from .runs import Group, Origin, RunResult, StepUpdate
+from .snapshot import Snapshot, write_snapshot
 
 StepCallback = Callable[[StepUpdate], None]
 
@@ -24,7 +25,10 @@ class SessionError(RuntimeError):
 
 
 class Session:
-    """Build, run, store, reset and restore the network in this process's NEST kernel.
+    """Build, run, store, reset and restore a network in this process's NEST kernel.
+
+    The network is the configuration's model (default: the reference network); a restored
+    one is whatever the snapshot holds, rebuilt without running any model code.
 
     There is one NEST kernel per process, so use one Session per process. Every call into
     NEST sends NEST's own output to ``log_path`` (default: discarded), never to the terminal.
@@ -56,6 +60,17 @@ class Session:
             return 0.0
         return round(float(nest().biological_time), 6)
 
+    @property
+    def groups(self) -> tuple[Group, ...]:
+        """The recorded populations (empty when no network is built)."""
+        if self.network is None:
+            return ()
+        return tuple(Group(p.name, p.size, p.raster_ids.copy()) for p in self.network.populations)
+
+    def not_stored(self) -> list[str]:
+        """What a snapshot of this network would not hold (computed from the network)."""
+        return not_stored_of(self.network) if self.network is not None else []
+
     def _require_network(self) -> Network:
         if self.network is None:
             raise SessionError("no network: build or restore one first")
@@ -63,11 +78,11 @@ class Session:
 
     # -- verbs -----------------------------------------------------------------------------
     def build(self, config: NetworkConfig | None = None) -> None:
-        """Reset the kernel and build a fresh network with random V_m (seed and threads from config)."""
+        """Reset the kernel and build the configuration's model (seed and threads from config)."""
         if config is not None:
             self.config = config
         self.network = None
-        self.network = build_fresh(self.config)
+        self.network = build_model(self.config)
         self.seed, self.threads = self.config.seed, self.config.threads
         self.snapshot_path, self.snapshot_t_ms, self.bit_comparable = "", 0.0, True
         self._next_origin = Origin("fresh")
@@ -80,9 +95,13 @@ class Session:
         self._next_origin = None
 
     def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None) -> Snapshot:
-        """Store V_m, connections (weight, delay, Kplus) and metadata to an HDF5 snapshot."""
+        """Store every node's settable state and every connection to an HDF5 snapshot.
+
+        What cannot be stored faithfully is refused with :class:`~einet.snapshot.SnapshotError`
+        before anything is written; an existing file is never replaced unless ``overwrite``.
+        """
         snap = capture(self._require_network(), seed=self.seed, progress=progress)
-        snap.write(path, overwrite=overwrite)
+        write_snapshot(snap, path, overwrite=overwrite)
         return snap
 
     def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None) -> Snapshot:
@@ -97,8 +116,9 @@ class Session:
         threads = snap.n_vp if threads is None else threads
         # the network is the snapshot's; the run length stays the session's choice
         config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
+        check_restorable(snap)  # before the kernel is touched
         self.network = None
-        self.network = build_from_snapshot(snap, threads=threads, seed=seed)
+        self.network = rebuild(snap, threads=threads, seed=seed, config=config)
         self.config, self.seed, self.threads = config, seed, threads
         self.snapshot_path = snap.source_path
         self.snapshot_t_ms = snap.t_stored_ms
@@ -126,7 +146,7 @@ class Session:
         net = self._require_network()
         n = nest()
         duration = float(self.config.t_sim_ms if t_ms is None else t_ms)
-        res = self.config.resolution_ms
+        res = float(n.resolution)
         if not np.isfinite(duration) or duration < res:
             raise SessionError(f"run length must be at least the resolution ({res} ms)")
         origin = self._next_origin or Origin("continued")
@@ -135,9 +155,10 @@ class Session:
         if step_wall_s and not step_ms:
             # First step ~20-30 ms of wall time at any size (NEST's cost per simulated ms grows
             # with the network): a fixed 100 ms first step would take seconds at large scales.
-            step = float(np.clip(10.0 * 2500 / max(1, len(net.neurons)), res, 10.0))
+            step = float(np.clip(10.0 * 2500 / max(1, net.n_nodes), res, 10.0))
         else:
             step = float(step_ms) if step_ms else (100.0 if (on_step or cancel) else duration)
+        n_recorded = net.n_recorded
         chunks_s: list[np.ndarray] = []
         chunks_t: list[np.ndarray] = []
         total = 0
@@ -158,8 +179,8 @@ class Session:
             chunks_t.append(times)
             total += len(senders)
             if on_step is not None:
-                rate = analysis.population_rate(len(senders), len(net.exc), this)
-                on_step(StepUpdate(t, t_start, t_stop, senders, times, total, rate))
+                rate = analysis.population_rate(len(senders), n_recorded, this)
+                on_step(StepUpdate(t, t_start, t_stop, senders, times, total, rate, net.group_of(senders)))
             if step_wall_s and took > 0:
                 # Fast towards the wall-time target from the small first step, damped so one
                 # noisy step does not make the next one overshoot.
@@ -170,7 +191,10 @@ class Session:
         senders = np.concatenate(chunks_s) if chunks_s else np.empty(0, np.int64)
         times = np.concatenate(chunks_t) if chunks_t else np.empty(0, np.float64)
         t_end = t if cancelled else t_stop
-        psth_t, psth_hz = analysis.psth(times, t_start, t_end, len(net.exc))
+        groups = self.groups
+        spike_group = net.group_of(senders)
+        psth_t, _ = analysis.psth(times[:0], t_start, t_end, 1)
+        psth_hz = np.vstack([analysis.psth(times[spike_group == k], t_start, t_end, g.size)[1] for k, g in enumerate(groups)]) if groups else np.empty((0, len(psth_t)))
         result = RunResult(
             label=label or f"run {self.n_runs + 1}",
             seed=self.seed,
@@ -180,15 +204,18 @@ class Session:
             t_stop_ms=t_end,
             senders=senders,
             times=times,
-            n_recorded=len(net.exc),
-            rate_hz=analysis.population_rate(len(senders), len(net.exc), t_end - t_start),
+            n_recorded=n_recorded,
+            rate_hz=analysis.population_rate(len(senders), n_recorded, t_end - t_start),
             psth_t_ms=psth_t,
             psth_hz=psth_hz,
-            weights=weight_sample(net),
+            weights=weight_samples(net),
             digest=analysis.spike_digest(senders, times, res),
             cancelled=cancelled,
             bit_comparable=self.bit_comparable,
             wall_s=time.perf_counter() - wall0,
+            groups=groups,
+            spike_group=spike_group,
+            model=self.config.model,
         )
         self.n_runs += 1
         if self.keep_history:

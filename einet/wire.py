@@ -54,11 +54,11 @@ def encode(msg: Message) -> bytes:
     return b"".join(encode_parts(msg))
 
 
-def decode(read_exact: Callable[[int], Any]) -> Message:
+def decode(read_exact: Callable[[int], Any], max_header: int = MAX_HEADER) -> Message:
     """Read one message through ``read_exact(n)``, which returns exactly n bytes (or a
     bytes-like view of them) or raises."""
     (size,) = _LEN.unpack(read_exact(_LEN.size))
-    if size > MAX_HEADER:
+    if size > max_header:
         raise WireError(f"header of {size} bytes is too large")
     try:
         header = json.loads(bytes(read_exact(size)))

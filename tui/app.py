@@ -22,14 +22,17 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
+from rich.markup import escape
 from textual_plotext import PlotextPlot
+import numpy as np
 
 from einet.analysis import identical_to
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS, OTHER_SEED, DemoStep
 from einet.engine import Engine, EngineError, Message, result_from_message
+from einet.engine.protocol import groups_from, weights_from
 from einet.plots import COLORS, draw_psth, draw_raster, draw_weights
-from einet.runs import RunResult
+from einet.runs import Group, RunResult
 
 from .live import WINDOW_MS, LiveRun
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
@@ -56,8 +59,7 @@ class EngineState:
     t_ms: float = 0.0
     seed: int = 0
     threads: int = 0
-    n_exc: int = 0
-    n_inh: int = 0
+    n_nodes: int = 0
     snapshot: str = ""
     snapshot_t_ms: float = 0.0
     bit_comparable: bool = True
@@ -77,6 +79,8 @@ class EinetApp(App[int]):
         Binding("l", "restore", "Restore", id="restore"),
         Binding("n", "rerun_seed", "Seed rerun", id="rerun-seed"),
         Binding("v", "compare", "Compare", id="compare"),
+        Binding("p", "next_population", "Population", id="next-population"),
+        Binding("w", "next_weights", "Weights of", id="next-weights"),
         Binding("d", "demo", "Demo", id="demo"),
         Binding("escape", "stop", "Stop", id="stop"),
         Binding("question_mark", "help", "Help", id="help"),
@@ -102,6 +106,11 @@ class EinetApp(App[int]):
         self._busy_op = ""
         self.caption_text = ""
         self.current_snapshot = ""
+        self.groups: tuple[Group, ...] = ()
+        self.group_index = 0
+        self.weight_models: list[str] = []
+        self.weight_index = 0
+        self.not_stored: list[str] = []
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -135,7 +144,8 @@ class EinetApp(App[int]):
     def _from_engine(self, event: Message) -> None:
         """Runs on the engine's reader thread."""
         if event.kind == "frame":
-            self.live.add_frame(event.fields, event.arrays["senders"], event.arrays["times"], event.arrays.get("weights"))
+            weights = weights_from(event.get("weight_models", []), event.arrays)
+            self.live.add_frame(event.fields, event.arrays["senders"], event.arrays["times"], event.arrays.get("groups"), weights or None)
         elif event.kind != "heartbeat":
             self.post_message(EngineEvent(event))
 
@@ -143,11 +153,16 @@ class EinetApp(App[int]):
     def engine_event(self, message: EngineEvent) -> None:
         ev = message.event
         if ev.kind == "state":
-            cfg = ev.get("config") or {}
-            conf = NetworkConfig.from_dict(cfg) if cfg else self.config
-            self.es = EngineState(ev["state"], float(ev["t_ms"]), int(ev["seed"]), int(ev["threads"]), conf.n_exc, conf.n_inh, str(ev["snapshot"]), float(ev["snapshot_t_ms"]), bool(ev["bit_comparable"]))
-            self.live.set_recorded(conf.n_exc)
+            self.es = EngineState(ev["state"], float(ev["t_ms"]), int(ev["seed"]), int(ev["threads"]), int(ev.get("n_nodes", 0)), str(ev["snapshot"]), float(ev["snapshot_t_ms"]), bool(ev["bit_comparable"]))
             self.refresh_bindings()
+            self._show_status()
+        elif ev.kind == "network":
+            self.groups = groups_from(ev.get("groups", []), ev.arrays)
+            self.weight_models = list(ev.get("weight_models", []))
+            self.not_stored = list(ev.get("not_stored", []))
+            self.group_index = min(self.group_index, max(0, len(self.groups) - 1))
+            self.weight_index = min(self.weight_index, max(0, len(self.weight_models) - 1))
+            self.live.set_groups(self.groups, self.group_index)
             self._show_status()
         elif ev.kind == "log":
             for line in ev.get("lines", [])[-50:]:
@@ -189,7 +204,7 @@ class EinetApp(App[int]):
     def _run(self, label: str | None = None, t_ms: float | None = None, op: str = "run") -> RunResult | None:
         t_ms = self.config.t_sim_ms if t_ms is None else t_ms
         label = label or f"run {len(self.runs) + 1}"
-        self.live.reset(label, self.es.t_ms, self.es.t_ms + t_ms, self.es.n_exc)
+        self.live.reset(label, self.es.t_ms, self.es.t_ms + t_ms)
         ack = self._call(op, t_ms=t_ms, label=label)
         if ack is None:
             return None
@@ -237,9 +252,11 @@ class EinetApp(App[int]):
             # a restored run restarts at 0: show where that lies on the stored run's clock
             parts[-1] += f" since restore (snapshot t {es.snapshot_t_ms:g} → {es.snapshot_t_ms + t:.1f} ms)"
         if es.state not in ("starting", "dead"):
-            parts += [f"seed {es.seed}", f"{es.threads} threads" + ("" if es.bit_comparable else " ≠ snapshot"), f"{es.n_exc} E + {es.n_inh} I"]
+            parts += [f"seed {es.seed}", f"{es.threads} threads" + ("" if es.bit_comparable else " ≠ snapshot")]
+            if self.groups and es.state not in ("empty",):
+                parts.append(" + ".join(f"{g.size} {escape(g.name)}" for g in self.groups[:4]) + (" + …" if len(self.groups) > 4 else ""))
         if self.current_snapshot:
-            parts.append(f"snapshot {Path(self.current_snapshot).name}")
+            parts.append(f"snapshot {escape(Path(self.current_snapshot).name)}")
         if self.unstored and es.state in IDLE:
             parts.append("[yellow]last run not stored[/]")
         self.query_one("#status", Static).update("  │  ".join(parts))
@@ -252,31 +269,47 @@ class EinetApp(App[int]):
                 self._draw_live(view)
                 self._show_status()
 
+    @property
+    def group(self) -> Group | None:
+        return self.groups[self.group_index] if self.groups else None
+
+    @property
+    def weight_model(self) -> str:
+        return self.weight_models[self.weight_index] if self.weight_models else ""
+
+    def _raster_title(self, label: str, n_spikes: int) -> str:
+        g = self.group
+        what = f"first {len(g.raster_ids)} of {g.name}" if g is not None else "no population"
+        return f"{label}: spikes — {what} ({n_spikes} spikes in all)"
+
     def _draw_live(self, view: Any) -> None:
         raster = self.query_one("#raster", PlotextPlot)
         raster.plt.clear_figure()
         t1 = max(view.t_ms, view.t_start_ms + min(WINDOW_MS, view.t_stop_ms - view.t_start_ms))
         t0 = max(view.t_start_ms, t1 - WINDOW_MS)
-        draw_raster(raster.plt, view.raster_senders, view.raster_times, t0, t1, title=f"{view.label}: first 100 E neurons, {view.n_spikes} spikes", marker=self.marker)
+        ids = self.group.raster_ids if self.group is not None else np.empty(0, np.int64)
+        draw_raster(raster.plt, view.raster_senders, view.raster_times, t0, t1, ids, title=self._raster_title(view.label, view.n_spikes), marker=self.marker)
+        raster.plt.xlabel("time [ms]")
         raster.refresh()
         now = time.monotonic()
         if now - self._psth_drawn_at >= PSTH_INTERVAL_S:
             self._psth_drawn_at = now
             psth = self.query_one("#psth", PlotextPlot)
             psth.plt.clear_figure()
-            draw_psth(psth.plt, [(view.label, view.psth_t_ms, view.psth_hz)], marker=self.marker)
+            draw_psth(psth.plt, [(g.name, view.psth_t_ms, view.psth_hz[k]) for k, g in enumerate(self.groups) if k < len(view.psth_hz)], marker=self.marker, title=f"PSTH of {view.label} (rate per neuron, 10 ms bins)")
             psth.refresh()
         if view.weights is not None and view.weights is not self._weights_drawn:
             self._weights_drawn = view.weights
-            self._draw_weights(("now", view.weights))
+            self._draw_weights(("now", view.weights.get(self.weight_model, np.empty(0))))
 
     def _draw_weights(self, extra: tuple[str, Any] | None = None) -> None:
         plot = self.query_one("#weights", PlotextPlot)
         plot.plt.clear_figure()
-        samples = [(f"{i + 1}", r.weights) for i, r in enumerate(self.runs)][-5:]
+        model = self.weight_model
+        samples = [(f"{i + 1}", r.weights.get(model, np.empty(0))) for i, r in enumerate(self.runs)][-5:]
         if extra is not None:
             samples.append(extra)
-        draw_weights(plot.plt, samples, marker=self.marker)
+        draw_weights(plot.plt, samples, model=model, marker=self.marker)
         plot.refresh()
 
     def _draw_idle(self) -> None:
@@ -286,13 +319,13 @@ class EinetApp(App[int]):
         last = self.runs[-1]
         raster = self.query_one("#raster", PlotextPlot)
         raster.plt.clear_figure()
-        draw_raster(raster.plt, last.senders, last.times, last.t_start_ms, last.t_stop_ms, title=f"{last.label}: first 100 E neurons, {last.n_spikes} spikes", color=COLORS[(len(self.runs) - 1) % len(COLORS)], marker=self.marker)
+        ids = self.group.raster_ids if self.group is not None else np.empty(0, np.int64)
+        draw_raster(raster.plt, last.senders, last.times, last.t_start_ms, last.t_stop_ms, ids, title=self._raster_title(last.label, last.n_spikes), color=COLORS[(len(self.runs) - 1) % len(COLORS)], marker=self.marker)
+        raster.plt.xlabel("time [ms]")
         raster.refresh()
         psth = self.query_one("#psth", PlotextPlot)
         psth.plt.clear_figure()
-        recent = self.runs[-3:]
-        first = len(self.runs) - len(recent)
-        draw_psth(psth.plt, [(f"{first + i + 1}", r.psth_t_ms, r.psth_hz) for i, r in enumerate(recent)], marker=self.marker, align=True)
+        draw_psth(psth.plt, [(g.name, last.psth_t_ms, last.psth_hz[k]) for k, g in enumerate(last.groups) if k < len(last.psth_hz)], marker=self.marker, title=f"PSTH of {last.label} (rate per neuron, 10 ms bins)")
         psth.refresh()
         self._draw_weights()
         self._show_status()
@@ -315,6 +348,8 @@ class EinetApp(App[int]):
             "rerun_seed": idle and bool(self.current_snapshot),
             "demo": idle,
             "compare": bool(self.runs),
+            "next_population": len(self.groups) > 1,
+            "next_weights": len(self.weight_models) > 1,
             "stop": self.touring or state in ("running", "paused"),
         }
         if action in rules:
@@ -418,10 +453,24 @@ class EinetApp(App[int]):
             self._run(f"restored, seed {seed}")
 
     def action_compare(self) -> None:
-        self.push_screen(CompareScreen(self.runs, self.identical(), self.marker))
+        self.push_screen(CompareScreen(self.runs, self.identical(), self.marker, self.group, self.weight_model))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.not_stored))
+
+    def action_next_population(self) -> None:
+        if self.groups:
+            self.group_index = (self.group_index + 1) % len(self.groups)
+            self.live.set_groups(self.groups, self.group_index)
+            self.notify(f"raster shows {self.groups[self.group_index].name}", timeout=2)
+            self._drawn_version = -1
+            self._draw_idle()
+
+    def action_next_weights(self) -> None:
+        if self.weight_models:
+            self.weight_index = (self.weight_index + 1) % len(self.weight_models)
+            self.notify(f"weights of {self.weight_model}", timeout=2)
+            self._draw_weights()
 
     def action_stop(self) -> None:
         self._tour_stop.set()

@@ -1,8 +1,9 @@
 """What the dashboard draws while a run streams in: a thread-safe, bounded accumulator.
 
 The engine's reader thread adds frames; the UI thread takes immutable copies at most ~10
-times a second. Only what the plots need is kept (spikes of the raster's neurons, PSTH bin
-counts), so memory and drawing cost do not grow with the network.
+times a second. Only what the plots need is kept (spikes of the shown population's raster
+neurons, PSTH bin counts per population), so memory and drawing cost do not grow with the
+network.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from einet.plots import RASTER_NEURONS
+from einet.runs import Group
 
 PSTH_BIN_MS = 10.0
 WINDOW_MS = 500.0
@@ -32,7 +33,8 @@ class LiveView:
     raster_times: np.ndarray
     psth_t_ms: np.ndarray
     psth_hz: np.ndarray
-    weights: np.ndarray | None
+    """One row per population."""
+    weights: dict[str, np.ndarray] | None
     version: int
 
 
@@ -40,17 +42,22 @@ class LiveRun:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.version = 0
-        self.n_recorded = 1
+        self.sizes = np.ones(1)
+        self.raster_ids = np.empty(0, dtype=np.int64)
         self._start("", 0.0, 0.0)
 
-    def set_recorded(self, n_recorded: int) -> None:
+    def set_groups(self, groups: tuple[Group, ...], shown: int) -> None:
+        """The network's populations and the one whose raster is kept."""
         with self._lock:
-            self.n_recorded = max(1, n_recorded)
+            self.sizes = np.array([max(1, g.size) for g in groups] or [1], dtype=float)
+            self.raster_ids = np.asarray(groups[shown].raster_ids if groups else np.empty(0), dtype=np.int64)
+            self._senders, self._times = [], []
+            self._counts = np.zeros((len(self.sizes), self._counts.shape[1]), dtype=np.int64)
+            self.version += 1
 
-    def reset(self, label: str, t_start_ms: float, t_stop_ms: float, n_recorded: int) -> None:
+    def reset(self, label: str, t_start_ms: float, t_stop_ms: float) -> None:
         """A run is about to start (frames of a new run also start one by themselves)."""
         with self._lock:
-            self.n_recorded = max(1, n_recorded)
             self._start(label, t_start_ms, t_stop_ms)
 
     def _start(self, label: str, t_start_ms: float, t_stop_ms: float) -> None:
@@ -60,26 +67,28 @@ class LiveRun:
         self.n_spikes = 0
         self._senders: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
-        self._counts = np.zeros(max(1, int(np.ceil((t_stop_ms - t_start_ms) / PSTH_BIN_MS))), dtype=np.int64)
-        self.weights: np.ndarray | None = None
+        self._counts = np.zeros((len(self.sizes), max(1, int(np.ceil((t_stop_ms - t_start_ms) / PSTH_BIN_MS)))), dtype=np.int64)
+        self.weights: dict[str, np.ndarray] | None = None
         self.version += 1
 
-    def add_frame(self, fields: dict, senders: np.ndarray, times: np.ndarray, weights: np.ndarray | None) -> None:
+    def add_frame(self, fields: dict, senders: np.ndarray, times: np.ndarray, groups: np.ndarray | None, weights: dict[str, np.ndarray] | None) -> None:
         with self._lock:
             if fields.get("label") != self.label or fields.get("t_start_ms") != self.t_start:
                 self._start(str(fields.get("label")), float(fields["t_start_ms"]), float(fields["t_stop_ms"]))
             self.t = float(fields["t_ms"])
             self.n_spikes = int(fields.get("n_spikes_total", self.n_spikes + len(senders)))
-            keep = senders < 1 + RASTER_NEURONS  # E neurons come first: ids 1..n_exc
+            keep = np.isin(senders, self.raster_ids)
             self._senders.append(senders[keep])
             self._times.append(times[keep])
             self._trim()
-            if len(times):
+            if len(times) and groups is not None and len(groups) == len(times):
+                n_groups, n_bins = self._counts.shape
                 bins = ((times - self.t_start) // PSTH_BIN_MS).astype(np.int64)
-                bins = bins[(bins >= 0) & (bins < len(self._counts))]
-                self._counts += np.bincount(bins, minlength=len(self._counts))[: len(self._counts)]
+                ok = (bins >= 0) & (bins < n_bins) & (groups >= 0) & (groups < n_groups)
+                flat = groups[ok].astype(np.int64) * n_bins + bins[ok]
+                self._counts += np.bincount(flat, minlength=n_groups * n_bins)[: n_groups * n_bins].reshape(n_groups, n_bins)
             if weights is not None:
-                self.weights = np.array(weights)
+                self.weights = {k: np.array(v) for k, v in weights.items()}
             self.version += 1
 
     def _trim(self) -> None:
@@ -93,8 +102,8 @@ class LiveRun:
         with self._lock:
             senders = np.concatenate(self._senders) if self._senders else np.empty(0, np.int64)
             times = np.concatenate(self._times) if self._times else np.empty(0)
-            n_done = max(0, min(len(self._counts), int(np.ceil((self.t - self.t_start) / PSTH_BIN_MS))))
+            n_done = max(0, min(self._counts.shape[1], int(np.ceil((self.t - self.t_start) / PSTH_BIN_MS))))
             first = max(0, n_done - int(PSTH_WINDOW_MS / PSTH_BIN_MS))
             edges = self.t_start + PSTH_BIN_MS * np.arange(first, n_done)
-            hz = self._counts[first:n_done] / self.n_recorded / (PSTH_BIN_MS / 1000.0)
+            hz = self._counts[:, first:n_done] / self.sizes[:, None] / (PSTH_BIN_MS / 1000.0)
             return LiveView(self.label, self.t, self.t_start, self.t_stop, self.n_spikes, senders, times, edges, hz, self.weights, self.version)

@@ -15,10 +15,11 @@ from textual.validation import Function, Integer
 from rich.markdown import Markdown as RichMarkdown
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual_plotext import PlotextPlot
+import numpy as np
 
 from einet.plots import COLORS, draw_raster, draw_weights
-from einet.runs import RunResult
-from einet.snapshot import NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
+from einet.runs import Group, RunResult
+from einet.snapshot import GENERAL_NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
 
 
 def default_snapshot_name() -> str:
@@ -167,10 +168,9 @@ class RestoreScreen(ModalScreen[Path | None]):
     def _fill(self, info: SnapshotInfo) -> None:
         table = self.query_one(DataTable)
         key = str(info.path)
-        c = info.config
         values = {
             "stored at": f"t={info.t_stored_ms:g} ms" if info.t_stored_ms is not None else "?",
-            "network": f"{c.n_exc}+{c.n_inh}" if c else "?",
+            "network": "+".join(str(v) for v in info.groups.values()) if info.valid else "?",
             "seed": str(info.seed) if info.seed is not None else "?",
             "threads": str(info.n_vp) if info.n_vp is not None else "?",
             "integrity": "ok" if info.valid else f"INVALID: {info.problem}"[:60],
@@ -199,6 +199,8 @@ HELP = """
 | `l` | restore a snapshot from the folder |
 | `n` | rerun the current snapshot with a chosen seed |
 | `v` | compare view: rasters and weights of up to five runs |
+| `p` | next population (raster) |
+| `w` | next synapse model (weight histogram) |
 | `d` | demo tour: the example's five runs (Escape stops) |
 | `?` | this help |
 | `q` | quit |
@@ -209,17 +211,17 @@ Every key is also in the command palette (`ctrl+p`).
 
 {table}
 
-So a restored run is *not* a continuation: it starts at t = 0 from the stored V_m and
-weights; with the same seed and thread count it is reproducible bit for bit.
+So a restored run is *not* a continuation: it starts at t = 0 from the stored state; with
+the same seed and thread count it is reproducible bit for bit.
 """
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help-close")]
 
-    def __init__(self) -> None:
+    def __init__(self, not_stored: list[str] | None = None) -> None:
         super().__init__()
-        rows = [f"| {a} | {b} |" for a, b in itertools.zip_longest(STORED, NOT_STORED, fillvalue="")]
+        rows = [f"| {a} | {b} |" for a, b in itertools.zip_longest(STORED, not_stored or GENERAL_NOT_STORED, fillvalue="")]
         self.text = HELP.format(table="\n".join(["| stored | not stored |", "|---|---|", *rows]))
 
     def compose(self) -> ComposeResult:
@@ -237,8 +239,10 @@ class CompareScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,v,q", "close", "Back", id="compare-close")]
 
-    def __init__(self, runs: list[RunResult], identical: list[int | None], marker: str) -> None:
+    def __init__(self, runs: list[RunResult], identical: list[int | None], marker: str, group: Group | None = None, weight_model: str = "") -> None:
         super().__init__()
+        self.group = group
+        self.weight_model = weight_model
         self.runs = runs[-5:]
         offset = len(runs) - len(self.runs)
         self.identical = identical[offset:]
@@ -259,11 +263,13 @@ class CompareScreen(Screen[None]):
         for i, r in enumerate(self.runs):
             plot = self.query_one(f"#cmp-raster-{i}", PlotextPlot)
             plot.plt.clear_figure()
-            draw_raster(plot.plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, title=f"{self.first + i + 1}: {r.label} {r.short_digest}", color=COLORS[i % len(COLORS)], marker=self.marker)
+            ids = self.group.raster_ids if self.group is not None else np.empty(0, np.int64)
+            name = self.group.name if self.group is not None else ""
+            draw_raster(plot.plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, ids, title=f"{self.first + i + 1}: {r.label} {r.short_digest} ({name})", color=COLORS[i % len(COLORS)], marker=self.marker)
             plot.refresh()
         w = self.query_one("#cmp-weights", PlotextPlot)
         w.plt.clear_figure()
-        draw_weights(w.plt, [(f"{self.first + i + 1}", r.weights) for i, r in enumerate(self.runs)], marker=self.marker)
+        draw_weights(w.plt, [(f"{self.first + i + 1}", r.weights.get(self.weight_model, np.empty(0))) for i, r in enumerate(self.runs)], model=self.weight_model, marker=self.marker)
         w.refresh()
         table = self.query_one("#cmp-table", DataTable)
         table.add_columns("#", "run", "same as", "spikes", "digest")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .protocol import Channel, Message, ProtocolError, result_message
+from .protocol import Channel, Message, ProtocolError, groups_fields, result_message, weights_fields
 
 HEARTBEAT_S = 1.0
 STEP_WALL_S = 0.1
@@ -42,6 +42,20 @@ def _release_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def weighted_models() -> list[str]:
+    """Synapse models in use that have a weight, most connections first (the weights panel
+    shows the first and cycles through the rest)."""
+    from ..kernel import nest
+
+    n = nest()
+    counts = {}
+    for model in n.synapse_models:
+        k = int(n.GetDefaults(model, "num_connections"))
+        if k and "weight" in n.GetDefaults(model):
+            counts[str(model)] = k
+    return sorted(counts, key=lambda m: -counts[m])
 
 
 class Shutdown(Exception):
@@ -79,7 +93,15 @@ class EngineServer:
             snapshot=s.snapshot_path,
             snapshot_t_ms=s.snapshot_t_ms,
             bit_comparable=s.bit_comparable,
+            n_nodes=s.network.n_nodes if s.network is not None else 0,
         )
+
+    def send_network(self) -> None:
+        """What the dashboard needs to show this network: populations, weighted synapse models."""
+        s = self.session
+        groups, arrays = groups_fields(s.groups)
+        weighted = weighted_models() if s.network is not None else []
+        self.chan.send(Message("network", {"groups": groups, "weight_models": weighted, "not_stored": s.not_stored(), "model": s.config.model if s.network is not None else ""}, arrays))
 
     def forward_log(self) -> None:
         try:
@@ -144,13 +166,17 @@ class EngineServer:
         cfg = NetworkConfig.from_dict(config or {})
         self.state = "building"
         self.send_state()
-        self.session.build(cfg)
+        try:
+            self.session.build(cfg)
+        finally:
+            self.send_network()
         self.state = "built"
-        return {"n_exc": cfg.n_exc, "n_inh": cfg.n_inh}
+        return {"groups": [{"name": g.name, "size": g.size} for g in self.session.groups]}
 
     def op_reset(self) -> None:
         self.session.reset()
         self.state = "empty"
+        self.send_network()
 
     def op_store(self, path: str, overwrite: bool = False) -> dict[str, Any]:
         self.state = "storing"
@@ -180,6 +206,7 @@ class EngineServer:
             self.session.restore(snap, seed=seed, threads=threads)
         finally:
             self.state = "built" if self.session.built else "empty"
+            self.send_network()
         return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads}
 
     def op_run(self, t_ms: float | None = None, label: str | None = None) -> Message:
@@ -204,13 +231,17 @@ class EngineServer:
 
     # -- while running -------------------------------------------------------------------
     def _on_step(self, update: Any) -> None:
-        from ..network import weight_sample
+        from ..network import weight_samples
 
         arrays = {"senders": update.senders, "times": update.times}
+        if update.groups is not None:
+            arrays["groups"] = update.groups
+        weight_models: list[str] = []
         now = time.monotonic()
         if now - self._last_weights > WEIGHTS_EVERY_S and self.session.network is not None:
             self._last_weights = now
-            arrays["weights"] = weight_sample(self.session.network)
+            weight_models, weight_arrays = weights_fields(weight_samples(self.session.network))
+            arrays |= weight_arrays
         self.chan.send(
             Message(
                 "frame",
@@ -222,6 +253,7 @@ class EngineServer:
                     "progress": update.progress,
                     "n_spikes_total": update.n_spikes_total,
                     "rate_hz": update.rate_hz,
+                    "weight_models": weight_models,
                 },
                 arrays,
             )

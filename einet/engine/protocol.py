@@ -4,15 +4,18 @@ Each message is framed by :mod:`einet.wire`: a JSON header plus raw little-endia
 buffers, never a pickle.
 
 Commands (parent → engine), kind ``"command"``, fields ``id``, ``op``, ``args``:
-``build`` (config), ``run`` (t_ms, label), ``continue`` (t_ms, label: a run that must follow
+``build`` (config: model, scale, params, threads, seed, t_sim_ms), ``run`` (t_ms, label), ``continue`` (t_ms, label: a run that must follow
 an earlier one), ``pause``, ``resume``, ``cancel``, ``store``
 (path, overwrite), ``reset``, ``restore`` (path, seed, threads), ``ping``, ``shutdown``.
 
 Events (engine → parent), by kind:
 ``ready`` (pid, nest_version, log), ``ack`` (id, op, result…; a run's ack carries the whole
 run), ``error`` (id, op, message: one line), ``state`` (state, t_ms, seed, threads, config,
-snapshot, snapshot_t_ms, bit_comparable), ``frame`` (t_ms, t_start_ms, t_stop_ms, progress,
-n_spikes_total, rate_hz, label; arrays senders, times, and now and then weights),
+snapshot, snapshot_t_ms, bit_comparable, n_nodes), ``network`` (after a build, restore or reset:
+groups [{name, size}], weight_models, not_stored, model; arrays ``raster/K``: the first 100
+neuron ids of population K), ``frame`` (t_ms, t_start_ms, t_stop_ms, progress,
+n_spikes_total, rate_hz, label, weight_models; arrays senders, times, groups (population index
+of each spike), and now and then ``weights/K``),
 ``progress`` (op, fraction), ``log`` (lines), ``heartbeat`` (t).
 """
 
@@ -22,11 +25,13 @@ import socket
 import threading
 from typing import Any
 
-from ..runs import Origin, RunResult
+import numpy as np
+
+from ..runs import Group, Origin, RunResult
 from ..wire import Message, WireError, decode, encode, exact_reader
 
 ProtocolError = WireError
-__all__ = ["Channel", "Message", "ProtocolError", "result_from_message", "result_message"]
+__all__ = ["Channel", "Message", "ProtocolError", "groups_fields", "groups_from", "result_from_message", "result_message", "weights_fields", "weights_from"]
 
 
 class Channel:
@@ -54,11 +59,31 @@ class Channel:
 
 
 # -- run results across the wire -------------------------------------------------------------
-_RESULT_ARRAYS = ("senders", "times", "psth_t_ms", "psth_hz", "weights")
+_RESULT_ARRAYS = ("senders", "times", "psth_t_ms", "psth_hz", "spike_group")
+
+
+def groups_fields(groups: tuple[Group, ...]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Populations as JSON fields plus their raster ids as arrays ``raster/K``."""
+    return [{"name": g.name, "size": g.size} for g in groups], {f"raster/{k}": g.raster_ids for k, g in enumerate(groups)}
+
+
+def groups_from(fields: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> tuple[Group, ...]:
+    return tuple(Group(str(g["name"]), int(g["size"]), np.asarray(arrays.get(f"raster/{k}", np.empty(0, np.int32)))) for k, g in enumerate(fields))
+
+
+def weights_fields(weights: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Weight samples as a list of model names plus arrays ``weights/K``."""
+    return list(weights), {f"weights/{k}": w for k, w in enumerate(weights.values())}
+
+
+def weights_from(models: list[str], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {str(m): arrays[f"weights/{k}"] for k, m in enumerate(models) if f"weights/{k}" in arrays}
 
 
 def result_message(kind: str, fields: dict[str, Any], result: RunResult) -> Message:
     """Pack a RunResult into a message (arrays travel raw)."""
+    groups, group_arrays = groups_fields(result.groups)
+    weight_models, weight_arrays = weights_fields(result.weights)
     meta = {
         "label": result.label,
         "seed": result.seed,
@@ -72,11 +97,19 @@ def result_message(kind: str, fields: dict[str, Any], result: RunResult) -> Mess
         "cancelled": result.cancelled,
         "bit_comparable": result.bit_comparable,
         "wall_s": result.wall_s,
+        "model": result.model,
     }
-    return Message(kind, {**fields, "run": meta}, {k: getattr(result, k) for k in _RESULT_ARRAYS})
+    arrays = {k: getattr(result, k) for k in _RESULT_ARRAYS if getattr(result, k) is not None}
+    return Message(kind, {**fields, "run": meta, "groups": groups, "weight_models": weight_models}, {**arrays, **group_arrays, **weight_arrays})
 
 
 def result_from_message(msg: Message) -> RunResult:
     meta = dict(msg["run"])
     origin = Origin(**meta.pop("origin"))
-    return RunResult(origin=origin, **meta, **{k: msg.arrays[k] for k in _RESULT_ARRAYS})
+    return RunResult(
+        origin=origin,
+        **meta,
+        **{k: msg.arrays[k] for k in _RESULT_ARRAYS if k in msg.arrays},
+        weights=weights_from(msg.get("weight_models", []), msg.arrays),
+        groups=groups_from(msg.get("groups", []), msg.arrays),
+    )

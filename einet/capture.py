@@ -1,0 +1,317 @@
+"""Reading a network's state out of the NEST kernel into a :class:`~einet.snapshot.Snapshot`.
+
+Nodes are read in bulk per run of one model, only the keys NEST lets us set back (probed per
+model, see :func:`einet.network.probe_node_models`). Connections are read in blocks of source
+nodes into preallocated arrays, so memory stays flat: PyNEST's own
+``GetConnections().get(output="pandas")`` reads every status twice and holds all of them as
+Python objects at once. Whatever cannot be stored faithfully is refused with one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .kernel import nest, nest_output_to, nest_version
+from .network import UNSUPPORTED_SYNAPSES, Network, connection_status, probe_node_models
+from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
+
+# Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
+# speed, so memory sets it: ~16k connections per block keeps the transient dicts near 15 MB.
+_BLOCK_SYNAPSES = 1 << 14
+_CONNECTION_IDS = ("source", "target", "receptor")
+_CONNECTION_READ_ONLY = {"source", "target", "receptor", "port", "synapse_id", "synapse_model", "target_thread", "sizeof"}
+_NODE_METADATA = {
+    "archiver_length", "element_type", "global_id", "local", "model", "model_id", "node_uses_wfr",
+    "thread", "thread_local_id", "vp", "recordables", "has_connections", "n_synapses", "events", "n_events",
+    "synaptic_elements_param", "time_in_steps",
+}
+_KERNEL_ALWAYS = ("resolution", "tics_per_ms", "min_delay", "max_delay", "rng_type")
+
+Progress = Callable[[float], None]
+
+
+def capture(net: Network, *, seed: int, progress: Progress | None = None) -> Snapshot:
+    """Read every node's settable state and every connection into a Snapshot."""
+    n = nest()
+    with nest_output_to():
+        _refuse_unsupported(net)
+        probe_node_models(net)
+        runs = _node_runs(net)
+        counts = _connection_counts()
+        total = max(1, sum(counts.values()))
+        done = 0
+
+        def on_block(k: int) -> None:
+            nonlocal done
+            done += k
+            if progress is not None:
+                progress(min(1.0, done / total))
+
+        tables = _read_connections(net, counts, on_block)
+        status = n.GetKernelStatus()
+        kernel = {k: _plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
+        t_stored = float(status["biological_time"])
+        n_vp = int(status["total_num_virtual_procs"])
+    snap = Snapshot(
+        nodes=tuple(runs),
+        synapses=tuple(tables),
+        groups={p.name: p.ids.astype(ID_DTYPE) for p in net.populations},
+        kernel=kernel,
+        kernel_set=tuple(net.kernel_set),
+        model_calls=tuple(_json_checked(c, f"{c['op']} of {c['model']}") for c in net.model_calls),
+        model=net.config.model,
+        scale=float(net.config.scale),
+        params=dict(net.config.params),
+        t_stored_ms=t_stored,
+        seed=seed,
+        n_vp=n_vp,
+        not_stored=tuple(not_stored_of(net)),
+        nest_version=nest_version(),
+    )
+    return snap
+
+
+def _refuse_unsupported(net: Network) -> None:
+    n = nest()
+    if int(n.NumProcesses()) > 1:
+        raise SnapshotError("storing from several MPI processes is not supported yet")
+    if n.GetKernelStatus("structural_plasticity_synapses"):
+        raise SnapshotError("structural plasticity is enabled: its synaptic elements and rewiring state cannot be stored faithfully")
+    if int(n.network_size) != net.recorder_id:
+        raise SnapshotError("nodes were created after einet's spike recorder: store before adding nodes by hand")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _json_checked(value: Any, what: str) -> Any:
+    value = _plain(value)
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        raise SnapshotError(f"{what} holds a value a snapshot cannot store (e.g. a NodeCollection or a random Parameter)") from None
+    return value
+
+
+# -- nodes -----------------------------------------------------------------------------------
+def _node_runs(net: Network) -> list[NodeRun]:
+    n = nest()
+    from nest import nestkernel_api as api
+
+    size = net.n_nodes
+    everything = n.NodeCollection(list(range(1, size + 1)))
+    models = np.array(api.llapi_get_nc_status(everything._datum, "model"))
+    cuts = set(np.flatnonzero(models[1:] != models[:-1]) + 1)
+    layers = {}
+    for layer in net.layers:
+        ids = layer.tolist()
+        first, last = int(min(ids)), int(max(ids))
+        layers[first] = layer
+        cuts |= {first - 1, last}
+    bounds = sorted({0, size, *(int(c) for c in cuts if 0 < c < size)})
+    runs = []
+    for lo, hi in itertools.pairwise(bounds):
+        nodes = n.NodeCollection(list(range(lo + 1, hi + 1)))
+        layer = layers.get(lo + 1)
+        runs.append(_read_run(nodes, lo + 1, hi - lo, str(models[lo]), net.settable_nodes[str(models[lo])][0], layer))
+    return runs
+
+
+def _read_run(nodes: Any, first_id: int, count: int, model: str, keys: list[str], layer: Any) -> NodeRun:
+    from nest import nestkernel_api as api
+
+    status = {key: api.llapi_get_nc_status(nodes._datum, key) for key in keys}
+    uniform: dict[str, Any] = {}
+    columns: dict[str, np.ndarray] = {}
+    ragged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    varying: dict[str, list[Any]] = {}
+    for key in keys:
+        values = status[key]
+        if count == 1 and not isinstance(values, tuple):
+            values = (values,)
+        first = values[0]
+        if isinstance(first, (bool, np.bool_)):
+            arr = np.asarray(values, dtype=BOOL_DTYPE)
+            uniform[key] = bool(first) if (arr == arr[0]).all() else None
+            if uniform[key] is None:
+                del uniform[key]
+                columns[key] = arr
+        elif isinstance(first, (int, float, np.integer, np.floating)):
+            arr = np.asarray(values, dtype=INT_DTYPE if isinstance(first, (int, np.integer)) else FLOAT_DTYPE)
+            if (arr == arr[0]).all():
+                uniform[key] = arr[0].item()
+            else:
+                columns[key] = arr
+        elif _numeric_sequence(first):
+            arrays = [np.asarray(v) for v in values]
+            if all(a.shape == arrays[0].shape and np.array_equal(a, arrays[0]) for a in arrays):
+                uniform[key] = arrays[0].tolist()
+            else:
+                dtype = INT_DTYPE if all(a.dtype.kind in "iu" for a in arrays if a.size) else FLOAT_DTYPE
+                offsets = np.zeros(count + 1, dtype=INT_DTYPE)
+                offsets[1:] = np.cumsum([a.size for a in arrays])
+                flat = np.concatenate([a.ravel() for a in arrays]).astype(dtype) if offsets[-1] else np.empty(0, dtype)
+                ragged[key] = (flat, offsets)
+        else:
+            plain = [_json_checked(v, f"{model} {key}") for v in values]
+            if all(v == plain[0] for v in plain):
+                uniform[key] = plain[0]
+            else:
+                varying[key] = plain
+    spatial = None
+    positions = None
+    if layer is not None:
+        meta = layer.spatial
+        positions = np.asarray(nest().GetPosition(layer), dtype=FLOAT_DTYPE).reshape(count, -1)
+        spatial = {
+            "kind": "grid" if "shape" in meta else "free",
+            "dims": int(positions.shape[1]),
+            "extent": [float(x) for x in meta["extent"]],
+            "center": [float(x) for x in meta["center"]],
+            "edge_wrap": bool(meta["edge_wrap"]),
+        }
+        if "shape" in meta:
+            spatial["shape"] = [int(x) for x in meta["shape"]]
+    return NodeRun(first_id, count, model, uniform, columns, ragged, varying, spatial, positions)
+
+
+def _numeric_sequence(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+# -- connections -------------------------------------------------------------------------------
+def _connection_counts() -> dict[str, int]:
+    n = nest()
+    counts = {}
+    for model in n.synapse_models:
+        k = int(n.GetDefaults(model, "num_connections"))
+        if k:
+            counts[str(model)] = k
+    return counts
+
+
+def _base_of(net: Network, model: str) -> str:
+    base = model
+    for call in reversed(net.model_calls):
+        if call["op"] == "CopyModel" and call["model"] == base:
+            base = call["base"]
+    return base
+
+
+def _read_connections(net: Network, counts: dict[str, int], on_block: Callable[[int], None]) -> list[SynapseTable]:
+    """All connections but those onto einet's recorder, per synapse model, in one pass over
+    blocks of source nodes (NEST reports a block's connections grouped by model)."""
+    n = nest()
+    for model in counts:
+        base = _base_of(net, model)
+        if base in UNSUPPORTED_SYNAPSES:
+            raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
+    size = net.n_nodes
+    rec = net.recorder_id
+    buffers: dict[str, np.ndarray] = {}
+    filled: dict[str, int] = {}
+    keys_of: dict[str, list[str]] = {}
+    mean_out = max(1.0, sum(counts.values()) / max(1, size))
+    per_block = max(1, int(_BLOCK_SYNAPSES / mean_out))
+    for start in range(1, size + 1, per_block):
+        block = n.NodeCollection(list(range(start, min(start + per_block, size + 1))))
+        conns = n.GetConnections(source=block)
+        status = connection_status(conns)
+        pos = 0
+        for model, group in itertools.groupby(status, key=operator.itemgetter("synapse_model")):
+            rows = list(group)
+            model = str(model)
+            if model not in keys_of:
+                if model not in counts:
+                    raise SnapshotError(f"NEST reported connections of {model} it did not count")
+                keys_of[model] = _probe_synapse(net, model, conns._datum[pos], rows[0])
+                buffers[model] = np.empty((counts[model], len(keys_of[model])), dtype=np.float64)
+                filled[model] = 0
+            pos += len(rows)
+            k = len(rows)
+            at = filled[model]
+            if at + k > len(buffers[model]):
+                raise SnapshotError(f"{model}: more connections than NEST reported ({counts[model]})")
+            row = np.dtype((np.float64, len(keys_of[model])))
+            try:
+                buffers[model][at : at + k] = np.fromiter(map(operator.itemgetter(*keys_of[model]), rows), dtype=row, count=k)
+            except (TypeError, ValueError):
+                raise SnapshotError(f"{model}: a per-connection property is not a number (cannot be stored yet)") from None
+            filled[model] = at + k
+        on_block(len(status))
+    tables = []
+    for model, buf in buffers.items():
+        data = buf[: filled[model]]
+        data = data[data[:, 1] != rec]  # einet's own recorder is not part of the network
+        if len(data):
+            tables.append(_table(model, keys_of[model], data))
+    return tables
+
+
+def _probe_synapse(net: Network, model: str, conn: Any, status: dict[str, Any]) -> list[str]:
+    """source, target, receptor and the properties NEST accepts back on one connection."""
+    if model not in net.settable_synapses:
+        from nest import nestkernel_api as api
+
+        ok, failed = [], []
+        for key, value in status.items():
+            if key in _CONNECTION_READ_ONLY:
+                continue
+            try:
+                api.llapi_set_connection_status([conn], {key: value})
+                ok.append(key)
+            except Exception:
+                failed.append(key)
+        for key in ok:
+            if not isinstance(status[key], (int, float)) or isinstance(status[key], bool):
+                raise SnapshotError(f"{model}: per-connection property {key} is not a number (cannot be stored yet)")
+        net.settable_synapses[model] = (sorted(ok), sorted(failed))
+    return [*_CONNECTION_IDS, *net.settable_synapses[model][0]]
+
+
+def _table(model: str, keys: list[str], data: np.ndarray) -> SynapseTable:
+    cols = {key: np.ascontiguousarray(data[:, i]) for i, key in enumerate(keys)}
+    source = cols.pop("source").astype(ID_DTYPE)
+    target = cols.pop("target").astype(ID_DTYPE)
+    receptor = cols.pop("receptor")
+    uniform: dict[str, Any] = {}
+    columns: dict[str, np.ndarray] = {}
+    if (receptor != 0).any():
+        cols["receptor_type"] = receptor
+    for key, col in cols.items():
+        if (col == col[0]).all():
+            uniform[key] = int(col[0]) if key == "receptor_type" else float(col[0])
+        else:
+            columns[key] = col.astype(INT_DTYPE) if key == "receptor_type" else col
+    return SynapseTable(model, source, target, columns, uniform)
+
+
+# -- what is not stored ------------------------------------------------------------------------
+def not_stored_of(net: Network) -> list[str]:
+    """What a snapshot of this network does not hold: the general limits, plus the read-only
+    state of its node models and connections (known once probed)."""
+    out = list(GENERAL_NOT_STORED)
+    for model in net.settable_nodes:
+        readonly = sorted(set(net.settable_nodes[model][1]) - _NODE_METADATA)
+        if readonly:
+            out.append(f"{model}: {', '.join(readonly)} (NEST does not let them be set)")
+    for model, (_, failed) in net.settable_synapses.items():
+        readonly = sorted(set(failed) - _CONNECTION_READ_ONLY)
+        if readonly:
+            out.append(f"{model} connections: {', '.join(readonly)} per connection (model-wide values come from the model's defaults)")
+    return out

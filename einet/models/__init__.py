@@ -1,0 +1,129 @@
+"""Models: Python functions that build a network with plain PyNEST calls.
+
+A model is ``build(nest, scale=1.0, **params)``. It creates nodes and connections with the
+``nest`` module it is given and may return ``{population name: NodeCollection}``: the
+populations einet records and shows (without it, einet groups neurons by NEST model). einet
+resets the kernel and sets threads and seed before calling it; see :mod:`einet.ownership`.
+
+A model is named by ``package.module`` or ``path/to/file.py``, optionally followed by
+``:function`` (default ``build``). The reference network is :mod:`einet.models.brunel_stdp`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BuildFunction = Callable[..., Any]
+
+
+class ModelError(ValueError):
+    """The model cannot be found, loaded, or does not take the given parameters."""
+
+
+class ModelBuildError(ModelError):
+    """The model's own code failed while it built the network."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model's build function lives."""
+
+    target: str
+    function: str = "build"
+    is_file: bool = False
+
+    @classmethod
+    def parse(cls, ref: str) -> ModelRef:
+        ref = ref.strip()
+        target, _, function = ref.rpartition(":") if _has_function(ref) else (ref, "", "")
+        function = function or "build"
+        if not function.isidentifier():
+            raise ModelError(f"model {ref!r}: {function!r} is not a function name")
+        is_file = target.endswith(".py") or "/" in target or target.startswith(".")
+        if is_file:
+            target = str(Path(target).expanduser().resolve())
+        elif not all(part.isidentifier() for part in target.split(".")):
+            raise ModelError(f"model {ref!r} is neither a .py file nor a module name")
+        return cls(target, function, is_file)
+
+    def __str__(self) -> str:
+        return self.target + ("" if self.function == "build" else f":{self.function}")
+
+    def load(self) -> BuildFunction:
+        """Import the module (or run the file) and return its build function."""
+        if self.is_file:
+            path = Path(self.target)
+            if not path.is_file():
+                raise ModelError(f"model file {path} does not exist")
+            name = "einet_model_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ModelError(f"cannot load {path} as Python")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(name, None)
+                raise ModelError(f"loading {path.name} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        else:
+            try:
+                module = importlib.import_module(self.target)
+            except ModuleNotFoundError as exc:
+                raise ModelError(f"no model module {self.target!r} ({_first_line(exc)})") from None
+            except Exception as exc:
+                raise ModelError(f"loading {self.target} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        build = getattr(module, self.function, None)
+        if not callable(build):
+            raise ModelError(f"model {self} has no function {self.function}(nest, scale, **params)")
+        return build
+
+
+def _has_function(ref: str) -> bool:
+    # "C:\..." is not a thing here; a colon after the last path separator names a function
+    return ":" in ref.rsplit("/", 1)[-1]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def load_model(ref: str, params: dict[str, Any]) -> BuildFunction:
+    """The build function of ``ref``, after checking that it accepts ``params``."""
+    build = ModelRef.parse(ref).load()
+    check_params(build, params, ref)
+    return build
+
+
+def check_params(build: BuildFunction, params: dict[str, Any], ref: str) -> None:
+    """Refuse parameters the build function does not take, before anything is built."""
+    try:
+        sig = inspect.signature(build)
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return
+    kinds = {p.kind for p in sig.parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return
+    names = {name for name, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(params) - names - {"nest", "scale"})
+    if unknown:
+        known = ", ".join(sorted(names - {"nest", "scale"})) or "none"
+        raise ModelError(f"model {ref} takes no parameter {unknown[0]!r} (it takes: {known})")
+    if "scale" in params:
+        raise ModelError("scale is einet's own setting: use --scale, not --set scale=…")
+
+
+def describe_params(ref: str) -> dict[str, Any]:
+    """The model's parameters and their defaults (for ``--help``-like listings)."""
+    build = ModelRef.parse(ref).load()
+    sig = inspect.signature(build)
+    return {n: (None if p.default is inspect.Parameter.empty else p.default) for n, p in sig.parameters.items() if n not in ("nest",) and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -1,0 +1,198 @@
+"""Snapshot files in HDF5: writing format v2, and reading v2 (v1 through :mod:`.v1`).
+
+Layout of a v2 file (see ``docs/snapshot-format.md``)::
+
+    /                root attributes: format, format_version, einet_version, nest_version,
+                     t_stored_ms, seed, n_vp, created, header_crc32
+    /manifest        uint8: JSON describing everything below (and the model, kernel
+                     settings, model calls, stored / not stored)
+    /nodes/K/KEY     per-node values of node run K          (float64, int64 or uint8)
+    /nodes/K/ragged/KEY/{values,offsets}   per-node arrays (spike_times, …)
+    /nodes/K/positions                     float64 [count, dims] for spatial runs
+    /synapses/K/{source,target}            int32 [count]
+    /synapses/K/KEY                        per-connection values
+    /groups/K                              int32 node ids of population K
+
+Every dataset has a ``crc32`` attribute over its little-endian bytes; ``header_crc32`` covers
+the root attributes and the manifest's checksum. The file must be self-contained: external
+and virtual storage are refused on structure, before any data is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .files import sniff
+from .model import FORMAT, Snapshot, SnapshotError
+from .validate import check_affordable, check_header, check_values, expected_arrays, require
+
+MAX_MANIFEST_BYTES = 64 << 20
+_CHUNK = 1 << 17
+_HEADER_TYPES: dict[str, type] = {
+    "format": str,
+    "format_version": int,
+    "einet_version": str,
+    "nest_version": str,
+    "t_stored_ms": float,
+    "seed": int,
+    "n_vp": int,
+    "created": str,
+}
+
+
+def crc(values: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
+
+
+def header_crc(header: dict[str, Any], manifest_crc: int) -> int:
+    return zlib.crc32(json.dumps({**{k: header[k] for k in _HEADER_TYPES}, "manifest_crc32": manifest_crc}, sort_keys=True).encode())
+
+
+# -- writing -------------------------------------------------------------------------------
+def to_bytes(snap: Snapshot) -> bytes:
+    """The snapshot as the bytes of an HDF5 file.
+
+    Built in memory (libhdf5 crashes the process when its own disk writes fail), published by
+    :func:`einet.snapshot.files.write_atomic`.
+    """
+    manifest, arrays = snap.to_parts()
+    raw = np.frombuffer(json.dumps(manifest, sort_keys=True, allow_nan=True).encode(), dtype=np.uint8)
+    with h5py.File(f"einet-{id(snap)}-{time.monotonic_ns()}.h5", "w", driver="core", backing_store=False) as h5:
+        header = snap.header()
+        h5.attrs.update(header)
+        _write_dataset(h5, "manifest", raw)
+        h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw)))
+        for name, values in arrays.items():
+            _write_dataset(h5, name, values)
+        h5.flush()
+        return bytes(h5.id.get_file_image())
+
+
+def _write_dataset(h5: h5py.File, name: str, values: np.ndarray) -> None:
+    values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.dtype.byteorder not in ("|", "=") else values.dtype)
+    options: dict[str, Any] = {}
+    if values.size > 1024:
+        # Byte-shuffle + fast gzip: ids in source order, uniform-ish parameters and traces
+        # shrink many times; STDP weights by ~20%. Level 1 keeps store and restore quick.
+        chunks = (min(len(values), _CHUNK),) + values.shape[1:]
+        options = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": chunks}
+    ds = h5.create_dataset(name, data=values, **options)
+    ds.attrs["crc32"] = np.uint32(crc(values))
+
+
+# -- reading -------------------------------------------------------------------------------
+def load(path: Path) -> Snapshot:
+    """Parse and validate a snapshot file of any supported version (runs in the reader child)."""
+    with open_h5(path) as h5:
+        version = _attr(h5, "format_version", int) if h5.attrs.get("format") in (FORMAT, FORMAT.encode()) else None
+        if version is None:
+            raise SnapshotError("not an einet snapshot (no 'format' attribute)")
+        if version == 1:
+            from .v1 import load_v1
+
+            return load_v1(h5, path)
+        header = {name: _attr(h5, name, kind) for name, kind in _HEADER_TYPES.items()}
+        check_header(header)
+        extra = sorted(set(h5.attrs) - set(_HEADER_TYPES) - {"header_crc32"})
+        require(not extra, f"unexpected attributes {', '.join(extra[:3])}")
+        require("manifest" in h5 and isinstance(h5["manifest"], h5py.Dataset), "missing manifest")
+        ds = h5["manifest"]
+        require(ds.dtype == np.uint8 and len(ds.shape) == 1 and ds.shape[0] <= MAX_MANIFEST_BYTES, "manifest has the wrong type or size")
+        raw = read_dataset(h5, "manifest", np.dtype(np.uint8), ds.shape)
+        stored_crc = h5.attrs.get("header_crc32")
+        require(stored_crc is not None and np.asarray(stored_crc).shape == () and header_crc(header, crc(raw)) == int(stored_crc), "header attributes fail their checksum")
+        try:
+            manifest = json.loads(raw.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise SnapshotError("manifest is not valid JSON") from None
+        spec = expected_arrays(manifest)
+        require(manifest["header"] == header, "manifest and attributes disagree")
+        check_structure(h5, {"manifest", *spec})
+        check_affordable(spec)
+        arrays = {name: read_dataset(h5, name, dt, shape) for name, (dt, shape) in spec.items()}
+    snap = Snapshot.from_parts(manifest, arrays, str(path))
+    check_values(snap)
+    return snap
+
+
+def check_structure(h5: h5py.File, want_sets: set[str]) -> None:
+    """Exactly these datasets (and the groups that hold them), all stored inside the file."""
+    want_groups = {name.rsplit("/", k)[0] for name in want_sets for k in range(1, name.count("/") + 1)}
+    found_groups: set[str] = set()
+    found_sets: set[str] = set()
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            found_sets.add(name)
+            require(not obj.is_virtual, f"{name} is a virtual dataset (a snapshot must be self-contained)")
+            require(not obj.external, f"{name} keeps its data in another file (a snapshot must be self-contained)")
+        else:
+            found_groups.add(name)
+
+    h5.visititems(visit)
+    missing = sorted((want_groups - found_groups) | (want_sets - found_sets))
+    extra = sorted((found_groups - want_groups) | (found_sets - want_sets))
+    require(not missing, f"missing {', '.join(missing[:3])}")
+    require(not extra, f"unexpected {', '.join(extra[:3])}")
+
+
+def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Read one dataset after checking dtype, shape and that its bytes are really there."""
+    ds = h5[name]
+    require(isinstance(ds, h5py.Dataset), f"{name} is not a dataset")
+    require(ds.dtype == want, f"{name} has dtype {ds.dtype}, expected {want}")
+    require(ds.shape == tuple(shape), f"{name} has shape {ds.shape}, expected {tuple(shape)}")
+    stored_crc = ds.attrs.get("crc32")
+    require(stored_crc is not None and np.asarray(stored_crc).shape == (), f"{name} has no checksum")
+    # deflate cannot shrink data more than ~1032:1, so a dataset whose bytes on disk are far
+    # fewer than its declared size is hollow: refuse it before allocating memory for it
+    nbytes = int(np.prod(shape)) * want.itemsize
+    require(nbytes <= 1 << 20 or ds.id.get_storage_size() * 1100 >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
+    values = np.empty(shape, dtype=want)
+    if values.size:
+        ds.read_direct(values)
+    require(crc(values) == int(stored_crc), f"{name} fails its checksum (the file is corrupted)")
+    return values
+
+
+@contextlib.contextmanager
+def open_h5(path: str | Path) -> Iterator[h5py.File]:
+    path = Path(path)
+    sniff(path)
+    try:
+        h5 = h5py.File(path, "r")
+    except Exception:
+        raise SnapshotError(f"{path} is not a readable HDF5 file (truncated or damaged)") from None
+    try:
+        yield h5
+    except SnapshotError:
+        raise
+    except Exception as exc:  # h5py raises many kinds for damaged files
+        raise SnapshotError(f"{path} is damaged: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            h5.close()
+
+
+def _attr(h5: h5py.File, name: str, kind: type) -> Any:
+    if name not in h5.attrs:
+        raise SnapshotError(f"missing attribute {name!r}")
+    value = h5.attrs[name]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if kind is int and isinstance(value, np.integer):
+        value = int(value)
+    if kind is float and isinstance(value, (np.floating, np.integer)):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SnapshotError(f"attribute {name!r} has the wrong type")
+    return value
