@@ -40,8 +40,8 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None) -> Sna
     """Read every node's settable state and every connection into a Snapshot."""
     n = nest()
     with nest_output_to():
-        _refuse_unsupported(net)
         probe_node_models(net)
+        _refuse_unsupported(net)
         runs = _node_runs(net)
         counts = _connection_counts()
         total = max(1, sum(counts.values()))
@@ -71,6 +71,7 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None) -> Sna
         t_stored_ms=t_stored,
         seed=seed,
         n_vp=n_vp,
+        t_sim_ms=float(net.config.t_sim_ms),
         not_stored=tuple(not_stored_of(net)),
         nest_version=nest_version(),
     )
@@ -83,6 +84,9 @@ def _refuse_unsupported(net: Network) -> None:
         raise SnapshotError("storing from several MPI processes is not supported yet")
     if n.GetKernelStatus("structural_plasticity_synapses"):
         raise SnapshotError("structural plasticity is enabled: its synaptic elements and rewiring state cannot be stored faithfully")
+    for model, (_, failed) in net.settable_nodes.items():
+        if "compartments" in failed:
+            raise SnapshotError(f"{model}: compartmental models cannot be stored yet")
     if int(n.network_size) != net.recorder_id:
         raise SnapshotError("nodes were created after einet's spike recorder: store before adding nodes by hand")
 
@@ -223,6 +227,10 @@ def _read_connections(net: Network, counts: dict[str, int], on_block: Callable[[
             raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
     size = net.n_nodes
     rec = net.recorder_id
+    from nest import nestkernel_api as api
+
+    kinds = np.atleast_1d(api.llapi_get_nc_status(n.NodeCollection(list(range(1, size + 1)))._datum, "element_type")) if size else np.empty(0)
+    loggers = np.flatnonzero(kinds == "recorder") + 1
     buffers: dict[str, np.ndarray] = {}
     filled: dict[str, int] = {}
     keys_of: dict[str, list[str]] = {}
@@ -258,6 +266,9 @@ def _read_connections(net: Network, counts: dict[str, int], on_block: Callable[[
     for model, buf in buffers.items():
         data = buf[: filled[model]]
         data = data[data[:, 1] != rec]  # einet's own recorder is not part of the network
+        # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
+        # logger index on the target as the receptor; it was connected, and is restored, with 0
+        data[np.isin(data[:, 0], loggers), 2] = 0
         if len(data):
             tables.append(_table(model, keys_of[model], data))
     return tables

@@ -38,10 +38,10 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML file: model, scale, threads, seed, t_sim_ms and model parameters")
 
 
-def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    p.add_argument("--threads", type=int, help="NEST threads (einet's choice wins over the model's)")
-    p.add_argument("--seed", type=int, help="NEST rng_seed, 1 to 2147483647")
-    p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help="simulated time per run in ms (default 1000)")
+def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: str = "") -> None:
+    p.add_argument("--threads", type=int, help=f"NEST threads (default {defaults or '2'}; einet's choice wins over the model's)")
+    p.add_argument("--seed", type=int, help=f"NEST rng_seed, 1 to 2147483647 (default {defaults or '12345'})")
+    p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help=f"simulated time per run in ms (default {defaults or '1000'})")
     if json_flag:
         p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate (runs no model code)")
     restore.add_argument("path", type=Path, help="the snapshot file")
     restore.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
-    _run_flags(restore)
+    _run_flags(restore, defaults="the snapshot's")
     restore.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
     restore.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
 

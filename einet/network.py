@@ -91,8 +91,8 @@ class Network:
 # -- building --------------------------------------------------------------------------------
 def build_model(config: NetworkConfig) -> Network:
     """Reset the kernel, set threads and seed, run the model's build, add einet's recorder."""
+    n = nest()  # quietly, before a model's own `import nest` would print NEST's banner
     build = load_model(config.model, config.params)
-    n = nest()
     with model_owned_by_einet(config.threads, config.seed) as record:
         try:
             shown = build(n, scale=config.scale, **config.params)
@@ -154,6 +154,9 @@ def _add_recorder(net: Network) -> None:
 
 # -- probing what NEST lets us set -------------------------------------------------------------
 _NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, not to the network
+# a multimeter's (voltmeter's) settings: NEST refuses them once it is connected, and a restore
+# sets every node's values before it connects anything
+_RECORDER_SET_BEFORE_CONNECTING = {"interval", "offset", "record_from"}
 
 
 def probe_node_models(net: Network) -> None:
@@ -179,7 +182,7 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
 
     status = api.llapi_get_nc_status(one._datum)
     if "compartments" in status:
-        raise SnapshotError(f"{status['model'][0]}: compartmental models cannot be stored yet")
+        return [], ["compartments"]  # refused when storing: its tree is not in the status
     current = {k: v[0] for k, v in status.items() if k not in _NEVER_STORED}
     ok: list[str] = []
     failed: list[str] = []
@@ -199,6 +202,10 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
             failed.remove(key)
         except Exception:
             pass
+    if current.get("element_type") == "recorder":
+        for key in _RECORDER_SET_BEFORE_CONNECTING & set(failed):
+            ok.append(key)
+            failed.remove(key)
     return sorted(ok), sorted(failed)
 
 

@@ -131,18 +131,21 @@ def model_owned_by_einet(threads: int, seed: int, log_path: str | None = None) -
         "llapi_set_defaults": set_defaults,
         "llapi_create_spatial": create_spatial,
     }
-    with nest_output_to(log_path), _python_output_to(log_path):
-        original["llapi_reset_kernel"]()
-        apply_owned(threads, seed)
-        for name, fn in wrapped.items():
-            setattr(api, name, fn)
-        try:
-            yield record
-        finally:
-            for name, fn in original.items():
+    try:
+        with nest_output_to(log_path), _python_output_to(log_path):
+            original["llapi_reset_kernel"]()
+            apply_owned(threads, seed)
+            for name, fn in wrapped.items():
                 setattr(api, name, fn)
-            for note in record.notes:
-                print(f"einet: {note}", file=sys.stderr)
+            try:
+                yield record
+            finally:
+                for name, fn in original.items():
+                    setattr(api, name, fn)
+    finally:
+        # outside the redirection: inside it, these went to the log with the model's output
+        for note in record.notes:
+            print(f"einet: {note}", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import NetworkConfig, Session
+from einet import NetworkConfig, Session, Snapshot
 
 SMALL = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,3 +48,28 @@ def sorted_table(cols: dict[str, np.ndarray]) -> np.ndarray:
     """Connection columns as rows sorted by everything (connection order is not defined)."""
     rows = np.column_stack([np.asarray(v, dtype=float) for v in cols.values()])
     return rows[np.lexsort(rows.T[::-1])]
+
+
+def assert_same_state(a: Snapshot, b: Snapshot) -> None:
+    """Two snapshots hold the same network state: every node value, connection (in any
+    order), population, model call and kernel setting exactly equal."""
+    assert a.kernel == b.kernel and a.kernel_set == b.kernel_set and list(a.model_calls) == list(b.model_calls)
+    assert len(a.nodes) == len(b.nodes)
+    for x, y in zip(a.nodes, b.nodes):
+        assert (x.first_id, x.count, x.model, x.spatial) == (y.first_id, y.count, y.model, y.spatial)
+        assert x.uniform == y.uniform and x.varying == y.varying, x.model
+        assert set(x.columns) == set(y.columns) and set(x.ragged) == set(y.ragged), x.model
+        for key in x.columns:
+            np.testing.assert_array_equal(x.columns[key], y.columns[key], err_msg=f"{x.model} {key}")
+        for key in x.ragged:
+            for u, v in zip(x.ragged[key], y.ragged[key]):
+                np.testing.assert_array_equal(u, v, err_msg=f"{x.model} {key}")
+        if x.positions is not None or y.positions is not None:
+            np.testing.assert_array_equal(x.positions, y.positions)
+    assert [t.model for t in a.synapses] == [t.model for t in b.synapses]
+    for x, y in zip(a.synapses, b.synapses):
+        assert x.uniform == y.uniform and set(x.columns) == set(y.columns), x.model
+        np.testing.assert_array_equal(sorted_table(x.all_columns()), sorted_table(y.all_columns()), err_msg=x.model)
+    assert list(a.groups) == list(b.groups)
+    for name in a.groups:
+        np.testing.assert_array_equal(a.groups[name], b.groups[name])

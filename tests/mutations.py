@@ -14,19 +14,17 @@ from typing import Any
 import h5py
 import numpy as np
 
-from einet.snapshot import Snapshot, SnapshotError, _header_crc, _HEADER_TYPES
+from einet.snapshot import Snapshot, SnapshotError
+from einet.snapshot.h5 import _HEADER_TYPES, crc, header_crc
 
 
 def same_snapshot(a: Snapshot, b: Snapshot) -> bool:
-    if (a.config, a.t_stored_ms, a.seed, a.n_vp, a.nest_version, a.created) != (b.config, b.t_stored_ms, b.seed, b.n_vp, b.nest_version, b.created):
+    """Equal manifests (everything but arrays, metadata included) and equal arrays."""
+    ma, aa = a.to_parts()
+    mb, ab = b.to_parts()
+    if json.dumps(ma, sort_keys=True) != json.dumps(mb, sort_keys=True) or aa.keys() != ab.keys():
         return False
-    arrays = [(a.vm_exc, b.vm_exc), (a.vm_inh, b.vm_inh)]
-    for m in ("e_syn", "i_syn"):
-        ca, cb = getattr(a, m).columns(), getattr(b, m).columns()
-        if ca.keys() != cb.keys():
-            return False
-        arrays += [(ca[k], cb[k]) for k in ca]
-    return all(x.shape == y.shape and np.array_equal(x, y) for x, y in arrays)
+    return all(aa[k].dtype == ab[k].dtype and aa[k].shape == ab[k].shape and np.array_equal(aa[k], ab[k]) for k in aa)
 
 
 def verdict(path: Path, original: Snapshot, timeout_s: float = 5.0) -> str:
@@ -79,7 +77,7 @@ def _fix_checksums(h5: h5py.File) -> None:
     """Recompute every checksum, so only the structural or value checks can object."""
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and obj.shape is not None:
+        if isinstance(obj, h5py.Dataset) and obj.shape is not None and not obj.is_virtual and not obj.external:
             obj.attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(obj[()]).tobytes()))
 
     h5.visititems(visit)
@@ -88,8 +86,8 @@ def _fix_checksums(h5: h5py.File) -> None:
         if k in h5.attrs:
             v = h5.attrs[k]
             attrs[k] = v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
-    if set(attrs) == set(_HEADER_TYPES):
-        h5.attrs["header_crc32"] = np.uint32(_header_crc(attrs))
+    if set(attrs) == set(_HEADER_TYPES) and "manifest" in h5:
+        h5.attrs["header_crc32"] = np.uint32(header_crc(attrs, crc(h5["manifest"][()])))
 
 
 def _replace(h5: h5py.File, name: str, values: np.ndarray) -> None:
@@ -97,17 +95,35 @@ def _replace(h5: h5py.File, name: str, values: np.ndarray) -> None:
     h5.create_dataset(name, data=values)
 
 
+def _manifest_of(h5: h5py.File) -> dict[str, Any]:
+    return json.loads(h5["manifest"][()].tobytes())
+
+
+def _syn(h5: h5py.File, model: str) -> str:
+    """The dataset folder of a synapse model's table."""
+    models = [t["model"] for t in _manifest_of(h5)["synapses"]]
+    return f"synapses/{models.index(model)}"
+
+
 def _set(name: str, fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[h5py.File], None]:
-    return lambda h5: _replace(h5, name, fn(h5[name][()]))
-
-
-def _config(**changes: Any) -> Callable[[h5py.File], None]:
     def tamper(h5: h5py.File) -> None:
-        cfg = json.loads(h5.attrs["config"])
-        cfg.update(changes)
-        h5.attrs["config"] = json.dumps(cfg)
+        path = name.replace("E_SYN", _syn(h5, "e_syn"))
+        _replace(h5, path, fn(h5[path][()]))
 
     return tamper
+
+
+def _manifest(fn: Callable[[dict[str, Any], h5py.File], None]) -> Callable[[h5py.File], None]:
+    def tamper(h5: h5py.File) -> None:
+        m = _manifest_of(h5)
+        fn(m, h5)
+        _replace(h5, "manifest", np.frombuffer(json.dumps(m).encode(), dtype=np.uint8))
+
+    return tamper
+
+
+def _e_syn(m: dict[str, Any]) -> dict[str, Any]:
+    return next(t for t in m["synapses"] if t["model"] == "e_syn")
 
 
 def _poke(name: str, index: int, value: float) -> Callable[[h5py.File], None]:
@@ -119,40 +135,69 @@ def _poke(name: str, index: int, value: float) -> Callable[[h5py.File], None]:
     return _set(name, fn)
 
 
+def _external(h5: h5py.File) -> None:
+    """The weights' bytes moved to another file (e.g. /dev/zero): never followed."""
+    path = _syn(h5, "e_syn") + "/weight"
+    n = h5[path].shape[0]
+    del h5[path]
+    h5.create_dataset(path, shape=(n,), dtype="<f8", external=[("/dev/zero", 0, n * 8)])
+
+
+def _virtual(h5: h5py.File) -> None:
+    path = _syn(h5, "e_syn") + "/weight"
+    n = h5[path].shape[0]
+    h5.create_dataset("scratch", data=h5[path][()])
+    del h5[path]
+    layout = h5py.VirtualLayout(shape=(n,), dtype="<f8")
+    layout[:] = h5py.VirtualSource(h5["scratch"])
+    h5.create_virtual_dataset(path, layout)
+    del h5["scratch"]
+
+
 STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
-    "future format_version": lambda h5: h5.attrs.__setitem__("format_version", 2),
-    "no format attribute": lambda h5: h5.attrs.__delitem__("format"),
-    "missing dataset": lambda h5: h5.__delitem__("synapses/e_syn/Kplus"),
-    "missing group": lambda h5: h5.__delitem__("neurons/I"),
-    "extra dataset": lambda h5: h5.create_dataset("synapses/e_syn/evil", data=np.zeros(3)),
-    "extra group": lambda h5: h5.create_group("code"),
-    "extra attribute": lambda h5: h5.attrs.__setitem__("__reduce__", "os.system"),
-    "wrong dtype": _set("synapses/e_syn/weight", lambda a: a.astype(np.float32)),
-    "ids as floats": _set("synapses/i_syn/source", lambda a: a.astype(np.float64)),
-    "wrong shape": _set("synapses/e_syn/target", lambda a: a[:-1]),
-    "2-d array": _set("neurons/E/V_m", lambda a: a.reshape(1, -1)),
-    "lengths differ": _set("synapses/i_syn/delay", lambda a: np.append(a, 1.0)),
-    "id out of range": _poke("synapses/e_syn/target", 0, 10**6),
-    "negative id": _poke("synapses/i_syn/target", 3, -1),
-    "e_syn source is inhibitory": _set("synapses/e_syn/source", lambda a: np.full_like(a, a.max() + 1)),
-    "i_syn source is excitatory": _poke("synapses/i_syn/source", 0, 1),
-    "in-degree broken": _set("synapses/e_syn/target", lambda a: np.concatenate([np.ones(10, a.dtype), a[10:]])),
-    "NaN V_m": _poke("neurons/I/V_m", 0, np.nan),
-    "infinite weight": _poke("synapses/i_syn/weight", 0, np.inf),
-    "NaN delay": _poke("synapses/e_syn/delay", 0, np.nan),
-    "infinite Kplus": _poke("synapses/e_syn/Kplus", 0, np.inf),
-    "negative Kplus": _poke("synapses/e_syn/Kplus", 0, -1.0),
-    "e_syn weight above Wmax": _poke("synapses/e_syn/weight", 0, 2.5),
-    "e_syn weight negative": _poke("synapses/e_syn/weight", 0, -0.1),
-    "delay below resolution": _poke("synapses/i_syn/delay", 0, 0.01),
-    "count does not match config": _config(indegree_e=199),
-    "unknown config key": _config(evil="__import__('os')"),
-    "config of wrong type": _config(scale="1"),
-    "sizes beyond memory": _config(scale=5000.0),
-    "negative t_stored": lambda h5: h5.attrs.__setitem__("t_stored_ms", -1.0),
+    "not an einet file": lambda h5: h5.attrs.__setitem__("format", "other"),
+    "future format version": lambda h5: h5.attrs.__setitem__("format_version", 3),
+    "missing dataset": lambda h5: h5.__delitem__(_syn(h5, "e_syn") + "/Kplus"),
+    "missing manifest": lambda h5: h5.__delitem__("manifest"),
+    "extra dataset": lambda h5: h5.create_dataset(_syn(h5, "e_syn") + "/evil", data=np.zeros(3)),
+    "extra attribute": lambda h5: h5.attrs.__setitem__("evil", "x"),
+    "wrong dtype": _set("E_SYN/weight", lambda a: a.astype(np.float32)),
+    "wrong shape": _set("E_SYN/target", lambda a: a[:-1]),
+    "id out of range": _poke("E_SYN/target", 0, 10**6),
+    "NaN V_m": _set("nodes/0/V_m", lambda a: np.where(np.arange(len(a)) == 0, np.nan, a)),
+    "NaN weight": _poke("E_SYN/weight", 0, np.nan),
+    "infinite weight": _poke("E_SYN/weight", 0, np.inf),
+    "NaN Kplus": _poke("E_SYN/Kplus", 0, np.nan),
+    "external storage": _external,
+    "virtual dataset": _virtual,
+    "manifest not JSON": lambda h5: _replace(h5, "manifest", np.frombuffer(b"{not json", dtype=np.uint8)),
+    "manifest extra key": _manifest(lambda m, h5: m.__setitem__("evil", 1)),
+    "manifest disagrees with attributes": _manifest(lambda m, h5: m["header"].__setitem__("seed", 7)),
+    "node runs not contiguous": _manifest(lambda m, h5: m["nodes"][1].__setitem__("first_id", m["nodes"][1]["first_id"] + 1)),
+    "count does not match the data": _manifest(lambda m, h5: _e_syn(m).__setitem__("count", _e_syn(m)["count"] - 1)),
+    "sizes beyond memory": _manifest(lambda m, h5: _e_syn(m).__setitem__("count", 10**12)),
+    "NaN delay": _manifest(lambda m, h5: _e_syn(m)["uniform"].__setitem__("delay", float("nan"))),
+    "delay below resolution": _manifest(lambda m, h5: _e_syn(m)["uniform"].__setitem__("delay", 0.001)),
+    "bad parameter name": _manifest(lambda m, h5: m["nodes"][0]["uniform"].__setitem__("a b", 1.0)),
+    "seed outside NEST's range": lambda h5: (h5.attrs.__setitem__("seed", 0), _manifest(lambda m, _: m["header"].__setitem__("seed", 0))(h5)),
+    "population ids out of range": _set("groups/0", lambda a: a + 10**6),
+    "two tables for one model": _manifest(lambda m, h5: m["synapses"].__setitem__(1, dict(m["synapses"][1], model=m["synapses"][0]["model"]))),
 }
-UNCHECKED = {"header attribute changed": lambda h5: h5.attrs.__setitem__("seed", 1 + int(h5.attrs["seed"])), "data changed": _poke("synapses/e_syn/weight", 0, 1.5)}
-"""Damage made without fixing checksums: only the checksums can catch these."""
+"""Damage einet must refuse when opening the file (checksums made consistent again)."""
+
+RESTORE_REFUSED: dict[str, Callable[[h5py.File], None]] = {
+    "unknown node model": _manifest(lambda m, h5: m["nodes"][0].__setitem__("model", "no_such_neuron")),
+    "device as a neuron model": _manifest(lambda m, h5: m["nodes"][0].__setitem__("model", "spike_recorder")),
+    "unknown parameter": _manifest(lambda m, h5: m["nodes"][0]["uniform"].__setitem__("evil", 1.0)),
+    "unknown synapse property": _manifest(lambda m, h5: _e_syn(m)["uniform"].__setitem__("evil", 1.0)),
+    "CopyModel of an unknown base": _manifest(lambda m, h5: m["model_calls"][0].__setitem__("base", "no_such_synapse")),
+    "kernel setting einet does not restore": _manifest(lambda m, h5: (m["kernel"]["values"].__setitem__("local_num_threads", 1000), m["kernel"]["set"].append("local_num_threads"))),
+}
+"""Files that open (consistent data) but describe something this NEST cannot build: refused
+by ``Session.restore`` before the kernel is touched."""
+
+UNCHECKED = {"header attribute changed": lambda h5: h5.attrs.__setitem__("seed", 1 + int(h5.attrs["seed"])), "data changed": _poke("E_SYN/weight", 0, 1.5)}
+"""Changes only the checksums can see (checksums left as they were)."""
 
 
 def write_structural(original: Path, target: Path, tamper: Callable[[h5py.File], None], fix: bool = True) -> None:
@@ -163,9 +208,11 @@ def write_structural(original: Path, target: Path, tamper: Callable[[h5py.File],
             _fix_checksums(h5)
 
 
-def write_pickle(target: Path, marker: Path) -> None:
+def write_pickle(path: Path, marker: Path) -> None:
+    """A pickle that would create ``marker`` if anything ever unpickled it."""
+
     class Evil:
         def __reduce__(self):  # type: ignore[no-untyped-def]
             return (open, (str(marker), "w"))
 
-    target.write_bytes(pickle.dumps(Evil()))
+    path.write_bytes(pickle.dumps(Evil()))

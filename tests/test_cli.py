@@ -45,12 +45,16 @@ def test_inspect_json(cli_snapshot: tuple[Path, dict]) -> None:
     p = einet_cli("inspect", str(path), "--json")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
-    assert doc["format"] == "einet-snapshot" and doc["format_version"] == 1 and doc["valid"] is True
+    assert doc["format"] == "einet-snapshot" and doc["format_version"] == 2 and doc["valid"] is True
     assert doc["neurons"] == {"E": 200, "I": 50}
-    assert doc["synapses"] == {"e_syn": 50000, "i_syn": 12500}
+    assert doc["synapses"] == {"e_syn": 50000, "i_syn": 12500, "static_synapse": 250}, "the drive's connections too"
+    assert doc["node_models"] == {"iaf_psc_delta": 250, "poisson_generator": 1}
+    assert [c["model"] for c in doc["custom_models"]] == ["e_syn", "i_syn"]
+    assert doc["model"] == "einet.models.brunel_stdp" and doc["scale"] == 0.1
     assert doc["t_stored_ms"] == 200.0 and doc["seed"] == 5 and doc["n_vp"] == 2
     assert doc["nest_version"].startswith("3.10")
-    assert any("Kplus" in s for s in doc["stored"]) and any("transit" in s for s in doc["not_stored"])
+    assert 0.5 < doc["weight_stats"]["e_syn"]["mean"] < 1.5
+    assert any("transit" in s for s in doc["not_stored"]) and any(s.startswith("iaf_psc_delta: post_trace, t_spike") for s in doc["not_stored"])
 
 
 def test_demo_five_runs(tmp_path: Path) -> None:
@@ -66,13 +70,17 @@ def test_demo_five_runs(tmp_path: Path) -> None:
 def test_demo_draws_plots() -> None:
     p = einet_cli("demo", "--scale", "0.05", "--t", "100")
     assert p.returncode == 0, p.stderr
-    assert "identical to" in p.stdout and "e_syn weights" in p.stdout and "PSTH" in p.stdout
+    assert "identical to" in p.stdout and "e_syn weights" in p.stdout and "PSTH of E" in p.stdout
 
 
 @pytest.mark.parametrize(
     "args, code, words",
     [
         (("run", "--scale", "-1"), 2, "scale"),
+        (("run", "--scale", "nan"), 2, "scale"),
+        (("run", "--seed", "0"), 2, "seed"),
+        (("run", "--set", "je_mvv=2"), 2, "takes no parameter 'je_mvv'"),
+        (("run", "--model", "no/such/model.py"), 2, "does not exist"),
         (("run", "--frobnicate"), 2, "unrecognized"),
         (("restore", "nowhere.h5"), 1, "no such file"),
         (("inspect", "nowhere.h5"), 1, "no such file"),
@@ -105,3 +113,12 @@ def test_nothing_but_json_on_stdout(cli_snapshot: tuple[Path, dict]) -> None:
     p = einet_cli("restore", str(path), "--json", "--t", "50")
     json.loads(p.stdout)  # the NEST banner or INFO lines would break this
     assert "NEST" not in p.stderr
+
+
+def test_existing_store_target_is_refused_before_simulating(tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("precious")
+    for cmd in (("run", "--scale", "0.05"), ("demo", "--scale", "0.05")):
+        p = einet_cli(*cmd, "--t", "50", "--store", str(target))
+        assert p.returncode == 2 and "exists" in p.stderr and "--overwrite" in p.stderr
+    assert target.read_text() == "precious"

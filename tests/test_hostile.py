@@ -18,7 +18,7 @@ from einet import NetworkConfig, Session, Snapshot, SnapshotError
 from einet.snapshot import SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .conftest import ROOT, einet_cli
-from .mutations import STRUCTURAL, UNCHECKED, flipped, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
+from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
 
 TINY = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -105,7 +105,7 @@ def test_fuzz_mutated_snapshots(data: st.DataObject, tiny: tuple[Path, Snapshot,
 def test_cli_exit_code_3_and_one_line(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
     original, _, _ = tiny
     bad = tmp_path / "bad.h5"
-    write_structural(original, bad, STRUCTURAL["NaN V_m"])
+    write_structural(original, bad, STRUCTURAL["NaN V_m"])  # refused when the file is read
     for cmd in ("restore", "inspect"):
         p = einet_cli(cmd, str(bad))
         assert p.returncode == 3 and "NaN" in p.stderr
@@ -118,12 +118,13 @@ def test_refused_restore_leaves_the_running_kernel_untouched(tiny: tuple[Path, S
     s.restore(original)
     s.run(50.0)
     before = (s.time_ms, s.seed, s.snapshot_path)
-    for case in ("e_syn weight above Wmax", "missing dataset", "sizes beyond memory"):
+    cases = [(c, STRUCTURAL[c]) for c in ("NaN weight", "missing dataset", "sizes beyond memory")] + list(RESTORE_REFUSED.items())
+    for case, tamper in cases:
         bad = tmp_path / f"{case}.h5"
-        write_structural(original, bad, STRUCTURAL[case])
+        write_structural(original, bad, tamper)
         with pytest.raises(SnapshotError):
             s.restore(bad)
-        assert (s.time_ms, s.seed, s.snapshot_path) == before
+        assert (s.time_ms, s.seed, s.snapshot_path) == before, case
     assert s.run(50.0).origin.kind == "continued" and s.time_ms == 100.0
 
 

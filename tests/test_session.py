@@ -10,10 +10,12 @@ import pytest
 
 from einet import Session, Snapshot, SnapshotError
 from einet.analysis import spike_digest
-from einet.network import capture
+from einet.capture import capture
 from einet.session import SessionError
 
-from .conftest import SMALL, sorted_table
+from .conftest import SMALL, assert_same_state
+
+N_EXC, N_INH = 200, 50  # the reference network at scale 0.1
 
 
 def test_fresh_network_is_active_and_matches_its_config() -> None:
@@ -22,12 +24,15 @@ def test_fresh_network_is_active_and_matches_its_config() -> None:
     r = s.run()
     assert r.origin.kind == "fresh" and (r.t_start_ms, r.t_stop_ms) == (0.0, 200.0)
     assert r.n_spikes > 100, "a small network must still be active"
-    assert set(np.unique(r.senders)) <= set(range(1, SMALL.n_exc + 1)), "only E neurons are recorded"
-    assert r.rate_hz == pytest.approx(r.n_spikes / SMALL.n_exc / 0.2)
+    assert set(np.unique(r.senders)) <= set(range(1, N_EXC + N_INH + 1)), "only neurons are recorded"
+    assert [(g.name, g.size) for g in r.groups] == [("E", N_EXC), ("I", N_INH)]
+    assert r.rate_hz == pytest.approx(r.n_spikes / (N_EXC + N_INH) / 0.2)
+    assert list(r.group_rates_hz()) == ["E", "I"] and min(r.group_rates_hz().values()) > 1.0
     assert r.digest == spike_digest(r.senders, r.times)  # the two-key sort gives the same digest
     shuffled = np.random.default_rng(0).permutation(len(r.times))
     assert spike_digest(r.senders[shuffled], r.times[shuffled], 0.1) == r.digest
-    assert len(r.weights) > 0 and r.psth_hz.mean() == pytest.approx(r.rate_hz, rel=1e-9)
+    assert 1000 < len(r.weights["e_syn"]) <= 4000 and (r.weights["i_syn"] == -4.0).all()
+    assert r.psth_hz.shape == (2, 20) and r.psth_hz[0].mean() == pytest.approx(r.group_rates_hz()["E"], rel=1e-9)
 
 
 def test_restore_gives_back_exactly_what_was_stored(tmp_path: Path) -> None:
@@ -40,16 +45,13 @@ def test_restore_gives_back_exactly_what_was_stored(tmp_path: Path) -> None:
     s.restore(path)
     assert s.time_ms == 0.0
     again = capture(s.network, seed=s.seed)
+    assert_same_state(stored, again)
     # E and I potentials separately (the example stores all 2500 in both)
-    np.testing.assert_array_equal(again.vm_exc, stored.vm_exc)
-    np.testing.assert_array_equal(again.vm_inh, stored.vm_inh)
-    assert len(stored.vm_exc) == SMALL.n_exc and len(stored.vm_inh) == SMALL.n_inh
-    assert not np.array_equal(stored.vm_inh, stored.vm_exc[: SMALL.n_inh])
-    for model in ("e_syn", "i_syn"):
-        a, b = getattr(stored, model), getattr(again, model)
-        np.testing.assert_array_equal(sorted_table(a.columns()), sorted_table(b.columns()))
+    vm_e = stored.node_values("V_m", stored.groups["E"])
+    vm_i = stored.node_values("V_m", stored.groups["I"])
+    assert len(vm_e) == N_EXC and len(vm_i) == N_INH and not np.array_equal(vm_i, vm_e[:N_INH])
     # Kplus was really carried over (it differs from the model default of 0 or 1)
-    assert np.unique(again.e_syn.kplus).size > 10
+    assert np.unique(again.synapse("e_syn").columns["Kplus"]).size > 10
 
 
 def test_same_seed_identical_other_seed_differs(stored: Path) -> None:
@@ -126,7 +128,7 @@ def test_store_never_overwrites_silently(tmp_path: Path, stored: Path) -> None:
         s.store(target)
     assert target.read_bytes() == b"precious"
     s.store(target, overwrite=True)
-    assert Snapshot.open(target).config == SMALL.replace(t_sim_ms=SMALL.t_sim_ms)
+    assert Snapshot.open(target).config == SMALL
     assert [p.name for p in tmp_path.iterdir()] == ["x.h5"], "no temporary file is left behind"
 
 
@@ -143,7 +145,26 @@ def test_snapshot_frames_look_like_the_examples(stored: Path) -> None:
     from einet import load_frames
 
     frames = load_frames(stored)
-    assert frames["e_nrns"].index[0] == 1 and len(frames["e_nrns"]) == SMALL.n_exc
-    assert frames["i_nrns"].index[0] == SMALL.n_exc + 1 and len(frames["i_nrns"]) == SMALL.n_inh
-    assert list(frames["e_syns"].columns) == ["source", "target", "weight", "delay", "Kplus"]
-    assert len(frames["i_syns"]) == SMALL.n_i_syn and (frames["i_syns"].weight == -4.0).all()
+    assert frames["nodes/E"].index[0] == 1 and len(frames["nodes/E"]) == N_EXC
+    assert frames["nodes/I"].index[0] == N_EXC + 1 and len(frames["nodes/I"]) == N_INH
+    assert {"V_m", "C_m", "tau_m", "t_ref"} <= set(frames["nodes/E"].columns)
+    assert list(frames["synapses/e_syn"].columns) == ["source", "target", "Kplus", "delay", "weight"]
+    assert len(frames["synapses/i_syn"]) == (N_EXC + N_INH) * 50 and (frames["synapses/i_syn"].weight == -4.0).all()
+    assert frames["runs/1"].model.iloc[0] == "poisson_generator" and frames["runs/1"].rate.iloc[0] == 800.0
+
+
+def test_version_1_files_still_restore_and_inspect() -> None:
+    """A snapshot written by einet 0.1 (format v1) is converted on reading."""
+    from .conftest import ROOT
+
+    old = ROOT / "tests" / "data" / "v1-scale-0.02.h5"
+    info = Snapshot.inspect(old)
+    assert info.valid and info.format_version == 1 and info.groups == {"E": 40, "I": 10}
+    snap = Snapshot.open(old)
+    assert snap.synapse_counts() == {"e_syn": 50 * 200, "i_syn": 50 * 50, "static_synapse": 50}
+    s = Session()
+    s.restore(snap)
+    again = capture(s.network, seed=s.seed)
+    np.testing.assert_array_equal(again.node_values("V_m", again.groups["E"]), snap.node_values("V_m", snap.groups["E"]))
+    a, b = s.run(100.0), (s.restore(snap), s.run(100.0))[1]
+    assert a.digest == b.digest and a.n_spikes > 0

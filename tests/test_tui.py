@@ -106,7 +106,7 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await until(pilot, lambda: not isinstance(app.screen, CompareScreen))
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        assert "spikes in transit" in app.screen.text and "Kplus" in app.screen.text
+        assert "spikes in transit" in app.screen.text and "iaf_psc_delta: post_trace, t_spike" in app.screen.text, "the not-stored list of this network"
         await pilot.press("escape")
         await pilot.press("q")
     assert app.engine.proc is not None and app.engine.proc.poll() is not None, "quitting stops the engine"
@@ -195,7 +195,7 @@ async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Pa
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(stored))
-        assert app.es.snapshot == str(stored) and app.es.t_ms == 0.0 and app.es.n_exc == CONFIG.n_exc
+        assert app.es.snapshot == str(stored) and app.es.t_ms == 0.0 and [g.name for g in app.groups] == ["E", "I"]
         assert app.check_action("rerun_seed", ()) is True, "the restored file is the current snapshot"
         await pilot.press("space")
         await until(pilot, lambda: len(app.runs) == 1)

@@ -66,6 +66,7 @@ def to_bytes(snap: Snapshot) -> bytes:
     """
     manifest, arrays = snap.to_parts()
     raw = np.frombuffer(json.dumps(manifest, sort_keys=True, allow_nan=True).encode(), dtype=np.uint8)
+    require(len(raw) <= MAX_MANIFEST_BYTES, f"the network's description needs {len(raw) >> 20} MiB, more than a snapshot's manifest may hold")
     with h5py.File(f"einet-{id(snap)}-{time.monotonic_ns()}.h5", "w", driver="core", backing_store=False) as h5:
         header = snap.header()
         h5.attrs.update(header)

@@ -168,6 +168,8 @@ class Snapshot:
     t_stored_ms: float
     seed: int
     n_vp: int
+    t_sim_ms: float = 1000.0
+    """The run length of the session that stored it (a restore's default)."""
     not_stored: tuple[str, ...] = tuple(GENERAL_NOT_STORED)
     nest_version: str = ""
     einet_version: str = __version__
@@ -210,7 +212,7 @@ class Snapshot:
     @property
     def config(self) -> NetworkConfig:
         """The model, scale and parameters the network was built with, at the stored seed/threads."""
-        return NetworkConfig(model=self.model, scale=self.scale, params=dict(self.params), seed=self.seed, threads=self.n_vp)
+        return NetworkConfig(model=self.model, scale=self.scale, params=dict(self.params), seed=self.seed, threads=self.n_vp, t_sim_ms=self.t_sim_ms)
 
     @property
     def n_nodes(self) -> int:
@@ -295,7 +297,7 @@ class Snapshot:
             groups.append({"name": name, "count": int(len(ids))})
         manifest = {
             "header": self.header(),
-            "model": {"ref": self.model, "scale": self.scale, "params": self.params},
+            "model": {"ref": self.model, "scale": self.scale, "params": self.params, "t_sim_ms": self.t_sim_ms},
             "kernel": {"values": self.kernel, "set": list(self.kernel_set)},
             "model_calls": list(self.model_calls),
             "nodes": nodes,
@@ -351,6 +353,7 @@ class Snapshot:
             t_stored_ms=float(h["t_stored_ms"]),
             seed=int(h["seed"]),
             n_vp=int(h["n_vp"]),
+            t_sim_ms=float(model["t_sim_ms"]),
             not_stored=tuple(manifest["not_stored"]),
             nest_version=str(h["nest_version"]),
             einet_version=str(h["einet_version"]),

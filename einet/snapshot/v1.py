@@ -185,6 +185,7 @@ def _convert(c: ConfigV1, a: dict[str, np.ndarray], raw: dict[str, Any], path: P
         t_stored_ms=raw["t_stored_ms"],
         seed=raw["seed"],
         n_vp=raw["n_vp"],
+        t_sim_ms=c.t_sim_ms,
         not_stored=tuple(json.loads(raw["not_stored"])) if _is_text_list(raw["not_stored"]) else (),
         nest_version=raw["nest_version"],
         einet_version=raw["einet_version"],

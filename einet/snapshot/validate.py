@@ -90,10 +90,15 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
     require(set(m) == want_keys, f"manifest keys differ from the format's: {', '.join(sorted(set(m) ^ want_keys))[:80]}")
     check_header(m["header"])
     model = _dict(m["model"], "model")
-    require(set(model) == {"ref", "scale", "params"}, "model record must have ref, scale and params")
+    require(set(model) == {"ref", "scale", "params", "t_sim_ms"}, "model record must have ref, scale, params and t_sim_ms")
+    t_sim = model["t_sim_ms"]
+    require(isinstance(t_sim, (int, float)) and not isinstance(t_sim, bool) and math.isfinite(t_sim) and t_sim > 0, "t_sim_ms must be a positive time")
     require(isinstance(model["ref"], str) and 0 < len(model["ref"]) <= 4096 and model["ref"].isprintable(), "model reference must be printable text")
     require(isinstance(model["scale"], (int, float)) and not isinstance(model["scale"], bool) and math.isfinite(model["scale"]) and model["scale"] > 0, "scale must be positive")
-    _dict(model["params"], "model parameters")
+    for key, v in _dict(model["params"], "model parameters").items():
+        require(isinstance(key, str) and key.isidentifier(), "model parameter names must be identifiers")
+        _no_nan(v, f"model parameter {key}")
+        require(not isinstance(v, float) or math.isfinite(v), f"model parameter {key} is not finite")
     kernel = _dict(m["kernel"], "kernel")
     require(set(kernel) == {"values", "set"}, "kernel record must have values and set")
     values = _dict(kernel["values"], "kernel values")
@@ -110,7 +115,8 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
         _name(call.get("model"), "model call's model")
         if call["op"] == "CopyModel":
             _name(call.get("base"), "CopyModel base")
-        for key, v in _dict(call.get("params", {}), "model call parameters").items():
+        require(set(call) == ({"op", "model", "base", "params"} if call["op"] == "CopyModel" else {"op", "model", "params"}), "a model call has the wrong fields")
+        for key, v in _dict(call["params"], "model call parameters").items():
             _key(key, "model default")
             _no_nan(v, f"default {key}")
     for text in (*_list(m["stored"], "stored"), *_list(m["not_stored"], "not_stored")):
@@ -143,8 +149,10 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
             _key(key, f"node run {k}")
             require(isinstance(vals, list) and len(vals) == count, f"node run {k} {key} needs one value per node")
             _no_nan(vals, f"node run {k} {key}")
-        dup = set(e["uniform"]) & set(e["columns"]) | set(e["columns"]) & set(e["ragged"]) | set(e["uniform"]) & set(e["varying"])
+        kinds = [set(e["uniform"]), set(e["columns"]), set(e["ragged"]), set(e["varying"])]
+        dup = {key for i, a in enumerate(kinds) for b in kinds[i + 1 :] for key in a & b}
         require(not dup, f"node run {k} stores {sorted(dup)[:1]} twice")
+        require(not ({"positions", "ragged"} & set(e["columns"])), f"node run {k}: a column may not be named positions or ragged")
         if e["spatial"] is not None:
             sp = _dict(e["spatial"], f"node run {k} spatial")
             require(sp.get("kind") in ("free", "grid"), f"node run {k}: spatial kind must be free or grid")
