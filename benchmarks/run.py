@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -35,6 +36,35 @@ def work(task: str, scale: float, folder: Path) -> dict[str, Any]:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+V1_COMMIT = "6bfe619"  # the last einet with only the reference network (snapshot format v1)
+V1_STORE = """
+import json, sys, time
+from pathlib import Path
+from einet import NetworkConfig, Session
+s = Session(NetworkConfig(scale=float(sys.argv[1]))); s.build(); s.run(1000.0)
+path = Path(sys.argv[2]) / "einet-v1.h5"
+path.unlink(missing_ok=True)
+t0 = time.perf_counter(); s.store(path); seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "bytes": path.stat().st_size}))
+"""
+
+
+def work_v1(scale: float, folder: Path) -> dict[str, Any] | None:
+    """The same store with einet's reference-only code of before the generic snapshot (from
+    git history), so the generic path's cost is measured in the same run, on the same machine."""
+    tree = folder / "einet-v1"
+    if not tree.exists():
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", V1_COMMIT, "einet"], capture_output=True)
+        if archive.returncode != 0:
+            return None  # not a git checkout with that history
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    p = subprocess.run([sys.executable, "-c", V1_STORE, str(scale), str(folder)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree)
+    if p.returncode != 0:
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def verdict(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -51,6 +81,11 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
         f"| {s} | store peak extra memory | {ex_store['peak_extra_mb']:.0f} MB | {ei_store['peak_extra_mb']:.0f} MB | {mem:.3f}x | ≤ 0.1x{' and < 1 GB' if large else ''} | {verdict(mem <= 0.1 and (not large or ei_store['peak_extra_mb'] < 1024))} |",
         f"| {s} | file size | {ex_store['bytes'] / 1e6:.1f} MB | {ei_store['bytes'] / 1e6:.1f} MB | {size:.2f}x | ≤ 0.3x | {verdict(size <= 0.3)} |",
     ]
+    v1 = work_v1(scale, folder)
+    if v1 is not None:
+        t, b = ei_store["seconds"] / v1["seconds"], ei_store["bytes"] / v1["bytes"]
+        rows.append(f"| {s} | generic store (any network, format v2) vs einet 0.1's reference-only store (v1): time | {v1['seconds']:.2f} s | {ei_store['seconds']:.2f} s | {t:.2f}x | ≤ 1.05x | {verdict(t <= 1.05)} |")
+        rows.append(f"| {s} | … file size | {v1['bytes'] / 1e6:.2f} MB | {ei_store['bytes'] / 1e6:.2f} MB | {b:.2f}x | ≤ 1.05x | {verdict(b <= 1.05)} |")
     if not large:
         ex_restore = work("restore-example", scale, folder)
         ei_restore = work("restore-einet", scale, folder)

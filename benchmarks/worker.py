@@ -21,6 +21,9 @@ from typing import Any
 
 from einet import NetworkConfig, Session
 from einet.kernel import nest, nest_output_to
+from einet.models import describe_params
+
+REFERENCE = describe_params("einet.models.brunel_stdp")  # the reference model's defaults
 
 T_SIM = 1000.0
 
@@ -59,13 +62,14 @@ def store_example(scale: float, folder: Path) -> dict[str, Any]:
     assert net is not None
     n = nest()
     path = folder / "example.pkl"
+    exc, inh = (n.NodeCollection(p.ids.tolist()) for p in net.populations)
 
     def store() -> None:
         with nest_output_to():
             network = {
                 "n_vp": n.total_num_virtual_procs,
-                "e_nrns": net.exc.get(["V_m"], output="pandas"),
-                "i_nrns": net.inh.get(["V_m"], output="pandas"),
+                "e_nrns": exc.get(["V_m"], output="pandas"),
+                "i_nrns": inh.get(["V_m"], output="pandas"),
                 "e_syns": n.GetConnections(synapse_model="e_syn").get(("source", "target", "weight"), output="pandas"),
                 "i_syns": n.GetConnections(synapse_model="i_syn").get(("source", "target", "weight"), output="pandas"),
             }
@@ -90,25 +94,28 @@ def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:
 
 def restore_example(scale: float, folder: Path) -> dict[str, Any]:
     config = NetworkConfig(scale=scale)
+    p = REFERENCE
+    n_inh = int(round(p["n_inh_base"] * scale))
+    n_exc = p["e_to_i_ratio"] * n_inh
     n = nest()
 
     def restore() -> None:
         with nest_output_to():
             n.ResetKernel()
             n.local_num_threads = config.threads
-            n.CopyModel("stdp_synapse_hom", "e_syn", {"Wmax": config.wmax_mv})
+            n.CopyModel("stdp_synapse_hom", "e_syn", {"Wmax": p["wmax_factor"] * p["je_mv"]})
             n.CopyModel("static_synapse", "i_syn")
             with open(folder / "example.pkl", "rb") as f:
                 network = pickle.load(f)  # the example's way; this benchmark wrote the file
-            exc = n.Create(config.neuron_model, n=config.n_exc, params={"V_m": network["e_nrns"].V_m.values})
-            inh = n.Create(config.neuron_model, n=config.n_inh, params={"V_m": network["i_nrns"].V_m.values})
+            exc = n.Create(p["neuron_model"], n=n_exc, params={"V_m": network["e_nrns"].V_m.values})
+            inh = n.Create(p["neuron_model"], n=n_inh, params={"V_m": network["i_nrns"].V_m.values})
             neurons = exc + inh
-            pg = n.Create("poisson_generator", {"rate": config.poisson_rate_hz})
+            pg = n.Create("poisson_generator", {"rate": p["poisson_rate_hz"]})
             sr = n.Create("spike_recorder")
             for model in ("e_syns", "i_syns"):
                 syn = network[model]
                 n.Connect(syn.source.values, syn.target.values, "one_to_one", {"synapse_model": model[:-1], "weight": syn.weight.values})
-            n.Connect(pg, neurons, "all_to_all", {"weight": config.je_mv})
+            n.Connect(pg, neurons, "all_to_all", {"weight": p["je_mv"]})
             n.Connect(exc, sr)
 
     return _repeat(restore)
