@@ -254,7 +254,8 @@ class EinetApp(App[int]):
         if es.state not in ("starting", "dead"):
             parts += [f"seed {es.seed}", f"{es.threads} threads" + ("" if es.bit_comparable else " ≠ snapshot")]
             if self.groups and es.state not in ("empty",):
-                parts.append(" + ".join(f"{g.size} {escape(g.name)}" for g in self.groups[:4]) + (" + …" if len(self.groups) > 4 else ""))
+                sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups)
+                parts.append(escape(sizes) if len(sizes) <= 32 else f"{sum(g.size for g in self.groups)} neurons in {len(self.groups)} populations")
         if self.current_snapshot:
             parts.append(f"snapshot {escape(Path(self.current_snapshot).name)}")
         if self.unstored and es.state in IDLE:
