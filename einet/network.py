@@ -202,7 +202,7 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
             failed.remove(key)
         except Exception:
             pass
-    if False:
+    if current.get("element_type") == "recorder":
         for key in _RECORDER_SET_BEFORE_CONNECTING & set(failed):
             ok.append(key)
             failed.remove(key)
