@@ -137,7 +137,13 @@ def _node_runs(net: Network) -> list[NodeRun]:
 def _read_run(nodes: Any, first_id: int, count: int, model: str, keys: list[str], layer: Any) -> NodeRun:
     from nest import nestkernel_api as api
 
-    status = {key: api.llapi_get_nc_status(nodes._datum, key) for key in keys}
+    if "n_events" in api.llapi_get_nc_status(nodes[0]._datum):
+        # a recorder: its whole status would include every recorded event
+        status = {key: api.llapi_get_nc_status(nodes._datum, key) for key in keys}
+    else:
+        # one read of every key (a read per key costs a whole status per node each time)
+        everything = api.llapi_get_nc_status(nodes._datum)
+        status = {key: everything[key] for key in keys}
     uniform: dict[str, Any] = {}
     columns: dict[str, np.ndarray] = {}
     ragged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -242,30 +248,33 @@ def _read_connections(net: Network, counts: dict[str, int], on_block: Callable[[
         status = connection_status(conns)
         pos = 0
         for model, group in itertools.groupby(status, key=operator.itemgetter("synapse_model")):
-            rows = list(group)
             model = str(model)
+            first = next(group)
             if model not in keys_of:
                 if model not in counts:
                     raise SnapshotError(f"NEST reported connections of {model} it did not count")
-                keys_of[model] = _probe_synapse(net, model, conns._datum[pos], rows[0])
+                keys_of[model] = _probe_synapse(net, model, conns._datum[pos], first)
                 buffers[model] = np.empty((counts[model], len(keys_of[model])), dtype=np.float64)
                 filled[model] = 0
-            pos += len(rows)
+            row = np.dtype((np.float64, len(keys_of[model])))
+            try:
+                rows = np.fromiter(map(operator.itemgetter(*keys_of[model]), itertools.chain((first,), group)), dtype=row)
+            except (TypeError, ValueError):
+                raise SnapshotError(f"{model}: a per-connection property is not a number (cannot be stored yet)") from None
             k = len(rows)
+            pos += k
             at = filled[model]
             if at + k > len(buffers[model]):
                 raise SnapshotError(f"{model}: more connections than NEST reported ({counts[model]})")
-            row = np.dtype((np.float64, len(keys_of[model])))
-            try:
-                buffers[model][at : at + k] = np.fromiter(map(operator.itemgetter(*keys_of[model]), rows), dtype=row, count=k)
-            except (TypeError, ValueError):
-                raise SnapshotError(f"{model}: a per-connection property is not a number (cannot be stored yet)") from None
+            buffers[model][at : at + k] = rows
             filled[model] = at + k
         on_block(len(status))
     tables = []
     for model, buf in buffers.items():
         data = buf[: filled[model]]
-        data = data[data[:, 1] != rec]  # einet's own recorder is not part of the network
+        onto_recorder = data[:, 1] == rec  # einet's own recorder is not part of the network
+        if onto_recorder.any():
+            data = data[~onto_recorder]
         # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
         # logger index on the target as the receptor; it was connected, and is restored, with 0
         data[np.isin(data[:, 0], loggers), 2] = 0
