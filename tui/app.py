@@ -437,7 +437,9 @@ class EinetApp(App[int]):
         ack = self._call("restore", **args)
         if ack is not None:
             self.current_snapshot = str(path)
-            self.call_from_thread(self.log_line, f"restored {path.name} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
+            self.call_from_thread(self.log_line, f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
+            missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
+            self.call_from_thread(self.notify, "not restored: " + escape("; ".join(missing)) + " — ? lists all", title=f"restored {escape(path.name)}", timeout=6)
         return ack
 
     def action_rerun_seed(self) -> None:

@@ -207,7 +207,7 @@ class EngineServer:
         finally:
             self.state = "built" if self.session.built else "empty"
             self.send_network()
-        return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads}
+        return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads, "not_stored": self.session.not_stored()}
 
     def op_run(self, t_ms: float | None = None, label: str | None = None) -> Message:
         self.cancel.clear()
