@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .kernel import nest, nest_output_to, nest_version
+from .ownership import plain
 from .network import UNSUPPORTED_SYNAPSES, Network, connection_status, probe_node_models
 from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 
@@ -55,7 +56,7 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None) -> Sna
 
         tables = _read_connections(net, counts, on_block)
         status = n.GetKernelStatus()
-        kernel = {k: _plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
+        kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
         t_stored = float(status["biological_time"])
         n_vp = int(status["total_num_virtual_procs"])
     snap = Snapshot(
@@ -91,18 +92,8 @@ def _refuse_unsupported(net: Network) -> None:
         raise SnapshotError("nodes were created after einet's spike recorder: store before adding nodes by hand")
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
 def _json_checked(value: Any, what: str) -> Any:
-    value = _plain(value)
+    value = plain(value)
     try:
         json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
@@ -176,11 +167,11 @@ def _read_run(nodes: Any, first_id: int, count: int, model: str, keys: list[str]
                 flat = np.concatenate([a.ravel() for a in arrays]).astype(dtype) if offsets[-1] else np.empty(0, dtype)
                 ragged[key] = (flat, offsets)
         else:
-            plain = [_json_checked(v, f"{model} {key}") for v in values]
-            if all(v == plain[0] for v in plain):
-                uniform[key] = plain[0]
+            as_json = [_json_checked(v, f"{model} {key}") for v in values]
+            if all(v == as_json[0] for v in as_json):
+                uniform[key] = as_json[0]
             else:
-                varying[key] = plain
+                varying[key] = as_json
     spatial = None
     positions = None
     if layer is not None:

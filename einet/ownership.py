@@ -58,14 +58,14 @@ class BuildRecord:
     notes: list[str] = field(default_factory=list)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """NumPy scalars and arrays as plain JSON-able Python values (others unchanged)."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -105,17 +105,17 @@ def model_owned_by_einet(threads: int, seed: int, log_path: str | None = None) -
                     record.notes.append(f"the model set {key} = {asked}; einet keeps {own}")
         for key in SHAPING_KERNEL_KEYS:
             if key in params:
-                record.kernel_set[key] = _plain(params[key])
+                record.kernel_set[key] = plain(params[key])
         return original["llapi_set_kernel_status"](params) if params else None
 
     def copy_model(existing: str, new: str, params: dict[str, Any]) -> Any:
         out = original["llapi_copy_model"](existing, new, params)
-        record.model_calls.append({"op": "CopyModel", "model": str(new), "base": str(existing), "params": _plain(dict(params or {}))})
+        record.model_calls.append({"op": "CopyModel", "model": str(new), "base": str(existing), "params": plain(dict(params or {}))})
         return out
 
     def set_defaults(model: str, params: dict[str, Any]) -> Any:
         out = original["llapi_set_defaults"](model, params)
-        record.model_calls.append({"op": "SetDefaults", "model": str(model), "params": _plain(dict(params or {}))})
+        record.model_calls.append({"op": "SetDefaults", "model": str(model), "params": plain(dict(params or {}))})
         return out
 
     def create_spatial(specs: dict[str, Any]) -> Any:

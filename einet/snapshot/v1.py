@@ -20,23 +20,12 @@ import h5py
 import numpy as np
 
 from ..config import DEFAULT_MODEL
+from .h5 import _HEADER_TYPES as HEADER_TYPES_V2
 from .h5 import _attr, check_structure, read_dataset
 from .model import FLOAT_DTYPE, ID_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 from .validate import check_affordable, check_values, require
 
-_HEADER_TYPES: dict[str, type] = {
-    "format": str,
-    "format_version": int,
-    "einet_version": str,
-    "nest_version": str,
-    "t_stored_ms": float,
-    "seed": int,
-    "n_vp": int,
-    "created": str,
-    "config": str,
-    "stored": str,
-    "not_stored": str,
-}
+_HEADER_TYPES: dict[str, type] = {**HEADER_TYPES_V2, "config": str, "stored": str, "not_stored": str}
 _FIELDS = {"e_syn": ("source", "target", "weight", "delay", "Kplus"), "i_syn": ("source", "target", "weight", "delay")}
 _STATIC_DELAY_MS = 1.0  # static_synapse's default delay: the v1 drive was connected with it
 
