@@ -13,7 +13,7 @@ import numpy as np
 from .config import NetworkConfig
 from .kernel import builtin_models, nest, nest_output_to
 from .models import ModelBuildError, ModelError, load_model
-from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet
+from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
 
@@ -92,7 +92,8 @@ class Network:
 def build_model(config: NetworkConfig) -> Network:
     """Reset the kernel, set threads and seed, run the model's build, add einet's recorder."""
     n = nest()  # quietly, before a model's own `import nest` would print NEST's banner
-    build = load_model(config.model, config.params)
+    with output_to_log():  # a script's module-level prints too
+        build = load_model(config.model, config.params)
     with model_owned_by_einet(config.threads, config.seed) as record:
         try:
             shown = build(n, scale=config.scale, **config.params)

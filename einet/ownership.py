@@ -149,6 +149,13 @@ def model_owned_by_einet(threads: int, seed: int, log_path: str | None = None) -
 
 
 @contextlib.contextmanager
+def output_to_log(log_path: str | None = None) -> Iterator[None]:
+    """Everything printed meanwhile, by NEST's C++ or by Python, goes to the log."""
+    with nest_output_to(log_path), _python_output_to(log_path):
+        yield
+
+
+@contextlib.contextmanager
 def _python_output_to(log_path: str | None) -> Iterator[None]:
     """Python-level prints of the model go to the log too (file descriptors are not enough:
     ``sys.stdout`` buffers and would flush onto the terminal after the build)."""
