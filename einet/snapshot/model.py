@@ -10,7 +10,6 @@ the isolated reader sends back. Nothing here imports NEST or h5py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -381,9 +380,6 @@ class Snapshot:
         for table in self.synapses:
             out[f"synapses/{table.model}"] = pd.DataFrame(table.all_columns())
         return out
-
-    def arrays(self) -> Iterator[tuple[str, np.ndarray]]:
-        yield from self.to_parts()[1].items()
 
 
 def _run_frame(run: NodeRun, pd: Any) -> Any:
