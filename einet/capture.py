@@ -13,6 +13,7 @@ import itertools
 import json
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,46 +38,117 @@ _KERNEL_ALWAYS = ("resolution", "tics_per_ms", "min_delay", "max_delay", "rng_ty
 Progress = Callable[[float], None]
 
 
-def capture(net: Network, *, seed: int, progress: Progress | None = None) -> Snapshot:
-    """Read every node's settable state and every connection into a Snapshot."""
+@dataclass
+class ModelPlan:
+    """One synapse model's connections: handles fetched from the kernel, keys to read."""
+
+    model: str
+    count: int
+    keys: list[str]
+    handles: list[Any]
+
+
+@dataclass
+class CapturePlan:
+    """Everything a store must take from the kernel itself, fetched at one step boundary.
+
+    What is left — reading each connection's status through its handle (~3.5 µs each) — runs
+    no OpenMP region in NEST, so it can run in forked processes that see the kernel
+    copy-on-write while the parent goes on (see :mod:`einet.forked`)."""
+
+    net: Network
+    seed: int
+    runs: list[NodeRun]
+    models: list[ModelPlan]
+    loggers: np.ndarray
+    kernel: dict[str, Any]
+    t_stored_ms: float
+    n_vp: int
+    not_stored: list[str] = field(default_factory=list)
+
+    @property
+    def n_connections(self) -> int:
+        return sum(m.count for m in self.models)
+
+    def slices(self) -> list[tuple[int, int, int]]:
+        """(model index, first, last) of every block of handles, in order."""
+        return [(i, lo, min(lo + _BLOCK_SYNAPSES, m.count)) for i, m in enumerate(self.models) for lo in range(0, m.count, _BLOCK_SYNAPSES)]
+
+
+def capture(net: Network, *, seed: int, progress: Progress | None = None, workers: int = 1) -> Snapshot:
+    """Read every node's settable state and every connection into a Snapshot.
+
+    With ``workers`` > 1 the connections' status is read by that many forked processes
+    filling shared arrays (the result is identical)."""
+    plan = plan_capture(net, seed=seed)
+    if workers > 1:
+        from .forked import read_in_workers
+
+        buffers = read_in_workers(plan, workers, progress)
+    else:
+        buffers = read_connections(plan, progress)
+    return finish(plan, buffers)
+
+
+def plan_capture(net: Network, *, seed: int) -> CapturePlan:
+    """Node state, connection handles and kernel settings: the part that needs the kernel."""
     n = nest()
     with nest_output_to():
         probe_node_models(net)
         _refuse_unsupported(net)
         runs = _node_runs(net)
-        counts = _connection_counts()
-        total = max(1, sum(counts.values()))
-        done = 0
-
-        def on_block(k: int) -> None:
-            nonlocal done
-            done += k
-            if progress is not None:
-                progress(min(1.0, done / total))
-
-        tables = _read_connections(net, counts, on_block)
+        models = _connection_plans(net)
         status = n.GetKernelStatus()
         kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
-        t_stored = float(status["biological_time"])
-        n_vp = int(status["total_num_virtual_procs"])
-    snap = Snapshot(
-        nodes=tuple(runs),
+    from nest import nestkernel_api as api
+
+    size = net.n_nodes
+    kinds = np.atleast_1d(api.llapi_get_nc_status(n.NodeCollection(list(range(1, size + 1)))._datum, "element_type")) if size else np.empty(0)
+    return CapturePlan(
+        net=net,
+        seed=seed,
+        runs=runs,
+        models=models,
+        loggers=np.flatnonzero(kinds == "recorder") + 1,
+        kernel=kernel,
+        t_stored_ms=float(status["biological_time"]),
+        n_vp=int(status["total_num_virtual_procs"]),
+        not_stored=not_stored_of(net),
+    )
+
+
+def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
+    """The Snapshot from a plan and its filled connection arrays (no NEST call)."""
+    net = plan.net
+    tables = []
+    for m, buf in zip(plan.models, buffers):
+        data = buf
+        onto_recorder = data[:, 1] == net.recorder_id  # einet's own recorder is not part of the network
+        if onto_recorder.any():
+            data = data[~onto_recorder]
+        # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
+        # logger index on the target as the receptor; it was connected, and is restored, with 0
+        if len(plan.loggers):
+            data[np.isin(data[:, 0], plan.loggers), 2] = 0
+        if len(data):
+            tables.append(_table(m.model, m.keys, data))
+    return Snapshot(
+        nodes=tuple(plan.runs),
         synapses=tuple(tables),
         groups={p.name: p.ids.astype(ID_DTYPE) for p in net.populations},
-        kernel=kernel,
+        kernel=plan.kernel,
         kernel_set=tuple(net.kernel_set),
         model_calls=tuple(_json_checked(c, f"{c['op']} of {c['model']}") for c in net.model_calls),
         model=net.config.model,
         scale=float(net.config.scale),
         params=dict(net.config.params),
-        t_stored_ms=t_stored,
-        seed=seed,
-        n_vp=n_vp,
+        t_stored_ms=plan.t_stored_ms,
+        seed=plan.seed,
+        n_vp=plan.n_vp,
         t_sim_ms=float(net.config.t_sim_ms),
-        not_stored=tuple(not_stored_of(net)),
+        not_stored=tuple(plan.not_stored),
         nest_version=nest_version(),
     )
-    return snap
 
 
 def _refuse_unsupported(net: Network) -> None:
@@ -214,65 +286,57 @@ def _base_of(net: Network, model: str) -> str:
     return base
 
 
-def _read_connections(net: Network, counts: dict[str, int], on_block: Callable[[int], None]) -> list[SynapseTable]:
-    """All connections but those onto einet's recorder, per synapse model, in blocks of source
-    nodes straight into preallocated arrays. One model at a time: a block of mixed models would
-    need Python-level partitioning (+13 % store time at scale 4), and filtering by model costs
-    NEST nothing."""
+def _connection_plans(net: Network) -> list[ModelPlan]:
+    """Per synapse model in use: its connections as handles from one ``GetConnections`` call
+    (~45 ms per 500k; reading them per block of sources instead needs a guess of where a
+    model's sources are, and a wrong guess makes blocks of hundreds of thousands) and the
+    keys to read, probed on its first connection."""
     n = nest()
-    for model in counts:
+    from nest import nestkernel_api as api
+
+    plans = []
+    for model, count in _connection_counts().items():
         base = _base_of(net, model)
         if base in UNSUPPORTED_SYNAPSES:
             raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
-    size = net.n_nodes
-    rec = net.recorder_id
-    from nest import nestkernel_api as api
-
-    kinds = np.atleast_1d(api.llapi_get_nc_status(n.NodeCollection(list(range(1, size + 1)))._datum, "element_type")) if size else np.empty(0)
-    loggers = np.flatnonzero(kinds == "recorder") + 1
-    tables = []
-    for model, count in counts.items():
-        keys: list[str] = []
-        buf = np.empty((0, 0))
-        row = np.dtype(np.float64)
-        getter: Callable[[dict[str, Any]], Any] = operator.itemgetter("source")
-        filled = 0
-        # the model's connections as handles in one call (~45 ms per 500k), their status read
-        # in slices straight into a preallocated array: no per-model guess of which ids are
-        # its sources, and a slice's transient status dicts stay near 15 MB
-        everything = n.GetConnections(synapse_model=model)
-        handles = everything._datum or []
-        del everything
+        handles = n.GetConnections(synapse_model=model)._datum or []
         if len(handles) != count:
             raise SnapshotError(f"{model}: NEST listed {len(handles)} connections but counted {count}")
-        for at in range(0, count, _BLOCK_SYNAPSES):
-            status = api.llapi_get_connection_status(handles[at : at + _BLOCK_SYNAPSES])
-            if not keys:
-                keys = _probe_synapse(net, model, handles[0], status[0])
-                buf = np.empty((count, len(keys)), dtype=np.float64)
-                row = np.dtype((np.float64, len(keys)))
-                getter = operator.itemgetter(*keys)
-            k = len(status)
-            try:
-                buf[filled : filled + k] = np.fromiter(map(getter, status), dtype=row, count=k)
-            except (TypeError, ValueError):
-                raise SnapshotError(f"{model}: a per-connection property is not a number (cannot be stored yet)") from None
-            filled += k
-            on_block(k)
-        del handles
-        if filled != count:
-            raise SnapshotError(f"{model}: read {filled} connections, NEST reported {count}")
-        data = buf[:filled]
-        onto_recorder = data[:, 1] == rec  # einet's own recorder is not part of the network
-        if onto_recorder.any():
-            data = data[~onto_recorder]
-        # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
-        # logger index on the target as the receptor; it was connected, and is restored, with 0
-        if len(loggers):
-            data[np.isin(data[:, 0], loggers), 2] = 0
-        if len(data):
-            tables.append(_table(model, keys, data))
-    return tables
+        keys = _probe_synapse(net, model, handles[0], api.llapi_get_connection_status(handles[:1])[0])
+        plans.append(ModelPlan(model, count, keys, handles))
+    return plans
+
+
+def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = lambda shape: np.empty(shape)) -> list[np.ndarray]:
+    """One (connections × keys) float64 array per model."""
+    return [make((m.count, len(m.keys))) for m in plan.models]
+
+
+def read_slice(plan: CapturePlan, buffers: list[np.ndarray], model_index: int, lo: int, hi: int) -> None:
+    """Read the status of one block of handles into its rows (no OpenMP region in NEST)."""
+    from nest import nestkernel_api as api
+
+    m = plan.models[model_index]
+    status = api.llapi_get_connection_status(m.handles[lo:hi])
+    row = np.dtype((np.float64, len(m.keys)))
+    try:
+        buffers[model_index][lo:hi] = np.fromiter(map(operator.itemgetter(*m.keys), status), dtype=row, count=hi - lo)
+    except (TypeError, ValueError):
+        raise SnapshotError(f"{m.model}: a per-connection property is not a number (cannot be stored yet)") from None
+
+
+def read_connections(plan: CapturePlan, progress: Progress | None = None) -> list[np.ndarray]:
+    """Every connection's status, in this process, block by block into preallocated arrays."""
+    buffers = allocate(plan)
+    total = max(1, plan.n_connections)
+    done = 0
+    with nest_output_to():
+        for model_index, lo, hi in plan.slices():
+            read_slice(plan, buffers, model_index, lo, hi)
+            done += hi - lo
+            if progress is not None:
+                progress(done / total)
+    return buffers
 
 
 def _probe_synapse(net: Network, model: str, conn: Any, status: dict[str, Any]) -> list[str]:

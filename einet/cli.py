@@ -42,6 +42,7 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
     p.add_argument("--threads", type=int, help=f"NEST threads (default {defaults or '2'}; einet's choice wins over the model's)")
     p.add_argument("--seed", type=int, help=f"NEST rng_seed, 1 to 2147483647 (default {defaults or '12345'})")
     p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help=f"simulated time per run in ms (default {defaults or '1000'})")
+    p.add_argument("--store-workers", type=int, metavar="N", help="processes reading connections when storing (default: every usable core; 1: none forked)")
     if json_flag:
         p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
@@ -95,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> NetworkConfig:
         model = str(ModelRef.parse(model))  # a file becomes an absolute path: the engine may run elsewhere
         if model != base.model:
             base = base.replace(model=model, params={})
-    config = base.replace(scale=getattr(args, "scale", None), threads=args.threads, seed=args.seed, t_sim_ms=args.t_ms)
+    config = base.replace(scale=getattr(args, "scale", None), threads=args.threads, seed=args.seed, t_sim_ms=args.t_ms, store_workers=args.store_workers)
     return config.with_params(**parse_assignments(getattr(args, "set", None)))
 
 
@@ -184,7 +185,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.path}: no such file")
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
-    session = Session(snap.config.replace(t_sim_ms=args.t_ms))
+    session = Session(snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers))
     session.restore(snap, seed=args.seed, threads=args.threads)
     result = _run_with_progress(session, "restored", args.json)
     stored = _store(session, args.store, args.overwrite, args.json)

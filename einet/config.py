@@ -26,7 +26,7 @@ DEFAULT_MODEL = "einet.models.brunel_stdp"
 SEED_MAX = 2**31 - 1
 """NEST accepts rng_seed in [1, 2**31 - 1]."""
 
-_OWN_KEYS = ("model", "scale", "threads", "seed", "t_sim_ms")
+_OWN_KEYS = ("model", "scale", "threads", "seed", "t_sim_ms", "store_workers")
 _MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -50,6 +50,8 @@ class NetworkConfig:
     threads: int = 2
     seed: int = 12345
     t_sim_ms: float = 1000.0
+    store_workers: int = 0
+    """Processes reading connections when storing; 0: the usable cores."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +60,7 @@ class NetworkConfig:
             (isinstance(self.threads, int) and self.threads >= 1, f"threads must be >= 1, not {self.threads}"),
             (isinstance(self.seed, int) and 1 <= self.seed <= SEED_MAX, f"seed must be in [1, {SEED_MAX}], not {self.seed}"),
             (isinstance(self.t_sim_ms, (int, float)) and math.isfinite(self.t_sim_ms) and self.t_sim_ms > 0, f"t must be a positive finite time in ms, not {self.t_sim_ms}"),
+            (isinstance(self.store_workers, int) and 0 <= self.store_workers <= 4096, f"store workers must be >= 0 (0: every usable core), not {self.store_workers}"),
             (isinstance(self.params, dict) and all(isinstance(k, str) for k in self.params), "params must be a mapping of names to values"),
         ]
         for ok, message in checks:
@@ -85,7 +88,7 @@ class NetworkConfig:
         return dataclasses.replace(self, params={**self.params, **params})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "scale": self.scale, "params": dict(self.params), "threads": self.threads, "seed": self.seed, "t_sim_ms": self.t_sim_ms}
+        return {"model": self.model, "scale": self.scale, "params": dict(self.params), "threads": self.threads, "seed": self.seed, "t_sim_ms": self.t_sim_ms, "store_workers": self.store_workers}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -140,7 +143,7 @@ class NetworkConfig:
 
 
 def _typed(key: str, value: Any) -> Any:
-    want = {"model": str, "scale": float, "threads": int, "seed": int, "t_sim_ms": float}[key]
+    want = {"model": str, "scale": float, "threads": int, "seed": int, "t_sim_ms": float, "store_workers": int}[key]
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not want:

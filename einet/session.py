@@ -6,12 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 
 from . import analysis
 from .config import NetworkConfig
 from .capture import capture, not_stored_of
+from .forked import StoreHandle, default_workers, store_in_background, usable_cores
 from .kernel import nest, nest_output_to, set_log_path
 from .network import Network, build_model, check_restorable, drain_spikes, rebuild, weight_samples
 from .runs import Group, Origin, RunResult, StepUpdate
@@ -46,6 +48,7 @@ class Session:
         self.snapshot_t_ms = 0.0
         self.bit_comparable = True
         self._next_origin: Origin | None = None
+        self._background: StoreHandle | None = None
         set_log_path(log_path)
 
     # -- state -----------------------------------------------------------------------------
@@ -94,15 +97,43 @@ class Session:
         self.network = None
         self._next_origin = None
 
-    def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None) -> Snapshot:
+    @overload
+    def store(self, path: str | Path, *, overwrite: bool = ..., progress: Callable[[float], None] | None = ..., workers: int | None = ..., background: Literal[False] = ...) -> Snapshot: ...
+
+    @overload
+    def store(self, path: str | Path, *, overwrite: bool = ..., progress: Callable[[float], None] | None = ..., workers: int | None = ..., background: Literal[True]) -> StoreHandle: ...
+
+    def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None, workers: int | None = None, background: bool = False) -> Snapshot | StoreHandle:
         """Store every node's settable state and every connection to an HDF5 snapshot.
 
-        What cannot be stored faithfully is refused with :class:`~einet.snapshot.SnapshotError`
-        before anything is written; an existing file is never replaced unless ``overwrite``.
+        Connections are read by ``workers`` forked processes (default: the configuration's
+        ``store_workers``, 0 meaning every usable core; 1 reads in this process). With
+        ``background`` the state is taken now (a short pause: node state and connection
+        handles) and a forked process reads, writes and publishes the file while this one goes
+        on: the returned :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and
+        ``wait()``. What cannot be stored faithfully is refused with
+        :class:`~einet.snapshot.SnapshotError` before anything is written; an existing file is
+        never replaced unless ``overwrite``.
         """
-        snap = capture(self._require_network(), seed=self.seed, progress=progress)
+        net = self._require_network()
+        requested = workers if workers is not None else self.config.store_workers
+        if background:
+            if self.store_in_flight is not None:
+                raise SessionError(f"a store of {self.store_in_flight.path.name} is in progress ({100 * self.store_in_flight.progress:.0f}%): wait for it first")
+            # the simulation keeps its threads' cores: the background reader takes the rest
+            n_bg = requested or max(1, usable_cores() - self.threads)
+            self._background = store_in_background(net, path, seed=self.seed, overwrite=overwrite, workers=n_bg)
+            return self._background
+        snap = capture(net, seed=self.seed, progress=progress, workers=default_workers(requested))
         write_snapshot(snap, path, overwrite=overwrite)
         return snap
+
+    @property
+    def store_in_flight(self) -> StoreHandle | None:
+        """The background store still running, if any."""
+        if self._background is not None and self._background.done:
+            return None
+        return self._background
 
     def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None) -> Snapshot:
         """Validate a snapshot fully, then reset the kernel and rebuild the stored network.

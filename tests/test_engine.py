@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from einet import Session
+from einet import Session, Snapshot
 from einet.engine import Engine, EngineDied, EngineError, Message, result_from_message
 
 from .conftest import SMALL
@@ -110,7 +110,7 @@ def test_busy_engine_refuses_other_commands(engine: tuple[Engine, Recorder], tmp
     while not rec.of("frame"):
         time.sleep(0.01)
     with pytest.raises(EngineError, match="busy"):
-        eng.call("store", path=str(tmp_path / "x.h5"), timeout_s=5)
+        eng.call("build", config=SMALL.to_dict(), timeout_s=5)
     eng.call("cancel")
     running.result(10)
 
@@ -180,3 +180,35 @@ def test_store_and_restore_through_the_engine(engine: tuple[Engine, Recorder], t
     assert digests[0] == digests[1]
     state = rec.of("state")[-1]
     assert state["snapshot"] == str(path) and state["snapshot_t_ms"] == 100.0 and state["t_ms"] == 100.0
+
+
+def test_background_store_during_a_run(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    """A store asked for mid-run is taken between two steps and written by a forked process
+    while the run goes on; a second store meanwhile is refused with a message."""
+    eng, rec = engine
+    eng.call("build", config=SMALL.to_dict())
+    running = eng.request("run", t_ms=2000.0)
+    deadline = time.monotonic() + 30
+    while not rec.of("frame") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    path = tmp_path / "bg.h5"
+    ack = eng.call("store", path=str(path), background=True, timeout_s=30)
+    assert ack["background"] and 0.0 < ack["t_stored_ms"] < 2000.0 and ack["pause_s"] < 5.0
+    frames_at_ack = len(rec.of("frame"))
+    second = eng.request("store", path=str(tmp_path / "other.h5"), background=True)
+    try:
+        second.result(30)
+        refused = ""
+    except EngineError as exc:
+        refused = str(exc)
+    result = result_from_message(running.result(120))
+    assert not result.cancelled and result.t_stop_ms == 2000.0
+    assert len(rec.of("frame")) > frames_at_ack, "frames kept coming after the store began"
+    while not (rec.of("stored") or rec.of("store_failed")) and time.monotonic() < deadline + 60:
+        time.sleep(0.02)
+    done = rec.of("stored")
+    assert done and done[0]["path"] == str(path) and done[0]["bytes"] == path.stat().st_size
+    snap = Snapshot.open(path)
+    assert snap.t_stored_ms == ack["t_stored_ms"]
+    if refused:  # the first store may already have finished when the second arrived
+        assert "in progress" in refused and not (tmp_path / "other.h5").exists()

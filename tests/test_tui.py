@@ -57,7 +57,7 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, StoreScreen))
         await pilot.press("enter")
-        await until(pilot, lambda: not app.unstored)
+        await until(pilot, lambda: not app.unstored and not app.store_busy)
         stored = Path(app.current_snapshot)
         assert stored.parent == tmp_path / "snaps" and Snapshot.open(stored).t_stored_ms == 400.0
 
@@ -200,4 +200,30 @@ async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Pa
         await pilot.press("space")
         await until(pilot, lambda: len(app.runs) == 1)
         assert app.runs[0].origin.kind == "restored"
+        await pilot.press("q")
+
+
+async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
+    """s while running: the state is taken at a step boundary, a forked process writes it, the
+    run goes on; the file holds the state at the time the store was asked for."""
+    app = make(tmp_path, CONFIG.replace(t_sim_ms=600_000.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+        await pilot.press("space")
+        await until(pilot, lambda: app.es.state == "running" and app.live.view().t_ms > 100)
+        assert app.check_action("store", ()) is True, "s applies while running"
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, StoreScreen))
+        app.screen.query_one("Input").value = "mid-run"
+        await pilot.press("enter")
+        await until(pilot, lambda: not app.store_busy and (tmp_path / "snaps" / "mid-run.h5").exists(), timeout=60)
+        snap = Snapshot.open(tmp_path / "snaps" / "mid-run.h5")
+        await until(pilot, lambda: app.live.view().t_ms > snap.t_stored_ms + 50, timeout=30)
+        assert app.es.state == "running", "the store did not stop the run"
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.runs) == 1, timeout=30)
+        assert 0.0 < snap.t_stored_ms < app.runs[0].t_stop_ms, "taken during the run"
+        log = "".join(line.text.strip() for line in app.query_one("#log").lines)  # lines wrap
+        assert "mid-run.h5in" in log.replace(" ", "") and "in the background" in log, log[-300:]
+        assert not list((tmp_path / "snaps").glob(".*.partial"))
         await pilot.press("q")

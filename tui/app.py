@@ -42,6 +42,7 @@ IDLE = ("empty", "built")
 # 10-20 ms, during which keys wait. The raster (what moves) redraws ~7 times a second, the
 # PSTH ~3 times, the weights when a new sample arrives.
 FRAME_INTERVAL_S = 0.15
+STORE_WAIT_S = 600.0  # quitting waits this long at most for a background store
 PSTH_INTERVAL_S = 0.35
 
 
@@ -111,6 +112,8 @@ class EinetApp(App[int]):
         self.weight_models: list[str] = []
         self.weight_index = 0
         self.not_stored: list[str] = []
+        self.store_busy = ""  # name of the snapshot a background store is writing
+        self.store_progress = 0.0
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -168,7 +171,24 @@ class EinetApp(App[int]):
             for line in ev.get("lines", [])[-50:]:
                 self.log_line(f"[dim]nest[/] {line}")
         elif ev.kind == "progress":
-            self._busy_op = f"{ev['op']} {100 * float(ev['fraction']):.0f}%"
+            if ev.get("op") == "store" and self.store_busy:
+                self.store_progress = float(ev["fraction"])
+            else:
+                self._busy_op = f"{ev['op']} {100 * float(ev['fraction']):.0f}%"
+            self._show_status()
+        elif ev.kind == "stored":
+            name = Path(str(ev["path"])).name
+            self.store_busy = ""
+            self.notify(f"stored {escape(name)} ({int(ev['bytes']) / 1e6:.1f} MB, t = {float(ev['t_stored_ms']):g} ms; simulation paused {1000 * float(ev['pause_s']):.0f} ms)", title="store")
+            self.log_line(f"stored {escape(str(ev['path']))} in {float(ev['seconds']):.1f} s in the background (pause {1000 * float(ev['pause_s']):.0f} ms)")
+            self.refresh_bindings()
+            self._show_status()
+        elif ev.kind == "store_failed":
+            self.store_busy = ""
+            self.current_snapshot = "" if self.current_snapshot == str(ev["path"]) else self.current_snapshot
+            self.notify(escape(str(ev["message"])), severity="error", title="store failed")
+            self.log_line(f"[red]{escape(str(ev['message']))}[/]")
+            self.refresh_bindings()
             self._show_status()
         elif ev.kind == "died":
             self.es = EngineState("dead")
@@ -258,6 +278,8 @@ class EinetApp(App[int]):
                 parts.append(escape(sizes) if len(sizes) <= 32 else f"{sum(g.size for g in self.groups)} neurons in {len(self.groups)} populations")
         if self.current_snapshot:
             parts.append(f"snapshot {escape(Path(self.current_snapshot).name)}")
+        if self.store_busy:
+            parts.append(f"[b]storing {escape(self.store_busy)} {100 * self.store_progress:.0f}%[/]")
         if self.unstored and es.state in IDLE:
             parts.append("[yellow]last run not stored[/]")
         self.query_one("#status", Static).update("  │  ".join(parts))
@@ -343,10 +365,10 @@ class EinetApp(App[int]):
             "run_pause": (built and not self.touring) or state in ("running", "paused"),
             "continue_run": built and not self.touring and self.es.t_ms > 0,
             "build": idle,
-            "store": built and not self.touring,
+            "store": (built and not self.touring or state in ("running", "paused")) and not self.store_busy,
             "reset": idle,
             "restore": idle,
-            "rerun_seed": idle and bool(self.current_snapshot),
+            "rerun_seed": idle and bool(self.current_snapshot) and not self.store_busy,
             "demo": idle,
             "compare": bool(self.runs),
             "next_population": len(self.groups) > 1,
@@ -403,14 +425,19 @@ class EinetApp(App[int]):
         self.push_screen(StoreScreen(self.snapshot_dir), stored)
 
     def _store(self, path: Path) -> Message | None:
-        ack = self._call("store", path=str(path))
-        self._busy_op = ""
-        if ack is not None:
+        """Store in the background: the engine takes the state at its next step boundary (a
+        run goes on) and a forked process writes the file; ``stored`` reports the end."""
+        self.store_busy = path.name
+        self.store_progress = 0.0
+        ack = self._call("store", path=str(path), background=True)
+        if ack is None:
+            self.store_busy = ""
+        else:
             self.unstored = False
             self.current_snapshot = str(path)
-            self.call_from_thread(self.notify, f"stored {path.name} ({ack['bytes'] / 1e6:.1f} MB, t = {ack['t_stored_ms']:g} ms)", title="store")
-            self.call_from_thread(self.log_line, f"stored {path}")
-            self.call_from_thread(self._show_status)
+            self.call_from_thread(self.log_line, f"storing {escape(path.name)} (state at t = {ack['t_stored_ms']:g} ms taken in {1000 * float(ack['pause_s']):.0f} ms)")
+        self.call_from_thread(self.refresh_bindings)
+        self.call_from_thread(self._show_status)
         return ack
 
     def action_reset(self) -> None:
@@ -516,7 +543,11 @@ class EinetApp(App[int]):
         if step.action == "build":
             ok = self._call("build", config=self.config.to_dict()) is not None
         elif step.action == "store":
-            return self._store(path) is not None
+            if self._store(path) is None:
+                return False
+            while self.store_busy and not self._tour_stop.is_set():  # the restores need the file
+                time.sleep(0.05)
+            return path.exists()
         elif step.action == "restore":
             ok = self._restore(path, OTHER_SEED if step.other_seed else seed) is not None
         else:
@@ -533,8 +564,19 @@ class EinetApp(App[int]):
 
     async def action_quit(self) -> None:
         self._tour_stop.set()
+        if self.store_busy:
+            def answered(wait: bool | None) -> None:
+                self.run_worker(lambda: self._close_and_exit(abandon=not wait), thread=True, group="quit", exit_on_error=False)
+
+            self.push_screen(ConfirmScreen(f"A store of {escape(self.store_busy)} is in progress. Wait for it (y), or abandon it (n: nothing is published)?"), answered)
+            return
         self.engine.close(timeout_s=3.0)
         self.exit(0)
+
+    def _close_and_exit(self, abandon: bool) -> None:
+        self.call_from_thread(self.notify, "abandoning the store" if abandon else "waiting for the store to finish…", timeout=30)
+        self.engine.close(timeout_s=STORE_WAIT_S, abandon_store=abandon)
+        self.call_from_thread(self.exit, 0)
 
     def on_unmount(self) -> None:
         self.engine.close(timeout_s=3.0)

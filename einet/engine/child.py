@@ -21,6 +21,8 @@ from typing import Any
 from .protocol import Channel, Message, ProtocolError, groups_fields, result_message, weights_fields
 
 HEARTBEAT_S = 1.0
+STORE_POLL_S = 0.2
+STORE_PROGRESS_S = 0.25
 STEP_WALL_S = 0.1
 WEIGHTS_EVERY_S = 5.0
 _MAX_LOG_BYTES = 16384
@@ -76,6 +78,8 @@ class EngineServer:
         self._last_weights = 0.0
         self._run_label = ""
         self._current_id: Any = None
+        self._store: Any = None  # the background store in flight (einet.forked.StoreHandle)
+        self._store_reported = 0.0
 
     # -- plumbing ------------------------------------------------------------------------
     def send(self, kind: str, **fields: Any) -> None:
@@ -126,10 +130,31 @@ class EngineServer:
         self.send("ready", pid=os.getpid(), nest_version=nest_version(), log=self.log_path)
         self.send_state()
         while not self.shutdown_requested:
-            if not self._readable(HEARTBEAT_S):
+            if not self._readable(STORE_POLL_S if self.session.store_in_flight else HEARTBEAT_S):
+                self.watch_store()
                 self.send("heartbeat", t=time.time())
                 continue
             self.handle(self.chan.recv())
+            self.watch_store()
+
+    # -- background stores ---------------------------------------------------------------
+    def watch_store(self) -> None:
+        """Report a background store's progress, and its end as ``stored`` or ``store_failed``."""
+        h = self._store
+        if h is None:
+            return
+        if not h.done:
+            now = time.monotonic()
+            if now - self._store_reported > STORE_PROGRESS_S:
+                self._store_reported = now
+                self.send("progress", op="store", fraction=h.progress, path=str(h.path))
+            return
+        self._store = None
+        _release_heap()
+        if h.ok:
+            self.send("stored", path=str(h.path), bytes=h.bytes, t_stored_ms=h.t_stored_ms, pause_s=h.pause_s, seconds=h.seconds)
+        else:
+            self.send("store_failed", path=str(h.path), message=f"store of {h.path.name} failed: {h.problem}")
 
     def handle(self, msg: Message) -> None:
         if msg.kind != "command":
@@ -157,7 +182,17 @@ class EngineServer:
     def op_ping(self) -> dict[str, Any]:
         return {"t": time.time()}
 
-    def op_shutdown(self) -> None:
+    def op_shutdown(self, abandon_store: bool = False) -> None:
+        """Stop serving; a background store is waited for (or, when asked, abandoned: its
+        temporary file is removed and nothing is published)."""
+        h = self._store
+        if h is not None:
+            if abandon_store:
+                h.abandon()
+            while not h.done:
+                self.watch_store()
+                time.sleep(STORE_POLL_S)
+            self.watch_store()
         raise Shutdown
 
     def op_build(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -178,7 +213,13 @@ class EngineServer:
         self.state = "empty"
         self.send_network()
 
-    def op_store(self, path: str, overwrite: bool = False) -> dict[str, Any]:
+    def op_store(self, path: str, overwrite: bool = False, background: bool = False) -> dict[str, Any]:
+        if background:
+            # the kernel's part now, between two steps; the rest in a forked process
+            handle = self.session.store(path, overwrite=overwrite, background=True)
+            self._store = handle
+            self._store_reported = 0.0
+            return {"path": str(path), "background": True, "t_stored_ms": handle.t_stored_ms, "pause_s": handle.pause_s}
         self.state = "storing"
         self.send_state()
         last = [0.0]
@@ -231,6 +272,7 @@ class EngineServer:
 
     # -- while running -------------------------------------------------------------------
     def _on_step(self, update: Any) -> None:
+        self.watch_store()
         from ..network import weight_samples
 
         arrays = {"senders": update.senders, "times": update.times}
@@ -290,6 +332,13 @@ class EngineServer:
                 return
             elif op == "ping":
                 self.send("ack", id=cid, op=op, t=time.time())
+            elif op == "store":
+                # a store during a run: taken at this step boundary, written in the background
+                args = dict(msg.get("args") or {})
+                try:
+                    self.send("ack", id=cid, op=op, **self.op_store(str(args.get("path")), bool(args.get("overwrite", False)), background=True))
+                except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+                    self.send("error", id=cid, op=op, message=_one_line(exc), error=type(exc).__name__)
             else:
                 self.send("error", id=cid, op=op, message=f"busy: cannot {op} while a run is in progress", error="Busy")
 

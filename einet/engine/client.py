@@ -120,14 +120,16 @@ class Engine:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Ask the engine to shut down; kill it if it does not within ``timeout_s``."""
+    def close(self, timeout_s: float = 5.0, *, abandon_store: bool = False) -> None:
+        """Ask the engine to shut down; kill it if it does not within ``timeout_s``. A
+        background store in flight is waited for (give a ``timeout_s`` that allows it), or
+        dropped with ``abandon_store``."""
         if self.proc is None:
             return
         self._closing = True
         if self.alive:
             with contextlib.suppress(Exception):
-                self.request("shutdown").result(timeout_s)
+                self.request("shutdown", abandon_store=abandon_store).result(timeout_s)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout_s)
         self.kill()

@@ -5,8 +5,10 @@ buffers, never a pickle.
 
 Commands (parent → engine), kind ``"command"``, fields ``id``, ``op``, ``args``:
 ``build`` (config: model, scale, params, threads, seed, t_sim_ms), ``run`` (t_ms, label), ``continue`` (t_ms, label: a run that must follow
-an earlier one), ``pause``, ``resume``, ``cancel``, ``store``
-(path, overwrite), ``reset``, ``restore`` (path, seed, threads), ``ping``, ``shutdown``.
+an earlier one), ``pause``, ``resume``, ``cancel``, ``store`` (path, overwrite, background:
+taken at the next step boundary, also while a run goes on, and written by a forked process),
+``reset``, ``restore`` (path, seed, threads), ``ping``, ``shutdown`` (abandon_store: drop a
+background store instead of waiting for it).
 
 Events (engine → parent), by kind:
 ``ready`` (pid, nest_version, log), ``ack`` (id, op, result…; a run's ack carries the whole
@@ -16,7 +18,9 @@ groups [{name, size}], weight_models, not_stored, model; arrays ``raster/K``: th
 neuron ids of population K), ``frame`` (t_ms, t_start_ms, t_stop_ms, progress,
 n_spikes_total, rate_hz, label, weight_models; arrays senders, times, groups (population index
 of each spike), and now and then ``weights/K``),
-``progress`` (op, fraction), ``log`` (lines), ``heartbeat`` (t).
+``progress`` (op, fraction, path), ``stored`` (path, bytes, t_stored_ms, pause_s, seconds: a
+background store published its file), ``store_failed`` (path, message), ``log`` (lines),
+``heartbeat`` (t).
 """
 
 from __future__ import annotations

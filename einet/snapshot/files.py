@@ -83,22 +83,26 @@ def sniff(path: Path) -> None:
         raise SnapshotError(f"{path} is not an HDF5 snapshot")
 
 
-def write_atomic(path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
-    """Publish ``image`` at ``path``: a hidden temporary file in the same folder, fsync, then
-    ``link`` (never replaces an existing file, even one a concurrent writer just made) or,
-    with ``overwrite``, ``rename``. On any failure the temporary file is removed and an
-    earlier file of that name is untouched."""
+def reserve(path: str | Path) -> Path:
+    """A hidden temporary file beside ``path`` for :func:`publish` (never listed as a snapshot)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if not overwrite and path.exists():
-        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
     if not folder.is_dir():
         raise SnapshotError(f"cannot store {path}: folder {folder} does not exist")
     _remove_stale_partials(folder, path.name)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
-    tmp = Path(tmp_name)
+    os.close(fd)
+    return Path(tmp_name)
+
+
+def publish(tmp: Path, path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``image`` into the reserved ``tmp``, fsync, then ``link`` it to ``path`` (never
+    replaces an existing file, even one a concurrent writer just made) or, with ``overwrite``,
+    ``rename``. On any failure ``tmp`` is removed and an earlier file of that name is untouched."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(image)
             fh.flush()
             os.fsync(fh.fileno())
@@ -117,6 +121,14 @@ def write_atomic(path: str | Path, image: bytes, *, overwrite: bool = False) -> 
             tmp.unlink()
         raise
     return path
+
+
+def write_atomic(path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
+    """Publish ``image`` at ``path`` atomically (see :func:`publish`)."""
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
+    return publish(reserve(path), path, image, overwrite=overwrite)
 
 
 def _remove_stale_partials(folder: Path, name: str, max_age_s: float = 3600.0) -> None:

@@ -1,0 +1,334 @@
+"""Stores that use every core and leave the simulation running: forked processes that see the
+kernel copy-on-write.
+
+After ``fork()`` any NEST call that opens an OpenMP region hangs in the child (measured:
+``GetConnections`` never returns), so the parent fetches what needs the kernel — node state and
+each synapse model's connection handles (:func:`einet.capture.plan_capture`) — and the children
+only read connection status through those handles (``llapi_get_connection_status``, no OpenMP)
+into shared memory, then build and write the file. Children report over a pipe in lines:
+``p N`` (N more connections read), ``d BYTES`` (file published), ``e MESSAGE`` (failed).
+A child that dies or errs fails the store with one line; no process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .capture import CapturePlan, allocate, finish, plan_capture, read_connections, read_slice
+from .kernel import nest_output_to
+from .snapshot import SnapshotError, SnapshotExistsError
+
+Progress = Callable[[float], None]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _shared(shape: tuple[int, int]) -> np.ndarray:
+    """A float64 array in anonymous shared memory: a forked child's writes reach the parent."""
+    nbytes = max(8, shape[0] * shape[1] * 8)
+    mem = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(mem, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300].replace("\n", " ")
+
+
+def _say(fd: int, line: str) -> None:
+    os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+
+
+def _shares(plan: CapturePlan, workers: int) -> list[list[tuple[int, int, int]]]:
+    """The blocks of handles split into ``workers`` contiguous shares of about equal size."""
+    slices = plan.slices()
+    total = max(1, plan.n_connections)
+    shares: list[list[tuple[int, int, int]]] = [[] for _ in range(workers)]
+    done = 0
+    for sl in slices:
+        shares[min(workers - 1, done * workers // total)].append(sl)
+        done += sl[2] - sl[1]
+    return [s for s in shares if s]
+
+
+@dataclass
+class _Child:
+    pid: int
+    fd: int
+    buf: bytes = b""
+    exited: int | None = None
+    error: str = ""
+    published: int = -1
+
+
+def _reap(children: list[_Child], kill: bool) -> None:
+    for c in children:
+        if c.exited is None:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(c.pid, signal.SIGKILL)
+            _, status = os.waitpid(c.pid, 0)
+            c.exited = status
+        with contextlib.suppress(OSError):
+            os.close(c.fd)
+
+
+def _pump(children: list[_Child], timeout: float | None, on_read: Callable[[int], None]) -> None:
+    """Read whatever the children said within ``timeout``; reap those whose pipe closed."""
+    open_ = {c.fd: c for c in children if c.exited is None}
+    if not open_:
+        return
+    ready, _, _ = select.select(list(open_), [], [], timeout)
+    for fd in ready:
+        c = open_[fd]
+        data = os.read(fd, 65536)
+        if not data:  # the child closed its end: it has exited or is exiting
+            _, c.exited = os.waitpid(c.pid, 0)
+            continue
+        c.buf += data
+        *lines, c.buf = c.buf.split(b"\n")
+        for line in lines:
+            kind, _, rest = line.decode("utf-8", "replace").partition(" ")
+            if kind == "p":
+                on_read(int(rest))
+            elif kind == "e":
+                c.error = rest
+            elif kind == "d":
+                c.published = int(rest)
+
+
+def _failure(children: list[_Child], what: str) -> str | None:
+    for i, c in enumerate(children):
+        if c.error:
+            return c.error
+        if c.exited is not None and c.exited != 0:
+            if os.WIFSIGNALED(c.exited):
+                return f"{what} {i + 1} was killed by signal {os.WTERMSIG(c.exited)}"
+            return f"{what} {i + 1} exited with code {os.WEXITSTATUS(c.exited)}"
+    return None
+
+
+def _fork(body: Callable[[int], None]) -> _Child:
+    """Run ``body(write_fd)`` in a forked child that never returns into the caller's code."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            # die with the parent: a store child must never outlive the process it serves
+            with contextlib.suppress(Exception):
+                import ctypes
+
+                ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+            body(w)
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
+            with contextlib.suppress(Exception):
+                _say(w, f"e {_one_line(exc)}")
+        finally:
+            os._exit(code)
+    os.close(w)
+    return _Child(pid, r)
+
+
+def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None) -> list[np.ndarray]:
+    """Fill the connection arrays with ``workers`` forked processes reading in parallel."""
+    shares = _shares(plan, workers)
+    if len(shares) <= 1 or not hasattr(os, "fork"):
+        return read_connections(plan, progress)
+    buffers = allocate(plan, _shared)
+    total = max(1, plan.n_connections)
+    done = 0
+
+    def work(share: list[tuple[int, int, int]]) -> Callable[[int], None]:
+        def body(fd: int) -> None:
+            with nest_output_to():
+                for model_index, lo, hi in share:
+                    read_slice(plan, buffers, model_index, lo, hi)
+                    _say(fd, f"p {hi - lo}")
+
+        return body
+
+    def on_read(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(done / total)
+
+    children: list[_Child] = []
+    try:
+        for share in shares:
+            children.append(_fork(work(share)))
+        while any(c.exited is None for c in children):
+            _pump(children, None, on_read)
+            problem = _failure(children, "store worker")
+            if problem:
+                raise SnapshotError(f"store failed: {problem}")
+        problem = _failure(children, "store worker")
+        if problem:
+            raise SnapshotError(f"store failed: {problem}")
+        if done != plan.n_connections:
+            raise SnapshotError(f"store failed: workers read {done} of {plan.n_connections} connections")
+    finally:
+        _reap(children, kill=True)
+    return buffers
+
+
+# -- the background store ----------------------------------------------------------------------
+@dataclass
+class StoreHandle:
+    """A store running in a forked process while this one goes on simulating.
+
+    ``done`` and ``progress`` poll without blocking; :meth:`wait` blocks and raises
+    :class:`~einet.snapshot.SnapshotError` if the store failed; :meth:`abandon` stops it and
+    removes its temporary file (an earlier file of that name is untouched either way).
+    """
+
+    path: Path
+    t_stored_ms: float
+    pause_s: float
+    n_connections: int
+    _child: _Child
+    _tmp: Path
+    _read: int = 0
+    _started: float = field(default_factory=time.monotonic)
+    _finished: float | None = None
+    _problem: str | None = None
+
+    def _poll(self, timeout: float | None) -> None:
+        if self._finished is not None:
+            return
+
+        def on_read(k: int) -> None:
+            self._read += k
+
+        _pump([self._child], timeout, on_read)
+        if self._child.exited is not None:
+            self._finished = time.monotonic()
+            self._problem = _failure([self._child], "store process")
+            with contextlib.suppress(OSError):
+                os.close(self._child.fd)
+            if self._problem or self._child.published < 0:
+                self._problem = self._problem or "the store process ended without publishing the file"
+                with contextlib.suppress(OSError):
+                    self._tmp.unlink()
+
+    @property
+    def done(self) -> bool:
+        self._poll(0.0)
+        return self._finished is not None
+
+    @property
+    def progress(self) -> float:
+        """Fraction of connections read (writing the file is the last few per cent)."""
+        self._poll(0.0)
+        if self._finished is not None:
+            return 1.0
+        return min(0.99, self._read / max(1, self.n_connections))
+
+    @property
+    def ok(self) -> bool:
+        return self.done and self._problem is None
+
+    @property
+    def problem(self) -> str | None:
+        return self._problem if self.done else None
+
+    @property
+    def bytes(self) -> int:
+        return max(0, self._child.published)
+
+    @property
+    def seconds(self) -> float:
+        end = self._finished if self._finished is not None else time.monotonic()
+        return end - self._started
+
+    def wait(self, timeout_s: float | None = None) -> Path:
+        """Block until the file is published; raise SnapshotError if the store failed."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._finished is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"store of {self.path.name} still running after {timeout_s:g} s")
+            self._poll(left)
+        if self._problem:
+            raise SnapshotError(f"store of {self.path.name} failed: {self._problem}")
+        return self.path
+
+    def abandon(self) -> None:
+        """Stop the store; its temporary file is removed and no file is published by it."""
+        if self._finished is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._child.pid, signal.SIGKILL)
+            _reap([self._child], kill=True)
+            self._finished = time.monotonic()
+            self._problem = "abandoned"
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+
+
+def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: bool = False, workers: int = 1) -> StoreHandle:
+    """Take the snapshot now (the pause: node state and connection handles) and leave the
+    reading, writing and publishing to a forked process; return at once."""
+    from .snapshot.files import publish, reserve
+
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
+    t0 = time.perf_counter()
+    plan = plan_capture(net, seed=seed)
+    tmp = reserve(path)
+    pause = time.perf_counter() - t0
+
+    def body(fd: int) -> None:
+        if workers > 1:
+            buffers = read_in_workers(plan, workers, lambda f: None)
+            _say(fd, f"p {plan.n_connections}")
+        else:
+            buffers = allocate(plan)
+            with nest_output_to():
+                for model_index, lo, hi in plan.slices():
+                    read_slice(plan, buffers, model_index, lo, hi)
+                    _say(fd, f"p {hi - lo}")
+        snap = finish(plan, buffers)
+        snap.validate()
+        from .snapshot.h5 import to_bytes
+
+        image = to_bytes(snap)
+        publish(tmp, path, image, overwrite=overwrite)
+        _say(fd, f"d {len(image)}")
+
+    try:
+        child = _fork(body)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return StoreHandle(path=path, t_stored_ms=plan.t_stored_ms, pause_s=pause, n_connections=plan.n_connections, _child=child, _tmp=tmp)
+
+
+def default_workers(requested: int | None) -> int:
+    """``requested`` if given (≥ 1), else the usable cores."""
+    return usable_cores() if not requested else max(1, int(requested))
+
+
+__all__ = ["StoreHandle", "default_workers", "read_in_workers", "store_in_background", "usable_cores"]

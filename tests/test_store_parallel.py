@@ -1,0 +1,128 @@
+"""Stores that use every core and leave the simulation running (forked readers, real NEST)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet.capture import capture
+
+from .conftest import ROOT, assert_same_state
+
+NET = NetworkConfig(scale=0.3, t_sim_ms=100.0)
+
+
+@pytest.fixture
+def session() -> Session:
+    """A fresh network per test: there is one NEST kernel per process."""
+    s = Session(NET)
+    s.build()
+    s.run()
+    return s
+
+
+def _children() -> set[int]:
+    """Live (or zombie) child processes of this process."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out |= {int(x) for x in text}
+    return out
+
+
+def test_parallel_and_serial_captures_are_equal(session: Session) -> None:
+    serial = capture(session.network, seed=session.seed, workers=1)
+    for workers in (2, 3):
+        assert_same_state(serial, capture(session.network, seed=session.seed, workers=workers))
+    assert _children() == set(), "no worker left behind"
+
+
+def test_devices_model_parallel_equals_serial() -> None:
+    s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / "devices.py"), t_sim_ms=50.0))
+    s.build()
+    s.run()
+    assert_same_state(capture(s.network, seed=s.seed, workers=1), capture(s.network, seed=s.seed, workers=2))
+
+
+def test_background_snapshot_equals_foreground_at_the_same_time(session: Session, tmp_path: Path) -> None:
+    fg, bg = tmp_path / "fg.h5", tmp_path / "bg.h5"
+    session.store(fg, workers=1)
+    handle = session.store(bg, background=True)
+    t_stored = handle.t_stored_ms
+    moved_on = session.run(50.0)  # the simulation goes on while the forked process writes
+    assert moved_on.t_start_ms == t_stored
+    handle.wait(120)
+    assert handle.ok and handle.bytes == bg.stat().st_size
+    a, b = Snapshot.open(fg), Snapshot.open(bg)
+    assert a.t_stored_ms == b.t_stored_ms == t_stored
+    assert_same_state(a, b)
+    assert _children() == set()
+
+
+def test_a_second_background_store_is_refused_while_one_runs(session: Session, tmp_path: Path) -> None:
+    from einet.session import SessionError
+
+    first = session.store(tmp_path / "one.h5", background=True)
+    try:
+        with pytest.raises(SessionError, match="in progress"):
+            session.store(tmp_path / "two.h5", background=True)
+    except AssertionError:
+        assert first.done, "refused only while the first is in flight"
+    first.wait(120)
+    assert not (tmp_path / "two.h5").exists()
+
+
+def _kill_first_child_when_it_appears(stop: threading.Event, killed: list[int]) -> None:
+    before = _children()
+    while not stop.is_set():
+        new = _children() - before
+        if new:
+            pid = min(new)
+            time.sleep(0.02)  # let it start reading
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(0.001)
+
+
+def test_a_killed_worker_fails_the_store_cleanly(session: Session, tmp_path: Path) -> None:
+    target = tmp_path / "keep.h5"
+    target.write_bytes(b"old content")
+    stop, killed = threading.Event(), []
+    watcher = threading.Thread(target=_kill_first_child_when_it_appears, args=(stop, killed))
+    watcher.start()
+    try:
+        with pytest.raises(SnapshotError, match="killed by signal 9") as err:
+            session.store(target, overwrite=True, workers=2)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert killed and "\n" not in str(err.value)
+    assert target.read_bytes() == b"old content", "the old file is intact"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5"], "no temporary file left"
+    assert _children() == set(), "no worker, running or zombie, is left"
+
+
+def test_a_killed_background_store_leaves_the_old_file(session: Session, tmp_path: Path) -> None:
+    target = tmp_path / "keep.h5"
+    target.write_bytes(b"old content")
+    handle = session.store(target, overwrite=True, background=True, workers=1)
+    os.kill(handle._child.pid, signal.SIGKILL)
+    with pytest.raises(SnapshotError, match="killed by signal 9"):
+        handle.wait(60)
+    assert target.read_bytes() == b"old content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5"]
+    assert _children() == set()
+
+
+def test_an_abandoned_background_store_publishes_nothing(session: Session, tmp_path: Path) -> None:
+    handle = session.store(tmp_path / "never.h5", background=True, workers=1)
+    handle.abandon()
+    assert handle.done and not handle.ok
+    assert list(tmp_path.iterdir()) == [] and _children() == set()
