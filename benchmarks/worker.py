@@ -49,6 +49,58 @@ def _measure(fn: Any) -> dict[str, float]:
     return {"seconds": seconds, "peak_extra_mb": max(0, _status_kb("VmHWM") - base) / 1024}
 
 
+MONITOR = """
+import os, sys, time
+from pathlib import Path
+root, stop = int(sys.argv[1]), Path(sys.argv[2])
+def tree(pid):
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [c for k in (task / "children").read_text().split() for c in tree(int(k))]
+        except OSError:
+            pass
+    return out
+def pss(pid):
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+peak = 0
+while not stop.exists():
+    peak = max(peak, sum(pss(p) for p in tree(root)))
+    time.sleep(0.01)
+print(peak)
+"""
+
+
+class PssMonitor:
+    """Peak proportional memory (PSS) of this process and all its children, sampled by another
+    process every 10 ms: forked children share pages copy-on-write, which RSS would count twice."""
+
+    def __init__(self, folder: Path) -> None:
+        import subprocess
+
+        self.stop = folder / f"monitor-stop-{time.monotonic_ns()}"
+        self.proc = subprocess.Popen([sys.executable, "-c", MONITOR, str(os.getpid()), str(self.stop)], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+
+    def peak_kb(self) -> int:
+        self.stop.touch()
+        out, _ = self.proc.communicate(30)
+        return int(out.strip() or 0)
+
+
+def _pss_kb() -> int:
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def _built(scale: float) -> Session:
     session = Session(NetworkConfig(scale=scale))
     session.build()
@@ -84,7 +136,50 @@ def store_einet(scale: float, folder: Path) -> dict[str, Any]:
     path = folder / "einet.h5"
     if path.exists():
         path.unlink()
-    return {**_measure(lambda: session.store(path)), "bytes": path.stat().st_size}
+    base = _pss_kb()
+    monitor = PssMonitor(folder)  # forked workers' memory counts too
+    t0 = time.perf_counter()
+    session.store(path)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_extra_mb": max(0, monitor.peak_kb() - base) / 1024, "bytes": path.stat().st_size}
+
+
+def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
+    """The status-read part of a store with 1..N forked workers (N: usable cores, at least 2)."""
+    from einet.capture import plan_capture, read_connections
+    from einet.forked import read_in_workers, usable_cores
+
+    session = _built(scale)
+    plan = plan_capture(session.network, seed=session.seed)
+    seconds = []
+    workers = list(range(1, max(2, usable_cores()) + 1))
+    for w in workers:
+        t0 = time.perf_counter()
+        read_connections(plan) if w == 1 else read_in_workers(plan, w)
+        seconds.append(time.perf_counter() - t0)
+    return {"workers": workers, "seconds": seconds, "connections": plan.n_connections}
+
+
+def store_background(scale: float, folder: Path) -> dict[str, Any]:
+    """Store while simulating 1 s vs storing, then simulating; pause and peak extra memory."""
+    session = _built(scale)
+    seq = folder / "seq.h5"
+    bg = folder / "bg.h5"
+    for p in (seq, bg):
+        p.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    session.store(seq)
+    session.run(T_SIM)
+    sequential = time.perf_counter() - t0
+    base = _pss_kb()
+    monitor = PssMonitor(folder)
+    t0 = time.perf_counter()
+    handle = session.store(bg, background=True)
+    session.run(T_SIM)
+    handle.wait()
+    overlapped = time.perf_counter() - t0
+    peak = monitor.peak_kb()
+    return {"pause_s": handle.pause_s, "sequential_s": sequential, "overlapped_s": overlapped, "store_s": handle.seconds, "peak_extra_mb": max(0, peak - base) / 1024, "bytes": bg.stat().st_size}
 
 
 def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:
@@ -165,7 +260,7 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, **seen}
 
 
-TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
+TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
 
 if __name__ == "__main__":
     task, scale, folder = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])

@@ -13,6 +13,7 @@ A child that dies or errs fails the store with one line; no process is left behi
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
 import select
@@ -128,10 +129,19 @@ def _failure(children: list[_Child], what: str) -> str | None:
 def _fork(body: Callable[[int], None]) -> _Child:
     """Run ``body(write_fd)`` in a forked child that never returns into the caller's code."""
     r, w = os.pipe()
-    pid = os.fork()
+    # A collection in the child would write to every tracked object's header and so copy the
+    # parent's whole heap page by page: freeze them first, and the child collects nothing.
+    gc.freeze()
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0:
+            gc.unfreeze()
     if pid == 0:
         code = 1
         try:
+            gc.disable()
             os.close(r)
             # die with the parent: a store child must never outlive the process it serves
             with contextlib.suppress(Exception):
