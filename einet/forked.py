@@ -77,6 +77,7 @@ class _Child:
     exited: int | None = None
     error: str = ""
     published: int = -1
+    read_s: float = 0.0
 
 
 def _reap(children: list[_Child], kill: bool) -> None:
@@ -113,6 +114,8 @@ def _pump(children: list[_Child], timeout: float | None, on_read: Callable[[int]
                 c.error = rest
             elif kind == "d":
                 c.published = int(rest)
+            elif kind == "c":
+                c.read_s = float(rest)
 
 
 def _failure(children: list[_Child], what: str) -> str | None:
@@ -268,6 +271,12 @@ class StoreHandle:
         return max(0, self._child.published)
 
     @property
+    def phases(self) -> dict[str, float]:
+        """Seconds of the pause (this process), the connection reads and the writing (forked)."""
+        read = self._child.read_s
+        return {"pause_s": self.pause_s, "capture_s": read, "write_s": max(0.0, self.seconds - read) if self.done else 0.0}
+
+    @property
     def seconds(self) -> float:
         end = self._finished if self._finished is not None else time.monotonic()
         return end - self._started
@@ -310,6 +319,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     pause = time.perf_counter() - t0
 
     def body(fd: int) -> None:
+        t_read = time.perf_counter()
         if workers > 1:
             buffers = read_in_workers(plan, workers, lambda f: None)
             _say(fd, f"p {plan.n_connections}")
@@ -319,6 +329,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
                 for model_index, lo, hi in plan.slices():
                     read_slice(plan, buffers, model_index, lo, hi)
                     _say(fd, f"p {hi - lo}")
+        _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         snap.validate()
         from .snapshot.h5 import to_bytes

@@ -180,7 +180,7 @@ class EinetApp(App[int]):
             name = Path(str(ev["path"])).name
             self.store_busy = ""
             self.notify(f"stored {escape(name)} ({int(ev['bytes']) / 1e6:.1f} MB, t = {float(ev['t_stored_ms']):g} ms; simulation paused {1000 * float(ev['pause_s']):.0f} ms)", title="store")
-            self.log_line(f"stored {escape(str(ev['path']))} in {float(ev['seconds']):.1f} s in the background (pause {1000 * float(ev['pause_s']):.0f} ms)")
+            self.log_line(f"stored {escape(str(ev['path']))} in {float(ev['seconds']):.1f} s in the background (pause {1000 * float(ev['pause_s']):.0f} ms, reading {float(ev.get('capture_s', 0)):.1f} s, writing {float(ev.get('write_s', 0)):.1f} s)")
             self.refresh_bindings()
             self._show_status()
         elif ev.kind == "store_failed":

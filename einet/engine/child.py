@@ -152,7 +152,8 @@ class EngineServer:
         self._store = None
         _release_heap()
         if h.ok:
-            self.send("stored", path=str(h.path), bytes=h.bytes, t_stored_ms=h.t_stored_ms, pause_s=h.pause_s, seconds=h.seconds)
+            self.send("stored", path=str(h.path), bytes=h.bytes, t_stored_ms=h.t_stored_ms, seconds=h.seconds, **h.phases)
+            print(f"einet: stored {h.path} in the background: " + ", ".join(f"{k[:-2]} {v:.3f} s" for k, v in h.phases.items()), file=sys.stderr)
         else:
             self.send("store_failed", path=str(h.path), message=f"store of {h.path.name} failed: {h.problem}")
 

@@ -18,8 +18,8 @@ groups [{name, size}], weight_models, not_stored, model; arrays ``raster/K``: th
 neuron ids of population K), ``frame`` (t_ms, t_start_ms, t_stop_ms, progress,
 n_spikes_total, rate_hz, label, weight_models; arrays senders, times, groups (population index
 of each spike), and now and then ``weights/K``),
-``progress`` (op, fraction, path), ``stored`` (path, bytes, t_stored_ms, pause_s, seconds: a
-background store published its file), ``store_failed`` (path, message), ``log`` (lines),
+``progress`` (op, fraction, path), ``stored`` (path, bytes, t_stored_ms, seconds and the phases
+pause_s, capture_s, write_s: a background store published its file), ``store_failed`` (path, message), ``log`` (lines),
 ``heartbeat`` (t).
 """
 
