@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einet-installed
 TSTAMP := $(VENV)/.einet-test-installed
 
-.PHONY: run test setup setup-test bench bench-large fuzz soak screenshot clean
+.PHONY: run test setup setup-test setup-mpi bench bench-large fuzz soak screenshot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ fuzz: setup-test
 
 soak: setup-test
 	$(PY) benchmarks/soak.py --cycles 200
+
+# NEST 3.10 built with MPI (the PyPI wheel has none) into ~/.cache/einet/nest-mpi-3.10 (~15 min once)
+setup-mpi:
+	bash tools/setup-mpi.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -53,11 +53,12 @@ MONITOR = """
 import os, sys, time
 from pathlib import Path
 root, stop = int(sys.argv[1]), Path(sys.argv[2])
+me = os.getpid()
 def tree(pid):
     out = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            out += [c for k in (task / "children").read_text().split() for c in tree(int(k))]
+            out += [c for k in (task / "children").read_text().split() if int(k) != me for c in tree(int(k))]
         except OSError:
             pass
     return out
@@ -72,14 +73,14 @@ def pss(pid):
 peak = 0
 while not stop.exists():
     peak = max(peak, sum(pss(p) for p in tree(root)))
-    time.sleep(0.01)
+    time.sleep(0.05)
 print(peak)
 """
 
 
 class PssMonitor:
     """Peak proportional memory (PSS) of this process and all its children, sampled by another
-    process every 10 ms: forked children share pages copy-on-write, which RSS would count twice."""
+    process every 50 ms (reading smaps costs CPU): forked children share pages copy-on-write, which RSS would count twice."""
 
     def __init__(self, folder: Path) -> None:
         import subprocess
@@ -136,11 +137,14 @@ def store_einet(scale: float, folder: Path) -> dict[str, Any]:
     path = folder / "einet.h5"
     if path.exists():
         path.unlink()
-    base = _pss_kb()
-    monitor = PssMonitor(folder)  # forked workers' memory counts too
     t0 = time.perf_counter()
     session.store(path)
     seconds = time.perf_counter() - t0
+    again = folder / "einet-memory.h5"
+    again.unlink(missing_ok=True)
+    base = _pss_kb()
+    monitor = PssMonitor(folder)  # forked workers' memory counts too; not while timing
+    session.store(again)
     return {"seconds": seconds, "peak_extra_mb": max(0, monitor.peak_kb() - base) / 1024, "bytes": path.stat().st_size}
 
 
@@ -161,25 +165,28 @@ def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
 
 
 def store_background(scale: float, folder: Path) -> dict[str, Any]:
-    """Store while simulating 1 s vs storing, then simulating; pause and peak extra memory."""
+    """Store while simulating 1 s vs storing, then simulating; the pause; then, in a second
+    round with a memory monitor (it costs CPU, so not while timing), the peak extra memory."""
     session = _built(scale)
-    seq = folder / "seq.h5"
-    bg = folder / "bg.h5"
-    for p in (seq, bg):
+    paths = [folder / f"{name}.h5" for name in ("seq", "bg", "bg-memory")]
+    for p in paths:
         p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    session.store(seq)
+    session.store(paths[0])
     session.run(T_SIM)
     sequential = time.perf_counter() - t0
-    base = _pss_kb()
-    monitor = PssMonitor(folder)
     t0 = time.perf_counter()
-    handle = session.store(bg, background=True)
+    handle = session.store(paths[1], background=True)
     session.run(T_SIM)
     handle.wait()
     overlapped = time.perf_counter() - t0
+    base = _pss_kb()
+    monitor = PssMonitor(folder)
+    again = session.store(paths[2], background=True)
+    session.run(T_SIM)  # the simulation touches pages meanwhile: copy-on-write copies them
+    again.wait()
     peak = monitor.peak_kb()
-    return {"pause_s": handle.pause_s, "sequential_s": sequential, "overlapped_s": overlapped, "store_s": handle.seconds, "peak_extra_mb": max(0, peak - base) / 1024, "bytes": bg.stat().st_size}
+    return {**handle.phases, "sequential_s": sequential, "overlapped_s": overlapped, "store_s": handle.seconds, "peak_extra_mb": max(0, peak - base) / 1024, "bytes": paths[1].stat().st_size}
 
 
 def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:

@@ -20,12 +20,13 @@ import numpy as np
 
 from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
-from .network import UNSUPPORTED_SYNAPSES, Network, probe_node_models
+from .network import UNSUPPORTED_SYNAPSES, Network, node_models, probe_node_models
 from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
-# speed, so memory sets it: ~16k connections per block keeps the transient dicts near 15 MB.
-_BLOCK_SYNAPSES = 1 << 14
+# speed, so memory sets it: 4096 connections per block keep each reader's transient status
+# dicts near 4 MB.
+_BLOCK_SYNAPSES = 1 << 12
 _CONNECTION_IDS = ("source", "target", "receptor")
 _CONNECTION_READ_ONLY = {"source", "target", "receptor", "port", "synapse_id", "synapse_model", "target_thread", "sizeof"}
 _NODE_METADATA = {
@@ -94,9 +95,10 @@ def plan_capture(net: Network, *, seed: int) -> CapturePlan:
     """Node state, connection handles and kernel settings: the part that needs the kernel."""
     n = nest()
     with nest_output_to():
-        probe_node_models(net)
+        models = node_models(net)
+        probe_node_models(net, models)
         _refuse_unsupported(net)
-        runs = _node_runs(net)
+        runs = _node_runs(net, models)
         models = _connection_plans(net)
         status = n.GetKernelStatus()
         kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
@@ -118,7 +120,11 @@ def plan_capture(net: Network, *, seed: int) -> CapturePlan:
 
 
 def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
-    """The Snapshot from a plan and its filled connection arrays (no NEST call)."""
+    """The Snapshot from a plan and its filled connection arrays (no NEST call). The plan's
+    connection handles are dropped: they are no longer needed, and they are the largest part
+    of it (~60 bytes per connection)."""
+    for m in plan.models:
+        m.handles = []
     net = plan.net
     tables = []
     for m, buf in zip(plan.models, buffers):
@@ -174,13 +180,9 @@ def _json_checked(value: Any, what: str) -> Any:
 
 
 # -- nodes -----------------------------------------------------------------------------------
-def _node_runs(net: Network) -> list[NodeRun]:
+def _node_runs(net: Network, models: np.ndarray) -> list[NodeRun]:
     n = nest()
-    from nest import nestkernel_api as api
-
     size = net.n_nodes
-    everything = n.NodeCollection(list(range(1, size + 1)))
-    models = np.array(api.llapi_get_nc_status(everything._datum, "model"))
     cuts = set(np.flatnonzero(models[1:] != models[:-1]) + 1)
     layers = {}
     for layer in net.layers:

@@ -319,6 +319,9 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     pause = time.perf_counter() - t0
 
     def body(fd: int) -> None:
+        # the simulation keeps its cores: NEST's threads wait for each other at every step, so
+        # one of them losing its core to this process would slow the whole run down
+        os.nice(19)
         t_read = time.perf_counter()
         if workers > 1:
             buffers = read_in_workers(plan, workers, lambda f: None)

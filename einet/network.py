@@ -160,22 +160,25 @@ _NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, no
 _RECORDER_SET_BEFORE_CONNECTING = {"interval", "offset", "record_from"}
 
 
-def probe_node_models(net: Network) -> None:
-    """Find, per node model, which status keys NEST accepts back (setting a node's own current
-    value separates settable keys from read-only ones such as ``t_spike`` or ``vp``)."""
+def node_models(net: Network) -> np.ndarray:
+    """The NEST model of every node of the network, by id - 1 (einet's recorder excluded)."""
     n = nest()
     from nest import nestkernel_api as api
 
     if net.n_nodes < 1:
-        return
-    everything = n.NodeCollection(list(range(1, net.n_nodes + 1)))
-    models = api.llapi_get_nc_status(everything._datum, "model")
-    first: dict[str, int] = {}
-    for i, m in enumerate(models):
-        first.setdefault(str(m), i + 1)
-    for model, node_id in first.items():
-        if model not in net.settable_nodes:
-            net.settable_nodes[model] = _probe_node(n.NodeCollection([node_id]))
+        return np.empty(0, dtype=str)
+    return np.atleast_1d(np.array(api.llapi_get_nc_status(n.NodeCollection(list(range(1, net.n_nodes + 1)))._datum, "model")))
+
+
+def probe_node_models(net: Network, models: np.ndarray | None = None) -> None:
+    """Find, per node model, which status keys NEST accepts back (setting a node's own current
+    value separates settable keys from read-only ones such as ``t_spike`` or ``vp``)."""
+    n = nest()
+    models = node_models(net) if models is None else models
+    names, first = np.unique(models, return_index=True)
+    for model, index in zip(names, first):
+        if str(model) not in net.settable_nodes:
+            net.settable_nodes[str(model)] = _probe_node(n.NodeCollection([int(index) + 1]))
 
 
 def _probe_node(one: Any) -> tuple[list[str], list[str]]:

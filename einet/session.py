@@ -13,7 +13,7 @@ import numpy as np
 from . import analysis
 from .config import NetworkConfig
 from .capture import capture, not_stored_of
-from .forked import StoreHandle, default_workers, store_in_background, usable_cores
+from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .network import Network, build_model, check_restorable, drain_spikes, rebuild, weight_samples
 from .runs import Group, Origin, RunResult, StepUpdate
@@ -120,9 +120,9 @@ class Session:
         if background:
             if self.store_in_flight is not None:
                 raise SessionError(f"a store of {self.store_in_flight.path.name} is in progress ({100 * self.store_in_flight.progress:.0f}%): wait for it first")
-            # the simulation keeps its threads' cores: the background reader takes the rest
-            n_bg = requested or max(1, usable_cores() - self.threads)
-            self._background = store_in_background(net, path, seed=self.seed, overwrite=overwrite, workers=n_bg)
+            # at the lowest priority: the simulation keeps its cores, the readers take what it
+            # leaves and every core once it stops
+            self._background = store_in_background(net, path, seed=self.seed, overwrite=overwrite, workers=default_workers(requested))
             return self._background
         snap = capture(net, seed=self.seed, progress=progress, workers=default_workers(requested))
         write_snapshot(snap, path, overwrite=overwrite)
