@@ -62,6 +62,7 @@ class Network:
     settable_nodes: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     settable_synapses: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    _lookup: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def recorded(self) -> np.ndarray:
@@ -82,10 +83,11 @@ class Network:
 
     def group_of(self, senders: np.ndarray) -> np.ndarray:
         """Index of each sender's population (-1 for none): the first population it is in."""
-        lookup = np.full(self.recorder_id + 1, -1, dtype=np.int16)
-        for k, p in reversed(list(enumerate(self.populations))):
-            lookup[p.ids] = k
-        return lookup[np.clip(senders, 0, self.recorder_id)]
+        if self._lookup is None:  # once per network: this runs every simulation step
+            self._lookup = np.full(self.recorder_id + 1, -1, dtype=np.int16)
+            for k, p in reversed(list(enumerate(self.populations))):
+                self._lookup[p.ids] = k
+        return self._lookup[np.clip(senders, 0, self.recorder_id)]
 
 
 # -- building --------------------------------------------------------------------------------
