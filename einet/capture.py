@@ -59,7 +59,9 @@ class CapturePlan:
 
     net: Network
     seed: int
-    runs: list[NodeRun]
+    runs: list[NodeRun] | None
+    """None until read: a background store reads node state in its forked process too."""
+    node_models: np.ndarray
     models: list[ModelPlan]
     loggers: np.ndarray
     kernel: dict[str, Any]
@@ -91,14 +93,16 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None, worker
     return finish(plan, buffers)
 
 
-def plan_capture(net: Network, *, seed: int) -> CapturePlan:
-    """Node state, connection handles and kernel settings: the part that needs the kernel."""
+def plan_capture(net: Network, *, seed: int, read_nodes: bool = True) -> CapturePlan:
+    """Connection handles, kernel settings and (unless ``read_nodes`` is false) node state:
+    the part that needs the kernel. Node status reads open no OpenMP region, so a background
+    store leaves them to its forked process and the simulation pauses only for the handles."""
     n = nest()
     with nest_output_to():
-        models = node_models(net)
-        probe_node_models(net, models)
+        per_node = node_models(net)
+        probe_node_models(net, per_node)
         _refuse_unsupported(net)
-        runs = _node_runs(net, models)
+        runs = _node_runs(net, per_node) if read_nodes else None
         models = _connection_plans(net)
         status = n.GetKernelStatus()
         kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
@@ -110,6 +114,7 @@ def plan_capture(net: Network, *, seed: int) -> CapturePlan:
         net=net,
         seed=seed,
         runs=runs,
+        node_models=per_node,
         models=models,
         loggers=np.flatnonzero(kinds == "recorder") + 1,
         kernel=kernel,
@@ -126,6 +131,9 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
     for m in plan.models:
         m.handles = []
     net = plan.net
+    if plan.runs is None:
+        with nest_output_to():
+            plan.runs = _node_runs(net, plan.node_models)
     tables = []
     for m, buf in zip(plan.models, buffers):
         data = buf

@@ -314,7 +314,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     if not overwrite and path.exists():
         raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
     t0 = time.perf_counter()
-    plan = plan_capture(net, seed=seed)
+    plan = plan_capture(net, seed=seed, read_nodes=False)  # node state: read by the child
     tmp = reserve(path)
     pause = time.perf_counter() - t0
 

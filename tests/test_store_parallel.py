@@ -126,3 +126,14 @@ def test_an_abandoned_background_store_publishes_nothing(session: Session, tmp_p
     handle.abandon()
     assert handle.done and not handle.ok
     assert list(tmp_path.iterdir()) == [] and _children() == set()
+
+
+@pytest.mark.parametrize("model", ["spatial_copy.py", "devices.py"])
+def test_background_store_of_spatial_and_device_networks(model: str, tmp_path: Path) -> None:
+    """Node state (positions, devices' settings) is read by the forked process: same file."""
+    s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / model), t_sim_ms=50.0))
+    s.build()
+    s.run()
+    s.store(tmp_path / "fg.h5", workers=1)
+    s.store(tmp_path / "bg.h5", background=True).wait(120)
+    assert_same_state(Snapshot.open(tmp_path / "fg.h5"), Snapshot.open(tmp_path / "bg.h5"))
