@@ -317,8 +317,9 @@ def _connection_plans(net: Network) -> list[ModelPlan]:
     return plans
 
 
-def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = lambda shape: np.empty(shape)) -> list[np.ndarray]:
-    """One (connections × keys) float64 array per model."""
+def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = lambda shape: np.empty(shape, order="F")) -> list[np.ndarray]:
+    """One (connections × keys) float64 array per model, column-major: its columns become the
+    snapshot's arrays without a copy (at scale 10 a copy would be ~300 MB more at the peak)."""
     return [make((m.count, len(m.keys))) for m in plan.models]
 
 

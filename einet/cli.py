@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,19 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT = 0, 1, 2, 3
 
 class UsageError(Exception):
     pass
+
+
+def shown(text: object) -> str:
+    """Text from a file or a user for Rich output: visible control characters, escaped markup."""
+    from rich.markup import escape
+
+    return escape(visible(text))
+
+
+def visible(text: object) -> str:
+    """Text from a file or a user, safe for a terminal: control characters (escape sequences
+    among them) are shown as ``\\xNN`` instead of being sent to the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +62,12 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="einet", description="Store and restore NEST network simulations.")
+    parser = _Parser(
+        prog="einet",
+        description="Store and restore NEST network simulations.",
+        epilog="exit codes: 0 ok, 1 error (e.g. a model's own code failed), 2 usage, 3 invalid or unsafe snapshot, 130 interrupted. "
+        "Seeds are 1 to 2147483647. Nothing is overwritten without --overwrite.",
+    )
     parser.add_argument("--version", action="version", version=f"einet {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -142,18 +161,17 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[]
 
 def _print_run(result: Any, stored: str | None) -> None:
     from rich.console import Console
-    from rich.markup import escape
 
     c = Console()
-    c.print(f"[bold]{escape(result.label)}[/]  {escape(result.origin.describe())}  seed {result.seed}  threads {result.threads}")
+    c.print(f"[bold]{shown(result.label)}[/]  {shown(result.origin.describe())}  seed {result.seed}  threads {result.threads}")
     c.print(f"  t {result.t_start_ms:g}-{result.t_stop_ms:g} ms  spikes {result.n_spikes}  rate {result.rate_hz:.2f} Hz  digest {result.short_digest}")
     rates = result.group_rates_hz()
     if len(rates) > 1:
-        c.print("  " + "  ".join(f"{escape(name)} {hz:.2f} Hz" for name, hz in rates.items()))
+        c.print("  " + "  ".join(f"{shown(name)} {hz:.2f} Hz" for name, hz in rates.items()))
     if not result.bit_comparable:
         c.print("  [yellow]threads differ from the snapshot's: not bit-comparable with runs at the stored thread count[/]")
     if stored:
-        c.print(f"  stored snapshot: {escape(stored)}")
+        c.print(f"  stored snapshot: {shown(stored)}")
 
 
 def _refuse_existing(args: argparse.Namespace) -> None:
@@ -181,8 +199,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .snapshot import Snapshot
 
     _refuse_existing(args)
-    if not args.path.is_file():
-        raise FileNotFoundError(f"{args.path}: no such file")
+    _require_file(args.path)
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
     session = Session(snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers))
@@ -191,6 +208,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     stored = _store(session, args.store, args.overwrite, args.json)
     _emit(args, {**result.summary(), "snapshot": str(args.path), "stored": stored}, lambda: _print_run(result, stored))
     return EXIT_OK
+
+
+def _require_file(path: Path) -> None:
+    """A missing file is an error (1); anything but a regular file is refused as a snapshot (3)
+    before it is opened: a FIFO would block the open, a device could stream forever."""
+    from .snapshot import SnapshotError
+
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise SnapshotError(f"{path} is not a regular file")
 
 
 def _check_model(args: argparse.Namespace, stored: str) -> None:
@@ -204,8 +232,7 @@ def _check_model(args: argparse.Namespace, stored: str) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .snapshot import Snapshot
 
-    if not args.path.is_file():
-        raise FileNotFoundError(f"{args.path}: no such file")
+    _require_file(args.path)
     info = Snapshot.inspect(args.path)
     if info.valid:
         _check_model(args, info.model)
@@ -213,37 +240,36 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     def human() -> None:
         from rich.console import Console
-        from rich.markup import escape
         from rich.table import Table
 
         c = Console()
         table = Table(show_header=False, box=None)
-        verdict = "[green]valid[/]" if info.valid else f"[red]INVALID[/]: {escape(info.problem)}"
-        table.add_row("file", escape(f"{info.path} ({info.file_bytes / 1e6:.2f} MB)"))
+        verdict = "[green]valid[/]" if info.valid else f"[red]INVALID[/]: {shown(info.problem)}"
+        table.add_row("file", shown(f"{info.path} ({info.file_bytes / 1e6:.2f} MB)"))
         table.add_row("integrity", verdict)
         if info.valid:
             params = ", ".join(f"{k}={v}" for k, v in info.params.items())
-            table.add_row("model", escape(f"{info.model} (scale {info.scale:g}{', ' + params if params else ''})"))
+            table.add_row("model", shown(f"{info.model} (scale {info.scale:g}{', ' + params if params else ''})"))
             table.add_row("format", f"version {info.format_version}")
-            table.add_row("populations", escape(", ".join(f"{k} {v}" for k, v in info.groups.items())))
-            table.add_row("node models", escape(", ".join(f"{k} {v}" for k, v in info.node_models.items())))
-            table.add_row("synapses", escape(", ".join(f"{k} {v}" for k, v in info.synapses.items())))
+            table.add_row("populations", shown(", ".join(f"{k} {v}" for k, v in info.groups.items())))
+            table.add_row("node models", shown(", ".join(f"{k} {v}" for k, v in info.node_models.items())))
+            table.add_row("synapses", shown(", ".join(f"{k} {v}" for k, v in info.synapses.items())))
             if info.custom_models:
-                table.add_row("custom models", escape("; ".join(f"{m['op']} {m.get('base', '') + ' → ' if m['op'] == 'CopyModel' else ''}{m['model']}" for m in info.custom_models)))
+                table.add_row("custom models", shown("; ".join(f"{m['op']} {m.get('base', '') + ' → ' if m['op'] == 'CopyModel' else ''}{m['model']}" for m in info.custom_models)))
             table.add_row("stored at", f"t = {info.t_stored_ms:g} ms, seed {info.seed}, n_vp {info.n_vp}")
-            table.add_row("created", escape(f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}"))
+            table.add_row("created", shown(f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}"))
             for model, w in info.weight_stats.items():
-                table.add_row(f"{escape(model)} weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f}")
+                table.add_row(f"{shown(model)} weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f}")
         c.print(table)
-        c.print("[bold]stored[/]: " + escape("; ".join(doc["stored"])))
+        c.print("[bold]stored[/]: " + shown("; ".join(doc["stored"])))
         if info.valid:
             c.print("[bold]not stored[/]:")
             for line in info.not_stored:
-                c.print(f"  - {escape(line)}")
+                c.print(f"  - {shown(line)}")
 
     _emit(args, doc, human)
     if not info.valid:
-        print(f"einet: invalid snapshot: {info.problem}", file=sys.stderr)
+        print(f"einet: invalid snapshot: {visible(info.problem)}", file=sys.stderr)
         return EXIT_SNAPSHOT
     return EXIT_OK
 
@@ -344,28 +370,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = ["tui", *argv]  # `einet --scale 0.2` is the dashboard with flags
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # the reader went away (`einet inspect x.h5 | head -1`): nothing left to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UsageError as exc:
-        print(f"einet: usage: {exc}", file=sys.stderr)
+        print(f"einet: usage: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ModelBuildError as exc:
-        print(f"einet: error: {exc}", file=sys.stderr)
+        print(f"einet: error: {visible(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except (ConfigError, ModelError) as exc:
-        print(f"einet: usage: {exc}", file=sys.stderr)
+        print(f"einet: usage: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except SnapshotError as exc:
-        print(f"einet: invalid snapshot: {exc}", file=sys.stderr)
+        print(f"einet: invalid snapshot: {visible(exc)}", file=sys.stderr)
         return EXIT_SNAPSHOT
     except (SessionError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, FileNotFoundError) and exc.args else exc
-        print(f"einet: error: {message}", file=sys.stderr)
+        print(f"einet: error: {visible(message)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("einet: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a tool users trust must not spray tracebacks
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"einet: error: {type(exc).__name__}: {first}", file=sys.stderr)
+        print(f"einet: error: {type(exc).__name__}: {visible(first)}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import stat
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -124,6 +126,9 @@ class NetworkConfig:
         """Load a TOML file: einet's keys and model parameters at the top level, under
         ``[network]``, or model parameters under ``[params]``."""
         try:
+            # a FIFO would block open() and a device stream forever: regular files only
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise ConfigError(f"{path} is not a regular file")
             with open(path, "rb") as fh:
                 raw = fh.read(_MAX_CONFIG_BYTES + 1)
         except OSError as exc:
@@ -149,6 +154,22 @@ def _typed(key: str, value: Any) -> Any:
     if type(value) is not want:
         raise ConfigError(f"{key} must be {want.__name__}, not {type(value).__name__}")
     return value
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int) -> None:
+    """Refuse thread counts far beyond the machine (NEST segfaults at 100000 and a thousand
+    threads exhaust memory): at most 4 per usable core, and at least 8 allowed."""
+    limit = max(8, 4 * usable_cores())
+    if threads > limit:
+        raise ConfigError(f"{threads} threads is far beyond this machine's {usable_cores()} usable cores (at most {limit})")
 
 
 def parse_value(text: str) -> Any:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import usable_cores
 from .capture import CapturePlan, allocate, finish, plan_capture, read_connections, read_slice
 from .kernel import nest_output_to
 from .snapshot import SnapshotError, SnapshotExistsError
@@ -33,19 +34,11 @@ from .snapshot import SnapshotError, SnapshotExistsError
 Progress = Callable[[float], None]
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _shared(shape: tuple[int, int]) -> np.ndarray:
     """A float64 array in anonymous shared memory: a forked child's writes reach the parent."""
     nbytes = max(8, shape[0] * shape[1] * 8)
     mem = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(mem, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape)
+    return np.frombuffer(mem, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape, order="F")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from typing import Literal, overload
 import numpy as np
 
 from . import analysis
-from .config import NetworkConfig
+from .config import NetworkConfig, check_threads
 from .capture import capture, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
@@ -84,6 +84,7 @@ class Session:
         """Reset the kernel and build the configuration's model (seed and threads from config)."""
         if config is not None:
             self.config = config
+        check_threads(self.config.threads)
         self.network = None
         self.network = build_model(self.config)
         self.seed, self.threads = self.config.seed, self.config.threads
@@ -147,6 +148,7 @@ class Session:
         threads = snap.n_vp if threads is None else threads
         # the network is the snapshot's; the run length stays the session's choice
         config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
+        check_threads(threads)
         check_restorable(snap)  # before the kernel is touched
         self.network = None
         self.network = rebuild(snap, threads=threads, seed=seed, config=config)

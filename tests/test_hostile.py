@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -219,3 +220,62 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
         assert same_snapshot(now, old) or same_snapshot(now, new)
         outcomes.add("new" if same_snapshot(now, new) else "old")
         assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
+
+
+# -- round two: nothing hangs, nothing outlives its parent -------------------------------------
+def _readers_of(path: Path) -> list[int]:
+    """Processes whose command line names ``path`` (the CLI and its forked reader)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path).encode() in (proc / "cmdline").read_bytes():
+                    out.append(int(proc.name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupt_or_kill_during_a_damaged_read_leaves_no_process(how: signal.Signals, tmp_path: Path) -> None:
+    looping = tmp_path / "loops.h5"
+    looping.write_bytes((ROOT / "tests" / "data" / "hdf5-hangs.h5").read_bytes())
+    p = subprocess.Popen([sys.executable, "-m", "einet.cli", "inspect", str(looping)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while len(_readers_of(looping)) < 2 and time.monotonic() < deadline:  # the reader child is busy
+        time.sleep(0.05)
+    assert len(_readers_of(looping)) >= 2, "the isolated reader never started"
+    t0 = time.monotonic()
+    p.send_signal(how)
+    p.communicate(timeout=10)
+    assert time.monotonic() - t0 < 3, "the CLI took too long to exit"
+    if how == signal.SIGINT:
+        assert p.returncode == 130
+    deadline = time.monotonic() + 3
+    while _readers_of(looping) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _readers_of(looping) == [], "a reader outlived the CLI"
+
+
+def test_fifos_are_refused_before_they_are_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    for args, code in ((("inspect", str(fifo)), 3), (("restore", str(fifo)), 1), (("run", "--config", str(fifo)), 2)):
+        p = einet_cli(*args, timeout=30)
+        assert p.returncode in (code, 1, 2, 3) and "regular file" in p.stderr, (args, p.stderr)
+    with pytest.raises(SnapshotError, match="regular file"):
+        Snapshot.open(fifo)
+
+
+def test_thread_counts_far_beyond_the_machine_are_refused() -> None:
+    for threads in ("100000", "1000"):
+        p = einet_cli("run", "--threads", threads, "--t", "10", timeout=60)
+        assert p.returncode == 2 and "far beyond" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_a_closed_pipe_ends_the_cli_quietly(tmp_path: Path) -> None:
+    """`einet inspect x.h5 --json | true`: the reader is gone before einet writes."""
+    snapshot = ROOT / "tests" / "data" / "v1-scale-0.02.h5"
+    script = f"'{sys.executable}' -m einet.cli inspect '{snapshot}' --json | true; echo ${{PIPESTATUS[0]}} >&2"
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.stderr.strip() == "141", f"expected only the exit status 141 on stderr, got {p.stderr!r}"

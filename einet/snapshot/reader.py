@@ -55,6 +55,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
         if pid == 0:  # child: parse, answer, leave without running any of the parent's cleanup
             code = 1
             try:
+                _die_with_parent()
                 os.close(done_r)
                 with os.fdopen(answer, "wb", closefd=False) as out:
                     for part in encode_parts(_load_here(path)):
@@ -64,12 +65,16 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
                 os._exit(code)
         os.close(done_w)
         done_w = -1
+        finished = False
         try:
             ready, _, _ = select.select([done_r], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
-                os.kill(pid, signal.SIGKILL)
                 raise SnapshotError(f"{path}: reading did not finish in time (a damaged file can make the HDF5 library loop)")
+            finished = True
         finally:
+            if not finished:  # the deadline, or Ctrl-C while a damaged file keeps libhdf5 busy
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
         if status != 0:
             raise SnapshotError(f"{path}: the HDF5 library crashed reading this file (it is damaged)")
@@ -87,6 +92,16 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _die_with_parent() -> None:
+    """The reader must not outlive whoever asked (a killed CLI or engine): PR_SET_PDEATHSIG."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def open_snapshot(path: str | Path, *, timeout_s: float | None = None) -> Snapshot:
