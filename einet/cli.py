@@ -346,9 +346,9 @@ def _demo_plots(results: Sequence[Any]) -> str:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from tui.app import run_app
+    from tui.app import run_app  # the one import of the UI from einet/: the `tui` command
 
-    return run_app(args)
+    return run_app(config_from_args(args), args)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

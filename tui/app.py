@@ -582,13 +582,12 @@ class EinetApp(App[int]):
         self.engine.close(timeout_s=3.0)
 
 
-def make_app(args: argparse.Namespace) -> EinetApp:
-    """The dashboard configured from CLI flags (shared by ``einet`` and the tests)."""
-    from einet.cli import config_from_args
+def make_app(config: NetworkConfig, args: argparse.Namespace) -> EinetApp:
+    """The dashboard for ``config`` with the dashboard's own flags (shared by ``einet`` and the
+    tests). The CLI builds ``config``: the dashboard never imports the CLI (no import cycle)."""
+    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker)
 
-    return EinetApp(config_from_args(args), snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker)
 
-
-def run_app(args: argparse.Namespace) -> int:
-    app = make_app(args)
+def run_app(config: NetworkConfig, args: argparse.Namespace) -> int:
+    app = make_app(config, args)
     return app.run(mouse=not args.no_mouse) or 0
