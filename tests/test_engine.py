@@ -17,6 +17,15 @@ from einet.engine import Engine, EngineDied, EngineError, Message, result_from_m
 from .conftest import SMALL
 
 
+def wait_for(predicate, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Poll until ``predicate()`` holds; fail the test at the deadline (never wait forever)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s:g} s")
+        time.sleep(0.01)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[Message] = []
@@ -107,8 +116,7 @@ def test_busy_engine_refuses_other_commands(engine: tuple[Engine, Recorder], tmp
     eng, rec = engine
     eng.call("build", config=SMALL.to_dict())
     running = eng.request("run", t_ms=100_000.0)
-    while not rec.of("frame"):
-        time.sleep(0.01)
+    wait_for(lambda: bool(rec.of("frame")), 30)
     with pytest.raises(EngineError, match="busy"):
         eng.call("build", config=SMALL.to_dict(), timeout_s=5)
     eng.call("cancel")
@@ -121,8 +129,7 @@ def test_killed_engine_is_detected_and_a_fresh_one_works(tmp_path: Path) -> None
     eng.start()
     eng.call("build", config=SMALL.to_dict())
     running = eng.request("run", t_ms=100_000.0)
-    while not rec.of("frame"):
-        time.sleep(0.01)
+    wait_for(lambda: bool(rec.of("frame")), 30)
     assert eng.pid is not None
     os.kill(eng.pid, signal.SIGKILL)
     with pytest.raises(EngineDied):
@@ -212,3 +219,16 @@ def test_background_store_during_a_run(engine: tuple[Engine, Recorder], tmp_path
     assert snap.t_stored_ms == ack["t_stored_ms"]
     if refused:  # the first store may already have finished when the second arrived
         assert "in progress" in refused and not (tmp_path / "other.h5").exists()
+
+
+def test_engine_logs_are_pruned(tmp_path: Path) -> None:
+    from einet.engine.client import KEEP_LOGS
+
+    for i in range(KEEP_LOGS + 5):
+        old = tmp_path / f"engine-1-{i}.log"
+        old.write_text("x")
+        os.utime(old, (1000 + i, 1000 + i))
+    with Engine(log_dir=tmp_path) as eng:
+        assert eng.log_path is not None and eng.log_path.exists()
+    logs = sorted(p.name for p in tmp_path.glob("engine-*.log"))
+    assert len(logs) == KEEP_LOGS + 1 and "engine-1-0.log" not in logs and "engine-1-24.log" in logs

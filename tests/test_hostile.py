@@ -147,6 +147,7 @@ WRITER = textwrap.dedent(
     target, mode = Path(sys.argv[2]), sys.argv[3]
     if mode == "race":
         go = Path(sys.argv[4])
+        print("ready", flush=True)
         while not go.exists():
             time.sleep(0.001)
         try:
@@ -180,7 +181,8 @@ def test_two_writers_one_wins_whole(tiny: tuple[Path, Snapshot, bytes], tmp_path
     for round_ in range(3):
         target, go = tmp_path / f"same-{round_}.h5", tmp_path / f"go-{round_}"
         procs = [_writer(str(original), str(target), "race", str(go)) for _ in range(2)]
-        time.sleep(1.5)  # both have imported einet and read the snapshot
+        for p in procs:  # both have imported einet and read the snapshot: then start together
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
         go.touch()
         outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
         assert outs[0].startswith("lost:") and "exists" in outs[0] and outs[1] == "won", outs

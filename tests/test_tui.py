@@ -149,7 +149,9 @@ async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: (tmp_path / "snaps" / "fine.h5").exists() and not app.unstored)
         assert (tmp_path / "snaps" / "taken.h5").read_bytes() == b"keep me"
-        assert not list((tmp_path.parent).glob("escape*")) and not Path("/tmp/abs.h5").exists()
+        # the refused names wrote nothing: not beside the folder ("../escape"), not in it
+        assert not (tmp_path / "escape.h5").exists() and not (tmp_path / "escape").exists()
+        assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == ["fine.h5", "taken.h5"]
         await pilot.press("q")
 
 
@@ -226,4 +228,18 @@ async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
         log = "".join(line.text.strip() for line in app.query_one("#log").lines)  # lines wrap
         assert "mid-run.h5in" in log.replace(" ", "") and "in the background" in log, log[-300:]
         assert not list((tmp_path / "snaps").glob(".*.partial"))
+        await pilot.press("q")
+
+
+async def test_a_workers_unexpected_exception_reaches_the_user(tmp_path: Path) -> None:
+    app = make(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+
+        def broken() -> None:
+            raise ZeroDivisionError("division by zero in a worker")
+
+        app.run_worker(broken, thread=True, group="cmd", exit_on_error=False)
+        await until(pilot, lambda: any("ZeroDivisionError" in str(n) for n in notes(app)), timeout=10)
+        assert app.is_running, "the dashboard carries on"
         await pilot.press("q")

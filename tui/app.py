@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.worker import Worker, WorkerState
 from rich.markup import escape
 from textual_plotext import PlotextPlot
 import numpy as np
@@ -142,6 +143,15 @@ class EinetApp(App[int]):
     def _adapt_layout(self) -> None:
         self.set_class(self.size.width < 110, "narrow")
         self.set_class(self.size.height < 32, "short")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker's unexpected exception reaches the user (``exit_on_error=False`` would
+        otherwise drop it silently)."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            text = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            self.notify(escape(text), severity="error", title="unexpected error")
+            self.log_line(f"[red]unexpected error in {escape(event.worker.name or 'a worker')}: {escape(text)}[/]")
 
     # -- engine plumbing -----------------------------------------------------------------
     def _from_engine(self, event: Message) -> None:

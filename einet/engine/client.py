@@ -47,6 +47,17 @@ def default_log_dir() -> Path:
     return Path(base) / "einet" / "logs"
 
 
+KEEP_LOGS = 20
+
+
+def prune_logs(folder: Path, keep: int = KEEP_LOGS) -> None:
+    """Keep the newest ``keep`` engine logs (one is written per engine start)."""
+    logs = sorted(folder.glob("engine-*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in logs[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
 class Engine:
     """A NEST engine in a child process.
 
@@ -81,6 +92,7 @@ class Engine:
         """Start a fresh engine process (stopping any previous one); return its ``ready`` event."""
         self.close()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        prune_logs(self.log_dir)
         self.log_path = self.log_dir / f"engine-{os.getpid()}-{int(time.time() * 1000)}.log"
         parent_sock, child_sock = socket.socketpair()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
