@@ -361,7 +361,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .session import SessionError
+    from .session import RunLengthError, SessionError
     from .snapshot import SnapshotError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelBuildError as exc:
         print(f"einet: error: {visible(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except (ConfigError, ModelError) as exc:
+    except (ConfigError, ModelError, RunLengthError) as exc:
         print(f"einet: usage: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except SnapshotError as exc:

@@ -26,6 +26,10 @@ class SessionError(RuntimeError):
     """An action that does not apply in the session's current state."""
 
 
+class RunLengthError(SessionError, ValueError):
+    """A run length that is not a whole number of resolution steps of at least one."""
+
+
 class Session:
     """Build, run, store, reset and restore a network in this process's NEST kernel.
 
@@ -181,7 +185,7 @@ class Session:
         duration = float(self.config.t_sim_ms if t_ms is None else t_ms)
         res = float(n.resolution)
         if not np.isfinite(duration) or duration < res:
-            raise SessionError(f"run length must be at least the resolution ({res} ms)")
+            raise RunLengthError(f"run length must be at least the resolution ({res} ms), not {duration:g} ms")
         origin = self._next_origin or Origin("continued")
         t_start = self.time_ms
         t_stop = t_start + round(duration / res) * res

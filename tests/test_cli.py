@@ -79,6 +79,8 @@ def test_demo_draws_plots() -> None:
         (("run", "--scale", "-1"), 2, "scale"),
         (("run", "--scale", "nan"), 2, "scale"),
         (("run", "--seed", "0"), 2, "seed"),
+        (("run", "--scale", "0.05", "--t", "0.01"), 2, "resolution"),
+        (("run", "--t", "inf"), 2, "finite"),
         (("run", "--set", "je_mvv=2"), 2, "takes no parameter 'je_mvv'"),
         (("run", "--model", "no/such/model.py"), 2, "does not exist"),
         (("run", "--frobnicate"), 2, "unrecognized"),
