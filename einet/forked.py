@@ -30,6 +30,7 @@ from .config import usable_cores
 from .capture import CapturePlan, allocate, finish, plan_capture, read_connections, read_slice
 from .kernel import nest_output_to
 from .snapshot import SnapshotError, SnapshotExistsError
+from .text import one_line
 
 Progress = Callable[[float], None]
 
@@ -39,11 +40,6 @@ def _shared(shape: tuple[int, int]) -> np.ndarray:
     nbytes = max(8, shape[0] * shape[1] * 8)
     mem = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     return np.frombuffer(mem, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape, order="F")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300].replace("\n", " ")
 
 
 def _say(fd: int, line: str) -> None:
@@ -149,7 +145,7 @@ def _fork(body: Callable[[int], None]) -> _Child:
             code = 0
         except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
             with contextlib.suppress(Exception):
-                _say(w, f"e {_one_line(exc)}")
+                _say(w, f"e {one_line(exc)}")
         finally:
             os._exit(code)
     os.close(w)
@@ -316,15 +312,15 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
         # one of them losing its core to this process would slow the whole run down
         os.nice(19)
         t_read = time.perf_counter()
-        if workers > 1:
-            buffers = read_in_workers(plan, workers, lambda f: None)
-            _say(fd, f"p {plan.n_connections}")
-        else:
-            buffers = allocate(plan)
-            with nest_output_to():
-                for model_index, lo, hi in plan.slices():
-                    read_slice(plan, buffers, model_index, lo, hi)
-                    _say(fd, f"p {hi - lo}")
+        reported = 0
+
+        def report(fraction: float) -> None:  # as connections read, which the handle counts
+            nonlocal reported
+            now = int(fraction * plan.n_connections)
+            _say(fd, f"p {now - reported}")
+            reported = now
+
+        buffers = read_in_workers(plan, workers, report)
         _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         snap.validate()

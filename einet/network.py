@@ -16,6 +16,7 @@ from .models import ModelBuildError, ModelError, load_model
 from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
+from .text import one_line
 
 # Status reads cost ~3.5 µs per synapse whatever is asked, so a weight sample of ~4k
 # connections costs ~15-20 ms per run; the example's 12k cost ~5 % of a 1 s run at scale 1.
@@ -102,18 +103,13 @@ def build_model(config: NetworkConfig) -> Network:
         except (ModelError, SnapshotError):
             raise
         except Exception as exc:
-            raise ModelBuildError(f"model {config.model} failed while building: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise ModelBuildError(f"model {config.model} failed while building: {type(exc).__name__}: {one_line(exc, 200)}") from None
     with nest_output_to():
         populations = _populations(shown, config.model)
         net = Network(config, populations, None, list(record.model_calls), dict(record.kernel_set), list(record.layers), notes=list(record.notes))
         _add_recorder(net)
         probe_node_models(net)
     return net
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _populations(shown: Any, ref: str) -> tuple[Population, ...]:

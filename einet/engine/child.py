@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .protocol import Channel, Message, ProtocolError, groups_fields, result_message, weights_fields
+from ..text import one_line
 
 HEARTBEAT_S = 1.0
 STORE_POLL_S = 0.2
@@ -26,12 +27,6 @@ STORE_PROGRESS_S = 0.25
 STEP_WALL_S = 0.1
 WEIGHTS_EVERY_S = 5.0
 _MAX_LOG_BYTES = 16384
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:300]
 
 
 def _release_heap() -> None:
@@ -173,7 +168,7 @@ class EngineServer:
             reply = Message("ack", {"id": cid, "op": op})
         except Exception as exc:  # every failure becomes an event; the engine stays usable
             self.state = "built" if self.session.built else "empty"
-            reply = Message("error", {"id": cid, "op": op, "message": _one_line(exc), "error": type(exc).__name__})
+            reply = Message("error", {"id": cid, "op": op, "message": one_line(exc), "error": type(exc).__name__})
         self.forward_log()
         if not self.shutdown_requested:
             self.send_state()  # before the reply: whoever waits on the reply sees the new state
@@ -339,7 +334,7 @@ class EngineServer:
                 try:
                     self.send("ack", id=cid, op=op, **self.op_store(str(args.get("path")), bool(args.get("overwrite", False)), background=True))
                 except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-                    self.send("error", id=cid, op=op, message=_one_line(exc), error=type(exc).__name__)
+                    self.send("error", id=cid, op=op, message=one_line(exc), error=type(exc).__name__)
             else:
                 self.send("error", id=cid, op=op, message=f"busy: cannot {op} while a run is in progress", error="Busy")
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..text import one_line
+
 BuildFunction = Callable[..., Any]
 
 
@@ -73,14 +75,14 @@ class ModelRef:
                 spec.loader.exec_module(module)
             except Exception as exc:
                 sys.modules.pop(name, None)
-                raise ModelError(f"loading {path.name} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+                raise ModelError(f"loading {path.name} failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
         else:
             try:
                 module = importlib.import_module(self.target)
             except ModuleNotFoundError as exc:
-                raise ModelError(f"no model module {self.target!r} ({_first_line(exc)})") from None
+                raise ModelError(f"no model module {self.target!r} ({one_line(exc, 200)})") from None
             except Exception as exc:
-                raise ModelError(f"loading {self.target} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+                raise ModelError(f"loading {self.target} failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
         build = getattr(module, self.function, None)
         if not callable(build):
             raise ModelError(f"model {self} has no function {self.function}(nest, scale, **params)")
@@ -90,11 +92,6 @@ class ModelRef:
 def _has_function(ref: str) -> bool:
     # "C:\..." is not a thing here; a colon after the last path separator names a function
     return ":" in ref.rsplit("/", 1)[-1]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def load_model(ref: str, params: dict[str, Any]) -> BuildFunction:
