@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einet-installed
 TSTAMP := $(VENV)/.einet-test-installed
 
-.PHONY: run test setup setup-test setup-mpi bench bench-large fuzz soak screenshot clean
+.PHONY: run test test-mpi setup setup-test setup-mpi bench bench-large bench-mpi fuzz soak screenshot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ run: setup
 test: setup-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# the engine as an MPI job of 2 ranks (builds the MPI NEST first if it is not cached)
+test-mpi: setup-test setup-mpi
+	$(PY) -m pytest -q -m mpi tests/mpi $(PYTEST_ARGS)
+
 bench: setup-test
 	$(PY) benchmarks/run.py --scales 1 4 --readme README.md
+
+bench-mpi: setup-test setup-mpi
+	$(PY) benchmarks/mpi.py --scale 4 --readme README.md
 
 bench-large: setup-test
 	$(PY) benchmarks/run.py --scales 10 --large --readme README.md

@@ -20,7 +20,8 @@ import numpy as np
 
 from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
-from .network import UNSUPPORTED_SYNAPSES, Network, node_models, probe_node_models
+from .network import UNSUPPORTED_SYNAPSES, Network, node_models, probe_node_models, settle_probes
+from .ranks import ranks
 from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
@@ -83,6 +84,8 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None, worker
 
     With ``workers`` > 1 the connections' status is read by that many forked processes
     filling shared arrays (the result is identical)."""
+    if ranks().size > 1:
+        return _capture_ranks(net, seed, progress)  # type: ignore[return-value]
     plan = plan_capture(net, seed=seed)
     if workers > 1:
         from .forked import read_in_workers
@@ -97,13 +100,20 @@ def plan_capture(net: Network, *, seed: int, read_nodes: bool = True) -> Capture
     """Connection handles, kernel settings and (unless ``read_nodes`` is false) node state:
     the part that needs the kernel. Node status reads open no OpenMP region, so a background
     store leaves them to its forked process and the simulation pauses only for the handles."""
-    n = nest()
     with nest_output_to():
         per_node = node_models(net)
         probe_node_models(net, per_node)
         _refuse_unsupported(net)
         runs = _node_runs(net, per_node) if read_nodes else None
         models = _connection_plans(net)
+        _set_keys(net, models)
+    return _plan(net, seed, per_node, models, runs)
+
+
+def _plan(net: Network, seed: int, per_node: np.ndarray, models: list[ModelPlan], runs: list[NodeRun] | None) -> CapturePlan:
+    """The plan around node state and connection handles already taken: kernel settings."""
+    n = nest()
+    with nest_output_to():
         status = n.GetKernelStatus()
         kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
     from nest import nestkernel_api as api
@@ -165,10 +175,78 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
     )
 
 
+# -- from several MPI ranks ------------------------------------------------------------------
+def _capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapshot | None:
+    """Every rank reads its own nodes and connections (in its own process: no fork under MPI),
+    rank 0 gathers the parts and builds the one Snapshot; the other ranks return None.
+
+    Node state comes to rank 0 as values, connections as arrays per synapse model in rank
+    order (the order a restore recreates them in, whatever its ranks and threads)."""
+    r = ranks()
+    with r.together():
+        with nest_output_to():
+            per_node = node_models(net)
+            probe_node_models(net, per_node)
+            _refuse_unsupported(net)
+            models = _connection_plans(net)
+    settle_probes(net)
+    with r.together():
+        _set_keys(net, models)
+        plan = _plan(net, seed, per_node, models, None)
+        with nest_output_to():
+            node_parts = [_local_part(_run_status(nodes, keys)) for _, _, nodes, keys, _ in _runs_to_read(net, per_node)]
+        buffers = read_connections(plan, progress)
+    for m in plan.models:
+        m.handles = []
+    parts = r.gather((node_parts, [(m.model, m.keys, b) for m, b in zip(plan.models, buffers)]))
+    del buffers
+    snap: Snapshot | None = None
+    with r.together():
+        if parts is not None:
+            plan.runs = [
+                _classify(lo + 1, hi - lo, str(per_node[lo]), keys, _merge_status([p[0][k] for p in parts], hi - lo), layer)
+                for k, (lo, hi, _, keys, layer) in enumerate(_runs_to_read(net, per_node))
+            ]
+            merged: dict[str, tuple[list[str], list[np.ndarray]]] = {}
+            for _, tables in parts:
+                for model, keys, buf in tables:
+                    merged.setdefault(model, (keys, []))[1].append(buf)
+            del parts
+            plan.models = [ModelPlan(model, sum(len(b) for b in bufs), keys, []) for model, (keys, bufs) in merged.items()]
+            snap = finish(plan, [np.concatenate(bufs) if len(bufs) > 1 else bufs[0] for _, bufs in merged.values()])
+    return snap
+
+
+def _local_part(status: dict[str, Any]) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """This rank's nodes of a run: their positions in the run and their values."""
+
+    def values_of(v: Any) -> tuple[Any, ...]:
+        return v if isinstance(v, tuple) else (v,)  # a run of one node reads a bare value
+
+    local = np.flatnonzero(np.asarray(values_of(status.pop("local")), dtype=bool))
+    return local, {key: [values_of(values)[i] for i in local] for key, values in status.items()}
+
+
+def _merge_status(parts: list[tuple[np.ndarray, dict[str, list[Any]]]], count: int) -> dict[str, Any]:
+    """One run's values from every rank's part; a node every rank holds (a device) takes the
+    lowest rank's values."""
+    merged: dict[str, list[Any]] = {}
+    seen = np.zeros(count, dtype=bool)
+    for local, values in parts:
+        fresh = ~seen[local]
+        for key, vals in values.items():
+            column = merged.setdefault(key, [None] * count)
+            for i, v, new in zip(local, vals, fresh):
+                if new:
+                    column[i] = v
+        seen[local] = True
+    if not seen.all():
+        raise SnapshotError(f"no MPI rank holds node {int(np.flatnonzero(~seen)[0])} of a run")
+    return {key: tuple(column) for key, column in merged.items()}
+
+
 def _refuse_unsupported(net: Network) -> None:
     n = nest()
-    if int(n.NumProcesses()) > 1:
-        raise SnapshotError("storing from several MPI processes is not supported yet")
     if n.GetKernelStatus("structural_plasticity_synapses"):
         raise SnapshotError("structural plasticity is enabled: its synaptic elements and rewiring state cannot be stored faithfully")
     for model, (_, failed) in net.settable_nodes.items():
@@ -189,6 +267,11 @@ def _json_checked(value: Any, what: str) -> Any:
 
 # -- nodes -----------------------------------------------------------------------------------
 def _node_runs(net: Network, models: np.ndarray) -> list[NodeRun]:
+    return [_classify(lo + 1, hi - lo, str(models[lo]), net.settable_nodes[str(models[lo])][0], _run_status(nodes, keys), layer) for lo, hi, nodes, keys, layer in _runs_to_read(net, models)]
+
+
+def _runs_to_read(net: Network, models: np.ndarray) -> list[tuple[int, int, Any, list[str], Any]]:
+    """(first index, end index, nodes, keys, layer) of every run of one model (and layer)."""
     n = nest()
     size = net.n_nodes
     cuts = set(np.flatnonzero(models[1:] != models[:-1]) + 1)
@@ -199,24 +282,23 @@ def _node_runs(net: Network, models: np.ndarray) -> list[NodeRun]:
         layers[first] = layer
         cuts |= {first - 1, last}
     bounds = sorted({0, size, *(int(c) for c in cuts if 0 < c < size)})
-    runs = []
-    for lo, hi in itertools.pairwise(bounds):
-        nodes = n.NodeCollection(list(range(lo + 1, hi + 1)))
-        layer = layers.get(lo + 1)
-        runs.append(_read_run(nodes, lo + 1, hi - lo, str(models[lo]), net.settable_nodes[str(models[lo])][0], layer))
-    return runs
+    return [(lo, hi, n.NodeCollection(list(range(lo + 1, hi + 1))), net.settable_nodes[str(models[lo])][0], layers.get(lo + 1)) for lo, hi in itertools.pairwise(bounds)]
 
 
-def _read_run(nodes: Any, first_id: int, count: int, model: str, keys: list[str], layer: Any) -> NodeRun:
+def _run_status(nodes: Any, keys: list[str]) -> dict[str, Any]:
+    """Each key's values over the run, plus ``local`` (under MPI other ranks' nodes read None)."""
     from nest import nestkernel_api as api
 
+    wanted = [*keys, "local"]
     if "n_events" in api.llapi_get_nc_status(nodes[0]._datum):
         # a recorder: its whole status would include every recorded event
-        status = {key: api.llapi_get_nc_status(nodes._datum, key) for key in keys}
-    else:
-        # one read of every key (a read per key costs a whole status per node each time)
-        everything = api.llapi_get_nc_status(nodes._datum)
-        status = {key: everything[key] for key in keys}
+        return {key: api.llapi_get_nc_status(nodes._datum, key) for key in wanted}
+    # one read of every key (a read per key costs a whole status per node each time)
+    everything = api.llapi_get_nc_status(nodes._datum)
+    return {key: everything[key] for key in wanted}
+
+
+def _classify(first_id: int, count: int, model: str, keys: list[str], status: dict[str, Any], layer: Any) -> NodeRun:
     uniform: dict[str, Any] = {}
     columns: dict[str, np.ndarray] = {}
     ragged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -312,9 +394,14 @@ def _connection_plans(net: Network) -> list[ModelPlan]:
         handles = n.GetConnections(synapse_model=model)._datum or []
         if len(handles) != count:
             raise SnapshotError(f"{model}: NEST listed {len(handles)} connections but counted {count}")
-        keys = _probe_synapse(net, model, handles[0], api.llapi_get_connection_status(handles[:1])[0])
-        plans.append(ModelPlan(model, count, keys, handles))
+        _probe_synapse(net, model, handles[0], api.llapi_get_connection_status(handles[:1])[0])
+        plans.append(ModelPlan(model, count, [], handles))
     return plans
+
+
+def _set_keys(net: Network, plans: list[ModelPlan]) -> None:
+    for m in plans:
+        m.keys = [*_CONNECTION_IDS, *net.settable_synapses[m.model][0]]
 
 
 def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = lambda shape: np.empty(shape, order="F")) -> list[np.ndarray]:
@@ -350,8 +437,8 @@ def read_connections(plan: CapturePlan, progress: Progress | None = None) -> lis
     return buffers
 
 
-def _probe_synapse(net: Network, model: str, conn: Any, status: dict[str, Any]) -> list[str]:
-    """source, target, receptor and the properties NEST accepts back on one connection."""
+def _probe_synapse(net: Network, model: str, conn: Any, status: dict[str, Any]) -> None:
+    """The properties NEST accepts back, probed on one connection."""
     if model not in net.settable_synapses:
         from nest import nestkernel_api as api
 
@@ -368,7 +455,6 @@ def _probe_synapse(net: Network, model: str, conn: Any, status: dict[str, Any]) 
             if not isinstance(status[key], (int, float)) or isinstance(status[key], bool):
                 raise SnapshotError(f"{model}: per-connection property {key} is not a number (cannot be stored yet)")
         net.settable_synapses[model] = (sorted(ok), sorted(failed))
-    return [*_CONNECTION_IDS, *net.settable_synapses[model][0]]
 
 
 def _table(model: str, keys: list[str], data: np.ndarray) -> SynapseTable:

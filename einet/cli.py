@@ -57,6 +57,8 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
     p.add_argument("--seed", type=int, help=f"NEST rng_seed, 1 to 2147483647 (default {defaults or '12345'})")
     p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help=f"simulated time per run in ms (default {defaults or '1000'})")
     p.add_argument("--store-workers", type=int, metavar="N", help="processes reading connections when storing (default: every usable core; 1: none forked)")
+    p.add_argument("--ranks", type=int, metavar="N", help="run NEST as an MPI job of N ranks (needs an MPI NEST: make setup-mpi)")
+    p.add_argument("--mpirun", metavar="CMD", help="the MPI launcher for --ranks, e.g. 'srun' (default: mpirun)")
     if json_flag:
         p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
@@ -119,6 +121,38 @@ def config_from_args(args: argparse.Namespace) -> NetworkConfig:
     return config.with_params(**parse_assignments(getattr(args, "set", None)))
 
 
+def launch_from_args(args: argparse.Namespace) -> Any:
+    """The MPI launch --ranks/--mpirun ask for (an ``einet.engine.launch.MpiLaunch``), or None."""
+    ranks, mpirun = getattr(args, "ranks", None), getattr(args, "mpirun", None)
+    if ranks is None:
+        if mpirun:
+            raise UsageError("--mpirun needs --ranks N")
+        return None
+    from .engine.launch import LaunchError, MpiLaunch
+
+    try:
+        launch = MpiLaunch(ranks, mpirun or "")
+        launch.command([])  # a missing MPI NEST or launcher is told now, before anything runs
+    except LaunchError as exc:
+        raise UsageError(str(exc)) from None
+    return launch
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, config: NetworkConfig) -> Iterator[Any]:
+    """This process's Session, or with --ranks one served by an MPI job (shut down after)."""
+    launch = launch_from_args(args)
+    if launch is None:
+        from .session import Session
+
+        yield Session(config)
+        return
+    from .engine.remote import RemoteSession
+
+    with RemoteSession(config, mpi=launch) as session:
+        yield session
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool, description: str) -> Iterator[Callable[[float], None]]:
     """A rich progress bar on a terminal; a no-op elsewhere. Yields ``update(fraction)``."""
@@ -163,13 +197,14 @@ def _print_run(result: Any, stored: str | None) -> None:
     from rich.console import Console
 
     c = Console()
-    c.print(f"[bold]{shown(result.label)}[/]  {shown(result.origin.describe())}  seed {result.seed}  threads {result.threads}")
+    layout = f"ranks {result.ranks} × threads {result.threads}" if result.ranks > 1 else f"threads {result.threads}"
+    c.print(f"[bold]{shown(result.label)}[/]  {shown(result.origin.describe())}  seed {result.seed}  {layout}")
     c.print(f"  t {result.t_start_ms:g}-{result.t_stop_ms:g} ms  spikes {result.n_spikes}  rate {result.rate_hz:.2f} Hz  digest {result.short_digest}")
     rates = result.group_rates_hz()
     if len(rates) > 1:
         c.print("  " + "  ".join(f"{shown(name)} {hz:.2f} Hz" for name, hz in rates.items()))
     if not result.bit_comparable:
-        c.print("  [yellow]threads differ from the snapshot's: not bit-comparable with runs at the stored thread count[/]")
+        c.print("  [yellow]virtual processes (ranks × threads) differ from the snapshot's: not bit-comparable with runs at the stored count[/]")
     if stored:
         c.print(f"  stored snapshot: {shown(stored)}")
 
@@ -183,29 +218,26 @@ def _refuse_existing(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .session import Session
-
     _refuse_existing(args)
-    session = Session(config_from_args(args))
-    session.build()
-    result = _run_with_progress(session, "run 1", args.json)
-    stored = _store(session, args.store, args.overwrite, args.json)
+    with _session(args, config_from_args(args)) as session:
+        session.build()
+        result = _run_with_progress(session, "run 1", args.json)
+        stored = _store(session, args.store, args.overwrite, args.json)
     _emit(args, {**result.summary(), "stored": stored}, lambda: _print_run(result, stored))
     return EXIT_OK
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .session import Session
     from .snapshot import Snapshot
 
     _refuse_existing(args)
     _require_file(args.path)
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
-    session = Session(snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers))
-    session.restore(snap, seed=args.seed, threads=args.threads)
-    result = _run_with_progress(session, "restored", args.json)
-    stored = _store(session, args.store, args.overwrite, args.json)
+    with _session(args, snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)) as session:
+        session.restore(snap, seed=args.seed, threads=args.threads)
+        result = _run_with_progress(session, "restored", args.json)
+        stored = _store(session, args.store, args.overwrite, args.json)
     _emit(args, {**result.summary(), "snapshot": str(args.path), "stored": stored}, lambda: _print_run(result, stored))
     return EXIT_OK
 
@@ -277,11 +309,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .analysis import identical_to
     from .demo import run_demo
-    from .session import Session
 
     _refuse_existing(args)
-    session = Session(config_from_args(args))
     with contextlib.ExitStack() as stack:
+        session = stack.enter_context(_session(args, config_from_args(args)))
         path = args.store or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="einet-demo-"))) / "demo.h5"
         with _progress(not args.json, "demo") as update:
             done = [0]
@@ -348,7 +379,7 @@ def _demo_plots(results: Sequence[Any]) -> str:
 def cmd_tui(args: argparse.Namespace) -> int:
     from tui.app import run_app  # the one import of the UI from einet/: the `tui` command
 
-    return run_app(config_from_args(args), args)
+    return run_app(config_from_args(args), args, launch_from_args(args))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -360,7 +391,17 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+_ENGINE_EXITS = {
+    "SnapshotError": (EXIT_SNAPSHOT, "invalid snapshot"),
+    "ConfigError": (EXIT_USAGE, "usage"),
+    "ModelError": (EXIT_USAGE, "usage"),
+    "RunLengthError": (EXIT_USAGE, "usage"),
+    "SnapshotExistsError": (EXIT_ERROR, "error"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from .engine.client import EngineError
     from .session import RunLengthError, SessionError
     from .snapshot import SnapshotError
 
@@ -394,6 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("einet: interrupted", file=sys.stderr)
         return 130
+    except EngineError as exc:  # from an engine (--ranks): its kind says which exit code
+        code, what = _ENGINE_EXITS.get(exc.kind, (EXIT_ERROR, "error"))
+        print(f"einet: {what}: {visible(exc)}", file=sys.stderr)
+        return code
     except Exception as exc:  # a tool users trust must not spray tracebacks
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"einet: error: {type(exc).__name__}: {visible(first)}", file=sys.stderr)

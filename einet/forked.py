@@ -29,7 +29,8 @@ import numpy as np
 from .config import usable_cores
 from .capture import CapturePlan, allocate, finish, plan_capture, read_connections, read_slice
 from .kernel import nest_output_to
-from .snapshot import SnapshotError, SnapshotExistsError
+from .snapshot import SnapshotError
+from .snapshot.files import check_store_target
 from .text import one_line
 
 Progress = Callable[[float], None]
@@ -300,8 +301,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     from .snapshot.files import publish, reserve
 
     path = Path(path)
-    if not overwrite and path.exists():
-        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
+    check_store_target(path, overwrite)
     t0 = time.perf_counter()
     plan = plan_capture(net, seed=seed, read_nodes=False)  # node state: read by the child
     tmp = reserve(path)

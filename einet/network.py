@@ -13,6 +13,7 @@ import numpy as np
 from .config import NetworkConfig
 from .kernel import builtin_models, nest, nest_output_to
 from .models import ModelBuildError, ModelError, load_model
+from .ranks import local_ids, ranks
 from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
@@ -173,10 +174,26 @@ def probe_node_models(net: Network, models: np.ndarray | None = None) -> None:
     value separates settable keys from read-only ones such as ``t_spike`` or ``vp``)."""
     n = nest()
     models = node_models(net) if models is None else models
+    ids = np.arange(1, len(models) + 1)
+    mine = local_ids(ids)  # under MPI a node can be set only on its own rank
+    if len(mine) != len(ids):
+        models, ids = models[mine - 1], mine
     names, first = np.unique(models, return_index=True)
     for model, index in zip(names, first):
         if str(model) not in net.settable_nodes:
-            net.settable_nodes[str(model)] = _probe_node(n.NodeCollection([int(index) + 1]))
+            net.settable_nodes[str(model)] = _probe_node(n.NodeCollection([int(ids[index])]))
+
+
+def settle_probes(net: Network) -> None:
+    """Under MPI: every rank learns what the others probed (a model whose nodes or connections
+    all live elsewhere was probed there), so that all ranks store and report the same keys."""
+    r = ranks()
+    if r.size == 1:
+        return
+    for found in r.allgather((net.settable_nodes, net.settable_synapses)):
+        for mine, theirs in zip((net.settable_nodes, net.settable_synapses), found):
+            for model, keys in theirs.items():
+                mine.setdefault(model, keys)
 
 
 def _probe_node(one: Any) -> tuple[list[str], list[str]]:

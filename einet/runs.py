@@ -85,6 +85,8 @@ class RunResult:
     cancelled: bool = False
     bit_comparable: bool = True
     wall_s: float = 0.0
+    ranks: int = 1
+    """MPI ranks the run used (each with ``threads`` threads)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,6 +117,7 @@ class RunResult:
             "label": self.label,
             "seed": self.seed,
             "threads": self.threads,
+            "ranks": self.ranks,
             "origin": self.origin.kind,
             "snapshot": self.origin.snapshot or None,
             "snapshot_t_ms": self.origin.snapshot_t_ms if self.origin.kind == "restored" else None,

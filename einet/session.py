@@ -15,9 +15,11 @@ from .config import NetworkConfig, check_threads
 from .capture import capture, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
-from .network import Network, build_model, check_restorable, drain_spikes, rebuild, weight_samples
+from .network import Network, build_model, check_restorable, drain_spikes, rebuild, settle_probes, weight_samples
+from .ranks import ranks
 from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, write_snapshot
+from .snapshot.files import check_store_target
 
 StepCallback = Callable[[StepUpdate], None]
 
@@ -90,7 +92,10 @@ class Session:
             self.config = config
         check_threads(self.config.threads)
         self.network = None
-        self.network = build_model(self.config)
+        with ranks().together():
+            net = build_model(self.config)
+        settle_probes(net)
+        self.network = net
         self.seed, self.threads = self.config.seed, self.config.threads
         self.snapshot_path, self.snapshot_t_ms, self.bit_comparable = "", 0.0, True
         self._next_origin = Origin("fresh")
@@ -103,12 +108,12 @@ class Session:
         self._next_origin = None
 
     @overload
-    def store(self, path: str | Path, *, overwrite: bool = ..., progress: Callable[[float], None] | None = ..., workers: int | None = ..., background: Literal[False] = ...) -> Snapshot: ...
+    def store(self, path: str | Path, *, overwrite: bool = ..., progress: Callable[[float], None] | None = ..., workers: int | None = ..., background: Literal[False] = ...) -> Snapshot | None: ...
 
     @overload
     def store(self, path: str | Path, *, overwrite: bool = ..., progress: Callable[[float], None] | None = ..., workers: int | None = ..., background: Literal[True]) -> StoreHandle: ...
 
-    def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None, workers: int | None = None, background: bool = False) -> Snapshot | StoreHandle:
+    def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None, workers: int | None = None, background: bool = False) -> Snapshot | StoreHandle | None:
         """Store every node's settable state and every connection to an HDF5 snapshot.
 
         Connections are read by ``workers`` forked processes (default: the configuration's
@@ -119,9 +124,24 @@ class Session:
         ``wait()``. What cannot be stored faithfully is refused with
         :class:`~einet.snapshot.SnapshotError` before anything is written; an existing file is
         never replaced unless ``overwrite``.
+
+        Under MPI every rank reads its own share in its own process (no forked readers, no
+        background store) and rank 0 writes the one file; ranks other than 0 return None.
         """
         net = self._require_network()
         requested = workers if workers is not None else self.config.store_workers
+        r = ranks()
+        if r.size > 1:
+            if background:
+                raise SessionError("a background store forks, which MPI ranks must not: store in the foreground")
+            with r.together():
+                if r.is_root:
+                    check_store_target(path, overwrite)  # before every rank reads its share
+            snap = capture(net, seed=self.seed, progress=progress)
+            with r.together():
+                if snap is not None:
+                    write_snapshot(snap, path, overwrite=overwrite)
+            return snap
         if background:
             if self.store_in_flight is not None:
                 raise SessionError(f"a store of {self.store_in_flight.path.name} is in progress ({100 * self.store_in_flight.progress:.0f}%): wait for it first")
@@ -147,19 +167,25 @@ class Session:
         running kernel is left exactly as it was. ``seed`` and ``threads`` default to the
         snapshot's; runs with another thread count are flagged as not bit-comparable.
         """
-        snap = source if isinstance(source, Snapshot) else Snapshot.open(source)
-        seed = snap.seed if seed is None else seed
-        threads = snap.n_vp if threads is None else threads
-        # the network is the snapshot's; the run length stays the session's choice
-        config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
-        check_threads(threads)
-        check_restorable(snap)  # before the kernel is touched
+        r = ranks()
+        with r.together():  # under MPI every rank reads and checks; all go on, or none
+            snap = source if isinstance(source, Snapshot) else Snapshot.open(source)
+            seed = snap.seed if seed is None else seed
+            # the stored number of virtual processes, spread over the ranks where it divides
+            threads = max(1, snap.n_vp // r.size) if threads is None else threads
+            # the network is the snapshot's; the run length stays the session's choice
+            config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
+            check_threads(threads)
+            check_restorable(snap)  # before the kernel is touched
         self.network = None
-        self.network = rebuild(snap, threads=threads, seed=seed, config=config)
+        with r.together():
+            net = rebuild(snap, threads=threads, seed=seed, config=config)
+        settle_probes(net)
+        self.network = net
         self.config, self.seed, self.threads = config, seed, threads
         self.snapshot_path = snap.source_path
         self.snapshot_t_ms = snap.t_stored_ms
-        self.bit_comparable = threads == snap.n_vp
+        self.bit_comparable = threads * r.size == snap.n_vp
         self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)
         return snap
 
@@ -188,7 +214,7 @@ class Session:
             raise RunLengthError(f"run length must be at least the resolution ({res} ms), not {duration:g} ms")
         origin = self._next_origin or Origin("continued")
         t_start = self.time_ms
-        t_stop = t_start + round(duration / res) * res
+        t_stop = round(t_start + round(duration / res) * res, 6)
         if step_wall_s and not step_ms:
             # First step ~20-30 ms of wall time at any size (NEST's cost per simulated ms grows
             # with the network): a fixed 100 ms first step would take seconds at large scales.
@@ -203,6 +229,7 @@ class Session:
         wall0 = time.perf_counter()
         with nest_output_to():
             drain_spikes(net.recorder)  # a run that failed mid-step may have left spikes behind
+        r = ranks()
         t = t_start
         while t < t_stop - res / 2:
             this = min(max(res, round(step / res) * res), t_stop - t)
@@ -211,7 +238,8 @@ class Session:
                 n.Simulate(this)
                 senders, times = drain_spikes(net.recorder)
             took = time.perf_counter() - tic
-            t = t_start + round((t - t_start + this) / res) * res
+            senders, times = r.gather_arrays(senders, times)  # every rank records its own neurons
+            t = round(t_start + round((t - t_start + this) / res) * res, 6)  # as time_ms reports it
             chunks_s.append(senders)
             chunks_t.append(times)
             total += len(senders)
@@ -222,7 +250,9 @@ class Session:
                 # Fast towards the wall-time target from the small first step, damped so one
                 # noisy step does not make the next one overshoot.
                 step = float(np.clip(step * np.clip(step_wall_s / took, 0.25, 4.0) ** 0.7, res, 1000.0))
-            if cancel is not None and cancel.is_set() and t < t_stop - res / 2:
+            # rank 0's step length and cancel count (the others measured their own wall time)
+            step, stop = r.share((step, cancel is not None and cancel.is_set()))
+            if stop and t < t_stop - res / 2:
                 cancelled = True
                 break
         senders = np.concatenate(chunks_s) if chunks_s else np.empty(0, np.int64)
@@ -245,11 +275,12 @@ class Session:
             rate_hz=analysis.population_rate(len(senders), n_recorded, t_end - t_start),
             psth_t_ms=psth_t,
             psth_hz=psth_hz,
-            weights=weight_samples(net),
+            weights=weight_samples(net) if r.is_root else {},  # under MPI: onto rank 0's neurons
             digest=analysis.spike_digest(senders, times, res),
             cancelled=cancelled,
             bit_comparable=self.bit_comparable,
             wall_s=time.perf_counter() - wall0,
+            ranks=r.size,
             groups=groups,
             spike_group=spike_group,
             model=self.config.model,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import pickle
 from pathlib import Path
 
@@ -86,6 +89,9 @@ def test_demo_draws_plots() -> None:
         (("run", "--frobnicate"), 2, "unrecognized"),
         (("restore", "nowhere.h5"), 1, "no such file"),
         (("inspect", "nowhere.h5"), 1, "no such file"),
+        (("run", "--mpirun", "srun"), 2, "--mpirun needs --ranks"),
+        (("run", "--ranks", "0"), 2, "--ranks must be 1"),
+        (("run", "--ranks", "2", "--mpirun", "no-such-launcher"), 2, "no-such-launcher not found"),
     ],
 )
 def test_bad_input_one_line_and_exit_code(args: tuple[str, ...], code: int, words: str) -> None:
@@ -124,3 +130,13 @@ def test_existing_store_target_is_refused_before_simulating(tmp_path: Path) -> N
         p = einet_cli(*cmd, "--t", "50", "--store", str(target))
         assert p.returncode == 2 and "exists" in p.stderr and "--overwrite" in p.stderr
     assert target.read_text() == "precious"
+
+
+def test_ranks_without_an_mpi_nest_says_how_to_get_one(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "einet.cli", "run", "--ranks", "2"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "EINET_MPI_PREFIX": str(tmp_path / "none"), "EINET_NEST_MPI_PYTHON": ""},
+    )
+    assert p.returncode == 2 and "make setup-mpi" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr

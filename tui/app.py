@@ -31,6 +31,7 @@ from einet.analysis import identical_to
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS, OTHER_SEED, DemoStep
 from einet.engine import Engine, EngineError, Message, result_from_message
+from einet.engine.launch import MpiLaunch
 from einet.engine.protocol import groups_from, weights_from
 from einet.plots import COLORS, draw_psth, draw_raster, draw_weights
 from einet.runs import Group, RunResult
@@ -89,13 +90,13 @@ class EinetApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None) -> None:
+    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None, mpi: MpiLaunch | None = None) -> None:
         super().__init__()
         self.config = config or NetworkConfig()
         self.snapshot_dir = snapshot_dir
         self.restore_at_start = restore
         self.marker = marker
-        self.engine = Engine(log_dir=log_dir, on_event=self._from_engine)
+        self.engine = Engine(log_dir=log_dir, on_event=self._from_engine, mpi=mpi)
         self.es = EngineState()
         self.live = LiveRun()
         self.runs: list[RunResult] = []
@@ -282,7 +283,8 @@ class EinetApp(App[int]):
             # a restored run restarts at 0: show where that lies on the stored run's clock
             parts[-1] += f" since restore (snapshot t {es.snapshot_t_ms:g} → {es.snapshot_t_ms + t:.1f} ms)"
         if es.state not in ("starting", "dead"):
-            parts += [f"seed {es.seed}", f"{es.threads} threads" + ("" if es.bit_comparable else " ≠ snapshot")]
+            layout = f"{self.engine.ranks} ranks × {es.threads} threads" if self.engine.ranks > 1 else f"{es.threads} threads"
+            parts += [f"seed {es.seed}", layout + ("" if es.bit_comparable else " ≠ snapshot")]
             if self.groups and es.state not in ("empty",):
                 sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups)
                 parts.append(escape(sizes) if len(sizes) <= 32 else f"{sum(g.size for g in self.groups)} neurons in {len(self.groups)} populations")
@@ -592,12 +594,13 @@ class EinetApp(App[int]):
         self.engine.close(timeout_s=3.0)
 
 
-def make_app(config: NetworkConfig, args: argparse.Namespace) -> EinetApp:
+def make_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> EinetApp:
     """The dashboard for ``config`` with the dashboard's own flags (shared by ``einet`` and the
-    tests). The CLI builds ``config``: the dashboard never imports the CLI (no import cycle)."""
-    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker)
+    tests), its engine an MPI job with ``mpi``. The CLI builds ``config`` and ``mpi``: the
+    dashboard never imports the CLI (no import cycle)."""
+    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi)
 
 
-def run_app(config: NetworkConfig, args: argparse.Namespace) -> int:
-    app = make_app(config, args)
+def run_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> int:
+    app = make_app(config, args, mpi)
     return app.run(mouse=not args.no_mouse) or 0

@@ -1,13 +1,20 @@
 """The engine process: hosts a :class:`~einet.session.Session` and serves the protocol.
 
-Started by :class:`einet.engine.client.Engine` as ``python -m einet.engine.child --fd N --log F``.
-File descriptors 1 and 2 point at the log file for the whole life of the process, so nothing
-NEST prints can reach the terminal of the parent.
+Started by :class:`einet.engine.client.Engine` as ``python -m einet.engine.child --fd N --log F``,
+or under MPI on every rank with ``--connect SOCKET`` (ranks inherit no descriptors, so rank 0
+connects back to the parent's Unix socket). File descriptors 1 and 2 point at the log file
+(``F.rankK`` on rank K > 0) for the whole life of the process, so nothing NEST prints can
+reach the terminal of the parent.
+
+Under MPI rank 0 serves the parent and hands every command to the other ranks, which run it
+too (NEST's calls are collective); between simulation steps rank 0 shares what the others must
+do (store, cancel) and then "go on". Only rank 0 sends events.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import select
@@ -15,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +67,22 @@ class Shutdown(Exception):
     pass
 
 
+class _Silent:
+    """The channel of ranks other than 0: rank 0 alone talks to the parent."""
+
+    def send(self, msg: Message) -> None:
+        pass
+
+
 class EngineServer:
-    def __init__(self, chan: Channel, log_path: str) -> None:
+    def __init__(self, chan: Channel | _Silent, log_path: str) -> None:
+        from ..ranks import ranks
         from ..session import Session
 
+        self.session = Session(log_path=log_path, keep_history=False)  # first: NEST's banner goes to the log
+        self.ranks = ranks()
         self.chan = chan
         self.log_path = log_path
-        self.session = Session(log_path=log_path, keep_history=False)
         self.state = "empty"
         self.cancel = threading.Event()
         self.shutdown_requested = False
@@ -115,22 +132,41 @@ class EngineServer:
             self.send("log", lines=[line for line in text.splitlines() if line.strip()])
 
     def _readable(self, timeout: float) -> bool:
+        assert isinstance(self.chan, Channel)
         r, _, _ = select.select([self.chan.sock], [], [], timeout)
         return bool(r)
+
+    def _recv(self) -> Message:
+        """The parent's next message (rank 0)."""
+        assert isinstance(self.chan, Channel)
+        return self.chan.recv()
 
     # -- main loop -----------------------------------------------------------------------
     def serve(self) -> None:
         from ..kernel import nest_version
 
-        self.send("ready", pid=os.getpid(), nest_version=nest_version(), log=self.log_path)
+        here = (os.getpid(), socket.gethostname())
+        everyone = self.ranks.allgather(here)
+        if not self.ranks.is_root:
+            return self.follow()
+        self.send("ready", pid=os.getpid(), nest_version=nest_version(), log=self.log_path, ranks=self.ranks.size, pids=[p for p, _ in everyone], hosts=[h for _, h in everyone])
         self.send_state()
         while not self.shutdown_requested:
             if not self._readable(STORE_POLL_S if self.session.store_in_flight else HEARTBEAT_S):
                 self.watch_store()
                 self.send("heartbeat", t=time.time())
                 continue
-            self.handle(self.chan.recv())
+            msg = self._recv()
+            self.ranks.share(msg.fields if msg.kind == "command" else None)
+            self.handle(msg)
             self.watch_store()
+
+    def follow(self) -> None:
+        """Ranks other than 0: run every command rank 0 hands over, until shutdown."""
+        while not self.shutdown_requested:
+            fields = self.ranks.share()
+            if fields is not None:
+                self.handle(Message("command", fields))
 
     # -- background stores ---------------------------------------------------------------
     def watch_store(self) -> None:
@@ -159,9 +195,10 @@ class EngineServer:
         handler = getattr(self, f"op_{op}", None)
         self._current_id = cid
         try:
-            if handler is None:
-                raise ValueError(f"unknown command {op!r}")
-            result = handler(**args)
+            with self.ranks.together():  # a failure on any rank is the command's failure
+                if handler is None:
+                    raise ValueError(f"unknown command {op!r}")
+                result = handler(**args)
             reply = result if isinstance(result, Message) else Message("ack", {"id": cid, "op": op, **(result or {})})
         except Shutdown:
             self.shutdown_requested = True
@@ -210,6 +247,8 @@ class EngineServer:
         self.send_network()
 
     def op_store(self, path: str, overwrite: bool = False, background: bool = False) -> dict[str, Any]:
+        if background and self.ranks.size > 1:
+            return self._store_now(path, overwrite)
         if background:
             # the kernel's part now, between two steps; the rest in a forked process
             handle = self.session.store(path, overwrite=overwrite, background=True)
@@ -231,12 +270,27 @@ class EngineServer:
         finally:
             self.state = "built" if self.session.built else "empty"
             _release_heap()
+        if snap is None:  # a rank other than 0: rank 0 wrote the file
+            return {}
         return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "bytes": Path(path).stat().st_size}
+
+    def _store_now(self, path: str, overwrite: bool) -> dict[str, Any]:
+        """A store asked for in the background under MPI: MPI ranks must not fork, so it is
+        taken now, every rank reading its share, and reported like a background store."""
+        tic = time.perf_counter()
+        self.send("progress", op="store", fraction=0.0, path=path)
+        snap = self.session.store(path, overwrite=overwrite)
+        seconds = time.perf_counter() - tic
+        t_stored = snap.t_stored_ms if snap is not None else self.session.time_ms
+        size = Path(path).stat().st_size if self.ranks.is_root else 0
+        self.send("stored", path=path, bytes=size, t_stored_ms=t_stored, seconds=seconds, pause_s=seconds, capture_s=seconds, write_s=0.0)
+        return {"path": path, "background": False, "t_stored_ms": t_stored, "pause_s": seconds, "bytes": size}
 
     def op_restore(self, path: str, seed: int | None = None, threads: int | None = None) -> dict[str, Any]:
         from ..snapshot import Snapshot
 
-        snap = Snapshot.open(path)  # validate fully before the kernel is touched
+        with self.ranks.together():
+            snap = Snapshot.open(path)  # validate fully (on every rank) before the kernel is touched
         self.state = "restoring"
         self.send_state()
         try:
@@ -268,6 +322,8 @@ class EngineServer:
 
     # -- while running -------------------------------------------------------------------
     def _on_step(self, update: Any) -> None:
+        if not self.ranks.is_root:
+            return self._follow_step()
         self.watch_store()
         from ..network import weight_samples
 
@@ -297,6 +353,18 @@ class EngineServer:
             )
         )
         self._poll_during_run()
+        self.ranks.share(None)  # the other ranks go on
+
+    def _follow_step(self) -> None:
+        """Ranks other than 0, between two steps: do what rank 0 shares until it says go on."""
+        while (fields := self.ranks.share()) is not None:
+            op, args = fields.get("op"), dict(fields.get("args") or {})
+            if op in ("cancel", "shutdown"):
+                self.cancel.set()
+                self.shutdown_requested = self.shutdown_requested or op == "shutdown"
+            elif op == "store":
+                with contextlib.suppress(Exception):  # rank 0 reports the failure
+                    self.op_store(str(args.get("path")), bool(args.get("overwrite", False)), background=True)
 
     def _poll_during_run(self) -> None:
         """Serve pause/resume/cancel/ping/shutdown between steps; refuse everything else."""
@@ -307,8 +375,10 @@ class EngineServer:
                     self.send("heartbeat", t=time.time())
                     continue
                 return
-            msg = self.chan.recv()
+            msg = self._recv()
             op, cid = msg.get("op"), msg.get("id")
+            if op in ("cancel", "shutdown", "store"):
+                self.ranks.share(msg.fields)  # the other ranks do these too
             if op == "pause":
                 paused = True
                 self.state = "paused"
@@ -339,25 +409,72 @@ class EngineServer:
                 self.send("error", id=cid, op=op, message=f"busy: cannot {op} while a run is in progress", error="Busy")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="einet-engine")
-    p.add_argument("--fd", type=int, required=True)
-    p.add_argument("--log", required=True)
-    args = p.parse_args(argv)
-    fd = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def _log_to(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    chan = Channel(socket.socket(fileno=args.fd))
-    server = EngineServer(chan, args.log)
+
+
+def _launcher_rank() -> int:
+    """This process's rank as the launcher tells it (Open MPI, MPICH/PMI, PMIx, Slurm), so the
+    log is chosen before NEST (and MPI) start; 0 when none says."""
+    for key in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="einet-engine")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--fd", type=int, help="a connected socket inherited from the parent")
+    where.add_argument("--connect", metavar="PATH", help="the parent's Unix socket (under MPI)")
+    p.add_argument("--log", required=True)
+    args = p.parse_args(argv)
+    if args.fd is not None:
+        _log_to(args.log)
+        return _serve(Channel(socket.socket(fileno=args.fd)), args.log)
+    from ..kernel import nest, set_log_path
+
+    rank = _launcher_rank()
+    log = args.log if rank == 0 else f"{args.log}.rank{rank}"
+    _log_to(log)
+    set_log_path(log)
+    if int(nest().Rank()) != rank:  # MPI starts with NEST: its rank is the one that counts
+        print(f"einet: the launcher said rank {rank}, NEST says {nest().Rank()}", file=sys.stderr)
+        rank = int(nest().Rank())
+    if rank != 0:
+        return _serve(_Silent(), log)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(args.connect)
+    except OSError as exc:
+        print(f"einet: rank 0 cannot reach the parent at {args.connect}: {exc}", file=sys.stderr)
+        from ..ranks import ranks
+
+        ranks().abort()
+        return 1
+    return _serve(Channel(sock), log)
+
+
+def _serve(chan: Channel | _Silent, log: str) -> int:
+    server = EngineServer(chan, log)
     try:
         server.serve()
     except (ProtocolError, OSError):
-        return 0  # the parent is gone: nothing left to serve
+        server.ranks.abort()  # the parent is gone: under MPI the other ranks must not wait on
+        return 0
+    except BaseException:
+        if server.ranks.size > 1:
+            traceback.print_exc()
+            server.ranks.abort()  # a rank that cannot go on must not leave the others waiting
+        raise
     finally:
-        chan.close()
+        if isinstance(chan, Channel):
+            chan.close()
     return 0
 
 

@@ -14,17 +14,24 @@ import contextlib
 import itertools
 import os
 import queue
+import shlex
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .protocol import Channel, Message, ProtocolError
+
+if TYPE_CHECKING:
+    from .launch import MpiLaunch
 
 EventCallback = Callable[[Message], None]
 
@@ -69,7 +76,10 @@ class Engine:
     again for a fresh engine.
     """
 
-    def __init__(self, *, log_dir: str | Path | None = None, on_event: EventCallback | None = None, hang_timeout_s: float = 60.0) -> None:
+    def __init__(self, *, log_dir: str | Path | None = None, on_event: EventCallback | None = None, hang_timeout_s: float = 60.0, mpi: MpiLaunch | None = None) -> None:
+        self.mpi = mpi
+        self.ranks = 1
+        self.rank_pids: list[int] = []
         self.log_dir = Path(log_dir) if log_dir else default_log_dir()
         self.on_event = on_event
         self.hang_timeout_s = hang_timeout_s
@@ -89,24 +99,16 @@ class Engine:
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self, timeout_s: float = 120.0) -> Message:
-        """Start a fresh engine process (stopping any previous one); return its ``ready`` event."""
+        """Start a fresh engine process (stopping any previous one); return its ``ready`` event.
+
+        With ``mpi`` the engine is an MPI job: rank 0 connects back to a Unix socket in a
+        private folder (MPI ranks inherit no descriptors), and a job whose NEST turns out to
+        have no MPI is stopped with :class:`~einet.engine.launch.LaunchError`."""
         self.close()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         prune_logs(self.log_dir)
         self.log_path = self.log_dir / f"engine-{os.getpid()}-{int(time.time() * 1000)}.log"
-        parent_sock, child_sock = socket.socketpair()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "einet.engine.child", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],
-                pass_fds=[child_sock.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,  # Ctrl+C in the terminal is the dashboard's, not NEST's
-            )
-        child_sock.close()
+        parent_sock = self._launch_mpi(timeout_s) if self.mpi is not None else self._launch_local()
         self._generation += 1
         self._chan = Channel(parent_sock)
         self._dead = None
@@ -122,7 +124,65 @@ class Engine:
             self.kill()
             raise EngineDied(f"engine did not start: {exc}") from None
         self.nest_version = str(ready.get("nest_version", ""))
+        self.ranks = int(ready.get("ranks", 1))
+        self.rank_pids = [int(p) for p in ready.get("pids", [])] if socket.gethostname() in ready.get("hosts", []) else []
+        if self.mpi is not None and self.ranks != self.mpi.ranks:
+            from .launch import SETUP_HINT, LaunchError, mpi_python
+
+            self.kill()
+            raise LaunchError(f"the NEST of {mpi_python()} has no MPI (each of the {self.mpi.ranks} processes ran alone): {SETUP_HINT}")
         return ready
+
+    def _launch_local(self) -> socket.socket:
+        assert self.log_path is not None
+        parent_sock, child_sock = socket.socketpair()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "einet.engine.child", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],
+                pass_fds=[child_sock.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,  # Ctrl+C in the terminal is the dashboard's, not NEST's
+            )
+        child_sock.close()
+        return parent_sock
+
+    def _launch_mpi(self, timeout_s: float) -> socket.socket:
+        assert self.mpi is not None and self.log_path is not None
+        from .launch import mpi_failure
+
+        folder = tempfile.mkdtemp(prefix="einet-")  # mode 0700: only this user can connect
+        path = os.path.join(folder, "engine.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(path)
+            listener.listen(1)
+            listener.settimeout(0.2)
+            command = self.mpi.command(["--connect", path, "--log", str(self.log_path)])
+            with open(self.log_path, "ab") as log:
+                log.write(("einet: " + shlex.join(command) + "\n").encode())
+                log.flush()
+                self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.mpi.env(), start_new_session=True)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                    return conn
+                except TimeoutError:
+                    pass
+                code = self.proc.poll()
+                if code is not None:
+                    why = mpi_failure(self.log_path) or _last_line(self.log_path)
+                    raise EngineDied(f"the MPI job ended before its rank 0 connected (code {code}){': ' + why if why else ''}; log: {self.log_path}")
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise EngineDied(f"the MPI job's rank 0 did not connect within {timeout_s:g} s; log: {self.log_path}")
+        finally:
+            listener.close()
+            shutil.rmtree(folder, ignore_errors=True)
 
     @property
     def alive(self) -> bool:
@@ -149,9 +209,15 @@ class Engine:
     def kill(self) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
+            if self.mpi is not None:
+                proc.terminate()  # mpirun passes SIGTERM on to every rank, then exits
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+        for pid in self.rank_pids:
+            _kill_rank(pid)  # a rank the launcher left behind (none seen with Open MPI)
         self._mark_dead("engine stopped")
         if self._chan is not None:
             self._chan.close()
@@ -220,17 +286,25 @@ class Engine:
             if code is None and self.proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     code = self.proc.wait(1.0)
-            self._mark_dead(f"engine process exited (code {code})" if code is not None else "engine connection lost")
+            self._mark_dead(self._exit_reason(code) if code is not None else "engine connection lost")
 
     def _watchdog(self, gen: int) -> None:
         while gen == self._generation and self._dead is None:
             time.sleep(0.25)
             if self.proc is not None and self.proc.poll() is not None:
-                self._mark_dead(f"engine process exited (code {self.proc.returncode})")
+                self._mark_dead(self._exit_reason(self.proc.returncode))
             elif time.monotonic() - self._last_seen > self.hang_timeout_s:
                 if self.proc is not None:
                     self.proc.kill()
                 self._mark_dead(f"engine hung (no sign of life for {self.hang_timeout_s:g} s); stopped it")
+
+    def _exit_reason(self, code: int) -> str:
+        if self.mpi is None:
+            return f"engine process exited (code {code})"
+        from .launch import mpi_failure
+
+        why = mpi_failure(self.log_path)
+        return f"the engine's MPI job ended (code {code}){': ' + why if why else ''}; every rank stopped; log: {self.log_path}"
 
     def _mark_dead(self, reason: str) -> None:
         with self._lock:
@@ -245,3 +319,23 @@ class Engine:
             self._ready.set_exception(EngineDied(reason))
         if not self._closing and reason != "engine stopped":
             self._emit(Message("died", {"reason": reason}))
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text("utf-8", "replace").splitlines()[-20:] if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def _kill_rank(pid: int) -> None:
+    """SIGKILL a rank of our MPI job if it still runs (its command line says it is einet's
+    engine: a pid reused by another process is left alone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if b"einet.engine.child" not in fh.read():
+                return
+        os.kill(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        pass

@@ -92,6 +92,7 @@ def result_message(kind: str, fields: dict[str, Any], result: RunResult) -> Mess
         "label": result.label,
         "seed": result.seed,
         "threads": result.threads,
+        "ranks": result.ranks,
         "origin": {"kind": result.origin.kind, "snapshot": result.origin.snapshot, "snapshot_t_ms": result.origin.snapshot_t_ms},
         "t_start_ms": result.t_start_ms,
         "t_stop_ms": result.t_stop_ms,

@@ -123,11 +123,20 @@ def publish(tmp: Path, path: str | Path, image: bytes, *, overwrite: bool = Fals
     return path
 
 
+def check_store_target(path: str | Path, overwrite: bool = False) -> None:
+    """Refuse, before any reading, a target that exists (unless ``overwrite``) or whose folder
+    does not (:func:`publish` still refuses a file that appears meanwhile)."""
+    path = Path(path)
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SnapshotError(f"cannot store {path}: folder {folder} does not exist")
+
+
 def write_atomic(path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
     """Publish ``image`` at ``path`` atomically (see :func:`publish`)."""
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
+    check_store_target(path, overwrite)
     return publish(reserve(path), path, image, overwrite=overwrite)
 
 

@@ -1,0 +1,110 @@
+"""How the engine starts as an MPI job: which Python (one whose NEST has MPI), which launcher,
+which flags. Nothing here imports NEST.
+
+The PyPI wheel of NEST has no MPI; ``make setup-mpi`` builds one into
+``~/.cache/einet/nest-mpi-3.10/venv``. A site's own MPI NEST (an HPC module) is used by
+pointing ``EINET_NEST_MPI_PYTHON`` at a Python that imports it (einet installed there too).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .client import EngineError
+
+SETUP_HINT = "run `make setup-mpi`, or set EINET_NEST_MPI_PYTHON to a Python whose NEST has MPI"
+MAX_RANKS = 1024
+
+
+class LaunchError(EngineError):
+    """The MPI job cannot be started here (no MPI NEST, no launcher); one line says why."""
+
+
+def mpi_python() -> str:
+    """The Python whose NEST has MPI: ``EINET_NEST_MPI_PYTHON``, else the one ``make setup-mpi``
+    built (under ``EINET_MPI_PREFIX``, default ``~/.cache/einet/nest-mpi-3.10``)."""
+    given = os.environ.get("EINET_NEST_MPI_PYTHON", "")
+    if given:
+        found = shutil.which(given)
+        if not found:
+            raise LaunchError(f"EINET_NEST_MPI_PYTHON={given} is not an executable Python")
+        return found
+    prefix = Path(os.environ.get("EINET_MPI_PREFIX") or Path.home() / ".cache" / "einet" / "nest-mpi-3.10")
+    python = prefix / "venv" / "bin" / "python"
+    if not (python.exists() and (prefix / "venv" / ".einet-mpi-ready").exists()):
+        raise LaunchError(f"--ranks needs NEST built with MPI (the PyPI wheel has none): {SETUP_HINT}")
+    return str(python)
+
+
+@functools.cache
+def _is_open_mpi(launcher: str) -> bool:
+    try:
+        out = subprocess.run([launcher, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "Open MPI" in out or "OpenRTE" in out
+
+
+@dataclass(frozen=True)
+class MpiLaunch:
+    """The engine as an MPI job of ``ranks`` processes, started by ``mpirun`` (a command line,
+    e.g. ``srun`` or ``srun --mpi=pmix``; default Open MPI's ``mpirun`` on this machine)."""
+
+    ranks: int
+    mpirun: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ranks <= MAX_RANKS:
+            raise LaunchError(f"--ranks must be 1 to {MAX_RANKS}, not {self.ranks}")
+
+    @property
+    def launcher(self) -> list[str]:
+        argv = shlex.split(self.mpirun) if self.mpirun.strip() else ["mpirun"]
+        if not shutil.which(argv[0]):
+            hint = "install Open MPI (`make setup-mpi` does)" if not self.mpirun.strip() else "check --mpirun"
+            raise LaunchError(f"{argv[0]} not found: {hint}")
+        return argv
+
+    def command(self, child_args: list[str]) -> list[str]:
+        """The whole command line: launcher, rank count, the MPI Python running the engine."""
+        launcher = self.launcher
+        python = mpi_python()
+        extra: list[str] = []
+        if not self.mpirun.strip() and _is_open_mpi(launcher[0]) and not _in_allocation():
+            # this machine only: as many ranks as asked even beyond its cores, and no pinning
+            # (Open MPI binds each rank to one core, which its NEST threads would then share)
+            extra = ["--oversubscribe", "--bind-to", "none"]
+        return [*launcher, "-n", str(self.ranks), *extra, python, "-m", "einet.engine.child", *child_args]
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if os.geteuid() == 0:
+            # Open MPI refuses root unless told twice; only ever set for a user who is root
+            env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        return env
+
+
+def _in_allocation() -> bool:
+    return any(k in os.environ for k in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "COBALT_JOBID"))
+
+
+def mpi_failure(log: Path | None) -> str:
+    """The launcher's own one-line account of a rank's end, from the log, if it left one."""
+    if log is None:
+        return ""
+    try:
+        text = log.read_bytes()[-65536:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if "noticed that process rank" in line or "exited on signal" in line or "MPI_ABORT" in line:
+            return line.rstrip(".")
+    return ""

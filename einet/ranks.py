@@ -1,0 +1,154 @@
+"""The MPI ranks a NEST kernel spans, as one small interface for the rest of einet.
+
+Under ``mpirun`` every rank runs the same einet code on its share of the network (NEST keeps
+each neuron, and the connections onto it, on one rank). What must agree goes through
+:class:`Ranks`: rank 0 decides (``share``), data comes to rank 0 (``gather``), and a failure on
+any rank fails the step everywhere (``together``) so that no rank waits forever in a collective
+the others skipped. In a single process every method is the identity and costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .text import one_line
+
+_POLL_S = 0.0005
+_POLL_MAX_S = 0.02
+
+
+class RankError(RuntimeError):
+    """A step failed on another MPI rank (the message names the rank)."""
+
+
+class Ranks:
+    """One process: rank 0 of 1."""
+
+    rank = 0
+    size = 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def share(self, value: Any = None) -> Any:
+        """Rank 0's ``value`` on every rank (the others pass anything)."""
+        return value
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's ``value`` on rank 0, in rank order; None elsewhere."""
+        return [value]
+
+    def allgather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` on every rank, in rank order."""
+        return [value]
+
+    def gather_arrays(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Each array concatenated over the ranks (rank order) on rank 0; empty elsewhere."""
+        return arrays
+
+    def abort(self) -> None:
+        """End every rank now (a rank that lost its partner cannot leave the others waiting)."""
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Run a block on every rank; if it fails on any rank it fails on all of them (with
+        the first failing rank's message), so every rank leaves in the same state."""
+        yield
+
+
+SOLO = Ranks()
+
+
+class MpiRanks(Ranks):
+    """The ranks of ``MPI.COMM_WORLD``, on a duplicate communicator of their own (einet's
+    messages never mix with NEST's)."""
+
+    def __init__(self) -> None:
+        from mpi4py import MPI
+
+        self._comm = MPI.COMM_WORLD.Dup()
+        self.rank = self._comm.Get_rank()
+        self.size = self._comm.Get_size()
+
+    def share(self, value: Any = None) -> Any:
+        # Rank 0 may wait long for the user (an idle dashboard): the others poll with a sleep
+        # instead of a blocking broadcast, which spins a core in Open MPI.
+        if self.rank == 0:
+            for other in range(1, self.size):
+                self._comm.send(value, dest=other, tag=7)
+            return value
+        pause = _POLL_S
+        while not self._comm.Iprobe(source=0, tag=7):
+            time.sleep(pause)
+            pause = min(pause * 1.5, _POLL_MAX_S)
+        return self._comm.recv(source=0, tag=7)
+
+    def gather(self, value: Any) -> list[Any] | None:
+        return self._comm.gather(value, root=0)
+
+    def allgather(self, value: Any) -> list[Any]:
+        return self._comm.allgather(value)
+
+    def gather_arrays(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        parts = self._comm.gather(arrays, root=0)
+        if parts is None:
+            return tuple(a[:0] for a in arrays)
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(arrays)))
+
+    def abort(self) -> None:
+        from mpi4py import MPI
+
+        MPI.COMM_WORLD.Abort(1)
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            self._comm.allgather(one_line(exc))
+            raise
+        failed = [(rank, msg) for rank, msg in enumerate(self._comm.allgather(None)) if msg is not None]
+        if failed:
+            rank, msg = failed[0]
+            raise RankError(f"on MPI rank {rank}: {msg}")
+
+
+_current: Ranks | None = None
+
+
+def ranks() -> Ranks:
+    """The ranks of this process's NEST kernel (imports NEST; mpi4py only under MPI)."""
+    global _current
+    if _current is None:
+        from .kernel import nest
+
+        _current = MpiRanks() if int(nest().NumProcesses()) > 1 else SOLO
+    return _current
+
+
+def local_ids(ids: np.ndarray) -> np.ndarray:
+    """The node ids of ``ids`` that live on this rank (all of them in one process)."""
+    r = ranks()
+    if r.size == 1 or len(ids) == 0:
+        return ids
+    from .kernel import nest
+
+    with _quiet():
+        local = nest().GetLocalNodeCollection(nest().NodeCollection(sorted(set(ids.tolist()))))
+    keep = np.asarray(local.tolist() if len(local) else [], dtype=ids.dtype)
+    return ids[np.isin(ids, keep)]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GetLocalNodeCollection warns on every call
+        yield

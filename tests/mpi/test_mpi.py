@@ -1,0 +1,194 @@
+"""The engine as an MPI job of two ranks (``make test-mpi``: needs the MPI NEST that
+``make setup-mpi`` builds). Real NEST on real ranks: runs, pause/cancel, stores from two
+ranks restored into 1×2 and 2×1, a killed rank, hostile snapshots."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from einet import NetworkConfig, Snapshot
+from einet.engine import Engine, EngineDied, EngineError, result_from_message
+from einet.engine.launch import MpiLaunch
+from einet.runs import RunResult
+
+from ..conftest import ROOT, assert_same_state, einet_cli
+from ..mutations import RESTORE_REFUSED, STRUCTURAL, write_structural
+from ..test_engine import Recorder, wait_for
+
+pytestmark = pytest.mark.mpi
+
+SMALL = NetworkConfig(scale=0.05, threads=1, t_sim_ms=200.0)
+DEVICES = NetworkConfig(model=str(ROOT / "tests" / "models" / "devices.py"), scale=1.0, threads=1, t_sim_ms=150.0)
+CALL_S = 120.0
+
+
+def start(tmp_path: Path, ranks: int) -> tuple[Engine, Recorder]:
+    rec = Recorder()
+    eng = Engine(log_dir=tmp_path / "logs", on_event=rec, hang_timeout_s=60, mpi=MpiLaunch(ranks))
+    eng.start(timeout_s=CALL_S)
+    assert eng.ranks == ranks and len(eng.rank_pids) == ranks
+    return eng, rec
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[Engine, Recorder]]:
+    eng, rec = start(tmp_path, 2)
+    pids = list(eng.rank_pids)
+    yield eng, rec
+    alive = eng.alive
+    eng.close(timeout_s=30)
+    assert eng.proc is not None and eng.proc.poll() is not None
+    if alive:
+        assert eng.proc.returncode == 0, "the MPI job ends cleanly on shutdown"
+    wait_for(lambda: not any(_running(p) for p in pids), 10)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def run(eng: Engine, t_ms: float) -> RunResult:
+    return result_from_message(eng.call("run", CALL_S, t_ms=t_ms))
+
+
+def restored_run(tmp_path: Path, path: Path, ranks: int, threads: int, t_ms: float) -> tuple[RunResult, Snapshot]:
+    """Restore into ``ranks`` × ``threads``, store right away (the state as restored), run."""
+    eng, _ = start(tmp_path / f"{ranks}x{threads}", ranks)
+    try:
+        eng.call("restore", CALL_S, path=str(path), threads=threads)
+        again = tmp_path / f"again-{ranks}x{threads}.h5"
+        eng.call("store", CALL_S, path=str(again))
+        return run(eng, t_ms), Snapshot.open(again)
+    finally:
+        eng.close(timeout_s=30)
+
+
+def test_two_ranks_stream_frames_with_every_rank_s_spikes(two: tuple[Engine, Recorder]) -> None:
+    eng, rec = two
+    eng.call("build", CALL_S, config=SMALL.to_dict())
+    result = run(eng, 300.0)
+    frames = rec.of("frame")
+    assert len(frames) >= 2 and result.ranks == 2 and result.threads == 1
+    assert sum(len(f.arrays["senders"]) for f in frames) == result.n_spikes == frames[-1]["n_spikes_total"] > 0
+    # NEST puts neighbouring ids on different ranks: spikes of both ranks' neurons arrive
+    assert {int(s) % 2 for s in result.senders} == {0, 1}
+    assert result.t_stop_ms == 300.0 and not result.cancelled
+
+
+def test_pause_resume_and_cancel_reach_every_rank(two: tuple[Engine, Recorder]) -> None:
+    eng, rec = two
+    eng.call("build", CALL_S, config=SMALL.to_dict())
+    running = eng.request("run", t_ms=1_000_000.0)
+    wait_for(lambda: len(rec.of("frame")) >= 3, 60)
+    eng.call("pause", timeout_s=10)
+    n1 = len(rec.of("frame"))
+    time.sleep(0.5)
+    assert len(rec.of("frame")) <= n1 + 1, "no steps while paused"
+    eng.call("resume", timeout_s=10)
+    wait_for(lambda: len(rec.of("frame")) >= n1 + 3, 30)
+    eng.call("cancel", timeout_s=10)
+    result = result_from_message(running.result(30))
+    assert result.cancelled and 0 < result.t_stop_ms < 1_000_000.0
+    # every rank stopped at the same step: the kernel goes on as one
+    assert run(eng, 100.0).t_start_ms == result.t_stop_ms
+
+
+def test_a_store_asked_for_while_running_is_taken_between_steps(two: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, rec = two
+    eng.call("build", CALL_S, config=SMALL.to_dict())
+    running = eng.request("run", t_ms=2000.0)
+    wait_for(lambda: len(rec.of("frame")) >= 2, 60)
+    ack = eng.call("store", CALL_S, path=str(tmp_path / "mid.h5"), background=True)
+    result = result_from_message(running.result(CALL_S))
+    stored = rec.of("stored")
+    assert len(stored) == 1 and stored[0]["path"] == str(tmp_path / "mid.h5")
+    snap = Snapshot.open(tmp_path / "mid.h5")
+    assert snap.t_stored_ms == ack["t_stored_ms"] and 0 < snap.t_stored_ms < result.t_stop_ms == 2000.0
+    assert snap.n_vp == 2
+
+
+@pytest.mark.parametrize("config", [SMALL, DEVICES], ids=["reference", "devices"])
+def test_stored_from_two_ranks_restores_into_1x2_and_2x1_alike(tmp_path: Path, config: NetworkConfig) -> None:
+    eng, _ = start(tmp_path / "store", 2)
+    path = tmp_path / "two.h5"
+    try:
+        eng.call("build", CALL_S, config=config.to_dict())
+        run(eng, config.t_sim_ms)
+        eng.call("store", CALL_S, path=str(path))
+    finally:
+        eng.close(timeout_s=30)
+    snap = Snapshot.open(path)
+    assert snap.n_vp == 2 and sum(snap.synapse_counts().values()) > 0
+    a, state_a = restored_run(tmp_path, path, ranks=2, threads=1, t_ms=config.t_sim_ms)
+    b, state_b = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=config.t_sim_ms)
+    # one file from two ranks holds the whole network: restored anywhere it is the same state
+    assert_same_state(snap, state_a)
+    assert_same_state(snap, state_b)
+    assert a.n_spikes > 0 and a.digest == b.digest, "same total virtual processes: identical spikes"
+    assert a.bit_comparable and b.bit_comparable
+    c, _ = restored_run(tmp_path, path, ranks=2, threads=2, t_ms=config.t_sim_ms)
+    assert not c.bit_comparable  # 4 virtual processes: allowed, flagged
+
+
+def test_a_killed_rank_ends_the_job_cleanly(two: tuple[Engine, Recorder]) -> None:
+    eng, rec = two
+    eng.call("build", CALL_S, config=SMALL.to_dict())
+    running = eng.request("run", t_ms=1_000_000.0)
+    wait_for(lambda: len(rec.of("frame")) >= 2, 60)
+    pids = list(eng.rank_pids)
+    os.kill(pids[1], signal.SIGKILL)
+    with pytest.raises(EngineDied) as died:
+        running.result(60)
+    assert "rank 1" in str(died.value) and "\n" not in str(died.value)
+    wait_for(lambda: len(rec.of("died")) == 1, 10)
+    wait_for(lambda: eng.proc is not None and eng.proc.poll() is not None, 30)
+    wait_for(lambda: not any(_running(p) for p in pids), 30)
+    with pytest.raises(EngineDied):
+        eng.call("ping", timeout_s=5)
+
+
+def test_hostile_snapshots_are_refused_on_every_rank_and_the_kernel_goes_on(two: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    eng, _ = two
+    eng.call("build", CALL_S, config=SMALL.to_dict())
+    good = tmp_path / "good.h5"
+    eng.call("store", CALL_S, path=str(good))
+    first = run(eng, 100.0)
+    for case, tamper in [("NaN V_m", STRUCTURAL["NaN V_m"]), *RESTORE_REFUSED.items()]:
+        bad = tmp_path / f"{case}.h5"
+        write_structural(good, bad, tamper)
+        with pytest.raises(EngineError) as refused:
+            eng.call("restore", CALL_S, path=str(bad))
+        assert refused.value.kind in ("SnapshotError", "RankError") and "\n" not in str(refused.value), case
+    # neither rank touched its kernel: the run continues where it was, on both ranks
+    after = run(eng, 100.0)
+    assert after.origin.kind == "continued" and after.t_start_ms == first.t_stop_ms == 100.0
+    assert {int(s) % 2 for s in after.senders} == {0, 1}
+
+
+def test_cli_runs_stores_and_restores_with_ranks(tmp_path: Path) -> None:
+    path = tmp_path / "cli.h5"
+    stored = einet_cli("run", "--ranks", "2", "--scale", "0.05", "--threads", "1", "--t", "200", "--store", str(path), "--json", timeout=300)
+    assert stored.returncode == 0, stored.stderr
+    restored = einet_cli("restore", str(path), "--ranks", "2", "--t", "200", "--json", timeout=300)
+    alone = einet_cli("restore", str(path), "--threads", "2", "--t", "200", "--json", timeout=300)
+    assert restored.returncode == 0 and alone.returncode == 0, restored.stderr + alone.stderr
+    import json
+
+    a, b = json.loads(restored.stdout), json.loads(alone.stdout)
+    assert a["ranks"] == 2 and a["threads"] == 1 and b["ranks"] == 1 and b["threads"] == 2
+    assert a["spikes"] > 0 and a["bit_comparable"] and b["bit_comparable"]
+    # the plain PyPI NEST is another build than the MPI one: equal here, not promised
+    bad = tmp_path / "bad.h5"
+    write_structural(path, bad, STRUCTURAL["NaN V_m"])
+    p = einet_cli("restore", str(bad), "--ranks", "2", timeout=300)
+    assert p.returncode == 3 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
