@@ -191,7 +191,8 @@ class EinetApp(App[int]):
             name = Path(str(ev["path"])).name
             self.store_busy = ""
             self.notify(f"stored {escape(name)} ({int(ev['bytes']) / 1e6:.1f} MB, t = {float(ev['t_stored_ms']):g} ms; simulation paused {1000 * float(ev['pause_s']):.0f} ms)", title="store")
-            self.log_line(f"stored {escape(str(ev['path']))} in {float(ev['seconds']):.1f} s in the background (pause {1000 * float(ev['pause_s']):.0f} ms, reading {float(ev.get('capture_s', 0)):.1f} s, writing {float(ev.get('write_s', 0)):.1f} s)")
+            how = "in the background" if ev.get("background", True) else "by every MPI rank (ranks store in the foreground)"
+            self.log_line(f"stored {escape(str(ev['path']))} in {float(ev['seconds']):.1f} s {how} (pause {1000 * float(ev['pause_s']):.0f} ms, reading {float(ev.get('capture_s', 0)):.1f} s, writing {float(ev.get('write_s', 0)):.1f} s)")
             self.refresh_bindings()
             self._show_status()
         elif ev.kind == "store_failed":
@@ -283,7 +284,8 @@ class EinetApp(App[int]):
             # a restored run restarts at 0: show where that lies on the stored run's clock
             parts[-1] += f" since restore (snapshot t {es.snapshot_t_ms:g} → {es.snapshot_t_ms + t:.1f} ms)"
         if es.state not in ("starting", "dead"):
-            layout = f"{self.engine.ranks} ranks × {es.threads} threads" if self.engine.ranks > 1 else f"{es.threads} threads"
+            threads = f"{es.threads} thread{'s' if es.threads != 1 else ''}"
+            layout = f"{self.engine.ranks} ranks × {threads}" if self.engine.ranks > 1 else threads
             parts += [f"seed {es.seed}", layout + ("" if es.bit_comparable else " ≠ snapshot")]
             if self.groups and es.state not in ("empty",):
                 sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups)

@@ -283,7 +283,7 @@ class EngineServer:
         seconds = time.perf_counter() - tic
         t_stored = snap.t_stored_ms if snap is not None else self.session.time_ms
         size = Path(path).stat().st_size if self.ranks.is_root else 0
-        self.send("stored", path=path, bytes=size, t_stored_ms=t_stored, seconds=seconds, pause_s=seconds, capture_s=seconds, write_s=0.0)
+        self.send("stored", path=path, bytes=size, t_stored_ms=t_stored, seconds=seconds, pause_s=seconds, capture_s=seconds, write_s=0.0, background=False)
         return {"path": path, "background": False, "t_stored_ms": t_stored, "pause_s": seconds, "bytes": size}
 
     def op_restore(self, path: str, seed: int | None = None, threads: int | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ taken at the next step boundary, also while a run goes on, and written by a fork
 background store instead of waiting for it).
 
 Events (engine → parent), by kind:
-``ready`` (pid, nest_version, log), ``ack`` (id, op, result…; a run's ack carries the whole
+``ready`` (pid, nest_version, log, ranks, pids and hosts of every rank), ``ack`` (id, op, result…; a run's ack carries the whole
 run), ``error`` (id, op, message: one line), ``state`` (state, t_ms, seed, threads, config,
 snapshot, snapshot_t_ms, bit_comparable, n_nodes), ``network`` (after a build, restore or reset:
 groups [{name, size}], weight_models, not_stored, model; arrays ``raster/K``: the first 100
@@ -19,7 +19,8 @@ neuron ids of population K), ``frame`` (t_ms, t_start_ms, t_stop_ms, progress,
 n_spikes_total, rate_hz, label, weight_models; arrays senders, times, groups (population index
 of each spike), and now and then ``weights/K``),
 ``progress`` (op, fraction, path), ``stored`` (path, bytes, t_stored_ms, seconds and the phases
-pause_s, capture_s, write_s: a background store published its file), ``store_failed`` (path, message), ``log`` (lines),
+pause_s, capture_s, write_s: a background store published its file; background false: under MPI
+it was taken in the foreground), ``store_failed`` (path, message), ``log`` (lines),
 ``heartbeat`` (t).
 """
 
