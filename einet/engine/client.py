@@ -175,7 +175,7 @@ class Engine:
                     pass
                 code = self.proc.poll()
                 if code is not None:
-                    why = mpi_failure(self.log_path) or _last_line(self.log_path)
+                    why = mpi_failure(self.log_path)
                     raise EngineDied(f"the MPI job ended before its rank 0 connected (code {code}){': ' + why if why else ''}; log: {self.log_path}")
                 if time.monotonic() > deadline:
                     self.kill()
@@ -319,14 +319,6 @@ class Engine:
             self._ready.set_exception(EngineDied(reason))
         if not self._closing and reason != "engine stopped":
             self._emit(Message("died", {"reason": reason}))
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln.strip() for ln in path.read_text("utf-8", "replace").splitlines()[-20:] if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:300] if lines else ""
 
 
 def _kill_rank(pid: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -96,15 +97,23 @@ def _in_allocation() -> bool:
 
 
 def mpi_failure(log: Path | None) -> str:
-    """The launcher's own one-line account of a rank's end, from the log, if it left one."""
+    """One line on why the MPI job ended, from its log: NEST's own fatal error, else the
+    launcher's account of a rank's end, else the log's last line of words."""
     if log is None:
         return ""
     try:
-        text = log.read_bytes()[-65536:].decode("utf-8", "replace")
+        lines = [ln.strip() for ln in log.read_bytes()[-65536:].decode("utf-8", "replace").splitlines()]
     except OSError:
         return ""
-    for line in reversed(text.splitlines()):
-        line = line.strip()
+    for line in lines:
+        if line.startswith(("[FATAL]", "[ERROR]")):
+            text = _STAMP.sub("", line)
+            return f"{text} ({SETUP_HINT})" if "not compiled with MPI" in text else text
+    for line in reversed(lines):
         if "noticed that process rank" in line or "exited on signal" in line or "MPI_ABORT" in line:
             return line.rstrip(".")
-    return ""
+    words = [ln for ln in lines if any(ch.isalpha() for ch in ln) and not ln.startswith("einet: mpirun")]
+    return words[-1][:300] if words else ""
+
+
+_STAMP = re.compile(r"^\[(FATAL|ERROR)\] \[[^]]*\] ")

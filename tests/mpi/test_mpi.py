@@ -192,3 +192,16 @@ def test_cli_runs_stores_and_restores_with_ranks(tmp_path: Path) -> None:
     write_structural(path, bad, STRUCTURAL["NaN V_m"])
     p = einet_cli("restore", str(bad), "--ranks", "2", timeout=300)
     assert p.returncode == 3 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_a_nest_without_mpi_is_told_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # this venv's NEST is the PyPI wheel: under mpirun it refuses to start
+    p = subprocess.run(
+        [sys.executable, "-m", "einet.cli", "run", "--ranks", "2", "--scale", "0.05", "--t", "100"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "EINET_NEST_MPI_PYTHON": sys.executable},
+    )
+    assert p.returncode == 1 and "not compiled with MPI" in p.stderr and "make setup-mpi" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
