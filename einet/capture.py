@@ -293,9 +293,11 @@ def _run_status(nodes: Any, keys: list[str]) -> dict[str, Any]:
     if "n_events" in api.llapi_get_nc_status(nodes[0]._datum):
         # a recorder: its whole status would include every recorded event
         return {key: api.llapi_get_nc_status(nodes._datum, key) for key in wanted}
-    # one read of every key (a read per key costs a whole status per node each time)
+    # one read of every key (a read per key costs a whole status per node each time); under
+    # MPI a run held wholly by other ranks reads only their nodes' metadata
     everything = api.llapi_get_nc_status(nodes._datum)
-    return {key: everything[key] for key in wanted}
+    missing = (None,) * len(nodes)
+    return {key: everything.get(key, missing) for key in wanted}
 
 
 def _classify(first_id: int, count: int, model: str, keys: list[str], status: dict[str, Any], layer: Any) -> NodeRun:

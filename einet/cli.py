@@ -445,5 +445,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def entry() -> int:
+    """The ``einet`` command: :func:`main`, without "Exception ignored" tracebacks from Ctrl-C.
+
+    Python cannot raise a KeyboardInterrupt that arrives while a garbage-collection callback
+    runs (as many do when a store's objects are freed): it prints a traceback and goes on. Such
+    an interrupt is noted instead, and the command ends as interrupted (exit 130) once done —
+    whatever it published is complete. After the work, the exit itself ignores Ctrl-C."""
+    import signal
+
+    swallowed: list[bool] = []
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is KeyboardInterrupt:
+            swallowed.append(True)
+        else:
+            default(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        code = main()
+        if swallowed and code == EXIT_OK:
+            print("einet: interrupted", file=sys.stderr)
+            code = 130
+        return code
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -12,7 +12,8 @@ import numpy as np
 
 from .config import NetworkConfig
 from .kernel import builtin_models, nest, nest_output_to
-from .models import ModelBuildError, ModelError, load_model
+from .memory import shortfall
+from .models import BuildFunction, ModelBuildError, ModelError, load_model, network_size
 from .ranks import local_ids, ranks
 from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
 from .runs import RASTER_NEURONS
@@ -93,11 +94,24 @@ class Network:
 
 
 # -- building --------------------------------------------------------------------------------
-def build_model(config: NetworkConfig) -> Network:
-    """Reset the kernel, set threads and seed, run the model's build, add einet's recorder."""
-    n = nest()  # quietly, before a model's own `import nest` would print NEST's banner
+def checked_model(config: NetworkConfig) -> BuildFunction:
+    """The model's build function, refused (:class:`ModelError`) before the kernel is touched
+    if it cannot load, does not take the parameters, or says it will not fit in memory."""
+    nest()  # quietly, before a model's own `import nest` would print NEST's banner
     with output_to_log():  # a script's module-level prints too
         build = load_model(config.model, config.params)
+        size = network_size(build, config.scale, config.params, config.model)
+    if size is not None and (short := shortfall(*size, ranks=ranks().size)):
+        raise ModelError(f"model {config.model} at scale {config.scale:g} does not fit: {short}; lower --scale")
+    return build
+
+
+def build_model(config: NetworkConfig, build: BuildFunction | None = None) -> Network:
+    """Reset the kernel, set threads and seed, run the model's build (``build``, or
+    :func:`checked_model`'s), add einet's recorder."""
+    n = nest()
+    if build is None:
+        build = checked_model(config)
     with model_owned_by_einet(config.threads, config.seed) as record:
         try:
             shown = build(n, scale=config.scale, **config.params)
@@ -232,7 +246,10 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
 def check_restorable(snap: Snapshot) -> None:
     """Check the snapshot against this NEST before the kernel is touched: every model known
     (built in, or made by the snapshot's own CopyModel calls), every key one the model has,
-    every kernel setting one einet restores."""
+    every kernel setting one einet restores, and that the network fits in memory."""
+    short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
+    if short:
+        raise SnapshotError(f"the snapshot's network does not fit: {short}")
     n = nest()
     node_models, synapse_models = builtin_models()
     base: dict[str, str] = {}

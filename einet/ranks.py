@@ -79,27 +79,44 @@ class MpiRanks(Ranks):
     def share(self, value: Any = None) -> Any:
         # Rank 0 may wait long for the user (an idle dashboard): the others poll with a sleep
         # instead of a blocking broadcast, which spins a core in Open MPI.
-        if self.rank == 0:
-            for other in range(1, self.size):
-                self._comm.send(value, dest=other, tag=7)
-            return value
-        pause = _POLL_S
-        while not self._comm.Iprobe(source=0, tag=7):
-            time.sleep(pause)
-            pause = min(pause * 1.5, _POLL_MAX_S)
-        return self._comm.recv(source=0, tag=7)
+        with self._or_abort():
+            if self.rank == 0:
+                for other in range(1, self.size):
+                    self._comm.send(value, dest=other, tag=7)
+                return value
+            pause = _POLL_S
+            while not self._comm.Iprobe(source=0, tag=7):
+                time.sleep(pause)
+                pause = min(pause * 1.5, _POLL_MAX_S)
+            return self._comm.recv(source=0, tag=7)
 
     def gather(self, value: Any) -> list[Any] | None:
-        return self._comm.gather(value, root=0)
+        with self._or_abort():
+            return self._comm.gather(value, root=0)
 
     def allgather(self, value: Any) -> list[Any]:
-        return self._comm.allgather(value)
+        with self._or_abort():
+            return self._comm.allgather(value)
 
     def gather_arrays(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        parts = self._comm.gather(arrays, root=0)
-        if parts is None:
-            return tuple(a[:0] for a in arrays)
-        return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(arrays)))
+        with self._or_abort():
+            parts = self._comm.gather(arrays, root=0)
+            if parts is None:
+                return tuple(a[:0] for a in arrays)
+            return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(arrays)))
+
+    @contextlib.contextmanager
+    def _or_abort(self) -> Iterator[None]:
+        """A rank that fails in the middle of a collective (out of memory gathering, a message
+        too large) cannot tell the others: end the job rather than leave them waiting."""
+        try:
+            yield
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            self.abort()
+            raise
 
     def abort(self) -> None:
         from mpi4py import MPI
@@ -108,15 +125,21 @@ class MpiRanks(Ranks):
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
+        # A failure the ranks already agreed on (in an inner block) leaves every enclosing
+        # block without another exchange: each rank raises it at the same point.
         try:
             yield
         except Exception as exc:
-            self._comm.allgather(one_line(exc))
+            if not getattr(exc, "einet_agreed", False):
+                self.allgather(one_line(exc))
+                exc.einet_agreed = True  # type: ignore[attr-defined]
             raise
-        failed = [(rank, msg) for rank, msg in enumerate(self._comm.allgather(None)) if msg is not None]
+        failed = [(rank, msg) for rank, msg in enumerate(self.allgather(None)) if msg is not None]
         if failed:
             rank, msg = failed[0]
-            raise RankError(f"on MPI rank {rank}: {msg}")
+            error = RankError(f"on MPI rank {rank}: {msg}")
+            error.einet_agreed = True  # type: ignore[attr-defined]
+            raise error
 
 
 _current: Ranks | None = None

@@ -15,7 +15,7 @@ from .config import NetworkConfig, check_threads
 from .capture import capture, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
-from .network import Network, build_model, check_restorable, drain_spikes, rebuild, settle_probes, weight_samples
+from .network import Network, build_model, check_restorable, checked_model, drain_spikes, rebuild, settle_probes, weight_samples
 from .ranks import ranks
 from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, write_snapshot
@@ -88,12 +88,14 @@ class Session:
     # -- verbs -----------------------------------------------------------------------------
     def build(self, config: NetworkConfig | None = None) -> None:
         """Reset the kernel and build the configuration's model (seed and threads from config)."""
-        if config is not None:
-            self.config = config
-        check_threads(self.config.threads)
+        config = config or self.config
+        with ranks().together():
+            check_threads(config.threads)
+            build = checked_model(config)  # a refusal leaves the kernel and this session as they were
+        self.config = config
         self.network = None
         with ranks().together():
-            net = build_model(self.config)
+            net = build_model(config, build)
         settle_probes(net)
         self.network = net
         self.seed, self.threads = self.config.seed, self.config.threads

@@ -281,3 +281,31 @@ def test_a_closed_pipe_ends_the_cli_quietly(tmp_path: Path) -> None:
     script = f"'{sys.executable}' -m einet.cli inspect '{snapshot}' --json | true; echo ${{PIPESTATUS[0]}} >&2"
     p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert p.stderr.strip() == "141", f"expected only the exit status 141 on stderr, got {p.stderr!r}"
+
+
+# -- memory: refused before NEST allocates ----------------------------------------------------
+def test_a_network_beyond_memory_is_refused_before_building() -> None:
+    tic = time.monotonic()
+    p = einet_cli("run", "--scale", "10000", timeout=60)
+    assert p.returncode == 2 and "does not fit" in p.stderr and "lower --scale" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    assert time.monotonic() - tic < 30, "refused from the estimate, not after trying"
+    p = einet_cli("run", "--set", "indegree_e=100000000", "--t", "10", timeout=60)
+    assert p.returncode == 2 and "does not fit" in p.stderr
+
+
+def test_a_refused_build_or_restore_leaves_the_session_as_it_was(tiny: tuple[Path, Snapshot, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    from einet import memory
+    from einet.models import ModelError
+
+    original, _, _ = tiny
+    s = Session(TINY)
+    s.build()
+    s.run(30.0)
+    with pytest.raises(ModelError, match="does not fit"):
+        s.build(TINY.replace(scale=10000))
+    assert s.config.scale == TINY.scale and s.built and s.time_ms == 30.0
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)  # a machine with 1 kB free
+    with pytest.raises(SnapshotError, match="does not fit"):
+        s.restore(original)
+    assert s.run(20.0).origin.kind == "continued" and s.time_ms == 50.0

@@ -74,6 +74,29 @@ class _Silent:
         pass
 
 
+class _Lifeline(Channel):
+    """Rank 0's channel under MPI: losing the parent ends the whole job at once, since the other
+    ranks may be waiting in a collective that rank 0 would never reach."""
+
+    def __init__(self, sock: socket.socket, ranks: Any) -> None:
+        super().__init__(sock)
+        self._ranks = ranks
+
+    def send(self, msg: Message) -> None:
+        try:
+            super().send(msg)
+        except OSError:
+            self._ranks.abort()
+            raise
+
+    def recv(self) -> Message:
+        try:
+            return super().recv()
+        except OSError:  # ProtocolError included
+            self._ranks.abort()
+            raise
+
+
 class EngineServer:
     def __init__(self, chan: Channel | _Silent, log_path: str) -> None:
         from ..ranks import ranks
@@ -257,16 +280,9 @@ class EngineServer:
             return {"path": str(path), "background": True, "t_stored_ms": handle.t_stored_ms, "pause_s": handle.pause_s}
         self.state = "storing"
         self.send_state()
-        last = [0.0]
-
-        def progress(fraction: float) -> None:
-            now = time.monotonic()
-            if now - last[0] > 0.2:
-                last[0] = now
-                self.send("progress", op="store", fraction=fraction)
-
         try:
-            snap = self.session.store(path, overwrite=overwrite, progress=progress)
+            with self._beating():
+                snap = self.session.store(path, overwrite=overwrite, progress=self._store_progress(path))
         finally:
             self.state = "built" if self.session.built else "empty"
             _release_heap()
@@ -278,13 +294,46 @@ class EngineServer:
         """A store asked for in the background under MPI: MPI ranks must not fork, so it is
         taken now, every rank reading its share, and reported like a background store."""
         tic = time.perf_counter()
-        self.send("progress", op="store", fraction=0.0, path=path)
-        snap = self.session.store(path, overwrite=overwrite)
+        with self._beating():
+            snap = self.session.store(path, overwrite=overwrite, progress=self._store_progress(path))
         seconds = time.perf_counter() - tic
         t_stored = snap.t_stored_ms if snap is not None else self.session.time_ms
         size = Path(path).stat().st_size if self.ranks.is_root else 0
         self.send("stored", path=path, bytes=size, t_stored_ms=t_stored, seconds=seconds, pause_s=seconds, capture_s=seconds, write_s=0.0, background=False)
         return {"path": path, "background": False, "t_stored_ms": t_stored, "pause_s": seconds, "bytes": size}
+
+    def _store_progress(self, path: str) -> Any:
+        last = [0.0]
+
+        def progress(fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.2:
+                last[0] = now
+                self.send("progress", op="store", fraction=fraction, path=path)
+
+        return progress
+
+    @contextlib.contextmanager
+    def _beating(self) -> Any:
+        """Heartbeats from a thread while rank 0 gathers and writes a store from every rank
+        (no progress to report then, and the parent must not take the silence for a hang)."""
+        if self.ranks.size == 1 or not self.ranks.is_root:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                with contextlib.suppress(OSError):
+                    self.send("heartbeat", t=time.time())
+
+        beater = threading.Thread(target=beat, name="einet-heartbeat", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beater.join()
 
     def op_restore(self, path: str, seed: int | None = None, threads: int | None = None) -> dict[str, Any]:
         from ..snapshot import Snapshot
@@ -446,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     if int(nest().Rank()) != rank:  # MPI starts with NEST: its rank is the one that counts
         print(f"einet: the launcher said rank {rank}, NEST says {nest().Rank()}", file=sys.stderr)
         rank = int(nest().Rank())
+    from ..ranks import ranks
+
     if rank != 0:
         return _serve(_Silent(), log)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -453,11 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         sock.connect(args.connect)
     except OSError as exc:
         print(f"einet: rank 0 cannot reach the parent at {args.connect}: {exc}", file=sys.stderr)
-        from ..ranks import ranks
-
         ranks().abort()
         return 1
-    return _serve(Channel(sock), log)
+    return _serve(_Lifeline(sock, ranks()), log)
 
 
 def _serve(chan: Channel | _Silent, log: str) -> int:

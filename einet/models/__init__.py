@@ -86,6 +86,9 @@ class ModelRef:
         build = getattr(module, self.function, None)
         if not callable(build):
             raise ModelError(f"model {self} has no function {self.function}(nest, scale, **params)")
+        size = getattr(module, "size", None)
+        if callable(size) and self.function == "build":
+            build.einet_size = size  # type: ignore[attr-defined]  # see network_size()
         return build
 
 
@@ -99,6 +102,20 @@ def load_model(ref: str, params: dict[str, Any]) -> BuildFunction:
     build = ModelRef.parse(ref).load()
     check_params(build, params, ref)
     return build
+
+
+def network_size(build: BuildFunction, scale: float, params: dict[str, Any], ref: str) -> tuple[int, int] | None:
+    """(nodes, connections) the model says it will build, if its module has
+    ``size(scale, **params)`` beside ``build``: einet refuses a network that would not fit in
+    memory before NEST starts allocating it."""
+    size = getattr(build, "einet_size", None)
+    if size is None:
+        return None
+    try:
+        nodes, connections = size(scale, **params)
+        return int(nodes), int(connections)
+    except Exception as exc:
+        raise ModelError(f"model {ref}: size() failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
 
 
 def check_params(build: BuildFunction, params: dict[str, Any], ref: str) -> None:

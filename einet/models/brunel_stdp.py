@@ -12,6 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def size(scale: float = 1.0, *, n_inh_base: int = 500, e_to_i_ratio: int = 4, indegree_e: int = 200, indegree_i: int = 50, **_: Any) -> tuple[int, int]:
+    """(nodes, connections) ``build`` makes with these parameters (einet checks memory first)."""
+    n_inh = int(round(n_inh_base * scale))
+    neurons = n_inh * (1 + e_to_i_ratio)
+    return neurons + 1, neurons * (indegree_e + indegree_i + 1)
+
+
 def build(
     nest: Any,
     scale: float = 1.0,

@@ -205,3 +205,44 @@ def test_a_nest_without_mpi_is_told_in_one_line(tmp_path: Path) -> None:
     )
     assert p.returncode == 1 and "not compiled with MPI" in p.stderr and "make setup-mpi" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+LONELY = '''
+def build(nest, scale=1.0):
+    many = nest.Create("iaf_psc_alpha", 10, params={"I_e": 400.0})
+    one = nest.Create("iaf_cond_exp", params={"V_m": -61.5})  # lives on one rank only
+    nest.Connect(many, one, syn_spec={"weight": 2.0})
+    nest.Connect(one, many, syn_spec={"synapse_model": "stdp_synapse", "weight": 3.0})
+    return {"many": many, "one": one}
+'''
+
+
+def test_a_population_smaller_than_the_ranks_is_stored_whole(tmp_path: Path) -> None:
+    model = tmp_path / "lonely.py"
+    model.write_text(LONELY)
+    eng, _ = start(tmp_path / "store", 2)
+    path = tmp_path / "lonely.h5"
+    try:
+        eng.call("build", CALL_S, config=NetworkConfig(model=str(model), threads=1).to_dict())
+        run(eng, 50.0)
+        eng.call("store", CALL_S, path=str(path))
+    finally:
+        eng.close(timeout_s=30)
+    snap = Snapshot.open(path)
+    lonely = next(r for r in snap.nodes if r.model == "iaf_cond_exp")
+    assert lonely.count == 1 and "V_m" in lonely.keys() and "g_ex" in lonely.keys()
+    _, again = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=50.0)
+    assert_same_state(snap, again)
+
+
+def test_a_vanished_parent_ends_every_rank(two: tuple[Engine, Recorder]) -> None:
+    eng, rec = two
+    eng.call("build", CALL_S, config=SMALL.to_dict())
+    eng.request("run", t_ms=1_000_000.0)
+    wait_for(lambda: len(rec.of("frame")) >= 2, 60)
+    eng.call("pause", timeout_s=10)  # the other ranks now wait on rank 0 between two steps
+    pids = list(eng.rank_pids)
+    assert eng._chan is not None
+    eng._chan.close()  # the dashboard is gone without a word
+    wait_for(lambda: not any(_running(p) for p in pids), 30)
+    wait_for(lambda: eng.proc is not None and eng.proc.poll() is not None, 30)

@@ -1,0 +1,45 @@
+"""Will a network fit? NEST's memory estimated from node and connection counts, checked
+against what this machine has available, before NEST starts allocating.
+
+Measured on NEST 3.10 (2 threads): ~1.9 KB per neuron, 40 B per static synapse, 62 B per
+``stdp_synapse_hom``, 104 B per ``stdp_synapse``. The estimate takes the middle (64 B) and
+refuses only what would clearly not fit: a build that outgrows memory would otherwise take the
+machine down with it.
+"""
+
+from __future__ import annotations
+
+import os
+
+NODE_BYTES = 2048
+CONNECTION_BYTES = 64
+
+
+def available_bytes() -> int:
+    """Memory the kernel says can be allocated without swapping (``MemAvailable``)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def network_bytes(nodes: int, connections: int) -> int:
+    return nodes * NODE_BYTES + connections * CONNECTION_BYTES
+
+
+def shortfall(nodes: int, connections: int, *, ranks: int = 1) -> str:
+    """Empty if a network of this size fits (spread over ``ranks`` processes on this
+    machine's memory each), else one line saying how far it is from fitting."""
+    need = network_bytes(nodes, connections) // max(1, ranks)
+    have = available_bytes()
+    if need <= have:
+        return ""
+    return f"it would need about {_gb(need)} ({nodes:,} nodes, {connections:,} connections) and this machine has {_gb(have)} available"
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n < 1e12 else f"{n / 1e12:.1f} TB"
