@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+from rich.text import Text
+
 from einet.config import NetworkConfig
 from einet.snapshot import Snapshot
 from tui.app import EinetApp
@@ -242,4 +244,27 @@ async def test_a_workers_unexpected_exception_reaches_the_user(tmp_path: Path) -
         app.run_worker(broken, thread=True, group="cmd", exit_on_error=False)
         await until(pilot, lambda: any("ZeroDivisionError" in str(n) for n in notes(app)), timeout=10)
         assert app.is_running, "the dashboard carries on"
+        await pilot.press("q")
+
+
+async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path, stored: Path) -> None:
+    folder = tmp_path / "[b]snaps["  # a folder name that is Rich markup, and broken markup
+    folder.mkdir()
+    named = folder / "run[bold red].h5"
+    named.write_bytes(stored.read_bytes())
+    (folder / "bad[red].h5").write_bytes(b"\x1b[31mnot a snapshot")
+    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(named))
+        status = str(app.query_one("#status").render())
+        assert "run[bold red].h5" in status, status
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        table = app.screen.query_one("DataTable")
+        await until(pilot, lambda: "checking…" not in str(table.get_row_at(0)) + str(table.get_row_at(1)))
+        # what the user sees: DataTable renders a text cell as markup
+        cells = [Text.from_markup(str(c)).plain for i in range(table.row_count) for c in table.get_row_at(i)]
+        assert "run[bold red].h5" in cells and "bad[red].h5" in cells
+        assert any(c.startswith("INVALID") for c in cells)
+        await pilot.press("escape")
         await pilot.press("q")

@@ -135,7 +135,7 @@ class EinetApp(App[int]):
         table.add_columns("#", "run", "same as", "origin", "seed", "t [ms]", "spikes", "rate", "digest")
         self.set_interval(FRAME_INTERVAL_S, self._tick)
         self._adapt_layout()
-        self.log_line(f"einet dashboard; snapshots in {self.snapshot_dir}")
+        self.log_line(f"einet dashboard; snapshots in {escape(str(self.snapshot_dir))}")
         self.boot()
 
     def on_resize(self) -> None:
@@ -180,7 +180,7 @@ class EinetApp(App[int]):
             self._show_status()
         elif ev.kind == "log":
             for line in ev.get("lines", [])[-50:]:
-                self.log_line(f"[dim]nest[/] {line}")
+                self.log_line(f"[dim]nest[/] {escape(line)}")
         elif ev.kind == "progress":
             if ev.get("op") == "store" and self.store_busy:
                 self.store_progress = float(ev["fraction"])
@@ -204,8 +204,8 @@ class EinetApp(App[int]):
             self._show_status()
         elif ev.kind == "died":
             self.es = EngineState("dead")
-            self.notify(f"{ev['reason']}; starting a fresh engine (empty kernel)", severity="error", title="engine")
-            self.log_line(f"[red]engine: {ev['reason']}[/]")
+            self.notify(f"{escape(str(ev['reason']))}; starting a fresh engine (empty kernel)", severity="error", title="engine")
+            self.log_line(f"[red]engine: {escape(str(ev['reason']))}[/]")
             self.refresh_bindings()
             self.boot(build=False)
 
@@ -214,7 +214,7 @@ class EinetApp(App[int]):
         try:
             ready = self.engine.start()
         except EngineError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error", title="engine")
+            self.call_from_thread(self.notify, escape(str(exc)), severity="error", title="engine")
             return
         self.call_from_thread(self.log_line, f"engine pid {ready['pid']}, NEST {ready['nest_version']}, log {ready['log']}")
         if not build:
@@ -229,7 +229,7 @@ class EinetApp(App[int]):
         try:
             return self.engine.call(op, **args)
         except EngineError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error", title=f"{op} failed")
+            self.call_from_thread(self.notify, escape(str(exc)), severity="error", title=f"{op} failed")
             self.call_from_thread(self.log_line, f"[red]{op} failed: {exc}[/]")
             return None
 
@@ -253,17 +253,17 @@ class EinetApp(App[int]):
         table = self.query_one("#history", DataTable)
         origin: str = result.origin.kind
         if result.origin.kind == "restored":
-            origin += f" ← {Path(result.origin.snapshot).stem}"
+            origin += f" ← {escape(Path(result.origin.snapshot).stem)}"
         if not result.bit_comparable:
             origin += ", other threads"
         table.add_row(
-            str(len(self.runs)), result.label + (" (cancelled)" if result.cancelled else ""),
+            str(len(self.runs)), escape(result.label) + (" (cancelled)" if result.cancelled else ""),
             "" if k is None else f"identical to run {k + 1}", origin, str(result.seed),
             f"{result.t_start_ms:g}-{result.t_stop_ms:g}", str(result.n_spikes), f"{result.rate_hz:.1f}", result.short_digest,
         )
         table.move_cursor(row=table.row_count - 1)
         note = "" if k is None else f" — identical to run {k + 1}"
-        self.log_line(f"{result.label}: {result.n_spikes} spikes, {result.rate_hz:.1f} Hz, digest {result.short_digest}{note}")
+        self.log_line(f"{escape(result.label)}: {result.n_spikes} spikes, {result.rate_hz:.1f} Hz, digest {result.short_digest}{note}")
         self._drawn_version = -1
         self._draw_idle()
         self.refresh_bindings()
@@ -506,14 +506,14 @@ class EinetApp(App[int]):
         if self.groups:
             self.group_index = (self.group_index + 1) % len(self.groups)
             self.live.set_groups(self.groups, self.group_index)
-            self.notify(f"raster shows {self.groups[self.group_index].name}", timeout=2)
+            self.notify(f"raster shows {escape(self.groups[self.group_index].name)}", timeout=2)
             self._drawn_version = -1
             self._draw_idle()
 
     def action_next_weights(self) -> None:
         if self.weight_models:
             self.weight_index = (self.weight_index + 1) % len(self.weight_models)
-            self.notify(f"weights of {self.weight_model}", timeout=2)
+            self.notify(f"weights of {escape(self.weight_model)}", timeout=2)
             self._draw_weights()
 
     def action_stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import itertools
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.validation import Function, Integer
 from rich.markdown import Markdown as RichMarkdown
+from rich.markup import escape
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual_plotext import PlotextPlot
 import numpy as np
@@ -64,7 +66,7 @@ class StoreScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Store a snapshot in [b]{self.folder}[/] — Enter stores, Escape cancels")
+            yield Label(f"Store a snapshot in [b]{escape(str(self.folder))}[/] — Enter stores, Escape cancels")
             yield Input(value=default_snapshot_name(), id="name", validators=[Function(self._valid, "invalid name")], validate_on=["changed", "submitted"])
             yield Static("", id="problem", classes="problem")
 
@@ -82,13 +84,13 @@ class StoreScreen(ModalScreen[Path | None]):
 
     @on(Input.Changed)
     def changed(self, event: Input.Changed) -> None:
-        self.query_one("#problem", Static).update(self._check(event.value)[1])
+        self.query_one("#problem", Static).update(escape(self._check(event.value)[1]))
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
         path, problem = self._check(event.value)
         if path is None:
-            self.query_one("#problem", Static).update(problem)
+            self.query_one("#problem", Static).update(escape(problem))
             return
         self.dismiss(path)
 
@@ -108,7 +110,7 @@ class SeedScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Rerun [b]{Path(self.snapshot).name}[/] with seed (Enter runs, Escape cancels):")
+            yield Label(f"Rerun [b]{escape(Path(self.snapshot).name)}[/] with seed (Enter runs, Escape cancels):")
             yield Input(value=str(self.current), id="seed", type="integer", validators=[Integer(minimum=0, maximum=2**32 - 2, failure_description="a whole number from 0 to 4294967294")])
             yield Static("", id="problem", classes="problem")
 
@@ -143,7 +145,7 @@ class RestoreScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(f"Snapshots in [b]{self.folder}[/] — Enter restores, Escape cancels")
+            yield Label(f"Snapshots in [b]{escape(str(self.folder))}[/] — Enter restores, Escape cancels")
             yield DataTable(id="snapshots", cursor_type="row")
             yield Static("", id="problem", classes="problem")
 
@@ -153,7 +155,7 @@ class RestoreScreen(ModalScreen[Path | None]):
             table.add_column(col, key=col)
         self.paths = list_snapshots(self.folder)
         for p in self.paths:
-            table.add_row(p.name, "…", "…", "…", "…", f"{p.stat().st_size / 1e6:.1f} MB", "checking…", key=str(p))
+            table.add_row(escape(p.name), "…", "…", "…", "…", f"{p.stat().st_size / 1e6:.1f} MB", "checking…", key=str(p))
         if not self.paths:
             self.query_one("#problem", Static).update("no snapshots here yet: store one with s")
         table.focus()
@@ -173,7 +175,7 @@ class RestoreScreen(ModalScreen[Path | None]):
             "network": "+".join(str(v) for v in info.groups.values()) if info.valid else "?",
             "seed": str(info.seed) if info.seed is not None else "?",
             "threads": str(info.n_vp) if info.n_vp is not None else "?",
-            "integrity": "ok" if info.valid else f"INVALID: {info.problem}"[:60],
+            "integrity": "ok" if info.valid else escape(f"INVALID: {info.problem}"[:60]),
         }
         for col, value in values.items():
             table.update_cell(key, col, value)
@@ -274,7 +276,7 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#cmp-table", DataTable)
         table.add_columns("#", "run", "same as", "spikes", "digest")
         for i, (r, k) in enumerate(zip(self.runs, self.identical)):
-            table.add_row(str(self.first + i + 1), r.label, "" if k is None else f"run {k + 1}", str(r.n_spikes), r.short_digest)
+            table.add_row(str(self.first + i + 1), escape(r.label), "" if k is None else f"run {k + 1}", str(r.n_spikes), r.short_digest)
         if not self.runs:
             self.notify("no runs yet", severity="warning")
 
