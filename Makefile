@@ -42,7 +42,7 @@ bench-large: setup-test
 	$(PY) benchmarks/run.py --scales 10 --large --readme README.md
 
 fuzz: setup-test
-	$(PY) benchmarks/fuzz.py --cases 10000 --kills 60
+	$(PY) benchmarks/fuzz.py --cases 10000 --kills 60 --interrupts 30
 
 soak: setup-test
 	$(PY) benchmarks/soak.py --cycles 200

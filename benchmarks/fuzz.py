@@ -1,6 +1,7 @@
-"""`make fuzz`: the snapshot loader against >= 10,000 damaged files, and kill -9 during store.
+"""`make fuzz`: the snapshot loader against >= 10,000 damaged files, Ctrl-C and kills during
+damaged reads and during stores, and kill -9 during store.
 
-    python benchmarks/fuzz.py --cases 10000 --kills 60
+    python benchmarks/fuzz.py --cases 10000 --kills 60 --interrupts 30
 
 Every damaged file must be refused with a one-line SnapshotError or be byte-for-byte the
 original snapshot's content; after every kill the folder must hold exactly the complete old or
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from einet import NetworkConfig, Session, Snapshot  # noqa: E402
 from einet.snapshot import list_snapshots  # noqa: E402
-from tests.mutations import STRUCTURAL, UNCHECKED, random_byte_mutation, same_snapshot, verdict, write_structural  # noqa: E402
+from tests.mutations import STRUCTURAL, UNCHECKED, random_byte_mutation, readers_of, same_snapshot, verdict, write_structural  # noqa: E402
 
 CONFIG = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -89,10 +90,67 @@ def kills(n: int, folder: Path, seed: int) -> collections.Counter[str]:
     return counts
 
 
+def _ctrl_c_allowed() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a shell without job control ignores it in children
+
+
+def interrupts(n: int, folder: Path, seed: int) -> tuple[collections.Counter[str], list[float]]:
+    """Ctrl-C, SIGTERM and SIGKILL of `einet inspect` while its reader child is stuck in a file
+    that makes libhdf5 loop: the CLI must exit at once and no reader may outlive it."""
+    rng = random.Random(seed)
+    counts: collections.Counter[str] = collections.Counter()
+    waits: list[float] = []
+    hangs = ROOT / "tests" / "data" / "hdf5-hangs.h5"
+    for k in range(n):
+        how = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[k % 3]
+        path = folder / f"loops-{k}.h5"
+        path.write_bytes(hangs.read_bytes())
+        p = subprocess.Popen([sys.executable, "-m", "einet.cli", "inspect", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=_ctrl_c_allowed)
+        deadline = time.monotonic() + 30
+        while len(readers_of(path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
+        t0 = time.monotonic()
+        p.send_signal(how)
+        _, err = p.communicate(timeout=30)
+        waits.append(time.monotonic() - t0)
+        deadline = time.monotonic() + 2
+        while readers_of(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = readers_of(path)
+        ok = not left and waits[-1] < 2.0 and "Traceback" not in err and (how != signal.SIGINT or p.returncode == 130)
+        if not ok:
+            raise SystemExit(f"{how.name}: exit after {waits[-1]:.2f} s, code {p.returncode}, {len(left)} processes left, stderr {err.strip()[:200]!r}")
+        counts[f"{how.name}: exited, nothing left"] += 1
+    return counts, waits
+
+
+def ctrl_c_during_store(n: int, folder: Path, seed: int) -> collections.Counter[str]:
+    """Ctrl-C at random moments of `einet run --store`: exit 0 (done) or 130 (interrupted), one
+    line at most, never a traceback; the file is either absent or a complete snapshot."""
+    rng = random.Random(seed)
+    counts: collections.Counter[str] = collections.Counter()
+    path = folder / "interrupted.h5"
+    for _ in range(n):
+        path.unlink(missing_ok=True)
+        p = subprocess.Popen([sys.executable, "-m", "einet.cli", "run", "--scale", "0.3", "--t", "100", "--store", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=_ctrl_c_allowed)
+        time.sleep(rng.uniform(0.5, 2.5))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        stored = path.exists()
+        if stored:
+            Snapshot.open(path)  # complete, or this raises
+        if p.returncode not in (0, 130) or "Traceback" in err or "Exception ignored" in err or len(err.strip().splitlines()) > 1:
+            raise SystemExit(f"Ctrl-C during store: code {p.returncode}, stderr {err.strip()[:300]!r}")
+        counts[f"exit {p.returncode}, " + ("a complete file" if stored else "no file")] += 1
+    return counts
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", type=int, default=10_000)
     p.add_argument("--kills", type=int, default=60)
+    p.add_argument("--interrupts", type=int, default=30)
     p.add_argument("--seed", type=int, default=20261125)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="einet-fuzz-") as tmp:
@@ -114,6 +172,16 @@ def main() -> int:
         print(f"loader fuzz, format v1: {sum(counts.values())} damaged files in {time.perf_counter() - t0:.0f} s, every one refused or intact")
         for k, v in sorted(counts.items()):
             print(f"  {k:44s} {v}")
+        t0 = time.perf_counter()
+        ic, waits = interrupts(args.interrupts, folder, args.seed)
+        print(f"Ctrl-C/SIGTERM/SIGKILL during a read that hangs libhdf5: {len(waits)} in {time.perf_counter() - t0:.0f} s; the CLI exited within {max(waits):.2f} s (median {sorted(waits)[len(waits) // 2]:.2f} s), no reader left")
+        for k, v in sorted(ic.items()):
+            print(f"  {k:38s} {v}")
+        t0 = time.perf_counter()
+        cc = ctrl_c_during_store(args.interrupts, folder, args.seed)
+        print(f"Ctrl-C at random moments of `einet run --store`: {args.interrupts} in {time.perf_counter() - t0:.0f} s, no traceback, never a partial file")
+        for k, v in sorted(cc.items()):
+            print(f"  {k:38s} {v}")
         (folder / "kills").mkdir()
         t0 = time.perf_counter()
         kc = kills(args.kills, folder / "kills", args.seed)

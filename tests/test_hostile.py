@@ -19,7 +19,7 @@ from einet import NetworkConfig, Session, Snapshot, SnapshotError
 from einet.snapshot import SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .conftest import ROOT, einet_cli
-from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
+from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, readers_of, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
 
 TINY = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -225,28 +225,15 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
 
 
 # -- round two: nothing hangs, nothing outlives its parent -------------------------------------
-def _readers_of(path: Path) -> list[int]:
-    """Processes whose command line names ``path`` (the CLI and its forked reader)."""
-    out = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if str(path).encode() in (proc / "cmdline").read_bytes():
-                    out.append(int(proc.name))
-            except OSError:
-                pass
-    return out
-
-
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupt_or_kill_during_a_damaged_read_leaves_no_process(how: signal.Signals, tmp_path: Path) -> None:
     looping = tmp_path / "loops.h5"
     looping.write_bytes((ROOT / "tests" / "data" / "hdf5-hangs.h5").read_bytes())
     p = subprocess.Popen([sys.executable, "-m", "einet.cli", "inspect", str(looping)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 30
-    while len(_readers_of(looping)) < 2 and time.monotonic() < deadline:  # the reader child is busy
+    while len(readers_of(looping)) < 2 and time.monotonic() < deadline:  # the reader child is busy
         time.sleep(0.05)
-    assert len(_readers_of(looping)) >= 2, "the isolated reader never started"
+    assert len(readers_of(looping)) >= 2, "the isolated reader never started"
     t0 = time.monotonic()
     p.send_signal(how)
     p.communicate(timeout=10)
@@ -254,9 +241,9 @@ def test_interrupt_or_kill_during_a_damaged_read_leaves_no_process(how: signal.S
     if how == signal.SIGINT:
         assert p.returncode == 130
     deadline = time.monotonic() + 3
-    while _readers_of(looping) and time.monotonic() < deadline:
+    while readers_of(looping) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _readers_of(looping) == [], "a reader outlived the CLI"
+    assert readers_of(looping) == [], "a reader outlived the CLI"
 
 
 def test_fifos_are_refused_before_they_are_opened(tmp_path: Path) -> None:
