@@ -164,6 +164,14 @@ WRITER = textwrap.dedent(
             print("written")
         except OSError as exc:
             print("failed:", type(exc).__name__)
+    elif mode == "once":
+        go = Path(sys.argv[4])
+        print("ready", flush=True)
+        while not go.exists():
+            time.sleep(0.001)
+        snap.write(target, overwrite=True)
+        print("written", flush=True)
+        time.sleep(60)
     else:
         print("ready", flush=True)
         while True:
@@ -210,9 +218,28 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
     target = tmp_path / "x.h5"
     old = s.store(target)
     assert not same_snapshot(old, new)
+
+    def killed(after: str, go: Path, start: bool) -> str:
+        p = _writer(str(original), str(target), "once", str(go))
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        if start:
+            go.touch()
+        if after:
+            assert p.stdout.readline().strip() == after
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        now = Snapshot.open(target)
+        assert same_snapshot(now, old) or same_snapshot(now, new), "a kill left a file that is neither"
+        assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
+        return "new" if same_snapshot(now, new) else "old"
+
+    # before its write the old file stands; once the write returned the new one does
+    assert killed("", tmp_path / "go", start=False) == "old"
+    assert killed("written", tmp_path / "go", start=True) == "new"
+    target.unlink()
+    s.store(target)  # the old content again
     rng = random.Random(1)
-    outcomes = set()
-    for _ in range(8):
+    for _ in range(8):  # and at any moment in between: one of the two, whole
         p = _writer(str(original), str(target), "loop")
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 0.2))
@@ -220,9 +247,7 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
         p.wait(10)
         now = Snapshot.open(target)
         assert same_snapshot(now, old) or same_snapshot(now, new)
-        outcomes.add("new" if same_snapshot(now, new) else "old")
         assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
-
 
 # -- round two: nothing hangs, nothing outlives its parent -------------------------------------
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
