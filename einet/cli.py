@@ -469,9 +469,11 @@ def entry() -> int:
         if swallowed and code == EXIT_OK:
             print("einet: interrupted", file=sys.stderr)
             code = 130
-        return code
+    except KeyboardInterrupt:  # one landing after main() handled its own, or in its handlers
+        code = 130
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +62,7 @@ def nest() -> ModuleType:
         verbose = verbose_nest()
         if not verbose:
             os.environ.setdefault("PYNEST_QUIET", "1")
-        with nest_output_to(), warnings.catch_warnings():
+        with nest_output_to(), warnings.catch_warnings(), _ctrl_c_deferred():
             warnings.simplefilter("ignore")
             import nest as module
 
@@ -70,6 +72,24 @@ def nest() -> ModuleType:
         _builtin = (frozenset(module.node_models), frozenset(module.synapse_models))
         _nest = module
     return _nest
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while NEST's extension initialises: interrupted half-way, its C++
+    state crashes the interpreter when it exits ("Fatal Python error … finalizing"). The
+    interrupt is raised as soon as the import is complete."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is signal.default_int_handler:
+        raise KeyboardInterrupt
 
 
 def builtin_models() -> tuple[frozenset[str], frozenset[str]]:
