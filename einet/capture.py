@@ -194,7 +194,8 @@ def _capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsh
         _set_keys(net, models)
         plan = _plan(net, seed, per_node, models, None)
         with nest_output_to():
-            node_parts = [_local_part(_run_status(nodes, keys)) for _, _, nodes, keys, _ in _runs_to_read(net, per_node)]
+            to_read = _runs_to_read(net, per_node)
+            node_parts = [_local_part(_run_status(nodes, keys)) for _, _, nodes, keys, _ in to_read]
         buffers = read_connections(plan, progress)
     for m in plan.models:
         m.handles = []
@@ -205,7 +206,7 @@ def _capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsh
         if parts is not None:
             plan.runs = [
                 _classify(lo + 1, hi - lo, str(per_node[lo]), keys, _merge_status([p[0][k] for p in parts], hi - lo), layer)
-                for k, (lo, hi, _, keys, layer) in enumerate(_runs_to_read(net, per_node))
+                for k, (lo, hi, _, keys, layer) in enumerate(to_read)
             ]
             merged: dict[str, tuple[list[str], list[np.ndarray]]] = {}
             for _, tables in parts:
@@ -267,7 +268,7 @@ def _json_checked(value: Any, what: str) -> Any:
 
 # -- nodes -----------------------------------------------------------------------------------
 def _node_runs(net: Network, models: np.ndarray) -> list[NodeRun]:
-    return [_classify(lo + 1, hi - lo, str(models[lo]), net.settable_nodes[str(models[lo])][0], _run_status(nodes, keys), layer) for lo, hi, nodes, keys, layer in _runs_to_read(net, models)]
+    return [_classify(lo + 1, hi - lo, str(models[lo]), keys, _run_status(nodes, keys), layer) for lo, hi, nodes, keys, layer in _runs_to_read(net, models)]
 
 
 def _runs_to_read(net: Network, models: np.ndarray) -> list[tuple[int, int, Any, list[str], Any]]:

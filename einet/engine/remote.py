@@ -37,10 +37,6 @@ class RemoteSession:
     def __exit__(self, *exc: object) -> None:
         self.engine.close()
 
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
     def _event(self, msg: Message) -> None:
         on_step = self._on_step
         if msg.kind == "frame" and on_step is not None:
