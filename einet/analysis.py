@@ -79,3 +79,35 @@ def identical_to(digests: Sequence[str]) -> list[int | None]:
         out.append(first.get(d))
         first.setdefault(d, i)
     return out
+
+
+def isi_cv(senders: np.ndarray, times: np.ndarray, min_spikes: int = 3) -> float:
+    """Mean coefficient of variation of inter-spike intervals over the neurons with at least
+    ``min_spikes`` spikes (NaN when none has): ~1 for Poisson-like firing, 0 for a clock."""
+    senders = np.asarray(senders)
+    if len(senders) < min_spikes:
+        return float("nan")
+    order = np.lexsort((times, senders))
+    s, t = senders[order], np.asarray(times, dtype=float)[order]
+    isi = np.diff(t)
+    same = s[1:] == s[:-1]
+    owner = s[1:][same]
+    isi = isi[same]
+    if not len(isi):
+        return float("nan")
+    _, index, counts = np.unique(owner, return_inverse=True, return_counts=True)
+    keep = counts >= min_spikes - 1
+    if not keep.any():
+        return float("nan")
+    n = counts.astype(float)
+    mean = np.bincount(index, weights=isi) / n
+    var = np.bincount(index, weights=isi**2) / n - mean**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.sqrt(np.maximum(var, 0.0)) / mean
+    return float(np.nanmean(cv[keep])) if np.isfinite(cv[keep]).any() else float("nan")
+
+
+def mean_weight(samples: dict[str, np.ndarray], model: str = "") -> float:
+    """Mean of one synapse model's weight sample (``model``, else the first sampled one)."""
+    w = samples.get(model) if model else next(iter(samples.values()), None)
+    return float(np.mean(w)) if w is not None and len(w) else float("nan")
