@@ -1,4 +1,4 @@
-"""The ``einet`` command: run, restore, inspect, demo, and (no arguments) the dashboard.
+"""The ``einet`` command: run, restore, inspect, demo, history, and (no arguments) the dashboard.
 
 Exit codes: 0 ok, 1 anything else, 2 usage, 3 invalid or unsafe snapshot. Errors are one
 line on stderr, never a traceback.
@@ -63,6 +63,13 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
         p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
 
+def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--history", type=Path, metavar="PATH", help="the run history database (default: $EINET_HISTORY, else snapshots/einet-history.sqlite)")
+    if off_flag:
+        group.add_argument("--no-history", action="store_true", help="record nothing in the run history")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="einet",
@@ -78,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(run)
     run.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
     run.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    _history_flags(run)
 
     restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate (runs no model code)")
     restore.add_argument("path", type=Path, help="the snapshot file")
@@ -85,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_flags(restore, defaults="the snapshot's")
     restore.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
     restore.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    _history_flags(restore)
 
     inspect = sub.add_parser("inspect", help="show a snapshot's metadata, counts, what is not stored, and integrity")
     inspect.add_argument("path", type=Path, help="the snapshot file")
@@ -97,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", type=Path, metavar="PATH", help="keep the demo's snapshot here")
     demo.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
     demo.add_argument("--no-plots", action="store_true", help="only the table")
+    _history_flags(demo)
+
+    history = sub.add_parser("history", help="the recorded runs (of run, restore, demo and the dashboard), and which are identical")
+    history.add_argument("--json", action="store_true", help="print one JSON document")
+    history.add_argument("--limit", type=int, default=50, metavar="N", help="the last N runs (default 50)")
+    _history_flags(history, off_flag=False)
 
     tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
     _model_flags(tui)
@@ -209,6 +224,61 @@ def _print_run(result: Any, stored: str | None) -> None:
         c.print(f"  stored snapshot: {shown(stored)}")
 
 
+def _history_file(args: argparse.Namespace) -> Path:
+    """--history, else $EINET_HISTORY, else snapshots/einet-history.sqlite (from the current folder)."""
+    from .history import history_path
+
+    return args.history if getattr(args, "history", None) is not None else history_path(Path("snapshots"))
+
+
+class _Recorder:
+    """A command's run history (--history, --no-history): opened at the first run recorded,
+    so a command refused earlier touches no file. When the history is or turns off, its one
+    warning line goes to stderr, once; nothing goes to stdout and nothing here raises."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._off = bool(getattr(args, "no_history", False))
+        self._path = None if self._off else _history_file(args)
+        self._history: Any = None
+        self._warned = False
+
+    @property
+    def wanted(self) -> bool:
+        """Whether runs are (still) to be recorded: hashing files for it is worth it."""
+        return not self._off and (self._history is None or self._history.enabled)
+
+    def record(self, result: Any, snapshot: Path | None = None) -> int | None:
+        """Record a run; ``snapshot`` is the file a restored run came from (hashed here)."""
+        if not self.wanted:
+            return None
+        from .history import History, file_sha256
+
+        if self._history is None:
+            self._history = History.open(self._path)  # type: ignore[arg-type]
+        sha = file_sha256(snapshot) if snapshot is not None and self._history.enabled else ""
+        run_id = self._history.record(result, snapshot_sha256=sha)
+        self._warn()
+        return run_id  # type: ignore[no-any-return]
+
+    def stored(self, run_id: int | None, path: Path | None) -> None:
+        """Note a snapshot stored from run ``run_id``'s end state (its path and SHA-256)."""
+        if run_id is None or path is None or not self.wanted:
+            return
+        from .history import file_sha256
+
+        self._history.note_stored(run_id, path, file_sha256(path))
+        self._warn()
+
+    def close(self) -> None:
+        if self._history is not None:
+            self._history.close()
+
+    def _warn(self) -> None:
+        if self._history is not None and not self._history.enabled and not self._warned:
+            self._warned = True
+            print(f"einet: warning: {visible(self._history.warning)}", file=sys.stderr)
+
+
 def _refuse_existing(args: argparse.Namespace) -> None:
     """A --store target that exists is refused before anything is simulated."""
     if args.store is not None and not args.overwrite and (args.store.exists() or args.store.is_symlink()):
@@ -219,10 +289,14 @@ def _refuse_existing(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _refuse_existing(args)
+    history = _Recorder(args)
     with _session(args, config_from_args(args)) as session:
         session.build()
         result = _run_with_progress(session, "run 1", args.json)
+        run_id = history.record(result)
         stored = _store(session, args.store, args.overwrite, args.json)
+        history.stored(run_id, args.store)
+    history.close()
     _emit(args, {**result.summary(), "stored": stored}, lambda: _print_run(result, stored))
     return EXIT_OK
 
@@ -234,10 +308,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     _require_file(args.path)
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
+    history = _Recorder(args)
     with _session(args, snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)) as session:
         session.restore(snap, seed=args.seed, threads=args.threads)
         result = _run_with_progress(session, "restored", args.json)
+        run_id = history.record(result, snapshot=args.path)
         stored = _store(session, args.store, args.overwrite, args.json)
+        history.stored(run_id, args.store)
+    history.close()
     _emit(args, {**result.summary(), "snapshot": str(args.path), "stored": stored}, lambda: _print_run(result, stored))
     return EXIT_OK
 
@@ -322,6 +400,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 done[0] += 1
 
             results = run_demo(session, path, t_ms=args.t_ms, on_caption=on_caption, step_ms=100.0, overwrite=args.overwrite or args.store is None)
+        history = _Recorder(args)  # while the snapshot (a temporary file without --store) is there to hash
+        ids = [history.record(r, snapshot=path if r.origin.kind == "restored" else None) for r in results]
+        history.stored(ids[0] if ids else None, args.store)  # the snapshot is the first run's end state
+        history.close()
     same = identical_to([r.digest for r in results])
     doc = {"runs": [{**r.summary(), "identical_to": None if k is None else results[k].label} for r, k in zip(results, same)]}
 
@@ -376,6 +458,57 @@ def _demo_plots(results: Sequence[Any]) -> str:
     return "\n".join(out)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from .history import History
+
+    if args.limit < 1:
+        raise UsageError(f"--limit must be 1 or more, not {args.limit}")
+    path = _history_file(args)
+    runs: list[Any] = []
+    same: list[Any] = []
+    if path.exists() or path.is_symlink():
+        with History.open(path) as history:
+            runs = history.runs(args.limit)
+            same = [history.first_with_digest(r.digest, before_id=r.id) for r in runs]
+            if not history.enabled:
+                print(f"einet: error: {visible(history.problem)}", file=sys.stderr)
+                return EXIT_ERROR
+    doc = {"history": str(path), "runs": [{**r.to_dict(), "identical_to": None if s is None else s.id} for r, s in zip(runs, same)]}
+
+    def human() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        if not runs:
+            print(f"no runs recorded yet in {visible(path)}")
+            return
+        table = Table(title=f"run history: {shown(path)}")
+        for col in ("id", "when", "label", "origin", "seed", "threads", "t [ms]", "spikes", "rate [Hz]", "digest", "same as"):
+            table.add_column(shown(col), justify="right" if col in ("id", "seed", "spikes", "rate [Hz]", "same as") else "left", no_wrap=col in ("when", "t [ms]", "digest"))  # "[ms]" is markup
+        for r, s in zip(runs, same):
+            origin = f"restored {Path(r.snapshot).name}" if r.origin == "restored" and r.snapshot else r.origin
+            if r.cancelled:
+                origin += " (cancelled)"
+            layout = f"{r.ranks}×{r.threads}" if r.ranks > 1 else str(r.threads)
+            rate = "" if r.rate_hz is None else f"{r.rate_hz:.2f}"
+            table.add_row(str(r.id), shown(_local_time(r.recorded_at)), shown(r.label), shown(origin), str(r.seed), layout, f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.spikes), rate, shown(r.digest[:8]), "" if s is None else str(s.id))
+        console = Console(width=None if sys.stdout.isatty() else 120)
+        console.print(table)
+
+    _emit(args, doc, human)
+    return EXIT_OK
+
+
+def _local_time(iso: str) -> str:
+    """An ISO-8601 time as local time to the minute (the text itself if it is not one)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return iso
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     from tui.app import run_app  # the one import of the UI from einet/: the `tui` command
 
@@ -387,6 +520,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": cmd_restore,
     "inspect": cmd_inspect,
     "demo": cmd_demo,
+    "history": cmd_history,
     "tui": cmd_tui,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,20 @@ from einet import NetworkConfig, Session, Snapshot
 
 SMALL = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def history_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """EINET_HISTORY for the whole session: the runs tests make (in this process and in the
+    CLIs and dashboards they start) are recorded here, never in the repository's snapshots/."""
+    path = tmp_path_factory.mktemp("history") / "einet-history.sqlite"
+    before = os.environ.get("EINET_HISTORY")
+    os.environ["EINET_HISTORY"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("EINET_HISTORY", None)
+    else:
+        os.environ["EINET_HISTORY"] = before
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,501 @@
+"""The run history: every run the CLI or the dashboard makes, kept in a small SQLite database.
+
+It answers "is today's rerun identical to yesterday's?": each run's spike-train digest is kept
+with its provenance (seed, threads, the snapshot it came from and that file's SHA-256). The
+database lives next to the snapshots (``<snapshot dir>/einet-history.sqlite``, or
+``$EINET_HISTORY``). It uses stdlib :mod:`sqlite3` in WAL mode: no server, no dependency, and
+several dashboards or commands on one folder can write at once (each write is one short
+``BEGIN IMMEDIATE`` transaction).
+
+The history never stops a run: a file that is not a database, is damaged, was written by a
+newer einet, cannot be created or stays locked turns it *off* (``enabled`` False) with one
+line in ``warning``; nothing here raises. Only the standard library and numpy are imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sqlite3
+import stat
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .analysis import isi_cv, mean_weight
+from .runs import RunResult
+
+HISTORY_FILE = "einet-history.sqlite"
+"""The history's file name in a snapshot folder."""
+
+HISTORY_ENV = "EINET_HISTORY"
+"""Environment variable naming the history file; it wins over every default."""
+
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the layout below; a file with a higher one is left alone."""
+
+DEFAULT_TIMEOUT_S = 3.0
+"""How long a write waits for another process's write to finish before the history turns off."""
+
+QUICK_CHECK_MAX_BYTES = 64 << 20
+"""Files up to this size get ``PRAGMA quick_check`` on open (milliseconds for a history)."""
+
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("session", "TEXT NOT NULL"),
+    ("recorded_at", "TEXT NOT NULL"),
+    ("label", "TEXT NOT NULL"),
+    ("origin", "TEXT NOT NULL"),
+    ("snapshot", "TEXT NOT NULL"),
+    ("snapshot_sha256", "TEXT NOT NULL"),
+    ("snapshot_t_ms", "REAL"),
+    ("seed", "INTEGER NOT NULL"),
+    ("threads", "INTEGER NOT NULL"),
+    ("ranks", "INTEGER NOT NULL"),
+    ("n_vp", "INTEGER NOT NULL"),
+    ("t_start_ms", "REAL NOT NULL"),
+    ("t_stop_ms", "REAL NOT NULL"),
+    ("spikes", "INTEGER NOT NULL"),
+    ("rate_hz", "REAL"),
+    ("digest", "TEXT NOT NULL"),
+    ("model", "TEXT NOT NULL"),
+    ("cancelled", "INTEGER NOT NULL"),
+    ("bit_comparable", "INTEGER NOT NULL"),
+    ("wall_s", "REAL"),
+    ("cv", "REAL"),
+    ("mean_weight", "REAL"),
+    ("stored", "TEXT NOT NULL DEFAULT ''"),
+    ("stored_sha256", "TEXT NOT NULL DEFAULT ''"),
+)
+_NAMES = tuple(name for name, _ in _COLUMNS)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, " + ", ".join(f"{n} {t}" for n, t in _COLUMNS) + ")",
+    "CREATE INDEX IF NOT EXISTS runs_digest ON runs (digest, id)",
+)
+
+
+def history_path(snapshot_dir: Path) -> Path:
+    """The history file for a snapshot folder: ``$EINET_HISTORY`` if set, else
+    ``snapshot_dir / HISTORY_FILE``."""
+    env = os.environ.get(HISTORY_ENV, "")
+    return Path(env) if env else Path(snapshot_dir) / HISTORY_FILE
+
+
+@dataclass(frozen=True)
+class HistoryRun:
+    """One recorded run, as the history holds it."""
+
+    id: int
+    session: str
+    """uuid (hex) of the History object (process or dashboard session) that recorded it."""
+    recorded_at: str
+    """ISO-8601 UTC, seconds."""
+    label: str
+    origin: str
+    """fresh, continued or restored."""
+    snapshot: str
+    """Absolute path of the snapshot a restored run came from ('' otherwise)."""
+    snapshot_sha256: str
+    snapshot_t_ms: float | None
+    seed: int
+    threads: int
+    ranks: int
+    n_vp: int
+    t_start_ms: float
+    t_stop_ms: float
+    spikes: int
+    rate_hz: float | None
+    digest: str
+    """SHA-256 (hex) of the spike train: equal digests, identical spikes."""
+    model: str
+    cancelled: bool
+    bit_comparable: bool
+    wall_s: float | None
+    cv: float | None
+    """Mean coefficient of variation of inter-spike intervals (None when too few spikes)."""
+    mean_weight: float | None
+    """Mean of the first sampled synapse model's weights at the run's end (None if none)."""
+    stored: str = ""
+    """Absolute path of a snapshot stored from this run's end state ('' if none)."""
+    stored_sha256: str = ""
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready (NaN and infinities become None)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def _finite(value: object) -> float | None:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _absolute(path: str | Path) -> str:
+    return os.path.abspath(path) if str(path) else ""
+
+
+def _reason(exc: BaseException) -> str:
+    """What an sqlite or OS error means for the history file, as a phrase after its name."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return f"is locked by another process ({text})"
+    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
+        return f"cannot be written ({text})"
+    if "unable to open" in low or isinstance(exc, OSError):
+        return f"cannot be opened or created ({text})"
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return f"is not a readable database ({text})"
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return f"is not a readable database ({text})"
+    return f"cannot be used ({text})"
+
+
+class _Off(Exception):
+    """The history turns off for this reason (a phrase after the file's name)."""
+
+
+class History:
+    """The run history in one SQLite file. Create with :meth:`History.open` (never raises).
+
+    When ``enabled`` is False every method is a no-op (``record`` returns None, ``runs`` an
+    empty list) and ``warning`` says why in one line. Safe to use from several threads.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection | None, warning: str = "") -> None:
+        self.path = path
+        self.session = uuid.uuid4().hex
+        """This object's session id, stored with every run it records."""
+        self._conn = conn
+        self._warning = warning
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> History:
+        """Open (creating folder, file and tables if missing) the history at ``path``.
+
+        ``timeout_s`` is how long a write waits for another writer. Never raises: on any
+        problem the returned History is disabled, with a one-line ``warning``.
+        """
+        path = Path(path)
+        conn: sqlite3.Connection | None = None
+        try:
+            if path.exists() and not path.is_file():
+                raise _Off("is not a regular file")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {max(0, int(timeout_s * 1000))}")
+            _prepare(conn, path, timeout_s)
+        except _Off as exc:
+            return cls._disabled(path, conn, str(exc))
+        except (sqlite3.Error, OSError, ValueError, OverflowError, TypeError) as exc:
+            return cls._disabled(path, conn, _reason(exc))
+        return cls(path, conn)
+
+    @classmethod
+    def _disabled(cls, path: Path, conn: sqlite3.Connection | None, reason: str) -> History:
+        if conn is not None:
+            _close_quietly(conn)
+        return cls(path, None, _warning_line(path, reason))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether runs are recorded (False after any problem with the file)."""
+        return self._conn is not None
+
+    @property
+    def warning(self) -> str:
+        """Why the history is off, in one line ('' while enabled)."""
+        return self._warning
+
+    @property
+    def problem(self) -> str:
+        """The reason alone (``<path> is not a readable database (...)``), '' while enabled."""
+        if not self._warning:
+            return ""
+        return self._warning.removeprefix("run history off: ").removesuffix("; runs are not recorded")
+
+    def record(self, result: RunResult, *, snapshot_sha256: str = "") -> int | None:
+        """Record a run; returns its id, or None when the history is (or turns) off.
+
+        For a restored run, ``snapshot_sha256`` is the SHA-256 of the file it came from (see
+        :func:`file_sha256`). The ISI CV and the mean weight are computed here.
+        """
+        if self._conn is None:
+            return None
+        try:
+            row = _row(result, self.session, snapshot_sha256)
+        except Exception as exc:  # a malformed result must not stop the caller
+            with self._lock:
+                self._turn_off(f"could not record run {result.label!r} ({type(exc).__name__}: {exc})")
+            return None
+        sql = f"INSERT INTO runs ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
+        return self._write(lambda c: c.execute(sql, [row[n] for n in _NAMES]).lastrowid)
+
+    def note_stored(self, run_id: int, path: Path, sha256: str) -> None:
+        """Note that a snapshot of run ``run_id``'s end state was stored at ``path``."""
+        if self._conn is None:
+            return
+        self._write(lambda c: c.execute("UPDATE runs SET stored = ?, stored_sha256 = ? WHERE id = ?", (_absolute(path), sha256, int(run_id))))
+
+    def runs(self, limit: int | None = None) -> list[HistoryRun]:
+        """The recorded runs, oldest first: all of them, or the last ``limit``."""
+        rows = self._read(
+            f"SELECT id, {', '.join(_NAMES)} FROM (SELECT * FROM runs ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (-1 if limit is None else max(0, int(limit)),),
+        )
+        return [] if rows is None else rows
+
+    def first_with_digest(self, digest: str, before_id: int | None = None) -> HistoryRun | None:
+        """The earliest recorded run (any session) with this digest; with ``before_id``, only
+        among runs recorded before that one."""
+        rows = self._read(
+            f"SELECT id, {', '.join(_NAMES)} FROM runs WHERE digest = ? AND id < ? ORDER BY id LIMIT 1",
+            (digest, 2**63 - 1 if before_id is None else int(before_id)),
+        )
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        """Close the database (the history is off afterwards, without a warning)."""
+        with self._lock:
+            if self._conn is not None:
+                _close_quietly(self._conn)
+                self._conn = None
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, change: Any) -> Any:
+        """Run ``change(connection)`` in its own ``BEGIN IMMEDIATE`` transaction."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    out = change(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return out
+            except (sqlite3.Error, OSError, ValueError, OverflowError) as exc:
+                self._turn_off(_reason(exc))
+                return None
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[HistoryRun] | None:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return None
+            try:
+                return [_history_run(r) for r in conn.execute(sql, params).fetchall()]
+            except (sqlite3.Error, OSError) as exc:
+                self._turn_off(_reason(exc))
+            except (TypeError, ValueError, OverflowError) as exc:
+                self._turn_off(f"holds a malformed row ({exc})")
+            return None
+
+    def _turn_off(self, reason: str) -> None:
+        if self._conn is not None:
+            _close_quietly(self._conn)
+            self._conn = None
+        self._warning = _warning_line(self.path, reason)
+
+
+def _warning_line(path: Path, reason: str) -> str:
+    """One line whatever the path holds: control characters (line breaks among them) as ``\\xNN``."""
+    text = f"run history off: {path} {reason}; runs are not recorded"
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except sqlite3.Error:
+        pass
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """WAL mode (kept in the file: done once). The switch needs the file to itself and SQLite
+    reports "locked" at once, without its busy wait, when another process is at it too: retry
+    until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+    if str(mode).lower() != "wal":
+        raise _Off(f"cannot be switched to WAL mode (journal mode stays {mode})")
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
+    """Check the file (writing nothing to one that fails), switch it to WAL and create the
+    tables if it is new. Raises :class:`_Off` or an sqlite error on problems."""
+    conn.execute("BEGIN")  # one read: another process may be creating the tables right now
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # reads the header: garbage fails here
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    if version > SCHEMA_VERSION:
+        raise _Off(f"was written by a newer einet (schema version {version}, this einet knows {SCHEMA_VERSION})")
+    if version == 0 and tables:
+        raise _Off(f"is a database but not an einet run history (tables: {', '.join(tables[:5])})")
+    if version:
+        _check_layout(conn)
+        _check_integrity(conn, path)
+    _switch_to_wal(conn, timeout_s)
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash loses at most the last runs, never the file
+    if version == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            again = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have just made it
+            if again == 0:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if again > SCHEMA_VERSION:
+            raise _Off(f"was written by a newer einet (schema version {again}, this einet knows {SCHEMA_VERSION})")
+        _check_layout(conn)
+
+
+def _check_layout(conn: sqlite3.Connection) -> None:
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    missing = [n for n in ("id", *_NAMES) if n not in have]
+    if missing:
+        raise _Off(f"has an unexpected layout (table runs lacks {', '.join(missing[:5])})")
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check`` (a millisecond for a history of thousands of runs); a file too big
+    for that must at least read its last runs."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if size <= QUICK_CHECK_MAX_BYTES:
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            raise _Off(f"is not a readable database (damaged: {str(verdict).splitlines()[0][:200]})")
+    else:
+        conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchall()
+
+
+def _row(result: RunResult, session: str, snapshot_sha256: str) -> dict[str, Any]:
+    origin = result.origin
+    restored = origin.kind == "restored"
+    snapshot = origin.snapshot if restored and origin.snapshot and origin.snapshot != "(in memory)" else ""
+    return {
+        "session": session,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "label": str(result.label),
+        "origin": str(origin.kind),
+        "snapshot": _absolute(snapshot),
+        "snapshot_sha256": snapshot_sha256 if restored else "",
+        "snapshot_t_ms": _finite(origin.snapshot_t_ms) if restored else None,
+        "seed": int(result.seed),
+        "threads": int(result.threads),
+        "ranks": int(result.ranks),
+        "n_vp": int(result.threads) * int(result.ranks),
+        "t_start_ms": float(result.t_start_ms),
+        "t_stop_ms": float(result.t_stop_ms),
+        "spikes": int(result.n_spikes),
+        "rate_hz": _finite(result.rate_hz),
+        "digest": str(result.digest),
+        "model": str(result.model),
+        "cancelled": int(bool(result.cancelled)),
+        "bit_comparable": int(bool(result.bit_comparable)),
+        "wall_s": _finite(result.wall_s),
+        "cv": _finite(isi_cv(result.senders, result.times)),
+        "mean_weight": _finite(mean_weight(result.weights)),
+        "stored": "",
+        "stored_sha256": "",
+    }
+
+
+_INT_FIELDS = {"id", "seed", "threads", "ranks", "n_vp", "spikes"}
+_BOOL_FIELDS = {"cancelled", "bit_comparable"}
+_FLOAT_FIELDS = {"t_start_ms", "t_stop_ms"}
+_OPTIONAL_FLOAT_FIELDS = {"snapshot_t_ms", "rate_hz", "wall_s", "cv", "mean_weight"}
+
+
+def _history_run(row: tuple[Any, ...]) -> HistoryRun:
+    """A row as a HistoryRun; values of the wrong type (a file edited by hand) raise ValueError."""
+    values: dict[str, Any] = {}
+    for f, v in zip(fields(HistoryRun), row):
+        if f.name in _INT_FIELDS:
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            if not isinstance(v, int):
+                raise ValueError(f"{f.name} is {type(v).__name__}, not an integer")
+        elif f.name in _BOOL_FIELDS:
+            v = bool(v)
+        elif f.name in _FLOAT_FIELDS:
+            if not isinstance(v, (int, float)):
+                raise ValueError(f"{f.name} is {type(v).__name__}, not a number")
+            v = float(v)
+        elif f.name in _OPTIONAL_FLOAT_FIELDS:
+            v = None if v is None else _finite(v) if isinstance(v, (int, float)) else None
+        else:
+            v = "" if v is None else v if isinstance(v, str) else str(v)
+        values[f.name] = v
+    return HistoryRun(**values)
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+_SHA_LOCK = threading.Lock()
+_BLOCK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks; '' if it cannot be read or is not a
+    regular file. Cached by (resolved path, size, mtime), so hashing it again is free."""
+    try:
+        real = Path(path).resolve()
+        st = real.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return ""
+        key = (str(real), st.st_size, st.st_mtime_ns)
+        with _SHA_LOCK:
+            if key in _SHA_CACHE:
+                return _SHA_CACHE[key]
+        h = hashlib.sha256()
+        with open(real, "rb") as f:
+            while block := f.read(_BLOCK):
+                h.update(block)
+        digest = h.hexdigest()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return ""
+    with _SHA_LOCK:
+        _SHA_CACHE[key] = digest
+    return digest

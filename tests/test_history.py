@@ -1,0 +1,345 @@
+"""The run history (einet/history.py and `einet history`): real runs, real SQLite files."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from einet import NetworkConfig, Session
+from einet.analysis import isi_cv, mean_weight, spike_digest
+from einet.history import HISTORY_FILE, History, HistoryRun, file_sha256, history_path
+from einet.runs import Origin, RunResult
+
+from .conftest import ROOT, einet_cli
+
+
+def synthetic(i: int, label: str = "", origin: Origin = Origin("fresh")) -> RunResult:
+    """A RunResult from small numpy arrays (data for the history, not a NEST stand-in)."""
+    rng = np.random.default_rng(i)
+    senders = rng.integers(1, 40, 400)
+    times = np.round(np.sort(rng.uniform(0.0, 100.0, 400)), 1)
+    return RunResult(
+        label=label or f"synthetic {i}", seed=i + 1, threads=2, origin=origin, t_start_ms=0.0, t_stop_ms=100.0,
+        senders=senders, times=times, n_recorded=40, rate_hz=100.0, psth_t_ms=np.zeros(1), psth_hz=np.zeros((1, 1)),
+        weights={"e_syn": rng.uniform(0.5, 1.5, 50)}, digest=spike_digest(senders, times),
+    )
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def history_json(h: Path) -> dict:
+    p = einet_cli("history", "--json", "--history", str(h), "--limit", "1000")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_history_path_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("EINET_HISTORY")
+    assert history_path(tmp_path) == tmp_path / HISTORY_FILE == tmp_path / "einet-history.sqlite"
+    monkeypatch.setenv("EINET_HISTORY", str(tmp_path / "elsewhere.sqlite"))
+    assert history_path(tmp_path) == tmp_path / "elsewhere.sqlite"
+
+
+def test_record_and_read_back_real_runs(small: NetworkConfig, stored: Path, tmp_path: Path) -> None:
+    session = Session(small)
+    session.build()
+    fresh = session.run(100.0, label="fresh")
+    session.restore(stored)
+    restored = session.run(100.0, label="restored")
+    sha = file_sha256(stored)
+    assert sha == sha256_of(stored)
+
+    path = tmp_path / "sub" / "h.sqlite"  # the folder is created
+    with History.open(path) as h:
+        assert h.enabled and h.warning == "" and len(h.session) == 32
+        ids = [h.record(fresh), h.record(restored, snapshot_sha256=sha)]
+        assert ids == [1, 2]
+        h.note_stored(1, stored, sha)
+    with History.open(path) as h:  # a new session reads what the first one wrote
+        runs = h.runs()
+        assert [r.id for r in runs] == [1, 2] and all(r.session != h.session for r in runs)
+        assert runs[0].session == runs[1].session
+        a, b = runs
+        assert a.digest == fresh.digest and len(a.digest) == 64 and a.short_digest == fresh.digest[:12]
+        assert (a.seed, a.threads, a.ranks, a.n_vp) == (small.seed, small.threads, 1, small.threads)
+        assert a.spikes == fresh.n_spikes > 0 and a.rate_hz == pytest.approx(fresh.rate_hz)
+        assert (a.t_start_ms, a.t_stop_ms) == (fresh.t_start_ms, fresh.t_stop_ms) == (0.0, 100.0)
+        assert a.origin == "fresh" and a.snapshot == "" and a.snapshot_sha256 == "" and a.snapshot_t_ms is None
+        assert a.cv is not None and math.isfinite(a.cv) and a.cv == pytest.approx(isi_cv(fresh.senders, fresh.times))
+        assert a.mean_weight is not None and math.isfinite(a.mean_weight) and a.mean_weight == pytest.approx(mean_weight(fresh.weights))
+        assert a.model == "einet.models.brunel_stdp" and a.cancelled is False and a.bit_comparable is True
+        assert a.stored == os.path.abspath(stored) and a.stored_sha256 == sha
+        assert b.origin == "restored" and b.snapshot == os.path.abspath(stored) and b.snapshot_sha256 == sha
+        assert b.snapshot_t_ms == 200.0 and b.digest == restored.digest and b.stored == ""
+        assert h.first_with_digest(fresh.digest) == a
+        assert h.first_with_digest(fresh.digest, before_id=1) is None
+        assert h.first_with_digest("0" * 64) is None
+        assert h.runs(limit=1) == [b]
+        doc = a.to_dict()
+        assert json.loads(json.dumps(doc)) == doc and doc["digest"] == fresh.digest and doc["id"] == 1
+        assert set(doc) == {f for f in HistoryRun.__dataclass_fields__}
+
+
+def test_restored_runs_with_one_seed_are_found_identical(small: NetworkConfig, stored: Path, tmp_path: Path) -> None:
+    session = Session(small)
+    results = []
+    for _ in range(2):
+        session.restore(stored)
+        results.append(session.run(50.0, label="again"))
+    assert results[0].digest == results[1].digest
+    with History.open(tmp_path / "h.sqlite") as h:
+        first, second = (h.record(r, snapshot_sha256=file_sha256(stored)) for r in results)
+        assert (first, second) == (1, 2)
+        assert h.first_with_digest(results[1].digest, before_id=second).id == first  # type: ignore[union-attr]
+
+
+def test_file_sha256_matches_hashlib_and_follows_changes(tmp_path: Path) -> None:
+    f = tmp_path / "blob"
+    f.write_bytes(os.urandom(3 * (1 << 20) + 17))  # more than one block
+    assert file_sha256(f) == sha256_of(f) == file_sha256(f)
+    st = f.stat()
+    f.write_bytes(os.urandom(st.st_size))  # same size, new content and mtime
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert file_sha256(f) == sha256_of(f)
+    assert file_sha256(tmp_path / "missing") == "" and file_sha256(tmp_path) == ""
+    os.mkfifo(tmp_path / "fifo")
+    assert file_sha256(tmp_path / "fifo") == ""  # not opened: reading it would block
+
+
+def test_cli_history_survives_restarts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = tmp_path / "h.sqlite"
+    xs = [tmp_path / "x1.h5", tmp_path / "x2.h5"]
+    docs = []
+    for x in xs:
+        p = einet_cli("run", "--t", "100", "--scale", "0.1", "--store", str(x), "--history", str(h), "--json")
+        assert p.returncode == 0 and p.stderr == "", p.stderr
+        docs.append(json.loads(p.stdout))
+    monkeypatch.setenv("EINET_HISTORY", str(h))  # the default, without --history
+    p = einet_cli("restore", str(xs[0]), "--json")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    restored = json.loads(p.stdout)
+    p = einet_cli("restore", str(xs[0]), "--t", "20", "--json", "--no-history")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+
+    doc = history_json(h)
+    assert doc["history"] == str(h)
+    runs = doc["runs"]
+    assert [r["id"] for r in runs] == [1, 2, 3], "--no-history records nothing"
+    first, second, third = runs
+    assert first["digest"] == second["digest"] == docs[0]["digest"] == docs[1]["digest"]
+    assert (first["identical_to"], second["identical_to"], third["identical_to"]) == (None, 1, None)
+    assert first["session"] != second["session"] != third["session"]
+    for run, x in zip(runs, xs):
+        assert run["stored"] == os.path.abspath(x) and run["stored_sha256"] == sha256_of(x)
+        assert run["origin"] == "fresh" and run["seed"] == 12345 and run["t_stop_ms"] == 100.0 and run["spikes"] == docs[0]["spikes"]
+    assert sha256_of(xs[0]) != sha256_of(xs[1]), "a snapshot records its creation time"
+    assert third["origin"] == "restored" and third["snapshot"] == os.path.abspath(xs[0]) and third["snapshot_sha256"] == sha256_of(xs[0])
+    assert third["snapshot_t_ms"] == 100.0 and third["digest"] == restored["digest"] and third["stored"] == ""
+    assert all(isinstance(r["cv"], float) and isinstance(r["mean_weight"], float) for r in runs[:2])
+
+    p = einet_cli("history", "--history", str(h), "--limit", "2")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in p.stdout.splitlines() if line.startswith("│")]
+    rows = [r for r in rows if r[0]]  # a wrapped cell continues on a line without an id
+    assert [(r[0], r[-1], r[-2]) for r in rows] == [("2", "1", first["digest"][:8]), ("3", "", third["digest"][:8])]
+    assert "same as" in p.stdout and "t [ms]" in p.stdout
+
+
+def test_demo_records_its_five_runs(tmp_path: Path) -> None:
+    h, x = tmp_path / "h.sqlite", tmp_path / "demo.h5"
+    p = einet_cli("demo", "--scale", "0.05", "--t", "50", "--store", str(x), "--history", str(h), "--json")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    demo = json.loads(p.stdout)["runs"]
+    runs = history_json(h)["runs"]
+    assert [r["label"] for r in runs] == [r["label"] for r in demo] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
+    assert [r["digest"] for r in runs] == [r["digest"] for r in demo]
+    assert [r["origin"] for r in runs] == ["fresh", "continued", "restored", "restored", "restored"]
+    assert [r["identical_to"] for r in runs] == [None, None, None, 3, None]
+    assert len({r["session"] for r in runs}) == 1
+    sha = sha256_of(x)
+    assert runs[0]["stored"] == os.path.abspath(x) and runs[0]["stored_sha256"] == sha
+    assert all(r["stored"] == "" for r in runs[1:])
+    assert all(r["snapshot"] == os.path.abspath(x) and r["snapshot_sha256"] == sha and r["snapshot_t_ms"] == 50.0 for r in runs[2:])
+    assert runs[4]["seed"] != runs[3]["seed"] == runs[0]["seed"]
+
+
+def _damage(path: Path, kind: str) -> None:
+    if kind == "random bytes":
+        path.write_bytes(np.random.default_rng(1).bytes(16384))
+    elif kind == "truncated":
+        with History.open(path) as h:
+            assert [h.record(synthetic(i)) for i in range(300)][-1] == 300
+        data = path.read_bytes()
+        assert len(data) > 8 * 4096 and not Path(f"{path}-wal").exists(), "the last close checkpointed"
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "newer schema":
+        with contextlib.closing(sqlite3.connect(path)) as c:
+            c.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, future TEXT)")
+            c.execute("PRAGMA user_version = 99")
+            c.commit()
+    else:
+        raise AssertionError(kind)
+
+
+DAMAGES = {"random bytes": "is not a readable database (file is not a database)", "truncated": "is not a readable database (database disk image is malformed)", "newer schema": "was written by a newer einet (schema version 99"}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGES))
+def test_damaged_history_warns_once_and_the_run_goes_on(tmp_path: Path, kind: str) -> None:
+    h = tmp_path / "h.sqlite"
+    _damage(h, kind)
+    before = h.read_bytes()
+    p = einet_cli("run", "--t", "50", "--scale", "0.05", "--history", str(h), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["spikes"] > 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"einet: warning: run history off: {h} ") and DAMAGES[kind] in lines[0], p.stderr
+    assert lines[0].endswith("; runs are not recorded")
+    assert h.read_bytes() == before, "a damaged history is left as it was"
+    for args in ((), ("--json",)):
+        p = einet_cli("history", "--history", str(h), *args)
+        assert p.returncode == 1 and p.stdout == ""
+        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith(f"einet: error: {h} {DAMAGES[kind]}"), p.stderr
+        assert "Traceback" not in p.stderr and "runs are not recorded" not in p.stderr
+
+
+def test_bad_files_turn_the_history_off_without_raising(tmp_path: Path) -> None:
+    for kind in DAMAGES:
+        path = tmp_path / kind.replace(" ", "-")
+        _damage(path, kind)
+        h = History.open(path)
+        assert not h.enabled and h.problem.startswith(f"{path} ") and h.warning == f"run history off: {h.problem}; runs are not recorded"
+        assert DAMAGES[kind] in h.warning and "\n" not in h.warning
+        assert h.record(synthetic(1)) is None and h.runs() == [] and h.first_with_digest("x") is None
+        h.note_stored(1, path, "")
+        h.close()
+    foreign = tmp_path / "foreign.sqlite"
+    with contextlib.closing(sqlite3.connect(foreign)) as c:
+        c.execute("CREATE TABLE notes (text TEXT)")
+        c.commit()
+    (tmp_path / "a-file").write_text("x")
+    cases = {
+        foreign: "is a database but not an einet run history (tables: notes)",
+        tmp_path: "is not a regular file",
+        tmp_path / "a-file" / "h.sqlite": "cannot be opened or created",
+    }
+    for path, words in cases.items():
+        h = History.open(path)
+        assert not h.enabled and words in h.warning and h.record(synthetic(2)) is None, h.warning
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")  # an empty file is a new database
+    with History.open(empty) as h:
+        assert h.enabled and h.record(synthetic(3)) == 1 and [r.label for r in h.runs()] == ["synthetic 3"]
+    with contextlib.closing(sqlite3.connect(empty)) as c:
+        assert c.execute("PRAGMA user_version").fetchone() == (1,) and c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    h, go = tmp_path / "h.sqlite", tmp_path / "go"
+    n_writers, n_rows = 3, 100
+    code = (
+        "import sys, time, json\n"
+        "from pathlib import Path\n"
+        "from tests.test_history import synthetic\n"
+        "from einet.history import History\n"
+        "h, k, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])\n"
+        "results = [synthetic(100 * k + i, label=f'w{k} {i}') for i in range(%d)]\n"
+        "Path(f'{go}.ready{k}').touch()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not go.exists():\n"
+        "    assert time.monotonic() < deadline, 'no go'\n"
+        "    time.sleep(0.001)\n"
+        "history = History.open(h, timeout_s=20)\n"  # the first writers create the tables together
+        "ids = [history.record(r) for r in results]\n"
+        "print(json.dumps({'session': history.session, 'ids': ids, 'warning': history.warning}))\n"
+    ) % n_rows
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(h), str(k), str(go)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(n_writers)]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(Path(f"{go}.ready{k}").exists() for k in range(n_writers)):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+            time.sleep(0.01)
+        go.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    assert [p.returncode for p in procs] == [0] * n_writers, [err for _, err in outs]
+    docs = [json.loads(out) for out, _ in outs]
+    assert all(d["warning"] == "" and None not in d["ids"] and len(d["ids"]) == n_rows for d in docs)
+    assert sorted(i for d in docs for i in d["ids"]) == list(range(1, n_writers * n_rows + 1))
+    with History.open(h) as history:
+        runs = history.runs()
+    assert len(runs) == n_writers * n_rows
+    by_session = {d["session"]: d for d in docs}
+    for run in runs:
+        k, i = (int(x) for x in run.label[1:].split())
+        assert by_session[run.session]["ids"][i] == run.id and run.digest == synthetic(100 * k + i).digest and run.seed == 100 * k + i + 1
+    with contextlib.closing(sqlite3.connect(h)) as c:
+        assert c.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert c.execute("SELECT count(*) FROM runs").fetchone() == (n_writers * n_rows,)
+
+
+def test_a_locked_history_gives_up_in_time(tmp_path: Path) -> None:
+    h = tmp_path / "h.sqlite"
+    history = History.open(h, timeout_s=0.2)
+    assert history.enabled and history.record(synthetic(1)) == 1
+    with contextlib.closing(sqlite3.connect(h, isolation_level=None, timeout=0)) as blocker:
+        blocker.execute("BEGIN EXCLUSIVE")
+        start = time.monotonic()
+        assert history.record(synthetic(2)) is None
+        waited = time.monotonic() - start
+        assert 0.15 < waited < 5.0
+        assert not history.enabled and history.warning == f"run history off: {h} is locked by another process (database is locked); runs are not recorded"
+        assert history.record(synthetic(3)) is None, "off for good: no second wait"
+        blocker.execute("ROLLBACK")
+    with History.open(h) as again:
+        assert [r.label for r in again.runs()] == ["synthetic 1"]
+
+    plain = tmp_path / "plain.sqlite"  # not in WAL mode yet: opening it needs a read, which waits
+    sqlite3.connect(plain).close()
+    with contextlib.closing(sqlite3.connect(plain, isolation_level=None, timeout=0)) as blocker:
+        blocker.execute("CREATE TABLE IF NOT EXISTS dummy (a)")  # make it a non-empty file
+        blocker.execute("DROP TABLE dummy")
+        blocker.execute("BEGIN EXCLUSIVE")
+        start = time.monotonic()
+        locked = History.open(plain, timeout_s=0.2)
+        assert time.monotonic() - start < 5.0
+        assert not locked.enabled and "is locked by another process" in locked.warning
+        blocker.execute("ROLLBACK")
+    with History.open(plain) as h2:
+        assert h2.enabled and h2.runs() == []
+
+
+def test_history_cli_shows_db_strings_safely_and_says_when_empty(tmp_path: Path) -> None:
+    h = tmp_path / "h.sqlite"
+    p = einet_cli("history", "--history", str(h))
+    assert p.returncode == 0 and p.stdout.strip() == f"no runs recorded yet in {h}" and not h.exists()
+    with History.open(h) as history:
+        assert history.record(synthetic(1, label="[bold red]evil\x1b[2J")) == 1
+        assert history.record(synthetic(1, label="same", origin=Origin("restored", "/x/[b]s.h5", 10.0)), snapshot_sha256="ab") == 2
+    p = einet_cli("history", "--history", str(h))
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    cells = " ".join(line.split("│")[3].strip() for line in p.stdout.splitlines() if line.startswith("│"))
+    assert cells.startswith("[bold red]evil\\"), "markup shown, not applied; the escape sequence made visible"
+    assert "\x1b" not in p.stdout and "[b]s.h5" in p.stdout
+    p = einet_cli("history", "--history", str(h), "--limit", "0")
+    assert p.returncode == 2 and "--limit" in p.stderr
+    doc = history_json(h)
+    assert [(r["label"], r["identical_to"]) for r in doc["runs"]] == [("[bold red]evil\x1b[2J", None), ("same", 1)]
+    assert doc["runs"][1]["snapshot"] == "/x/[b]s.h5" and doc["runs"][1]["snapshot_sha256"] == "ab"
