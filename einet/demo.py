@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .runs import RunResult
 
@@ -36,21 +36,68 @@ DEMO_STEPS: tuple[DemoStep, ...] = (
 )
 
 
-def run_demo(session: Session, snapshot: str | Path, *, t_ms: float | None = None, on_caption: Callable[[DemoStep], None] | None = None, overwrite: bool = False, **run_kwargs: object) -> list[RunResult]:
-    """Play the example's five runs in ``session``; the snapshot is written to ``snapshot``
-    (an existing file is replaced only with ``overwrite``)."""
+class DemoPlayer(Protocol):
+    """What plays the demo's steps: a Session here, the engine in the dashboard. Each step
+    says whether it worked (False stops the demo; errors are the player's to report)."""
+
+    def build(self) -> bool: ...
+    def store(self, path: Path) -> bool: ...
+    def restore(self, path: Path, seed: int) -> bool: ...
+    def run(self, label: str) -> RunResult | None: ...
+
+
+def play_demo(player: DemoPlayer, snapshot: Path, seed: int, *, on_step: Callable[[int, DemoStep], object] | None = None, stopped: Callable[[], bool] = lambda: False) -> tuple[list[RunResult], bool]:
+    """Play :data:`DEMO_STEPS` (the one list the CLI and the dashboard's tour share); returns
+    the runs made and whether every step completed."""
     results: list[RunResult] = []
-    seed = session.config.seed
-    for step in DEMO_STEPS:
-        if on_caption is not None:
-            on_caption(step)
+    for i, step in enumerate(DEMO_STEPS):
+        if stopped():
+            return results, False
+        if on_step is not None:
+            on_step(i, step)
         if step.action == "build":
-            session.build()
+            ok = player.build()
         elif step.action == "store":
-            session.store(snapshot, overwrite=overwrite)
+            if not player.store(snapshot):
+                return results, False
             continue
         elif step.action == "restore":
-            session.restore(snapshot, seed=OTHER_SEED if step.other_seed else seed)
-        results.append(session.run(t_ms, label=step.label, **run_kwargs))  # type: ignore[arg-type]
-    return results
+            ok = player.restore(snapshot, OTHER_SEED if step.other_seed else seed)
+        else:
+            ok = True
+        if not ok or stopped():
+            return results, False
+        result = player.run(step.label)
+        if result is None:
+            return results, False
+        results.append(result)
+        if result.cancelled:
+            return results, False
+    return results, True
 
+
+class _SessionPlayer:
+    def __init__(self, session: Session, t_ms: float | None, overwrite: bool, run_kwargs: dict[str, object]) -> None:
+        self.session, self.t_ms, self.overwrite, self.run_kwargs = session, t_ms, overwrite, run_kwargs
+
+    def build(self) -> bool:
+        self.session.build()
+        return True
+
+    def store(self, path: Path) -> bool:
+        self.session.store(path, overwrite=self.overwrite)
+        return True
+
+    def restore(self, path: Path, seed: int) -> bool:
+        self.session.restore(path, seed=seed)
+        return True
+
+    def run(self, label: str) -> RunResult:
+        return self.session.run(self.t_ms, label=label, **self.run_kwargs)  # type: ignore[arg-type]
+
+
+def run_demo(session: Session, snapshot: str | Path, *, t_ms: float | None = None, on_caption: Callable[[DemoStep], None] | None = None, overwrite: bool = False, **run_kwargs: object) -> list[RunResult]:
+    """Play the example's five runs in ``session``; the snapshot is written to ``snapshot``
+    (an existing file is replaced only with ``overwrite``). Errors raise."""
+    results, _ = play_demo(_SessionPlayer(session, t_ms, overwrite, run_kwargs), Path(snapshot), session.config.seed, on_step=None if on_caption is None else lambda i, step: on_caption(step))
+    return results

@@ -34,7 +34,9 @@ def raster_points(senders: np.ndarray, times: np.ndarray, t0: float, t1: float, 
     return t, rows
 
 
-def draw_raster(plt: Any, senders: np.ndarray, times: np.ndarray, t0: float, t1: float, raster_ids: np.ndarray, *, title: str = "", color: str = "blue", marker: str = "dot", ylabel: str = "neuron") -> None:
+def draw_raster(plt: Any, senders: np.ndarray, times: np.ndarray, t0: float, t1: float, raster_ids: np.ndarray, *, title: str = "", color: str = "blue", marker: str = "dot", xlabel: str = "time [ms]") -> None:
+    """Spikes of ``raster_ids`` (one row each, y = 1..n) between ``t0`` and ``t1``. plotext
+    writes a y label under the x axis, so what the rows are belongs in ``title``."""
     t, rows = raster_points(senders, times, t0, t1, raster_ids)
     if len(t):
         plt.scatter(t.tolist(), rows.tolist(), marker=marker, color=color)
@@ -43,26 +45,31 @@ def draw_raster(plt: Any, senders: np.ndarray, times: np.ndarray, t0: float, t1:
     plt.ylim(0, n + 1)
     plt.yticks(sorted({1, max(1, n // 2), n}))
     plt.title(title)
-    plt.ylabel(ylabel)
+    if xlabel:
+        plt.xlabel(xlabel)
 
 
-def draw_psth(plt: Any, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, marker: str = "dot", align: bool = False, title: str = "PSTH (rate per neuron)") -> None:
-    """PSTH lines: (label, left bin edges in ms, rate in Hz). ``align`` shifts each to start at 0."""
+def draw_psth(plt: Any, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], *, marker: str = "dot", align: bool = False, title: str = "PSTH: rate per neuron [Hz]", xlabel: str = "time [ms]") -> None:
+    """PSTH lines: (legend label, left bin edges in ms, rate in Hz). ``align`` shifts each to
+    start at 0 (runs that began at different times, compared)."""
     for i, (label, t, hz) in enumerate(curves):
         if len(t):
             x = t - t[0] if align else t
             plt.plot(x.tolist(), hz.tolist(), label=label, color=COLORS[i % len(COLORS)], marker=marker)
     plt.title(title)
-    plt.ylabel("Hz")
+    if xlabel:
+        plt.xlabel(xlabel)
 
 
-def draw_weights(plt: Any, samples: Sequence[tuple[str, np.ndarray]], *, model: str = "", marker: str = "dot") -> None:
-    """Overlaid density histograms of one synapse model's weights; bins from the data."""
+def draw_weights(plt: Any, samples: Sequence[tuple[str, np.ndarray]], *, model: str = "", marker: str = "dot", title: str = "", xlabel: str = "weight") -> None:
+    """Overlaid density histograms of one synapse model's weights, one per (legend label,
+    sample); bins shared, from the data."""
     bins = weight_bins([w for _, w in samples])
     centers = (bins[:-1] + bins[1:]) / 2
     for i, (label, w) in enumerate(samples):
         if len(w):
             plt.plot(centers.tolist(), weight_histogram(w, bins).tolist(), label=label, color=COLORS[i % len(COLORS)], marker=marker)
     plt.xlim(float(bins[0]), float(bins[-1]))
-    plt.title(f"{model} weights (density)" if model else "weights (density)")
-    plt.xlabel("weight")
+    plt.title(title or (f"{model} weights: density" if model else "weights: density"))
+    if xlabel:
+        plt.xlabel(xlabel)

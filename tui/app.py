@@ -11,65 +11,62 @@ import argparse
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from concurrent.futures import ThreadPoolExecutor
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message as TextualMessage
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.widgets import Footer, RichLog, Static
 from textual.worker import Worker, WorkerState
 from rich.markup import escape
-from textual_plotext import PlotextPlot
 import numpy as np
 
 from einet.analysis import identical_to
 from einet.config import NetworkConfig
-from einet.demo import DEMO_STEPS, OTHER_SEED, DemoStep
+from einet.demo import DEMO_STEPS, play_demo
 from einet.engine import Engine, EngineError, Message, result_from_message
 from einet.engine.launch import MpiLaunch
-from einet.engine.protocol import groups_from, weights_from
-from einet.plots import COLORS, draw_psth, draw_raster, draw_weights
+from einet.engine.protocol import EngineState, weights_from
+from einet.history import History, HistoryRun, file_sha256, history_path
 from einet.runs import Group, RunResult
 
-from .live import WINDOW_MS, LiveRun
+from .fit import Column, Part, shorten
+from .live import PSTH_BIN_MS, WINDOW_MS, LiveRun, LiveView
+from .messages import EngineDied, EngineStatus, NestLog, NetworkChanged, OpProgress, StateChanged, Stored, StoreFailed, from_engine
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
+from .widgets import FittedTable, PsthData, PsthPlot, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
 
-IDLE = ("empty", "built")
 # Redraw budget: plots over SSH cost bandwidth, and a plot render costs the UI thread
 # 10-20 ms, during which keys wait. The raster (what moves) redraws ~7 times a second, the
 # PSTH ~3 times, the weights when a new sample arrives.
 FRAME_INTERVAL_S = 0.15
 STORE_WAIT_S = 600.0  # quitting waits this long at most for a background store
 PSTH_INTERVAL_S = 0.35
+EARLIER_RUNS = 10
+"""Runs of earlier sessions the table shows (``einet history`` lists them all)."""
 
-
-class EngineEvent(TextualMessage):
-    """A non-frame event from the engine (state, log, progress, died)."""
-
-    def __init__(self, event: Message) -> None:
-        super().__init__()
-        self.event = event
-
-
-@dataclass
-class EngineState:
-    state: str = "starting"
-    t_ms: float = 0.0
-    seed: int = 0
-    threads: int = 0
-    n_nodes: int = 0
-    snapshot: str = ""
-    snapshot_t_ms: float = 0.0
-    bit_comparable: bool = True
+HISTORY_COLUMNS = (
+    Column("#", 0),
+    Column("run", 3, min_width=10),
+    Column("same as", 2),
+    Column("origin", 4, min_width=12),
+    Column("seed", 1),
+    Column("t [ms]", 5),
+    Column("spikes", 1),
+    Column("rate Hz", 1),
+    Column("digest", 1, min_width=7, prefix=True),
+)
 
 
 class EinetApp(App[int]):
-    """The dashboard. ``config`` is the network built at start (unless ``restore`` is given)."""
+    """The dashboard. ``config`` is the network built at start (unless ``restore`` is given);
+    runs are recorded in the history next to the snapshots (``EINET_HISTORY`` overrides)."""
 
     TITLE = "einet"
     CSS_PATH = "einet.tcss"
@@ -90,14 +87,14 @@ class EinetApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None, mpi: MpiLaunch | None = None) -> None:
+    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None, mpi: MpiLaunch | None = None, history: Path | None = None) -> None:
         super().__init__()
         self.config = config or NetworkConfig()
         self.snapshot_dir = snapshot_dir
         self.restore_at_start = restore
         self.marker = marker
         self.engine = Engine(log_dir=log_dir, on_event=self._from_engine, mpi=mpi)
-        self.es = EngineState()
+        self.es = EngineStatus()
         self.live = LiveRun()
         self.runs: list[RunResult] = []
         self.unstored = False
@@ -116,26 +113,41 @@ class EinetApp(App[int]):
         self.not_stored: list[str] = []
         self.store_busy = ""  # name of the snapshot a background store is writing
         self.store_progress = 0.0
+        # the run history: sqlite calls wait on locks, so they run in one thread of their own
+        self.history_file = history or history_path(snapshot_dir)
+        self.history: History | None = None
+        self._history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="einet-history")
+        self.earlier: list[HistoryRun] = []
+        self.earlier_same: dict[int, int] = {}  # earlier run id → id of the first run with its digest
+        self.run_ids: list[int | None] = []  # history ids of this session's runs
+        self.same_as: list[str] = []  # "run K" or "hID" for each of this session's runs
+        self.kernel_runs: list[int] = []  # this session's runs on the kernel as it is now
+        self.continued_from: dict[str, int] = {}  # snapshot → the run that continued from it
+        self._stored_at: tuple[str, float, int | None] | None = None  # (path, t, run index) of the last store
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static("starting the NEST engine…", id="status")
+        yield StatusLine("starting the NEST engine…", id="status")
         yield Static("", id="caption")
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield PlotextPlot(id="raster")
-                yield PlotextPlot(id="psth")
-            yield PlotextPlot(id="weights")
-        yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="intro")
+        with Vertical(id="main"):
+            yield RasterPlot(id="raster")
+            with Horizontal(id="lower"):
+                yield PsthPlot(id="psth")
+                yield WeightsPlot(id="weights")
+        yield FittedTable(HISTORY_COLUMNS, id="history")
         yield RichLog(id="log", max_lines=500, wrap=True, markup=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#history", DataTable)
-        table.add_columns("#", "run", "same as", "origin", "seed", "t [ms]", "spikes", "rate", "digest")
+        for plot in self.query("#raster, #psth, #weights"):
+            plot.marker = self.marker  # type: ignore[attr-defined]
         self.set_interval(FRAME_INTERVAL_S, self._tick)
         self._adapt_layout()
+        self._show_intro()
+        self._show_status()
         self.log_line(f"einet dashboard; snapshots in {escape(str(self.snapshot_dir))}")
+        self._history_io.submit(self._open_history)
         self.boot()
 
     def on_resize(self) -> None:
@@ -156,58 +168,78 @@ class EinetApp(App[int]):
 
     # -- engine plumbing -----------------------------------------------------------------
     def _from_engine(self, event: Message) -> None:
-        """Runs on the engine's reader thread."""
+        """Runs on the engine's reader thread: frames into the accumulator, the rest as
+        typed messages to the UI thread."""
         if event.kind == "frame":
             weights = weights_from(event.get("weight_models", []), event.arrays)
             self.live.add_frame(event.fields, event.arrays["senders"], event.arrays["times"], event.arrays.get("groups"), weights or None)
-        elif event.kind != "heartbeat":
-            self.post_message(EngineEvent(event))
+            return
+        message = from_engine(event)
+        if message is not None:
+            self.post_message(message)
 
-    @on(EngineEvent)
-    def engine_event(self, message: EngineEvent) -> None:
-        ev = message.event
-        if ev.kind == "state":
-            self.es = EngineState(ev["state"], float(ev["t_ms"]), int(ev["seed"]), int(ev["threads"]), int(ev.get("n_nodes", 0)), str(ev["snapshot"]), float(ev["snapshot_t_ms"]), bool(ev["bit_comparable"]))
-            self.refresh_bindings()
-            self._show_status()
-        elif ev.kind == "network":
-            self.groups = groups_from(ev.get("groups", []), ev.arrays)
-            self.weight_models = list(ev.get("weight_models", []))
-            self.not_stored = list(ev.get("not_stored", []))
-            self.group_index = min(self.group_index, max(0, len(self.groups) - 1))
-            self.weight_index = min(self.weight_index, max(0, len(self.weight_models) - 1))
-            self.live.set_groups(self.groups, self.group_index)
-            self._show_status()
-        elif ev.kind == "log":
-            for line in ev.get("lines", [])[-50:]:
-                self.log_line(f"[dim]nest[/] {escape(line)}")
-        elif ev.kind == "progress":
-            if ev.get("op") == "store" and self.store_busy:
-                self.store_progress = float(ev["fraction"])
-            else:
-                self._busy_op = f"{ev['op']} {100 * float(ev['fraction']):.0f}%"
-            self._show_status()
-        elif ev.kind == "stored":
-            name = Path(str(ev["path"])).name
-            self.store_busy = ""
-            self.notify(f"stored {escape(name)} ({int(ev['bytes']) / 1e6:.1f} MB, t = {float(ev['t_stored_ms']):g} ms; simulation paused {1000 * float(ev['pause_s']):.0f} ms)", title="store")
-            how = "in the background" if ev.get("background", True) else "by every MPI rank (ranks store in the foreground)"
-            self.log_line(f"stored {escape(str(ev['path']))} in {float(ev['seconds']):.1f} s {how} (pause {1000 * float(ev['pause_s']):.0f} ms, reading {float(ev.get('capture_s', 0)):.1f} s, writing {float(ev.get('write_s', 0)):.1f} s)")
-            self.refresh_bindings()
-            self._show_status()
-        elif ev.kind == "store_failed":
-            self.store_busy = ""
-            self.current_snapshot = "" if self.current_snapshot == str(ev["path"]) else self.current_snapshot
-            self.notify(escape(str(ev["message"])), severity="error", title="store failed")
-            self.log_line(f"[red]{escape(str(ev['message']))}[/]")
-            self.refresh_bindings()
-            self._show_status()
-        elif ev.kind == "died":
-            self.es = EngineState("dead")
-            self.notify(f"{escape(str(ev['reason']))}; starting a fresh engine (empty kernel)", severity="error", title="engine")
-            self.log_line(f"[red]engine: {escape(str(ev['reason']))}[/]")
-            self.refresh_bindings()
-            self.boot(build=False)
+    @on(StateChanged)
+    def state_changed(self, message: StateChanged) -> None:
+        self.es = message.status
+        self.refresh_bindings()
+        self._show_intro()
+        self._show_status()
+
+    @on(NetworkChanged)
+    def network_changed(self, message: NetworkChanged) -> None:
+        self.groups = message.groups
+        self.weight_models = message.weight_models
+        self.not_stored = message.not_stored
+        self.group_index = min(self.group_index, max(0, len(self.groups) - 1))
+        self.weight_index = min(self.weight_index, max(0, len(self.weight_models) - 1))
+        self.live.set_groups(self.groups, self.group_index)
+        self._show_intro()
+        self._show_status()
+
+    @on(NestLog)
+    def nest_log(self, message: NestLog) -> None:
+        for line in message.lines[-50:]:
+            self.log_line(f"[dim]nest[/] {escape(line)}")
+
+    @on(OpProgress)
+    def op_progress(self, message: OpProgress) -> None:
+        if message.op == "store" and self.store_busy:
+            self.store_progress = message.fraction
+        else:
+            self._busy_op = f"{message.op} {100 * message.fraction:.0f}%"
+        self._show_status()
+
+    @on(Stored)
+    def stored(self, message: Stored) -> None:
+        r = message.report
+        self.store_busy = ""
+        self.notify(f"stored {escape(r.path.name)} ({r.bytes / 1e6:.1f} MB, t = {r.t_stored_ms:g} ms; simulation paused {1000 * r.pause_s:.0f} ms)", title="store")
+        how = "in the background" if r.background else "by every MPI rank (ranks store in the foreground)"
+        self.log_line(f"stored {escape(str(r.path))} in {r.seconds:.1f} s {how} (pause {1000 * r.pause_s:.0f} ms, reading {r.capture_s:.1f} s, writing {r.write_s:.1f} s)")
+        if self._stored_at is not None and self._stored_at[0] == str(r.path) and self._stored_at[2] is not None:
+            run_id = self.run_ids[self._stored_at[2]]
+            if run_id is not None:
+                self._history_io.submit(self._note_stored, run_id, r.path)
+        self.refresh_bindings()
+        self._show_status()
+
+    @on(StoreFailed)
+    def store_failed(self, message: StoreFailed) -> None:
+        self.store_busy = ""
+        self.current_snapshot = "" if self.current_snapshot == str(message.path) else self.current_snapshot
+        self.notify(escape(message.text), severity="error", title="store failed")
+        self.log_line(f"[red]{escape(message.text)}[/]")
+        self.refresh_bindings()
+        self._show_status()
+
+    @on(EngineDied)
+    def engine_died(self, message: EngineDied) -> None:
+        self.es = EngineStatus(EngineState.DEAD)
+        self.kernel_runs = []
+        self.notify(f"{escape(message.reason)}; starting a fresh engine (empty kernel)", severity="error", title="engine")
+        self.log_line(f"[red]engine: {escape(message.reason)}[/]")
+        self.refresh_bindings()
+        self.boot(build=False)
 
     @work(thread=True, exclusive=True, group="boot", exit_on_error=False)
     def boot(self, build: bool = True) -> None:
@@ -216,13 +248,13 @@ class EinetApp(App[int]):
         except EngineError as exc:
             self.call_from_thread(self.notify, escape(str(exc)), severity="error", title="engine")
             return
-        self.call_from_thread(self.log_line, f"engine pid {ready['pid']}, NEST {ready['nest_version']}, log {ready['log']}")
+        self.call_from_thread(self.log_line, f"engine pid {ready['pid']}, NEST {ready['nest_version']}, log {escape(str(ready['log']))}")
         if not build:
             return
         if self.restore_at_start is not None:
             self._restore(self.restore_at_start)
         else:
-            self._call("build", config=self.config.to_dict())
+            self._build()
 
     def _call(self, op: str, **args: Any) -> Message | None:
         """Send a command and wait (worker threads only); failures become notifications."""
@@ -230,12 +262,24 @@ class EinetApp(App[int]):
             return self.engine.call(op, **args)
         except EngineError as exc:
             self.call_from_thread(self.notify, escape(str(exc)), severity="error", title=f"{op} failed")
-            self.call_from_thread(self.log_line, f"[red]{op} failed: {exc}[/]")
+            self.call_from_thread(self.log_line, f"[red]{op} failed: {escape(str(exc))}[/]")
             return None
+
+    def _new_kernel(self) -> None:
+        """After a build, reset or restore: no run of this session is on the kernel any more."""
+        self.kernel_runs = []
+        self._stored_at = None
+
+    def _build(self) -> bool:
+        ack = self._call("build", config=self.config.to_dict())
+        if ack is not None:
+            self.call_from_thread(self._new_kernel)
+        return ack is not None
 
     def _run(self, label: str | None = None, t_ms: float | None = None, op: str = "run") -> RunResult | None:
         t_ms = self.config.t_sim_ms if t_ms is None else t_ms
-        label = label or f"run {len(self.runs) + 1}"
+        restored = self.es.snapshot and not self.kernel_runs and self.es.t_ms == 0
+        label = label or f"run {len(self.runs) + 1}" + (" (restored)" if restored else "")
         self.live.reset(label, self.es.t_ms, self.es.t_ms + t_ms)
         ack = self._call(op, t_ms=t_ms, label=label)
         if ack is None:
@@ -244,62 +288,168 @@ class EinetApp(App[int]):
         self.call_from_thread(self.add_result, result)
         return result
 
-    # -- results -------------------------------------------------------------------------
+    # -- results and history ---------------------------------------------------------------
     def add_result(self, result: RunResult) -> None:
         self.runs.append(result)
+        index = len(self.runs) - 1
+        self.run_ids.append(None)
+        if result.origin.kind == "continued" and self._stored_at is not None and self.kernel_runs and self._stored_at[2] == self.kernel_runs[-1] and result.t_start_ms == self._stored_at[1]:
+            self.continued_from[self._stored_at[0]] = index
+        self.kernel_runs.append(index)
         self.unstored = True
-        same = identical_to([r.digest for r in self.runs])
-        k = same[-1]
-        table = self.query_one("#history", DataTable)
-        origin: str = result.origin.kind
-        if result.origin.kind == "restored":
-            origin += f" ← {escape(Path(result.origin.snapshot).stem)}"
-        if not result.bit_comparable:
-            origin += ", other threads"
-        table.add_row(
-            str(len(self.runs)), escape(result.label) + (" (cancelled)" if result.cancelled else ""),
-            "" if k is None else f"identical to run {k + 1}", origin, str(result.seed),
-            f"{result.t_start_ms:g}-{result.t_stop_ms:g}", str(result.n_spikes), f"{result.rate_hz:.1f}", result.short_digest,
-        )
-        table.move_cursor(row=table.row_count - 1)
+        k = identical_to([r.digest for r in self.runs])[-1]
+        self.same_as.append("" if k is None else f"run {k + 1}")
+        self._show_table()
         note = "" if k is None else f" — identical to run {k + 1}"
         self.log_line(f"{escape(result.label)}: {result.n_spikes} spikes, {result.rate_hz:.1f} Hz, digest {result.short_digest}{note}")
+        self._history_io.submit(self._record, index, result)
         self._drawn_version = -1
         self._draw_idle()
+        self._show_intro()
         self.refresh_bindings()
 
     def identical(self) -> list[int | None]:
         return identical_to([r.digest for r in self.runs])
 
+    def _open_history(self) -> None:
+        """(history thread) Open the history; show earlier sessions' runs."""
+        history = History.open(self.history_file)
+        earlier = history.runs(EARLIER_RUNS) if history.enabled else []
+        same = {}
+        for h in earlier:
+            first = history.first_with_digest(h.digest, before_id=h.id)
+            if first is not None:
+                same[h.id] = first.id
+        self.history = history
+        self.call_from_thread(self._history_opened, earlier, same, history.warning)
+
+    def _history_opened(self, earlier: list[HistoryRun], same: dict[int, int], warning: str | None) -> None:
+        self.earlier, self.earlier_same = earlier, same
+        if warning:
+            self.notify(escape(warning), severity="warning", title="history", timeout=8)
+            self.log_line(f"[yellow]{escape(warning)}[/]")
+        elif earlier:
+            self.log_line(f"{len(earlier)} runs of earlier sessions from {escape(str(self.history_file))} (#hN; einet history lists all)")
+        self._show_table()
+
+    def _record(self, index: int, result: RunResult) -> None:
+        """(history thread) Record a run; an identical run of an earlier session is named."""
+        history = self.history
+        if history is None or not history.enabled:
+            return
+        sha = file_sha256(Path(result.origin.snapshot)) if result.origin.kind == "restored" else ""
+        run_id = history.record(result, snapshot_sha256=sha)
+        first = history.first_with_digest(result.digest, before_id=run_id) if run_id is not None else None
+        earlier = first if first is not None and first.session != history.session else None
+        self.call_from_thread(self._recorded, index, run_id, earlier, history.warning)
+
+    def _recorded(self, index: int, run_id: int | None, earlier: HistoryRun | None, warning: str | None) -> None:
+        self.run_ids[index] = run_id
+        if warning and run_id is None:
+            self.notify(escape(warning), severity="warning", title="history", timeout=8)
+            self.log_line(f"[yellow]{escape(warning)}[/]")
+        if earlier is not None and not self.same_as[index]:
+            self.same_as[index] = f"h{earlier.id}"
+            self.log_line(f"{escape(self.runs[index].label)} is identical to h{earlier.id}, {escape(earlier.label)} of {escape(earlier.recorded_at)} (an earlier session)")
+            self._show_table()
+
+    def _note_stored(self, run_id: int, path: Path) -> None:
+        """(history thread) The snapshot stored from a run's end state."""
+        if self.history is not None and self.history.enabled:
+            self.history.note_stored(run_id, path, file_sha256(path))
+
+    def _show_table(self) -> None:
+        rows = [self._earlier_row(h) for h in self.earlier] + [self._run_row(i, r) for i, r in enumerate(self.runs)]
+        self.query_one("#history", FittedTable).set_rows(rows)
+
+    def _earlier_row(self, h: HistoryRun) -> Row:
+        same = self.earlier_same.get(h.id)
+        origin = h.origin + (f" ← {Path(h.snapshot).stem}" if h.origin == "restored" and h.snapshot else "")
+        return Row((f"h{h.id}", h.label, "" if same is None else f"h{same}", origin, str(h.seed), f"{h.t_start_ms:g}-{h.t_stop_ms:g}", str(h.spikes), f"{h.rate_hz:.1f}", h.digest[:12]), dim=True, key=f"h{h.id}")
+
+    def _run_row(self, i: int, r: RunResult) -> Row:
+        origin: str = r.origin.kind
+        if r.origin.kind == "restored":
+            origin += f" ← {Path(r.origin.snapshot).stem}"
+        if not r.bit_comparable:
+            origin += ", other threads"
+        label = r.label + (" (cancelled)" if r.cancelled else "")
+        return Row((str(i + 1), label, self.same_as[i], origin, str(r.seed), f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.n_spikes), f"{r.rate_hz:.1f}", r.short_digest), key=f"r{i}")
+
     # -- drawing -------------------------------------------------------------------------
     def log_line(self, text: str) -> None:
         self.query_one("#log", RichLog).write(text)
 
-    def _show_status(self) -> None:
+    def _show_intro(self) -> None:
+        """Until the first run, the plots' place says what this is and what to press."""
+        first = not self.runs and not self.es.state.simulating and not self.touring
+        self.set_class(first, "intro")
+        if not first:
+            return
+        state = self.es.state
+        if state in (EngineState.STARTING, EngineState.DEAD):
+            what = "Starting the NEST engine…"
+        elif state == EngineState.BUILDING:
+            what = "Building the network…"
+        elif state == EngineState.RESTORING:
+            what = "Restoring a snapshot…"
+        elif state == EngineState.EMPTY:
+            what = "The kernel is empty: [b]b[/] builds the network, [b]l[/] restores a snapshot."
+        else:
+            sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups) or "the network"
+            source = f"restored from {Path(self.es.snapshot).name}" if self.es.snapshot else "built"
+            what = f"{escape(sizes)} neurons, {escape(source)}, waiting at t = {self.es.t_ms:g} ms."
+        keys = [
+            ("space", f"run {self.config.t_sim_ms:g} ms (again: pause)"),
+            ("s", "store a snapshot"),
+            ("l", "restore a snapshot"),
+            ("n", "rerun a snapshot with another seed"),
+            ("d", "demo: the example's five runs"),
+            ("?", "all keys, and what a snapshot holds"),
+        ]
+        lines = [f"[b]einet[/] — store and restore NEST simulations. {what}", ""]
+        lines += [f"  [b reverse] {k:^7}[/]  {escape(v)}" for k, v in keys]
+        if self.earlier:
+            lines += ["", f"Runs of earlier sessions are listed below, dimmed (#hN). Identical spikes show in 'same as'."]
+        self.query_one("#intro", Static).update("\n".join(lines))
+
+    def _status_parts(self) -> list[Part]:
         es = self.es
-        state = es.state + (f" ({self._busy_op})" if self._busy_op and es.state in ("storing",) else "")
-        t = self.live.t if es.state in ("running", "paused") else es.t_ms
-        parts = [f"[b]{state}[/]", f"t {t:.1f} ms"]
-        if es.snapshot and es.state not in ("empty", "starting", "dead"):
+        state = str(es.state) + (f" ({self._busy_op})" if self._busy_op and es.state == EngineState.STORING else "")
+        t = self.live.t if es.state.simulating else es.t_ms
+        parts = [Part(f"[b]{state}[/]", None, 0)]
+        if es.state in (EngineState.STARTING, EngineState.DEAD):
+            return parts
+        if es.snapshot and es.state != EngineState.EMPTY:
             # a restored run restarts at 0: show where that lies on the stored run's clock
-            parts[-1] += f" since restore (snapshot t {es.snapshot_t_ms:g} → {es.snapshot_t_ms + t:.1f} ms)"
-        if es.state not in ("starting", "dead"):
-            threads = f"{es.threads} thread{'s' if es.threads != 1 else ''}"
-            layout = f"{self.engine.ranks} ranks × {threads}" if self.engine.ranks > 1 else threads
-            parts += [f"seed {es.seed}", layout + ("" if es.bit_comparable else " ≠ snapshot")]
-            if self.groups and es.state not in ("empty",):
-                sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups)
-                parts.append(escape(sizes) if len(sizes) <= 32 else f"{sum(g.size for g in self.groups)} neurons in {len(self.groups)} populations")
-        if self.current_snapshot:
-            parts.append(f"snapshot {escape(Path(self.current_snapshot).name)}")
+            parts.append(Part(f"t {t:.1f} ms since restore (snapshot t {es.snapshot_t_ms:g} → {es.snapshot_t_ms + t:.1f} ms)", f"t {t:.1f} ms", 0))
+        else:
+            parts.append(Part(f"t {t:.1f} ms", None, 0))
         if self.store_busy:
-            parts.append(f"[b]storing {escape(self.store_busy)} {100 * self.store_progress:.0f}%[/]")
-        if self.unstored and es.state in IDLE:
-            parts.append("[yellow]last run not stored[/]")
-        self.query_one("#status", Static).update("  │  ".join(parts))
+            parts.append(Part(f"[b]storing {escape(self.store_busy)} {100 * self.store_progress:.0f}%[/]", f"[b]storing {100 * self.store_progress:.0f}%[/]", 0))
+        if self.unstored and es.state.idle:
+            parts.append(Part("[yellow]last run not stored[/]", "[yellow]not stored[/]", 1))
+        parts.append(Part(f"seed {es.seed}", None, 2))
+        threads = f"{es.threads} thread{'s' if es.threads != 1 else ''}"
+        ranks = self.engine.ranks
+        layout, short = (f"{ranks} ranks × {threads}", f"{ranks}×{es.threads}") if ranks > 1 else (threads, f"{es.threads} thr")
+        if not es.bit_comparable:
+            layout, short = layout + " ≠ snapshot", short + " ≠"
+        parts.append(Part(layout, short, 3))
+        if self.current_snapshot:
+            name = escape(Path(self.current_snapshot).name)
+            parts.append(Part(f"snapshot {name}", escape(shorten(Path(self.current_snapshot).name, 18)), 4))
+        if self.groups and es.state != EngineState.EMPTY:
+            sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups)
+            total = f"{sum(g.size for g in self.groups)} neurons"
+            parts.append(Part(escape(sizes) if len(sizes) <= 32 else total, total, 5))
+        return parts
+
+    def _show_status(self) -> None:
+        self.query_one("#status", StatusLine).show(self._status_parts())
 
     def _tick(self) -> None:
-        if self.es.state in ("running", "paused"):
+        if self.es.state.simulating:
             view = self.live.view()
             if view.version != self._drawn_version:
                 self._drawn_version = view.version
@@ -314,56 +464,35 @@ class EinetApp(App[int]):
     def weight_model(self) -> str:
         return self.weight_models[self.weight_index] if self.weight_models else ""
 
-    def _raster_title(self, label: str, n_spikes: int) -> str:
-        g = self.group
-        what = f"first {len(g.raster_ids)} of {g.name}" if g is not None else "no population"
-        return f"{label}: spikes — {what} ({n_spikes} spikes in all)"
-
-    def _draw_live(self, view: Any) -> None:
-        raster = self.query_one("#raster", PlotextPlot)
-        raster.plt.clear_figure()
+    def _draw_live(self, view: LiveView) -> None:
         t1 = max(view.t_ms, view.t_start_ms + min(WINDOW_MS, view.t_stop_ms - view.t_start_ms))
         t0 = max(view.t_start_ms, t1 - WINDOW_MS)
-        ids = self.group.raster_ids if self.group is not None else np.empty(0, np.int64)
-        draw_raster(raster.plt, view.raster_senders, view.raster_times, t0, t1, ids, title=self._raster_title(view.label, view.n_spikes), marker=self.marker)
-        raster.plt.xlabel("time [ms]")
-        raster.refresh()
+        self.query_one("#raster", RasterPlot).show(RasterData(view.label, view.raster_senders, view.raster_times, t0, t1, self.group, view.n_spikes, run_color(len(self.runs))))
         now = time.monotonic()
         if now - self._psth_drawn_at >= PSTH_INTERVAL_S:
             self._psth_drawn_at = now
-            psth = self.query_one("#psth", PlotextPlot)
-            psth.plt.clear_figure()
-            draw_psth(psth.plt, [(g.name, view.psth_t_ms, view.psth_hz[k]) for k, g in enumerate(self.groups) if k < len(view.psth_hz)], marker=self.marker, title=f"PSTH of {view.label} (rate per neuron, 10 ms bins)")
-            psth.refresh()
+            curves = tuple((g.name, view.psth_t_ms, view.psth_hz[k]) for k, g in enumerate(self.groups) if k < len(view.psth_hz))
+            self.query_one("#psth", PsthPlot).show(PsthData(view.label, curves, PSTH_BIN_MS))
         if view.weights is not None and view.weights is not self._weights_drawn:
             self._weights_drawn = view.weights
             self._draw_weights(("now", view.weights.get(self.weight_model, np.empty(0))))
 
     def _draw_weights(self, extra: tuple[str, Any] | None = None) -> None:
-        plot = self.query_one("#weights", PlotextPlot)
-        plot.plt.clear_figure()
         model = self.weight_model
-        samples = [(f"{i + 1}", r.weights.get(model, np.empty(0))) for i, r in enumerate(self.runs)][-5:]
+        first = max(0, len(self.runs) - 5)
+        samples = [(legend_name(str(i + 1), r.label), r.weights.get(model, np.empty(0))) for i, r in enumerate(self.runs) if i >= first]
         if extra is not None:
             samples.append(extra)
-        draw_weights(plot.plt, samples, model=model, marker=self.marker)
-        plot.refresh()
+        self.query_one("#weights", WeightsPlot).show(WeightsData(model, tuple(samples)))
 
     def _draw_idle(self) -> None:
-        """After a run: the last run's raster and PSTH, the PSTHs of recent runs, all weights."""
+        """After a run: the last run's raster and PSTH, the weights of recent runs."""
         if not self.runs:
             return
         last = self.runs[-1]
-        raster = self.query_one("#raster", PlotextPlot)
-        raster.plt.clear_figure()
-        ids = self.group.raster_ids if self.group is not None else np.empty(0, np.int64)
-        draw_raster(raster.plt, last.senders, last.times, last.t_start_ms, last.t_stop_ms, ids, title=self._raster_title(last.label, last.n_spikes), color=COLORS[(len(self.runs) - 1) % len(COLORS)], marker=self.marker)
-        raster.plt.xlabel("time [ms]")
-        raster.refresh()
-        psth = self.query_one("#psth", PlotextPlot)
-        psth.plt.clear_figure()
-        draw_psth(psth.plt, [(g.name, last.psth_t_ms, last.psth_hz[k]) for k, g in enumerate(last.groups) if k < len(last.psth_hz)], marker=self.marker, title=f"PSTH of {last.label} (rate per neuron, 10 ms bins)")
-        psth.refresh()
+        self.query_one("#raster", RasterPlot).show(RasterData(last.label, last.senders, last.times, last.t_start_ms, last.t_stop_ms, self.group, last.n_spikes, run_color(len(self.runs) - 1)))
+        curves = tuple((g.name, last.psth_t_ms, last.psth_hz[k]) for k, g in enumerate(last.groups) if k < len(last.psth_hz))
+        self.query_one("#psth", PsthPlot).show(PsthData(last.label, curves, PSTH_BIN_MS))
         self._draw_weights()
         self._show_status()
 
@@ -373,13 +502,13 @@ class EinetApp(App[int]):
         if self.screen is not self.screen_stack[0]:
             # dialogs and the compare view have their own keys; the app's stay out of the way
             return action in ("quit", "help")
-        idle = state in IDLE and not self.touring
-        built = state == "built"
+        idle = state.idle and not self.touring
+        built = state == EngineState.BUILT
         rules = {
-            "run_pause": (built and not self.touring) or state in ("running", "paused"),
+            "run_pause": (built and not self.touring) or state.simulating,
             "continue_run": built and not self.touring and self.es.t_ms > 0,
             "build": idle,
-            "store": (built and not self.touring or state in ("running", "paused")) and not self.store_busy,
+            "store": (built and not self.touring or state.simulating) and not self.store_busy,
             "reset": idle,
             "restore": idle,
             "rerun_seed": idle and bool(self.current_snapshot) and not self.store_busy,
@@ -387,7 +516,7 @@ class EinetApp(App[int]):
             "compare": bool(self.runs),
             "next_population": len(self.groups) > 1,
             "next_weights": len(self.weight_models) > 1,
-            "stop": self.touring or state in ("running", "paused"),
+            "stop": self.touring or state.simulating,
         }
         if action in rules:
             return True if rules[action] else None
@@ -403,11 +532,11 @@ class EinetApp(App[int]):
     # -- actions -------------------------------------------------------------------------
     def action_run_pause(self) -> None:
         state = self.es.state
-        if state == "running":
+        if state == EngineState.RUNNING:
             self._send("pause")
-        elif state == "paused":
+        elif state == EngineState.PAUSED:
             self._send("resume")
-        elif state == "built":
+        elif state == EngineState.BUILT:
             self.run_worker(lambda: self._run(), thread=True, group="run", exit_on_error=False)
 
     def action_continue_run(self) -> None:
@@ -422,13 +551,9 @@ class EinetApp(App[int]):
         self.run_worker(lambda: self._call(op), thread=True, group="control", exit_on_error=False)
 
     def action_build(self) -> None:
-        self.es.state = "building"
+        self.es = replace(self.es, state=EngineState.BUILDING)
         self.refresh_bindings()
-        self.run_worker(lambda: self._after(self._call("build", config=self.config.to_dict()), "built a fresh network"), thread=True, group="cmd", exit_on_error=False)
-
-    def _after(self, ack: Message | None, text: str) -> None:
-        if ack is not None:
-            self.call_from_thread(self.log_line, text)
+        self.run_worker(lambda: self._build() and self.call_from_thread(self.log_line, "built a fresh network"), thread=True, group="cmd", exit_on_error=False)
 
     def action_store(self) -> None:
         def stored(path: Path | None) -> None:
@@ -438,28 +563,44 @@ class EinetApp(App[int]):
 
         self.push_screen(StoreScreen(self.snapshot_dir), stored)
 
-    def _store(self, path: Path) -> Message | None:
+    def _store(self, path: Path) -> bool:
         """Store in the background: the engine takes the state at its next step boundary (a
-        run goes on) and a forked process writes the file; ``stored`` reports the end."""
-        self.store_busy = path.name
-        self.store_progress = 0.0
+        run goes on) and a forked process writes the file; ``Stored`` reports the end."""
+        self.call_from_thread(self._store_started, path.name)
         ack = self._call("store", path=str(path), background=True)
+        self.call_from_thread(self._store_taken, path, ack)
+        return ack is not None
+
+    def _store_started(self, name: str) -> None:
+        self.store_busy = name
+        self.store_progress = 0.0
+        self.refresh_bindings()
+        self._show_status()
+
+    def _store_taken(self, path: Path, ack: Message | None) -> None:
         if ack is None:
             self.store_busy = ""
         else:
+            t = float(ack["t_stored_ms"])
             self.unstored = False
             self.current_snapshot = str(path)
-            self.call_from_thread(self.log_line, f"storing {escape(path.name)} (state at t = {ack['t_stored_ms']:g} ms taken in {1000 * float(ack['pause_s']):.0f} ms)")
-        self.call_from_thread(self.refresh_bindings)
-        self.call_from_thread(self._show_status)
-        return ack
+            last = self.kernel_runs[-1] if self.kernel_runs and self.runs[self.kernel_runs[-1]].t_stop_ms == t else None
+            self._stored_at = (str(path), t, last)
+            self.log_line(f"storing {escape(path.name)} (state at t = {t:g} ms taken in {1000 * float(ack['pause_s']):.0f} ms)")
+        self.refresh_bindings()
+        self._show_status()
 
     def action_reset(self) -> None:
+        def reset() -> None:
+            if self._call("reset") is not None:
+                self.call_from_thread(self._new_kernel)
+                self.call_from_thread(self.log_line, "kernel reset: empty")
+
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_worker(lambda: self._after(self._call("reset"), "kernel reset: empty"), thread=True, group="cmd", exit_on_error=False)
+                self.run_worker(reset, thread=True, group="cmd", exit_on_error=False)
 
-        if self.unstored and self.es.state == "built":
+        if self.unstored and self.es.state == EngineState.BUILT:
             self.push_screen(ConfirmScreen("The last run was not stored. Reset the kernel anyway?"), confirmed)
         else:
             confirmed(True)
@@ -471,17 +612,22 @@ class EinetApp(App[int]):
 
         self.push_screen(RestoreScreen(self.snapshot_dir), chosen)
 
-    def _restore(self, path: Path, seed: int | None = None) -> Message | None:
+    def _restore(self, path: Path, seed: int | None = None) -> bool:
         args: dict[str, Any] = {"path": str(path)}
         if seed is not None:
             args["seed"] = seed
         ack = self._call("restore", **args)
         if ack is not None:
-            self.current_snapshot = str(path)
-            self.call_from_thread(self.log_line, f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
-            missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
-            self.call_from_thread(self.notify, "not restored: " + escape("; ".join(missing)) + " — ? lists all", title=f"restored {escape(path.name)}", timeout=6)
-        return ack
+            self.call_from_thread(self._restored, path, ack)
+        return ack is not None
+
+    def _restored(self, path: Path, ack: Message) -> None:
+        self._new_kernel()
+        self.current_snapshot = str(path)
+        self.log_line(f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
+        missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
+        self.notify("not restored: " + escape("; ".join(missing)) + " — ? lists all", title=f"restored {escape(path.name)}", timeout=6)
+        self._show_status()
 
     def action_rerun_seed(self) -> None:
         snapshot = self.current_snapshot
@@ -493,11 +639,11 @@ class EinetApp(App[int]):
         self.push_screen(SeedScreen(snapshot, self.es.seed), chosen)
 
     def _rerun(self, path: Path, seed: int) -> None:
-        if self._restore(path, seed) is not None:
+        if self._restore(path, seed):
             self._run(f"restored, seed {seed}")
 
     def action_compare(self) -> None:
-        self.push_screen(CompareScreen(self.runs, self.identical(), self.marker, self.group, self.weight_model))
+        self.push_screen(CompareScreen(self.runs, [s or "" for s in self.same_as], self.continued_from, self.marker, self.group, self.weight_model))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.not_stored))
@@ -518,62 +664,39 @@ class EinetApp(App[int]):
 
     def action_stop(self) -> None:
         self._tour_stop.set()
-        if self.es.state in ("running", "paused"):
+        if self.es.state.simulating:
             self._send("cancel")
 
     def action_demo(self) -> None:
         self._tour_stop.clear()
         self.touring = True
         self.add_class("touring")
+        self._show_intro()
         self.refresh_bindings()
         self.run_worker(self._tour, thread=True, group="tour", exit_on_error=False)
 
     def _caption(self, text: str) -> None:
         self.caption_text = text
-        self.query_one("#caption", Static).update(text)
-        self.log_line(f"[b]tour:[/b] {text}")
+        self.query_one("#caption", Static).update(escape(text))
+        self.log_line(f"[b]tour:[/b] {escape(text)}")
 
     def _tour(self) -> None:
         from datetime import datetime
 
         path = self.snapshot_dir / datetime.now().strftime("demo-%Y%m%d-%H%M%S.h5")
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        seed = self.config.seed
-        done = 0
+        stopped = True
         try:
-            for i, step in enumerate(DEMO_STEPS):
-                if self._tour_stop.is_set():
-                    break
-                self.call_from_thread(self._caption, f"[{i + 1}/{len(DEMO_STEPS)}] {step.caption}")
-                if not self._tour_step(step, path, seed):
-                    break
-                done += 1
+            _, complete = play_demo(_TourPlayer(self), path, self.config.seed, on_step=lambda i, step: self.call_from_thread(self._caption, f"[{i + 1}/{len(DEMO_STEPS)}] {step.caption}"), stopped=self._tour_stop.is_set)
+            stopped = not complete
         finally:
-            stopped = done < len(DEMO_STEPS)
             self.touring = False
             self.call_from_thread(self._end_tour, stopped)
-
-    def _tour_step(self, step: DemoStep, path: Path, seed: int) -> bool:
-        if step.action == "build":
-            ok = self._call("build", config=self.config.to_dict()) is not None
-        elif step.action == "store":
-            if self._store(path) is None:
-                return False
-            while self.store_busy and not self._tour_stop.is_set():  # the restores need the file
-                time.sleep(0.05)
-            return path.exists()
-        elif step.action == "restore":
-            ok = self._restore(path, OTHER_SEED if step.other_seed else seed) is not None
-        else:
-            ok = True
-        if not ok or self._tour_stop.is_set():
-            return False
-        result = self._run(step.label)
-        return result is not None and not result.cancelled
 
     def _end_tour(self, stopped: bool) -> None:
         self.remove_class("touring")
         self.refresh_bindings()
+        self._show_intro()
         self._caption("demo stopped" if stopped else "demo complete: runs 'restored' and 'restored, same seed' are identical; the other seed differs — press v to compare")
 
     async def action_quit(self) -> None:
@@ -594,13 +717,40 @@ class EinetApp(App[int]):
 
     def on_unmount(self) -> None:
         self.engine.close(timeout_s=3.0)
+        self._history_io.shutdown(wait=True, cancel_futures=False)
+        if self.history is not None:
+            self.history.close()
+
+
+class _TourPlayer:
+    """The demo's steps played through the engine (worker thread), for :func:`play_demo`."""
+
+    def __init__(self, app: EinetApp) -> None:
+        self.app = app
+
+    def build(self) -> bool:
+        return self.app._build()
+
+    def store(self, path: Path) -> bool:
+        if not self.app._store(path):
+            return False
+        deadline = time.monotonic() + STORE_WAIT_S
+        while self.app.store_busy and not self.app._tour_stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the restores need the file
+        return path.exists()
+
+    def restore(self, path: Path, seed: int) -> bool:
+        return self.app._restore(path, seed)
+
+    def run(self, label: str) -> RunResult | None:
+        return self.app._run(label)
 
 
 def make_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> EinetApp:
     """The dashboard for ``config`` with the dashboard's own flags (shared by ``einet`` and the
     tests), its engine an MPI job with ``mpi``. The CLI builds ``config`` and ``mpi``: the
     dashboard never imports the CLI (no import cycle)."""
-    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi)
+    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi, history=getattr(args, "history", None))
 
 
 def run_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 import itertools
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -16,12 +18,14 @@ from textual.validation import Function, Integer
 from rich.markdown import Markdown as RichMarkdown
 from rich.markup import escape
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
-from textual_plotext import PlotextPlot
 import numpy as np
 
-from einet.plots import COLORS, draw_raster, draw_weights
+from einet.compare import Versus, run_stats, versus_continued
 from einet.runs import Group, RunResult
 from einet.snapshot import GENERAL_NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
+
+from .fit import Column, Part
+from .widgets import FittedTable, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
 
 
 def default_snapshot_name() -> str:
@@ -133,6 +137,17 @@ class SeedScreen(ModalScreen[int | None]):
         self.dismiss(None)
 
 
+PICKER_COLUMNS = (
+    Column("file", 0, min_width=16),
+    Column("stored at", 2),
+    Column("network", 3),
+    Column("seed", 2),
+    Column("n_vp", 4),
+    Column("size", 5),
+    Column("integrity", 1, min_width=9),
+)
+
+
 class RestoreScreen(ModalScreen[Path | None]):
     """Pick a snapshot from the folder; metadata and integrity are read in a worker."""
 
@@ -142,20 +157,18 @@ class RestoreScreen(ModalScreen[Path | None]):
         super().__init__()
         self.folder = folder
         self.paths: list[Path] = []
+        self.checked = 0
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(f"Snapshots in [b]{escape(str(self.folder))}[/] — Enter restores, Escape cancels")
-            yield DataTable(id="snapshots", cursor_type="row")
+            yield FittedTable(PICKER_COLUMNS, id="snapshots")
             yield Static("", id="problem", classes="problem")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for col in ("file", "stored at", "network", "seed", "threads", "size", "integrity"):
-            table.add_column(col, key=col)
+        table = self.query_one(FittedTable)
         self.paths = list_snapshots(self.folder)
-        for p in self.paths:
-            table.add_row(escape(p.name), "…", "…", "…", "…", f"{p.stat().st_size / 1e6:.1f} MB", "checking…", key=str(p))
+        table.set_rows([Row((p.name, "…", "…", "…", "…", f"{p.stat().st_size / 1e6:.1f} MB", "checking…"), key=str(p)) for p in self.paths], cursor_to_end=False)
         if not self.paths:
             self.query_one("#problem", Static).update("no snapshots here yet: store one with s")
         table.focus()
@@ -168,17 +181,18 @@ class RestoreScreen(ModalScreen[Path | None]):
             self.app.call_from_thread(self._fill, info)
 
     def _fill(self, info: SnapshotInfo) -> None:
-        table = self.query_one(DataTable)
-        key = str(info.path)
-        values = {
-            "stored at": f"t={info.t_stored_ms:g} ms" if info.t_stored_ms is not None else "?",
-            "network": "+".join(str(v) for v in info.groups.values()) if info.valid else "?",
-            "seed": str(info.seed) if info.seed is not None else "?",
-            "threads": str(info.n_vp) if info.n_vp is not None else "?",
-            "integrity": "ok" if info.valid else escape(f"INVALID: {info.problem}"[:60]),
-        }
-        for col, value in values.items():
-            table.update_cell(key, col, value)
+        p = info.path
+        cells = (
+            p.name,
+            f"t={info.t_stored_ms:g} ms" if info.t_stored_ms is not None else "?",
+            "+".join(str(v) for v in info.groups.values()) if info.valid else "?",
+            str(info.seed) if info.seed is not None else "?",
+            str(info.n_vp) if info.n_vp is not None else "?",
+            f"{info.file_bytes / 1e6:.1f} MB",
+            "ok" if info.valid else f"INVALID: {info.problem}",
+        )
+        self.query_one(FittedTable).update_row(str(p), cells)
+        self.checked += 1
 
     @on(DataTable.RowSelected)
     def selected(self, event: DataTable.RowSelected) -> None:
@@ -200,14 +214,28 @@ HELP = """
 | `r` | reset the kernel (asks if the last run was not stored) |
 | `l` | restore a snapshot from the folder |
 | `n` | rerun the current snapshot with a chosen seed |
-| `v` | compare view: rasters and weights of up to five runs |
+| `v` | compare view: every run's raster (paged: `j`/`k`), weights, and numbers |
 | `p` | next population (raster) |
 | `w` | next synapse model (weight histogram) |
 | `d` | demo tour: the example's five runs (Escape stops) |
 | `?` | this help |
 | `q` | quit |
 
-Every key is also in the command palette (`ctrl+p`).
+Every key is also in the command palette (`ctrl+p`); keys that do not apply now are greyed out.
+
+## The run table and the history
+
+Runs are recorded in `einet-history.sqlite` beside the snapshots (`einet history` lists them).
+Runs of earlier sessions are shown dimmed, numbered `h<id>`; *same as* names the first run
+(of this session, or `h<id>` of an earlier one) with identical spikes. On a narrow terminal
+the least important columns go first; the digest is shown as a prefix.
+
+## The compare view
+
+For each run: rate, mean CV of inter-spike intervals, mean weight. For a restored run, *Δ* is
+its difference to the run that continued from the same snapshot, and *σ* the spread (standard
+deviation) across the runs restored from it with different seeds (`n` reruns with a seed).
+*within 2σ* means the restore changed nothing the network's own noise would not.
 
 ## What a snapshot stores, and what it does not
 
@@ -236,50 +264,144 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+COMPARE_COLUMNS = (
+    Column("#", 0),
+    Column("run", 3, min_width=10),
+    Column("seed", 2),
+    Column("spikes", 4),
+    Column("rate Hz", 1),
+    Column("CV ISI", 5),
+    Column("mean w", 6),
+    Column("Δ rate (σ)", 2),
+    Column("Δ CV (σ)", 7),
+    Column("Δ w (σ)", 8),
+    Column("verdict", 1),
+    Column("same as", 3),
+    Column("digest", 4, min_width=7, prefix=True),
+)
+RASTER_ROWS = 8
+"""Rows a raster of the compare view needs to be read; fewer fit, the view pages."""
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _versus(delta: float, spread: float | None, digits: int = 2) -> str:
+    if math.isnan(delta):
+        return "–"
+    d = f"{delta:+.{digits}f}"
+    return d if spread is None or math.isnan(spread) else f"{d} ({spread:.{digits}f})"
+
+
+def compare_rows(runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], weight_model: str) -> list[Row]:
+    """The compare table: per run its numbers; per restored run its difference to the run
+    that continued from its snapshot, next to the spread across seeds (σ)."""
+    versus = versus_continued(runs, continued_from, weight_model)
+    references = {v.continued for v in versus if v is not None}
+    rows = []
+    for i, (r, v) in enumerate(zip(runs, versus)):
+        st = run_stats(r, weight_model)
+        cells = [str(i + 1), r.label, str(r.seed), str(r.n_spikes), _num(st.rate_hz), _num(st.cv), _num(st.mean_weight)]
+        cells += _versus_cells(v) if v is not None else ["", "", "", "reference" if i in references else ""]
+        cells += [same_as[i] if i < len(same_as) else "", r.short_digest]
+        rows.append(Row(tuple(cells), key=f"r{i}"))
+    return rows
+
+
+def _versus_cells(v: Versus) -> list[str]:
+    spread = v.spread
+    cells = [_versus(v.delta.rate_hz, spread.rate_hz if spread else None), _versus(v.delta.cv, spread.cv if spread else None, 3), _versus(v.delta.mean_weight, spread.mean_weight if spread else None)]
+    verdicts = [v.within(m) for m in ("rate_hz", "cv", "mean_weight")]
+    if spread is None:
+        verdict = f"{v.n_seeds} seed"
+    elif any(w is False for w in verdicts):
+        verdict = "OUTSIDE 2σ"
+    else:
+        verdict = "within 2σ"
+    return cells + [verdict]
+
+
 class CompareScreen(Screen[None]):
-    """The example's figure in the terminal: rasters of up to five runs, weights, table."""
+    """The example's figure in the terminal: a raster per run (paged when they do not fit),
+    their weights, and the numbers that say whether restored runs are within the network's
+    own variability."""
 
-    BINDINGS = [Binding("escape,v,q", "close", "Back", id="compare-close")]
+    BINDINGS = [
+        Binding("escape,v,q", "close", "Back", id="compare-close"),
+        Binding("j,pagedown", "page(1)", "Next runs", id="compare-next"),
+        Binding("k,pageup", "page(-1)", "Previous runs", id="compare-previous"),
+    ]
 
-    def __init__(self, runs: list[RunResult], identical: list[int | None], marker: str, group: Group | None = None, weight_model: str = "") -> None:
+    def __init__(self, runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], marker: str, group: Group | None = None, weight_model: str = "") -> None:
         super().__init__()
+        self.runs = list(runs)
+        self.same_as = list(same_as)
+        self.continued_from = dict(continued_from)
         self.group = group
         self.weight_model = weight_model
-        self.runs = runs[-5:]
-        offset = len(runs) - len(self.runs)
-        self.identical = identical[offset:]
-        self.first = offset
         self.marker = marker
+        self.page = 0
+        self.per_page = 0
 
     def compose(self) -> ComposeResult:
-        with Horizontal():
-            with Vertical(id="compare-rasters"):
-                for i in range(len(self.runs)):
-                    yield PlotextPlot(id=f"cmp-raster-{i}", classes="cmp-raster")
-            with Vertical(id="compare-side"):
-                yield PlotextPlot(id="cmp-weights")
-                yield DataTable(id="cmp-table", cursor_type="none")
+        with Horizontal(id="cmp-top"):
+            yield Vertical(id="compare-rasters")
+            yield WeightsPlot(id="cmp-weights")
+        yield StatusLine(id="cmp-note")
+        yield FittedTable(COMPARE_COLUMNS, id="cmp-table", cursor_type="none")
         yield Footer()
 
     def on_mount(self) -> None:
-        for i, r in enumerate(self.runs):
-            plot = self.query_one(f"#cmp-raster-{i}", PlotextPlot)
-            plot.plt.clear_figure()
-            ids = self.group.raster_ids if self.group is not None else np.empty(0, np.int64)
-            name = self.group.name if self.group is not None else ""
-            draw_raster(plot.plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, ids, title=f"{self.first + i + 1}: {r.label} {r.short_digest} ({name})", color=COLORS[i % len(COLORS)], marker=self.marker)
-            plot.refresh()
-        w = self.query_one("#cmp-weights", PlotextPlot)
-        w.plt.clear_figure()
-        draw_weights(w.plt, [(f"{self.first + i + 1}", r.weights.get(self.weight_model, np.empty(0))) for i, r in enumerate(self.runs)], model=self.weight_model, marker=self.marker)
-        w.refresh()
-        table = self.query_one("#cmp-table", DataTable)
-        table.add_columns("#", "run", "same as", "spikes", "digest")
-        for i, (r, k) in enumerate(zip(self.runs, self.identical)):
-            table.add_row(str(self.first + i + 1), escape(r.label), "" if k is None else f"run {k + 1}", str(r.n_spikes), r.short_digest)
+        self.query_one(WeightsPlot).marker = self.marker
+        self.query_one(FittedTable).set_rows(compare_rows(self.runs, self.same_as, self.continued_from, self.weight_model), cursor_to_end=False)
         if not self.runs:
             self.notify("no runs yet", severity="warning")
 
+    def on_resize(self) -> None:
+        table_rows = min(len(self.runs) + 1, 7)
+        per_page = max(1, (self.size.height - table_rows - 2) // RASTER_ROWS)
+        if per_page != self.per_page:
+            self.per_page = per_page
+            self.page = min(self.page, self.pages - 1)
+            self._show_page()
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(len(self.runs) / max(1, self.per_page)))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "page":
+            step = int(str(parameters[0])) if parameters else 1
+            return True if 0 <= self.page + step < self.pages else None
+        return True
+
+    def action_page(self, step: int) -> None:
+        self.page = max(0, min(self.pages - 1, self.page + step))
+        self._show_page()
+
+    def _show_page(self) -> None:
+        first = self.page * self.per_page
+        shown = list(range(first, min(len(self.runs), first + self.per_page)))
+        box = self.query_one("#compare-rasters", Vertical)
+        box.remove_children()
+        plots = []
+        name = self.group.name if self.group is not None else ""
+        for i in shown:
+            r = self.runs[i]
+            plot = RasterPlot(classes="cmp-raster")
+            plot.marker = self.marker
+            plot.data = RasterData(f"{i + 1} {r.label} ({r.short_digest})", r.senders, r.times, r.t_start_ms, r.t_stop_ms, self.group, r.n_spikes, run_color(i))
+            plots.append(plot)
+        box.mount_all(plots)
+        samples = tuple((legend_name(str(i + 1), self.runs[i].label), self.runs[i].weights.get(self.weight_model, np.empty(0))) for i in shown)
+        self.query_one(WeightsPlot).show(WeightsData(self.weight_model, samples))
+        paging = f"runs {shown[0] + 1}–{shown[-1] + 1} of {len(self.runs)} ({name}): j/k pages" if shown and self.pages > 1 else f"{len(self.runs)} runs ({name})"
+        self.query_one("#cmp-note", StatusLine).show([
+            Part(escape(paging), None, 0),
+            Part("Δ: restored run − the run that continued from its snapshot; σ: spread across seeds", "Δ vs continued, σ across seeds", 1),
+        ])
+        self.refresh_bindings()
+
     def action_close(self) -> None:
         self.dismiss(None)
-

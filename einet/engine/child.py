@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .protocol import Channel, Message, ProtocolError, groups_fields, result_message, weights_fields
+from .protocol import Channel, EngineState, Message, ProtocolError, groups_fields, result_message, weights_fields
 from ..text import one_line
 
 HEARTBEAT_S = 1.0
@@ -106,7 +106,7 @@ class EngineServer:
         self.ranks = ranks()
         self.chan = chan
         self.log_path = log_path
-        self.state = "empty"
+        self.state = EngineState.EMPTY
         self.cancel = threading.Event()
         self.shutdown_requested = False
         self._log_offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
@@ -124,7 +124,7 @@ class EngineServer:
         s = self.session
         self.send(
             "state",
-            state=self.state,
+            state=self.state.value,
             t_ms=s.time_ms,
             seed=s.seed,
             threads=s.threads,
@@ -227,7 +227,7 @@ class EngineServer:
             self.shutdown_requested = True
             reply = Message("ack", {"id": cid, "op": op})
         except Exception as exc:  # every failure becomes an event; the engine stays usable
-            self.state = "built" if self.session.built else "empty"
+            self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
             reply = Message("error", {"id": cid, "op": op, "message": one_line(exc), "error": type(exc).__name__})
         self.forward_log()
         if not self.shutdown_requested:
@@ -255,18 +255,18 @@ class EngineServer:
         from ..config import NetworkConfig
 
         cfg = NetworkConfig.from_dict(config or {})
-        self.state = "building"
+        self.state = EngineState.BUILDING
         self.send_state()
         try:
             self.session.build(cfg)
         finally:
             self.send_network()
-        self.state = "built"
+        self.state = EngineState.BUILT
         return {"groups": [{"name": g.name, "size": g.size} for g in self.session.groups]}
 
     def op_reset(self) -> None:
         self.session.reset()
-        self.state = "empty"
+        self.state = EngineState.EMPTY
         self.send_network()
 
     def op_store(self, path: str, overwrite: bool = False, background: bool = False) -> dict[str, Any]:
@@ -278,13 +278,13 @@ class EngineServer:
             self._store = handle
             self._store_reported = 0.0
             return {"path": str(path), "background": True, "t_stored_ms": handle.t_stored_ms, "pause_s": handle.pause_s}
-        self.state = "storing"
+        self.state = EngineState.STORING
         self.send_state()
         try:
             with self._beating():
                 snap = self.session.store(path, overwrite=overwrite, progress=self._store_progress(path))
         finally:
-            self.state = "built" if self.session.built else "empty"
+            self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
             _release_heap()
         if snap is None:  # a rank other than 0: rank 0 wrote the file
             return {}
@@ -340,25 +340,25 @@ class EngineServer:
 
         with self.ranks.together():
             snap = Snapshot.open(path)  # validate fully (on every rank) before the kernel is touched
-        self.state = "restoring"
+        self.state = EngineState.RESTORING
         self.send_state()
         try:
             self.session.restore(snap, seed=seed, threads=threads)
         finally:
-            self.state = "built" if self.session.built else "empty"
+            self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
             self.send_network()
         return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads, "not_stored": self.session.not_stored()}
 
     def op_run(self, t_ms: float | None = None, label: str | None = None) -> Message:
         self.cancel.clear()
-        self.state = "running"
+        self.state = EngineState.RUNNING
         self._run_label = label or f"run {self.session.n_runs + 1}"
         self._last_weights = time.monotonic()
         self.send_state()
         try:
             result = self.session.run(t_ms, label=self._run_label, step_wall_s=STEP_WALL_S, on_step=self._on_step, cancel=self.cancel)
         finally:
-            self.state = "built" if self.session.built else "empty"
+            self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
         return result_message("ack", {"op": "run", "id": self._current_id}, result)
 
     def op_continue(self, t_ms: float | None = None, label: str | None = None) -> Message:
@@ -430,11 +430,11 @@ class EngineServer:
                 self.ranks.share(msg.fields)  # the other ranks do these too
             if op == "pause":
                 paused = True
-                self.state = "paused"
+                self.state = EngineState.PAUSED
                 self.send("ack", id=cid, op=op)
                 self.send_state()
             elif op == "resume":
-                self.state = "running"
+                self.state = EngineState.RUNNING
                 self.send("ack", id=cid, op=op)
                 self.send_state()
                 return
@@ -442,7 +442,7 @@ class EngineServer:
                 self.cancel.set()
                 if op == "shutdown":
                     self.shutdown_requested = True
-                self.state = "running"
+                self.state = EngineState.RUNNING
                 self.send("ack", id=cid, op=op)
                 return
             elif op == "ping":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,34 @@ from ..runs import Group, Origin, RunResult
 from ..wire import Message, WireError, decode, encode, exact_reader
 
 ProtocolError = WireError
-__all__ = ["Channel", "Message", "ProtocolError", "groups_fields", "groups_from", "result_from_message", "result_message", "weights_fields", "weights_from"]
+__all__ = ["Channel", "EngineState", "Message", "ProtocolError", "groups_fields", "groups_from", "result_from_message", "result_message", "weights_fields", "weights_from"]
+
+
+class EngineState(str, Enum):
+    """What the engine is doing: sent in ``state`` events, read by the dashboard and tests
+    (a ``str``, so it compares equal to its value)."""
+
+    STARTING = "starting"
+    EMPTY = "empty"
+    BUILDING = "building"
+    BUILT = "built"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STORING = "storing"
+    RESTORING = "restoring"
+    DEAD = "dead"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a command with no run in progress."""
+        return self in (EngineState.EMPTY, EngineState.BUILT)
+
+    @property
+    def simulating(self) -> bool:
+        return self in (EngineState.RUNNING, EngineState.PAUSED)
 
 
 class Channel:

@@ -1,0 +1,94 @@
+"""Is a restored run within the network's own variability? Numbers for comparing runs.
+
+For each run: its rate, mean CV of inter-spike intervals and mean weight. For a run restored
+from a snapshot: its difference to the run that continued from the same state (on the kernel
+that stored it), next to the spread of the runs restored from that snapshot with different
+seeds. A difference well inside that spread means the restore changed nothing the network's
+own noise would not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import isi_cv, mean_weight
+from .runs import RunResult
+
+METRICS = ("rate_hz", "cv", "mean_weight")
+
+
+@dataclass(frozen=True)
+class RunStats:
+    rate_hz: float
+    cv: float
+    """Mean coefficient of variation of the inter-spike intervals (NaN: too few spikes)."""
+    mean_weight: float
+    """Mean of the weight sample of the synapse model compared (NaN: none sampled)."""
+
+    def get(self, metric: str) -> float:
+        return float(getattr(self, metric))
+
+
+@dataclass(frozen=True)
+class Versus:
+    """A restored run against the run that continued from the same snapshot."""
+
+    continued: int
+    """Index of the continued run in the compared list."""
+    delta: RunStats
+    """This run minus the continued run."""
+    spread: RunStats | None
+    """Standard deviation across the runs restored from the snapshot with different seeds
+    (one run per seed); None with fewer than two seeds."""
+    n_seeds: int
+
+    def within(self, metric: str) -> bool | None:
+        """|difference| ≤ 2 × spread (None: no spread to judge by)."""
+        if self.spread is None:
+            return None
+        d, s = abs(self.delta.get(metric)), self.spread.get(metric)
+        if math.isnan(d) or math.isnan(s):
+            return None
+        return d <= 2 * s
+
+
+def run_stats(run: RunResult, weight_model: str = "") -> RunStats:
+    return RunStats(run.rate_hz, isi_cv(run.senders, run.times), mean_weight(run.weights, weight_model))
+
+
+def versus_continued(runs: Sequence[RunResult], continued_from: Mapping[str, int], weight_model: str = "") -> list[Versus | None]:
+    """For each run restored from a snapshot named in ``continued_from`` (snapshot path →
+    index of the run that continued from it), how it compares; None for the others.
+
+    Only runs of the same length as the continued run are compared with it."""
+    stats = [run_stats(r, weight_model) for r in runs]
+    out: list[Versus | None] = []
+    for i, r in enumerate(runs):
+        c = continued_from.get(r.origin.snapshot) if r.origin.kind == "restored" else None
+        if c is None or c >= len(runs) or not _same_length(r, runs[c]) or r.cancelled:
+            out.append(None)
+            continue
+        delta = RunStats(*(stats[i].get(m) - stats[c].get(m) for m in METRICS))
+        first_per_seed: dict[int, int] = {}
+        for j, other in enumerate(runs):
+            if other.origin.kind == "restored" and other.origin.snapshot == r.origin.snapshot and _same_length(other, r) and not other.cancelled:
+                first_per_seed.setdefault(other.seed, j)
+        seeds = list(first_per_seed.values())
+        spread = None
+        if len(seeds) >= 2:
+            spread = RunStats(*(_std([stats[j].get(m) for j in seeds]) for m in METRICS))
+        out.append(Versus(c, delta, spread, len(seeds)))
+    return out
+
+
+def _same_length(a: RunResult, b: RunResult) -> bool:
+    return abs((a.t_stop_ms - a.t_start_ms) - (b.t_stop_ms - b.t_start_ms)) < 1e-6
+
+
+def _std(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.std(finite, ddof=1)) if len(finite) >= 2 else float("nan")
