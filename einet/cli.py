@@ -63,9 +63,9 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
         p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
 
-def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True) -> None:
+def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True, default: str = "snapshots/einet-history.sqlite") -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--history", type=Path, metavar="PATH", help="the run history database (default: $EINET_HISTORY, else snapshots/einet-history.sqlite)")
+    group.add_argument("--history", type=Path, metavar="PATH", help=f"the run history database (default: $EINET_HISTORY, else {default})")
     if off_flag:
         group.add_argument("--no-history", action="store_true", help="record nothing in the run history")
 
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.options import add_tui_flags  # no Textual import: only argparse flags
 
     add_tui_flags(tui)
+    _history_flags(tui, default="einet-history.sqlite in --snapshot-dir")
     return parser
 
 

@@ -166,6 +166,17 @@ async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
         assert [r.label for r in app.runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
         assert app.identical() == [None, None, None, 2, None]
         assert len(list((tmp_path / "snaps").glob("demo-*.h5"))) == 1
+        # v: restored runs against the continued run, next to the spread across seeds
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        table = app.screen.query_one("#cmp-table")
+        rows = [shown_row(table, f"r{i}") for i in range(5)]
+        assert rows[1]["verdict"] == "reference" and rows[0]["verdict"] == ""
+        rate = [float(r["rate Hz"]) for r in rows]
+        for r, restored in zip(rows[2:], rate[2:]):
+            assert r["Δ rate (σ)"].startswith(f"{restored - rate[1]:+.2f}"[:4]) and r["verdict"] in ("within 2σ", "OUTSIDE 2σ")
+        assert rows[3]["same as"] == "run 3"
+        await pilot.press("escape")
         await pilot.press("q")
 
 
@@ -270,3 +281,57 @@ async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path
         assert any(c.startswith("INVALID") for c in cells)
         await pilot.press("escape")
         await pilot.press("q")
+
+
+def shown_row(table, key: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A table row as the user sees it: shown column → cell text."""
+    return {str(c.label): str(table.get_cell(key, c.key)) for c in table.columns.values()}
+
+
+async def test_history_survives_a_restart_and_names_identical_runs_of_earlier_sessions(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    first = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    async with first.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: first.es.state == "built")
+        await pilot.press("space")
+        await until(pilot, lambda: len(first.runs) == 1 and first.run_ids[0] is not None)
+        # at 80 columns: one status line, and the row keeps seed, spikes, rate and a digest prefix
+        status = first.query_one("#status")
+        assert status.size.height == 1 and len(str(status.render())) <= status.size.width
+        row = shown_row(first.query_one("#history"), "r0")
+        run = first.runs[0]
+        assert row["seed"] == str(run.seed) and row["spikes"] == str(run.n_spikes) and row["rate Hz"] == f"{run.rate_hz:.1f}"
+        assert run.digest.startswith(row["digest"]) and len(row["digest"]) >= 7
+        await pilot.press("q")
+
+    again = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: again.es.state == "built" and len(again.earlier) == 1)
+        table = again.query_one("#history")
+        h = again.earlier[0]
+        old = shown_row(table, f"h{h.id}")
+        assert old["#"] == f"h{h.id}" and old["digest"] == run.short_digest and old["seed"] == str(run.seed)
+        assert table.get_cell(f"h{h.id}", "digest").style == "dim", "earlier sessions' runs are marked"
+        await pilot.press("space")
+        await until(pilot, lambda: len(again.runs) == 1 and again.same_as[0] == f"h{h.id}")
+        assert again.runs[0].digest == run.digest, "same build, same seed: identical across sessions"
+        assert shown_row(table, "r0")["same as"] == f"h{h.id}"
+        await pilot.press("q")
+
+
+async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    junk = os.urandom(4096)
+    db.write_bytes(junk)
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.history is not None)
+        await until(pilot, lambda: any("run history off" in n for n in notes(app)), timeout=10)
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+        await pilot.pause(0.3)
+        warnings = [n for n in notes(app) if "history" in n]
+        assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+        assert app.run_ids == [None] and app.same_as == [""]
+        await pilot.press("q")
+    assert db.read_bytes() == junk, "a damaged history is left as it was"

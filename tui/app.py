@@ -87,7 +87,7 @@ class EinetApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None, mpi: MpiLaunch | None = None, history: Path | None = None) -> None:
+    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None, mpi: MpiLaunch | None = None, history: Path | None = None, record: bool = True) -> None:
         super().__init__()
         self.config = config or NetworkConfig()
         self.snapshot_dir = snapshot_dir
@@ -115,6 +115,7 @@ class EinetApp(App[int]):
         self.store_progress = 0.0
         # the run history: sqlite calls wait on locks, so they run in one thread of their own
         self.history_file = history or history_path(snapshot_dir)
+        self.record = record
         self.history: History | None = None
         self._history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="einet-history")
         self.earlier: list[HistoryRun] = []
@@ -147,7 +148,8 @@ class EinetApp(App[int]):
         self._show_intro()
         self._show_status()
         self.log_line(f"einet dashboard; snapshots in {escape(str(self.snapshot_dir))}")
-        self._history_io.submit(self._open_history)
+        if self.record:
+            self._history_io.submit(self._open_history)
         self.boot()
 
     def on_resize(self) -> None:
@@ -750,7 +752,7 @@ def make_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | N
     """The dashboard for ``config`` with the dashboard's own flags (shared by ``einet`` and the
     tests), its engine an MPI job with ``mpi``. The CLI builds ``config`` and ``mpi``: the
     dashboard never imports the CLI (no import cycle)."""
-    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi, history=getattr(args, "history", None))
+    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi, history=getattr(args, "history", None), record=not getattr(args, "no_history", False))
 
 
 def run_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> int:

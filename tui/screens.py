@@ -139,8 +139,8 @@ class SeedScreen(ModalScreen[int | None]):
 
 PICKER_COLUMNS = (
     Column("file", 0, min_width=16),
-    Column("stored at", 2),
-    Column("network", 3),
+    Column("stored at", 3),
+    Column("network", 2),
     Column("seed", 2),
     Column("n_vp", 4),
     Column("size", 5),
