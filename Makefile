@@ -21,6 +21,7 @@ $(TSTAMP): pyproject.toml | $(PY)
 
 setup: $(STAMP)
 setup-test: $(TSTAMP)
+	@bash tools/apt-install.sh tmux
 
 run: setup
 	$(VENV)/bin/einet $(ARGS)
