@@ -19,6 +19,10 @@ from .analysis import isi_cv, mean_weight
 from .runs import RunResult
 
 METRICS = ("rate_hz", "cv", "mean_weight")
+MIN_SEEDS = 3
+"""Seeds needed before a difference is judged: the reference network's 1-s rate varies by
+±3–4 Hz between random streams from one state (it fires in population bursts), so the
+spread of two seeds says little."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,8 @@ class Versus:
     n_seeds: int
 
     def within(self, metric: str) -> bool | None:
-        """|difference| ≤ 2 × spread (None: no spread to judge by)."""
-        if self.spread is None:
+        """|difference| ≤ 2 × spread (None: fewer than :data:`MIN_SEEDS` seeds to judge by)."""
+        if self.spread is None or self.n_seeds < MIN_SEEDS:
             return None
         d, s = abs(self.delta.get(metric)), self.spread.get(metric)
         if math.isnan(d) or math.isnan(s):

@@ -66,21 +66,25 @@ async def picker(pilot: Pilot) -> None:
     await until(pilot, lambda: getattr(app.screen, "paths", None) is not None and app.screen.checked == len(app.screen.paths) > 0)  # type: ignore[attr-defined]
 
 
-async def full_sequence(pilot: Pilot) -> None:
-    """build → run → store → restore → run → seed rerun."""
+async def full_sequence(pilot: Pilot, *, continued: bool = False) -> None:
+    """build → run → store (→ continue) → restore → run → seed rerun."""
     app = app_of(pilot)
     await built(pilot)
     await run(pilot, 1)
     await store(pilot, "snap")
+    if continued:
+        await pilot.press("c")
+        await until(pilot, lambda: len(app.runs) == 2 and app.es.state == "built")
+    n = len(app.runs)
     await picker(pilot)
     await pilot.press("enter")
     await until(pilot, lambda: app.es.state == "built" and app.es.snapshot.endswith("snap.h5"))
-    await run(pilot, 2)
+    await run(pilot, n + 1)
     await pilot.press("n")
     await until(pilot, lambda: app.screen is not app.screen_stack[0])
     app.screen.query_one("Input").value = "777"  # type: ignore[attr-defined]
     await pilot.press("enter")
-    await until(pilot, lambda: len(app.runs) == 3 and app.es.state == "built")
+    await until(pilot, lambda: len(app.runs) == n + 2 and app.es.state == "built")
 
 
 async def settle(pilot: Pilot) -> None:
@@ -125,7 +129,7 @@ async def restore_picker(pilot: Pilot) -> None:
 
 
 async def compare_view(pilot: Pilot) -> None:
-    await full_sequence(pilot)
+    await full_sequence(pilot, continued=True)
     await settle(pilot)
     await pilot.press("v")
     await pilot.pause(0.5)
