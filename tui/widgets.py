@@ -130,9 +130,12 @@ class WeightsPlot(_Plot):
         if d is None or not d.samples:
             self.plt.title("weights: no sample yet")
             return
+        # plotext leaves out a legend taller than the plot: show as many runs as it can name
+        room = max(1, self.size.height - (4 if compact else 5))
+        samples = list(d.samples)[-room:]
         name = d.model or "synapse"
         title = self.title(f"{name} weights: density" + (", x: weight" if compact else ""), f"{name} weights", "weights")
-        draw_weights(self.plt, list(d.samples), model=d.model, marker=self.marker, title=title, xlabel="" if compact else "weight")
+        draw_weights(self.plt, samples, model=d.model, marker=self.marker, title=title, xlabel="" if compact else "weight")
 
 
 def legend_name(number: str, label: str, width: int = 14) -> str:
