@@ -414,7 +414,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         table = Table(title=f"store/restore, five runs: {session.config.model}")
         for col in ("run", "origin", "seed", "t [ms]", "spikes", "rate [Hz]", "digest", "identical to"):
-            table.add_column(col)
+            table.add_column(shown(col))  # a header is markup: "[ms]" would vanish
         for r, k in zip(results, same):
             table.add_row(r.label, r.origin.kind, str(r.seed), f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.n_spikes), f"{r.rate_hz:.2f}", r.digest[:8], "" if k is None else results[k].label)
         console = Console(width=None if sys.stdout.isatty() else 120)
@@ -442,10 +442,10 @@ def _demo_plots(results: Sequence[Any]) -> str:
     raster_ids = first.raster_ids if first is not None else np.empty(0, np.int64)
     name = first.name if first is not None else ""
     panels: list[Callable[[], None]] = [
-        (lambda i=i, r=r: draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, raster_ids, title=f"{r.label} ({r.short_digest}): first {len(raster_ids)} of {name}", color=COLORS[i % len(COLORS)]))
+        (lambda i=i, r=r: draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, raster_ids, title=f"{r.label} ({r.short_digest}): spikes, first {len(raster_ids)} {name} neurons", color=COLORS[i % len(COLORS)]))
         for i, r in enumerate(results)
     ]
-    panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz[0]) for r in results if len(r.psth_hz)], align=True, title=f"PSTH of {name} (rate per neuron)"))
+    panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz[0]) for r in results if len(r.psth_hz)], align=True, title=f"{name}: rate per neuron [Hz], runs aligned at their start", xlabel="time since the run's start [ms]"))
     weighted = next((m for r in results for m in r.weights), "")
     if weighted:
         panels.append(lambda: draw_weights(plt, [(r.label, r.weights.get(weighted, np.empty(0))) for r in results], model=weighted))
