@@ -73,7 +73,7 @@ def test_demo_five_runs(tmp_path: Path) -> None:
 def test_demo_draws_plots() -> None:
     p = einet_cli("demo", "--scale", "0.05", "--t", "100")
     assert p.returncode == 0, p.stderr
-    assert "identical to" in p.stdout and "e_syn weights" in p.stdout and "PSTH of E" in p.stdout
+    assert "identical to" in p.stdout and "e_syn weights" in p.stdout and "E: rate per neuron [Hz]" in p.stdout and "t [ms]" in p.stdout
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ async def until(pilot, predicate: Callable[[], bool], timeout: float = 60.0) -> 
 
 
 def make(tmp_path: Path, config: NetworkConfig = CONFIG) -> EinetApp:
-    return EinetApp(config, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot")
+    return EinetApp(config, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite")
 
 
 def notes(app: EinetApp) -> list[str]:
@@ -207,7 +207,7 @@ async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_pat
 
 
 async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Path) -> None:
-    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs")
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(stored))
         assert app.es.snapshot == str(stored) and app.es.t_ms == 0.0 and [g.name for g in app.groups] == ["E", "I"]
@@ -264,7 +264,7 @@ async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path
     named = folder / "run[bold red].h5"
     named.write_bytes(stored.read_bytes())
     (folder / "bad[red].h5").write_bytes(b"\x1b[31mnot a snapshot")
-    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot")
+    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(named))
         status = str(app.query_one("#status").render())
