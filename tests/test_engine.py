@@ -68,8 +68,7 @@ def test_pause_and_cancel_take_effect_within_one_step(engine: tuple[Engine, Reco
     eng, rec = engine
     eng.call("build", config=SMALL.to_dict())
     running = eng.request("run", t_ms=100_000.0)
-    while len(rec.of("frame")) < 3:
-        time.sleep(0.01)
+    wait_for(lambda: len(rec.of("frame")) >= 3, 60)
     n0 = len(rec.of("frame"))
     eng.call("pause", timeout_s=5)
     n1 = len(rec.of("frame"))
@@ -80,8 +79,7 @@ def test_pause_and_cancel_take_effect_within_one_step(engine: tuple[Engine, Reco
     assert len(rec.of("frame")) == n1, "no steps while paused"
     assert rec.of("state")[-1]["state"] == "paused"
     eng.call("resume")
-    while len(rec.of("frame")) < n1 + 2:
-        time.sleep(0.01)
+    wait_for(lambda: len(rec.of("frame")) >= n1 + 2, 30)
     n2 = len(rec.of("frame"))
     eng.call("cancel", timeout_s=5)
     n3 = len(rec.of("frame"))

@@ -52,8 +52,9 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
-        await pilot.pause(0.2)
-        assert app.es.state == "built"
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), timeout=5)
+        await pilot.pause(0.5)  # a reset of this small kernel would be done by now
+        assert app.es.state == "built" and app.es.t_ms == 400.0, "n kept the kernel"
 
         # s: store under the proposed name
         await pilot.press("s")

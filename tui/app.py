@@ -692,10 +692,10 @@ class EinetApp(App[int]):
             _, complete = play_demo(_TourPlayer(self), path, self.config.seed, on_step=lambda i, step: self.call_from_thread(self._caption, f"[{i + 1}/{len(DEMO_STEPS)}] {step.caption}"), stopped=self._tour_stop.is_set)
             stopped = not complete
         finally:
-            self.touring = False
             self.call_from_thread(self._end_tour, stopped)
 
     def _end_tour(self, stopped: bool) -> None:
+        self.touring = False
         self.remove_class("touring")
         self.refresh_bindings()
         self._show_intro()
