@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from rich.cells import cell_len
@@ -23,14 +24,21 @@ from einet.runs import Group
 
 from .fit import Column, Part, fit_columns, fit_parts, fitted_rows, shorten
 
+D = TypeVar("D")
+
 COMPACT_ROWS = 9
 """Plots lower than this drop the x label (its unit moves into the title)."""
 
 
-class _Plot(PlotextPlot):
-    """A plotext plot that redraws from its own data at every render."""
+class _Plot(PlotextPlot, Generic[D]):
+    """A plotext plot that redraws from its own data (``show``) at every render."""
 
     marker = "braille"
+    data: D | None = None
+
+    def show(self, data: D | None) -> None:
+        self.data = data
+        self.refresh()
 
     def _draw(self, compact: bool) -> None:
         raise NotImplementedError
@@ -61,14 +69,8 @@ class RasterData:
     color: str = "blue"
 
 
-class RasterPlot(_Plot):
+class RasterPlot(_Plot[RasterData]):
     """Spikes of the shown population's first neurons, one row each."""
-
-    data: RasterData | None = None
-
-    def show(self, data: RasterData | None) -> None:
-        self.data = data
-        self.refresh()
 
     def _draw(self, compact: bool) -> None:
         d = self.data
@@ -90,14 +92,8 @@ class PsthData:
     bin_ms: float = 10.0
 
 
-class PsthPlot(_Plot):
+class PsthPlot(_Plot[PsthData]):
     """Population rates over time, one line per population."""
-
-    data: PsthData | None = None
-
-    def show(self, data: PsthData | None) -> None:
-        self.data = data
-        self.refresh()
 
     def _draw(self, compact: bool) -> None:
         d = self.data
@@ -116,14 +112,8 @@ class WeightsData:
     """(legend: the run's name, weight sample)."""
 
 
-class WeightsPlot(_Plot):
+class WeightsPlot(_Plot[WeightsData]):
     """Weight distributions of one synapse model, one line per run."""
-
-    data: WeightsData | None = None
-
-    def show(self, data: WeightsData | None) -> None:
-        self.data = data
-        self.refresh()
 
     def _draw(self, compact: bool) -> None:
         d = self.data
