@@ -64,12 +64,13 @@ def run_stats(run: RunResult, weight_model: str = "") -> RunStats:
     return RunStats(run.rate_hz, isi_cv(run.senders, run.times), mean_weight(run.weights, weight_model))
 
 
-def versus_continued(runs: Sequence[RunResult], continued_from: Mapping[str, int], weight_model: str = "") -> list[Versus | None]:
+def versus_continued(runs: Sequence[RunResult], continued_from: Mapping[str, int], weight_model: str = "", *, stats: Sequence[RunStats] | None = None) -> list[Versus | None]:
     """For each run restored from a snapshot named in ``continued_from`` (snapshot path →
     index of the run that continued from it), how it compares; None for the others.
 
-    Only runs of the same length as the continued run are compared with it."""
-    stats = [run_stats(r, weight_model) for r in runs]
+    Only runs of the same length as the continued run are compared with it. ``stats``: the
+    runs' :func:`run_stats`, if already computed."""
+    stats = [run_stats(r, weight_model) for r in runs] if stats is None else stats
     out: list[Versus | None] = []
     for i, r in enumerate(runs):
         c = continued_from.get(r.origin.snapshot) if r.origin.kind == "restored" else None

@@ -83,3 +83,12 @@ def test_columns_with_no_room_keep_the_most_important() -> None:
     cols = [Column("a", 0), Column("b", 1), Column("c", 2)]
     layout = fit_columns(cols, [("aaaa", "bbbb", "cccc")], 7)
     assert [i for i, _ in layout] == [0]
+
+
+@pytest.mark.parametrize("name", ["exp[B].h5", "a[$x]b", "run[bold red].h5", "[b]snaps[", "plain"])
+def test_names_are_shown_as_they_are_by_textual_markup(name: str) -> None:
+    from textual.content import Content
+
+    from tui.markup import textual_escape
+
+    assert Content.from_markup(f"[b]{textual_escape(name)}[/b] ok").plain == f"{name} ok"

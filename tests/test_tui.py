@@ -176,7 +176,7 @@ async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
         rate = [float(r["rate Hz"]) for r in rows]
         for r, restored in zip(rows[2:], rate[2:]):
             assert r["Δ rate (σ)"].startswith(f"{restored - rate[1]:+.2f}"[:4]) and r["verdict"] == "needs 3 seeds"
-        assert rows[3]["same as"] == "run 3"
+        assert app.same_as[3] == "run 3" and rows[3]["Δ rate (σ)"] == rows[2]["Δ rate (σ)"], "identical runs, identical numbers"
         await pilot.press("escape")
         await pilot.press("q")
 

@@ -24,7 +24,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 from textual.worker import Worker, WorkerState
-from rich.markup import escape
 import numpy as np
 
 from einet.analysis import identical_to
@@ -37,8 +36,9 @@ from einet.history import History, HistoryRun, file_sha256, history_path
 from einet.runs import Group, RunResult
 
 from .fit import Column, Part, shorten
+from .markup import escape, textual_escape
 from .live import PSTH_BIN_MS, WINDOW_MS, LiveRun, LiveView
-from .messages import EngineDied, EngineStatus, NestLog, NetworkChanged, OpProgress, StateChanged, Stored, StoreFailed, from_engine
+from .messages import EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, from_engine
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from .widgets import FittedTable, PsthData, PsthPlot, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
 
@@ -124,7 +124,10 @@ class EinetApp(App[int]):
         self.same_as: list[str] = []  # "run K" or "hID" for each of this session's runs
         self.kernel_runs: list[int] = []  # this session's runs on the kernel as it is now
         self.continued_from: dict[str, int] = {}  # snapshot → the run that continued from it
-        self._stored_at: tuple[str, float, int | None] | None = None  # (path, t, run index) of the last store
+        self._stored_at: tuple[str, float, int | None] | None = None  # (path, t, run index) of the last store on this kernel
+        self._store_run: dict[str, int] = {}  # snapshot being written → the run whose end state it holds
+        self._published: set[str] = set()  # snapshots published before their store's reply arrived (MPI)
+        self._history_ids: dict[int, int] = {}  # (history thread) run index → history id
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -165,7 +168,7 @@ class EinetApp(App[int]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
             text = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-            self.notify(escape(text), severity="error", title="unexpected error")
+            self.notify(textual_escape(text), severity="error", title="unexpected error")
             self.log_line(f"[red]unexpected error in {escape(event.worker.name or 'a worker')}: {escape(text)}[/]")
 
     # -- engine plumbing -----------------------------------------------------------------
@@ -176,7 +179,11 @@ class EinetApp(App[int]):
             weights = weights_from(event.get("weight_models", []), event.arrays)
             self.live.add_frame(event.fields, event.arrays["senders"], event.arrays["times"], event.arrays.get("groups"), weights or None)
             return
-        message = from_engine(event)
+        try:
+            message = from_engine(event)
+        except (KeyError, TypeError, ValueError) as exc:  # the reader thread must live on
+            self.post_message(NestLog([f"einet: an engine event '{event.kind}' was malformed ({exc!r}); ignored"]))
+            return
         if message is not None:
             self.post_message(message)
 
@@ -215,21 +222,22 @@ class EinetApp(App[int]):
     def stored(self, message: Stored) -> None:
         r = message.report
         self.store_busy = ""
-        self.notify(f"stored {escape(r.path.name)} ({r.bytes / 1e6:.1f} MB, t = {r.t_stored_ms:g} ms; simulation paused {1000 * r.pause_s:.0f} ms)", title="store")
+        self.notify(f"stored {textual_escape(r.path.name)} ({r.bytes / 1e6:.1f} MB, t = {r.t_stored_ms:g} ms; simulation paused {1000 * r.pause_s:.0f} ms)", title="store")
         how = "in the background" if r.background else "by every MPI rank (ranks store in the foreground)"
         self.log_line(f"stored {escape(str(r.path))} in {r.seconds:.1f} s {how} (pause {1000 * r.pause_s:.0f} ms, reading {r.capture_s:.1f} s, writing {r.write_s:.1f} s)")
-        if self._stored_at is not None and self._stored_at[0] == str(r.path) and self._stored_at[2] is not None:
-            run_id = self.run_ids[self._stored_at[2]]
-            if run_id is not None:
-                self._history_io.submit(self._note_stored, run_id, r.path)
+        if str(r.path) in self._store_run:
+            self._history_io.submit(self._note_stored, self._store_run.pop(str(r.path)), r.path)
+        else:
+            self._published.add(str(r.path))  # under MPI the file is out before the reply
         self.refresh_bindings()
         self._show_status()
 
     @on(StoreFailed)
     def store_failed(self, message: StoreFailed) -> None:
         self.store_busy = ""
+        self._store_run.pop(str(message.path), None)
         self.current_snapshot = "" if self.current_snapshot == str(message.path) else self.current_snapshot
-        self.notify(escape(message.text), severity="error", title="store failed")
+        self.notify(textual_escape(message.text), severity="error", title="store failed")
         self.log_line(f"[red]{escape(message.text)}[/]")
         self.refresh_bindings()
         self._show_status()
@@ -238,7 +246,12 @@ class EinetApp(App[int]):
     def engine_died(self, message: EngineDied) -> None:
         self.es = EngineStatus(EngineState.DEAD)
         self.kernel_runs = []
-        self.notify(f"{escape(message.reason)}; starting a fresh engine (empty kernel)", severity="error", title="engine")
+        if self.store_busy:
+            self.log_line(f"[red]the store of {escape(self.store_busy)} was lost with the engine[/]")
+        self.store_busy = ""
+        self._store_run.clear()
+        self._stored_at = None
+        self.notify(f"{textual_escape(message.reason)}; starting a fresh engine (empty kernel)", severity="error", title="engine")
         self.log_line(f"[red]engine: {escape(message.reason)}[/]")
         self.refresh_bindings()
         self.boot(build=False)
@@ -248,7 +261,7 @@ class EinetApp(App[int]):
         try:
             ready = self.engine.start()
         except EngineError as exc:
-            self.call_from_thread(self.notify, escape(str(exc)), severity="error", title="engine")
+            self.call_from_thread(self.notify, textual_escape(str(exc)), severity="error", title="engine")
             return
         self.call_from_thread(self.log_line, f"engine pid {ready['pid']}, NEST {ready['nest_version']}, log {escape(str(ready['log']))}")
         if not build:
@@ -263,7 +276,7 @@ class EinetApp(App[int]):
         try:
             return self.engine.call(op, **args)
         except EngineError as exc:
-            self.call_from_thread(self.notify, escape(str(exc)), severity="error", title=f"{op} failed")
+            self.call_from_thread(self.notify, textual_escape(str(exc)), severity="error", title=f"{op} failed")
             self.call_from_thread(self.log_line, f"[red]{op} failed: {escape(str(exc))}[/]")
             return None
 
@@ -322,13 +335,16 @@ class EinetApp(App[int]):
             first = history.first_with_digest(h.digest, before_id=h.id)
             if first is not None:
                 same[h.id] = first.id
-        self.history = history
-        self.call_from_thread(self._history_opened, earlier, same, history.warning)
+        self.history = history  # read by the history thread only
+        self.post_message(HistoryOpened(earlier, same, history.warning))  # never waits for the UI
 
-    def _history_opened(self, earlier: list[HistoryRun], same: dict[int, int], warning: str | None) -> None:
-        self.earlier, self.earlier_same = earlier, same
+    @on(HistoryOpened)
+    def history_opened(self, message: HistoryOpened) -> None:
+        earlier, self.earlier_same = message.earlier, message.same
+        self.earlier = earlier
+        warning = message.warning
         if warning:
-            self.notify(escape(warning), severity="warning", title="history", timeout=8)
+            self.notify(textual_escape(warning), severity="warning", title="history", timeout=8)
             self.log_line(f"[yellow]{escape(warning)}[/]")
         elif earlier:
             self.log_line(f"{len(earlier)} runs of earlier sessions from {escape(str(self.history_file))} (#hN; einet history lists all)")
@@ -341,23 +357,29 @@ class EinetApp(App[int]):
             return
         sha = file_sha256(Path(result.origin.snapshot)) if result.origin.kind == "restored" else ""
         run_id = history.record(result, snapshot_sha256=sha)
+        if run_id is not None:
+            self._history_ids[index] = run_id
         first = history.first_with_digest(result.digest, before_id=run_id) if run_id is not None else None
         earlier = first if first is not None and first.session != history.session else None
-        self.call_from_thread(self._recorded, index, run_id, earlier, history.warning)
+        self.post_message(RunRecorded(index, run_id, earlier, history.warning))
 
-    def _recorded(self, index: int, run_id: int | None, earlier: HistoryRun | None, warning: str | None) -> None:
+    @on(RunRecorded)
+    def run_recorded(self, message: RunRecorded) -> None:
+        index, run_id, earlier, warning = message.index, message.run_id, message.earlier, message.warning
         self.run_ids[index] = run_id
         if warning and run_id is None:
-            self.notify(escape(warning), severity="warning", title="history", timeout=8)
+            self.notify(textual_escape(warning), severity="warning", title="history", timeout=8)
             self.log_line(f"[yellow]{escape(warning)}[/]")
         if earlier is not None and not self.same_as[index]:
             self.same_as[index] = f"h{earlier.id}"
             self.log_line(f"{escape(self.runs[index].label)} is identical to h{earlier.id}, {escape(earlier.label)} of {escape(earlier.recorded_at)} (an earlier session)")
             self._show_table()
 
-    def _note_stored(self, run_id: int, path: Path) -> None:
-        """(history thread) The snapshot stored from a run's end state."""
-        if self.history is not None and self.history.enabled:
+    def _note_stored(self, index: int, path: Path) -> None:
+        """(history thread) The snapshot stored from the end state of this session's run
+        ``index`` (recorded before: the thread runs jobs in order)."""
+        run_id = self._history_ids.get(index)
+        if run_id is not None and self.history is not None and self.history.enabled:
             self.history.note_stored(run_id, path, file_sha256(path))
 
     def _show_table(self) -> None:
@@ -367,7 +389,7 @@ class EinetApp(App[int]):
     def _earlier_row(self, h: HistoryRun) -> Row:
         same = self.earlier_same.get(h.id)
         origin = h.origin + (f" ← {Path(h.snapshot).stem}" if h.origin == "restored" and h.snapshot else "")
-        return Row((f"h{h.id}", h.label, "" if same is None else f"h{same}", origin, str(h.seed), f"{h.t_start_ms:g}-{h.t_stop_ms:g}", str(h.spikes), f"{h.rate_hz:.1f}", h.digest[:12]), dim=True, key=f"h{h.id}")
+        return Row((f"h{h.id}", h.label, "" if same is None else f"h{same}", origin, str(h.seed), f"{h.t_start_ms:g}-{h.t_stop_ms:g}", str(h.spikes), f"{h.rate_hz:.1f}", h.short_digest), dim=True, key=f"h{h.id}")
 
     def _run_row(self, i: int, r: RunResult) -> Row:
         origin: str = r.origin.kind
@@ -400,7 +422,7 @@ class EinetApp(App[int]):
         else:
             sizes = " + ".join(f"{g.size} {g.name}" for g in self.groups) or "the network"
             source = f"restored from {Path(self.es.snapshot).name}" if self.es.snapshot else "built"
-            what = f"{escape(sizes)} neurons, {escape(source)}, waiting at t = {self.es.t_ms:g} ms."
+            what = f"{textual_escape(sizes)} neurons, {textual_escape(source)}, waiting at t = {self.es.t_ms:g} ms."
         keys = [
             ("space", f"run {self.config.t_sim_ms:g} ms (again: pause)"),
             ("s", "store a snapshot"),
@@ -410,9 +432,9 @@ class EinetApp(App[int]):
             ("?", "all keys, and what a snapshot holds"),
         ]
         lines = [f"[b]einet[/] — store and restore NEST simulations. {what}", ""]
-        lines += [f"  [b reverse] {k:^7}[/]  {escape(v)}" for k, v in keys]
+        lines += [f"  [b reverse] {k:^7}[/]  {textual_escape(v)}" for k, v in keys]
         if self.earlier:
-            lines += ["", f"Runs of earlier sessions are listed below, dimmed (#hN). Identical spikes show in 'same as'."]
+            lines += ["", "Runs of earlier sessions are listed below, dimmed (#hN). Identical spikes show in 'same as'."]
         self.query_one("#intro", Static).update("\n".join(lines))
 
     def _status_parts(self) -> list[Part]:
@@ -588,6 +610,12 @@ class EinetApp(App[int]):
             self.current_snapshot = str(path)
             last = self.kernel_runs[-1] if self.kernel_runs and self.runs[self.kernel_runs[-1]].t_stop_ms == t else None
             self._stored_at = (str(path), t, last)
+            if last is not None:
+                if str(path) in self._published:
+                    self._published.discard(str(path))
+                    self._history_io.submit(self._note_stored, last, path)
+                else:
+                    self._store_run[str(path)] = last
             self.log_line(f"storing {escape(path.name)} (state at t = {t:g} ms taken in {1000 * float(ack['pause_s']):.0f} ms)")
         self.refresh_bindings()
         self._show_status()
@@ -628,7 +656,7 @@ class EinetApp(App[int]):
         self.current_snapshot = str(path)
         self.log_line(f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
         missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
-        self.notify("not restored: " + escape("; ".join(missing)) + " — ? lists all", title=f"restored {escape(path.name)}", timeout=6)
+        self.notify("not restored: " + textual_escape("; ".join(missing)) + " — ? lists all", title=f"restored {path.name}", timeout=6)
         self._show_status()
 
     def action_rerun_seed(self) -> None:
@@ -654,20 +682,24 @@ class EinetApp(App[int]):
         if self.groups:
             self.group_index = (self.group_index + 1) % len(self.groups)
             self.live.set_groups(self.groups, self.group_index)
-            self.notify(f"raster shows {escape(self.groups[self.group_index].name)}", timeout=2)
+            self.notify(f"raster shows {textual_escape(self.groups[self.group_index].name)}", timeout=2)
             self._drawn_version = -1
             self._draw_idle()
 
     def action_next_weights(self) -> None:
         if self.weight_models:
             self.weight_index = (self.weight_index + 1) % len(self.weight_models)
-            self.notify(f"weights of {escape(self.weight_model)}", timeout=2)
+            self.notify(f"weights of {textual_escape(self.weight_model)}", timeout=2)
             self._draw_weights()
 
     def action_stop(self) -> None:
         self._tour_stop.set()
         if self.es.state.simulating:
             self._send("cancel")
+
+    def on_key(self) -> None:
+        if not self.touring:
+            self.remove_class("captioned")
 
     def action_demo(self) -> None:
         self._tour_stop.clear()
@@ -679,7 +711,7 @@ class EinetApp(App[int]):
 
     def _caption(self, text: str) -> None:
         self.caption_text = text
-        self.query_one("#caption", Static).update(escape(text))
+        self.query_one("#caption", Static).update(textual_escape(text))
         self.log_line(f"[b]tour:[/b] {escape(text)}")
 
     def _tour(self) -> None:
@@ -697,6 +729,7 @@ class EinetApp(App[int]):
     def _end_tour(self, stopped: bool) -> None:
         self.touring = False
         self.remove_class("touring")
+        self.add_class("captioned")  # the closing caption stays until the next key
         self.refresh_bindings()
         self._show_intro()
         self._caption("demo stopped" if stopped else "demo complete: runs 'restored' and 'restored, same seed' are identical; the other seed differs — press v to compare")
@@ -707,7 +740,7 @@ class EinetApp(App[int]):
             def answered(wait: bool | None) -> None:
                 self.run_worker(lambda: self._close_and_exit(abandon=not wait), thread=True, group="quit", exit_on_error=False)
 
-            self.push_screen(ConfirmScreen(f"A store of {escape(self.store_busy)} is in progress. Wait for it (y), or abandon it (n: nothing is published)?"), answered)
+            self.push_screen(ConfirmScreen(f"A store of {textual_escape(self.store_busy)} is in progress. Wait for it (y), or abandon it (n: nothing is published)?"), answered)
             return
         self.engine.close(timeout_s=3.0)
         self.exit(0)
@@ -719,7 +752,12 @@ class EinetApp(App[int]):
 
     def on_unmount(self) -> None:
         self.engine.close(timeout_s=3.0)
-        self._history_io.shutdown(wait=True, cancel_futures=False)
+        # the history thread finishes its writes and closes the file on its own: waiting here,
+        # on the UI thread, could wait on a locked database
+        self._history_io.submit(self._close_history)
+        self._history_io.shutdown(wait=False)
+
+    def _close_history(self) -> None:
         if self.history is not None:
             self.history.close()
 

@@ -15,6 +15,7 @@ from textual.message import Message
 
 from einet.engine import Message as WireMessage
 from einet.engine.protocol import EngineState, groups_from
+from einet.history import HistoryRun
 from einet.runs import Group
 
 
@@ -117,3 +118,26 @@ def from_engine(event: WireMessage) -> Message | None:
     """The typed message for an engine event (None for frames, heartbeats and replies)."""
     parse = _PARSERS.get(event.kind)
     return parse(event) if parse is not None else None
+
+
+class HistoryOpened(Message):
+    """(From the history thread.) Earlier sessions' runs, and for each the id of the first
+    run with its digest; ``warning`` if the history is off."""
+
+    def __init__(self, earlier: list[HistoryRun], same: dict[int, int], warning: str) -> None:
+        super().__init__()
+        self.earlier = earlier
+        self.same = same
+        self.warning = warning
+
+
+class RunRecorded(Message):
+    """(From the history thread.) This session's run ``index`` got history id ``run_id``
+    (None: not recorded); ``earlier`` is an earlier session's run with the same spikes."""
+
+    def __init__(self, index: int, run_id: int | None, earlier: HistoryRun | None, warning: str) -> None:
+        super().__init__()
+        self.index = index
+        self.run_id = run_id
+        self.earlier = earlier
+        self.warning = warning

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.validation import Function, Integer
 from rich.markdown import Markdown as RichMarkdown
-from rich.markup import escape
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 import numpy as np
 
@@ -25,6 +25,7 @@ from einet.runs import Group, RunResult
 from einet.snapshot import GENERAL_NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .fit import Column, Part
+from .markup import escape, textual_escape
 from .widgets import FittedTable, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
 
 
@@ -70,7 +71,7 @@ class StoreScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Store a snapshot in [b]{escape(str(self.folder))}[/] — Enter stores, Escape cancels")
+            yield Label(f"Store a snapshot in [b]{textual_escape(str(self.folder))}[/] — Enter stores, Escape cancels")
             yield Input(value=default_snapshot_name(), id="name", validators=[Function(self._valid, "invalid name")], validate_on=["changed", "submitted"])
             yield Static("", id="problem", classes="problem")
 
@@ -88,13 +89,13 @@ class StoreScreen(ModalScreen[Path | None]):
 
     @on(Input.Changed)
     def changed(self, event: Input.Changed) -> None:
-        self.query_one("#problem", Static).update(escape(self._check(event.value)[1]))
+        self.query_one("#problem", Static).update(textual_escape(self._check(event.value)[1]))
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
         path, problem = self._check(event.value)
         if path is None:
-            self.query_one("#problem", Static).update(escape(problem))
+            self.query_one("#problem", Static).update(textual_escape(problem))
             return
         self.dismiss(path)
 
@@ -114,7 +115,7 @@ class SeedScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Rerun [b]{escape(Path(self.snapshot).name)}[/] with seed (Enter runs, Escape cancels):")
+            yield Label(f"Rerun [b]{textual_escape(Path(self.snapshot).name)}[/] with seed (Enter runs, Escape cancels):")
             yield Input(value=str(self.current), id="seed", type="integer", validators=[Integer(minimum=0, maximum=2**32 - 2, failure_description="a whole number from 0 to 4294967294")])
             yield Static("", id="problem", classes="problem")
 
@@ -161,7 +162,7 @@ class RestoreScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(f"Snapshots in [b]{escape(str(self.folder))}[/] — Enter restores, Escape cancels")
+            yield Label(f"Snapshots in [b]{textual_escape(str(self.folder))}[/] — Enter restores, Escape cancels")
             yield FittedTable(PICKER_COLUMNS, id="snapshots")
             yield Static("", id="problem", classes="problem")
 
@@ -176,13 +177,23 @@ class RestoreScreen(ModalScreen[Path | None]):
 
     @work(thread=True, exclusive=True, group="inspect")
     def inspect_all(self) -> None:
-        for p in self.paths:
-            info = Snapshot.inspect(p)
-            self.app.call_from_thread(self._fill, info)
+        batch: list[SnapshotInfo] = []
+        shown_at = time.monotonic()
+        for i, p in enumerate(self.paths):
+            batch.append(Snapshot.inspect(p))
+            # a table re-layout per batch, not per file: hundreds of snapshots stay quick
+            if i == len(self.paths) - 1 or time.monotonic() - shown_at > 0.2:
+                self.app.call_from_thread(self._fill, batch)
+                batch, shown_at = [], time.monotonic()
 
-    def _fill(self, info: SnapshotInfo) -> None:
+    def _fill(self, infos: list[SnapshotInfo]) -> None:
+        self.query_one(FittedTable).update_rows({str(info.path): self._cells(info) for info in infos})
+        self.checked += len(infos)
+
+    @staticmethod
+    def _cells(info: SnapshotInfo) -> tuple[str, ...]:
         p = info.path
-        cells = (
+        return (
             p.name,
             f"t={info.t_stored_ms:g} ms" if info.t_stored_ms is not None else "?",
             "+".join(str(v) for v in info.groups.values()) if info.valid else "?",
@@ -191,8 +202,6 @@ class RestoreScreen(ModalScreen[Path | None]):
             f"{info.file_bytes / 1e6:.1f} MB",
             "ok" if info.valid else f"INVALID: {info.problem}",
         )
-        self.query_one(FittedTable).update_row(str(p), cells)
-        self.checked += 1
 
     @on(DataTable.RowSelected)
     def selected(self, event: DataTable.RowSelected) -> None:
@@ -275,16 +284,16 @@ COMPARE_COLUMNS = (
     Column("#", 0),
     Column("run", 3, min_width=10),
     Column("seed", 2),
-    Column("spikes", 4),
+    Column("spikes", 6),
     Column("rate Hz", 1),
-    Column("CV ISI", 5),
-    Column("mean w", 6),
+    Column("CV ISI", 3),
+    Column("mean w", 4),
     Column("Δ rate (σ)", 2),
-    Column("Δ CV (σ)", 7),
-    Column("Δ w (σ)", 8),
+    Column("Δ CV (σ)", 4),
+    Column("Δ w (σ)", 5),
     Column("verdict", 1),
-    Column("same as", 3),
-    Column("digest", 4, min_width=7, prefix=True),
+    Column("same as", 6),
+    Column("digest", 7, min_width=7, prefix=True),
 )
 RASTER_ROWS = 8
 """Rows a raster of the compare view needs to be read; fewer fit, the view pages."""
@@ -304,11 +313,11 @@ def _versus(delta: float, spread: float | None, digits: int = 2) -> str:
 def compare_rows(runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], weight_model: str) -> list[Row]:
     """The compare table: per run its numbers; per restored run its difference to the run
     that continued from its snapshot, next to the spread across seeds (σ)."""
-    versus = versus_continued(runs, continued_from, weight_model)
+    stats = [run_stats(r, weight_model) for r in runs]
+    versus = versus_continued(runs, continued_from, weight_model, stats=stats)
     references = {v.continued for v in versus if v is not None}
     rows = []
-    for i, (r, v) in enumerate(zip(runs, versus)):
-        st = run_stats(r, weight_model)
+    for i, (r, v, st) in enumerate(zip(runs, versus, stats)):
         cells = [str(i + 1), r.label, str(r.seed), str(r.n_spikes), _num(st.rate_hz), _num(st.cv), _num(st.mean_weight)]
         cells += _versus_cells(v) if v is not None else ["", "", "", "reference" if i in references else ""]
         cells += [same_as[i] if i < len(same_as) else "", r.short_digest]
@@ -369,8 +378,9 @@ class CompareScreen(Screen[None]):
         table_rows = min(len(self.runs) + 1, 7)
         per_page = max(1, (self.size.height - table_rows - 2) // RASTER_ROWS)
         if per_page != self.per_page:
+            first_shown = self.page * self.per_page
             self.per_page = per_page
-            self.page = min(self.page, self.pages - 1)
+            self.page = min(first_shown // per_page, self.pages - 1)  # the same runs stay in view
             self._show_page()
 
     @property

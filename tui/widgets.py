@@ -156,40 +156,39 @@ class FittedTable(DataTable[Text]):
         super().__init__(id=id, cursor_type=cursor_type, zebra_stripes=zebra_stripes)  # type: ignore[arg-type]
         self.spec = tuple(columns)
         self.rows_data: list[Row] = []
-        self._laid_out_for = -1
+        self._layout: list[tuple[int, int]] = []
 
     def set_rows(self, rows: Sequence[Row], *, cursor_to_end: bool = True) -> None:
         self.rows_data = list(rows)
         self._lay_out(force=True)
         if cursor_to_end and self.row_count:
-            self.move_cursor(row=self.row_count - 1)
+            self.move_cursor(row=self.row_count - 1, animate=False)
 
-    def update_row(self, key: str, cells: tuple[str, ...]) -> None:
-        self.rows_data = [Row(cells, r.dim, r.key) if r.key == key else r for r in self.rows_data]
-        row = self.cursor_row
+    def update_rows(self, cells: dict[str, tuple[str, ...]]) -> None:
+        """New cells for the rows with these keys (one re-layout for all of them)."""
+        self.rows_data = [Row(cells[r.key], r.dim, r.key) if r.key in cells else r for r in self.rows_data]
         self._lay_out(force=True)
-        if self.row_count:
-            self.move_cursor(row=min(row, self.row_count - 1))
 
     def on_resize(self, event: Resize) -> None:
         self._lay_out()
 
     def _lay_out(self, force: bool = False) -> None:
         width = self.size.width - 1  # the vertical scrollbar
-        if width <= 0 or (width == self._laid_out_for and not force):
+        if width <= 0:
             return
-        self._laid_out_for = width
         plain = [r.cells for r in self.rows_data]
         layout = fit_columns(self.spec, plain, width, padding=2 * self.cell_padding)
+        if layout == self._layout and not force:
+            return  # the same columns at the same widths: nothing to redraw
+        self._layout = layout
+        keep = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value if self.row_count else None
         self.clear(columns=True)
         for i, w in layout:
             self.add_column(Text(self.spec[i].name), width=w, key=self.spec[i].id)
         for row, cells in zip(self.rows_data, fitted_rows(self.spec, plain, layout)):
             self.add_row(*(Text(c, style="dim" if row.dim else "") for c in cells), key=row.key or None)
-
-    @property
-    def shown_columns(self) -> list[str]:
-        return [str(c.label) for c in self.columns.values()]
+        if keep is not None and keep in self.rows:
+            self.move_cursor(row=self.get_row_index(keep), animate=False)
 
 
 class StatusLine(Static):
