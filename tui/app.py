@@ -312,7 +312,7 @@ class EinetApp(App[int]):
             self.continued_from[self._stored_at[0]] = index
         self.kernel_runs.append(index)
         self.unstored = True
-        k = identical_to([r.digest for r in self.runs])[-1]
+        k = self.identical()[-1]
         self.same_as.append("" if k is None else f"run {k + 1}")
         self._show_table()
         note = "" if k is None else f" — identical to run {k + 1}"
