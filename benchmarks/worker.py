@@ -164,29 +164,54 @@ def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
     return {"workers": workers, "seconds": seconds, "connections": plan.n_connections}
 
 
-def store_background(scale: float, folder: Path) -> dict[str, Any]:
-    """Store while simulating 1 s vs storing, then simulating; the pause; then, in a second
+def store_background(scale: float, folder: Path, pairs: int = 3) -> dict[str, Any]:
+    """Store while simulating 1 s vs storing, then simulating, in ``pairs`` alternating pairs
+    (medians: on a shared machine one pair varies by ±4 %); the longest pause; then, in a last
     round with a memory monitor (it costs CPU, so not while timing), the peak extra memory."""
     session = _built(scale)
     paths = [folder / f"{name}.h5" for name in ("seq", "bg", "bg-memory")]
     for p in paths:
         p.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    session.store(paths[0])
-    session.run(T_SIM)
-    sequential = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    handle = session.store(paths[1], background=True)
-    session.run(T_SIM)
-    handle.wait()
-    overlapped = time.perf_counter() - t0
+
+    def one_after_the_other() -> float:
+        t0 = time.perf_counter()
+        session.store(paths[0], overwrite=True)
+        session.run(T_SIM)
+        return time.perf_counter() - t0
+
+    def overlapped() -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        handle = session.store(paths[1], overwrite=True, background=True)
+        session.run(T_SIM)
+        handle.wait()
+        return time.perf_counter() - t0, handle
+
+    sequential, together, handles = [], [], []
+    for k in range(pairs):
+        if k % 2:
+            sequential.append(one_after_the_other())
+        t, h = overlapped()
+        together.append(t)
+        handles.append(h)
+        if not k % 2:
+            sequential.append(one_after_the_other())
     base = _pss_kb()
     monitor = PssMonitor(folder)
     again = session.store(paths[2], background=True)
     session.run(T_SIM)  # the simulation touches pages meanwhile: copy-on-write copies them
     again.wait()
     peak = monitor.peak_kb()
-    return {**handle.phases, "sequential_s": sequential, "overlapped_s": overlapped, "store_s": handle.seconds, "peak_extra_mb": max(0, peak - base) / 1024, "bytes": paths[1].stat().st_size}
+    last = handles[-1]
+    return {
+        **last.phases,
+        "pause_s": max(h.pause_s for h in handles),
+        "pairs": pairs,
+        "sequential_s": statistics.median(sequential),
+        "overlapped_s": statistics.median(together),
+        "store_s": statistics.median(h.seconds for h in handles),
+        "peak_extra_mb": max(0, peak - base) / 1024,
+        "bytes": paths[1].stat().st_size,
+    }
 
 
 def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:

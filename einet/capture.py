@@ -9,6 +9,7 @@ Python objects at once. Whatever cannot be stored faithfully is refused with one
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import operator
@@ -20,14 +21,20 @@ import numpy as np
 
 from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
-from .network import UNSUPPORTED_SYNAPSES, Network, node_models, probe_node_models, settle_probes
+from .network import UNSUPPORTED_SYNAPSES, Network, node_kinds, node_models, probe_node_models, settle_probes
 from .ranks import ranks
 from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
-# speed, so memory sets it: 4096 connections per block keep each reader's transient status
+# speed, so memory sets it: 4096 connections per read keep each reader's transient status
 # dicts near 4 MB.
 _BLOCK_SYNAPSES = 1 << 12
+# Connections are fetched (as handles, ~70 bytes each) per block of source nodes of about this
+# many connections: a reader holds one block's handles at a time. Every fetch scans the model's
+# whole connection table in C++ (~1 ns per connection), so the number of blocks is capped and
+# that scan stays a small, linear cost (≤ 64 ns per connection, against ~3.5 µs to read one).
+_BLOCK_CONNECTIONS = 1 << 17
+_MIN_BLOCKS, _MAX_BLOCKS = 16, 64  # at least enough for forked readers to share work evenly
 _CONNECTION_IDS = ("source", "target", "receptor")
 _CONNECTION_READ_ONLY = {"source", "target", "receptor", "port", "synapse_id", "synapse_model", "target_thread", "sizeof"}
 _NODE_METADATA = {
@@ -42,21 +49,22 @@ Progress = Callable[[float], None]
 
 @dataclass
 class ModelPlan:
-    """One synapse model's connections: handles fetched from the kernel, keys to read."""
+    """One synapse model's connections: how many the kernel holds, and the keys to read."""
 
     model: str
     count: int
     keys: list[str]
-    handles: list[Any]
 
 
 @dataclass
 class CapturePlan:
-    """Everything a store must take from the kernel itself, fetched at one step boundary.
+    """What a store takes from the kernel at one step boundary before reading connections:
+    kernel settings, node models, connection counts and the keys to read (node state too,
+    unless a forked process reads it).
 
-    What is left — reading each connection's status through its handle (~3.5 µs each) — runs
-    no OpenMP region in NEST, so it can run in forked processes that see the kernel
-    copy-on-write while the parent goes on (see :mod:`einet.forked`)."""
+    Nothing here grows with the number of connections: their handles are fetched and their
+    status read per block of source nodes (:func:`read_blocks`), by forked processes that see
+    the kernel copy-on-write while the parent goes on (see :mod:`einet.forked`)."""
 
     net: Network
     seed: int
@@ -68,15 +76,21 @@ class CapturePlan:
     kernel: dict[str, Any]
     t_stored_ms: float
     n_vp: int
+    n_threads: int
+    """NEST's threads in this process: an OpenMP team in a forked reader must have as many."""
     not_stored: list[str] = field(default_factory=list)
 
     @property
     def n_connections(self) -> int:
         return sum(m.count for m in self.models)
 
-    def slices(self) -> list[tuple[int, int, int]]:
-        """(model index, first, last) of every block of handles, in order."""
-        return [(i, lo, min(lo + _BLOCK_SYNAPSES, m.count)) for i, m in enumerate(self.models) for lo in range(0, m.count, _BLOCK_SYNAPSES)]
+    def blocks(self) -> list[tuple[int, int]]:
+        """[first, end) node ids of the blocks of sources whose connections are read together,
+        about ``_BLOCK_CONNECTIONS`` connections each on average."""
+        ids = int(self.net.recorder_id)  # every node, einet's recorder included
+        count = min(_MAX_BLOCKS, max(_MIN_BLOCKS, -(-self.n_connections // _BLOCK_CONNECTIONS)))
+        size = -(-ids // count)
+        return [(lo, min(lo + size, ids + 1)) for lo in range(1, ids + 1, size)]
 
 
 def capture(net: Network, *, seed: int, progress: Progress | None = None, workers: int = 1) -> Snapshot:
@@ -97,9 +111,10 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None, worker
 
 
 def plan_capture(net: Network, *, seed: int, read_nodes: bool = True) -> CapturePlan:
-    """Connection handles, kernel settings and (unless ``read_nodes`` is false) node state:
-    the part that needs the kernel. Node status reads open no OpenMP region, so a background
-    store leaves them to its forked process and the simulation pauses only for the handles."""
+    """Kernel settings, connection counts and keys and (unless ``read_nodes`` is false) node
+    state. Its cost does not grow with the connections (node models are read once per
+    network), so a background store, which leaves node state to its forked process, pauses the
+    simulation for little more than the fork."""
     with nest_output_to():
         per_node = node_models(net)
         probe_node_models(net, per_node)
@@ -116,30 +131,24 @@ def _plan(net: Network, seed: int, per_node: np.ndarray, models: list[ModelPlan]
     with nest_output_to():
         status = n.GetKernelStatus()
         kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
-    from nest import nestkernel_api as api
-
-    size = net.n_nodes
-    kinds = np.atleast_1d(api.llapi_get_nc_status(n.NodeCollection(list(range(1, size + 1)))._datum, "element_type")) if size else np.empty(0)
     return CapturePlan(
         net=net,
         seed=seed,
         runs=runs,
         node_models=per_node,
         models=models,
-        loggers=np.flatnonzero(kinds == "recorder") + 1,
+        loggers=np.flatnonzero(node_kinds(net) == "recorder") + 1,
         kernel=kernel,
         t_stored_ms=float(status["biological_time"]),
         n_vp=int(status["total_num_virtual_procs"]),
+        n_threads=int(status["local_num_threads"]),
         not_stored=not_stored_of(net),
     )
 
 
 def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
-    """The Snapshot from a plan and its filled connection arrays (no NEST call). The plan's
-    connection handles are dropped: they are no longer needed, and they are the largest part
-    of it (~60 bytes per connection)."""
-    for m in plan.models:
-        m.handles = []
+    """The Snapshot from a plan and its filled connection arrays (reading node state first if
+    the plan has none)."""
     net = plan.net
     if plan.runs is None:
         with nest_output_to():
@@ -197,8 +206,6 @@ def _capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsh
             to_read = _runs_to_read(net, per_node)
             node_parts = [_local_part(_run_status(nodes, keys)) for _, _, nodes, keys, _ in to_read]
         buffers = read_connections(plan, progress)
-    for m in plan.models:
-        m.handles = []
     parts = r.gather((node_parts, [(m.model, m.keys, b) for m, b in zip(plan.models, buffers)]))
     del buffers
     snap: Snapshot | None = None
@@ -213,7 +220,7 @@ def _capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsh
                 for model, keys, buf in tables:
                     merged.setdefault(model, (keys, []))[1].append(buf)
             del parts
-            plan.models = [ModelPlan(model, sum(len(b) for b in bufs), keys, []) for model, (keys, bufs) in merged.items()]
+            plan.models = [ModelPlan(model, sum(len(b) for b in bufs), keys) for model, (keys, bufs) in merged.items()]
             snap = finish(plan, [np.concatenate(bufs) if len(bufs) > 1 else bufs[0] for _, bufs in merged.values()])
     return snap
 
@@ -382,24 +389,38 @@ def _base_of(net: Network, model: str) -> str:
 
 
 def _connection_plans(net: Network) -> list[ModelPlan]:
-    """Per synapse model in use: its connections as handles from one ``GetConnections`` call
-    (~45 ms per 500k; reading them per block of sources instead needs a guess of where a
-    model's sources are, and a wrong guess makes blocks of hundreds of thousands) and the
-    keys to read, probed on its first connection."""
+    """Per synapse model in use: how many connections the kernel holds, and (probed on its
+    first connection, once per network) the keys NEST lets us set back."""
     n = nest()
-    from nest import nestkernel_api as api
-
+    # A fetch of connections (re)builds the kernel's connection tables when connections have
+    # changed since the last one or the last Simulate. Done here, in this process, so that
+    # forked readers find them built: one of them rebuilding its copy-on-write copy would copy
+    # them whole.
+    n.GetConnections(source=n.NodeCollection([net.recorder_id]))
     plans = []
     for model, count in _connection_counts().items():
         base = _base_of(net, model)
         if base in UNSUPPORTED_SYNAPSES:
             raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
-        handles = n.GetConnections(synapse_model=model)._datum or []
-        if len(handles) != count:
-            raise SnapshotError(f"{model}: NEST listed {len(handles)} connections but counted {count}")
-        _probe_synapse(net, model, handles[0], api.llapi_get_connection_status(handles[:1])[0])
-        plans.append(ModelPlan(model, count, [], handles))
+        if model not in net.settable_synapses:
+            _probe_synapse(net, model, _first_connection(net, model))
+        plans.append(ModelPlan(model, count, []))
     return plans
+
+
+def _first_connection(net: Network, model: str) -> Any:
+    """A handle of one connection of ``model``: sources are searched in growing windows, as
+    fetching all of a model's connections would cost ~100 ns and ~70 bytes each."""
+    n = nest()
+    end = net.recorder_id + 1
+    lo, width = 1, 64
+    while lo < end:
+        hi = min(end, lo + width)
+        handles = n.GetConnections(source=n.NodeCollection(list(range(lo, hi))), synapse_model=model)._datum
+        if handles:
+            return handles[0]
+        lo, width = hi, width * 4
+    raise SnapshotError(f"{model}: NEST counts connections but lists none from any node")
 
 
 def _set_keys(net: Network, plans: list[ModelPlan]) -> None:
@@ -413,38 +434,95 @@ def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = 
     return [make((m.count, len(m.keys))) for m in plan.models]
 
 
-def read_slice(plan: CapturePlan, buffers: list[np.ndarray], model_index: int, lo: int, hi: int) -> None:
-    """Read the status of one block of handles into its rows (no OpenMP region in NEST)."""
+@dataclass
+class Cursor:
+    """Which block of sources is read next, and where each model's next rows go: in one
+    process, or shared by forked readers (``counters`` in shared memory, ``lock`` across
+    processes). Rows go where they are taken, so connections are stored in the order their
+    blocks were read (the order of connections is not part of a network's state)."""
+
+    counters: np.ndarray
+    """int64: the next block, then the next free row of each model."""
+    lock: Any = field(default_factory=contextlib.nullcontext)
+
+    @classmethod
+    def local(cls, plan: CapturePlan) -> Cursor:
+        return cls(np.zeros(1 + len(plan.models), dtype=np.int64))
+
+    def next_block(self) -> int:
+        with self.lock:
+            block = int(self.counters[0])
+            self.counters[0] += 1
+        return block
+
+    def take(self, model_index: int, k: int) -> int:
+        with self.lock:
+            at = int(self.counters[1 + model_index])
+            self.counters[1 + model_index] += k
+        return at
+
+    def check_complete(self, plan: CapturePlan) -> None:
+        """Raise unless every model's rows were filled exactly."""
+        for m, rows in zip(plan.models, self.counters[1:]):
+            if rows != m.count:
+                raise SnapshotError(f"{m.model}: NEST listed {int(rows)} connections but counted {m.count}")
+
+
+def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, report: Callable[[int], None]) -> None:
+    """Take blocks of sources from ``cursor`` until none is left; for each, fetch its
+    connections' handles per model and read their status into the rows taken for them.
+    ``report(k)`` is told of every ``k`` connections read."""
+    n = nest()
     from nest import nestkernel_api as api
 
-    m = plan.models[model_index]
-    status = api.llapi_get_connection_status(m.handles[lo:hi])
-    row = np.dtype((np.float64, len(m.keys)))
-    try:
-        buffers[model_index][lo:hi] = np.fromiter(map(operator.itemgetter(*m.keys), status), dtype=row, count=hi - lo)
-    except (TypeError, ValueError):
-        raise SnapshotError(f"{m.model}: a per-connection property is not a number (cannot be stored yet)") from None
+    blocks = plan.blocks()
+    while (b := cursor.next_block()) < len(blocks):
+        sources = n.NodeCollection(list(range(*blocks[b])))
+        for i, m in enumerate(plan.models):
+            handles = n.GetConnections(source=sources, synapse_model=m.model)._datum or []
+            if not handles:
+                continue
+            at = cursor.take(i, len(handles))
+            if at + len(handles) > m.count:
+                raise SnapshotError(f"{m.model}: NEST listed more connections than it counted ({m.count})")
+            row = np.dtype((np.float64, len(m.keys)))
+            pick = operator.itemgetter(*m.keys)
+            for lo in range(0, len(handles), _BLOCK_SYNAPSES):
+                part = handles[lo : lo + _BLOCK_SYNAPSES]
+                status = api.llapi_get_connection_status(part)
+                try:
+                    buffers[i][at + lo : at + lo + len(part)] = np.fromiter(map(pick, status), dtype=row, count=len(part))
+                except (TypeError, ValueError):
+                    raise SnapshotError(f"{m.model}: a per-connection property is not a number (cannot be stored yet)") from None
+                report(len(part))
+            del handles
 
 
 def read_connections(plan: CapturePlan, progress: Progress | None = None) -> list[np.ndarray]:
     """Every connection's status, in this process, block by block into preallocated arrays."""
     buffers = allocate(plan)
+    cursor = Cursor.local(plan)
     total = max(1, plan.n_connections)
     done = 0
+
+    def report(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(done / total)
+
     with nest_output_to():
-        for model_index, lo, hi in plan.slices():
-            read_slice(plan, buffers, model_index, lo, hi)
-            done += hi - lo
-            if progress is not None:
-                progress(done / total)
+        read_blocks(plan, buffers, cursor, report)
+    cursor.check_complete(plan)
     return buffers
 
 
-def _probe_synapse(net: Network, model: str, conn: Any, status: dict[str, Any]) -> None:
+def _probe_synapse(net: Network, model: str, conn: Any) -> None:
     """The properties NEST accepts back, probed on one connection."""
     if model not in net.settable_synapses:
         from nest import nestkernel_api as api
 
+        status = api.llapi_get_connection_status([conn])[0]
         ok, failed = [], []
         for key, value in status.items():
             if key in _CONNECTION_READ_ONLY:

@@ -1,23 +1,32 @@
 """Stores that use every core and leave the simulation running: forked processes that see the
 kernel copy-on-write.
 
-After ``fork()`` any NEST call that opens an OpenMP region hangs in the child (measured:
-``GetConnections`` never returns), so the parent fetches what needs the kernel — node state and
-each synapse model's connection handles (:func:`einet.capture.plan_capture`) — and the children
-only read connection status through those handles (``llapi_get_connection_status``, no OpenMP)
-into shared memory, then build and write the file. Children report over a pipe in lines:
-``p N`` (N more connections read), ``d BYTES`` (file published), ``e MESSAGE`` (failed).
-A child that dies or errs fails the store with one line; no process is left behind.
+The parent takes what does not grow with the network (kernel settings, counts, keys; see
+:func:`einet.capture.plan_capture`) and forks; the children fetch their blocks of connections
+and read their status (:func:`einet.capture.read_blocks`) into shared memory, then build and
+write the file. Fetching connections opens an OpenMP region in NEST. Entered from the thread
+that forked, one hangs for ever (measured: ``GetConnections`` never returns): that thread's
+OpenMP runtime state still names the parent's OpenMP threads, which do not exist in the child.
+A thread the child starts has no such state and starts a team of its own, so everything a
+child asks of NEST runs in a new thread (:func:`_in_new_thread`). Children report over a pipe
+in lines: ``p N`` (N more connections read), ``c SECONDS`` (reading done), ``d BYTES`` (file
+published), ``e MESSAGE`` (failed). A child that dies, errs or stops reporting fails the store
+with one line; no process is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
 import mmap
+import multiprocessing
 import os
+import re
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .config import usable_cores
-from .capture import CapturePlan, allocate, finish, plan_capture, read_connections, read_slice
+from .capture import CapturePlan, Cursor, allocate, finish, plan_capture, read_blocks, read_connections
 from .kernel import nest_output_to
 from .snapshot import SnapshotError
 from .snapshot.files import check_store_target
@@ -35,28 +44,57 @@ from .text import one_line
 
 Progress = Callable[[float], None]
 
+# A reader that says nothing for this long is taken to hang: a block of ~130k connections takes
+# about a second to fetch and read, so only a reader that cannot go on stays silent this long.
+# (Not for a background store: its readers run at idle priority and may wait for cores.)
+STALL_S = 300.0
 
-def _shared(shape: tuple[int, int]) -> np.ndarray:
-    """A float64 array in anonymous shared memory: a forked child's writes reach the parent."""
-    nbytes = max(8, shape[0] * shape[1] * 8)
-    mem = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(mem, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape, order="F")
+
+def _shared(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """An array in anonymous shared memory (column-major): a forked child's writes reach the
+    parent."""
+    count = int(np.prod(shape))
+    mem = mmap.mmap(-1, max(8, count * np.dtype(dtype).itemsize), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(mem, dtype=dtype, count=count).reshape(shape, order="F")
 
 
 def _say(fd: int, line: str) -> None:
     os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
 
 
-def _shares(plan: CapturePlan, workers: int) -> list[list[tuple[int, int, int]]]:
-    """The blocks of handles split into ``workers`` contiguous shares of about equal size."""
-    slices = plan.slices()
-    total = max(1, plan.n_connections)
-    shares: list[list[tuple[int, int, int]]] = [[] for _ in range(workers)]
-    done = 0
-    for sl in slices:
-        shares[min(workers - 1, done * workers // total)].append(sl)
-        done += sl[2] - sl[1]
-    return [s for s in shares if s]
+@functools.cache
+def _openmp() -> Any:
+    """The OpenMP runtime NEST runs on in this process (None if there is none)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if re.search(r"/lib(g|i|)omp[^/]*\.so", path):
+                return ctypes.CDLL(path)
+    return None
+
+
+def _in_new_thread(body: Callable[[], None], threads: int) -> None:
+    """Run ``body`` in a new thread whose OpenMP team has NEST's ``threads`` (see the module's
+    docstring); an exception in it is raised here."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runtime = _openmp()
+            if runtime is not None:
+                # a new thread starts from the runtime's default (all cores), not from what NEST
+                # set in the thread that built the network: a bigger team would index threads
+                # NEST does not have
+                runtime.omp_set_num_threads(ctypes.c_int(threads))
+            body()
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="einet-reader")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
 
 
 @dataclass
@@ -68,6 +106,7 @@ class _Child:
     error: str = ""
     published: int = -1
     read_s: float = 0.0
+    heard: float = field(default_factory=time.monotonic)
 
 
 def _reap(children: list[_Child], kill: bool) -> None:
@@ -91,6 +130,7 @@ def _pump(children: list[_Child], timeout: float | None, on_read: Callable[[int]
     for fd in ready:
         c = open_[fd]
         data = os.read(fd, 65536)
+        c.heard = time.monotonic()
         if not data:  # the child closed its end: it has exited or is exiting
             _, c.exited = os.waitpid(c.pid, 0)
             continue
@@ -108,7 +148,7 @@ def _pump(children: list[_Child], timeout: float | None, on_read: Callable[[int]
                 c.read_s = float(rest)
 
 
-def _failure(children: list[_Child], what: str) -> str | None:
+def _failure(children: list[_Child], what: str, stall_s: float | None = None) -> str | None:
     for i, c in enumerate(children):
         if c.error:
             return c.error
@@ -116,11 +156,14 @@ def _failure(children: list[_Child], what: str) -> str | None:
             if os.WIFSIGNALED(c.exited):
                 return f"{what} {i + 1} was killed by signal {os.WTERMSIG(c.exited)}"
             return f"{what} {i + 1} exited with code {os.WEXITSTATUS(c.exited)}"
+        if stall_s is not None and c.exited is None and time.monotonic() - c.heard > stall_s:
+            return f"{what} {i + 1} reported nothing for {stall_s:.0f} s"
     return None
 
 
-def _fork(body: Callable[[int], None]) -> _Child:
-    """Run ``body(write_fd)`` in a forked child that never returns into the caller's code."""
+def _fork(body: Callable[[int], None], threads: int) -> _Child:
+    """Run ``body(write_fd)`` in a forked child, in a new thread (see :func:`_in_new_thread`),
+    that never returns into the caller's code."""
     r, w = os.pipe()
     # A collection in the child would write to every tracked object's header and so copy the
     # parent's whole heap page by page: freeze them first, and the child collects nothing.
@@ -138,11 +181,9 @@ def _fork(body: Callable[[int], None]) -> _Child:
             os.close(r)
             # die with the parent: a store child must never outlive the process it serves
             with contextlib.suppress(Exception):
-                import ctypes
-
                 ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-            body(w)
+            _in_new_thread(lambda: body(w), threads)
             code = 0
         except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
             with contextlib.suppress(Exception):
@@ -153,23 +194,21 @@ def _fork(body: Callable[[int], None]) -> _Child:
     return _Child(pid, r)
 
 
-def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None) -> list[np.ndarray]:
-    """Fill the connection arrays with ``workers`` forked processes reading in parallel."""
-    shares = _shares(plan, workers)
-    if len(shares) <= 1 or not hasattr(os, "fork"):
+def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None, *, stall_s: float | None = STALL_S) -> list[np.ndarray]:
+    """Fill the connection arrays with ``workers`` forked processes reading in parallel, each
+    taking the next block of sources until none is left; a worker silent for ``stall_s``
+    fails the store."""
+    workers = min(workers, len(plan.blocks()))
+    if workers <= 1 or not hasattr(os, "fork"):
         return read_connections(plan, progress)
     buffers = allocate(plan, _shared)
+    cursor = Cursor(_shared((1 + len(plan.models),), np.int64), multiprocessing.get_context("fork").Lock())
     total = max(1, plan.n_connections)
     done = 0
 
-    def work(share: list[tuple[int, int, int]]) -> Callable[[int], None]:
-        def body(fd: int) -> None:
-            with nest_output_to():
-                for model_index, lo, hi in share:
-                    read_slice(plan, buffers, model_index, lo, hi)
-                    _say(fd, f"p {hi - lo}")
-
-        return body
+    def body(fd: int) -> None:
+        with nest_output_to():
+            read_blocks(plan, buffers, cursor, lambda k: _say(fd, f"p {k}"))
 
     def on_read(k: int) -> None:
         nonlocal done
@@ -179,16 +218,17 @@ def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None =
 
     children: list[_Child] = []
     try:
-        for share in shares:
-            children.append(_fork(work(share)))
+        for _ in range(workers):
+            children.append(_fork(body, plan.n_threads))
         while any(c.exited is None for c in children):
-            _pump(children, None, on_read)
-            problem = _failure(children, "store worker")
+            _pump(children, 1.0, on_read)
+            problem = _failure(children, "store worker", stall_s)
             if problem:
                 raise SnapshotError(f"store failed: {problem}")
         problem = _failure(children, "store worker")
         if problem:
             raise SnapshotError(f"store failed: {problem}")
+        cursor.check_complete(plan)
         if done != plan.n_connections:
             raise SnapshotError(f"store failed: workers read {done} of {plan.n_connections} connections")
     finally:
@@ -296,8 +336,9 @@ class StoreHandle:
 
 
 def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: bool = False, workers: int = 1) -> StoreHandle:
-    """Take the snapshot now (the pause: node state and connection handles) and leave the
-    reading, writing and publishing to a forked process; return at once."""
+    """Take the snapshot now and leave the reading, writing and publishing to a forked
+    process; return at once. The pause is the plan (which does not grow with the connections)
+    and the fork."""
     from .snapshot.files import publish, reserve
 
     path = Path(path)
@@ -305,12 +346,16 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     t0 = time.perf_counter()
     plan = plan_capture(net, seed=seed, read_nodes=False)  # node state: read by the child
     tmp = reserve(path)
-    pause = time.perf_counter() - t0
 
     def body(fd: int) -> None:
         # the simulation keeps its cores: NEST's threads wait for each other at every step, so
-        # one of them losing its core to this process would slow the whole run down
-        os.nice(19)
+        # one of them losing its core to this process would slow the whole run down. At idle
+        # priority (inherited by the readers and their threads) a waking NEST thread always
+        # takes its core back at once.
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            os.nice(19)
         t_read = time.perf_counter()
         reported = 0
 
@@ -320,7 +365,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
             _say(fd, f"p {now - reported}")
             reported = now
 
-        buffers = read_in_workers(plan, workers, report)
+        buffers = read_in_workers(plan, workers, report, stall_s=None)
         _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         snap.validate()
@@ -331,11 +376,12 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
         _say(fd, f"d {len(image)}")
 
     try:
-        child = _fork(body)
+        child = _fork(body, plan.n_threads)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    pause = time.perf_counter() - t0
     return StoreHandle(path=path, t_stored_ms=plan.t_stored_ms, pause_s=pause, n_connections=plan.n_connections, _child=child, _tmp=tmp)
 
 

@@ -66,6 +66,7 @@ class Network:
     settable_synapses: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _lookup: np.ndarray | None = field(default=None, repr=False)
+    _nodes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def recorded(self) -> np.ndarray:
@@ -120,15 +121,16 @@ def build_model(config: NetworkConfig, build: BuildFunction | None = None) -> Ne
         except Exception as exc:
             raise ModelBuildError(f"model {config.model} failed while building: {type(exc).__name__}: {one_line(exc, 200)}") from None
     with nest_output_to():
-        populations = _populations(shown, config.model)
-        net = Network(config, populations, None, list(record.model_calls), dict(record.kernel_set), list(record.layers), notes=list(record.notes))
+        populations, nodes = _populations(shown, config.model)
+        net = Network(config, populations, None, list(record.model_calls), dict(record.kernel_set), list(record.layers), notes=list(record.notes), _nodes=nodes)
         _add_recorder(net)
         probe_node_models(net)
     return net
 
 
-def _populations(shown: Any, ref: str) -> tuple[Population, ...]:
-    """The model's populations (neurons only), or every neuron grouped by NEST model."""
+def _populations(shown: Any, ref: str) -> tuple[tuple[Population, ...], tuple[np.ndarray, np.ndarray]]:
+    """The model's populations (neurons only), or every neuron grouped by NEST model; and
+    every node's model and element type."""
     n = nest()
     size = int(n.network_size)
     if size == 0:
@@ -136,8 +138,8 @@ def _populations(shown: Any, ref: str) -> tuple[Population, ...]:
     everything = n.NodeCollection(list(range(1, size + 1)))
     from nest import nestkernel_api as api
 
-    kinds = np.array(api.llapi_get_nc_status(everything._datum, "element_type"))
-    models = np.array(api.llapi_get_nc_status(everything._datum, "model"))
+    kinds = np.atleast_1d(np.array(api.llapi_get_nc_status(everything._datum, "element_type")))
+    models = np.atleast_1d(np.array(api.llapi_get_nc_status(everything._datum, "model")))
     is_neuron = kinds == "neuron"
     if shown is not None:
         if not isinstance(shown, Mapping) or not all(isinstance(k, str) for k in shown):
@@ -153,11 +155,11 @@ def _populations(shown: Any, ref: str) -> tuple[Population, ...]:
             if len(ids):
                 out.append(Population(name, ids.astype(np.int32), str(models[ids[0] - 1])))
         if out:
-            return tuple(out)
+            return tuple(out), (models, kinds)
     ids = np.flatnonzero(is_neuron) + 1
     if not len(ids):
         raise ModelError(f"model {ref} built no neurons to record")
-    return tuple(Population(str(m), ids[models[ids - 1] == m].astype(np.int32), str(m)) for m in dict.fromkeys(models[ids - 1]))
+    return tuple(Population(str(m), ids[models[ids - 1] == m].astype(np.int32), str(m)) for m in dict.fromkeys(models[ids - 1])), (models, kinds)
 
 
 def _add_recorder(net: Network) -> None:
@@ -175,12 +177,26 @@ _RECORDER_SET_BEFORE_CONNECTING = {"interval", "offset", "record_from"}
 
 def node_models(net: Network) -> np.ndarray:
     """The NEST model of every node of the network, by id - 1 (einet's recorder excluded)."""
-    n = nest()
-    from nest import nestkernel_api as api
+    return _node_table(net)[0]
 
-    if net.n_nodes < 1:
-        return np.empty(0, dtype=str)
-    return np.atleast_1d(np.array(api.llapi_get_nc_status(n.NodeCollection(list(range(1, net.n_nodes + 1)))._datum, "model")))
+
+def node_kinds(net: Network) -> np.ndarray:
+    """The NEST element type ("neuron", "recorder", "stimulator", …) of every node, by id - 1."""
+    return _node_table(net)[1]
+
+
+def _node_table(net: Network) -> tuple[np.ndarray, np.ndarray]:
+    # read once per network (~6 µs a node): a node's model never changes, and a background
+    # store must not pause the simulation for it
+    if net._nodes is None:
+        if net.n_nodes < 1:
+            net._nodes = (np.empty(0, dtype=str), np.empty(0, dtype=str))
+        else:
+            from nest import nestkernel_api as api
+
+            nodes = nest().NodeCollection(list(range(1, net.n_nodes + 1)))._datum
+            net._nodes = tuple(np.atleast_1d(np.array(api.llapi_get_nc_status(nodes, key))) for key in ("model", "element_type"))  # type: ignore[assignment]
+    return net._nodes
 
 
 def probe_node_models(net: Network, models: np.ndarray | None = None) -> None:
