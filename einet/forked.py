@@ -194,10 +194,11 @@ def _fork(body: Callable[[int], None], threads: int) -> _Child:
     return _Child(pid, r)
 
 
-def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None, *, stall_s: float | None = STALL_S) -> list[np.ndarray]:
+def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False) -> list[np.ndarray]:
     """Fill the connection arrays with ``workers`` forked processes reading in parallel, each
-    taking the next block of sources until none is left; a worker silent for ``stall_s``
-    fails the store."""
+    taking the next block of sources until none is left. A worker silent for ``STALL_S``
+    fails the store, unless the readers run at ``idle`` priority (they may wait for cores)."""
+    stall_s = None if idle else STALL_S
     workers = min(workers, len(plan.blocks()))
     if workers <= 1 or not hasattr(os, "fork"):
         return read_connections(plan, progress)
@@ -365,7 +366,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
             _say(fd, f"p {now - reported}")
             reported = now
 
-        buffers = read_in_workers(plan, workers, report, stall_s=None)
+        buffers = read_in_workers(plan, workers, report, idle=True)
         _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         snap.validate()

@@ -120,9 +120,9 @@ class Session:
 
         Connections are read by ``workers`` forked processes (default: the configuration's
         ``store_workers``, 0 meaning every usable core; 1 reads in this process). With
-        ``background`` the state is taken now (a short pause: node state and connection
-        handles) and a forked process reads, writes and publishes the file while this one goes
-        on: the returned :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and
+        ``background`` the state is taken now (a short pause that does not grow with the
+        connections: settings, counts and a fork) and a forked process reads, writes and
+        publishes the file while this one goes on: the returned :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and
         ``wait()``. What cannot be stored faithfully is refused with
         :class:`~einet.snapshot.SnapshotError` before anything is written; an existing file is
         never replaced unless ``overwrite``.
@@ -147,8 +147,8 @@ class Session:
         if background:
             if self.store_in_flight is not None:
                 raise SessionError(f"a store of {self.store_in_flight.path.name} is in progress ({100 * self.store_in_flight.progress:.0f}%): wait for it first")
-            # at the lowest priority: the simulation keeps its cores, the readers take what it
-            # leaves and every core once it stops
+            # at idle priority: the simulation keeps its cores, the readers take what it leaves
+            # and every core once it stops
             self._background = store_in_background(net, path, seed=self.seed, overwrite=overwrite, workers=default_workers(requested))
             return self._background
         snap = capture(net, seed=self.seed, progress=progress, workers=default_workers(requested))

@@ -43,6 +43,54 @@ def test_parallel_and_serial_captures_are_equal(session: Session) -> None:
     assert _children() == set(), "no worker left behind"
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_forked_readers_use_nests_thread_count(threads: int) -> None:
+    """A forked reader's OpenMP team must have NEST's threads, not the runtime's default (the
+    cores): one too many would index a thread NEST does not have, one too few miss its
+    connections."""
+    s = Session(NetworkConfig(scale=0.1, threads=threads, t_sim_ms=50.0))
+    s.build()
+    s.run()
+    serial = capture(s.network, seed=s.seed, workers=1)
+    assert sum(len(t.source) for t in serial.synapses) > 0
+    assert_same_state(serial, capture(s.network, seed=s.seed, workers=2))
+    assert _children() == set()
+
+
+def test_a_silent_worker_fails_the_store_after_the_stall_time(session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that stops reporting (here: stopped by SIGSTOP) is taken to hang."""
+    from einet import forked
+
+    monkeypatch.setattr(forked, "STALL_S", 2.0)
+    target = tmp_path / "keep.h5"
+    target.write_bytes(b"old content")
+    before = _children()
+    stopped: list[int] = []
+
+    def stop_first_worker() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not stopped:
+            new = _children() - before
+            if new:
+                pid = min(new)
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=stop_first_worker)
+    watcher.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(SnapshotError, match=r"reported nothing for 2 s"):
+            session.store(target, overwrite=True, workers=2)
+    finally:
+        watcher.join(30)
+    assert stopped and time.monotonic() - t0 < 60
+    assert target.read_bytes() == b"old content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5"]
+    assert _children() == set(), "the stopped worker was killed and reaped"
+
+
 def test_devices_model_parallel_equals_serial() -> None:
     s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / "devices.py"), t_sim_ms=50.0))
     s.build()
