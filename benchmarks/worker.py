@@ -164,10 +164,11 @@ def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
     return {"workers": workers, "seconds": seconds, "connections": plan.n_connections}
 
 
-def store_background(scale: float, folder: Path, pairs: int = 3) -> dict[str, Any]:
-    """Store while simulating 1 s vs storing, then simulating, in ``pairs`` alternating pairs
-    (medians: on a shared machine one pair varies by ±4 %); the longest pause; then, in a last
+def store_background(scale: float, folder: Path) -> dict[str, Any]:
+    """Store while simulating 1 s vs storing, then simulating, in alternating pairs (medians:
+    1 s of simulation alone varies by up to ±15 % here); the longest pause; then, in a last
     round with a memory monitor (it costs CPU, so not while timing), the peak extra memory."""
+    pairs = 3 if scale >= 10 else 5
     session = _built(scale)
     paths = [folder / f"{name}.h5" for name in ("seq", "bg", "bg-memory")]
     for p in paths:
@@ -186,7 +187,9 @@ def store_background(scale: float, folder: Path, pairs: int = 3) -> dict[str, An
         handle.wait()
         return time.perf_counter() - t0, handle
 
-    sequential, together, handles = [], [], []
+    sequential: list[float] = []
+    together: list[float] = []
+    handles = []
     for k in range(pairs):
         if k % 2:
             sequential.append(one_after_the_other())
@@ -206,6 +209,7 @@ def store_background(scale: float, folder: Path, pairs: int = 3) -> dict[str, An
         **last.phases,
         "pause_s": max(h.pause_s for h in handles),
         "pairs": pairs,
+        "ratios": [a / b for a, b in zip(sequential, together)],
         "sequential_s": statistics.median(sequential),
         "overlapped_s": statistics.median(together),
         "store_s": statistics.median(h.seconds for h in handles),
