@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import statistics
 import sys
 import time
@@ -164,25 +165,27 @@ def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
     return {"workers": workers, "seconds": seconds, "connections": plan.n_connections}
 
 
-def store_background(scale: float, folder: Path) -> dict[str, Any]:
+def _built_with(scale: float, threads: int) -> Session:
+    session = Session(NetworkConfig(scale=scale, threads=threads))
+    session.build()
+    session.run(T_SIM)
+    return session
+
+
+def _overlap(session: Session, folder: Path, pairs: int) -> dict[str, Any]:
     """Store while simulating 1 s vs storing, then simulating, in alternating pairs (medians:
-    1 s of simulation alone varies by up to ±15 % here); the longest pause; then, in a last
-    round with a memory monitor (it costs CPU, so not while timing), the peak extra memory."""
-    pairs = 3 if scale >= 10 else 5
-    session = _built(scale)
-    paths = [folder / f"{name}.h5" for name in ("seq", "bg", "bg-memory")]
-    for p in paths:
-        p.unlink(missing_ok=True)
+    1 s of simulation alone varies by up to ±15 % here); the longest pause."""
+    seq, bg = folder / "seq.h5", folder / "bg.h5"
 
     def one_after_the_other() -> float:
         t0 = time.perf_counter()
-        session.store(paths[0], overwrite=True)
+        session.store(seq, overwrite=True)
         session.run(T_SIM)
         return time.perf_counter() - t0
 
     def overlapped() -> tuple[float, Any]:
         t0 = time.perf_counter()
-        handle = session.store(paths[1], overwrite=True, background=True)
+        handle = session.store(bg, overwrite=True, background=True)
         session.run(T_SIM)
         handle.wait()
         return time.perf_counter() - t0, handle
@@ -198,24 +201,61 @@ def store_background(scale: float, folder: Path) -> dict[str, Any]:
         handles.append(h)
         if not k % 2:
             sequential.append(one_after_the_other())
-    base = _pss_kb()
-    monitor = PssMonitor(folder)
-    again = session.store(paths[2], background=True)
-    session.run(T_SIM)  # the simulation touches pages meanwhile: copy-on-write copies them
-    again.wait()
-    peak = monitor.peak_kb()
-    last = handles[-1]
     return {
-        **last.phases,
+        **handles[-1].phases,
         "pause_s": max(h.pause_s for h in handles),
         "pairs": pairs,
         "ratios": [a / b for a, b in zip(sequential, together)],
         "sequential_s": statistics.median(sequential),
         "overlapped_s": statistics.median(together),
         "store_s": statistics.median(h.seconds for h in handles),
-        "peak_extra_mb": max(0, peak - base) / 1024,
-        "bytes": paths[1].stat().st_size,
+        "bytes": bg.stat().st_size,
     }
+
+
+def store_background(scale: float, folder: Path) -> dict[str, Any]:
+    """The overlap with NEST on both cores; then, in a last round with a memory monitor (it
+    costs CPU, so not while timing), the peak extra memory."""
+    session = _built_with(scale, 2)
+    result = _overlap(session, folder, 3 if scale >= 10 else 5)
+    memory = folder / "bg-memory.h5"
+    memory.unlink(missing_ok=True)
+    base = _pss_kb()
+    monitor = PssMonitor(folder)
+    again = session.store(memory, background=True)
+    session.run(T_SIM)  # the simulation touches pages meanwhile: copy-on-write copies them
+    again.wait()
+    return {**result, "peak_extra_mb": max(0, monitor.peak_kb() - base) / 1024}
+
+
+def store_background_free_core(scale: float, folder: Path) -> dict[str, Any]:
+    """The overlap with NEST on one thread: a core is free for the readers."""
+    return _overlap(_built_with(scale, 1), folder, 3)
+
+
+def copy_on_write_cost(scale: float, folder: Path, reps: int = 5) -> dict[str, Any]:
+    """1 s of simulation alone vs while a forked process (sleeping) holds the kernel's pages:
+    the parent's first write to each page after the fork copies it. A background store's
+    process holds them until it is done."""
+    session = _built_with(scale, 2)
+    alone: list[float] = []
+    held: list[float] = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        session.run(T_SIM)
+        alone.append(time.perf_counter() - t0)
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(600)
+            os._exit(0)
+        try:
+            t0 = time.perf_counter()
+            session.run(T_SIM)
+            held.append(time.perf_counter() - t0)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return {"alone_s": statistics.median(alone), "held_s": statistics.median(held), "reps": reps}
 
 
 def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:
@@ -296,7 +336,7 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, **seen}
 
 
-TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
+TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, store_background_free_core, copy_on_write_cost, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
 
 if __name__ == "__main__":
     task, scale, folder = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])

@@ -251,6 +251,9 @@ class StoreHandle:
     t_stored_ms: float
     pause_s: float
     n_connections: int
+    free_cores: int
+    """Usable cores beyond NEST's threads: with none, the readers (at idle priority) get next
+    to no time while a run goes on, and read once it stops."""
     _child: _Child
     _tmp: Path
     _read: int = 0
@@ -383,7 +386,8 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
             tmp.unlink()
         raise
     pause = time.perf_counter() - t0
-    return StoreHandle(path=path, t_stored_ms=plan.t_stored_ms, pause_s=pause, n_connections=plan.n_connections, _child=child, _tmp=tmp)
+    free = max(0, usable_cores() - plan.n_threads)
+    return StoreHandle(path=path, t_stored_ms=plan.t_stored_ms, pause_s=pause, n_connections=plan.n_connections, free_cores=free, _child=child, _tmp=tmp)
 
 
 def default_workers(requested: int | None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from einet.config import NetworkConfig
+from einet.config import NetworkConfig, usable_cores
 from einet.snapshot import Snapshot
 from tui.app import EinetApp
 from tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
@@ -241,6 +241,8 @@ async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
         assert 0.0 < snap.t_stored_ms < app.runs[0].t_stop_ms, "taken during the run"
         log = "".join(line.text.strip() for line in app.query_one("#log").lines)  # lines wrap
         assert "mid-run.h5in" in log.replace(" ", "") and "in the background" in log, log[-300:]
+        every_core = usable_cores() <= app.es.threads
+        assert ("reads at idle priority" in log) == every_core, "told why a store waits for the run only when it does"
         assert not list((tmp_path / "snaps").glob(".*.partial"))
         await pilot.press("q")
 

@@ -617,6 +617,8 @@ class EinetApp(App[int]):
                 else:
                     self._store_run[str(path)] = last
             self.log_line(f"storing {escape(path.name)} (state at t = {t:g} ms taken in {1000 * float(ack['pause_s']):.0f} ms)")
+            if ack.get("background") and not ack.get("free_cores", 1) and self.es.state.simulating:
+                self.log_line("NEST's threads use every core: the store reads at idle priority, so mostly once the run stops")
         self.refresh_bindings()
         self._show_status()
 

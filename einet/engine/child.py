@@ -277,7 +277,7 @@ class EngineServer:
             handle = self.session.store(path, overwrite=overwrite, background=True)
             self._store = handle
             self._store_reported = 0.0
-            return {"path": str(path), "background": True, "t_stored_ms": handle.t_stored_ms, "pause_s": handle.pause_s}
+            return {"path": str(path), "background": True, "t_stored_ms": handle.t_stored_ms, "pause_s": handle.pause_s, "free_cores": handle.free_cores}
         self.state = EngineState.STORING
         self.send_state()
         try:
