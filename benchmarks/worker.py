@@ -103,8 +103,8 @@ def _pss_kb() -> int:
     return 0
 
 
-def _built(scale: float) -> Session:
-    session = Session(NetworkConfig(scale=scale))
+def _built(scale: float, threads: int = 2) -> Session:
+    session = Session(NetworkConfig(scale=scale, threads=threads))
     session.build()
     session.run(T_SIM)
     return session
@@ -165,13 +165,6 @@ def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
     return {"workers": workers, "seconds": seconds, "connections": plan.n_connections}
 
 
-def _built_with(scale: float, threads: int) -> Session:
-    session = Session(NetworkConfig(scale=scale, threads=threads))
-    session.build()
-    session.run(T_SIM)
-    return session
-
-
 def _overlap(session: Session, folder: Path, pairs: int) -> dict[str, Any]:
     """Store while simulating 1 s vs storing, then simulating, in alternating pairs (medians:
     1 s of simulation alone varies by up to ±15 % here); the longest pause."""
@@ -216,7 +209,7 @@ def _overlap(session: Session, folder: Path, pairs: int) -> dict[str, Any]:
 def store_background(scale: float, folder: Path) -> dict[str, Any]:
     """The overlap with NEST on both cores; then, in a last round with a memory monitor (it
     costs CPU, so not while timing), the peak extra memory."""
-    session = _built_with(scale, 2)
+    session = _built(scale)
     result = _overlap(session, folder, 3 if scale >= 10 else 5)
     memory = folder / "bg-memory.h5"
     memory.unlink(missing_ok=True)
@@ -230,14 +223,14 @@ def store_background(scale: float, folder: Path) -> dict[str, Any]:
 
 def store_background_free_core(scale: float, folder: Path) -> dict[str, Any]:
     """The overlap with NEST on one thread: a core is free for the readers."""
-    return _overlap(_built_with(scale, 1), folder, 3)
+    return _overlap(_built(scale, threads=1), folder, 3)
 
 
 def copy_on_write_cost(scale: float, folder: Path, reps: int = 5) -> dict[str, Any]:
     """1 s of simulation alone vs while a forked process (sleeping) holds the kernel's pages:
     the parent's first write to each page after the fork copies it. A background store's
     process holds them until it is done."""
-    session = _built_with(scale, 2)
+    session = _built(scale)
     alone: list[float] = []
     held: list[float] = []
     for _ in range(reps):

@@ -122,8 +122,8 @@ class Session:
         ``store_workers``, 0 meaning every usable core; 1 reads in this process). With
         ``background`` the state is taken now (a short pause that does not grow with the
         connections: settings, counts and a fork) and a forked process reads, writes and
-        publishes the file while this one goes on: the returned :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and
-        ``wait()``. What cannot be stored faithfully is refused with
+        publishes the file while this one goes on: the returned
+        :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and ``wait()``. What cannot be stored faithfully is refused with
         :class:`~einet.snapshot.SnapshotError` before anything is written; an existing file is
         never replaced unless ``overwrite``.
 
