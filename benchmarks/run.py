@@ -30,8 +30,8 @@ STORE_SPEEDUP = {1: 4.0, 4: 4.0, 10: 5.0}  # with every core (2 here); 2.0 / 2.2
 PAUSE_S = {1: 0.15, 4: 0.3, 10: 0.6}
 
 
-def work(task: str, scale: float, folder: Path) -> dict[str, Any]:
-    p = subprocess.run([sys.executable, str(HERE / "worker.py"), task, str(scale), str(folder)], capture_output=True, text=True)
+def work(task: str, scale: float, folder: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    p = subprocess.run([sys.executable, str(HERE / "worker.py"), task, str(scale), str(folder)], capture_output=True, text=True, env={**os.environ, **(env or {})})
     if p.returncode != 0:
         raise SystemExit(f"benchmark {task} at scale {scale} failed: {p.stderr.strip().splitlines()[-1:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -92,9 +92,17 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
     rows.append(f"| {s} | simulation paused by a background store (settings, counts, fork), longest of {bg['pairs']} | | {1000 * bg['pause_s']:.0f} ms | | ≤ {1000 * PAUSE_S.get(s, 0.6):.0f} ms | {verdict(bg['pause_s'] <= PAUSE_S.get(s, 0.6))} |")
     rows.append(_overlap_row(s, bg, "NEST on both cores"))
     cow = work("copy-on-write-cost", scale, folder)
+    cores = os.cpu_count() or 1
+    rows += [
+        f"| {s} | … 1 s of simulation alone vs while a forked process holds the kernel copy-on-write (what a waiting store costs it; "
+        f"{cow['copied_mb']:.0f} MB copied, {1000 * cow['copy_sys_s']:.0f} ms of kernel time), medians of {cow['reps']} "
+        f"| {cow['alone_s']:.2f} s | {cow['held_s']:.2f} s | {cow['alone_s'] / cow['held_s']:.2f}x | | |",
+        f"| {s} | … cores NEST keeps busy during 1 s of simulation (CPU time / wall time; an idle-priority store gets the rest) | | {cow['busy_cores']:.2f} of {cores} | | | |",
+    ]
+    passive = work("simulate-busy", scale, folder, env={"OMP_WAIT_POLICY": "passive"})
     rows.append(
-        f"| {s} | … 1 s of simulation alone vs while a forked process holds the kernel copy-on-write (what a waiting store costs it), medians of {cow['reps']} "
-        f"| {cow['alone_s']:.2f} s | {cow['held_s']:.2f} s | {cow['alone_s'] / cow['held_s']:.2f}x | | |"
+        f"| {s} | … 1 s of simulation, NEST's threads spinning at their barriers (default) vs sleeping (OMP_WAIT_POLICY=passive: "
+        f"{passive['busy_cores']:.2f} of {cores} cores busy), medians of {passive['reps']} | {cow['alone_s']:.2f} s | {passive['seconds']:.2f} s | {cow['alone_s'] / passive['seconds']:.2f}x | | |"
     )
     if not large:
         rows.append(_overlap_row(s, work("store-background-free-core", scale, folder), "NEST on 1 thread, a core free"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import resource
 import signal
 import statistics
 import sys
@@ -226,29 +227,59 @@ def store_background_free_core(scale: float, folder: Path) -> dict[str, Any]:
     return _overlap(_built(scale, threads=1), folder, 3)
 
 
+def _timed_run(session: Session) -> dict[str, float]:
+    """One 1-s run: wall seconds, CPU seconds of this process (all NEST threads), kernel CPU
+    seconds and minor page faults (a copy-on-write copy is one)."""
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    session.run(T_SIM)
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    sys_s = r1.ru_stime - r0.ru_stime
+    return {"wall": wall, "cpu": r1.ru_utime - r0.ru_utime + sys_s, "sys": sys_s, "faults": r1.ru_minflt - r0.ru_minflt}
+
+
+def _busy(runs: list[dict[str, float]]) -> float:
+    return statistics.median(r["cpu"] / r["wall"] for r in runs)
+
+
 def copy_on_write_cost(scale: float, folder: Path, reps: int = 5) -> dict[str, Any]:
     """1 s of simulation alone vs while a forked process (sleeping) holds the kernel's pages:
     the parent's first write to each page after the fork copies it. A background store's
-    process holds them until it is done."""
+    process holds them until it is done. Also how many cores NEST keeps busy meanwhile: the
+    rest is all an idle-priority store can use during the run."""
     session = _built(scale)
-    alone: list[float] = []
-    held: list[float] = []
+    alone: list[dict[str, float]] = []
+    held: list[dict[str, float]] = []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        session.run(T_SIM)
-        alone.append(time.perf_counter() - t0)
+        alone.append(_timed_run(session))
         pid = os.fork()
         if pid == 0:
             time.sleep(600)
             os._exit(0)
         try:
-            t0 = time.perf_counter()
-            session.run(T_SIM)
-            held.append(time.perf_counter() - t0)
+            held.append(_timed_run(session))
         finally:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    return {"alone_s": statistics.median(alone), "held_s": statistics.median(held), "reps": reps}
+
+    def median(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    return {
+        "alone_s": median(alone, "wall"),
+        "held_s": median(held, "wall"),
+        "busy_cores": _busy(alone),
+        "copied_mb": max(0.0, median(held, "faults") - median(alone, "faults")) * resource.getpagesize() / 2**20,
+        "copy_sys_s": max(0.0, median(held, "sys") - median(alone, "sys")),
+        "reps": reps,
+    }
+
+
+def simulate_busy(scale: float, folder: Path, reps: int = 5) -> dict[str, Any]:
+    """1 s of simulation: wall time and cores busy (run with OMP_WAIT_POLICY=passive to see
+    what NEST's threads sleeping at their barriers instead of spinning would leave free)."""
+    session = _built(scale)
+    runs = [_timed_run(session) for _ in range(reps)]
+    return {"seconds": statistics.median(r["wall"] for r in runs), "busy_cores": _busy(runs), "reps": reps}
 
 
 def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:
@@ -329,7 +360,7 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, **seen}
 
 
-TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, store_background_free_core, copy_on_write_cost, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
+TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, store_background_free_core, copy_on_write_cost, simulate_busy, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
 
 if __name__ == "__main__":
     task, scale, folder = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
