@@ -43,6 +43,20 @@ def test_parallel_and_serial_captures_are_equal(session: Session) -> None:
     assert _children() == set(), "no worker left behind"
 
 
+def test_blocks_cover_every_node_once_and_end_small(session: Session) -> None:
+    """Readers take blocks in order: every node id in exactly one block, and the last blocks a
+    half and quarters of the others, so readers finish close together."""
+    from einet.capture import plan_capture
+
+    blocks = plan_capture(session.network, seed=session.seed, read_nodes=False).blocks()
+    assert blocks[0][0] == 1 and blocks[-1][1] == session.network.recorder_id + 1
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    sizes = [hi - lo for lo, hi in blocks]
+    full = sizes[0]
+    assert len(blocks) >= 16 and min(sizes) > 0
+    assert sizes[-6:-4] == [full // 2, full - full // 2] and all(k <= -(-full // 4) for k in sizes[-4:])
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_forked_readers_use_nests_thread_count(threads: int) -> None:
     """A forked reader's OpenMP team must have NEST's threads, not the runtime's default (the
