@@ -24,6 +24,7 @@ from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
 from .network import UNSUPPORTED_SYNAPSES, Network, node_kinds, node_models, probe_node_models, settle_probes
 from .ranks import ranks
+from .traces import LAST_SPIKE_CLOCKED, at_stored_time, family, lost_after, traces_of
 from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
@@ -81,6 +82,10 @@ class CapturePlan:
     n_threads: int
     """NEST's threads in this process: an OpenMP team in a forked reader must have as many."""
     not_stored: list[str] = field(default_factory=list)
+    trace_taus: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per synapse model with traces: its model-wide time constants (see :mod:`einet.traces`)."""
+    last_spike: np.ndarray | None = None
+    """Each node's last spike time by id (index 0 unused; < 0: none), read with node state."""
 
     @property
     def n_connections(self) -> int:
@@ -131,10 +136,12 @@ def plan_capture(net: Network, *, seed: int, read_nodes: bool = True) -> Capture
         per_node = node_models(net)
         probe_node_models(net, per_node)
         _refuse_unsupported(net)
-        runs = _node_runs(net, per_node) if read_nodes else None
+        runs, last_spike = _node_runs(net, per_node) if read_nodes else (None, None)
         models = _connection_plans(net)
         _set_keys(net, models)
-    return _plan(net, seed, per_node, models, runs)
+    plan = _plan(net, seed, per_node, models, runs)
+    plan.last_spike = last_spike
+    return plan
 
 
 def _plan(net: Network, seed: int, per_node: np.ndarray, models: list[ModelPlan], runs: list[NodeRun] | None) -> CapturePlan:
@@ -143,6 +150,13 @@ def _plan(net: Network, seed: int, per_node: np.ndarray, models: list[ModelPlan]
     with nest_output_to():
         status = n.GetKernelStatus()
         kernel = {k: plain(status[k]) for k in (*_KERNEL_ALWAYS, *net.kernel_set) if k in status}
+        # model-wide time constants, read here: a forked reader must not ask NEST more than it needs
+        trace_taus = {}
+        for m in models:
+            if taus := set(traces_of(_base_of(net, m.model)).values()):
+                defaults = n.GetDefaults(m.model)
+                trace_taus[m.model] = {k: float(defaults[k]) for k in taus if k in defaults}
+    t_stored = float(status["biological_time"])
     return CapturePlan(
         net=net,
         seed=seed,
@@ -151,11 +165,25 @@ def _plan(net: Network, seed: int, per_node: np.ndarray, models: list[ModelPlan]
         models=models,
         loggers=np.flatnonzero(node_kinds(net) == "recorder") + 1,
         kernel=kernel,
-        t_stored_ms=float(status["biological_time"]),
+        t_stored_ms=t_stored,
         n_vp=int(status["total_num_virtual_procs"]),
         n_threads=int(status["local_num_threads"]),
-        not_stored=not_stored_of(net),
+        not_stored=not_stored_of(net) + _clock_notes(net, models, trace_taus, t_stored),
+        trace_taus=trace_taus,
     )
+
+
+def _clock_notes(net: Network, models: list[ModelPlan], trace_taus: dict[str, dict[str, float]], t_stored: float) -> list[str]:
+    """What of the connections' time-dependent state a restore at ``t_stored`` cannot give back."""
+    notes = []
+    for m in models:
+        base = _base_of(net, m.model)
+        if family(base) in LAST_SPIKE_CLOCKED:
+            notes.append(f"{m.model} connections: state that evolves from each connection's last spike restarts as if that spike was at t = 0 (NEST's t_lastspike cannot be set)")
+        limit = lost_after(base, trace_taus.get(m.model, {}))
+        if limit is not None and t_stored > limit:
+            notes.append(f"{m.model} connections: presynaptic traces, stored at {t_stored:g} ms, beyond the {limit:g} ms a restore can carry them (they restart from zero)")
+    return notes
 
 
 def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
@@ -164,10 +192,11 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
     net = plan.net
     if plan.runs is None:
         with nest_output_to():
-            plan.runs = _node_runs(net, plan.node_models)
+            plan.runs, plan.last_spike = _node_runs(net, plan.node_models)
     tables = []
     for m, buf in zip(plan.models, buffers):
         data = buf
+        _refer_traces(plan, m, data)
         onto_recorder = data[:, 1] == net.recorder_id  # einet's own recorder is not part of the network
         if onto_recorder.any():
             data = data[~onto_recorder]
@@ -192,8 +221,27 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
         n_vp=plan.n_vp,
         t_sim_ms=float(net.config.t_sim_ms),
         not_stored=tuple(plan.not_stored),
+        protocol=tuple(c.to_dict() for c in net.protocol if c.t_ms > plan.t_stored_ms),
         nest_version=nest_version(),
     )
+
+
+def _refer_traces(plan: CapturePlan, m: ModelPlan, data: np.ndarray) -> None:
+    """Replace a plastic model's traces by their values at the stored time (in place)."""
+    base = _base_of(plan.net, m.model)
+    if not traces_of(base) or not len(data) or plan.last_spike is None:
+        return
+    index = {key: i for i, key in enumerate(m.keys)}
+    taus = plan.trace_taus.get(m.model, {})
+
+    def tau(key: str) -> Any:
+        return data[:, index[key]] if key in index else taus[key]
+
+    sources = data[:, 0].astype(np.int64)
+    last = plan.last_spike[np.clip(sources, 0, len(plan.last_spike) - 1)]
+    columns = {key: data[:, index[key]] for key in traces_of(base) if key in index}
+    for key, values in at_stored_time(columns, tau, last, plan.t_stored_ms, base).items():
+        data[:, index[key]] = values
 
 
 # -- from several MPI ranks ------------------------------------------------------------------
@@ -223,10 +271,9 @@ def _capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsh
     snap: Snapshot | None = None
     with r.together():
         if parts is not None:
-            plan.runs = [
-                _classify(lo + 1, hi - lo, str(per_node[lo]), keys, _merge_status([p[0][k] for p in parts], hi - lo), layer)
-                for k, (lo, hi, _, keys, layer) in enumerate(to_read)
-            ]
+            merged_status = [(lo, hi, _merge_status([p[0][k] for p in parts], hi - lo)) for k, (lo, hi, _, _, _) in enumerate(to_read)]
+            plan.runs = [_classify(lo + 1, hi - lo, str(per_node[lo]), keys, status, layer) for (lo, hi, status), (_, _, _, keys, layer) in zip(merged_status, to_read)]
+            plan.last_spike = _last_spikes(net.recorder_id, merged_status)
             merged: dict[str, tuple[list[str], list[np.ndarray]]] = {}
             for _, tables in parts:
                 for model, keys, buf in tables:
@@ -286,8 +333,27 @@ def _json_checked(value: Any, what: str) -> Any:
 
 
 # -- nodes -----------------------------------------------------------------------------------
-def _node_runs(net: Network, models: np.ndarray) -> list[NodeRun]:
-    return [_classify(lo + 1, hi - lo, str(models[lo]), keys, _run_status(nodes, keys), layer) for lo, hi, nodes, keys, layer in _runs_to_read(net, models)]
+def _node_runs(net: Network, models: np.ndarray) -> tuple[list[NodeRun], np.ndarray]:
+    """Every run's stored state, and every node's last spike time (see :func:`_last_spikes`)."""
+    runs, statuses = [], []
+    for lo, hi, nodes, keys, layer in _runs_to_read(net, models):
+        status = _run_status(nodes, keys)
+        runs.append(_classify(lo + 1, hi - lo, str(models[lo]), keys, status, layer))
+        statuses.append((lo, hi, status))
+    return runs, _last_spikes(net.recorder_id, statuses)
+
+
+def _last_spikes(size: int, statuses: list[tuple[int, int, dict[str, Any]]]) -> np.ndarray:
+    """Each node's ``t_spike`` by id (< 0 where it has none: never spiked, or not a neuron):
+    where the presynaptic traces of its connections last jumped (see :mod:`einet.traces`)."""
+    last = np.full(size + 1, -1.0)
+    for lo, hi, status in statuses:
+        values = status.get("t_spike")
+        if values is None:
+            continue
+        values = values if isinstance(values, tuple) else (values,)
+        last[lo + 1 : hi + 1] = [v if isinstance(v, (int, float)) else -1.0 for v in values]
+    return last
 
 
 def _runs_to_read(net: Network, models: np.ndarray) -> list[tuple[int, int, Any, list[str], Any]]:
@@ -309,15 +375,16 @@ def _run_status(nodes: Any, keys: list[str]) -> dict[str, Any]:
     """Each key's values over the run, plus ``local`` (under MPI other ranks' nodes read None)."""
     from nest import nestkernel_api as api
 
-    wanted = [*keys, "local"]
+    wanted = [*keys, "local", "t_spike"]  # t_spike: not stored, but where traces last jumped
     if "n_events" in api.llapi_get_nc_status(nodes[0]._datum):
+        wanted.remove("t_spike")
         # a recorder: its whole status would include every recorded event
         return {key: api.llapi_get_nc_status(nodes._datum, key) for key in wanted}
     # one read of every key (a read per key costs a whole status per node each time); under
     # MPI a run held wholly by other ranks reads only their nodes' metadata
     everything = api.llapi_get_nc_status(nodes._datum)
     missing = (None,) * len(nodes)
-    return {key: everything.get(key, missing) for key in wanted}
+    return {key: everything.get(key, missing) for key in wanted if key != "t_spike" or key in everything}
 
 
 def _classify(first_id: int, count: int, model: str, keys: list[str], status: dict[str, Any], layer: Any) -> NodeRun:

@@ -419,7 +419,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             table.add_row(r.label, r.origin.kind, str(r.seed), f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.n_spikes), f"{r.rate_hz:.2f}", r.digest[:8], "" if k is None else results[k].label)
         console = Console(width=None if sys.stdout.isatty() else 120)
         console.print(table)
-        console.print(f"restored runs start at t = 0 from the snapshot stored at t = {results[0].t_stop_ms:g} ms")
+        console.print(f"restored runs go on from the snapshot stored at t = {results[0].t_stop_ms:g} ms, on its clock")
         if not args.no_plots:
             print(_demo_plots(results))
 

@@ -28,7 +28,7 @@ DEFAULT_MODEL = "einet.models.brunel_stdp"
 SEED_MAX = 2**31 - 1
 """NEST accepts rng_seed in [1, 2**31 - 1]."""
 
-_OWN_KEYS = ("model", "scale", "threads", "seed", "t_sim_ms", "store_workers")
+_OWN_KEYS = ("model", "scale", "threads", "seed", "t_sim_ms", "store_workers", "protocol")
 _MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -54,6 +54,8 @@ class NetworkConfig:
     t_sim_ms: float = 1000.0
     store_workers: int = 0
     """Processes reading connections when storing; 0: the usable cores."""
+    protocol: tuple[dict[str, Any], ...] = ()
+    """Changes at chosen times (``t_ms``, ``target``, ``key``, ``value``; see :mod:`einet.protocol`)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -64,6 +66,7 @@ class NetworkConfig:
             (isinstance(self.t_sim_ms, (int, float)) and math.isfinite(self.t_sim_ms) and self.t_sim_ms > 0, f"t must be a positive finite time in ms, not {self.t_sim_ms}"),
             (isinstance(self.store_workers, int) and 0 <= self.store_workers <= 4096, f"store workers must be >= 0 (0: every usable core), not {self.store_workers}"),
             (isinstance(self.params, dict) and all(isinstance(k, str) for k in self.params), "params must be a mapping of names to values"),
+            (isinstance(self.protocol, tuple) and all(isinstance(c, dict) for c in self.protocol), "protocol must be a list of tables (t_ms, target, key, value)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -90,7 +93,7 @@ class NetworkConfig:
         return dataclasses.replace(self, params={**self.params, **params})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "scale": self.scale, "params": dict(self.params), "threads": self.threads, "seed": self.seed, "t_sim_ms": self.t_sim_ms, "store_workers": self.store_workers}
+        return {"model": self.model, "scale": self.scale, "params": dict(self.params), "threads": self.threads, "seed": self.seed, "t_sim_ms": self.t_sim_ms, "store_workers": self.store_workers, "protocol": [dict(c) for c in self.protocol]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -140,14 +143,19 @@ class NetworkConfig:
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path} is not valid TOML: {str(exc).splitlines()[0]}") from None
         if "network" in data:
-            extra = sorted(set(data) - {"network", "params"})
+            extra = sorted(set(data) - {"network", "params", "protocol"})
             if extra:
                 raise ConfigError(f"{path}: unknown top-level keys beside [network]: {', '.join(extra)}")
-            data = {**data["network"], **({"params": data["params"]} if "params" in data else {})}
+            data = {**data["network"], **{k: data[k] for k in ("params", "protocol") if k in data}}
         return cls.from_dict(data)
 
 
 def _typed(key: str, value: Any) -> Any:
+    if key == "protocol":
+        # [[protocol]] tables; each is checked as a change where the network is known
+        if not isinstance(value, (list, tuple)) or not all(isinstance(c, dict) for c in value):
+            raise ConfigError("protocol must be a list of tables ([[protocol]] with t_ms, target, key, value)")
+        return tuple(dict(c) for c in value)
     want = {"model": str, "scale": float, "threads": int, "seed": int, "t_sim_ms": float, "store_workers": int}[key]
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -3,6 +3,7 @@ spike recorder einet adds to it. Reading its state out lives in :mod:`einet.capt
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, o
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
 from .text import one_line
+from .traces import for_new_connections, traces_of
 
 # Status reads cost ~3.5 µs per synapse whatever is asked, so a weight sample of ~4k
 # connections costs ~15-20 ms per run; the example's 12k cost ~5 % of a 1 s run at scale 1.
@@ -65,6 +67,9 @@ class Network:
     settable_nodes: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     settable_synapses: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    protocol: list[Any] = field(default_factory=list)
+    """The :class:`~einet.protocol.Change` s still to come, by time (a snapshot stores them)."""
+    labels: np.ndarray | None = field(default=None, repr=False)
     _lookup: np.ndarray | None = field(default=None, repr=False)
     _nodes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
@@ -165,10 +170,19 @@ def _populations(shown: Any, ref: str) -> tuple[tuple[Population, ...], tuple[np
 def _add_recorder(net: Network) -> None:
     n = nest()
     net.recorder = n.Create("spike_recorder")
-    n.Connect(n.NodeCollection(net.recorded.tolist()), net.recorder)
+    spec = {}
+    if n.biological_time > 0:
+        # a kernel whose clock was advanced takes no delay outside its fixed range (a
+        # recorder's delay does not change the spike times it records)
+        default = float(n.GetDefaults("static_synapse", "delay"))
+        spec = {"delay": min(max(default, float(n.min_delay)), float(n.max_delay))}
+    n.Connect(n.NodeCollection(net.recorded.tolist()), net.recorder, syn_spec=spec or None)
 
 
 # -- probing what NEST lets us set -------------------------------------------------------------
+FIXED_AT_FIRST_SIMULATE = {"time_in_steps"}
+"""Node keys NEST refuses once its clock has run: a restore on the stored clock leaves them at
+their defaults (a recorder's time_in_steps only changes how it reports times)."""
 _NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, not to the network
 # a multimeter's (voltmeter's) settings: NEST refuses them once it is connected, and a restore
 # sets every node's values before it connects anything
@@ -241,18 +255,33 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
             ok.append(key)
         except Exception:
             failed.append(key)
-    # some keys are accepted only together with others (a spike_generator's flags with its
-    # spike_times); restore sets every key of a node in one call, so that counts as settable
+    # Some keys are accepted only together with others (a spike_generator's flags with its
+    # spike_times, a step generator's times with its values, then its allow_offgrid_times);
+    # restore sets every key of a node in one call, so those count as settable. Grow the
+    # settable set by single keys and pairs until nothing more is accepted.
     together = {k: current[k] for k in ok}
-    for key in list(failed):
-        try:
-            api.llapi_set_nc_status(one._datum, [{**together, key: current[key]}])
-            ok.append(key)
-            failed.remove(key)
-        except Exception:
-            pass
-    if current.get("element_type") == "recorder":
-        for key in _RECORDER_SET_BEFORE_CONNECTING & set(failed):
+    grown = True
+    while grown and failed:
+        grown = False
+        for key in list(failed):
+            for partner in (None, *(k for k in failed if k != key)):
+                trial = {key: current[key]} | ({partner: current[partner]} if partner else {})
+                try:
+                    api.llapi_set_nc_status(one._datum, [{**together, **trial}])
+                except Exception:
+                    continue
+                together |= trial
+                for k in trial:
+                    ok.append(k)
+                    failed.remove(k)
+                grown = True
+                break
+            if grown:
+                break
+    # refused only because the node is already connected or the clock has run: a restore sets
+    # them (where it still can) before either happens
+    for key in (_RECORDER_SET_BEFORE_CONNECTING if current.get("element_type") == "recorder" else set()) | FIXED_AT_FIRST_SIMULATE:
+        if key in failed:
             ok.append(key)
             failed.remove(key)
     return sorted(ok), sorted(failed)
@@ -266,6 +295,8 @@ def check_restorable(snap: Snapshot) -> None:
     short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
     if short:
         raise SnapshotError(f"the snapshot's network does not fit: {short}")
+    if clock_slices(snap) > MAX_CLOCK_SLICES:
+        raise SnapshotError(f"reaching the stored time {snap.t_stored_ms:g} ms in steps of {clock_delays(snap)['min_delay']:g} ms would take NEST minutes")
     n = nest()
     node_models, synapse_models = builtin_models()
     base: dict[str, str] = {}
@@ -323,6 +354,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         kernel |= {k: snap.kernel[k] for k in snap.kernel_set if k not in kernel}
         if kernel:
             n.SetKernelStatus(kernel)
+        _advance_clock(snap)
         for call in snap.model_calls:
             if call["op"] == "CopyModel":
                 n.CopyModel(call["base"], call["model"], call["params"])
@@ -337,12 +369,14 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
                 nodes = n.Create(run.model, run.count)
             if nodes[0].global_id != run.first_id:
                 raise SnapshotError(f"node run of {run.model} came out at id {nodes[0].global_id}, not {run.first_id}")
-            if run.columns or run.ragged or run.varying:
-                api.llapi_set_nc_status(nodes._datum, run.node_params())
-            elif run.uniform:
-                api.llapi_set_nc_status(nodes._datum, [dict(run.uniform)])
+            params = run.node_params() if run.columns or run.ragged or run.varying else [dict(run.uniform)] if run.uniform else []
+            if params and snap.t_stored_ms > 0:
+                params = [{k: v for k, v in p.items() if k not in FIXED_AT_FIRST_SIMULATE} for p in params]
+            if params:
+                api.llapi_set_nc_status(nodes._datum, params)
+        bases = base_models(snap)
         for t in snap.synapses:
-            _connect(t)
+            _connect(t, bases.get(t.model, t.model), snap.t_stored_ms)
         populations = tuple(Population(name, ids.astype(np.int32), snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
         net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers)
         _add_recorder(net)
@@ -350,12 +384,65 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
     return net
 
 
-def _connect(t: Any) -> None:
+def clock_delays(snap: Snapshot) -> dict[str, float]:
+    """The min and max delay a restored kernel needs before its clock advances (NEST fixes them
+    at the first Simulate): the stored kernel's, widened to every stored connection's delay."""
+    delays = [float(np.min(t.delay)) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
+    highs = [float(np.max(t.delay)) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
+    lo = min([float(snap.kernel.get("min_delay", math.inf)), *delays])
+    hi = max([float(snap.kernel.get("max_delay", -math.inf)), *highs])
+    if not math.isfinite(lo):
+        lo = hi = max(snap.resolution_ms, 1.0) if not math.isfinite(hi) else hi
+    return {"min_delay": lo, "max_delay": max(lo, hi)}
+
+
+def clock_slices(snap: Snapshot) -> float:
+    """How many communication intervals reaching the stored time takes (what it costs)."""
+    return snap.t_stored_ms / clock_delays(snap)["min_delay"]
+
+
+MAX_CLOCK_SLICES = 2e8
+"""An empty kernel steps ~1 µs per communication interval: beyond this a restore takes minutes."""
+
+
+def _advance_clock(snap: Snapshot) -> None:
+    """Bring the empty kernel to the stored time, so that every device acts at the same times
+    as in the continued run (NEST refuses to set ``biological_time``; an empty kernel
+    simulates fast, one cheap step per communication interval)."""
+    if snap.t_stored_ms <= 0:
+        return
+    n = nest()
+    # after the first Simulate NEST refuses delays outside these: set them first
+    n.SetKernelStatus(clock_delays(snap))
+    res = float(n.resolution)
+    n.Simulate(round(snap.t_stored_ms / res) * res)
+
+
+def base_models(snap: Snapshot) -> dict[str, str]:
+    """Each model made by the snapshot's CopyModel calls → the NEST model it copies."""
+    base: dict[str, str] = {}
+    for call in snap.model_calls:
+        if call["op"] == "CopyModel":
+            base[call["model"]] = base.get(call["base"], call["base"])
+    return base
+
+
+def _connect(t: Any, base: str, t_stored_ms: float) -> None:
     """One array ``Connect`` per synapse model. Values shared by every connection become the
     model's defaults for the call (array Connect takes no scalar weight or delay, and each
-    extra array costs it ~10 %); the defaults are put back afterwards."""
+    extra array costs it ~10 %); the defaults are put back afterwards. Presynaptic traces are
+    set so that NEST's decay from the new connections' t_lastspike = 0 gives the stored ones."""
     n = nest()
     spec: dict[str, Any] = {"synapse_model": t.model, **t.columns}
+    if traces_of(base):
+        defaults = n.GetDefaults(t.model)
+
+        def tau(key: str) -> Any:
+            return t.columns[key] if key in t.columns else float(t.uniform.get(key, defaults.get(key, math.inf)))
+
+        traces = {key: t.column(key) for key in traces_of(base) if key in t.columns or key in t.uniform}
+        spec |= for_new_connections(traces, tau, t_stored_ms, base)
+        t = dataclasses.replace(t, uniform={k: v for k, v in t.uniform.items() if k not in traces})
     shared = {k: v for k, v in t.uniform.items() if k != "receptor_type"}
     if "receptor_type" in t.uniform:
         spec["receptor_type"] = np.full(len(t), t.uniform["receptor_type"], dtype=float)

@@ -87,6 +87,8 @@ class RunResult:
     wall_s: float = 0.0
     ranks: int = 1
     """MPI ranks the run used (each with ``threads`` threads)."""
+    changes: tuple[dict[str, Any], ...] = ()
+    """The protocol's changes made for this run (``t_ms``, ``target``, ``key``, ``value``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,4 +133,5 @@ class RunResult:
             "cancelled": self.cancelled,
             "bit_comparable": self.bit_comparable,
             "wall_s": round(self.wall_s, 3),
+            "changes": [dict(c) for c in self.changes],
         }

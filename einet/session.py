@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,9 @@ from .config import NetworkConfig, check_threads
 from .capture import capture, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
+from .models import model_protocol
 from .network import Network, build_model, check_restorable, checked_model, drain_spikes, rebuild, settle_probes, weight_samples
+from .protocol import Change, ordered
 from .ranks import ranks
 from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, write_snapshot
@@ -54,6 +57,7 @@ class Session:
         self.snapshot_t_ms = 0.0
         self.bit_comparable = True
         self._next_origin: Origin | None = None
+        self._made: list[dict[str, object]] = []
         self._background: StoreHandle | None = None
         set_log_path(log_path)
 
@@ -76,6 +80,11 @@ class Session:
             return ()
         return tuple(Group(p.name, p.size, p.raster_ids.copy()) for p in self.network.populations)
 
+    @property
+    def protocol(self) -> tuple[Change, ...]:
+        """The protocol's changes still to come, by time."""
+        return tuple(self.network.protocol) if self.network is not None else ()
+
     def not_stored(self) -> list[str]:
         """What a snapshot of this network would not hold (computed from the network)."""
         return not_stored_of(self.network) if self.network is not None else []
@@ -92,15 +101,37 @@ class Session:
         with ranks().together():
             check_threads(config.threads)
             build = checked_model(config)  # a refusal leaves the kernel and this session as they were
+            planned = [Change.from_dict(c) for c in (*config.protocol, *model_protocol(build, config.scale, config.params, config.model))]
         self.config = config
         self.network = None
         with ranks().together():
             net = build_model(config, build)
         settle_probes(net)
+        self._start_protocol(net, planned, check=planned)
         self.network = net
         self.seed, self.threads = self.config.seed, self.config.threads
         self.snapshot_path, self.snapshot_t_ms, self.bit_comparable = "", 0.0, True
         self._next_origin = Origin("fresh")
+
+    def _start_protocol(self, net: Network, changes: list[Change], *, check: list[Change]) -> None:
+        """Schedule ``changes`` on a new network (``check``: the ones not yet checked against
+        it) and make those due at once."""
+        from .schedule import check_against_network
+
+        with ranks().together():
+            check_against_network(check, net)
+        net.protocol = ordered(changes)
+        self._made = []
+        self._make_due(net, float(nest().biological_time))
+
+    def _make_due(self, net: Network, now_ms: float) -> None:
+        from .schedule import apply
+
+        res = float(nest().resolution)
+        while net.protocol and net.protocol[0].t_ms <= now_ms + res / 2:
+            change = net.protocol.pop(0)
+            apply(net, change)
+            self._made.append({**change.to_dict(), "made_at_ms": now_ms})
 
     def reset(self) -> None:
         """Reset the NEST kernel to a clean slate (the run history is kept)."""
@@ -162,13 +193,19 @@ class Session:
             return None
         return self._background
 
-    def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None) -> Snapshot:
+    def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None, changes: tuple[Change, ...] = ()) -> Snapshot:
         """Validate a snapshot fully, then reset the kernel and rebuild the stored network.
 
-        A snapshot that fails validation raises :class:`~einet.snapshot.SnapshotError` and the
-        running kernel is left exactly as it was. ``seed`` and ``threads`` default to the
-        snapshot's; runs with another thread count are flagged as not bit-comparable.
+        The restored network goes on from the stored time, with the stored protocol's changes
+        still to come plus ``changes`` (one at or before the stored time is made at once: a
+        branch from the snapshot). A snapshot that fails validation, or a change it has no
+        target or key for, raises (:class:`~einet.snapshot.SnapshotError`,
+        :class:`~einet.protocol.ProtocolError`) and the running kernel is left exactly as it
+        was. ``seed`` and ``threads`` default to the snapshot's; runs with another thread count
+        are flagged as not bit-comparable.
         """
+        from .schedule import check_against_snapshot
+
         r = ranks()
         with r.together():  # under MPI every rank reads and checks; all go on, or none
             snap = source if isinstance(source, Snapshot) else Snapshot.open(source)
@@ -179,10 +216,13 @@ class Session:
             config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
             check_threads(threads)
             check_restorable(snap)  # before the kernel is touched
+            pending = [Change.from_dict(c) for c in snap.protocol] + list(changes)
+            check_against_snapshot(pending, snap)
         self.network = None
         with r.together():
             net = rebuild(snap, threads=threads, seed=seed, config=config)
         settle_probes(net)
+        self._start_protocol(net, pending, check=list(changes))
         self.network = net
         self.config, self.seed, self.threads = config, seed, threads
         self.snapshot_path = snap.source_path
@@ -235,6 +275,9 @@ class Session:
         t = t_start
         while t < t_stop - res / 2:
             this = min(max(res, round(step / res) * res), t_stop - t)
+            if net.protocol and net.protocol[0].t_ms < t + this - res / 2:
+                # a step ends where the next change is due (at a step of the resolution)
+                this = max(res, math.ceil((net.protocol[0].t_ms - t) / res - 1e-9) * res)
             tic = time.perf_counter()
             with nest_output_to():
                 n.Simulate(this)
@@ -242,6 +285,7 @@ class Session:
             took = time.perf_counter() - tic
             senders, times = r.gather_arrays(senders, times)  # every rank records its own neurons
             t = round(t_start + round((t - t_start + this) / res) * res, 6)  # as time_ms reports it
+            self._make_due(net, t)
             chunks_s.append(senders)
             chunks_t.append(times)
             total += len(senders)
@@ -286,7 +330,9 @@ class Session:
             groups=groups,
             spike_group=spike_group,
             model=self.config.model,
+            changes=tuple(self._made),
         )
+        self._made = []
         self.n_runs += 1
         if self.keep_history:
             self.history.append(result)

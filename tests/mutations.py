@@ -156,7 +156,7 @@ def _virtual(h5: h5py.File) -> None:
 
 STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "not an einet file": lambda h5: h5.attrs.__setitem__("format", "other"),
-    "future format version": lambda h5: h5.attrs.__setitem__("format_version", 3),
+    "future format version": lambda h5: h5.attrs.__setitem__("format_version", 4),
     "missing dataset": lambda h5: h5.__delitem__(_syn(h5, "e_syn") + "/Kplus"),
     "missing manifest": lambda h5: h5.__delitem__("manifest"),
     "extra dataset": lambda h5: h5.create_dataset(_syn(h5, "e_syn") + "/evil", data=np.zeros(3)),

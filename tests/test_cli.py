@@ -37,10 +37,10 @@ def test_same_seed_identical_in_separate_processes_other_seed_differs(cli_snapsh
     docs = [json.loads(p.stdout) for p in runs]
     assert docs[0]["digest"] == docs[1]["digest"]
     assert docs[2]["digest"] != docs[0]["digest"]
-    assert docs[0]["seed"] == 5 and docs[0]["t_start_ms"] == 0.0 and docs[0]["origin"] == "restored"
-    assert docs[0]["t_stop_ms"] == 200.0, "the snapshot's run length by default"
+    assert docs[0]["seed"] == 5 and docs[0]["t_start_ms"] == 200.0 and docs[0]["origin"] == "restored", "on the stored clock"
+    assert docs[0]["t_stop_ms"] == 400.0, "the snapshot's run length by default"
     short = json.loads(einet_cli("restore", str(path), "--json", "--t", "50").stdout)
-    assert short["t_stop_ms"] == 50.0 and short["spikes"] < docs[0]["spikes"]
+    assert short["t_stop_ms"] == 250.0 and short["spikes"] < docs[0]["spikes"]
 
 
 def test_inspect_json(cli_snapshot: tuple[Path, dict]) -> None:
@@ -48,7 +48,7 @@ def test_inspect_json(cli_snapshot: tuple[Path, dict]) -> None:
     p = einet_cli("inspect", str(path), "--json")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
-    assert doc["format"] == "einet-snapshot" and doc["format_version"] == 2 and doc["valid"] is True
+    assert doc["format"] == "einet-snapshot" and doc["format_version"] == 3 and doc["valid"] is True
     assert doc["neurons"] == {"E": 200, "I": 50}
     assert doc["synapses"] == {"e_syn": 50000, "i_syn": 12500, "static_synapse": 250}, "the drive's connections too"
     assert doc["node_models"] == {"iaf_psc_delta": 250, "poisson_generator": 1}
@@ -67,7 +67,7 @@ def test_demo_five_runs(tmp_path: Path) -> None:
     assert [r["label"] for r in runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
     assert runs[3]["identical_to"] == "restored" and runs[3]["digest"] == runs[2]["digest"]
     assert runs[4]["identical_to"] is None and runs[4]["digest"] != runs[2]["digest"]
-    assert runs[1]["t_start_ms"] == 200.0 and runs[2]["t_start_ms"] == 0.0
+    assert runs[1]["t_start_ms"] == 200.0 and runs[2]["t_start_ms"] == 200.0, "a restored run goes on from the stored time"
 
 
 def test_demo_draws_plots() -> None:

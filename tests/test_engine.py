@@ -57,7 +57,7 @@ def test_frames_add_up_to_the_run_and_match_the_library(engine: tuple[Engine, Re
     frames = rec.of("frame")
     assert len(frames) >= 2
     assert sum(len(f.arrays["senders"]) for f in frames) == result.n_spikes == frames[-1]["n_spikes_total"]
-    assert frames[-1]["t_ms"] == pytest.approx(400.0) and frames[-1]["progress"] == pytest.approx(1.0)
+    assert frames[-1]["t_ms"] == pytest.approx(600.0) and frames[-1]["progress"] == pytest.approx(1.0), "from the stored 200 ms on"
     # the same run, done in this process with the library, in one piece
     local = Session(SMALL)
     local.restore(stored)
@@ -184,7 +184,7 @@ def test_store_and_restore_through_the_engine(engine: tuple[Engine, Recorder], t
         digests.append(result_from_message(eng.call("run", t_ms=100.0)).digest)
     assert digests[0] == digests[1]
     state = rec.of("state")[-1]
-    assert state["snapshot"] == str(path) and state["snapshot_t_ms"] == 100.0 and state["t_ms"] == 100.0
+    assert state["snapshot"] == str(path) and state["snapshot_t_ms"] == 100.0 and state["t_ms"] == 200.0, "on the stored clock"
 
 
 def test_background_store_during_a_run(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:

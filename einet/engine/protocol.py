@@ -132,6 +132,7 @@ def result_message(kind: str, fields: dict[str, Any], result: RunResult) -> Mess
         "bit_comparable": result.bit_comparable,
         "wall_s": result.wall_s,
         "model": result.model,
+        "changes": [dict(c) for c in result.changes],
     }
     arrays = {k: getattr(result, k) for k in _RESULT_ARRAYS if getattr(result, k) is not None}
     return Message(kind, {**fields, "run": meta, "groups": groups, "weight_models": weight_models}, {**arrays, **group_arrays, **weight_arrays})
@@ -140,6 +141,7 @@ def result_message(kind: str, fields: dict[str, Any], result: RunResult) -> Mess
 def result_from_message(msg: Message) -> RunResult:
     meta = dict(msg["run"])
     origin = Origin(**meta.pop("origin"))
+    meta["changes"] = tuple(meta.get("changes", ()))
     return RunResult(
         origin=origin,
         **meta,

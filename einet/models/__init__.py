@@ -86,9 +86,11 @@ class ModelRef:
         build = getattr(module, self.function, None)
         if not callable(build):
             raise ModelError(f"model {self} has no function {self.function}(nest, scale, **params)")
-        size = getattr(module, "size", None)
-        if callable(size) and self.function == "build":
-            build.einet_size = size  # type: ignore[attr-defined]  # see network_size()
+        if self.function == "build":
+            # beside build: see network_size() and model_protocol()
+            for name in ("size", "protocol"):
+                if callable(helper := getattr(module, name, None)):
+                    setattr(build, f"einet_{name}", helper)
         return build
 
 
@@ -116,6 +118,21 @@ def network_size(build: BuildFunction, scale: float, params: dict[str, Any], ref
         return int(nodes), int(connections)
     except Exception as exc:
         raise ModelError(f"model {ref}: size() failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
+
+
+def model_protocol(build: BuildFunction, scale: float, params: dict[str, Any], ref: str) -> list[dict[str, Any]]:
+    """The changes a model's ``protocol(scale, **params)`` beside ``build`` asks for (each a
+    mapping with ``t_ms``, ``target``, ``key`` and ``value``), or none."""
+    protocol = getattr(build, "einet_protocol", None)
+    if protocol is None:
+        return []
+    try:
+        entries = list(protocol(scale, **params))
+    except Exception as exc:
+        raise ModelError(f"model {ref}: protocol() failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
+    if not all(isinstance(e, dict) for e in entries):
+        raise ModelError(f"model {ref}: protocol() must return mappings with t_ms, target, key and value")
+    return entries
 
 
 def check_params(build: BuildFunction, params: dict[str, Any], ref: str) -> None:

@@ -21,7 +21,9 @@ from .. import __version__
 from ..config import NetworkConfig
 
 FORMAT = "einet-snapshot"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 3 added the protocol still to come and presynaptic traces referred to the stored time."""
 SUFFIX = ".h5"
 
 ID_DTYPE = np.dtype("<i4")
@@ -35,12 +37,12 @@ STORED = [
     "positions of spatially structured populations",
     "every connection of every synapse model (devices' too): source, target, receptor and every settable property (weight, delay, traces, …)",
     "models made with CopyModel/SetDefaults, kernel settings that shape the network (resolution, delays, …)",
-    "time stored, seed, threads (n_vp), NEST and einet versions, the model and its parameters (for the record)",
+    "time stored (a restored network goes on from it: devices act at the same times as in the continued run), seed, threads (n_vp), NEST and einet versions, the model and its parameters (for the record)",
+    "the protocol's changes still to come (a restored run makes them at the same times)",
 ]
 GENERAL_NOT_STORED = [
     "spikes in transit (emitted but not yet delivered)",
     "random number generator state (the seed is stored; the stream restarts)",
-    "simulated time: a restored network starts again at t = 0 ms (devices keep their stored times)",
     "state NEST does not expose (refractory countdowns, synaptic input buffers, STDP last-spike times)",
     "events recorded by the model's own recorders (they belong to runs, not to the network state)",
 ]
@@ -170,6 +172,8 @@ class Snapshot:
     t_sim_ms: float = 1000.0
     """The run length of the session that stored it (a restore's default)."""
     not_stored: tuple[str, ...] = tuple(GENERAL_NOT_STORED)
+    protocol: tuple[dict[str, Any], ...] = ()
+    """Changes still to come when it was stored (``{"t_ms", "target", "key", "value"}``)."""
     nest_version: str = ""
     einet_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -304,6 +308,7 @@ class Snapshot:
             "groups": groups,
             "stored": STORED,
             "not_stored": list(self.not_stored),
+            "protocol": [dict(c) for c in self.protocol],
         }
         return manifest, arrays
 
@@ -354,6 +359,7 @@ class Snapshot:
             n_vp=int(h["n_vp"]),
             t_sim_ms=float(model["t_sim_ms"]),
             not_stored=tuple(manifest["not_stored"]),
+            protocol=tuple(dict(c) for c in manifest.get("protocol", ())),  # none before version 3
             nest_version=str(h["nest_version"]),
             einet_version=str(h["einet_version"]),
             created=str(h["created"]),

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, FORMAT_VERSION, ID_DTYPE, INT_DTYPE, Snapshot, SnapshotError
+from ..protocol import MAX_TIME_MS
+from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, FORMAT_VERSION, ID_DTYPE, READABLE_VERSIONS, INT_DTYPE, Snapshot, SnapshotError
 
 MAX_NODES = 200_000_000
 MAX_NAME = 200
@@ -69,11 +70,11 @@ def check_header(h: Any) -> dict[str, Any]:
     h = _dict(h, "header")
     require(h.get("format") == FORMAT, "not an einet snapshot (no 'format' attribute)")
     version = h.get("format_version")
-    require(version == FORMAT_VERSION, f"snapshot format_version {version} is not supported (this einet reads 1 and {FORMAT_VERSION})")
+    require(version in READABLE_VERSIONS[1:], f"snapshot format_version {version} is not supported (this einet reads {', '.join(map(str, READABLE_VERSIONS))})")
     for key in ("einet_version", "nest_version", "created"):
         require(isinstance(h.get(key), str) and len(h[key]) < 200, f"attribute {key!r} has the wrong type")
     t = h.get("t_stored_ms")
-    require(isinstance(t, float) and math.isfinite(t) and t >= 0, "t_stored_ms must be a finite time >= 0")
+    require(isinstance(t, float) and math.isfinite(t) and 0 <= t <= MAX_TIME_MS, f"t_stored_ms must be a time in [0, {MAX_TIME_MS:g}] ms")
     _int(h.get("seed"), "seed", 1, 2**31 - 1)
     _int(h.get("n_vp"), "n_vp", 1, MAX_THREADS)
     return h
@@ -86,9 +87,11 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
     than it declares, and the declared total is checked against memory by the caller.
     """
     m = _dict(manifest, "manifest")
-    want_keys = {"header", "model", "kernel", "model_calls", "nodes", "synapses", "groups", "stored", "not_stored"}
+    version = check_header(m.get("header"))["format_version"]
+    want_keys = {"header", "model", "kernel", "model_calls", "nodes", "synapses", "groups", "stored", "not_stored", *(("protocol",) if version >= 3 else ())}
     require(set(m) == want_keys, f"manifest keys differ from the format's: {', '.join(sorted(set(m) ^ want_keys))[:80]}")
-    check_header(m["header"])
+    for k, change in enumerate(_list(m.get("protocol", []), "protocol")):
+        check_change(change, f"protocol change {k}")
     model = _dict(m["model"], "model")
     require(set(model) == {"ref", "scale", "params", "t_sim_ms"}, "model record must have ref, scale, params and t_sim_ms")
     t_sim = model["t_sim_ms"]
@@ -192,6 +195,18 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
         arrays[f"groups/{k}"] = (ID_DTYPE, (_int(e["count"], f"group {k} count", 1, n_nodes),))
     require(len(set(names)) == len(names), "two populations have the same name")
     return arrays
+
+
+def check_change(change: Any, what: str) -> None:
+    """One protocol change still to come: ``{"t_ms", "target", "key", "value"}``."""
+    from ..protocol import Change, ProtocolError
+
+    require(isinstance(change, dict) and set(change) == {"t_ms", "target", "key", "value"}, f"{what} must have t_ms, target, key and value")
+    _name(change["target"], f"{what} target")
+    try:
+        Change.from_dict(change)
+    except ProtocolError as exc:
+        raise SnapshotError(f"{what}: {exc}") from None
 
 
 def check_affordable(arrays: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
