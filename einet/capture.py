@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .clock import schedule_from
 from .config import usable_cores
 from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
@@ -193,6 +194,7 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
     if plan.runs is None:
         with nest_output_to():
             plan.runs, plan.last_spike = _node_runs(net, plan.node_models)
+    runs = [schedule_from(run, plan.t_stored_ms, float(plan.kernel["resolution"])) for run in plan.runs]
     tables = []
     for m, buf in zip(plan.models, buffers):
         data = buf
@@ -207,7 +209,7 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
         if len(data):
             tables.append(_table(m.model, m.keys, data))
     return Snapshot(
-        nodes=tuple(plan.runs),
+        nodes=tuple(runs),
         synapses=tuple(tables),
         groups={p.name: p.ids.astype(ID_DTYPE) for p in net.populations},
         kernel=plan.kernel,

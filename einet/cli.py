@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import DEFAULT_MODEL, ConfigError, NetworkConfig, parse_assignments
 from .models import ModelBuildError, ModelError
+from .protocol import parse_changes
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT = 0, 1, 2, 3
 
@@ -56,6 +57,7 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
     p.add_argument("--threads", type=int, help=f"NEST threads (default {defaults or '2'}; einet's choice wins over the model's)")
     p.add_argument("--seed", type=int, help=f"NEST rng_seed, 1 to 2147483647 (default {defaults or '12345'})")
     p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help=f"simulated time per run in ms (default {defaults or '1000'})")
+    p.add_argument("--at", action="append", metavar="T:TARGET.KEY=VALUE", help="at biological time T set KEY of TARGET (a population, device label, node or synapse model) to VALUE (repeatable; a T at or before now applies at once)")
     p.add_argument("--store-workers", type=int, metavar="N", help="processes reading connections when storing (default: every usable core; 1: none forked)")
     p.add_argument("--ranks", type=int, metavar="N", help="run NEST as an MPI job of N ranks (needs an MPI NEST: make setup-mpi)")
     p.add_argument("--mpirun", metavar="CMD", help="the MPI launcher for --ranks, e.g. 'srun' (default: mpirun)")
@@ -134,7 +136,8 @@ def config_from_args(args: argparse.Namespace) -> NetworkConfig:
         if model != base.model:
             base = base.replace(model=model, params={})
     config = base.replace(scale=getattr(args, "scale", None), threads=args.threads, seed=args.seed, t_sim_ms=args.t_ms, store_workers=args.store_workers)
-    return config.with_params(**parse_assignments(getattr(args, "set", None)))
+    at = tuple(c.to_dict() for c in parse_changes(getattr(args, "at", None)))
+    return config.with_params(**parse_assignments(getattr(args, "set", None))).replace(protocol=(*config.protocol, *at) if at else None)
 
 
 def launch_from_args(args: argparse.Namespace) -> Any:
@@ -221,6 +224,8 @@ def _print_run(result: Any, stored: str | None) -> None:
         c.print("  " + "  ".join(f"{shown(name)} {hz:.2f} Hz" for name, hz in rates.items()))
     if not result.bit_comparable:
         c.print("  [yellow]virtual processes (ranks × threads) differ from the snapshot's: not bit-comparable with runs at the stored count[/]")
+    if result.changes:
+        c.print("  changes: " + ", ".join(shown(f"{ch['made_at_ms']:g} ms {ch['target']}.{ch['key']}={ch['value']!r}") for ch in result.changes))
     if stored:
         c.print(f"  stored snapshot: {shown(stored)}")
 
@@ -306,12 +311,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .snapshot import Snapshot
 
     _refuse_existing(args)
+    changes = parse_changes(args.at)  # its syntax before the file is read
     _require_file(args.path)
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
     history = _Recorder(args)
     with _session(args, snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)) as session:
-        session.restore(snap, seed=args.seed, threads=args.threads)
+        session.restore(snap, seed=args.seed, threads=args.threads, changes=changes)
         result = _run_with_progress(session, "restored", args.json)
         run_id = history.record(result, snapshot=args.path)
         stored = _store(session, args.store, args.overwrite, args.json)
@@ -530,6 +536,7 @@ _ENGINE_EXITS = {
     "SnapshotError": (EXIT_SNAPSHOT, "invalid snapshot"),
     "ConfigError": (EXIT_USAGE, "usage"),
     "ModelError": (EXIT_USAGE, "usage"),
+    "ProtocolError": (EXIT_USAGE, "usage"),
     "RunLengthError": (EXIT_USAGE, "usage"),
     "SnapshotExistsError": (EXIT_ERROR, "error"),
 }

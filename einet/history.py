@@ -15,6 +15,7 @@ line in ``warning``; nothing here raises. Only the standard library and numpy ar
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import sqlite3
@@ -36,8 +37,9 @@ HISTORY_FILE = "einet-history.sqlite"
 HISTORY_ENV = "EINET_HISTORY"
 """Environment variable naming the history file; it wins over every default."""
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the layout below; a file with a higher one is left alone."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the layout below; a file with a higher one is left alone, one of
+version 1 (no ``changes`` column) gains the column."""
 
 DEFAULT_TIMEOUT_S = 3.0
 """How long a write waits for another process's write to finish before the history turns off."""
@@ -70,6 +72,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("mean_weight", "REAL"),
     ("stored", "TEXT NOT NULL DEFAULT ''"),
     ("stored_sha256", "TEXT NOT NULL DEFAULT ''"),
+    ("changes", "TEXT NOT NULL DEFAULT ''"),
 )
 _NAMES = tuple(name for name, _ in _COLUMNS)
 _SCHEMA = (
@@ -122,6 +125,8 @@ class HistoryRun:
     stored: str = ""
     """Absolute path of a snapshot stored from this run's end state ('' if none)."""
     stored_sha256: str = ""
+    changes: str = ""
+    """The protocol's changes made for the run, as JSON (a list; '' for none)."""
 
     @property
     def short_digest(self) -> str:
@@ -367,8 +372,10 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
     if version == 0 and tables:
         raise _Off(f"is a database but not an einet run history (tables: {', '.join(tables[:5])})")
     if version:
-        _check_layout(conn)
         _check_integrity(conn, path)
+        if version < SCHEMA_VERSION:
+            _upgrade(conn)
+        _check_layout(conn)
     _switch_to_wal(conn, timeout_s)
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash loses at most the last runs, never the file
     if version == 0:
@@ -387,6 +394,20 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
         if again > SCHEMA_VERSION:
             raise _Off(f"was written by a newer einet (schema version {again}, this einet knows {SCHEMA_VERSION})")
         _check_layout(conn)
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Version 1 → 2: the ``changes`` column (another process may be upgrading it right now)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+            conn.execute("ALTER TABLE runs ADD COLUMN changes TEXT NOT NULL DEFAULT ''")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _check_layout(conn: sqlite3.Connection) -> None:
@@ -440,6 +461,7 @@ def _row(result: RunResult, session: str, snapshot_sha256: str) -> dict[str, Any
         "mean_weight": _finite(mean_weight(result.weights)),
         "stored": "",
         "stored_sha256": "",
+        "changes": json.dumps([dict(c) for c in result.changes], allow_nan=False) if result.changes else "",
     }
 
 

@@ -20,6 +20,7 @@ from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, o
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
 from .text import one_line
+from .clock import FIXED_AT_FIRST_SIMULATE, MAX_CLOCK_SLICES, advance_clock, clock_delays, clock_slices
 from .traces import for_new_connections, traces_of
 
 # Status reads cost ~3.5 µs per synapse whatever is asked, so a weight sample of ~4k
@@ -180,9 +181,6 @@ def _add_recorder(net: Network) -> None:
 
 
 # -- probing what NEST lets us set -------------------------------------------------------------
-FIXED_AT_FIRST_SIMULATE = {"time_in_steps"}
-"""Node keys NEST refuses once its clock has run: a restore on the stored clock leaves them at
-their defaults (a recorder's time_in_steps only changes how it reports times)."""
 _NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, not to the network
 # a multimeter's (voltmeter's) settings: NEST refuses them once it is connected, and a restore
 # sets every node's values before it connects anything
@@ -354,7 +352,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         kernel |= {k: snap.kernel[k] for k in snap.kernel_set if k not in kernel}
         if kernel:
             n.SetKernelStatus(kernel)
-        _advance_clock(snap)
+        advance_clock(snap)
         for call in snap.model_calls:
             if call["op"] == "CopyModel":
                 n.CopyModel(call["base"], call["model"], call["params"])
@@ -382,40 +380,6 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         _add_recorder(net)
         probe_node_models(net)
     return net
-
-
-def clock_delays(snap: Snapshot) -> dict[str, float]:
-    """The min and max delay a restored kernel needs before its clock advances (NEST fixes them
-    at the first Simulate): the stored kernel's, widened to every stored connection's delay."""
-    delays = [float(np.min(t.delay)) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
-    highs = [float(np.max(t.delay)) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
-    lo = min([float(snap.kernel.get("min_delay", math.inf)), *delays])
-    hi = max([float(snap.kernel.get("max_delay", -math.inf)), *highs])
-    if not math.isfinite(lo):
-        lo = hi = max(snap.resolution_ms, 1.0) if not math.isfinite(hi) else hi
-    return {"min_delay": lo, "max_delay": max(lo, hi)}
-
-
-def clock_slices(snap: Snapshot) -> float:
-    """How many communication intervals reaching the stored time takes (what it costs)."""
-    return snap.t_stored_ms / clock_delays(snap)["min_delay"]
-
-
-MAX_CLOCK_SLICES = 2e8
-"""An empty kernel steps ~1 µs per communication interval: beyond this a restore takes minutes."""
-
-
-def _advance_clock(snap: Snapshot) -> None:
-    """Bring the empty kernel to the stored time, so that every device acts at the same times
-    as in the continued run (NEST refuses to set ``biological_time``; an empty kernel
-    simulates fast, one cheap step per communication interval)."""
-    if snap.t_stored_ms <= 0:
-        return
-    n = nest()
-    # after the first Simulate NEST refuses delays outside these: set them first
-    n.SetKernelStatus(clock_delays(snap))
-    res = float(n.resolution)
-    n.Simulate(round(snap.t_stored_ms / res) * res)
 
 
 def base_models(snap: Snapshot) -> dict[str, str]:

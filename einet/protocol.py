@@ -43,7 +43,7 @@ class Change:
         if not (isinstance(self.key, str) and self.key.isidentifier()):
             raise ProtocolError(f"a change needs a parameter name, not {self.key!r}")
         if not _json_value(self.value):
-            raise ProtocolError(f"{self}: the value must be a number, boolean, text or a list of them")
+            raise ProtocolError(f"{self}: the value must be a number, boolean, printable text or a list of them")
 
     @classmethod
     def parse(cls, text: str) -> Change:
@@ -86,7 +86,9 @@ class Change:
 def _json_value(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
-    if isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return value.isprintable()  # shown on terminals: no escape sequences
+    if isinstance(value, (bool, int)):
         return True
     if isinstance(value, list):
         return all(_json_value(v) and not isinstance(v, list) for v in value)

@@ -77,3 +77,26 @@ def test_every_stimulation_device_acts_on_the_stored_clock(tmp_path: Path, devic
         assert lo <= run.times.min() and run.times.max() <= hi, (device, run.origin.kind, run.times.min(), run.times.max())
     if device in ("spike_generator", "dc_generator", "ac_generator", "step_current_generator"):
         assert restored.digest == continued.digest, device
+
+
+def test_a_schedule_stored_mid_way_goes_on(tmp_path: Path) -> None:
+    """The issue's case: a step current on from 50 to 250 ms, stored at 150 ms, drives the
+    restored network as it drives the continued one (a device made at 150 ms would ignore the
+    step at 50 ms: the snapshot holds the schedule as seen from the stored time). Only the
+    current already on its way (one delay) and one step are not carried."""
+    config = NetworkConfig(model=str(MODELS / "one_device.py"), params={"device": "step_current_generator"}, threads=1)
+    session = Session(config)
+    session.build()
+    import nest
+
+    nest.SetStatus(nest.NodeCollection([1]), {"start": 0.0, "amplitude_times": [50.0, 250.0], "amplitude_values": [1000.0, 0.0]})
+    session.run(150.0)
+    session.store(tmp_path / "s.h5")
+    stored = Snapshot.open(tmp_path / "s.h5").nodes[0]
+    assert np.asarray(stored.values_of("amplitude_times")[0]).tolist() == [150.1, 250.0]
+    assert np.asarray(stored.values_of("amplitude_values")[0]).tolist() == [1000.0, 0.0]
+    continued = session.run(150.0)
+    session.restore(tmp_path / "s.h5")
+    restored = session.run(150.0)
+    assert continued.n_spikes > 20 and abs(restored.n_spikes - continued.n_spikes) <= 4
+    assert restored.times.max() < 252.0 and abs(restored.times.min() - continued.times.min()) < 2.0

@@ -445,10 +445,13 @@ class EinetApp(App[int]):
         if es.state in (EngineState.STARTING, EngineState.DEAD):
             return parts
         if es.snapshot and es.state != EngineState.EMPTY:
-            # a restored run restarts at 0: show where that lies on the stored run's clock
-            parts.append(Part(f"t {t:.1f} ms since restore (snapshot t {es.snapshot_t_ms:g} → {es.snapshot_t_ms + t:.1f} ms)", f"t {t:.1f} ms", 0))
+            # a restored network goes on on the stored run's clock
+            parts.append(Part(f"t {t:.1f} ms (restored at {es.snapshot_t_ms:g} ms)", f"t {t:.1f} ms", 0))
         else:
             parts.append(Part(f"t {t:.1f} ms", None, 0))
+        if es.protocol and es.state != EngineState.EMPTY:
+            more = f" (+{len(es.protocol) - 1})" if len(es.protocol) > 1 else ""
+            parts.append(Part(f"next {escape(es.protocol[0])}{more}", escape(shorten(f"next {es.protocol[0]}", 24)), 2))
         if self.store_busy:
             parts.append(Part(f"[b]storing {escape(self.store_busy)} {100 * self.store_progress:.0f}%[/]", f"[b]storing {100 * self.store_progress:.0f}%[/]", 0))
         if self.unstored and es.state.idle:
@@ -678,7 +681,7 @@ class EinetApp(App[int]):
         self.push_screen(CompareScreen(self.runs, [s or "" for s in self.same_as], self.continued_from, self.marker, self.group, self.weight_model))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.not_stored))
+        self.push_screen(HelpScreen(self.not_stored, self.es.protocol))
 
     def action_next_population(self) -> None:
         if self.groups:

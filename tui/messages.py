@@ -31,6 +31,8 @@ class EngineStatus:
     snapshot: str = ""
     snapshot_t_ms: float = 0.0
     bit_comparable: bool = True
+    protocol: tuple[str, ...] = ()
+    """The protocol's changes still to come, as ``T:TARGET.KEY=VALUE`` text, by time."""
 
 
 class StateChanged(Message):
@@ -96,7 +98,8 @@ class EngineDied(Message):
 
 
 def _state(e: WireMessage) -> Message:
-    return StateChanged(EngineStatus(EngineState(str(e["state"])), float(e["t_ms"]), int(e["seed"]), int(e["threads"]), int(e.get("n_nodes", 0)), str(e["snapshot"]), float(e["snapshot_t_ms"]), bool(e["bit_comparable"])))
+    protocol = tuple(f"{float(c['t_ms']):g}:{c['target']}.{c['key']}={c['value']!r}" for c in e.get("protocol", []))
+    return StateChanged(EngineStatus(EngineState(str(e["state"])), float(e["t_ms"]), int(e["seed"]), int(e["threads"]), int(e.get("n_nodes", 0)), str(e["snapshot"]), float(e["snapshot_t_ms"]), bool(e["bit_comparable"]), protocol))
 
 
 def _stored(e: WireMessage) -> Message:

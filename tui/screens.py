@@ -247,9 +247,12 @@ deviation) across the runs restored from it with different seeds (`n` reruns wit
 *within 2σ* means the restore changed nothing the network's own noise would not; it is judged
 from 3 seeds on.
 
-A restored run is statistically equivalent to the continuation, not the same trajectory:
-spikes in transit, refractory state and STDP's postsynaptic trace are not stored, so the first
-~50 ms differ, and then the network's chaos takes over. The reference network's 1-s rate
+A restored network goes on from the stored time, on the stored clock: devices act at the
+same times as in the continued run, and STDP's presynaptic traces are carried over. For a
+network driven only by deterministic devices, stored with no spike in transit, the restored run
+*is* the continued one. Otherwise it is statistically equivalent, not the same trajectory:
+spikes in transit, refractory state, STDP's postsynaptic history and the random stream are not
+stored, so the first ~50 ms differ, and then the network's chaos takes over. The reference network's 1-s rate
 varies by ±3–4 Hz between random streams from one and the same state, so one restored run far
 from the continued one says little; several seeds say whether the restore is sound.
 
@@ -257,18 +260,23 @@ from the continued one says little; several seeds say whether the restore is sou
 
 {table}
 
-So a restored run is *not* a continuation: it starts at t = 0 from the stored state; with
-the same seed and thread count it is reproducible bit for bit.
+With the same seed and thread count a restored run is reproducible bit for bit.
+
+## The protocol
+
+Changes at chosen times (`--at T:TARGET.KEY=VALUE`, `[[protocol]]` in the TOML file, or the
+model's `protocol()`); a snapshot keeps those still to come. {protocol}
 """
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help-close")]
 
-    def __init__(self, not_stored: list[str] | None = None) -> None:
+    def __init__(self, not_stored: list[str] | None = None, protocol: tuple[str, ...] = ()) -> None:
         super().__init__()
         rows = [f"| {a} | {b} |" for a, b in itertools.zip_longest(STORED, not_stored or GENERAL_NOT_STORED, fillvalue="")]
-        self.text = HELP.format(table="\n".join(["| stored | not stored |", "|---|---|", *rows]))
+        pending = "Still to come:\n\n" + "\n".join(f"- `{c}`" for c in protocol) if protocol else "This network has none still to come."
+        self.text = HELP.format(table="\n".join(["| stored | not stored |", "|---|---|", *rows]), protocol=pending)
 
     def compose(self) -> ComposeResult:
         # one Static with Rich's Markdown: Textual's Markdown widget makes a widget per table

@@ -133,6 +133,7 @@ class EngineServer:
             snapshot_t_ms=s.snapshot_t_ms,
             bit_comparable=s.bit_comparable,
             n_nodes=s.network.n_nodes if s.network is not None else 0,
+            protocol=[c.to_dict() for c in s.protocol],
         )
 
     def send_network(self) -> None:
@@ -335,15 +336,18 @@ class EngineServer:
             stop.set()
             beater.join()
 
-    def op_restore(self, path: str, seed: int | None = None, threads: int | None = None) -> dict[str, Any]:
+    def op_restore(self, path: str, seed: int | None = None, threads: int | None = None, changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        from ..protocol import Change
         from ..snapshot import Snapshot
+
+        extra = tuple(Change.from_dict(c) for c in changes or ())
 
         with self.ranks.together():
             snap = Snapshot.open(path)  # validate fully (on every rank) before the kernel is touched
         self.state = EngineState.RESTORING
         self.send_state()
         try:
-            self.session.restore(snap, seed=seed, threads=threads)
+            self.session.restore(snap, seed=seed, threads=threads, changes=extra)
         finally:
             self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
             self.send_network()

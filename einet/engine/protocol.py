@@ -7,13 +7,13 @@ Commands (parent → engine), kind ``"command"``, fields ``id``, ``op``, ``args`
 ``build`` (config: model, scale, params, threads, seed, t_sim_ms), ``run`` (t_ms, label), ``continue`` (t_ms, label: a run that must follow
 an earlier one), ``pause``, ``resume``, ``cancel``, ``store`` (path, overwrite, background:
 taken at the next step boundary, also while a run goes on, and written by a forked process),
-``reset``, ``restore`` (path, seed, threads), ``ping``, ``shutdown`` (abandon_store: drop a
+``reset``, ``restore`` (path, seed, threads, changes: protocol changes beside the stored ones), ``ping``, ``shutdown`` (abandon_store: drop a
 background store instead of waiting for it).
 
 Events (engine → parent), by kind:
 ``ready`` (pid, nest_version, log, ranks, pids and hosts of every rank), ``ack`` (id, op, result…; a run's ack carries the whole
 run), ``error`` (id, op, message: one line), ``state`` (state, t_ms, seed, threads, config,
-snapshot, snapshot_t_ms, bit_comparable, n_nodes), ``network`` (after a build, restore or reset:
+snapshot, snapshot_t_ms, bit_comparable, n_nodes, protocol: the changes still to come), ``network`` (after a build, restore or reset:
 groups [{name, size}], weight_models, not_stored, model; arrays ``raster/K``: the first 100
 neuron ids of population K), ``frame`` (t_ms, t_start_ms, t_stop_ms, progress,
 n_spikes_total, rate_hz, label, weight_models; arrays senders, times, groups (population index

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import NetworkConfig
+from ..protocol import Change
 from ..runs import RunResult, StepUpdate
 from ..snapshot import Snapshot
 from .client import Engine
@@ -64,9 +65,9 @@ class RemoteSession:
     def store(self, path: str | Path, *, overwrite: bool = False, **_: Any) -> None:
         self.engine.call("store", TIMEOUT_S, path=str(Path(path).absolute()), overwrite=overwrite)
 
-    def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None) -> None:
+    def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None, changes: tuple[Change, ...] = ()) -> None:
         path = source.source_path if isinstance(source, Snapshot) else str(source)
-        self.engine.call("restore", TIMEOUT_S, path=str(Path(path).absolute()), seed=seed, threads=threads)
+        self.engine.call("restore", TIMEOUT_S, path=str(Path(path).absolute()), seed=seed, threads=threads, changes=[c.to_dict() for c in changes])
         self.config = self.config.replace(seed=seed) if seed is not None else self.config
 
     def reset(self) -> None:
