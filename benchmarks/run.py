@@ -119,6 +119,10 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
         kernel = work("restore-einet-kernel-only", scale, folder)
         rows.append(f"| {s} | restore time, median of 3 (einet: read + validate in a child process, then rebuild) | {ex_restore['seconds']:.3f} s | {ei_restore['seconds']:.3f} s | {r:.2f}x | ≤ 1.2x | {verdict(r <= 1.2)} |")
         rows.append(f"| {s} | … of which NEST rebuild alone (einet also restores delay and Kplus) | {ex_restore['seconds']:.3f} s | {kernel['seconds']:.3f} s | {kernel['seconds'] / ex_restore['seconds']:.2f}x | | |")
+        clock = work("restore-einet-clock", scale, folder)
+        at = clock["seconds"]
+        for t_s in ("10", "1000"):
+            rows.append(f"| {s} | … NEST rebuild of the snapshot stored at {t_s} s vs at 1 s (the clock brought to the stored time in steps of {clock['min_delay_ms']:g} ms) | {at['1']:.3f} s | {at[t_s]:.3f} s | {at[t_s] / at['1']:.2f}x | | |")
     return rows
 
 

@@ -330,6 +330,23 @@ def restore_einet_kernel_only(scale: float, folder: Path) -> dict[str, Any]:
     return _repeat(lambda: session.restore(snap))
 
 
+def restore_einet_clock(scale: float, folder: Path) -> dict[str, Any]:
+    """The NEST part of a restore of the same network stored at 1 s, 10 s and 1000 s: what
+    bringing the kernel to the stored time costs (one empty step per communication interval)."""
+    import dataclasses
+
+    from einet import Snapshot
+    from einet.clock import clock_delays
+
+    snap = Snapshot.open(folder / "einet.h5")
+    session = Session(NetworkConfig(scale=scale))
+    seconds = {}
+    for t_s in (1, 10, 1000):
+        at = dataclasses.replace(snap, t_stored_ms=1000.0 * t_s)
+        seconds[str(t_s)] = _repeat(lambda at=at: session.restore(at))["seconds"]
+    return {"seconds": seconds, "min_delay_ms": clock_delays(snap)["min_delay"]}
+
+
 def simulate_bare(scale: float, folder: Path) -> dict[str, Any]:
     session = Session(NetworkConfig(scale=scale))
     session.build()
@@ -360,7 +377,7 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, **seen}
 
 
-TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, store_background_free_core, copy_on_write_cost, simulate_busy, restore_example, restore_einet, restore_einet_kernel_only, simulate_bare, simulate_engine)}
+TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, store_background_free_core, copy_on_write_cost, simulate_busy, restore_example, restore_einet, restore_einet_kernel_only, restore_einet_clock, simulate_bare, simulate_engine)}
 
 if __name__ == "__main__":
     task, scale, folder = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])

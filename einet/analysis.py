@@ -52,6 +52,16 @@ def psth(times: np.ndarray, t_start_ms: float, t_stop_ms: float, n_neurons: int,
     return edges[:-1], rates
 
 
+def rate_trace(times: np.ndarray, rates: np.ndarray, t_start_ms: float, t_stop_ms: float, bin_ms: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of sampled rates (rate neurons' ``rate``, all neurons together) in bins, as
+    :func:`psth` bins spikes; a bin without samples is 0."""
+    n_bins = max(1, int(np.ceil((t_stop_ms - t_start_ms) / bin_ms - 1e-9)))
+    edges = t_start_ms + bin_ms * np.arange(n_bins + 1)
+    sums, _ = np.histogram(times, bins=edges, weights=rates)
+    counts, _ = np.histogram(times, bins=edges)
+    return edges[:-1], np.divide(sums, counts, out=np.zeros(n_bins), where=counts > 0)
+
+
 def weight_bins(samples: Sequence[np.ndarray], n_bins: int = WEIGHT_BIN_COUNT) -> np.ndarray:
     """Bin edges covering every sample (shared, so overlaid histograms compare)."""
     present = [np.asarray(w, dtype=float) for w in samples if len(w)]

@@ -96,7 +96,7 @@ class CapturePlan:
         """[first, end) node ids of the blocks of sources whose connections are read together,
         about ``_BLOCK_CONNECTIONS`` connections each on average; the last two blocks' ids are
         split in halves and quarters."""
-        ids = int(self.net.recorder_id)  # every node, einet's recorder included
+        ids = int(self.net.last_id)  # every node, einet's recorder (and multimeter) included
         most = max(_MAX_BLOCKS, _BLOCKS_PER_CORE * usable_cores())
         count = min(most, max(_MIN_BLOCKS, -(-self.n_connections // _BLOCK_CONNECTIONS)))
         size = -(-ids // count)
@@ -199,9 +199,10 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
     for m, buf in zip(plan.models, buffers):
         data = buf
         _refer_traces(plan, m, data)
-        onto_recorder = data[:, 1] == net.recorder_id  # einet's own recorder is not part of the network
-        if onto_recorder.any():
-            data = data[~onto_recorder]
+        # einet's own recorder and multimeter are not part of the network
+        einets = (data[:, 1] == net.recorder_id) | (data[:, 0] == net.last_id if net.meter is not None else False)
+        if einets.any():
+            data = data[~einets]
         # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
         # logger index on the target as the receptor; it was connected, and is restored, with 0
         if len(plan.loggers):
@@ -321,7 +322,7 @@ def _refuse_unsupported(net: Network) -> None:
     for model, (_, failed) in net.settable_nodes.items():
         if "compartments" in failed:
             raise SnapshotError(f"{model}: compartmental models cannot be stored yet")
-    if int(n.network_size) != net.recorder_id:
+    if int(n.network_size) != net.last_id:
         raise SnapshotError("nodes were created after einet's spike recorder: store before adding nodes by hand")
 
 
@@ -493,7 +494,7 @@ def _first_connection(net: Network, model: str) -> Any:
     """A handle of one connection of ``model``: sources are searched in growing windows, as
     fetching all of a model's connections would cost ~100 ns and ~70 bytes each."""
     n = nest()
-    end = net.recorder_id + 1
+    end = net.last_id + 1
     lo, width = 1, 64
     while lo < end:
         hi = min(end, lo + width)

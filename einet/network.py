@@ -31,8 +31,6 @@ _WEIGHT_SAMPLE_TARGET_STRIDE = 3
 
 UNSUPPORTED_SYNAPSES = {
     "gap_junction": "gap junctions",
-    "rate_connection_instantaneous": "rate connections",
-    "rate_connection_delayed": "rate connections",
     "diffusion_connection": "diffusion connections",
     "sic_connection": "slow inward current connections",
 }
@@ -45,6 +43,8 @@ class Population:
     name: str
     ids: np.ndarray
     model: str = ""
+    sends: str = "spikes"
+    """``"spikes"``, or ``"rate"`` for rate models (recorded by einet's multimeter)."""
 
     @property
     def size(self) -> int:
@@ -70,6 +70,8 @@ class Network:
     notes: list[str] = field(default_factory=list)
     protocol: list[Any] = field(default_factory=list)
     """The :class:`~einet.protocol.Change` s still to come, by time (a snapshot stores them)."""
+    meter: Any = None
+    """einet's multimeter of the rate populations' ``rate`` (after the recorder), if any."""
     labels: np.ndarray | None = field(default=None, repr=False)
     _lookup: np.ndarray | None = field(default=None, repr=False)
     _nodes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
@@ -79,12 +81,24 @@ class Network:
         return np.unique(np.concatenate([p.ids for p in self.populations]))
 
     @property
+    def spiking(self) -> np.ndarray:
+        """The recorded neurons that send spikes (einet's spike recorder records them)."""
+        ids = [p.ids for p in self.populations if p.sends == "spikes"]
+        return np.unique(np.concatenate(ids)) if ids else np.empty(0, np.int32)
+
+    @property
     def n_recorded(self) -> int:
-        return int(len(self.recorded))
+        """Recorded neurons that spike (rates of runs are per spiking neuron)."""
+        return int(len(self.spiking))
 
     @property
     def recorder_id(self) -> int:
         return int(self.recorder.global_id)
+
+    @property
+    def last_id(self) -> int:
+        """The last node id in the kernel: einet's recorder, or its multimeter after it."""
+        return int(self.meter.global_id) if self.meter is not None else self.recorder_id
 
     @property
     def n_nodes(self) -> int:
@@ -159,16 +173,29 @@ def _populations(shown: Any, ref: str) -> tuple[tuple[Population, ...], tuple[np
             ids = np.unique(ids[(ids >= 1) & (ids <= size)])
             ids = ids[is_neuron[ids - 1]]
             if len(ids):
-                out.append(Population(name, ids.astype(np.int32), str(models[ids[0] - 1])))
+                out.append(population(name, ids, str(models[ids[0] - 1])))
         if out:
             return tuple(out), (models, kinds)
     ids = np.flatnonzero(is_neuron) + 1
     if not len(ids):
         raise ModelError(f"model {ref} built no neurons to record")
-    return tuple(Population(str(m), ids[models[ids - 1] == m].astype(np.int32), str(m)) for m in dict.fromkeys(models[ids - 1])), (models, kinds)
+    return tuple(population(str(m), ids[models[ids - 1] == m], str(m)) for m in dict.fromkeys(models[ids - 1])), (models, kinds)
+
+
+def population(name: str, ids: np.ndarray, model: str) -> Population:
+    """A population of a model's neurons: spiking, or a rate model (one whose recordables have
+    ``rate``), which sends no spikes for a spike recorder to take."""
+    sends = "rate" if "rate" in (nest().GetDefaults(model).get("recordables") or ()) else "spikes"
+    return Population(name, ids.astype(np.int32), model, sends)
+
+
+RATE_SAMPLE_MS = 1.0
+"""How often einet's multimeter samples the rate of rate neurons (or every step, if longer)."""
 
 
 def _add_recorder(net: Network) -> None:
+    """einet's spike recorder right after the model's nodes (onto the spiking populations),
+    and, for rate populations, a multimeter of their ``rate`` after it."""
     n = nest()
     net.recorder = n.Create("spike_recorder")
     spec = {}
@@ -177,7 +204,12 @@ def _add_recorder(net: Network) -> None:
         # recorder's delay does not change the spike times it records)
         default = float(n.GetDefaults("static_synapse", "delay"))
         spec = {"delay": min(max(default, float(n.min_delay)), float(n.max_delay))}
-    n.Connect(n.NodeCollection(net.recorded.tolist()), net.recorder, syn_spec=spec or None)
+    if len(spiking := net.spiking):
+        n.Connect(n.NodeCollection(spiking.tolist()), net.recorder, syn_spec=spec or None)
+    rate_ids = [p.ids for p in net.populations if p.sends == "rate"]
+    if rate_ids:
+        net.meter = n.Create("multimeter", params={"record_from": ["rate"], "interval": max(RATE_SAMPLE_MS, float(n.resolution))})
+        n.Connect(net.meter, n.NodeCollection(np.unique(np.concatenate(rate_ids)).tolist()), syn_spec=spec or None)
 
 
 # -- probing what NEST lets us set -------------------------------------------------------------
@@ -375,7 +407,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         bases = base_models(snap)
         for t in snap.synapses:
             _connect(t, bases.get(t.model, t.model), snap.t_stored_ms)
-        populations = tuple(Population(name, ids.astype(np.int32), snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
+        populations = tuple(population(name, ids, snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
         net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers)
         _add_recorder(net)
         probe_node_models(net)
@@ -431,6 +463,17 @@ def _positions(spatial: dict[str, Any], positions: np.ndarray) -> Any:
 
 
 # -- while running ---------------------------------------------------------------------------
+def drain_rates(meter: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (senders, times, rates) einet's multimeter sampled since the last drain; empties it."""
+    if meter is None:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    from nest import nestkernel_api
+
+    events = nestkernel_api.llapi_get_nc_status(meter._datum)["events"][0]
+    nestkernel_api.llapi_set_nc_status(meter._datum, [{"n_events": 0}])
+    return np.asarray(events["senders"], dtype=np.int64), np.asarray(events["times"], dtype=np.float64), np.asarray(events.get("rate", ()), dtype=np.float64)
+
+
 def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
     """The (senders, times) recorded since the last drain; empties the recorder.
 

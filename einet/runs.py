@@ -35,6 +35,9 @@ class Group:
     name: str
     size: int
     raster_ids: np.ndarray
+    sends: str = "spikes"
+    """What its neurons send: ``"spikes"``, or ``"rate"`` (rate models: their PSTH row is the
+    mean ``rate`` einet's multimeter recorded)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class RunResult:
         """Mean rate per neuron of each population."""
         span_s = max(1e-12, (self.t_stop_ms - self.t_start_ms) / 1000.0)
         counts = np.bincount(self.spike_group[self.spike_group >= 0], minlength=len(self.groups)) if self.spike_group is not None and len(self.spike_group) else np.zeros(len(self.groups))
-        return {g.name: float(counts[k]) / max(1, g.size) / span_s for k, g in enumerate(self.groups)}
+        return {g.name: (float(np.mean(self.psth_hz[k])) if g.sends == "rate" and len(self.psth_hz) > k and self.psth_hz.shape[1] else float(counts[k]) / max(1, g.size) / span_s) for k, g in enumerate(self.groups)}
 
     def spikes_frame(self) -> Any:
         """Spikes as a pandas DataFrame with columns ``senders``, ``times`` and ``population``."""

@@ -17,7 +17,7 @@ from .capture import capture, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
-from .network import Network, build_model, check_restorable, checked_model, drain_spikes, rebuild, settle_probes, weight_samples
+from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, settle_probes, weight_samples
 from .protocol import Change, ordered
 from .ranks import ranks
 from .runs import Group, Origin, RunResult, StepUpdate
@@ -78,7 +78,7 @@ class Session:
         """The recorded populations (empty when no network is built)."""
         if self.network is None:
             return ()
-        return tuple(Group(p.name, p.size, p.raster_ids.copy()) for p in self.network.populations)
+        return tuple(Group(p.name, p.size, p.raster_ids.copy() if p.sends == "spikes" else p.ids[:0].copy(), p.sends) for p in self.network.populations)
 
     @property
     def protocol(self) -> tuple[Change, ...]:
@@ -132,6 +132,15 @@ class Session:
             change = net.protocol.pop(0)
             apply(net, change)
             self._made.append({**change.to_dict(), "made_at_ms": now_ms})
+
+    def _psth_row(self, k: int, group: Group, times: np.ndarray, sampled: list[tuple[np.ndarray, ...]], t_start: float, t_end: float) -> np.ndarray:
+        """Population ``k``'s PSTH row: its spikes binned, or for a rate population the mean of
+        the rates einet's multimeter sampled."""
+        if group.sends == "spikes" or not sampled or self.network is None:
+            return analysis.psth(times, t_start, t_end, group.size)[1]
+        senders, at, rates = (np.concatenate(parts) for parts in zip(*sampled))
+        mine = self.network.group_of(senders) == k
+        return analysis.rate_trace(at[mine], rates[mine], t_start, t_end)[1]
 
     def reset(self) -> None:
         """Reset the NEST kernel to a clean slate (the run history is kept)."""
@@ -271,6 +280,8 @@ class Session:
         wall0 = time.perf_counter()
         with nest_output_to():
             drain_spikes(net.recorder)  # a run that failed mid-step may have left spikes behind
+            drain_rates(net.meter)
+        sampled: list[tuple[np.ndarray, ...]] = []
         r = ranks()
         t = t_start
         while t < t_stop - res / 2:
@@ -282,8 +293,11 @@ class Session:
             with nest_output_to():
                 n.Simulate(this)
                 senders, times = drain_spikes(net.recorder)
+                rates = drain_rates(net.meter)
             took = time.perf_counter() - tic
             senders, times = r.gather_arrays(senders, times)  # every rank records its own neurons
+            if net.meter is not None:
+                sampled.append(r.gather_arrays(*rates))
             t = round(t_start + round((t - t_start + this) / res) * res, 6)  # as time_ms reports it
             self._make_due(net, t)
             chunks_s.append(senders)
@@ -307,7 +321,7 @@ class Session:
         groups = self.groups
         spike_group = net.group_of(senders)
         psth_t, _ = analysis.psth(times[:0], t_start, t_end, 1)
-        psth_hz = np.vstack([analysis.psth(times[spike_group == k], t_start, t_end, g.size)[1] for k, g in enumerate(groups)]) if groups else np.empty((0, len(psth_t)))
+        psth_hz = np.vstack([self._psth_row(k, g, times[spike_group == k], sampled, t_start, t_end) for k, g in enumerate(groups)]) if groups else np.empty((0, len(psth_t)))
         result = RunResult(
             label=label or f"run {self.n_runs + 1}",
             seed=self.seed,

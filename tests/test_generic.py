@@ -30,6 +30,7 @@ NETWORKS = {
     "devices": (str(MODELS / "devices.py"), 1.0),
     "spatial_copy": (str(MODELS / "spatial_copy.py"), 1.0),
     "example_style": (str(MODELS / "example_style.py"), 1.0),
+    "rate": (str(MODELS / "rate.py"), 1.0),
 }
 T_RUN_MS = 150.0
 
@@ -161,12 +162,21 @@ def _check_example_style(snap: Snapshot) -> None:
     assert {c["model"] for c in snap.model_calls} == {"iaf_psc_delta", "excitatory", "inhibitory"}
 
 
+def _check_rate(snap: Snapshot) -> None:
+    """Rate connections (instantaneous, through waveform relaxation, and delayed) are stored;
+    einet's multimeter of the rate neurons is not part of the network."""
+    assert snap.synapse_counts() == {"rate_connection_instantaneous": 20, "rate_connection_delayed": 50}
+    assert "multimeter" not in snap.model_counts() and snap.kernel["use_wfr"] is True
+    assert np.unique(snap.node_values("rate", snap.groups["rates"])).size == 10, "each rate neuron's own rate"
+
+
 CHECKS = {
     "reference": _check_reference,
     "adaptive": _check_adaptive,
     "devices": _check_devices,
     "spatial_copy": _check_spatial_copy,
     "example_style": _check_example_style,
+    "rate": _check_rate,
 }
 
 
@@ -349,3 +359,20 @@ def test_unstorable_network_is_refused_and_nothing_is_written(tmp_path: Path, fu
     assert existing.read_bytes() == b"an existing file einet must leave alone"
     assert (existing.stat().st_mtime_ns, existing.stat().st_ino) == (before.st_mtime_ns, before.st_ino)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.h5"]  # no new or temporary file
+
+
+def test_rate_populations_are_recorded_as_rates(tmp_path: Path) -> None:
+    """A rate model sends no spikes: einet records its ``rate`` with a multimeter of its own,
+    one PSTH row per population (the mean rate), and restores its rate connections."""
+    session = Session(NetworkConfig(model=str(MODELS / "rate.py"), threads=1))
+    session.build()
+    result = session.run(100.0)
+    assert [g.sends for g in result.groups] == ["rate", "rate", "spikes"]
+    rates = result.group_rates_hz()
+    assert 0.3 < rates["rates"] < 2.0 and 0.1 < rates["slow"] < 2.0, rates  # mu 1.0 / 0.5 with coupling
+    assert rates["spiking"] > 5.0 and result.n_recorded == 10 and set(result.senders) <= set(range(16, 26))
+    assert result.psth_hz.shape == (3, 10) and (result.psth_hz[0] != 0).all()
+    session.store(tmp_path / "r.h5")
+    session.restore(tmp_path / "r.h5")
+    again = session.run(50.0)
+    assert again.t_start_ms == 100.0 and (again.psth_hz[:2] != 0).all()

@@ -97,11 +97,11 @@ _RESULT_ARRAYS = ("senders", "times", "psth_t_ms", "psth_hz", "spike_group")
 
 def groups_fields(groups: tuple[Group, ...]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Populations as JSON fields plus their raster ids as arrays ``raster/K``."""
-    return [{"name": g.name, "size": g.size} for g in groups], {f"raster/{k}": g.raster_ids for k, g in enumerate(groups)}
+    return [{"name": g.name, "size": g.size, "sends": g.sends} for g in groups], {f"raster/{k}": g.raster_ids for k, g in enumerate(groups)}
 
 
 def groups_from(fields: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> tuple[Group, ...]:
-    return tuple(Group(str(g["name"]), int(g["size"]), np.asarray(arrays.get(f"raster/{k}", np.empty(0, np.int32)))) for k, g in enumerate(fields))
+    return tuple(Group(str(g["name"]), int(g["size"]), np.asarray(arrays.get(f"raster/{k}", np.empty(0, np.int32))), str(g.get("sends", "spikes"))) for k, g in enumerate(fields))
 
 
 def weights_fields(weights: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:

@@ -41,9 +41,9 @@ STORED = [
     "the protocol's changes still to come (a restored run makes them at the same times)",
 ]
 GENERAL_NOT_STORED = [
-    "spikes in transit (emitted but not yet delivered)",
+    "spikes in transit (emitted but not yet delivered), and devices' currents and rates sent in the last delay before the store",
     "random number generator state (the seed is stored; the stream restarts)",
-    "state NEST does not expose (refractory countdowns, synaptic input buffers, STDP last-spike times)",
+    "state NEST does not expose (refractory countdowns, synaptic input buffers, STDP's postsynaptic spike history, connections' last-spike times)",
     "events recorded by the model's own recorders (they belong to runs, not to the network state)",
 ]
 
