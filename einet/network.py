@@ -44,7 +44,8 @@ class Population:
     ids: np.ndarray
     model: str = ""
     sends: str = "spikes"
-    """``"spikes"``, or ``"rate"`` for rate models (recorded by einet's multimeter)."""
+    """``"spikes"``, ``"rate"`` for rate models (recorded by einet's multimeter), or
+    ``"nothing"`` einet can record (a model that sends neither, such as an astrocyte)."""
 
     @property
     def size(self) -> int:
@@ -204,8 +205,17 @@ def _add_recorder(net: Network) -> None:
         # recorder's delay does not change the spike times it records)
         default = float(n.GetDefaults("static_synapse", "delay"))
         spec = {"delay": min(max(default, float(n.min_delay)), float(n.max_delay))}
-    if len(spiking := net.spiking):
-        n.Connect(n.NodeCollection(spiking.tolist()), net.recorder, syn_spec=spec or None)
+    silent = set()
+    for model in dict.fromkeys(p.model for p in net.populations if p.sends == "spikes"):
+        ids = np.unique(np.concatenate([p.ids for p in net.populations if p.sends == "spikes" and p.model == model]))
+        try:
+            n.Connect(n.NodeCollection(ids.tolist()), net.recorder, syn_spec=spec or None)
+        except Exception as exc:
+            if "does not send output" not in str(exc):
+                raise
+            silent.add(model)  # e.g. an astrocyte: neither spikes nor a rate to record
+    if silent:
+        net.populations = tuple(dataclasses.replace(p, sends="nothing") if p.model in silent and p.sends == "spikes" else p for p in net.populations)
     rate_ids = [p.ids for p in net.populations if p.sends == "rate"]
     if rate_ids:
         net.meter = n.Create("multimeter", params={"record_from": ["rate"], "interval": max(RATE_SAMPLE_MS, float(n.resolution))})

@@ -36,8 +36,8 @@ class Group:
     size: int
     raster_ids: np.ndarray
     sends: str = "spikes"
-    """What its neurons send: ``"spikes"``, or ``"rate"`` (rate models: their PSTH row is the
-    mean ``rate`` einet's multimeter recorded)."""
+    """What its neurons send: ``"spikes"``, ``"rate"`` (rate models: their PSTH row is the
+    mean ``rate`` einet's multimeter recorded) or ``"nothing"`` einet records."""
 
 
 @dataclass(frozen=True)

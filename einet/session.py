@@ -136,7 +136,7 @@ class Session:
     def _psth_row(self, k: int, group: Group, times: np.ndarray, sampled: list[tuple[np.ndarray, ...]], t_start: float, t_end: float) -> np.ndarray:
         """Population ``k``'s PSTH row: its spikes binned, or for a rate population the mean of
         the rates einet's multimeter sampled."""
-        if group.sends == "spikes" or not sampled or self.network is None:
+        if group.sends != "rate" or not sampled or self.network is None:
             return analysis.psth(times, t_start, t_end, group.size)[1]
         senders, at, rates = (np.concatenate(parts) for parts in zip(*sampled))
         mine = self.network.group_of(senders) == k
