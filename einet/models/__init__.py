@@ -11,12 +11,14 @@ A model is named by ``package.module`` or ``path/to/file.py``, optionally follow
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +74,8 @@ class ModelRef:
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             try:
-                spec.loader.exec_module(module)
+                with _importable(path.parent, keep=name):
+                    spec.loader.exec_module(module)
             except Exception as exc:
                 sys.modules.pop(name, None)
                 raise ModelError(f"loading {path.name} failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
@@ -87,9 +90,45 @@ class ModelRef:
         if not callable(build):
             raise ModelError(f"model {self} has no function {self.function}(nest, scale, **params)")
         size = getattr(module, "size", None)
+        if self.is_file:
+            # a build or size function may import from its folder only when it is called
+            build = _in_folder(build, Path(self.target).parent)
+            size = _in_folder(size, Path(self.target).parent) if callable(size) else size
         if callable(size) and self.function == "build":
             build.einet_size = size  # type: ignore[attr-defined]  # see network_size()
         return build
+
+
+@contextlib.contextmanager
+def _importable(folder: Path, keep: str = "") -> Iterator[None]:
+    """``folder`` first on ``sys.path``, as ``python file.py`` puts its script's folder, and
+    taken off again afterwards. Modules imported from it meanwhile (except ``keep``) are
+    forgotten, so that two models with a ``helpers.py`` each, or an edited helper, are each
+    imported from their own folder the next time instead of from the module cache."""
+    entry = str(folder)
+    before = set(sys.modules)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)
+        for name in set(sys.modules) - before - {keep}:
+            origin = getattr(sys.modules[name], "__file__", None) or ""
+            if origin and Path(origin).resolve().is_relative_to(folder):
+                del sys.modules[name]
+
+
+def _in_folder(function: BuildFunction, folder: Path) -> BuildFunction:
+    """``function`` run with its model file's folder importable (signature kept for
+    :func:`check_params`)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _importable(folder):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _has_function(ref: str) -> bool:
