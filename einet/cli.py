@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import DEFAULT_MODEL, ConfigError, NetworkConfig, parse_assignments
 from .models import ModelBuildError, ModelError
+from .text import one_line
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT = 0, 1, 2, 3
 
@@ -575,8 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"einet: {what}: {visible(exc)}", file=sys.stderr)
         return code
     except Exception as exc:  # a tool users trust must not spray tracebacks
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"einet: error: {type(exc).__name__}: {visible(first)}", file=sys.stderr)
+        print(f"einet: error: {type(exc).__name__}: {visible(one_line(exc))}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -41,3 +41,13 @@ def test_a_model_imports_from_its_own_folder_while_loading_and_building(tmp_path
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["population_rates_hz"]["pop"] > 0 and doc["spikes"] > 0
+
+
+# -- NEST's error messages -----------------------------------------------------------------------
+def test_a_multi_line_nest_error_reaches_the_user_whole_on_one_line() -> None:
+    p = einet_cli("run", "--model", str(MODELS / "nest_error.py"), "--t", "10", "--no-history")
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    # NEST's first line and, on the same line, its second one: the reason
+    assert "Creation of connection is not possible because: The source node does not support gap junction output" in lines[0]
