@@ -3,8 +3,9 @@ spike recorder einet adds to it. Reading its state out lives in :mod:`einet.capt
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,24 +234,31 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
     if "compartments" in status:
         return [], ["compartments"]  # refused when storing: its tree is not in the status
     current = {k: v[0] for k, v in status.items() if k not in _NEVER_STORED}
-    ok: list[str] = []
-    failed: list[str] = []
-    for key, value in current.items():
+
+    def accepted(keys: Iterable[str]) -> bool:
         try:
-            api.llapi_set_nc_status(one._datum, [{key: value}])
-            ok.append(key)
+            api.llapi_set_nc_status(one._datum, [{k: current[k] for k in keys}])
+            return True
         except Exception:
-            failed.append(key)
-    # some keys are accepted only together with others (a spike_generator's flags with its
-    # spike_times); restore sets every key of a node in one call, so that counts as settable
-    together = {k: current[k] for k in ok}
-    for key in list(failed):
-        try:
-            api.llapi_set_nc_status(one._datum, [{**together, key: current[key]}])
-            ok.append(key)
-            failed.remove(key)
-        except Exception:
-            pass
+            return False
+
+    ok = [key for key in current if accepted([key])]
+    failed = [key for key in current if key not in ok]
+    # Some keys are accepted only together with others: a spike_generator's flags with its
+    # spike_times, a step_current_generator's amplitude_times with its amplitude_values (each
+    # refused alone) and its allow_offgrid_times with both. Restore sets every key of a node in
+    # one call, so a key accepted with the settable ones, alone or paired with another refused
+    # key, counts as settable too; searched until nothing more joins, so that what is stored
+    # does not depend on the probed node's state (times set or still empty).
+    joined = True
+    while joined and failed:
+        joined = False
+        for group in itertools.chain(((key,) for key in failed), itertools.combinations(failed, 2)):
+            if accepted([*ok, *group]):
+                ok.extend(group)
+                failed = [key for key in failed if key not in group]
+                joined = True
+                break
     if current.get("element_type") == "recorder":
         for key in _RECORDER_SET_BEFORE_CONNECTING & set(failed):
             ok.append(key)
