@@ -12,7 +12,7 @@ import numpy as np
 
 from . import analysis
 from .config import NetworkConfig, check_threads
-from .capture import capture, not_stored_of
+from .capture import capture, check_storable, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .network import Network, build_model, check_restorable, checked_model, drain_spikes, rebuild, settle_probes, weight_samples
@@ -102,6 +102,15 @@ class Session:
         self.snapshot_path, self.snapshot_t_ms, self.bit_comparable = "", 0.0, True
         self._next_origin = Origin("fresh")
 
+    def check_storable(self) -> None:
+        """Refuse now, with :class:`~einet.snapshot.CannotStoreError`, a network that a store
+        would refuse for what it is made of (structural plasticity, gap junctions and other
+        unsupported synapse models, compartmental models, nodes added after einet's recorder):
+        cheap, so that it can come right after a build, before hours of simulation."""
+        net = self._require_network()
+        with ranks().together():
+            check_storable(net)
+
     def reset(self) -> None:
         """Reset the NEST kernel to a clean slate (the run history is kept)."""
         with nest_output_to():
@@ -123,9 +132,11 @@ class Session:
         ``background`` the state is taken now (a short pause that does not grow with the
         connections: settings, counts and a fork) and a forked process reads, writes and
         publishes the file while this one goes on: the returned
-        :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and ``wait()``. What cannot be stored faithfully is refused with
-        :class:`~einet.snapshot.SnapshotError` before anything is written; an existing file is
-        never replaced unless ``overwrite``.
+        :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and ``wait()``. What
+        cannot be stored faithfully, or what this NEST could not restore, is refused with
+        :class:`~einet.snapshot.CannotStoreError` before anything is written (see
+        :meth:`check_storable` to know before simulating); an existing file is never replaced
+        unless ``overwrite``.
 
         Under MPI every rank reads its own share in its own process (no forked readers, no
         background store) and rank 0 writes the one file; ranks other than 0 return None.

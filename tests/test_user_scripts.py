@@ -1,14 +1,24 @@
 """Users' own scripts (issue #20): everything einet stores, it restores. Models split over
 several files, NEST's own error messages, devices whose keys are settable only together, and
-recorders writing to files; each with the real NEST."""
+stores refused before simulating; each with the real NEST."""
 
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
+import pytest
+
 from einet import NetworkConfig, Session, Snapshot
+from einet.cli import EXIT_CANNOT_STORE, _failure
+from einet.engine import Engine, EngineError
 
 from .conftest import einet_cli
 from .test_generic import assert_same_contents
@@ -78,3 +88,56 @@ def test_store_restore_store_is_a_fixpoint_for_every_kind_of_generator(tmp_path:
     }.items():
         assert {key: runs[model].uniform.get(key) for key in keys} == keys, model
     assert_same_contents(a, b)
+
+
+# -- what a store refuses, it refuses before simulating -----------------------------------------
+# Simulating these 100 s would take minutes (gap junctions: ~30 s per simulated second here).
+@pytest.mark.parametrize(
+    ("function", "extra", "words"),
+    [
+        ("gap_junctions", (), "gap junctions (gap_junction) cannot be stored"),
+        ("structural_plasticity", ("--threads", "1"), "structural plasticity is enabled"),
+    ],
+)
+def test_a_refused_store_is_told_before_simulating_with_its_own_exit_code(tmp_path: Path, function: str, extra: tuple[str, ...], words: str) -> None:
+    model = f"{MODELS / 'refused.py'}:{function}"
+    target = tmp_path / "x.h5"
+    for command in (("run", "--store", str(target)), ("demo",)):
+        tic = time.monotonic()
+        p = einet_cli(*command, "--model", model, *extra, "--t", "100000", "--no-history", timeout=600)
+        took = time.monotonic() - tic
+        assert p.returncode == 4, (command, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("einet: cannot store: ") and words in lines[0], p.stderr
+        assert took < 60, f"{command[0]} took {took:.0f} s: it simulated before refusing"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_failing_after_the_run_still_reports_the_run(tmp_path: Path) -> None:
+    target = tmp_path / "big.h5"
+
+    def small_files() -> None:  # a full disk, as the snapshot is written (the run writes nothing)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+
+    p = subprocess.run(
+        [sys.executable, "-m", "einet.cli", "run", "--scale", "0.05", "--t", "100", "--store", str(target), "--json", "--no-history"],
+        capture_output=True, text=True, timeout=300, preexec_fn=small_files, env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert p.returncode == 1, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["spikes"] > 0 and doc["t_stop_ms"] == 100.0 and doc["stored"] is None
+    assert doc["store_error"] == "error: [Errno 27] File too large"
+    assert p.stderr.strip() == f"einet: {doc['store_error']}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_engine_refuses_the_store_before_simulating_too(tmp_path: Path) -> None:
+    """``--ranks`` drives a session in an engine: the same check, its error kind mapped to 4."""
+    config = NetworkConfig(model=f"{MODELS / 'refused.py'}:gap_junctions", t_sim_ms=50.0)
+    with Engine(log_dir=tmp_path / "logs") as engine:
+        engine.call("build", 120, config=config.to_dict())
+        with pytest.raises(EngineError) as refused:
+            engine.call("check_storable", 60)
+    assert refused.value.kind == "CannotStoreError" and "gap junctions (gap_junction) cannot be stored" in str(refused.value)
+    assert _failure(refused.value) == (EXIT_CANNOT_STORE, f"cannot store: {refused.value}")

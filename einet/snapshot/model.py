@@ -54,6 +54,11 @@ class SnapshotExistsError(SnapshotError):
     """Storing would overwrite an existing snapshot and overwriting was not asked for."""
 
 
+class CannotStoreError(SnapshotError):
+    """The network holds what einet cannot store faithfully, or could not restore (one line):
+    a store refuses it before it writes anything."""
+
+
 @dataclass(frozen=True)
 class NodeRun:
     """Consecutive nodes ``first_id … first_id + count - 1`` of one NEST model."""
