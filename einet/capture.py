@@ -22,9 +22,9 @@ import numpy as np
 from .config import usable_cores
 from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
-from .network import UNSUPPORTED_SYNAPSES, Network, node_kinds, node_models, probe_node_models, settle_probes
+from .network import MEMORY, UNSUPPORTED_SYNAPSES, Network, check_restorable, node_kinds, node_models, probe_node_models, settle_probes
 from .ranks import ranks
-from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, CannotStoreError, NodeRun, Snapshot, SynapseTable
+from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, CannotStoreError, NodeRun, Snapshot, SnapshotError, SynapseTable
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
 # speed, so memory sets it: 4096 connections per read keep each reader's transient status
@@ -277,6 +277,16 @@ def check_storable(net: Network) -> None:
         _refuse_unsupported(net)
     for call in net.model_calls:
         _json_checked(call, f"{call['op']} of {call['model']}")
+
+
+def check_written(snap: Snapshot) -> None:
+    """What einet writes, it can restore: the restore's own check against this NEST
+    (:func:`~einet.network.check_restorable`, but for memory: this network is in it already),
+    run on a captured snapshot before it is published."""
+    try:
+        check_restorable(snap, fits=False)
+    except SnapshotError as exc:
+        raise CannotStoreError(f"einet could not restore it: {exc}") from None
 
 
 def _refuse_unsupported(net: Network) -> None:
@@ -595,5 +605,35 @@ def not_stored_of(net: Network) -> list[str]:
         readonly = sorted(set(failed) - _CONNECTION_READ_ONLY)
         if readonly:
             out.append(f"{model} connections: {', '.join(readonly)} per connection (model-wide values come from the model's defaults)")
+    return out + _recorder_notes(net)
+
+
+def _recorder_notes(net: Network) -> list[str]:
+    """One line per model and backend of the recorders that write elsewhere than to memory:
+    a restore records to memory (it never makes NEST write a file), so their backend and its
+    settings are in the snapshot for the record only."""
+    ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
+    if not len(ids):
+        return []
+    from nest import nestkernel_api as api
+
+    with nest_output_to():
+        nodes = nest().NodeCollection(ids.tolist())._datum
+        backends, labels = (np.atleast_1d(np.array(api.llapi_get_nc_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
+    models = node_models(net)[ids - 1]
+    out = []
+    for model, backend in dict.fromkeys(zip(models.tolist(), backends.tolist())):
+        if backend in (MEMORY, None):  # None: under MPI, a node of another rank
+            continue
+        mine = (models == model) & (backends == backend)
+        named = ", ".join(sorted({str(label) for label in labels[mine] if label}))
+        out.append(
+            f"{model} {_id_list(ids[mine])}: recorded to {backend}{f' (label {named})' if named else ''}; "
+            "a restore records to memory: the backend and its settings are kept for the record only"
+        )
     return out
 
+
+def _id_list(ids: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:5])
+    return f"node {shown}" if len(ids) == 1 else f"nodes {shown}{', …' if len(ids) > 5 else ''}"

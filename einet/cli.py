@@ -390,6 +390,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             table.add_row("created", shown(f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}"))
             for model, w in info.weight_stats.items():
                 table.add_row(f"{shown(model)} weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f}")
+            for r in info.recorders:
+                label = f", label {r['label']}" if r["label"] else ""
+                table.add_row("recorder", shown(f"{r['model']} {r['first_id']}" + (f"-{r['first_id'] + r['count'] - 1}" if r["count"] > 1 else "") + f": record_to {r['record_to']}{label}"))
         c.print(table)
         c.print("[bold]stored[/]: " + shown("; ".join(doc["stored"])))
         if info.valid:

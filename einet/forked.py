@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .config import usable_cores
-from .capture import CapturePlan, Cursor, allocate, finish, plan_capture, read_blocks, read_connections
+from .capture import CapturePlan, Cursor, allocate, check_written, finish, plan_capture, read_blocks, read_connections
 from .kernel import nest_output_to
 from .snapshot import CannotStoreError
 from .snapshot.files import check_store_target
@@ -373,6 +373,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
         _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         snap.validate()
+        check_written(snap)
         from .snapshot.h5 import to_bytes
 
         image = to_bytes(snap)

@@ -165,7 +165,9 @@ def _populations(shown: Any, ref: str) -> tuple[tuple[Population, ...], tuple[np
 
 def _add_recorder(net: Network) -> None:
     n = nest()
-    net.recorder = n.Create("spike_recorder")
+    # to memory whatever the spike_recorder's defaults say (a model's or a snapshot's
+    # SetDefaults may have chosen files)
+    net.recorder = n.Create("spike_recorder", params={"record_to": MEMORY})
     n.Connect(n.NodeCollection(net.recorded.tolist()), net.recorder)
 
 
@@ -174,6 +176,12 @@ _NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, no
 # a multimeter's (voltmeter's) settings: NEST refuses them once it is connected, and a restore
 # sets every node's values before it connects anything
 _RECORDER_SET_BEFORE_CONNECTING = {"interval", "offset", "record_from"}
+MEMORY = "memory"
+"""The recording backend of every recorder einet restores: a restore never makes NEST write a
+file (or to the screen, or over MPI); the stored backend and its settings stay in the snapshot
+for the record."""
+# keys a weight_recorder's nodes report (its filters) but NEST's GetDefaults does not
+_NODE_ONLY_KEYS = {"weight_recorder": frozenset({"senders", "targets"})}
 
 
 def node_models(net: Network) -> np.ndarray:
@@ -267,41 +275,46 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
 
 
 # -- rebuilding from a snapshot ----------------------------------------------------------------
-def check_restorable(snap: Snapshot) -> None:
+def check_restorable(snap: Snapshot, *, fits: bool = True) -> None:
     """Check the snapshot against this NEST before the kernel is touched: every model known
     (built in, or made by the snapshot's own CopyModel calls), every key one the model has,
-    every kernel setting one einet restores, and that the network fits in memory."""
-    short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
-    if short:
-        raise SnapshotError(f"the snapshot's network does not fit: {short}")
+    every kernel setting one einet restores, node ids in model calls in range, and (``fits``)
+    that the network fits in memory.
+
+    A recorder's keys that exist only with the recording backend it was stored with (an
+    ``ascii`` recorder's ``file_extension``, ``precision``, …) are not refused: a restore
+    records to memory and keeps them for the record only."""
+    if fits:
+        short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
+        if short:
+            raise SnapshotError(f"the snapshot's network does not fit: {short}")
     n = nest()
     node_models, synapse_models = builtin_models()
-    base: dict[str, str] = {}
-    for call in snap.model_calls:
-        if call["op"] == "CopyModel":
-            b = base.get(call["base"], call["base"])
-            if b not in node_models and b not in synapse_models:
-                raise SnapshotError(f"CopyModel base {call['base']!r} is not a model of this NEST")
-            if call["model"] in node_models or call["model"] in synapse_models or call["model"] in base:
-                raise SnapshotError(f"CopyModel would redefine model {call['model']!r}")
-            base[call["model"]] = b
-        elif base.get(call["model"], call["model"]) not in node_models | synapse_models:
-            raise SnapshotError(f"SetDefaults names unknown model {call['model']!r}")
+    base = _builtin_bases(snap.model_calls)
     for key in snap.kernel:
         if key not in SHAPING_KERNEL_KEYS:
             raise SnapshotError(f"kernel setting {key!r} is not one einet restores")
-    defaults: dict[str, set[str]] = {}
+    defaults: dict[str, dict[str, Any]] = {}
 
-    def keys_of(model: str) -> set[str]:
+    def defaults_of(model: str) -> dict[str, Any]:
         b = base.get(model, model)
         if b not in defaults:
-            defaults[b] = set(n.GetDefaults(b))
+            defaults[b] = n.GetDefaults(b)
         return defaults[b]
 
+    for call in snap.model_calls:
+        if base.get(call["model"], call["model"]) in synapse_models:
+            for key, ids in _node_collection_params(call["params"], defaults_of(call["model"])).items():
+                if not all(isinstance(i, int) and 1 <= i <= snap.n_nodes for i in ids):
+                    raise SnapshotError(f"{call['op']} of {call['model']}: {key} names nodes the snapshot does not have")
     for run in snap.nodes:
-        if base.get(run.model, run.model) not in node_models:
+        b = base.get(run.model, run.model)
+        if b not in node_models:
             raise SnapshotError(f"node model {run.model!r} is not a node model of this NEST")
-        unknown = set(run.keys()) - keys_of(run.model)
+        known = set(defaults_of(run.model)) | _NODE_ONLY_KEYS.get(b, frozenset())
+        if _is_recorder(defaults_of(run.model)) and any(v != MEMORY for v in _values(run, "record_to")):
+            continue  # its keys beyond those are its backend's: kept, not applied
+        unknown = set(run.keys()) - known
         if unknown:
             raise SnapshotError(f"{run.model} has no parameter {sorted(unknown)[0]!r}")
     for t in snap.synapses:
@@ -311,14 +324,57 @@ def check_restorable(snap: Snapshot) -> None:
         if b in UNSUPPORTED_SYNAPSES:
             raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[b]} ({t.model}) cannot be restored")
         unknown = set(t.columns) | set(t.uniform)
-        unknown -= keys_of(t.model) | {"receptor_type"}
+        unknown -= set(defaults_of(t.model)) | {"receptor_type"}
         if unknown:
             raise SnapshotError(f"{t.model} has no connection property {sorted(unknown)[0]!r}")
 
 
+def _builtin_bases(calls: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The built-in model each model made by ``CopyModel`` derives from (refused, as
+    :class:`SnapshotError`, when that is not a model of this NEST or a model is redefined)."""
+    node_models, synapse_models = builtin_models()
+    base: dict[str, str] = {}
+    for call in calls:
+        if call["op"] == "CopyModel":
+            b = base.get(call["base"], call["base"])
+            if b not in node_models and b not in synapse_models:
+                raise SnapshotError(f"CopyModel base {call['base']!r} is not a model of this NEST")
+            if call["model"] in node_models or call["model"] in synapse_models or call["model"] in base:
+                raise SnapshotError(f"CopyModel would redefine model {call['model']!r}")
+            base[call["model"]] = b
+        elif base.get(call["model"], call["model"]) not in node_models | synapse_models:
+            raise SnapshotError(f"SetDefaults names unknown model {call['model']!r}")
+    return base
+
+
+def _is_recorder(status: Mapping[str, Any]) -> bool:
+    return status.get("element_type") == "recorder"
+
+
+def _values(run: Any, key: str) -> list[Any]:
+    """Every node's value of ``key`` in a node run (none if the run has no such key)."""
+    return list(run.values_of(key)) if key in run.keys() else []
+
+
+def _node_collection_params(params: Mapping[str, Any], like: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The parameters that are NodeCollections in ``like`` (a status or a model's defaults),
+    as the id lists a snapshot holds them as (e.g. a synapse model's ``weight_recorder``)."""
+    n = nest()
+    return {k: list(v) for k, v in params.items() if isinstance(like.get(k), n.NodeCollection) and isinstance(v, (list, tuple))}
+
+
+def _with_node_collections(params: dict[str, Any], like: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with id lists turned back into the NodeCollections NEST takes for them (the
+    keys that are NodeCollections in ``like``, a fresh node's status or a model's defaults)."""
+    n = nest()
+    return {**params, **{k: n.NodeCollection(ids) for k, ids in _node_collection_params(params, like).items()}}
+
+
+
 def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
     """Rebuild a stored network in a fresh kernel: same node ids, parameters and state, same
-    connections, einet's recorder added. Call :func:`check_restorable` first."""
+    connections, einet's recorder added; the model's recorders record to memory. Call
+    :func:`check_restorable` first."""
     n = nest()
     from nest import nestkernel_api as api
 
@@ -331,12 +387,17 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         kernel |= {k: snap.kernel[k] for k in snap.kernel_set if k not in kernel}
         if kernel:
             n.SetKernelStatus(kernel)
+        # Synapse models' calls come after the nodes: they may name nodes (a weight_recorder),
+        # and no node depends on them. Each kind keeps its own order.
+        base = _builtin_bases(snap.model_calls)
+        synapse_models = builtin_models()[1]
+        first: list[dict[str, Any]] = []
+        later: list[dict[str, Any]] = []
         for call in snap.model_calls:
-            if call["op"] == "CopyModel":
-                n.CopyModel(call["base"], call["model"], call["params"])
-            else:
-                n.SetDefaults(call["model"], call["params"])
+            (later if base.get(call["model"], call["model"]) in synapse_models else first).append(call)
+        _replay(first)
         layers = []
+        created = []
         for run in snap.nodes:
             if run.spatial is not None and run.positions is not None:
                 nodes = n.Create(run.model, positions=_positions(run.spatial, run.positions))
@@ -345,10 +406,21 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
                 nodes = n.Create(run.model, run.count)
             if nodes[0].global_id != run.first_id:
                 raise SnapshotError(f"node run of {run.model} came out at id {nodes[0].global_id}, not {run.first_id}")
-            if run.columns or run.ragged or run.varying:
-                api.llapi_set_nc_status(nodes._datum, run.node_params())
-            elif run.uniform:
-                api.llapi_set_nc_status(nodes._datum, [dict(run.uniform)])
+            created.append(nodes)
+        # values once every node exists: a weight_recorder's senders may come after it
+        fresh: dict[str, dict[str, Any]] = {}
+        for run, nodes in zip(snap.nodes, created):
+            if run.model not in fresh:
+                fresh[run.model] = _fresh_status(nodes)
+            like = fresh[run.model]
+            params = run.node_params() if run.columns or run.ragged or run.varying else [dict(run.uniform)] if run.uniform else []
+            if _is_recorder(like):
+                api.llapi_set_nc_status(nodes._datum, [{"record_to": MEMORY}])
+                params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
+            params = [_with_node_collections(p, like) for p in params]
+            if params:
+                api.llapi_set_nc_status(nodes._datum, params)
+        _replay(later)
         for t in snap.synapses:
             _connect(t)
         populations = tuple(Population(name, ids.astype(np.int32), snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
@@ -356,6 +428,32 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         _add_recorder(net)
         probe_node_models(net)
     return net
+
+
+def _fresh_status(nodes: Any) -> dict[str, Any]:
+    """The status of a run's first node as created (a recorder's with the memory backend, so
+    that its keys are the ones a restore applies): what kind of node, which keys, which of
+    them NodeCollections."""
+    from nest import nestkernel_api as api
+
+    first = nodes[0]._datum
+    status = {k: v[0] for k, v in api.llapi_get_nc_status(first).items()}
+    if _is_recorder(status) and status.get("record_to") != MEMORY:
+        api.llapi_set_nc_status(first, [{"record_to": MEMORY}])
+        status = {k: v[0] for k, v in api.llapi_get_nc_status(first).items()}
+    return status
+
+
+def _replay(calls: Iterable[dict[str, Any]]) -> None:
+    """The model's CopyModel and SetDefaults calls, node ids back as NodeCollections."""
+    n = nest()
+    for call in calls:
+        like = n.GetDefaults(call["base"] if call["op"] == "CopyModel" else call["model"])
+        params = _with_node_collections(dict(call["params"]), like)
+        if call["op"] == "CopyModel":
+            n.CopyModel(call["base"], call["model"], params)
+        else:
+            n.SetDefaults(call["model"], params)
 
 
 def _connect(t: Any) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import analysis
 from .config import NetworkConfig, check_threads
-from .capture import capture, check_storable, not_stored_of
+from .capture import capture, check_storable, check_written, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .network import Network, build_model, check_restorable, checked_model, drain_spikes, rebuild, settle_probes, weight_samples
@@ -153,6 +153,7 @@ class Session:
             snap = capture(net, seed=self.seed, progress=progress)
             with r.together():
                 if snap is not None:
+                    check_written(snap)
                     write_snapshot(snap, path, overwrite=overwrite)
             return snap
         if background:
@@ -163,6 +164,7 @@ class Session:
             self._background = store_in_background(net, path, seed=self.seed, overwrite=overwrite, workers=default_workers(requested))
             return self._background
         snap = capture(net, seed=self.seed, progress=progress, workers=default_workers(requested))
+        check_written(snap)
         write_snapshot(snap, path, overwrite=overwrite)
         return snap
 

@@ -1,9 +1,10 @@
 """Users' own scripts (issue #20): everything einet stores, it restores. Models split over
-several files, NEST's own error messages, devices whose keys are settable only together, and
-stores refused before simulating; each with the real NEST."""
+several files, NEST's own error messages, devices whose keys are settable only together,
+recorders writing to files, and stores refused before simulating; each with the real NEST."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot
+from einet import CannotStoreError, NetworkConfig, Session, Snapshot
+from einet.capture import capture, check_written
 from einet.cli import EXIT_CANNOT_STORE, _failure
 from einet.engine import Engine, EngineError
 
@@ -90,6 +92,51 @@ def test_store_restore_store_is_a_fixpoint_for_every_kind_of_generator(tmp_path:
     assert_same_contents(a, b)
 
 
+# -- the model's own recorders -------------------------------------------------------------------
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memory(tmp_path: Path) -> None:
+    work, recordings, path = tmp_path / "work", tmp_path / "recordings", tmp_path / "rec.h5"
+    work.mkdir()
+    recordings.mkdir()
+    stored = einet_cli("run", "--model", str(MODELS / "recorders.py"), "--set", f"folder={recordings}", "--t", "100", "--store", str(path), "--json", cwd=work)
+    assert stored.returncode == 0, stored.stderr
+    assert sorted(p.name.split("-")[0] for p in recordings.iterdir()) == ["spikes", "spikes", "voltages", "voltages"]  # 2 threads each
+    before = _files(tmp_path)
+
+    restored = einet_cli("restore", str(path), "--t", "100", "--json", cwd=work)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["spikes"] > 0
+    assert _files(tmp_path) == before, "a restore (and its run) wrote files"
+
+    info = json.loads(einet_cli("inspect", str(path), "--json").stdout)
+    recorders = {r["model"]: r for r in info["recorders"]}
+    assert recorders["spike_recorder"]["record_to"] == "ascii" and recorders["spike_recorder"]["label"] == f"{recordings}/spikes"
+    assert recorders["multimeter"]["record_to"] == "ascii" and recorders["weight_recorder"]["record_to"] == "memory"
+    assert any(line.startswith("multimeter node ") and "recorded to ascii" in line and "restore records to memory" in line for line in info["not_stored"])
+    snap = Snapshot.open(path)
+    (mm,) = [r for r in snap.nodes if r.model == "multimeter"]
+    assert (mm.uniform["precision"], mm.uniform["file_extension"]) == (5, "dat")  # the backend's settings, kept
+
+    # in this process: the weight_recorder, its filter and the synapse model watching it are back
+    session = Session(NetworkConfig(t_sim_ms=100.0))
+    session.restore(path)
+    session.run()
+    from einet.kernel import nest
+
+    n = nest()
+    (wr,) = [r for r in snap.nodes if r.model == "weight_recorder"]
+    recorder = n.NodeCollection([wr.first_id])
+    assert n.GetDefaults("stdp_watched")["weight_recorder"].tolist() == [wr.first_id]
+    assert recorder.senders.tolist() == snap.groups["N"][:10].tolist()
+    assert recorder.record_to == "memory" and recorder.n_events > 0
+    assert set(recorder.events["senders"]) <= set(snap.groups["N"][:10].tolist())
+    assert {n.NodeCollection([r.first_id]).record_to for r in snap.nodes if r.model in ("spike_recorder", "multimeter")} == {"memory"}
+    assert _files(tmp_path) == before
+
+
 # -- what a store refuses, it refuses before simulating -----------------------------------------
 # Simulating these 100 s would take minutes (gap junctions: ~30 s per simulated second here).
 @pytest.mark.parametrize(
@@ -141,3 +188,14 @@ def test_an_engine_refuses_the_store_before_simulating_too(tmp_path: Path) -> No
             engine.call("check_storable", 60)
     assert refused.value.kind == "CannotStoreError" and "gap junctions (gap_junction) cannot be stored" in str(refused.value)
     assert _failure(refused.value) == (EXIT_CANNOT_STORE, f"cannot store: {refused.value}")
+
+
+def test_a_store_checks_what_it_wrote_against_this_nest_as_a_restore_would() -> None:
+    session = Session(NetworkConfig(model=str(MODELS / "recorders.py"), t_sim_ms=20.0))
+    session.build()
+    snap = capture(session.network, seed=session.seed)
+    check_written(snap)  # the backend's own keys of the ascii recorders are not refused
+    neurons = snap.nodes[1]
+    doctored = dataclasses.replace(snap, nodes=(snap.nodes[0], dataclasses.replace(neurons, uniform={**neurons.uniform, "no_such_key": 1.0}), *snap.nodes[2:]))
+    with pytest.raises(CannotStoreError, match="^einet could not restore it: iaf_psc_alpha has no parameter 'no_such_key'$"):
+        check_written(doctored)
