@@ -241,7 +241,7 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
     status = api.llapi_get_nc_status(one._datum)
     if "compartments" in status:
         return [], ["compartments"]  # refused when storing: its tree is not in the status
-    current = {k: v[0] for k, v in status.items() if k not in _NEVER_STORED}
+    current = {k: _as_nest_takes(v[0]) if isinstance(v[0], np.ndarray) else v[0] for k, v in status.items() if k not in _NEVER_STORED}
 
     def accepted(keys: Iterable[str]) -> bool:
         try:
@@ -356,6 +356,15 @@ def _values(run: Any, key: str) -> list[Any]:
     return list(run.values_of(key)) if key in run.keys() else []
 
 
+def _as_nest_takes(value: Any) -> Any:
+    """A numeric vector as NEST takes it back: it reports an empty one as a float array, which
+    it refuses for an integer vector (a spike_generator's spike_multiplicities), and refuses an
+    empty list for one too; an empty integer array it takes for any numeric vector."""
+    if isinstance(value, (np.ndarray, list, tuple)) and len(value) == 0:
+        return np.empty(0, dtype=np.int64)
+    return value
+
+
 def _node_collection_params(params: Mapping[str, Any], like: Mapping[str, Any]) -> dict[str, list[Any]]:
     """The parameters that are NodeCollections in ``like`` (a status or a model's defaults),
     as the id lists a snapshot holds them as (e.g. a synapse model's ``weight_recorder``)."""
@@ -369,6 +378,12 @@ def _with_node_collections(params: dict[str, Any], like: Mapping[str, Any]) -> d
     n = nest()
     return {**params, **{k: n.NodeCollection(ids) for k, ids in _node_collection_params(params, like).items()}}
 
+
+def _node_values(params: dict[str, Any], like: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored node's values as NEST takes them: NodeCollections, and empty numeric vectors
+    (numeric where ``like``, a fresh node's status, holds an array) as empty integer arrays."""
+    params = _with_node_collections(params, like)
+    return {k: _as_nest_takes(v) if isinstance(like.get(k), np.ndarray) else v for k, v in params.items()}
 
 
 def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
@@ -417,7 +432,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             if _is_recorder(like):
                 api.llapi_set_nc_status(nodes._datum, [{"record_to": MEMORY}])
                 params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
-            params = [_with_node_collections(p, like) for p in params]
+            params = [_node_values(p, like) for p in params]
             if params:
                 api.llapi_set_nc_status(nodes._datum, params)
         _replay(later)

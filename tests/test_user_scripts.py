@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from einet import CannotStoreError, NetworkConfig, Session, Snapshot
@@ -78,11 +79,15 @@ def test_store_restore_store_is_a_fixpoint_for_every_kind_of_generator(tmp_path:
     session.store(tmp_path / "b.h5")  # without running: the restored state itself
     a, b = Snapshot.open(tmp_path / "a.h5"), Snapshot.open(tmp_path / "b.h5")
     runs = {r.model: r for r in a.nodes}
+    generators = runs["spike_generator"]
+    assert generators.count == 2
+    np.testing.assert_array_equal(generators.ragged["spike_multiplicities"][0], [2, 3])  # the second's; the first has none
+    np.testing.assert_array_equal(generators.ragged["spike_times"][0], [3.0, 7.5, 40.0, 41.0, 90.0, 20.0, 70.0])
     # what the first store must hold, so that the comparison is not vacuous
     for model, keys in {
         "step_current_generator": {"amplitude_times": [10.0, 60.0, 110.0], "amplitude_values": [250.0, -80.0, 150.0], "allow_offgrid_times": False},
         "step_rate_generator": {"amplitude_times": [5.0, 50.0], "amplitude_values": [10.0, 2.0], "allow_offgrid_times": True},
-        "spike_generator": {"spike_times": [3.0, 7.5, 40.0, 41.0, 90.0], "spike_weights": [50.0, 60.0, 70.0, 80.0, 90.0], "allow_offgrid_times": False, "precise_times": False},
+        "spike_generator": {"allow_offgrid_times": False, "precise_times": False},
         "dc_generator": {"amplitude": 90.0, "start": 30.0, "stop": 120.0},
         "noise_generator": {"mean": 50.0, "std": 120.0, "dt": 1.0},
         "poisson_generator": {"rate": 8000.0},
