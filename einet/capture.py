@@ -309,7 +309,7 @@ def _json_checked(value: Any, what: str) -> Any:
     try:
         json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
-        raise CannotStoreError(f"{what} holds a value a snapshot cannot store (e.g. a NodeCollection or a random Parameter)") from None
+        raise CannotStoreError(f"{what} holds a value a snapshot cannot store (e.g. a random Parameter)") from None
     return value
 
 

@@ -432,7 +432,10 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             if _is_recorder(like):
                 api.llapi_set_nc_status(nodes._datum, [{"record_to": MEMORY}])
                 params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
-            params = [_node_values(p, like) for p in params]
+            # converting every node's dict would cost a large restore noticeably: only runs
+            # holding such keys
+            if any(isinstance(like.get(k), (np.ndarray, n.NodeCollection)) for k in run.keys()):
+                params = [_node_values(p, like) for p in params]
             if params:
                 api.llapi_set_nc_status(nodes._datum, params)
         _replay(later)
