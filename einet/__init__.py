@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "CannotStoreError",
     "NetworkConfig",
     "Origin",
     "RunResult",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 _EXPORTS = {
+    "CannotStoreError": "snapshot",
     "NetworkConfig": "config",
     "Origin": "runs",
     "RunResult": "runs",
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from .config import NetworkConfig
     from .runs import Origin, RunResult, StepUpdate
     from .session import Session
-    from .snapshot import Snapshot, SnapshotError, SnapshotInfo, load_frames
+    from .snapshot import CannotStoreError, Snapshot, SnapshotError, SnapshotInfo, load_frames
 
 
 def __getattr__(name: str) -> Any:

@@ -23,10 +23,10 @@ from .clock import schedule_from
 from .config import usable_cores
 from .kernel import nest, nest_output_to, nest_version
 from .ownership import plain
-from .network import UNSUPPORTED_SYNAPSES, Network, node_kinds, node_models, probe_node_models, settle_probes
+from .network import MEMORY, UNSUPPORTED_SYNAPSES, Network, check_restorable, node_kinds, node_models, probe_node_models, settle_probes
 from .ranks import ranks
 from .traces import LAST_SPIKE_CLOCKED, at_stored_time, family, lost_after, traces_of
-from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
+from .snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, CannotStoreError, NodeRun, Snapshot, SnapshotError, SynapseTable
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
 # speed, so memory sets it: 4096 connections per read keep each reader's transient status
@@ -311,19 +311,47 @@ def _merge_status(parts: list[tuple[np.ndarray, dict[str, list[Any]]]], count: i
                     column[i] = v
         seen[local] = True
     if not seen.all():
-        raise SnapshotError(f"no MPI rank holds node {int(np.flatnonzero(~seen)[0])} of a run")
+        raise CannotStoreError(f"no MPI rank holds node {int(np.flatnonzero(~seen)[0])} of a run")
     return {key: tuple(column) for key, column in merged.items()}
+
+
+def check_storable(net: Network) -> None:
+    """Refuse (:class:`~einet.snapshot.CannotStoreError`, one line) a network einet cannot
+    store faithfully, from what it is made of, before anything is simulated: structural
+    plasticity, compartmental models, synapse models NEST builds in pairs or that carry rates
+    or currents (gap junctions, …), nodes created after einet's recorder, model calls holding
+    values a snapshot cannot (a random Parameter). Reads no state and no connection; what only
+    the state shows (a per-connection property that is not a number) a store still refuses."""
+    with nest_output_to():
+        probe_node_models(net)
+        _refuse_unsupported(net)
+    for call in net.model_calls:
+        _json_checked(call, f"{call['op']} of {call['model']}")
+
+
+def check_written(snap: Snapshot) -> None:
+    """What einet writes, it can restore: the restore's own check against this NEST
+    (:func:`~einet.network.check_restorable`, but for memory: this network is in it already),
+    run on a captured snapshot before it is published."""
+    try:
+        check_restorable(snap, fits=False)
+    except SnapshotError as exc:
+        raise CannotStoreError(f"einet could not restore it: {exc}") from None
 
 
 def _refuse_unsupported(net: Network) -> None:
     n = nest()
     if n.GetKernelStatus("structural_plasticity_synapses"):
-        raise SnapshotError("structural plasticity is enabled: its synaptic elements and rewiring state cannot be stored faithfully")
+        raise CannotStoreError("structural plasticity is enabled: its synaptic elements and rewiring state cannot be stored faithfully")
     for model, (_, failed) in net.settable_nodes.items():
         if "compartments" in failed:
-            raise SnapshotError(f"{model}: compartmental models cannot be stored yet")
+            raise CannotStoreError(f"{model}: compartmental models cannot be stored yet")
     if int(n.network_size) != net.last_id:
-        raise SnapshotError("nodes were created after einet's spike recorder: store before adding nodes by hand")
+        raise CannotStoreError("nodes were created after einet's spike recorder: store before adding nodes by hand")
+    for model in _connection_counts():
+        base = _base_of(net, model)
+        if base in UNSUPPORTED_SYNAPSES:
+            raise CannotStoreError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
 
 
 def _json_checked(value: Any, what: str) -> Any:
@@ -331,7 +359,7 @@ def _json_checked(value: Any, what: str) -> Any:
     try:
         json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
-        raise SnapshotError(f"{what} holds a value a snapshot cannot store (e.g. a NodeCollection or a random Parameter)") from None
+        raise CannotStoreError(f"{what} holds a value a snapshot cannot store (e.g. a random Parameter)") from None
     return value
 
 
@@ -480,10 +508,7 @@ def _connection_plans(net: Network) -> list[ModelPlan]:
     # them whole.
     n.GetConnections(source=n.NodeCollection([net.recorder_id]))
     plans = []
-    for model, count in _connection_counts().items():
-        base = _base_of(net, model)
-        if base in UNSUPPORTED_SYNAPSES:
-            raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
+    for model, count in _connection_counts().items():  # none unsupported: see _refuse_unsupported
         if model not in net.settable_synapses:
             _probe_synapse(net, model, _first_connection(net, model))
         plans.append(ModelPlan(model, count, []))
@@ -502,7 +527,7 @@ def _first_connection(net: Network, model: str) -> Any:
         if handles:
             return handles[0]
         lo, width = hi, width * 4
-    raise SnapshotError(f"{model}: NEST counts connections but lists none from any node")
+    raise CannotStoreError(f"{model}: NEST counts connections but lists none from any node")
 
 
 def _set_keys(net: Network, plans: list[ModelPlan]) -> None:
@@ -547,7 +572,7 @@ class Cursor:
         """Raise unless every model's rows were filled exactly."""
         for m, rows in zip(plan.models, self.counters[1:]):
             if rows != m.count:
-                raise SnapshotError(f"{m.model}: NEST listed {int(rows)} connections but counted {m.count}")
+                raise CannotStoreError(f"{m.model}: NEST listed {int(rows)} connections but counted {m.count}")
 
 
 def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, report: Callable[[int], None]) -> None:
@@ -566,7 +591,7 @@ def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, re
                 continue
             at = cursor.take(i, len(handles))
             if at + len(handles) > m.count:
-                raise SnapshotError(f"{m.model}: NEST listed more connections than it counted ({m.count})")
+                raise CannotStoreError(f"{m.model}: NEST listed more connections than it counted ({m.count})")
             row = np.dtype((np.float64, len(m.keys)))
             pick = operator.itemgetter(*m.keys)
             for lo in range(0, len(handles), _BLOCK_SYNAPSES):
@@ -575,7 +600,7 @@ def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, re
                 try:
                     buffers[i][at + lo : at + lo + len(part)] = np.fromiter(map(pick, status), dtype=row, count=len(part))
                 except (TypeError, ValueError):
-                    raise SnapshotError(f"{m.model}: a per-connection property is not a number (cannot be stored yet)") from None
+                    raise CannotStoreError(f"{m.model}: a per-connection property is not a number (cannot be stored yet)") from None
                 report(len(part))
             del handles
 
@@ -616,7 +641,7 @@ def _probe_synapse(net: Network, model: str, conn: Any) -> None:
                 failed.append(key)
         for key in ok:
             if not isinstance(status[key], (int, float)) or isinstance(status[key], bool):
-                raise SnapshotError(f"{model}: per-connection property {key} is not a number (cannot be stored yet)")
+                raise CannotStoreError(f"{model}: per-connection property {key} is not a number (cannot be stored yet)")
         net.settable_synapses[model] = (sorted(ok), sorted(failed))
 
 
@@ -650,4 +675,35 @@ def not_stored_of(net: Network) -> list[str]:
         readonly = sorted(set(failed) - _CONNECTION_READ_ONLY)
         if readonly:
             out.append(f"{model} connections: {', '.join(readonly)} per connection (model-wide values come from the model's defaults)")
+    return out + _recorder_notes(net)
+
+
+def _recorder_notes(net: Network) -> list[str]:
+    """One line per model and backend of the recorders that write elsewhere than to memory:
+    a restore records to memory (it never makes NEST write a file), so their backend and its
+    settings are in the snapshot for the record only."""
+    ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
+    if not len(ids):
+        return []
+    from nest import nestkernel_api as api
+
+    with nest_output_to():
+        nodes = nest().NodeCollection(ids.tolist())._datum
+        backends, labels = (np.atleast_1d(np.array(api.llapi_get_nc_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
+    models = node_models(net)[ids - 1]
+    out = []
+    for model, backend in dict.fromkeys(zip(models.tolist(), backends.tolist())):
+        if backend in (MEMORY, None):  # None: under MPI, a node of another rank
+            continue
+        mine = (models == model) & (backends == backend)
+        named = ", ".join(sorted({str(label) for label in labels[mine] if label}))
+        out.append(
+            f"{model} {_id_list(ids[mine])}: recorded to {backend}{f' (label {named})' if named else ''}; "
+            "a restore records to memory: the backend and its settings are kept for the record only"
+        )
     return out
+
+
+def _id_list(ids: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:5])
+    return f"node {shown}" if len(ids) == 1 else f"nodes {shown}{', …' if len(ids) > 5 else ''}"

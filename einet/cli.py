@@ -1,7 +1,8 @@
 """The ``einet`` command: run, restore, inspect, demo, history, and (no arguments) the dashboard.
 
-Exit codes: 0 ok, 1 anything else, 2 usage, 3 invalid or unsafe snapshot. Errors are one
-line on stderr, never a traceback.
+Exit codes: 0 ok, 1 anything else, 2 usage, 3 invalid or unsafe snapshot, 4 cannot store (the
+network holds what a snapshot cannot, or the store failed; with --store this is known right
+after the build, before anything is simulated). Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from . import __version__
 from .config import DEFAULT_MODEL, ConfigError, NetworkConfig, parse_assignments
 from .models import ModelBuildError, ModelError
 from .protocol import parse_changes
+from .text import one_line
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT, EXIT_CANNOT_STORE = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -76,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="einet",
         description="Store and restore NEST network simulations.",
-        epilog="exit codes: 0 ok, 1 error (e.g. a model's own code failed), 2 usage, 3 invalid or unsafe snapshot, 130 interrupted. "
+        epilog="exit codes: 0 ok, 1 error (e.g. a model's own code failed), 2 usage, 3 invalid or unsafe snapshot, "
+        "4 cannot store (told before simulating when the network is what a snapshot cannot hold), 130 interrupted. "
         "Seeds are 1 to 2147483647. Nothing is overwritten without --overwrite.",
     )
     parser.add_argument("--version", action="version", version=f"einet {__version__}")
@@ -197,12 +200,26 @@ def _run_with_progress(session: Any, label: str, quiet: bool) -> Any:
         return session.run(label=label, step_ms=100.0, on_step=lambda u: update(u.progress))
 
 
-def _store(session: Any, path: Path | None, overwrite: bool, quiet: bool) -> str | None:
+def _store(session: Any, path: Path | None, overwrite: bool, quiet: bool) -> tuple[str | None, Exception | None]:
+    """The path stored, or the store's failure: the run before it is reported either way."""
     if path is None:
-        return None
-    with _progress(not quiet, f"storing {path.name}") as update:
-        session.store(path, overwrite=overwrite, progress=update)
-    return str(path)
+        return None, None
+    try:
+        with _progress(not quiet, f"storing {path.name}") as update:
+            session.store(path, overwrite=overwrite, progress=update)
+    except Exception as exc:  # noqa: BLE001 - reported with the run, its exit code the command's
+        return None, exc
+    return str(path), None
+
+
+def _report_run(args: argparse.Namespace, result: Any, stored: str | None, failed: Exception | None, **extra: Any) -> int:
+    """Print a run (and a store's failure after it: ``store_error`` in JSON, its one line on
+    stderr); the exit code is the store's."""
+    code, line = _failure(failed) if failed is not None else (EXIT_OK, None)
+    _emit(args, {**result.summary(), **extra, "stored": stored, "store_error": line}, lambda: _print_run(result, stored))
+    if line is not None:
+        print(f"einet: {line}", file=sys.stderr)
+    return code
 
 
 def _emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[], None]) -> None:
@@ -298,13 +315,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     history = _Recorder(args)
     with _session(args, config_from_args(args)) as session:
         session.build()
+        if args.store is not None:
+            session.check_storable()  # a refusal now, not after the whole run
         result = _run_with_progress(session, "run 1", args.json)
         run_id = history.record(result)
-        stored = _store(session, args.store, args.overwrite, args.json)
-        history.stored(run_id, args.store)
+        stored, failed = _store(session, args.store, args.overwrite, args.json)
+        history.stored(run_id, args.store if stored else None)
     history.close()
-    _emit(args, {**result.summary(), "stored": stored}, lambda: _print_run(result, stored))
-    return EXIT_OK
+    return _report_run(args, result, stored, failed)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -318,13 +336,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     history = _Recorder(args)
     with _session(args, snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)) as session:
         session.restore(snap, seed=args.seed, threads=args.threads, changes=changes)
+        if args.store is not None:
+            session.check_storable()
         result = _run_with_progress(session, "restored", args.json)
         run_id = history.record(result, snapshot=args.path)
-        stored = _store(session, args.store, args.overwrite, args.json)
-        history.stored(run_id, args.store)
+        stored, failed = _store(session, args.store, args.overwrite, args.json)
+        history.stored(run_id, args.store if stored else None)
     history.close()
-    _emit(args, {**result.summary(), "snapshot": str(args.path), "stored": stored}, lambda: _print_run(result, stored))
-    return EXIT_OK
+    return _report_run(args, result, stored, failed, snapshot=str(args.path))
 
 
 def _require_file(path: Path) -> None:
@@ -377,6 +396,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             table.add_row("created", shown(f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}"))
             for model, w in info.weight_stats.items():
                 table.add_row(f"{shown(model)} weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f}")
+            for r in info.recorders:
+                label = f", label {r['label']}" if r["label"] else ""
+                table.add_row("recorder", shown(f"{r['model']} {r['first_id']}" + (f"-{r['first_id'] + r['count'] - 1}" if r["count"] > 1 else "") + f": record_to {r['record_to']}{label}"))
         c.print(table)
         c.print("[bold]stored[/]: " + shown("; ".join(doc["stored"])))
         if info.valid:
@@ -533,6 +555,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 _ENGINE_EXITS = {
+    "CannotStoreError": (EXIT_CANNOT_STORE, "cannot store"),
     "SnapshotError": (EXIT_SNAPSHOT, "invalid snapshot"),
     "ConfigError": (EXIT_USAGE, "usage"),
     "ModelError": (EXIT_USAGE, "usage"),
@@ -543,10 +566,6 @@ _ENGINE_EXITS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .engine.client import EngineError
-    from .session import RunLengthError, SessionError
-    from .snapshot import SnapshotError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
@@ -558,33 +577,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except UsageError as exc:
-        print(f"einet: usage: {visible(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except ModelBuildError as exc:
-        print(f"einet: error: {visible(exc)}", file=sys.stderr)
-        return EXIT_ERROR
-    except (ConfigError, ModelError, RunLengthError) as exc:
-        print(f"einet: usage: {visible(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    except SnapshotError as exc:
-        print(f"einet: invalid snapshot: {visible(exc)}", file=sys.stderr)
-        return EXIT_SNAPSHOT
-    except (SessionError, OSError) as exc:
-        message = exc.args[0] if isinstance(exc, FileNotFoundError) and exc.args else exc
-        print(f"einet: error: {visible(message)}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("einet: interrupted", file=sys.stderr)
         return 130
-    except EngineError as exc:  # from an engine (--ranks): its kind says which exit code
-        code, what = _ENGINE_EXITS.get(exc.kind, (EXIT_ERROR, "error"))
-        print(f"einet: {what}: {visible(exc)}", file=sys.stderr)
-        return code
     except Exception as exc:  # a tool users trust must not spray tracebacks
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"einet: error: {type(exc).__name__}: {visible(first)}", file=sys.stderr)
-        return EXIT_ERROR
+        code, line = _failure(exc)
+        print(f"einet: {line}", file=sys.stderr)
+        return code
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """A command's failure as its exit code and its one line (after ``einet: ``)."""
+    from .engine.client import EngineError
+    from .session import RunLengthError, SessionError
+    from .snapshot import CannotStoreError, SnapshotError, SnapshotExistsError
+
+    if isinstance(exc, ModelBuildError):
+        return EXIT_ERROR, f"error: {visible(exc)}"
+    if isinstance(exc, (UsageError, ConfigError, ModelError, RunLengthError)):
+        return EXIT_USAGE, f"usage: {visible(exc)}"
+    if isinstance(exc, CannotStoreError):
+        return EXIT_CANNOT_STORE, f"cannot store: {visible(exc)}"
+    if isinstance(exc, SnapshotExistsError):
+        return EXIT_ERROR, f"error: {visible(exc)}"
+    if isinstance(exc, SnapshotError):
+        return EXIT_SNAPSHOT, f"invalid snapshot: {visible(exc)}"
+    if isinstance(exc, (SessionError, OSError)):
+        message = exc.args[0] if isinstance(exc, FileNotFoundError) and exc.args else exc
+        return EXIT_ERROR, f"error: {visible(message)}"
+    if isinstance(exc, EngineError):  # from an engine (--ranks): its kind says which exit code
+        code, what = _ENGINE_EXITS.get(exc.kind, (EXIT_ERROR, "error"))
+        return code, f"{what}: {visible(exc)}"
+    return EXIT_ERROR, f"error: {type(exc).__name__}: {visible(one_line(exc))}"
 
 
 def entry() -> int:

@@ -82,6 +82,7 @@ class _SessionPlayer:
 
     def build(self) -> bool:
         self.session.build()
+        self.session.check_storable()  # the demo stores after its first run: refused now, not then
         return True
 
     def store(self, path: Path) -> bool:

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from .config import usable_cores
-from .capture import CapturePlan, Cursor, allocate, finish, plan_capture, read_blocks, read_connections
+from .capture import CapturePlan, Cursor, allocate, check_written, finish, plan_capture, read_blocks, read_connections
 from .kernel import nest_output_to
-from .snapshot import SnapshotError
+from .snapshot import CannotStoreError
 from .snapshot.files import check_store_target
 from .text import one_line
 
@@ -225,13 +225,13 @@ def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None =
             _pump(children, 1.0, on_read)
             problem = _failure(children, "store worker", stall_s)
             if problem:
-                raise SnapshotError(f"store failed: {problem}")
+                raise CannotStoreError(f"store failed: {problem}")
         problem = _failure(children, "store worker")
         if problem:
-            raise SnapshotError(f"store failed: {problem}")
+            raise CannotStoreError(f"store failed: {problem}")
         cursor.check_complete(plan)
         if done != plan.n_connections:
-            raise SnapshotError(f"store failed: workers read {done} of {plan.n_connections} connections")
+            raise CannotStoreError(f"store failed: workers read {done} of {plan.n_connections} connections")
     finally:
         _reap(children, kill=True)
     return buffers
@@ -243,7 +243,7 @@ class StoreHandle:
     """A store running in a forked process while this one goes on simulating.
 
     ``done`` and ``progress`` poll without blocking; :meth:`wait` blocks and raises
-    :class:`~einet.snapshot.SnapshotError` if the store failed; :meth:`abandon` stops it and
+    :class:`~einet.snapshot.CannotStoreError` if the store failed; :meth:`abandon` stops it and
     removes its temporary file (an earlier file of that name is untouched either way).
     """
 
@@ -316,7 +316,7 @@ class StoreHandle:
         return end - self._started
 
     def wait(self, timeout_s: float | None = None) -> Path:
-        """Block until the file is published; raise SnapshotError if the store failed."""
+        """Block until the file is published; raise CannotStoreError if the store failed."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while self._finished is None:
             left = None if deadline is None else deadline - time.monotonic()
@@ -324,7 +324,7 @@ class StoreHandle:
                 raise TimeoutError(f"store of {self.path.name} still running after {timeout_s:g} s")
             self._poll(left)
         if self._problem:
-            raise SnapshotError(f"store of {self.path.name} failed: {self._problem}")
+            raise CannotStoreError(f"store of {self.path.name} failed: {self._problem}")
         return self.path
 
     def abandon(self) -> None:
@@ -373,6 +373,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
         _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         snap.validate()
+        check_written(snap)
         from .snapshot.h5 import to_bytes
 
         image = to_bytes(snap)

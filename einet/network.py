@@ -4,8 +4,9 @@ spike recorder einet adds to it. Reading its state out lives in :mod:`einet.capt
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,9 @@ def _add_recorder(net: Network) -> None:
     """einet's spike recorder right after the model's nodes (onto the spiking populations),
     and, for rate populations, a multimeter of their ``rate`` after it."""
     n = nest()
-    net.recorder = n.Create("spike_recorder")
+    # to memory whatever the spike_recorder's defaults say (a model's or a snapshot's
+    # SetDefaults may have chosen files)
+    net.recorder = n.Create("spike_recorder", params={"record_to": MEMORY})
     spec = {}
     if n.biological_time > 0:
         # a kernel whose clock was advanced takes no delay outside its fixed range (a
@@ -227,6 +230,12 @@ _NEVER_STORED = {"events", "n_events"}  # a recorder's events belong to runs, no
 # a multimeter's (voltmeter's) settings: NEST refuses them once it is connected, and a restore
 # sets every node's values before it connects anything
 _RECORDER_SET_BEFORE_CONNECTING = {"interval", "offset", "record_from"}
+MEMORY = "memory"
+"""The recording backend of every recorder einet restores: a restore never makes NEST write a
+file (or to the screen, or over MPI); the stored backend and its settings stay in the snapshot
+for the record."""
+# keys a weight_recorder's nodes report (its filters) but NEST's GetDefaults does not
+_NODE_ONLY_KEYS = {"weight_recorder": frozenset({"senders", "targets"})}
 
 
 def node_models(net: Network) -> np.ndarray:
@@ -286,37 +295,31 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
     status = api.llapi_get_nc_status(one._datum)
     if "compartments" in status:
         return [], ["compartments"]  # refused when storing: its tree is not in the status
-    current = {k: v[0] for k, v in status.items() if k not in _NEVER_STORED}
-    ok: list[str] = []
-    failed: list[str] = []
-    for key, value in current.items():
+    current = {k: _as_nest_takes(v[0]) if isinstance(v[0], np.ndarray) else v[0] for k, v in status.items() if k not in _NEVER_STORED}
+
+    def accepted(keys: Iterable[str]) -> bool:
         try:
-            api.llapi_set_nc_status(one._datum, [{key: value}])
-            ok.append(key)
+            api.llapi_set_nc_status(one._datum, [{k: current[k] for k in keys}])
+            return True
         except Exception:
-            failed.append(key)
-    # Some keys are accepted only together with others (a spike_generator's flags with its
-    # spike_times, a step generator's times with its values, then its allow_offgrid_times);
-    # restore sets every key of a node in one call, so those count as settable. Grow the
-    # settable set by single keys and pairs until nothing more is accepted.
-    together = {k: current[k] for k in ok}
-    grown = True
-    while grown and failed:
-        grown = False
-        for key in list(failed):
-            for partner in (None, *(k for k in failed if k != key)):
-                trial = {key: current[key]} | ({partner: current[partner]} if partner else {})
-                try:
-                    api.llapi_set_nc_status(one._datum, [{**together, **trial}])
-                except Exception:
-                    continue
-                together |= trial
-                for k in trial:
-                    ok.append(k)
-                    failed.remove(k)
-                grown = True
-                break
-            if grown:
+            return False
+
+    ok = [key for key in current if accepted([key])]
+    failed = [key for key in current if key not in ok]
+    # Some keys are accepted only together with others: a spike_generator's flags with its
+    # spike_times, a step_current_generator's amplitude_times with its amplitude_values (each
+    # refused alone) and its allow_offgrid_times with both. Restore sets every key of a node in
+    # one call, so a key accepted with the settable ones, alone or paired with another refused
+    # key, counts as settable too; searched until nothing more joins, so that what is stored
+    # does not depend on the probed node's state (times set or still empty).
+    joined = True
+    while joined and failed:
+        joined = False
+        for group in itertools.chain(((key,) for key in failed), itertools.combinations(failed, 2)):
+            if accepted([*ok, *group]):
+                ok.extend(group)
+                failed = [key for key in failed if key not in group]
+                joined = True
                 break
     # refused only because the node is already connected or the clock has run: a restore sets
     # them (where it still can) before either happens
@@ -328,43 +331,48 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
 
 
 # -- rebuilding from a snapshot ----------------------------------------------------------------
-def check_restorable(snap: Snapshot) -> None:
+def check_restorable(snap: Snapshot, *, fits: bool = True) -> None:
     """Check the snapshot against this NEST before the kernel is touched: every model known
     (built in, or made by the snapshot's own CopyModel calls), every key one the model has,
-    every kernel setting one einet restores, and that the network fits in memory."""
-    short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
-    if short:
-        raise SnapshotError(f"the snapshot's network does not fit: {short}")
+    every kernel setting one einet restores, node ids in model calls in range, and (``fits``)
+    that the network fits in memory.
+
+    A recorder's keys that exist only with the recording backend it was stored with (an
+    ``ascii`` recorder's ``file_extension``, ``precision``, …) are not refused: a restore
+    records to memory and keeps them for the record only."""
+    if fits:
+        short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
+        if short:
+            raise SnapshotError(f"the snapshot's network does not fit: {short}")
     if clock_slices(snap) > MAX_CLOCK_SLICES:
         raise SnapshotError(f"reaching the stored time {snap.t_stored_ms:g} ms in steps of {clock_delays(snap)['min_delay']:g} ms would take NEST minutes")
     n = nest()
     node_models, synapse_models = builtin_models()
-    base: dict[str, str] = {}
-    for call in snap.model_calls:
-        if call["op"] == "CopyModel":
-            b = base.get(call["base"], call["base"])
-            if b not in node_models and b not in synapse_models:
-                raise SnapshotError(f"CopyModel base {call['base']!r} is not a model of this NEST")
-            if call["model"] in node_models or call["model"] in synapse_models or call["model"] in base:
-                raise SnapshotError(f"CopyModel would redefine model {call['model']!r}")
-            base[call["model"]] = b
-        elif base.get(call["model"], call["model"]) not in node_models | synapse_models:
-            raise SnapshotError(f"SetDefaults names unknown model {call['model']!r}")
+    base = _builtin_bases(snap.model_calls)
     for key in snap.kernel:
         if key not in SHAPING_KERNEL_KEYS:
             raise SnapshotError(f"kernel setting {key!r} is not one einet restores")
-    defaults: dict[str, set[str]] = {}
+    defaults: dict[str, dict[str, Any]] = {}
 
-    def keys_of(model: str) -> set[str]:
+    def defaults_of(model: str) -> dict[str, Any]:
         b = base.get(model, model)
         if b not in defaults:
-            defaults[b] = set(n.GetDefaults(b))
+            defaults[b] = n.GetDefaults(b)
         return defaults[b]
 
+    for call in snap.model_calls:
+        if base.get(call["model"], call["model"]) in synapse_models:
+            for key, ids in _node_collection_params(call["params"], defaults_of(call["model"])).items():
+                if not all(isinstance(i, int) and 1 <= i <= snap.n_nodes for i in ids):
+                    raise SnapshotError(f"{call['op']} of {call['model']}: {key} names nodes the snapshot does not have")
     for run in snap.nodes:
-        if base.get(run.model, run.model) not in node_models:
+        b = base.get(run.model, run.model)
+        if b not in node_models:
             raise SnapshotError(f"node model {run.model!r} is not a node model of this NEST")
-        unknown = set(run.keys()) - keys_of(run.model)
+        known = set(defaults_of(run.model)) | _NODE_ONLY_KEYS.get(b, frozenset())
+        if _is_recorder(defaults_of(run.model)) and any(v != MEMORY for v in _values(run, "record_to")):
+            continue  # its keys beyond those are its backend's: kept, not applied
+        unknown = set(run.keys()) - known
         if unknown:
             raise SnapshotError(f"{run.model} has no parameter {sorted(unknown)[0]!r}")
     for t in snap.synapses:
@@ -374,14 +382,72 @@ def check_restorable(snap: Snapshot) -> None:
         if b in UNSUPPORTED_SYNAPSES:
             raise SnapshotError(f"{UNSUPPORTED_SYNAPSES[b]} ({t.model}) cannot be restored")
         unknown = set(t.columns) | set(t.uniform)
-        unknown -= keys_of(t.model) | {"receptor_type"}
+        unknown -= set(defaults_of(t.model)) | {"receptor_type"}
         if unknown:
             raise SnapshotError(f"{t.model} has no connection property {sorted(unknown)[0]!r}")
 
 
+def _builtin_bases(calls: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The built-in model each model made by ``CopyModel`` derives from (refused, as
+    :class:`SnapshotError`, when that is not a model of this NEST or a model is redefined)."""
+    node_models, synapse_models = builtin_models()
+    base: dict[str, str] = {}
+    for call in calls:
+        if call["op"] == "CopyModel":
+            b = base.get(call["base"], call["base"])
+            if b not in node_models and b not in synapse_models:
+                raise SnapshotError(f"CopyModel base {call['base']!r} is not a model of this NEST")
+            if call["model"] in node_models or call["model"] in synapse_models or call["model"] in base:
+                raise SnapshotError(f"CopyModel would redefine model {call['model']!r}")
+            base[call["model"]] = b
+        elif base.get(call["model"], call["model"]) not in node_models | synapse_models:
+            raise SnapshotError(f"SetDefaults names unknown model {call['model']!r}")
+    return base
+
+
+def _is_recorder(status: Mapping[str, Any]) -> bool:
+    return status.get("element_type") == "recorder"
+
+
+def _values(run: Any, key: str) -> list[Any]:
+    """Every node's value of ``key`` in a node run (none if the run has no such key)."""
+    return list(run.values_of(key)) if key in run.keys() else []
+
+
+def _as_nest_takes(value: Any) -> Any:
+    """A numeric vector as NEST takes it back: it reports an empty one as a float array, which
+    it refuses for an integer vector (a spike_generator's spike_multiplicities), and refuses an
+    empty list for one too; an empty integer array it takes for any numeric vector."""
+    if isinstance(value, (np.ndarray, list, tuple)) and len(value) == 0:
+        return np.empty(0, dtype=np.int64)
+    return value
+
+
+def _node_collection_params(params: Mapping[str, Any], like: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The parameters that are NodeCollections in ``like`` (a status or a model's defaults),
+    as the id lists a snapshot holds them as (e.g. a synapse model's ``weight_recorder``)."""
+    n = nest()
+    return {k: list(v) for k, v in params.items() if isinstance(like.get(k), n.NodeCollection) and isinstance(v, (list, tuple))}
+
+
+def _with_node_collections(params: dict[str, Any], like: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with id lists turned back into the NodeCollections NEST takes for them (the
+    keys that are NodeCollections in ``like``, a fresh node's status or a model's defaults)."""
+    n = nest()
+    return {**params, **{k: n.NodeCollection(ids) for k, ids in _node_collection_params(params, like).items()}}
+
+
+def _node_values(params: dict[str, Any], like: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored node's values as NEST takes them: NodeCollections, and empty numeric vectors
+    (numeric where ``like``, a fresh node's status, holds an array) as empty integer arrays."""
+    params = _with_node_collections(params, like)
+    return {k: _as_nest_takes(v) if isinstance(like.get(k), np.ndarray) else v for k, v in params.items()}
+
+
 def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
     """Rebuild a stored network in a fresh kernel: same node ids, parameters and state, same
-    connections, einet's recorder added. Call :func:`check_restorable` first."""
+    connections, einet's recorder added; the model's recorders record to memory. Call
+    :func:`check_restorable` first."""
     n = nest()
     from nest import nestkernel_api as api
 
@@ -395,12 +461,17 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         if kernel:
             n.SetKernelStatus(kernel)
         advance_clock(snap)
+        # Synapse models' calls come after the nodes: they may name nodes (a weight_recorder),
+        # and no node depends on them. Each kind keeps its own order.
+        base = _builtin_bases(snap.model_calls)
+        synapse_models = builtin_models()[1]
+        first: list[dict[str, Any]] = []
+        later: list[dict[str, Any]] = []
         for call in snap.model_calls:
-            if call["op"] == "CopyModel":
-                n.CopyModel(call["base"], call["model"], call["params"])
-            else:
-                n.SetDefaults(call["model"], call["params"])
+            (later if base.get(call["model"], call["model"]) in synapse_models else first).append(call)
+        _replay(first)
         layers = []
+        created = []
         for run in snap.nodes:
             if run.spatial is not None and run.positions is not None:
                 nodes = n.Create(run.model, positions=_positions(run.spatial, run.positions))
@@ -409,14 +480,28 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
                 nodes = n.Create(run.model, run.count)
             if nodes[0].global_id != run.first_id:
                 raise SnapshotError(f"node run of {run.model} came out at id {nodes[0].global_id}, not {run.first_id}")
+            created.append(nodes)
+        # values once every node exists: a weight_recorder's senders may come after it
+        fresh: dict[str, dict[str, Any]] = {}
+        for run, nodes in zip(snap.nodes, created):
+            if run.model not in fresh:
+                fresh[run.model] = _fresh_status(nodes)
+            like = fresh[run.model]
             params = run.node_params() if run.columns or run.ragged or run.varying else [dict(run.uniform)] if run.uniform else []
+            if _is_recorder(like):
+                api.llapi_set_nc_status(nodes._datum, [{"record_to": MEMORY}])
+                params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
+            # converting every node's dict would cost a large restore noticeably: only runs
+            # holding such keys
+            if any(isinstance(like.get(k), (np.ndarray, n.NodeCollection)) for k in run.keys()):
+                params = [_node_values(p, like) for p in params]
             if params and snap.t_stored_ms > 0:
                 params = [{k: v for k, v in p.items() if k not in FIXED_AT_FIRST_SIMULATE} for p in params]
             if params:
                 api.llapi_set_nc_status(nodes._datum, params)
-        bases = base_models(snap)
+        _replay(later)
         for t in snap.synapses:
-            _connect(t, bases.get(t.model, t.model), snap.t_stored_ms)
+            _connect(t, base.get(t.model, t.model), snap.t_stored_ms)
         populations = tuple(population(name, ids, snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
         net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers)
         _add_recorder(net)
@@ -426,11 +511,33 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
 
 def base_models(snap: Snapshot) -> dict[str, str]:
     """Each model made by the snapshot's CopyModel calls → the NEST model it copies."""
-    base: dict[str, str] = {}
-    for call in snap.model_calls:
+    return _builtin_bases(snap.model_calls)
+
+
+def _fresh_status(nodes: Any) -> dict[str, Any]:
+    """The status of a run's first node as created (a recorder's with the memory backend, so
+    that its keys are the ones a restore applies): what kind of node, which keys, which of
+    them NodeCollections."""
+    from nest import nestkernel_api as api
+
+    first = nodes[0]._datum
+    status = {k: v[0] for k, v in api.llapi_get_nc_status(first).items()}
+    if _is_recorder(status) and status.get("record_to") != MEMORY:
+        api.llapi_set_nc_status(first, [{"record_to": MEMORY}])
+        status = {k: v[0] for k, v in api.llapi_get_nc_status(first).items()}
+    return status
+
+
+def _replay(calls: Iterable[dict[str, Any]]) -> None:
+    """The model's CopyModel and SetDefaults calls, node ids back as NodeCollections."""
+    n = nest()
+    for call in calls:
+        like = n.GetDefaults(call["base"] if call["op"] == "CopyModel" else call["model"])
+        params = _with_node_collections(dict(call["params"]), like)
         if call["op"] == "CopyModel":
-            base[call["model"]] = base.get(call["base"], call["base"])
-    return base
+            n.CopyModel(call["base"], call["model"], params)
+        else:
+            n.SetDefaults(call["model"], params)
 
 
 def _connect(t: Any, base: str, t_stored_ms: float) -> None:

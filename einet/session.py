@@ -13,7 +13,7 @@ import numpy as np
 
 from . import analysis
 from .config import NetworkConfig, check_threads
-from .capture import capture, not_stored_of
+from .capture import capture, check_storable, check_written, not_stored_of
 from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
@@ -142,6 +142,15 @@ class Session:
         mine = self.network.group_of(senders) == k
         return analysis.rate_trace(at[mine], rates[mine], t_start, t_end)[1]
 
+    def check_storable(self) -> None:
+        """Refuse now, with :class:`~einet.snapshot.CannotStoreError`, a network that a store
+        would refuse for what it is made of (structural plasticity, gap junctions and other
+        unsupported synapse models, compartmental models, nodes added after einet's recorder):
+        cheap, so that it can come right after a build, before hours of simulation."""
+        net = self._require_network()
+        with ranks().together():
+            check_storable(net)
+
     def reset(self) -> None:
         """Reset the NEST kernel to a clean slate (the run history is kept)."""
         with nest_output_to():
@@ -163,9 +172,11 @@ class Session:
         ``background`` the state is taken now (a short pause that does not grow with the
         connections: settings, counts and a fork) and a forked process reads, writes and
         publishes the file while this one goes on: the returned
-        :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and ``wait()``. What cannot be stored faithfully is refused with
-        :class:`~einet.snapshot.SnapshotError` before anything is written; an existing file is
-        never replaced unless ``overwrite``.
+        :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and ``wait()``. What
+        cannot be stored faithfully, or what this NEST could not restore, is refused with
+        :class:`~einet.snapshot.CannotStoreError` before anything is written (see
+        :meth:`check_storable` to know before simulating); an existing file is never replaced
+        unless ``overwrite``.
 
         Under MPI every rank reads its own share in its own process (no forked readers, no
         background store) and rank 0 writes the one file; ranks other than 0 return None.
@@ -182,6 +193,7 @@ class Session:
             snap = capture(net, seed=self.seed, progress=progress)
             with r.together():
                 if snap is not None:
+                    check_written(snap)
                     write_snapshot(snap, path, overwrite=overwrite)
             return snap
         if background:
@@ -192,6 +204,7 @@ class Session:
             self._background = store_in_background(net, path, seed=self.seed, overwrite=overwrite, workers=default_workers(requested))
             return self._background
         snap = capture(net, seed=self.seed, progress=progress, workers=default_workers(requested))
+        check_written(snap)
         write_snapshot(snap, path, overwrite=overwrite)
         return snap
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    """An exception's whole message on one line, its lines joined and whitespace collapsed
+    (NEST puts the reason on the second line: "Creation of connection is not possible
+    because:\\n…"); its type's name when it has none. At most ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return (text or type(exc).__name__)[:limit]

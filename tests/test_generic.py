@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet import CannotStoreError, NetworkConfig, Session, Snapshot, SnapshotError
 from einet.capture import capture
 
 from .conftest import TRACE_KEYS, assert_same_connections, einet_cli
@@ -344,6 +345,8 @@ def test_example_style_script_gets_einets_threads_and_seed_and_stays_quiet(tmp_p
 def test_unstorable_network_is_refused_and_nothing_is_written(tmp_path: Path, function: str, message: str) -> None:
     session = Session(NetworkConfig(model=f"{MODELS / 'refused.py'}:{function}", threads=1, t_sim_ms=50.0))
     session.build()
+    with pytest.raises(CannotStoreError, match=re.escape(message)):
+        session.check_storable()  # known from what the network is made of, before it runs
     assert session.run().n_spikes > 0
     existing = tmp_path / "existing.h5"
     existing.write_bytes(b"an existing file einet must leave alone")
@@ -353,7 +356,7 @@ def test_unstorable_network_is_refused_and_nothing_is_written(tmp_path: Path, fu
             session.store(existing, overwrite=overwrite)
         text = str(refused.value)
         assert message in text and "\n" not in text.strip()
-        assert type(refused.value) is SnapshotError  # refused for what it holds, not because the file exists
+        assert type(refused.value) is CannotStoreError  # refused for what it holds, not because the file exists
     with pytest.raises(SnapshotError, match="cannot be stored|structural plasticity"):
         session.store(tmp_path / "new.h5")
     assert existing.read_bytes() == b"an existing file einet must leave alone"

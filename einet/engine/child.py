@@ -265,6 +265,9 @@ class EngineServer:
         self.state = EngineState.BUILT
         return {"groups": [{"name": g.name, "size": g.size} for g in self.session.groups]}
 
+    def op_check_storable(self) -> None:
+        self.session.check_storable()
+
     def op_reset(self) -> None:
         self.session.reset()
         self.state = EngineState.EMPTY

@@ -7,8 +7,10 @@ Commands (parent → engine), kind ``"command"``, fields ``id``, ``op``, ``args`
 ``build`` (config: model, scale, params, threads, seed, t_sim_ms), ``run`` (t_ms, label), ``continue`` (t_ms, label: a run that must follow
 an earlier one), ``pause``, ``resume``, ``cancel``, ``store`` (path, overwrite, background:
 taken at the next step boundary, also while a run goes on, and written by a forked process),
-``reset``, ``restore`` (path, seed, threads, changes: protocol changes beside the stored ones), ``ping``, ``shutdown`` (abandon_store: drop a
-background store instead of waiting for it).
+``check_storable`` (refused with the error a store would give, for what the network is made
+of: before simulating), ``reset``, ``restore`` (path, seed, threads, changes: protocol changes
+beside the stored ones), ``ping``, ``shutdown`` (abandon_store: drop a background store
+instead of waiting for it).
 
 Events (engine → parent), by kind:
 ``ready`` (pid, nest_version, log, ranks, pids and hosts of every rank), ``ack`` (id, op, result…; a run's ack carries the whole

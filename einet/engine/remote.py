@@ -53,6 +53,10 @@ class RemoteSession:
             self.config = config
         self.engine.call("build", TIMEOUT_S, config=self.config.to_dict())
 
+    def check_storable(self) -> None:
+        """See :meth:`einet.session.Session.check_storable`."""
+        self.engine.call("check_storable", TIMEOUT_S)
+
     def run(self, t_ms: float | None = None, *, label: str | None = None, on_step: StepCallback | None = None, **_: Any) -> RunResult:
         """Simulate (the engine chooses its step lengths); frames reach ``on_step``."""
         self._on_step = on_step

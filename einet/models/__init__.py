@@ -11,12 +11,14 @@ A model is named by ``package.module`` or ``path/to/file.py``, optionally follow
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +74,8 @@ class ModelRef:
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             try:
-                spec.loader.exec_module(module)
+                with _importable(path.parent, keep=name):
+                    spec.loader.exec_module(module)
             except Exception as exc:
                 sys.modules.pop(name, None)
                 raise ModelError(f"loading {path.name} failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
@@ -90,8 +93,45 @@ class ModelRef:
             # beside build: see network_size() and model_protocol()
             for name in ("size", "protocol"):
                 if callable(helper := getattr(module, name, None)):
+                    if self.is_file:
+                        # it may import from its folder only when it is called
+                        helper = _in_folder(helper, Path(self.target).parent)
                     setattr(build, f"einet_{name}", helper)
+        if self.is_file:
+            build = _in_folder(build, Path(self.target).parent)
         return build
+
+
+@contextlib.contextmanager
+def _importable(folder: Path, keep: str = "") -> Iterator[None]:
+    """``folder`` first on ``sys.path``, as ``python file.py`` puts its script's folder, and
+    taken off again afterwards. Modules imported from it meanwhile (except ``keep``) are
+    forgotten, so that two models with a ``helpers.py`` each, or an edited helper, are each
+    imported from their own folder the next time instead of from the module cache."""
+    entry = str(folder)
+    before = set(sys.modules)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)
+        for name in set(sys.modules) - before - {keep}:
+            origin = getattr(sys.modules[name], "__file__", None) or ""
+            if origin and Path(origin).resolve().is_relative_to(folder):
+                del sys.modules[name]
+
+
+def _in_folder(function: BuildFunction, folder: Path) -> BuildFunction:
+    """``function`` run with its model file's folder importable (signature kept for
+    :func:`check_params`)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _importable(folder):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _has_function(ref: str) -> bool:

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .files import SnapshotNameError, list_snapshots, snapshot_path_in, write_atomic
-from .model import FORMAT, FORMAT_VERSION, GENERAL_NOT_STORED, STORED, SUFFIX, NodeRun, Snapshot, SnapshotError, SnapshotExistsError, SnapshotInfo, SynapseTable
+from .model import FORMAT, FORMAT_VERSION, GENERAL_NOT_STORED, STORED, SUFFIX, CannotStoreError, NodeRun, Snapshot, SnapshotError, SnapshotExistsError, SnapshotInfo, SynapseTable
 from .reader import inspect_snapshot, open_snapshot
 
 __all__ = [
+    "CannotStoreError",
     "FORMAT",
     "FORMAT_VERSION",
     "GENERAL_NOT_STORED",
@@ -43,10 +44,14 @@ __all__ = [
 
 
 def write_snapshot(snap: Snapshot, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Validate ``snap`` as a reader would, then publish it atomically at ``path``."""
+    """Validate ``snap`` as a reader would (refused as :class:`CannotStoreError`), then publish
+    it atomically at ``path``."""
     from .h5 import to_bytes
 
-    snap.validate()
+    try:
+        snap.validate()
+    except SnapshotError as exc:
+        raise CannotStoreError(str(exc)) from None
     path = Path(path)
     if not overwrite and path.exists():
         raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")

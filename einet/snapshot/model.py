@@ -56,6 +56,11 @@ class SnapshotExistsError(SnapshotError):
     """Storing would overwrite an existing snapshot and overwriting was not asked for."""
 
 
+class CannotStoreError(SnapshotError):
+    """The network holds what einet cannot store faithfully, or could not restore (one line):
+    a store refuses it before it writes anything."""
+
+
 @dataclass(frozen=True)
 class NodeRun:
     """Consecutive nodes ``first_id … first_id + count - 1`` of one NEST model."""
@@ -424,6 +429,9 @@ class SnapshotInfo:
     custom_models: list[dict[str, Any]] = field(default_factory=list)
     weight_stats: dict[str, dict[str, float]] = field(default_factory=dict)
     not_stored: list[str] = field(default_factory=list)
+    recorders: list[dict[str, Any]] = field(default_factory=list)
+    """The model's recorders per node run: model, first_id, count, record_to and label as
+    stored (a restore records to memory whatever the backend was)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -447,6 +455,7 @@ class SnapshotInfo:
             "einet_version": self.einet_version,
             "created": self.created,
             "weight_stats": self.weight_stats,
+            "recorders": self.recorders,
             "stored": STORED,
             "not_stored": self.not_stored,
         }
@@ -479,4 +488,17 @@ class SnapshotInfo:
             custom_models=[dict(c) for c in snap.model_calls],
             weight_stats=stats,
             not_stored=list(snap.not_stored),
+            recorders=[_recorder_entry(run) for run in snap.nodes if "record_to" in run.keys()],
         )
+
+
+def _recorder_entry(run: NodeRun) -> dict[str, Any]:
+    """A recorder run's stored backend and label: one value when every node has the same."""
+
+    def stored(key: str) -> Any:
+        if key not in run.keys():
+            return None
+        values = list(run.values_of(key))
+        return values[0] if all(v == values[0] for v in values) else values
+
+    return {"model": run.model, "first_id": run.first_id, "count": run.count, "record_to": stored("record_to"), "label": stored("label")}
