@@ -203,6 +203,7 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
         einets = (data[:, 1] == net.recorder_id) | (data[:, 0] == net.last_id if net.meter is not None else False)
         if einets.any():
             data = data[~einets]
+        _receptor_types(plan, data)
         # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
         # logger index on the target as the receptor; it was connected, and is restored, with 0
         if len(plan.loggers):
@@ -227,6 +228,23 @@ def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
         protocol=tuple(c.to_dict() for c in net.protocol if c.t_ms > plan.t_stored_ms),
         nest_version=nest_version(),
     )
+
+
+RECEPTOR_PORT_OFFSET = {"ht_neuron": 1, "iaf_cond_alpha_mc": 1, "pp_cond_exp_mc_urbanczik": 1}
+"""Node models whose connections report their receptor as ``receptor_type - 1`` (NEST 3.10,
+measured by connecting each receptor type; every other model reports the type it was given)."""
+
+
+def _receptor_types(plan: CapturePlan, data: np.ndarray) -> None:
+    """Each connection's receptor as the ``receptor_type`` a Connect takes (in place)."""
+    if not len(data):
+        return
+    targets = data[:, 1].astype(np.int64)
+    models = plan.node_models[np.clip(targets, 1, len(plan.node_models)) - 1]
+    for model in np.unique(models):
+        offset = RECEPTOR_PORT_OFFSET.get(_base_of(plan.net, str(model)), 0)
+        if offset:
+            data[models == model, 2] += offset
 
 
 def _refer_traces(plan: CapturePlan, m: ModelPlan, data: np.ndarray) -> None:
@@ -683,6 +701,9 @@ def _recorder_notes(net: Network) -> list[str]:
     a restore records to memory (it never makes NEST write a file), so their backend and its
     settings are in the snapshot for the record only."""
     ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
+    # correlation detectors are recorders without a recording backend
+    with_backend = {m for m in set(node_models(net)[ids - 1].tolist()) if "record_to" in nest().GetDefaults(m)}
+    ids = ids[np.isin(node_models(net)[ids - 1], list(with_backend))]
     if not len(ids):
         return []
     from nest import nestkernel_api as api

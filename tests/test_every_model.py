@@ -20,11 +20,12 @@ MODEL = str(Path(__file__).parent / "models" / "any_model.py")
 REFUSED = {
     "cm_default": "compartmental models",
     "gap_junction": "gap junctions",
-    "sic_connection": "slow inward current connections",
-    "diffusion_connection": "diffusion connections",
+    "stdp_facetshw_synapse_hom": "init_flag is not a number",
 }
-# Models no network of this test can use (they need inputs the walk does not make).
-NO_RECIPE: set[str] = set()
+# Models no network of this test can use: e-prop's synapses learn only inside their own
+# training protocol (learning signals from readouts, eprop_synapse between eprop neurons with
+# an optimizer), which a generic small network does not make.
+NO_RECIPE = {"eprop_learning_signal_connection", "eprop_learning_signal_connection_bsshslm_2020", "eprop_synapse", "eprop_synapse_bsshslm_2020"}
 
 
 def _kernel_models() -> tuple[list[str], list[str]]:

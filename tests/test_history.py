@@ -244,7 +244,7 @@ def test_bad_files_turn_the_history_off_without_raising(tmp_path: Path) -> None:
     with History.open(empty) as h:
         assert h.enabled and h.record(synthetic(3)) == 1 and [r.label for r in h.runs()] == ["synthetic 3"]
     with contextlib.closing(sqlite3.connect(empty)) as c:
-        assert c.execute("PRAGMA user_version").fetchone() == (1,) and c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert c.execute("PRAGMA user_version").fetchone() == (2,) and c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:

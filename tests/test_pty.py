@@ -115,7 +115,7 @@ def test_the_dashboard_over_a_real_terminal(tmp_path: Path) -> None:
         tmux.keys("l")
         tmux.wait(lambda s: "integrity" in text(s) and re.search(r"snap\.h5 .* ok", text(s)) is not None, "the picker")
         tmux.keys("Enter")
-        tmux.wait(lambda s: "since restore" in s[0], "the restore")
+        tmux.wait(lambda s: "(restored at" in s[0], "the restore")
         tmux.keys("Space")
         tmux.wait(lambda s: has_row(s, 2), "run 2")
         tmux.keys("n")

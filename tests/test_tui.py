@@ -211,7 +211,7 @@ async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Pa
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(stored))
-        assert app.es.snapshot == str(stored) and app.es.t_ms == 0.0 and [g.name for g in app.groups] == ["E", "I"]
+        assert app.es.snapshot == str(stored) and app.es.t_ms == 200.0 and [g.name for g in app.groups] == ["E", "I"]
         assert app.check_action("rerun_seed", ()) is True, "the restored file is the current snapshot"
         await pilot.press("space")
         await until(pilot, lambda: len(app.runs) == 1)

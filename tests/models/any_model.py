@@ -44,14 +44,21 @@ def _neuron(nest, model):
         return recipe
 
     def rate():
-        nodes = nest.Create(model, 3)
+        nodes = nest.Create(model, 3, params={"sigma": 1.0} if "gauss" in model else {})  # width 0 gives NaN rates
         nest.Connect(nodes, nodes, "all_to_all", syn_spec={"synapse_model": "rate_connection_delayed", "weight": 0.1})
         return {"pop": nodes}
 
     def alone():
         return {"pop": nest.Create(model, 3)}
 
-    recipes = [rate, alone] if "rate" in recordables else [spiking(), spiking(1), alone]
+    def compartments():
+        nodes = nest.Create(model, 3)
+        nodes.compartments = [{"parent_idx": -1}]
+        nodes.receptors = [{"comp_idx": 0, "receptor_type": "AMPA"}]
+        nest.Connect(nest.Create("poisson_generator", params=SPIKE_INPUT), nodes, syn_spec={"receptor_type": 0})
+        return {"pop": nodes}
+
+    recipes = [rate, alone] if "rate" in recordables else [compartments] if model == "cm_default" else [spiking(), spiking(1), alone]
     return _first_that_builds(nest, recipes)
 
 
@@ -74,9 +81,15 @@ def _stimulator(nest, model):
         nest.Connect(device, targets)
         return {"pop": targets}
 
+    def rates():
+        device = nest.Create(model)
+        targets = nest.Create("lin_rate_ipn", 3)
+        nest.Connect(device, targets, syn_spec={"synapse_model": "rate_connection_delayed"})
+        return {"pop": targets}
+
     if spike_input is not None:
         return _first_that_builds(nest, [dilutor])
-    return _first_that_builds(nest, [onto("iaf_psc_alpha"), onto("parrot_neuron_ps"), onto("parrot_neuron"), onto("lin_rate_ipn")])
+    return _first_that_builds(nest, [onto("iaf_psc_alpha"), onto("parrot_neuron_ps"), onto("parrot_neuron"), rates])
 
 
 def _recorder(nest, model):
@@ -137,12 +150,14 @@ def _synapse(nest, model):
                 vt = nest.Create("volume_transmitter")
                 syn = f"{model}_vt"
                 nest.CopyModel(model, syn, {"volume_transmitter": vt})
+            if family == "stdp_dopamine_synapse":
+                nest.Connect(sources, vt)  # the dopamine spikes
             nest.Connect(sources, targets, conn, {"synapse_model": syn, **(extra or {})})
             return {"pop": targets}
 
         return recipe
 
-    return _first_that_builds(nest, [plain(), plain({"rule": "one_to_one", "make_symmetric": True}, {"weight": 0.5})])
+    return _first_that_builds(nest, [plain(), plain(extra={"receptor_type": 1}), plain({"rule": "one_to_one", "make_symmetric": True}, {"weight": 0.5})])
 
 
 def build(nest, scale=1.0, node_model="", synapse_model=""):
@@ -155,4 +170,6 @@ def build(nest, scale=1.0, node_model="", synapse_model=""):
         return _recorder(nest, node_model)
     if kind == "neuron":
         return _neuron(nest, node_model)
+    if node_model == "volume_transmitter":
+        return _synapse(nest, "stdp_dopamine_synapse")  # it serves that model's connections
     raise NoRecipe(f"{node_model} is a {kind}: it has no network of its own")
