@@ -14,6 +14,7 @@ line in ``warning``; nothing here raises. Only the standard library and numpy ar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -23,6 +24,7 @@ import stat
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -379,18 +381,12 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
     _switch_to_wal(conn, timeout_s)
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a crash loses at most the last runs, never the file
     if version == 0:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             again = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have just made it
             if again == 0:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         if again > SCHEMA_VERSION:
             raise _Off(f"was written by a newer einet (schema version {again}, this einet knows {SCHEMA_VERSION})")
         _check_layout(conn)
@@ -398,11 +394,18 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
 
 def _upgrade(conn: sqlite3.Connection) -> None:
     """Version 1 → 2: the ``changes`` column (another process may be upgrading it right now)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _immediate(conn):
         if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
             conn.execute("ALTER TABLE runs ADD COLUMN changes TEXT NOT NULL DEFAULT ''")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction taken at once (another process's write waits, or fails whole)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

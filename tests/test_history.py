@@ -343,3 +343,27 @@ def test_history_cli_shows_db_strings_safely_and_says_when_empty(tmp_path: Path)
     doc = history_json(h)
     assert [(r["label"], r["identical_to"]) for r in doc["runs"]] == [("[bold red]evil\x1b[2J", None), ("same", 1)]
     assert doc["runs"][1]["snapshot"] == "/x/[b]s.h5" and doc["runs"][1]["snapshot_sha256"] == "ab"
+
+
+def test_a_version_1_history_gains_the_changes_column(tmp_path: Path) -> None:
+    """A history written before protocols (schema 1, no ``changes``) is upgraded in place: its
+    runs stay, new runs record their changes."""
+    from einet.history import _COLUMNS
+
+    path = tmp_path / "v1.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as c:
+        columns = ", ".join(f"{n} {t}" for n, t in _COLUMNS if n != "changes")
+        c.execute(f"CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
+        c.execute("CREATE INDEX runs_digest ON runs (digest, id)")
+        c.execute("PRAGMA user_version = 1")
+        c.commit()
+    with History.open(path) as h:
+        assert h.enabled and h.record(synthetic(1)) == 1, h.warning
+    changed = synthetic(2)
+    object.__setattr__(changed, "changes", ({"t_ms": 5.0, "target": "E", "key": "I_e", "value": 1.0, "made_at_ms": 5.0},))
+    with History.open(path) as h:
+        assert h.record(changed) == 2
+        runs = h.runs()
+    assert [r.changes for r in runs] == ["", json.dumps([dict(changed.changes[0])])]
+    with contextlib.closing(sqlite3.connect(path)) as c:
+        assert c.execute("PRAGMA user_version").fetchone() == (2,)
