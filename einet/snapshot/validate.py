@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..protocol import MAX_TIME_MS
-from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, FORMAT_VERSION, ID_DTYPE, READABLE_VERSIONS, INT_DTYPE, Snapshot, SnapshotError
+from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, ID_DTYPE, READABLE_VERSIONS, INT_DTYPE, Snapshot, SnapshotError
 
 MAX_NODES = 200_000_000
 MAX_NAME = 200
