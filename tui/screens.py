@@ -21,6 +21,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 import numpy as np
 
 from einet.compare import MIN_SEEDS, Versus, run_stats, versus_continued
+from einet.config import SEED_MAX
 from einet.runs import Group, RunResult
 from einet.snapshot import GENERAL_NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
 
@@ -116,7 +117,7 @@ class SeedScreen(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Rerun [b]{textual_escape(Path(self.snapshot).name)}[/] with seed (Enter runs, Escape cancels):")
-            yield Input(value=str(self.current), id="seed", type="integer", validators=[Integer(minimum=0, maximum=2**32 - 2, failure_description="a whole number from 0 to 4294967294")])
+            yield Input(value=str(self.current), id="seed", type="integer", validators=[Integer(minimum=1, maximum=SEED_MAX, failure_description=f"a whole number from 1 to {SEED_MAX}")])
             yield Static("", id="problem", classes="problem")
 
     @on(Input.Changed)
