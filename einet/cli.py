@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="the recorded runs (of run, restore, demo and the dashboard), and which are identical")
     history.add_argument("--json", action="store_true", help="print one JSON document")
     history.add_argument("--limit", type=int, default=50, metavar="N", help="the last N runs (default 50)")
+    history.add_argument("--snapshot-dir", type=Path, metavar="DIR", help="the history of the dashboard run with this --snapshot-dir (its einet-history.sqlite)")
     _history_flags(history, off_flag=False)
 
     tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
@@ -248,10 +249,13 @@ def _print_run(result: Any, stored: str | None) -> None:
 
 
 def _history_file(args: argparse.Namespace) -> Path:
-    """--history, else $EINET_HISTORY, else snapshots/einet-history.sqlite (from the current folder)."""
+    """--history, else $EINET_HISTORY, else einet-history.sqlite in --snapshot-dir (``history``
+    only) or in snapshots/ (from the current folder), as the dashboard finds it."""
     from .history import history_path
 
-    return args.history if getattr(args, "history", None) is not None else history_path(Path("snapshots"))
+    if getattr(args, "history", None) is not None:
+        return args.history  # type: ignore[no-any-return]
+    return history_path(getattr(args, "snapshot_dir", None) or Path("snapshots"))
 
 
 class _Recorder:

@@ -367,3 +367,15 @@ def test_a_version_1_history_gains_the_changes_column(tmp_path: Path) -> None:
     assert [r.changes for r in runs] == ["", json.dumps([dict(changed.changes[0])])]
     with contextlib.closing(sqlite3.connect(path)) as c:
         assert c.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+def test_history_finds_the_dashboards_history_by_its_snapshot_dir(tmp_path: Path) -> None:
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    with History.open(folder / HISTORY_FILE) as h:
+        assert h.record(synthetic(1, label="from the dashboard")) == 1
+    env = {k: v for k, v in os.environ.items() if k != "EINET_HISTORY"}
+    p = subprocess.run([sys.executable, "-m", "einet.cli", "history", "--snapshot-dir", str(folder), "--json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["history"] == str(folder / HISTORY_FILE) and [r["label"] for r in doc["runs"]] == ["from the dashboard"]
