@@ -406,6 +406,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         c.print(table)
         c.print("[bold]stored[/]: " + shown("; ".join(doc["stored"])))
         if info.valid:
+            c.print("[bold]stored keys[/] (shared: one value for all; per node or connection: one each):")
+            for kind, per in (("nodes", "per node"), ("synapses", "per connection")):
+                for model, keys in info.stored_keys.get(kind, {}).items():
+                    c.print(f"  - {shown(model)}: shared {shown(', '.join(keys['shared']) or '-')}; {per} {shown(', '.join(keys[per]) or '-')}")
             c.print("[bold]not stored[/]:")
             for line in info.not_stored:
                 c.print(f"  - {shown(line)}")

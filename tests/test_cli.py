@@ -57,6 +57,10 @@ def test_inspect_json(cli_snapshot: tuple[Path, dict]) -> None:
     assert doc["t_stored_ms"] == 200.0 and doc["seed"] == 5 and doc["n_vp"] == 2
     assert doc["nest_version"].startswith("3.10")
     assert 0.5 < doc["weight_stats"]["e_syn"]["mean"] < 1.5
+    keys = doc["stored_keys"]
+    assert keys["synapses"]["e_syn"]["per connection"] == ["Kplus", "weight"] and keys["synapses"]["e_syn"]["shared"] == ["delay"]
+    assert "V_m" in keys["nodes"]["iaf_psc_delta"]["per node"] and "C_m" in keys["nodes"]["iaf_psc_delta"]["shared"]
+    assert "rate" in keys["nodes"]["poisson_generator"]["shared"]
     assert any("transit" in s for s in doc["not_stored"]) and any(s.startswith("iaf_psc_delta: post_trace, t_spike") for s in doc["not_stored"])
 
 

@@ -429,6 +429,9 @@ class SnapshotInfo:
     custom_models: list[dict[str, Any]] = field(default_factory=list)
     weight_stats: dict[str, dict[str, float]] = field(default_factory=dict)
     not_stored: list[str] = field(default_factory=list)
+    stored_keys: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+    """What is stored, per model: ``{"nodes"|"synapses": {model: {"shared": keys, "per node"|
+    "per connection": keys}}}`` (shared: one value for the whole run or table)."""
     recorders: list[dict[str, Any]] = field(default_factory=list)
     """The model's recorders per node run: model, first_id, count, record_to and label as
     stored (a restore records to memory whatever the backend was)."""
@@ -455,6 +458,7 @@ class SnapshotInfo:
             "einet_version": self.einet_version,
             "created": self.created,
             "weight_stats": self.weight_stats,
+            "stored_keys": self.stored_keys,
             "recorders": self.recorders,
             "stored": STORED,
             "not_stored": self.not_stored,
@@ -488,6 +492,7 @@ class SnapshotInfo:
             custom_models=[dict(c) for c in snap.model_calls],
             weight_stats=stats,
             not_stored=list(snap.not_stored),
+            stored_keys=_stored_keys(snap),
             recorders=[_recorder_entry(run) for run in snap.nodes if "record_to" in run.keys()],
         )
 
@@ -502,3 +507,18 @@ def _recorder_entry(run: NodeRun) -> dict[str, Any]:
         return values[0] if all(v == values[0] for v in values) else values
 
     return {"model": run.model, "first_id": run.first_id, "count": run.count, "record_to": stored("record_to"), "label": stored("label")}
+
+
+def _stored_keys(snap: Snapshot) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Per node and synapse model, the keys stored once for all (in some run or table of the
+    model) and those stored per node or connection (in any of them)."""
+    nodes: dict[str, dict[str, set[str]]] = {}
+    for run in snap.nodes:
+        entry = nodes.setdefault(run.model, {"shared": set(), "per node": set()})
+        entry["shared"] |= set(run.uniform)
+        entry["per node"] |= {*run.columns, *run.ragged, *run.varying}
+    synapses: dict[str, dict[str, set[str]]] = {t.model: {"shared": set(t.uniform), "per connection": set(t.columns)} for t in snap.synapses}
+    return {
+        "nodes": {m: {k: sorted(v - (e["per node"] if k == "shared" else set())) for k, v in e.items()} for m, e in nodes.items()},
+        "synapses": {m: {k: sorted(v) for k, v in e.items()} for m, e in synapses.items()},
+    }
