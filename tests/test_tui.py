@@ -340,3 +340,17 @@ async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_pa
         assert app.run_ids == [None] and app.same_as == [""]
         await pilot.press("q")
     assert db.read_bytes() == junk, "a damaged history is left as it was"
+
+
+async def test_notifications_never_cover_the_run_table(tmp_path: Path) -> None:
+    """At 80x24 a toast (the restore's lasts 6 s) sits over the raster's top right, below the
+    status line, never over the run table where a seed rerun's digest appears."""
+    app = make(tmp_path)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until(pilot, lambda: app.es.state == "built")
+        app.notify("not restored: spikes in transit, random stream — ? lists all", title="restored snap.h5", timeout=6)
+        await until(pilot, lambda: len(app.query("Toast")) == 1)
+        await pilot.pause()
+        toast, table = app.query_one("Toast").region, app.query_one("#history").region
+        assert toast.height > 0 and not toast.overlaps(table) and toast.y >= 1, (toast, table)
+        await pilot.press("q")
