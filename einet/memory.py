@@ -31,10 +31,10 @@ def network_bytes(nodes: int, connections: int) -> int:
     return nodes * NODE_BYTES + connections * CONNECTION_BYTES
 
 
-def shortfall(nodes: int, connections: int, *, ranks: int = 1) -> str:
-    """Empty if a network of this size fits (spread over ``ranks`` processes on this
-    machine's memory each), else one line saying how far it is from fitting."""
-    need = network_bytes(nodes, connections) // max(1, ranks)
+def shortfall(nodes: int, connections: int, *, ranks: int = 1, extra_bytes: int = 0) -> str:
+    """Empty if a network of this size (plus ``extra_bytes``) fits, spread over ``ranks``
+    processes on this machine's memory each; else one line saying how far it is from fitting."""
+    need = (network_bytes(nodes, connections) + extra_bytes) // max(1, ranks)
     have = available_bytes()
     if need <= have:
         return ""

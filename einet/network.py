@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import NetworkConfig
 from .kernel import builtin_models, nest, nest_output_to
+from .limits import check_limits, restore_extra_bytes
 from .memory import shortfall
 from .models import BuildFunction, ModelBuildError, ModelError, load_model, network_size
 from .ranks import local_ids, ranks
@@ -382,8 +383,9 @@ def check_restorable(snap: Snapshot, *, fits: bool = True) -> None:
     A recorder's keys that exist only with the recording backend it was stored with (an
     ``ascii`` recorder's ``file_extension``, ``precision``, …) are not refused: a restore
     records to memory and keeps them for the record only."""
+    check_limits(snap)
     if fits:
-        short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size)
+        short = shortfall(snap.n_nodes, sum(len(t) for t in snap.synapses), ranks=ranks().size, extra_bytes=restore_extra_bytes(snap))
         if short:
             raise SnapshotError(f"the snapshot's network does not fit: {short}")
     if clock_slices(snap) > MAX_CLOCK_SLICES:

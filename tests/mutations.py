@@ -185,6 +185,10 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
 }
 """Damage einet must refuse when opening the file (checksums made consistent again)."""
 
+def _run_of(m: dict, model: str) -> dict:  # type: ignore[type-arg]
+    return next(run for run in m["nodes"] if run["model"] == model)
+
+
 RESTORE_REFUSED: dict[str, Callable[[h5py.File], None]] = {
     "unknown node model": _manifest(lambda m, h5: m["nodes"][0].__setitem__("model", "no_such_neuron")),
     "device as a neuron model": _manifest(lambda m, h5: m["nodes"][0].__setitem__("model", "spike_recorder")),
@@ -192,6 +196,12 @@ RESTORE_REFUSED: dict[str, Callable[[h5py.File], None]] = {
     "unknown synapse property": _manifest(lambda m, h5: _e_syn(m)["uniform"].__setitem__("evil", 1.0)),
     "CopyModel of an unknown base": _manifest(lambda m, h5: m["model_calls"][0].__setitem__("base", "no_such_synapse")),
     "kernel setting einet does not restore": _manifest(lambda m, h5: (m["kernel"]["values"].__setitem__("local_num_threads", 1000), m["kernel"]["set"].append("local_num_threads"))),
+    # values that pass the format's checks and make NEST hang, abort or fail after the reset
+    "spike buffer growth that aborts NEST": _manifest(lambda m, h5: (m["kernel"]["values"].__setitem__("spike_buffer_grow_extra", 1e300), m["kernel"]["set"].append("spike_buffer_grow_extra"))),
+    "tics_per_ms beyond NEST's integers": _manifest(lambda m, h5: m["kernel"]["values"].__setitem__("tics_per_ms", 1e19)),
+    "a resolution of a nanosecond": _manifest(lambda m, h5: m["kernel"]["values"].__setitem__("resolution", 1e-6)),
+    "a max_delay of 30 years": _manifest(lambda m, h5: (m["kernel"]["values"].__setitem__("max_delay", 1e12), m["kernel"]["set"].append("max_delay"))),
+    "a Poisson rate NEST loops on": _manifest(lambda m, h5: _run_of(m, "poisson_generator")["uniform"].__setitem__("rate", 1e23)),
 }
 """Files that open (consistent data) but describe something this NEST cannot build: refused
 by ``Session.restore`` before the kernel is touched."""

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -321,3 +322,20 @@ def test_a_refused_build_or_restore_leaves_the_session_as_it_was(tiny: tuple[Pat
     with pytest.raises(SnapshotError, match="does not fit"):
         s.restore(original)
     assert s.run(20.0).origin.kind == "continued" and s.time_ms == 50.0
+
+
+def test_the_memory_check_counts_ring_buffers_and_handed_arrays(tiny: tuple[Path, Snapshot, bytes]) -> None:
+    """Memory that grows with delays and resolution (every node's input ring buffers) and with
+    per-node arrays handed to NEST counts before a restore touches the kernel."""
+    import dataclasses
+
+    from einet.limits import HANDED_VALUE_BYTES, RING_BUFFER_BYTES, restore_extra_bytes
+
+    _, snap, _ = tiny
+    plain = restore_extra_bytes(snap)
+    slow = dataclasses.replace(snap, kernel={**snap.kernel, "resolution": 0.001, "max_delay": 1e4})
+    assert restore_extra_bytes(slow) >= snap.n_nodes * 1e7 * RING_BUFFER_BYTES > 1000 * plain
+    run = snap.nodes[0]
+    many = dataclasses.replace(run, ragged={**run.ragged, "spike_times": (np.arange(10**6, dtype=float), np.linspace(0, 10**6, run.count + 1).astype(np.int64))})
+    handed = dataclasses.replace(snap, nodes=(many, *snap.nodes[1:]))
+    assert restore_extra_bytes(handed) - plain == 10**6 * HANDED_VALUE_BYTES

@@ -95,7 +95,7 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
     model = _dict(m["model"], "model")
     require(set(model) == {"ref", "scale", "params", "t_sim_ms"}, "model record must have ref, scale, params and t_sim_ms")
     t_sim = model["t_sim_ms"]
-    require(isinstance(t_sim, (int, float)) and not isinstance(t_sim, bool) and math.isfinite(t_sim) and t_sim > 0, "t_sim_ms must be a positive time")
+    require(isinstance(t_sim, (int, float)) and not isinstance(t_sim, bool) and math.isfinite(t_sim) and 0 < t_sim <= MAX_TIME_MS, f"t_sim_ms must be a positive time up to {MAX_TIME_MS:g} ms")
     require(isinstance(model["ref"], str) and 0 < len(model["ref"]) <= 4096 and model["ref"].isprintable(), "model reference must be printable text")
     require(isinstance(model["scale"], (int, float)) and not isinstance(model["scale"], bool) and math.isfinite(model["scale"]) and model["scale"] > 0, "scale must be positive")
     for key, v in _dict(model["params"], "model parameters").items():

@@ -1,0 +1,74 @@
+"""Values no real network needs, which make NEST hang, abort or eat memory: refused with one
+line before a restore touches the kernel (a well-formed snapshot can hold them all).
+
+Measured on NEST 3.10: a ``poisson_generator`` rate of 1e23 Hz loops inside one ``Simulate``
+call that Ctrl-C does not reach; ``spike_buffer_grow_extra`` = 1e300 aborts the process; a
+``gamma_sup_generator``'s ``gamma_shape`` of 2**30 fails to allocate; a resolution of 1e-6 ms
+makes one 100 ms step 1e8 NEST steps; ``tics_per_ms`` = 1e19 and ``max_delay`` = 1e12 fail
+inside NEST after the kernel was reset. Memory that grows with delays and resolution (every
+node's input ring buffers) and with the values handed to NEST one by one (``spike_times``,
+schedules) is counted with the network's own estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from .snapshot import Snapshot, SnapshotError
+
+KERNEL_RANGES: dict[str, tuple[float, float]] = {
+    "resolution": (1e-3, 100.0),
+    "tics_per_ms": (1.0, 1e7),
+    "min_delay": (1e-3, 1e4),
+    "max_delay": (1e-3, 1e4),
+    "spike_buffer_grow_extra": (0.0, 10.0),
+    "wfr_comm_interval": (1e-3, 1e4),
+    "wfr_max_iterations": (1.0, 1e5),
+}
+"""(least, most) of kernel settings a restore applies."""
+
+NODE_RANGES: dict[str, tuple[float, float]] = {
+    "rate": (-1e9, 1e9),  # Hz of generators; rate neurons' rates are far smaller
+    "gamma_shape": (0.0, 1e4),
+    "n_proc": (0.0, 1e6),
+    "activity": (0.0, 1e6),  # spikes per pulse of a pulsepacket_generator
+    "n": (0.0, 1e9),  # quantal release sites
+}
+"""(least, most) of node values where more means NEST works in proportion to it at every step."""
+
+RING_BUFFER_BYTES = 3 * 8
+"""Per node and step of the delay range: NEST's input ring buffers (excitatory, inhibitory,
+current), a double each."""
+
+HANDED_VALUE_BYTES = 64
+"""Per value of a per-node array (spike_times, schedules): the Python list a restore hands NEST
+and NEST's own copy (1e8 spike_times measured at 5.6 GB)."""
+
+
+def check_limits(snap: Snapshot) -> None:
+    """Refuse kernel settings and node values beyond what any network needs."""
+    for key, (lo, hi) in KERNEL_RANGES.items():
+        value = snap.kernel.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not lo <= value <= hi:
+            raise SnapshotError(f"kernel setting {key} = {value:g} is outside what einet restores ({lo:g} … {hi:g})")
+    for run in snap.nodes:
+        for key, (lo, hi) in NODE_RANGES.items():
+            if key not in run.keys():
+                continue
+            values = run.values_of(key)
+            numbers = [v for v in (values.tolist() if hasattr(values, "tolist") else values) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            beyond = [v for v in numbers if not lo <= v <= hi]
+            if beyond:
+                raise SnapshotError(f"{run.model} {key} = {beyond[0]:g} is outside what einet restores ({lo:g} … {hi:g})")
+
+
+def restore_extra_bytes(snap: Snapshot) -> int:
+    """What a restore allocates beyond the nodes and connections themselves: every node's input
+    ring buffers over the delay range, and the per-node arrays handed to NEST."""
+    res = float(snap.kernel.get("resolution", 0.1)) or 0.1
+    delays = [float(snap.kernel.get(k, 1.0)) for k in ("min_delay", "max_delay")]
+    for t in snap.synapses:
+        if len(t) and ("delay" in t.columns or "delay" in t.uniform):
+            delays.append(float(t.delay.max()))
+    steps = math.ceil(max(delays) / res) + 1
+    handed = sum(len(values) for run in snap.nodes for values, _ in run.ragged.values())
+    return snap.n_nodes * steps * RING_BUFFER_BYTES + handed * HANDED_VALUE_BYTES
