@@ -230,3 +230,16 @@ def test_engine_logs_are_pruned(tmp_path: Path) -> None:
         assert eng.log_path is not None and eng.log_path.exists()
     logs = sorted(p.name for p in tmp_path.glob("engine-*.log"))
     assert len(logs) == KEEP_LOGS + 1 and "engine-1-0.log" not in logs and "engine-1-24.log" in logs
+
+
+def test_the_state_tells_the_changes_still_to_come_as_they_are_made(engine: tuple[Engine, Recorder], tmp_path: Path) -> None:
+    """The dashboard's status line shows the protocol's next change: the engine says which are
+    left when a run makes one, not only when the run ends."""
+    eng, rec = engine
+    protocol = [{"t_ms": 50.0, "target": "E", "key": "I_e", "value": 1.0}, {"t_ms": 150.0, "target": "E", "key": "I_e", "value": 0.0}]
+    eng.call("build", config=SMALL.replace(protocol=tuple(protocol)).to_dict())
+    assert [c["t_ms"] for c in rec.of("state")[-1]["protocol"]] == [50.0, 150.0]
+    result = result_from_message(eng.call("run", t_ms=200.0))
+    assert [c["made_at_ms"] for c in result.changes] == [50.0, 150.0]
+    during = [[c["t_ms"] for c in e["protocol"]] for e in rec.of("state") if e["state"] == "running"]
+    assert [150.0] in during and during[-1] == [], during

@@ -111,6 +111,7 @@ class EngineServer:
         self.shutdown_requested = False
         self._log_offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
         self._last_weights = 0.0
+        self._protocol_left = 0
         self._run_label = ""
         self._current_id: Any = None
         self._store: Any = None  # the background store in flight (einet.forked.StoreHandle)
@@ -122,6 +123,7 @@ class EngineServer:
 
     def send_state(self) -> None:
         s = self.session
+        self._protocol_left = len(s.protocol)
         self.send(
             "state",
             state=self.state.value,
@@ -408,6 +410,8 @@ class EngineServer:
                 arrays,
             )
         )
+        if len(self.session.protocol) != self._protocol_left:
+            self.send_state()  # a change was made: the dashboard shows the next one
         self._poll_during_run()
         self.ranks.share(None)  # the other ranks go on
 
