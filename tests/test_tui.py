@@ -16,6 +16,8 @@ from einet.snapshot import Snapshot
 from tui.app import EinetApp
 from tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 
+from .conftest import ROOT
+
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 
 
@@ -354,3 +356,33 @@ async def test_notifications_never_cover_the_run_table(tmp_path: Path) -> None:
         toast, table = app.query_one("Toast").region, app.query_one("#history").region
         assert toast.height > 0 and not toast.overlaps(table) and toast.y >= 1, (toast, table)
         await pilot.press("q")
+
+
+async def test_escape_and_q_end_a_run_stuck_inside_nest(tmp_path: Path) -> None:
+    """Cancel is honoured between steps; NEST stuck inside one call (a Poisson rate of 1e23 Hz
+    loops in Simulate) gets the engine ended within the grace time, one line says why, a fresh
+    engine starts and the dashboard goes on; q then ends at once."""
+    from tui.app import STOP_GRACE_S
+
+    app = make(tmp_path, NetworkConfig(model=str(ROOT / "tests" / "models" / "stuck.py"), threads=1))
+    async with app.run_test(size=(120, 40)) as pilot:  # tall enough to show the log
+        await until(pilot, lambda: app.es.state == "built")
+        first = app.engine.pid
+        await pilot.press("space")
+        await until(pilot, lambda: app.es.state == "running")
+        pressed = time.monotonic()
+        await pilot.press("escape")
+        await until(pilot, lambda: app.engine.pid != first and app.es.state in ("empty", "built"), timeout=STOP_GRACE_S + 30)
+        assert time.monotonic() - pressed < STOP_GRACE_S + 10
+        log = "".join(line.text for line in app.query_one("#log").lines)
+        assert "stuck inside one call" in log, log[-300:]
+        await until(pilot, lambda: app.es.state == "empty")
+        await pilot.press("b")
+        await until(pilot, lambda: app.es.state == "built")
+        await pilot.press("space")
+        await until(pilot, lambda: app.es.state == "running")
+        stuck = app.engine.proc
+        pressed = time.monotonic()
+        await pilot.press("q")
+    assert time.monotonic() - pressed < STOP_GRACE_S + 3, "q ends a stuck engine too"
+    assert stuck is not None and stuck.poll() is not None

@@ -47,6 +47,8 @@ from .widgets import FittedTable, PsthData, PsthPlot, RasterData, RasterPlot, Ro
 # PSTH ~3 times, the weights when a new sample arrives.
 FRAME_INTERVAL_S = 0.15
 STORE_WAIT_S = 600.0  # quitting waits this long at most for a background store
+STOP_GRACE_S = 2.0
+"""escape and q end a run within this, even while NEST is stuck inside one call."""
 PSTH_INTERVAL_S = 0.35
 EARLIER_RUNS = 10
 """Runs of earlier sessions the table shows (``einet history`` lists them all)."""
@@ -701,6 +703,14 @@ class EinetApp(App[int]):
         self._tour_stop.set()
         if self.es.state.simulating:
             self._send("cancel")
+            self.set_timer(STOP_GRACE_S, self._stop_stuck_engine)
+
+    def _stop_stuck_engine(self) -> None:
+        """A run that did not stop is stuck inside one NEST call (cancel is honoured between
+        steps): end the engine; a fresh one starts and the dashboard goes on."""
+        if self.es.state.simulating:
+            reason = f"the run did not stop within {STOP_GRACE_S:g} s (NEST is stuck inside one call): engine stopped"
+            self.run_worker(lambda: self.engine.kill(reason), thread=True, group="kill", exit_on_error=False)
 
     def on_key(self) -> None:
         if not self.touring:
@@ -747,7 +757,7 @@ class EinetApp(App[int]):
 
             self.push_screen(ConfirmScreen(f"A store of {textual_escape(self.store_busy)} is in progress. Wait for it (y), or abandon it (n: nothing is published)?"), answered)
             return
-        self.engine.close(timeout_s=3.0)
+        self.engine.close(timeout_s=STOP_GRACE_S)  # a stuck engine is killed after it
         self.exit(0)
 
     def _close_and_exit(self, abandon: bool) -> None:

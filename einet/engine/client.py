@@ -199,15 +199,21 @@ class Engine:
         if self.proc is None:
             return
         self._closing = True
+        deadline = time.monotonic() + timeout_s  # one deadline for asking and for waiting
         if self.alive:
             with contextlib.suppress(Exception):
                 self.request("shutdown", abandon_store=abandon_store).result(timeout_s)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout_s)
+            self.proc.wait(max(0.0, deadline - time.monotonic()))
         self.kill()
 
-    def kill(self) -> None:
-        proc = self.proc
+    def kill(self, reason: str = "engine stopped") -> None:
+        """End the engine (every rank) at once. Another ``reason`` than the default is reported
+        as the engine's death (a ``died`` event), before the process goes."""
+        # what belongs to this engine now: once it is marked dead a fresh one may start at once
+        proc, chan, rank_pids = self.proc, self._chan, list(self.rank_pids)
+        if reason != "engine stopped":
+            self._mark_dead(reason)
         if proc is not None and proc.poll() is None:
             if self.mpi is not None:
                 proc.terminate()  # mpirun passes SIGTERM on to every rank, then exits
@@ -216,12 +222,14 @@ class Engine:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-        for pid in self.rank_pids:
+        for pid in rank_pids:
             _kill_rank(pid)  # a rank the launcher left behind (none seen with Open MPI)
-        self._mark_dead("engine stopped")
-        if self._chan is not None:
-            self._chan.close()
-            self._chan = None
+        if self.proc is proc:
+            self._mark_dead("engine stopped")
+        if chan is not None:
+            chan.close()
+            if self._chan is chan:
+                self._chan = None
 
     def __enter__(self) -> Engine:
         self.start()
