@@ -21,7 +21,7 @@ from . import __version__
 from .config import DEFAULT_MODEL, ConfigError, NetworkConfig, parse_assignments
 from .models import ModelBuildError, ModelError
 from .protocol import parse_changes
-from .text import one_line
+from .text import one_line, visible
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT, EXIT_CANNOT_STORE = 0, 1, 2, 3, 4
 
@@ -35,12 +35,6 @@ def shown(text: object) -> str:
     from rich.markup import escape
 
     return escape(visible(text))
-
-
-def visible(text: object) -> str:
-    """Text from a file or a user, safe for a terminal: control characters (escape sequences
-    among them) are shown as ``\\xNN`` instead of being sent to the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -30,6 +30,7 @@ from typing import Any
 
 from .analysis import isi_cv, mean_weight
 from .runs import RunResult
+from .text import visible
 
 HISTORY_FILE = "einet-history.sqlite"
 """The history's file name in a snapshot folder."""
@@ -325,8 +326,7 @@ class History:
 
 def _warning_line(path: Path, reason: str) -> str:
     """One line whatever the path holds: control characters (line breaks among them) as ``\\xNN``."""
-    text = f"run history off: {path} {reason}; runs are not recorded"
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return visible(f"run history off: {path} {reason}; runs are not recorded")
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:

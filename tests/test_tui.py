@@ -338,3 +338,48 @@ async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_pa
         assert app.run_ids == [None] and app.same_as == [""]
         await pilot.press("q")
     assert db.read_bytes() == junk, "a damaged history is left as it was"
+
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;aGVsbG8=\x07"
+"""Set the terminal's title, clear the screen, write the clipboard (OSC 52)."""
+
+
+async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_terminal(tmp_path: Path, stored: Path) -> None:
+    import numpy as np
+
+    from einet.history import History
+
+    from .mutations import write_structural
+    from .test_history import synthetic
+
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    named = folder / f"run{HOSTILE}.h5"
+    named.write_bytes(stored.read_bytes())
+    extra = folder / "extra.h5"  # the checksums made right again: refused for the dataset's name alone
+    write_structural(stored, extra, lambda h5: h5.create_dataset(f"evil{HOSTILE}", data=np.zeros(3)))
+    db = tmp_path / "history.sqlite"
+    with History.open(db) as history:
+        assert history.record(synthetic(1, label=f"label{HOSTILE}")) == 1
+    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=db)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(named) and len(app.earlier) == 1)
+        await pilot.pause(0.2)
+        shown = [app.export_screenshot(), str(app.query_one("#status").render()), *(line.text for line in app.query_one("#log").lines), *notes(app), *(n.title for n in app._notifications)]
+        table = app.query_one("#history")
+        shown.append(str(table.get_cell("h1", "run")))
+        assert str(table.get_cell("h1", "run")).startswith("label\\x1b]0;pwned\\x07"), "shown, made visible"
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        picker = app.screen.query_one("DataTable")
+        await until(pilot, lambda: app.screen.checked == 2)  # type: ignore[attr-defined]
+        assert str(picker.get_cell(str(named), "file")) == "run\\x1b]0;pwned\\x07\\x1b[2J\\x1b]52;c;aGVsbG8=\\x07.h5"
+        refusal = str(picker.get_cell(str(extra), "integrity"))
+        assert refusal.startswith("INVALID: unexpected evil\\x1b]0;pwned\\x07"), refusal
+        screen = app.export_screenshot()
+        assert "run\\x1b]0;pwned" in screen and "evil\\x1b]0;pwned" in screen, "what the terminal draws"
+        shown += [screen, *(str(c) for i in range(picker.row_count) for c in picker.get_row_at(i))]
+        for text in shown:
+            assert "\x1b" not in text and "\x07" not in text, repr(text[:200])
+        await pilot.press("escape")
+        await pilot.press("q")
