@@ -51,6 +51,33 @@ def test_checksums_catch_silent_changes(case: str, tiny: tuple[Path, Snapshot, b
         Snapshot.open(bad)
 
 
+def test_the_header_checksum_covers_every_name_and_old_files_stay_readable(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    import h5py
+    import numpy as np
+
+    from einet.snapshot.h5 import crc, header_crc, object_names
+
+    original, snap, _ = tiny
+    bad = tmp_path / "bad.h5"
+    changes = {
+        "an extra dataset": lambda h5: h5.create_dataset("evil\x1b]0;x\x07", data=np.zeros(3)),
+        "an extra group": lambda h5: h5.create_group("nodes/evil"),
+        "a dataset renamed": lambda h5: h5.move("groups/0", "groups/9"),
+    }
+    for what, change in changes.items():
+        write_structural(original, bad, change, fix=False)
+        with pytest.raises(SnapshotError, match="header attributes fail their checksum"):
+            Snapshot.open(bad)
+    older = tmp_path / "older.h5"  # header_crc32 as einet wrote it before names were covered
+    write_structural(original, older, lambda h5: None, fix=False)
+    with h5py.File(older, "r+") as h5:
+        header = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v) for k, v in h5.attrs.items() if k != "header_crc32"}
+        manifest_crc = crc(h5["manifest"][()])
+        assert int(h5.attrs["header_crc32"]) == header_crc(header, manifest_crc, object_names(h5)) != header_crc(header, manifest_crc)
+        h5.attrs["header_crc32"] = np.uint32(header_crc(header, manifest_crc))
+    assert verdict(older, snap) == "intact"
+
+
 def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
     _, snap, data = tiny
     bad = tmp_path / "cut.h5"

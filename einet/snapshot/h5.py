@@ -14,7 +14,8 @@ Layout of a v2 file (see ``docs/snapshot-format.md``)::
     /groups/K                              int32 node ids of population K
 
 Every dataset has a ``crc32`` attribute over its little-endian bytes; ``header_crc32`` covers
-the root attributes and the manifest's checksum. The file must be self-contained: external
+the root attributes, the manifest's checksum and the name of every group and dataset (files
+written before names were covered are still read). The file must be self-contained: external
 and virtual storage are refused on structure, before any data is read.
 """
 
@@ -53,8 +54,21 @@ def crc(values: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
 
 
-def header_crc(header: dict[str, Any], manifest_crc: int) -> int:
-    return zlib.crc32(json.dumps({**{k: header[k] for k in _HEADER_TYPES}, "manifest_crc32": manifest_crc}, sort_keys=True).encode())
+def header_crc(header: dict[str, Any], manifest_crc: int, names: list[str] | None = None) -> int:
+    """``header_crc32``: the root attributes, the manifest's checksum and ``names`` (every group
+    and dataset, sorted: see :func:`object_names`). Without ``names``, the form of files written
+    before names were covered."""
+    covered: dict[str, Any] = {**{k: header[k] for k in _HEADER_TYPES}, "manifest_crc32": manifest_crc}
+    if names is not None:
+        covered["names"] = names
+    return zlib.crc32(json.dumps(covered, sort_keys=True).encode())
+
+
+def object_names(h5: h5py.File) -> list[str]:
+    """Every group and dataset in the file, by path, sorted (the root excluded)."""
+    names: list[str] = []
+    h5.visit(names.append)
+    return sorted(names)
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -71,9 +85,9 @@ def to_bytes(snap: Snapshot) -> bytes:
         header = snap.header()
         h5.attrs.update(header)
         _write_dataset(h5, "manifest", raw)
-        h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw)))
         for name, values in arrays.items():
             _write_dataset(h5, name, values)
+        h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
         h5.flush()
         return bytes(h5.id.get_file_image())
 
@@ -110,7 +124,11 @@ def load(path: Path) -> Snapshot:
         require(ds.dtype == np.uint8 and len(ds.shape) == 1 and ds.shape[0] <= MAX_MANIFEST_BYTES, "manifest has the wrong type or size")
         raw = read_dataset(h5, "manifest", np.dtype(np.uint8), ds.shape)
         stored_crc = h5.attrs.get("header_crc32")
-        require(stored_crc is not None and np.asarray(stored_crc).shape == () and header_crc(header, crc(raw)) == int(stored_crc), "header attributes fail their checksum")
+        require(stored_crc is not None and np.asarray(stored_crc).shape == (), "header attributes fail their checksum")
+        # a name changed or added fails here, before any name from the file is in a message;
+        # a file of the earlier form (no names covered) matches that form only
+        names = object_names(h5)
+        require(int(stored_crc) in (header_crc(header, crc(raw), names), header_crc(header, crc(raw))), "header attributes fail their checksum")
         try:
             manifest = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
