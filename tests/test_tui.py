@@ -383,3 +383,20 @@ async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_termin
             assert "\x1b" not in text and "\x07" not in text, repr(text[:200])
         await pilot.press("escape")
         await pilot.press("q")
+
+
+async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(tmp_path: Path) -> None:
+    from .test_history import HOSTILE_SQL, hostile_history
+
+    db = tmp_path / "history.sqlite"
+    before = hostile_history(db, HOSTILE_SQL["an insert trigger that loops"])
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.history is not None)
+        await until(pilot, lambda: any("holds SQL einet did not write" in n for n in notes(app)), timeout=10)
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+        await pilot.pause(0.3)
+        assert len([n for n in notes(app) if "history" in n]) == 1 and app.run_ids == [None] and app.earlier == []
+        await pilot.press("q")
+    assert not app.is_running and db.read_bytes() == before
