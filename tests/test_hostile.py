@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -223,6 +224,43 @@ def test_two_writers_one_wins_whole(tiny: tuple[Path, Snapshot, bytes], tmp_path
         assert outs[0].startswith("lost:") and "exists" in outs[0] and outs[1] == "won", outs
         assert verdict(target, snap) == "intact"
     assert [p.name for p in list_snapshots(tmp_path)] and not list(tmp_path.glob(".*.partial"))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("swap", ["symlink", "hard link", "moved, then symlink"])
+def test_a_partial_file_swapped_for_a_link_never_makes_a_store_write_elsewhere(tmp_path: Path, overwrite: bool, swap: str) -> None:
+    """Between reserve() and publish() someone who can write the folder puts a link to another
+    file in place of the temporary file: that file keeps its bytes and its mode, and the store
+    fails with one line or publishes its own bytes (the file it created, wherever its name went)."""
+    from einet.snapshot.files import publish, reserve
+
+    folder, elsewhere = tmp_path / "snaps", tmp_path / "precious"
+    folder.mkdir()
+    elsewhere.write_bytes(b"not yours")
+    elsewhere.chmod(0o600)
+    target = folder / "x.h5"
+    if overwrite:
+        target.write_bytes(b"the old snapshot")
+    image = b"\x89HDF\r\n\x1a\n" + os.urandom(100_000)
+    tmp = reserve(target)
+    if swap.startswith("moved"):
+        tmp.path.rename(tmp_path / "moved")
+    else:
+        tmp.path.unlink()
+    if swap == "hard link":
+        os.link(elsewhere, tmp.path)
+    else:
+        tmp.path.symlink_to(elsewhere)
+    try:
+        publish(tmp, target, image, overwrite=overwrite)
+    except SnapshotError as exc:
+        assert "was replaced while storing" in str(exc) and "\n" not in str(exc)
+        assert (target.read_bytes() == b"the old snapshot") if overwrite else not target.exists(), "a failed store leaves the old file"
+    else:  # only where /proc/self/fd links the open file (Linux, not every sandbox)
+        assert swap == "moved, then symlink" and not overwrite
+        assert target.read_bytes() == image and not target.is_symlink(), "the bytes written, published"
+    assert elsewhere.read_bytes() == b"not yours" and stat.S_IMODE(elsewhere.stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == (["x.h5"] if target.exists() else []), "no temporary name left"
 
 
 def test_full_disk_leaves_the_old_file_intact(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
