@@ -328,7 +328,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
     history = _Recorder(args)
-    with _session(args, snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)) as session:
+    # the session's own configuration names no model of the file's: restore runs no model code
+    own = NetworkConfig(t_sim_ms=snap.t_sim_ms).replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)
+    with _session(args, own) as session:
         session.restore(snap, seed=args.seed, threads=args.threads, changes=changes)
         if args.store is not None:
             session.check_storable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -155,6 +156,35 @@ def test_refused_restore_leaves_the_running_kernel_untouched(tiny: tuple[Path, S
             s.restore(bad)
         assert (s.time_ms, s.seed, s.snapshot_path) == before, case
     assert s.run(50.0).origin.kind == "continued" and s.time_ms == before[0] + 50.0
+
+
+def model_that_marks(folder: Path) -> tuple[Path, Path]:
+    """A model file that leaves a marker file if it is ever imported, and that marker."""
+    marker, model = folder / "imported", folder / "evil.py"
+    model.write_text(f"open({str(marker)!r}, 'w').close()\n\ndef build(scale=1.0):\n    raise SystemExit('ran')\n")
+    return model, marker
+
+
+def test_only_a_model_the_user_names_is_ever_imported(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """A snapshot's model reference is a record: restoring it, then building, never imports it."""
+    import dataclasses
+
+    _, snap, _ = tiny
+    model, marker = model_that_marks(tmp_path)
+    hostile = dataclasses.replace(snap, model=str(model)).write(tmp_path / "hostile.h5")
+    s = Session(TINY)
+    s.restore(hostile)
+    assert s.config.model == str(model), "the record of where it came from"
+    s.run(10.0)
+    s.build()  # the session's own network, not the snapshot's
+    assert s.config.model == TINY.model and s.run(10.0).origin.kind == "fresh"
+    fresh = Session()
+    fresh.restore(hostile)
+    fresh.build()
+    assert fresh.config.model == NetworkConfig().model
+    p = einet_cli("restore", str(hostile), "--t", "10", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["model"] == str(model), p.stderr
+    assert not marker.exists(), "the snapshot's model was imported"
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -400,3 +400,22 @@ async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(t
         assert len([n for n in notes(app) if "history" in n]) == 1 and app.run_ids == [None] and app.earlier == []
         await pilot.press("q")
     assert not app.is_running and db.read_bytes() == before
+
+
+async def test_b_after_a_restore_builds_the_dashboards_model_never_the_snapshots(tmp_path: Path, stored: Path) -> None:
+    import dataclasses
+
+    from .test_hostile import model_that_marks
+
+    model, marker = model_that_marks(tmp_path)
+    hostile = dataclasses.replace(Snapshot.open(stored), model=str(model)).write(tmp_path / "hostile.h5")
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=hostile, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(hostile))
+        await pilot.press("b")
+        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == "")
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+        assert app.runs[0].origin.kind == "fresh" and app.runs[0].model == CONFIG.model
+        await pilot.press("q")
+    assert not marker.exists(), "the snapshot's model was imported"
