@@ -293,6 +293,23 @@ def test_a_partial_file_swapped_for_a_link_never_makes_a_store_write_elsewhere(t
     assert sorted(p.name for p in folder.iterdir()) == (["x.h5"] if target.exists() else []), "no temporary name left"
 
 
+def test_of_two_racing_cli_stores_the_loser_reports_its_run_and_exists(tmp_path: Path) -> None:
+    """Both pass the check before simulating; the longer run finds the name taken when it stores."""
+    target = tmp_path / "x.h5"
+    cli = [sys.executable, "-m", "einet.cli", "run", "--scale", "0.02", "--store", str(target), "--json", "--no-history"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    slow = subprocess.Popen([*cli, "--t", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    quick = subprocess.Popen([*cli, "--t", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    won, lost = quick.communicate(timeout=300), slow.communicate(timeout=300)
+    assert quick.returncode == 0 and won[1] == "" and json.loads(won[0])["stored"] == str(target), won[1]
+    assert slow.returncode == 1, lost[1]
+    lines = lost[1].strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"einet: error: {target} exists"), lost[1]
+    doc = json.loads(lost[0])
+    assert doc["stored"] is None and doc["store_error"] == lines[0].removeprefix("einet: ") and doc["t_stop_ms"] == 3000.0 and doc["spikes"] > 0
+    assert Snapshot.open(target).t_stored_ms == 10.0, "the winner's file, whole"
+
+
 def test_full_disk_leaves_the_old_file_intact(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
     original, snap, data = tiny
     assert len(data) > 20000, "the snapshot must be larger than the file-size limit"
