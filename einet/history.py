@@ -196,9 +196,12 @@ class _Off(Exception):
 
 
 class _Deadline:
-    """The progress handler of a connection: ends the statement running past ``at``, and one
-    running when Ctrl-C arrives (SQLite does not look at signals; Python would drop a
-    KeyboardInterrupt raised in the handler, so it is noted and raised again after)."""
+    """The progress handler of a connection: ends the statement running past ``at``.
+
+    It also makes Ctrl-C end a statement (SQLite looks at no signal): the KeyboardInterrupt
+    comes up while SQLite calls the handler, and Python drops it there, failing the statement
+    as "interrupted". Such a failure, with the deadline not reached, is noted (:meth:`failed`)
+    and the interrupt raised again by :meth:`stop`."""
 
     def __init__(self) -> None:
         self.at = math.inf
@@ -206,14 +209,15 @@ class _Deadline:
         self.interrupted = False
 
     def __call__(self) -> int:
-        try:
-            if time.monotonic() > self.at:
-                self.hit = True
-                return 1
-            return 0
-        except KeyboardInterrupt:
-            self.interrupted = True
+        if time.monotonic() > self.at:
+            self.hit = True
             return 1
+        return 0
+
+    def failed(self, exc: BaseException) -> None:
+        """Note a statement that failed: ended by Ctrl-C if not by the deadline."""
+        if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted" and not self.hit:
+            self.interrupted = True
 
     def start(self) -> None:
         self.at, self.hit, self.interrupted = time.monotonic() + QUERY_DEADLINE_S, False, False
@@ -291,6 +295,9 @@ class History:
             deadline.start()
             try:
                 cookie = _prepare(conn, path, timeout_s)
+            except sqlite3.Error as exc:
+                deadline.failed(exc)
+                raise
             finally:
                 deadline.stop()
         except _Off as exc:
@@ -404,13 +411,14 @@ class History:
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
-                        with _quiet_interrupt(self._deadline):
-                            conn.execute("ROLLBACK")
+                        self._deadline.at = math.inf  # the rollback itself has no deadline
+                        conn.execute("ROLLBACK")
                     raise
                 return out
             except _Off as exc:
                 self._turn_off(str(exc))
             except (sqlite3.Error, OSError) as exc:
+                self._deadline.failed(exc)
                 if not self._deadline.interrupted:  # Ctrl-C ends the command, not the history
                     self._turn_off(self._deadline.reason(exc))
             except (TypeError, ValueError, OverflowError) as exc:
@@ -436,22 +444,6 @@ def _close_quietly(conn: sqlite3.Connection) -> None:
         conn.close()
     except sqlite3.Error:
         pass
-
-
-class _quiet_interrupt:
-    """A ROLLBACK after a failure runs even if Ctrl-C ended the failing statement (the
-    interrupt is raised once it is done)."""
-
-    def __init__(self, deadline: _Deadline) -> None:
-        self.deadline = deadline
-        self.saved = False
-
-    def __enter__(self) -> None:
-        self.saved, self.deadline.interrupted = self.deadline.interrupted, False
-        self.deadline.at = math.inf
-
-    def __exit__(self, *exc: object) -> None:
-        self.deadline.interrupted = self.deadline.interrupted or self.saved
 
 
 def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:

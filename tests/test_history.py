@@ -473,3 +473,26 @@ def test_every_query_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert deadline.reason(sqlite3.OperationalError("interrupted")) == "did not answer within 0.3 s (left as it is)"
         deadline.stop()
         assert c.execute("SELECT 1").fetchone() == (1,), "no deadline between operations"
+
+
+def test_ctrl_c_ends_a_query_and_reaches_the_caller(tmp_path: Path) -> None:
+    """SQLite looks at no signal and Python drops a KeyboardInterrupt raised while SQLite calls
+    back: the query fails as "interrupted", and the history raises the interrupt again (the
+    history stays on: Ctrl-C ends the command, not the history)."""
+    code = (
+        "import os, signal, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from einet.history import History\n"
+        "h = History.open(Path(sys.argv[1]))\n"
+        "h._write(lambda c: (c.execute('CREATE TEMP TABLE t (x)'), c.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(1000)])))\n"
+        "threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "tic = time.monotonic()\n"
+        "try:\n"
+        "    h._read('SELECT count(*) FROM t AS a, t AS b, t AS c', ())\n"
+        "    print('finished', h.warning)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', time.monotonic() - tic, h.enabled)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h.sqlite")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    what, took, enabled = p.stdout.split()
+    assert what == "interrupted" and float(took) < 4 and enabled == "True", (p.stdout, p.stderr)
