@@ -104,7 +104,7 @@ class PsthPlot(_Plot[PsthData]):
             return
         unit = ", time [ms]" if compact else ""
         title = self.title(f"{d.label}: rate per neuron [Hz], {d.bin_ms:g} ms bins{unit}", f"rate per neuron [Hz], {d.bin_ms:g} ms bins{unit}", f"rate per neuron [Hz]{unit}", "rate [Hz]")
-        draw_psth(self.plt, list(d.curves), marker=self.marker, title=title, xlabel="" if compact else "time [ms]")
+        draw_psth(self.plt, [(visible(name), t, hz) for name, t, hz in d.curves], marker=self.marker, title=title, xlabel="" if compact else "time [ms]")
 
 
 @dataclass(frozen=True)
