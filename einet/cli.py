@@ -21,7 +21,7 @@ from . import __version__
 from .config import DEFAULT_MODEL, ConfigError, NetworkConfig, parse_assignments
 from .models import ModelBuildError, ModelError
 from .protocol import parse_changes
-from .text import one_line
+from .text import one_line, visible
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SNAPSHOT, EXIT_CANNOT_STORE = 0, 1, 2, 3, 4
 
@@ -35,12 +35,6 @@ def shown(text: object) -> str:
     from rich.markup import escape
 
     return escape(visible(text))
-
-
-def visible(text: object) -> str:
-    """Text from a file or a user, safe for a terminal: control characters (escape sequences
-    among them) are shown as ``\\xNN`` instead of being sent to the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -338,7 +332,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     snap = Snapshot.open(args.path)
     _check_model(args, snap.model)
     history = _Recorder(args)
-    with _session(args, snap.config.replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)) as session:
+    # the session's own configuration names no model of the file's: restore runs no model code
+    own = NetworkConfig(t_sim_ms=snap.t_sim_ms).replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)
+    with _session(args, own) as session:
         session.restore(snap, seed=args.seed, threads=args.threads, changes=changes)
         if args.store is not None:
             session.check_storable()

@@ -77,7 +77,10 @@ def schedule_from(run: NodeRun, t_ms: float, resolution_ms: float) -> NodeRun:
     times_key, values_key = keys
     if not (set(keys) <= set(run.ragged) | set(run.uniform)):
         return run
-    times, values = run.values_of(times_key), run.values_of(values_key)
+    if times_key in run.uniform and values_key in run.uniform:  # one schedule for every node: seen once
+        times, values = [run.uniform[times_key]], [run.uniform[values_key]]
+    else:
+        times, values = run.values_of(times_key), run.values_of(values_key)
     new_times, new_values = [], []
     first = round(t_ms + resolution_ms, 10)
     for t, v in zip(times, values):

@@ -39,7 +39,7 @@ from .config import usable_cores
 from .capture import CapturePlan, Cursor, allocate, check_written, finish, plan_capture, read_blocks, read_connections
 from .kernel import nest_output_to
 from .snapshot import CannotStoreError
-from .snapshot.files import check_store_target
+from .snapshot.files import Reserved, check_store_target
 from .text import one_line
 
 Progress = Callable[[float], None]
@@ -255,7 +255,7 @@ class StoreHandle:
     """Usable cores beyond NEST's threads: with none, the readers (at idle priority) get next
     to no time while a run goes on, and read once it stops."""
     _child: _Child
-    _tmp: Path
+    _tmp: Reserved
     _read: int = 0
     _started: float = field(default_factory=time.monotonic)
     _finished: float | None = None
@@ -335,8 +335,7 @@ class StoreHandle:
             _reap([self._child], kill=True)
             self._finished = time.monotonic()
             self._problem = "abandoned"
-            with contextlib.suppress(OSError):
-                self._tmp.unlink()
+            self._tmp.unlink()
 
 
 def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: bool = False, workers: int = 1) -> StoreHandle:
@@ -383,9 +382,10 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     try:
         child = _fork(body, plan.n_threads)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        tmp.unlink()
         raise
+    finally:
+        tmp.close()  # the child writes and publishes through its own copy of the descriptor
     pause = time.perf_counter() - t0
     free = max(0, usable_cores() - plan.n_threads)
     return StoreHandle(path=path, t_stored_ms=plan.t_stored_ms, pause_s=pause, n_connections=plan.n_connections, free_cores=free, _child=child, _tmp=tmp)

@@ -10,6 +10,15 @@ several dashboards or commands on one folder can write at once (each write is on
 The history never stops a run: a file that is not a database, is damaged, was written by a
 newer einet, cannot be created or stays locked turns it *off* (``enabled`` False) with one
 line in ``warning``; nothing here raises. Only the standard library and numpy are imported.
+
+A history file is data, never code. SQLite keeps SQL in the file (triggers run on every
+insert, views replace tables), so before anything is read or written the file's schema (every
+object in ``sqlite_master``: type, name, SQL) is compared with einet's own, and a file holding
+anything else is left alone. Connections also refuse, at compile time, every statement a
+trigger or a view would run (an authorizer: what Python 3.11 offers; SQLite's defensive mode,
+no triggers and no views are set as well where ``Connection.setconfig`` exists, Python 3.12+),
+trust no function in the schema (``PRAGMA trusted_schema = OFF``), and a progress handler ends
+any query that outlives its deadline.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -32,6 +42,7 @@ from typing import Any
 
 from .analysis import isi_cv, mean_weight
 from .runs import RunResult
+from .text import visible
 
 HISTORY_FILE = "einet-history.sqlite"
 """The history's file name in a snapshot folder."""
@@ -48,6 +59,10 @@ DEFAULT_TIMEOUT_S = 3.0
 
 QUICK_CHECK_MAX_BYTES = 64 << 20
 """Files up to this size get ``PRAGMA quick_check`` on open (milliseconds for a history)."""
+
+QUERY_DEADLINE_S = 5.0
+"""Longest an opening, a read or a write may compute (waiting for a lock is not counted:
+``timeout_s`` bounds that): a backstop, since the schema check keeps out SQL that could loop."""
 
 _COLUMNS: tuple[tuple[str, str], ...] = (
     ("session", "TEXT NOT NULL"),
@@ -77,10 +92,19 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("changes", "TEXT NOT NULL DEFAULT ''"),
 )
 _NAMES = tuple(name for name, _ in _COLUMNS)
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, " + ", ".join(f"{n} {t}" for n, t in _COLUMNS) + ")",
-    "CREATE INDEX IF NOT EXISTS runs_digest ON runs (digest, id)",
-)
+
+
+def _create_statements(columns: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    return (
+        "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, " + ", ".join(f"{n} {t}" for n, t in columns) + ")",
+        "CREATE INDEX IF NOT EXISTS runs_digest ON runs (digest, id)",
+    )
+
+
+_SCHEMA = _create_statements(_COLUMNS)
+_SCHEMA_V1 = _create_statements(tuple(c for c in _COLUMNS if c[0] != "changes"))
+"""Version 1's layout, as einet 0.x created it (version 2 added ``changes`` by ALTER TABLE)."""
+_UPGRADE_V2 = "ALTER TABLE runs ADD COLUMN changes TEXT NOT NULL DEFAULT ''"
 
 
 def history_path(snapshot_dir: Path) -> Path:
@@ -172,6 +196,71 @@ class _Off(Exception):
     """The history turns off for this reason (a phrase after the file's name)."""
 
 
+class _Deadline:
+    """The progress handler of a connection: ends the statement running past ``at``.
+
+    It also makes Ctrl-C end a statement (SQLite looks at no signal): the KeyboardInterrupt
+    comes up while SQLite calls the handler, and Python drops it there, failing the statement
+    as "interrupted". Such a failure, with the deadline not reached, is noted (:meth:`failed`)
+    and the interrupt raised again by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.at = math.inf
+        self.hit = False
+        self.interrupted = False
+
+    def __call__(self) -> int:
+        if time.monotonic() > self.at:
+            self.hit = True
+            return 1
+        return 0
+
+    def failed(self, exc: BaseException) -> None:
+        """Note a statement that failed: ended by Ctrl-C if not by the deadline."""
+        if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted" and not self.hit:
+            self.interrupted = True
+
+    def start(self) -> None:
+        self.at, self.hit, self.interrupted = time.monotonic() + QUERY_DEADLINE_S, False, False
+
+    def stop(self) -> None:
+        self.at = math.inf
+        if self.interrupted:
+            self.interrupted = False
+            raise KeyboardInterrupt
+
+    def reason(self, exc: BaseException) -> str:
+        """What a failed statement means, the deadline's end included."""
+        if self.hit and isinstance(exc, sqlite3.OperationalError):
+            return f"did not answer within {QUERY_DEADLINE_S:g} s (left as it is)"
+        return _reason(exc)
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, source: str | None) -> int:
+    """Nothing a trigger or a view would do (``source`` names the one responsible) is allowed:
+    the statement fails to compile instead of running SQL that came from the file."""
+    return sqlite3.SQLITE_DENY if source is not None else sqlite3.SQLITE_OK
+
+
+def _connect(path: Path, timeout_s: float, deadline: _Deadline) -> sqlite3.Connection:
+    """A connection on which SQL from the file never runs (see the module's docstring)."""
+    conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    try:
+        setconfig = getattr(conn, "setconfig", None)  # Python 3.12+
+        if setconfig is not None:
+            for option, on in (("SQLITE_DBCONFIG_DEFENSIVE", True), ("SQLITE_DBCONFIG_ENABLE_TRIGGER", False), ("SQLITE_DBCONFIG_ENABLE_VIEW", False)):
+                if hasattr(sqlite3, option):
+                    setconfig(getattr(sqlite3, option), on)
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.set_authorizer(_authorize)
+        conn.set_progress_handler(deadline, 1000)
+        conn.execute(f"PRAGMA busy_timeout = {max(0, int(timeout_s * 1000))}")
+    except BaseException:
+        _close_quietly(conn)
+        raise
+    return conn
+
+
 class History:
     """The run history in one SQLite file. Create with :meth:`History.open` (never raises).
 
@@ -179,13 +268,15 @@ class History:
     empty list) and ``warning`` says why in one line. Safe to use from several threads.
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection | None, warning: str = "") -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection | None, warning: str = "", *, deadline: _Deadline | None = None, cookie: int = 0) -> None:
         self.path = path
         self.session = uuid.uuid4().hex
         """This object's session id, stored with every run it records."""
         self._conn = conn
         self._warning = warning
         self._lock = threading.Lock()
+        self._deadline = deadline or _Deadline()
+        self._cookie = cookie  # PRAGMA schema_version when the schema was last found einet's own
 
     @classmethod
     def open(cls, path: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> History:
@@ -196,18 +287,29 @@ class History:
         """
         path = Path(path)
         conn: sqlite3.Connection | None = None
+        deadline = _Deadline()
         try:
             if path.exists() and not path.is_file():
                 raise _Off("is not a regular file")
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {max(0, int(timeout_s * 1000))}")
-            _prepare(conn, path, timeout_s)
+            conn = _connect(path, timeout_s, deadline)
+            deadline.start()
+            try:
+                cookie = _prepare(conn, path, timeout_s)
+            except sqlite3.Error as exc:
+                deadline.failed(exc)
+                raise
+            finally:
+                deadline.stop()
         except _Off as exc:
             return cls._disabled(path, conn, str(exc))
         except (sqlite3.Error, OSError, ValueError, OverflowError, TypeError) as exc:
-            return cls._disabled(path, conn, _reason(exc))
-        return cls(path, conn)
+            return cls._disabled(path, conn, deadline.reason(exc))
+        except KeyboardInterrupt:
+            if conn is not None:
+                _close_quietly(conn)
+            raise
+        return cls(path, conn, deadline=deadline, cookie=cookie)
 
     @classmethod
     def _disabled(cls, path: Path, conn: sqlite3.Connection | None, reason: str) -> History:
@@ -286,36 +388,44 @@ class History:
         self.close()
 
     def _write(self, change: Any) -> Any:
-        """Run ``change(connection)`` in its own ``BEGIN IMMEDIATE`` transaction."""
+        """Run ``change(connection)`` in its own ``BEGIN IMMEDIATE`` transaction, on einet's
+        schema only (checked again if another process changed it since)."""
+        return self._transaction("BEGIN IMMEDIATE", change)
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[HistoryRun] | None:
+        return self._transaction("BEGIN", lambda c: [_history_run(r) for r in c.execute(sql, params).fetchall()])
+
+    def _transaction(self, begin: str, work: Any) -> Any:
         with self._lock:
             conn = self._conn
             if conn is None:
                 return None
+            self._deadline.start()
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(begin)
                 try:
-                    out = change(conn)
+                    cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
+                    if cookie != self._cookie:
+                        _check_schema(conn, conn.execute("PRAGMA user_version").fetchone()[0])
+                        self._cookie = cookie
+                    out = work(conn)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
+                        self._deadline.at = math.inf  # the rollback itself has no deadline
                         conn.execute("ROLLBACK")
                     raise
                 return out
-            except (sqlite3.Error, OSError, ValueError, OverflowError) as exc:
-                self._turn_off(_reason(exc))
-                return None
-
-    def _read(self, sql: str, params: tuple[Any, ...]) -> list[HistoryRun] | None:
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                return None
-            try:
-                return [_history_run(r) for r in conn.execute(sql, params).fetchall()]
+            except _Off as exc:
+                self._turn_off(str(exc))
             except (sqlite3.Error, OSError) as exc:
-                self._turn_off(_reason(exc))
+                self._deadline.failed(exc)
+                if not self._deadline.interrupted:  # Ctrl-C ends the command, not the history
+                    self._turn_off(self._deadline.reason(exc))
             except (TypeError, ValueError, OverflowError) as exc:
                 self._turn_off(f"holds a malformed row ({exc})")
+            finally:
+                self._deadline.stop()
             return None
 
     def _turn_off(self, reason: str) -> None:
@@ -327,8 +437,7 @@ class History:
 
 def _warning_line(path: Path, reason: str) -> str:
     """One line whatever the path holds: control characters (line breaks among them) as ``\\xNN``."""
-    text = f"run history off: {path} {reason}; runs are not recorded"
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return visible(f"run history off: {path} {reason}; runs are not recorded")
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:
@@ -359,20 +468,20 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
         raise _Off(f"cannot be switched to WAL mode (journal mode stays {mode})")
 
 
-def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
-    """Check the file (writing nothing to one that fails), switch it to WAL and create the
-    tables if it is new. Raises :class:`_Off` or an sqlite error on problems."""
+def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> int:
+    """Check the file (writing nothing to one that fails: its schema first, before anything
+    else is read), switch it to WAL and create the tables if it is new. Returns the schema
+    cookie of einet's schema; raises :class:`_Off` or an sqlite error on problems."""
     conn.execute("BEGIN")  # one read: another process may be creating the tables right now
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # reads the header: garbage fails here
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        if version <= SCHEMA_VERSION:
+            _check_schema(conn, version)
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
     if version > SCHEMA_VERSION:
         raise _Off(f"was written by a newer einet (schema version {version}, this einet knows {SCHEMA_VERSION})")
-    if version == 0 and tables:
-        raise _Off(f"is a database but not an einet run history (tables: {', '.join(tables[:5])})")
     if version:
         _check_integrity(conn, path)
         if version < SCHEMA_VERSION:
@@ -383,6 +492,8 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
     if version == 0:
         with _immediate(conn):
             again = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have just made it
+            if again <= SCHEMA_VERSION:
+                _check_schema(conn, again)
             if again == 0:
                 for statement in _SCHEMA:
                     conn.execute(statement)
@@ -390,13 +501,22 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
         if again > SCHEMA_VERSION:
             raise _Off(f"was written by a newer einet (schema version {again}, this einet knows {SCHEMA_VERSION})")
         _check_layout(conn)
+    conn.execute("BEGIN")
+    try:  # what this process or another one just made, or upgraded, is einet's schema
+        _check_schema(conn, conn.execute("PRAGMA user_version").fetchone()[0])
+        return int(conn.execute("PRAGMA schema_version").fetchone()[0])
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
 
 def _upgrade(conn: sqlite3.Connection) -> None:
     """Version 1 → 2: the ``changes`` column (another process may be upgrading it right now)."""
     with _immediate(conn):
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
-            conn.execute("ALTER TABLE runs ADD COLUMN changes TEXT NOT NULL DEFAULT ''")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        _check_schema(conn, version)  # as it is now, in this transaction
+        if version == 1:
+            conn.execute(_UPGRADE_V2)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -411,6 +531,61 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+_SQL_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|\w+|\S")
+
+Schema = frozenset[tuple[str, str, str, str]]
+
+
+def _normal_sql(sql: str | None) -> str:
+    """SQL compared token by token: spacing and the case of keywords and names do not count
+    (quoted text does)."""
+    return " ".join(t if t[0] in "'\"`[" else t.lower() for t in _SQL_TOKEN.findall(sql or ""))
+
+
+def _schema_in(conn: sqlite3.Connection) -> Schema:
+    """Every object of the database: (type, name, table, SQL normalised)."""
+    rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return frozenset((str(t), str(n).lower(), str(tbl).lower(), _normal_sql(sql)) for t, n, tbl, sql in rows)
+
+
+_EINET_SCHEMAS: dict[int, tuple[Schema, ...]] = {}
+
+
+def _einet_schemas(version: int) -> tuple[Schema, ...]:
+    """The schemas einet makes at ``version``, made in memory by the same statements (version 2:
+    a new file, and one upgraded from version 1, whose table SQL ALTER TABLE rewrote)."""
+    if not _EINET_SCHEMAS:
+
+        def made(*statements: str) -> Schema:
+            with contextlib.closing(sqlite3.connect(":memory:")) as mem:
+                for statement in statements:
+                    mem.execute(statement)
+                return _schema_in(mem)
+
+        _EINET_SCHEMAS.update({0: (frozenset(),), 1: (made(*_SCHEMA_V1),), 2: (made(*_SCHEMA), made(*_SCHEMA_V1, _UPGRADE_V2))})
+    return _EINET_SCHEMAS.get(version, ())
+
+
+def _check_schema(conn: sqlite3.Connection, version: int) -> None:
+    """The file holds einet's schema of ``version`` and nothing else (no trigger, view, other
+    table or index, no table of another definition), before anything else of it is read."""
+    have = _schema_in(conn)
+    wanted = _einet_schemas(version)
+    if have in wanted:
+        return
+    if not wanted:
+        raise _Off(f"was written by a newer einet (schema version {version}, this einet knows {SCHEMA_VERSION})")
+    if version == 0:
+        tables = sorted(name for kind, name, _, _ in have if kind == "table")
+        held = f"tables: {', '.join(tables[:5])}" if tables else ", ".join(sorted(f"{kind} {name}" for kind, name, _, _ in have)[:5])
+        raise _Off(f"is a database but not an einet run history ({held})")
+    ours = {(kind, name) for kind, name, _, _ in wanted[0]}
+    odd = sorted(f"{kind} {name}" + (" (not as einet made it)" if (kind, name) in ours else "") for kind, name, table, sql in have - set().union(*wanted))
+    lacks = sorted(f"{kind} {name}" for kind, name in ours - {(kind, name) for kind, name, _, _ in have})
+    what = ", ".join([*odd[:5], *(f"lacks {x}" for x in lacks[:2])])
+    raise _Off(f"holds SQL einet did not write ({what}); the history is off and the file left as it is")
 
 
 def _check_layout(conn: sqlite3.Connection) -> None:

@@ -404,17 +404,18 @@ def check_restorable(snap: Snapshot, *, fits: bool = True) -> None:
             defaults[b] = n.GetDefaults(b)
         return defaults[b]
 
+    n_nodes = snap.n_nodes
     for call in snap.model_calls:
         if base.get(call["model"], call["model"]) in synapse_models:
             for key, ids in _node_collection_params(call["params"], defaults_of(call["model"])).items():
-                if not all(isinstance(i, int) and 1 <= i <= snap.n_nodes for i in ids):
+                if not all(isinstance(i, int) and 1 <= i <= n_nodes for i in ids):
                     raise SnapshotError(f"{call['op']} of {call['model']}: {key} names nodes the snapshot does not have")
     for run in snap.nodes:
         b = base.get(run.model, run.model)
         if b not in node_models:
             raise SnapshotError(f"node model {run.model!r} is not a node model of this NEST")
         known = set(defaults_of(run.model)) | _NODE_ONLY_KEYS.get(b, frozenset())
-        if _is_recorder(defaults_of(run.model)) and any(v != MEMORY for v in _values(run, "record_to")):
+        if _is_recorder(defaults_of(run.model)) and "record_to" in run.keys() and any(v != MEMORY for v in run.distinct("record_to")):
             continue  # its keys beyond those are its backend's: kept, not applied
         unknown = set(run.keys()) - known
         if unknown:
@@ -452,11 +453,6 @@ def _builtin_bases(calls: Iterable[dict[str, Any]]) -> dict[str, str]:
 def _is_recorder(status: Mapping[str, Any]) -> bool:
     # correlation detectors are recorders without a recording backend
     return status.get("element_type") == "recorder" and "record_to" in status
-
-
-def _values(run: Any, key: str) -> list[Any]:
-    """Every node's value of ``key`` in a node run (none if the run has no such key)."""
-    return list(run.values_of(key)) if key in run.keys() else []
 
 
 def _as_nest_takes(value: Any) -> Any:
@@ -517,15 +513,24 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         _replay(first)
         layers = []
         created = []
-        for run in snap.nodes:
+        if int(n.network_size) != 0:
+            raise SnapshotError(f"the kernel holds {int(n.network_size)} nodes before the snapshot's first")
+        # NEST's Create walks every node that exists already (it resizes per-node tables), so
+        # a Create per run costs time quadratic in the runs: consecutive runs of one model
+        # are made by one Create, and cut into runs after
+        for block in _create_blocks(snap.nodes):
+            run = block[0]
             if run.spatial is not None and run.positions is not None:
                 nodes = n.Create(run.model, positions=_positions(run.spatial, run.positions))
                 layers.append(nodes)
+                created.append(nodes)
+            elif len(block) == 1:
+                created.append(n.Create(run.model, run.count))
             else:
-                nodes = n.Create(run.model, run.count)
-            if nodes[0].global_id != run.first_id:
-                raise SnapshotError(f"node run of {run.model} came out at id {nodes[0].global_id}, not {run.first_id}")
-            created.append(nodes)
+                nodes = n.Create(run.model, sum(r.count for r in block))
+                created += [nodes[r.first_id - run.first_id : r.last_id - run.first_id + 1] for r in block]
+        if int(n.network_size) != snap.n_nodes:  # ids follow from the counts: runs cover 1 … n in order
+            raise SnapshotError(f"the snapshot's {snap.n_nodes} nodes came out as {int(n.network_size)}")
         # values once every node exists: a weight_recorder's senders may come after it
         fresh: dict[str, dict[str, Any]] = {}
         for run, nodes in zip(snap.nodes, created):
@@ -548,10 +553,33 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
         for t in snap.synapses:
             _connect(t, base.get(t.model, t.model), snap.t_stored_ms)
         populations = tuple(population(name, ids, snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
-        net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers)
+        net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers, _nodes=_stored_node_table(snap))
         _add_recorder(net)
         probe_node_models(net)
     return net
+
+
+def _stored_node_table(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Every node's model and element type as :func:`node_models` reads them, from the
+    snapshot's runs: asking NEST costs ~20 µs a node (it makes each node's whole status)."""
+    n = nest()
+    models = np.array([run.model for run in snap.nodes])
+    counts = np.fromiter((run.count for run in snap.nodes), dtype=np.int64, count=len(snap.nodes))
+    kind = {model: str(n.GetDefaults(model, "element_type")) for model in dict.fromkeys(models.tolist())}
+    return np.repeat(models, counts), np.repeat(np.array([kind[m] for m in models.tolist()]), counts)
+
+
+def _create_blocks(runs: Iterable[Any]) -> list[list[Any]]:
+    """Node runs in the groups one ``Create`` makes: consecutive runs of one model, a spatial
+    run (made with its positions) alone."""
+    blocks: list[list[Any]] = []
+    for run in runs:
+        spatial = run.spatial is not None and run.positions is not None
+        if blocks and not spatial and blocks[-1][0].model == run.model and not (blocks[-1][0].spatial is not None and blocks[-1][0].positions is not None):
+            blocks[-1].append(run)
+        else:
+            blocks.append([run])
+    return blocks
 
 
 def base_models(snap: Snapshot) -> dict[str, str]:

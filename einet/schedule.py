@@ -63,12 +63,12 @@ def check_against_snapshot(changes: Iterable[Change], snap: Snapshot) -> None:
     labels: dict[str, list[Any]] = {}
     for run in snap.nodes:
         if "label" in run.keys():
-            for label in run.values_of("label"):
+            for label in run.distinct("label"):
                 labels.setdefault(str(label), []).append(run)
     for change in changes:
         if change.target in snap.groups:
             ids = snap.groups[change.target]
-            runs = [r for r in snap.nodes if ((ids >= r.first_id) & (ids <= r.last_id)).any()]
+            runs = [r for r, _ in snap.runs_holding(ids)]
         elif change.target in labels:
             runs = labels[change.target]
         elif any(r.model == change.target for r in snap.nodes):
@@ -82,7 +82,7 @@ def check_against_snapshot(changes: Iterable[Change], snap: Snapshot) -> None:
         else:
             raise ProtocolError(f"{change}: the snapshot has no population, device label, node model or synapse model {change.target!r}")
         for run in runs:
-            _check(change, {k: _first(run.values_of(k)) for k in run.keys()}, f"{run.model} nodes of {change.target}")
+            _check(change, {k: run.first_value(k) for k in run.keys()}, f"{run.model} nodes of {change.target}")
         for model in dict.fromkeys(bases.get(r.model, r.model) for r in runs):
             _try_as_default(change, model)
 
@@ -98,10 +98,6 @@ def _try_as_default(change: Change, model: str) -> None:
         except Exception as exc:
             raise ProtocolError(f"{change}: NEST refuses it: {one_line(exc)}") from None
         n.SetDefaults(model, {change.key: old})
-
-
-def _first(values: Any) -> Any:
-    return values[0] if len(values) else None
 
 
 # -- against a built network -----------------------------------------------------------------

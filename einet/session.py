@@ -43,10 +43,17 @@ class Session:
 
     There is one NEST kernel per process, so use one Session per process. Every call into
     NEST sends NEST's own output to ``log_path`` (default: discarded), never to the terminal.
+
+    Only a model the user names is ever imported: ``build()`` builds the configuration given
+    here or to the last ``build(config)``, also after a restore. A snapshot's model reference
+    is a record of where it came from (``config.model`` while its network runs), never code
+    to import.
     """
 
     def __init__(self, config: NetworkConfig | None = None, *, log_path: str | Path | None = None, keep_history: bool = True) -> None:
         self.config = config or NetworkConfig()
+        """The running network's configuration (a restored one's comes from its snapshot)."""
+        self._own_config = self.config  # what build() builds: never a snapshot's
         self.history: list[RunResult] = []
         self.keep_history = keep_history  # a long-lived engine hands results over instead
         self.n_runs = 0
@@ -96,13 +103,16 @@ class Session:
 
     # -- verbs -----------------------------------------------------------------------------
     def build(self, config: NetworkConfig | None = None) -> None:
-        """Reset the kernel and build the configuration's model (seed and threads from config)."""
-        config = config or self.config
+        """Reset the kernel and build ``config``'s model (seed and threads from it); without
+        ``config``, the session's own configuration: the one given to the constructor or to the
+        last ``build(config)``, never a restored snapshot's (whose model reference names a
+        file or module the user did not choose to run)."""
+        config = config or self._own_config
         with ranks().together():
             check_threads(config.threads)
             build = checked_model(config)  # a refusal leaves the kernel and this session as they were
             planned = [Change.from_dict(c) for c in (*config.protocol, *model_protocol(build, config.scale, config.params, config.model))]
-        self.config = config
+        self.config = self._own_config = config
         self.network = None
         with ranks().together():
             net = build_model(config, build)

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from einet.snapshot import Snapshot, SnapshotError
-from einet.snapshot.h5 import _HEADER_TYPES, crc, header_crc
+from einet.snapshot.h5 import _HEADER_TYPES, crc, header_crc, object_names
 
 
 def same_snapshot(a: Snapshot, b: Snapshot) -> bool:
@@ -87,7 +87,7 @@ def _fix_checksums(h5: h5py.File) -> None:
             v = h5.attrs[k]
             attrs[k] = v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
     if set(attrs) == set(_HEADER_TYPES) and "manifest" in h5:
-        h5.attrs["header_crc32"] = np.uint32(header_crc(attrs, crc(h5["manifest"][()])))
+        h5.attrs["header_crc32"] = np.uint32(header_crc(attrs, crc(h5["manifest"][()]), object_names(h5)))
 
 
 def _replace(h5: h5py.File, name: str, values: np.ndarray) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from einet import NetworkConfig, Session
 from einet.analysis import isi_cv, mean_weight, spike_digest
-from einet.history import HISTORY_FILE, History, HistoryRun, file_sha256, history_path
+from einet.history import HISTORY_FILE, SCHEMA_VERSION, History, HistoryRun, file_sha256, history_path
 from einet.runs import Origin, RunResult
 
 from .conftest import ROOT, einet_cli
@@ -244,7 +244,7 @@ def test_bad_files_turn_the_history_off_without_raising(tmp_path: Path) -> None:
     with History.open(empty) as h:
         assert h.enabled and h.record(synthetic(3)) == 1 and [r.label for r in h.runs()] == ["synthetic 3"]
     with contextlib.closing(sqlite3.connect(empty)) as c:
-        assert c.execute("PRAGMA user_version").fetchone() == (2,) and c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert c.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) and c.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
@@ -379,3 +379,156 @@ def test_history_finds_the_dashboards_history_by_its_snapshot_dir(tmp_path: Path
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["history"] == str(folder / HISTORY_FILE) and [r["label"] for r in doc["runs"]] == ["from the dashboard"]
+
+
+# -- round three: a history file is data, never code ------------------------------------------
+_FOREVER = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c)"
+HOSTILE_SQL = {
+    "an insert trigger that loops": [f"CREATE TRIGGER spin AFTER INSERT ON runs BEGIN {_FOREVER} SELECT count(*) FROM c; END"],
+    "a deleting trigger": ["CREATE TRIGGER wipe AFTER INSERT ON runs BEGIN DELETE FROM runs WHERE id < new.id; END"],
+    "a recursive view named runs": ["ALTER TABLE runs RENAME TO kept", f"CREATE VIEW runs AS {_FOREVER} SELECT kept.* FROM c, kept"],
+    "an extra table": ["CREATE TABLE notes (text TEXT)"],
+    "an extra index": ["CREATE INDEX runs_seed ON runs (seed)"],
+}
+"""What each file holds besides einet's own schema (and what it did to einet before)."""
+
+
+def hostile_history(path: Path, sql: list[str], runs: int = 3) -> bytes:
+    """An einet history of ``runs`` runs, then changed by ``sql``; its bytes (checkpointed)."""
+    with History.open(path) as h:
+        assert [h.record(synthetic(i)) for i in range(runs)] == list(range(1, runs + 1))
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as c:
+        for statement in sql:
+            c.execute(statement)
+        assert c.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,), "it still says it is einet's"
+    assert not Path(f"{path}-wal").exists()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_SQL))
+def test_a_history_holding_sql_is_left_alone(tmp_path: Path, kind: str) -> None:
+    h = tmp_path / "h.sqlite"
+    before = hostile_history(h, HOSTILE_SQL[kind])
+    history = History.open(h)
+    assert not history.enabled and "holds SQL einet did not write" in history.warning and "\n" not in history.warning, history.warning
+    assert history.record(synthetic(9)) is None and history.runs() == []
+    history.close()
+    assert h.read_bytes() == before
+    for args in (("run", "--t", "10", "--scale", "0.02", "--json"), ("history",), ("history", "--json")):
+        tic = time.monotonic()
+        p = einet_cli(*args, "--history", str(h), timeout=120)
+        took = time.monotonic() - tic
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "holds SQL einet did not write" in lines[0] and "Traceback" not in p.stderr, (args, p.stderr)
+        if args[0] == "run":
+            assert p.returncode == 0 and json.loads(p.stdout)["spikes"] >= 0 and lines[0].startswith(f"einet: warning: run history off: {h} ")
+        else:
+            assert p.returncode == 1 and p.stdout == "" and lines[0].startswith(f"einet: error: {h} ")
+        assert took < 60, f"{args[0]} took {took:.0f} s"
+        assert h.read_bytes() == before, f"{args[0]} changed the file"
+
+
+def test_the_schema_check_names_what_it_found_and_keeps_einets_own(tmp_path: Path) -> None:
+    h = tmp_path / "h.sqlite"
+    hostile_history(h, HOSTILE_SQL["an insert trigger that loops"] + HOSTILE_SQL["a deleting trigger"] + ["CREATE VIEW \"v\x1b]0;x\x07\" AS SELECT 1"])
+    warning = History.open(h).warning
+    assert "trigger spin" in warning and "trigger wipe" in warning and "view v\\x1b]0;x\\x07" in warning and "\x1b" not in warning, warning
+    h = tmp_path / "redefined.sqlite"
+    hostile_history(h, ["ALTER TABLE runs RENAME TO kept", "CREATE TABLE runs (id INTEGER PRIMARY KEY, label TEXT CHECK (length(label) < 3))"])
+    assert "table runs (not as einet made it)" in History.open(h).warning
+    for spaced in ("einet-v2.sqlite", "einet-v1.sqlite"):
+        ok = tmp_path / spaced
+        with History.open(ok) as history:  # einet's own, new and reopened, is accepted
+            assert history.enabled and history.record(synthetic(1)) == 1
+        with History.open(ok) as history:
+            assert history.enabled and [r.id for r in history.runs()] == [1]
+
+
+def test_a_version_1_history_is_upgraded_and_then_accepted(tmp_path: Path) -> None:
+    from einet.history import _SCHEMA_V1
+
+    h = tmp_path / "v1.sqlite"
+    with contextlib.closing(sqlite3.connect(h, isolation_level=None)) as c:
+        c.execute("PRAGMA journal_mode = WAL")
+        for statement in _SCHEMA_V1:
+            c.execute(statement)
+        c.execute("PRAGMA user_version = 1")
+        c.execute("INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable) VALUES ('s', '2026-01-01T00:00:00+00:00', 'old', 'fresh', '', '', 1, 2, 1, 2, 0.0, 100.0, 5, 'abc', 'm', 0, 1)")
+    for _ in range(2):  # upgraded, then reopened as a version 2 file
+        with History.open(h) as history:
+            assert history.enabled, history.warning
+            assert [(r.label, r.changes) for r in history.runs()][:1] == [("old", "")]
+            assert history.record(synthetic(1)) is not None
+    with contextlib.closing(sqlite3.connect(h)) as c:
+        assert c.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert c.execute("SELECT count(*) FROM runs").fetchone() == (3,)
+
+
+def test_sql_added_while_a_history_is_open_never_runs(tmp_path: Path) -> None:
+    h = tmp_path / "h.sqlite"
+    history = History.open(h)
+    assert history.record(synthetic(1)) == 1 and history.record(synthetic(2)) == 2
+    with contextlib.closing(sqlite3.connect(h, isolation_level=None)) as c:  # another process
+        c.execute(HOSTILE_SQL["a deleting trigger"][0])
+    assert history.record(synthetic(3)) is None
+    assert not history.enabled and "trigger wipe" in history.warning
+    history.close()
+    with contextlib.closing(sqlite3.connect(h)) as c:
+        assert c.execute("SELECT id FROM runs ORDER BY id").fetchall() == [(1,), (2,)], "nothing was erased"
+
+
+def test_the_authorizer_refuses_what_a_trigger_or_view_would_run(tmp_path: Path) -> None:
+    """Past the schema check (another process adding a trigger between two statements of one
+    transaction cannot, but the compiler is the last line): nothing from the file compiles."""
+    from einet.history import _connect, _Deadline
+
+    h = tmp_path / "h.sqlite"
+    hostile_history(h, HOSTILE_SQL["a deleting trigger"] + ["CREATE VIEW everything AS SELECT * FROM runs"])
+    with contextlib.closing(_connect(h, 1.0, _Deadline())) as c:
+        assert c.execute("PRAGMA trusted_schema").fetchone() == (0,)
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            c.execute("INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable) VALUES ('s', 't', 'x', 'fresh', '', '', 1, 2, 1, 2, 0.0, 1.0, 0, 'd', 'm', 0, 1)")
+        with pytest.raises(sqlite3.DatabaseError, match="prohibited"):
+            c.execute("SELECT * FROM everything").fetchall()
+        assert c.execute("SELECT count(*) FROM runs").fetchone() == (3,)
+
+
+def test_every_query_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from einet import history as module
+
+    monkeypatch.setattr(module, "QUERY_DEADLINE_S", 0.3)
+    deadline = module._Deadline()
+    with contextlib.closing(module._connect(tmp_path / "h.sqlite", 1.0, deadline)) as c:
+        c.execute("CREATE TABLE t (x)")
+        c.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+        deadline.start()
+        tic = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+            c.execute("SELECT count(*) FROM t AS a, t AS b, t AS c").fetchone()  # 10⁹ rows
+        assert time.monotonic() - tic < 5 and deadline.hit
+        assert deadline.reason(sqlite3.OperationalError("interrupted")) == "did not answer within 0.3 s (left as it is)"
+        deadline.stop()
+        assert c.execute("SELECT 1").fetchone() == (1,), "no deadline between operations"
+
+
+def test_ctrl_c_ends_a_query_and_reaches_the_caller(tmp_path: Path) -> None:
+    """SQLite looks at no signal and Python drops a KeyboardInterrupt raised while SQLite calls
+    back: the query fails as "interrupted", and the history raises the interrupt again (the
+    history stays on: Ctrl-C ends the command, not the history)."""
+    code = (
+        "import os, signal, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from einet.history import History\n"
+        "h = History.open(Path(sys.argv[1]))\n"
+        "h._write(lambda c: (c.execute('CREATE TEMP TABLE t (x)'), c.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(1000)])))\n"
+        "threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "tic = time.monotonic()\n"
+        "try:\n"
+        "    h._read('SELECT count(*) FROM t AS a, t AS b, t AS c', ())\n"
+        "    print('finished', h.warning)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', time.monotonic() - tic, h.enabled)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h.sqlite")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    what, took, enabled = p.stdout.split()
+    assert what == "interrupted" and float(took) < 4 and enabled == "True", (p.stdout, p.stderr)

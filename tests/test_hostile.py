@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -50,6 +53,33 @@ def test_checksums_catch_silent_changes(case: str, tiny: tuple[Path, Snapshot, b
     write_structural(original, bad, UNCHECKED[case], fix=False)
     with pytest.raises(SnapshotError, match="checksum"):
         Snapshot.open(bad)
+
+
+def test_the_header_checksum_covers_every_name_and_old_files_stay_readable(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    import h5py
+    import numpy as np
+
+    from einet.snapshot.h5 import crc, header_crc, object_names
+
+    original, snap, _ = tiny
+    bad = tmp_path / "bad.h5"
+    changes = {
+        "an extra dataset": lambda h5: h5.create_dataset("evil\x1b]0;x\x07", data=np.zeros(3)),
+        "an extra group": lambda h5: h5.create_group("nodes/evil"),
+        "a dataset renamed": lambda h5: h5.move("groups/0", "groups/9"),
+    }
+    for what, change in changes.items():
+        write_structural(original, bad, change, fix=False)
+        with pytest.raises(SnapshotError, match="header attributes fail their checksum"):
+            Snapshot.open(bad)
+    older = tmp_path / "older.h5"  # header_crc32 as einet wrote it before names were covered
+    write_structural(original, older, lambda h5: None, fix=False)
+    with h5py.File(older, "r+") as h5:
+        header = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v) for k, v in h5.attrs.items() if k != "header_crc32"}
+        manifest_crc = crc(h5["manifest"][()])
+        assert int(h5.attrs["header_crc32"]) == header_crc(header, manifest_crc, object_names(h5)) != header_crc(header, manifest_crc)
+        h5.attrs["header_crc32"] = np.uint32(header_crc(header, manifest_crc))
+    assert verdict(older, snap) == "intact"
 
 
 def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
@@ -130,6 +160,149 @@ def test_refused_restore_leaves_the_running_kernel_untouched(tiny: tuple[Path, S
     assert s.run(50.0).origin.kind == "continued" and s.time_ms == before[0] + 50.0
 
 
+def model_that_marks(folder: Path) -> tuple[Path, Path]:
+    """A model file that leaves a marker file if it is ever imported, and that marker."""
+    marker, model = folder / "imported", folder / "evil.py"
+    model.write_text(f"open({str(marker)!r}, 'w').close()\n\ndef build(scale=1.0):\n    raise SystemExit('ran')\n")
+    return model, marker
+
+
+def test_only_a_model_the_user_names_is_ever_imported(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """A snapshot's model reference is a record: restoring it, then building, never imports it."""
+    import dataclasses
+
+    _, snap, _ = tiny
+    model, marker = model_that_marks(tmp_path)
+    hostile = dataclasses.replace(snap, model=str(model)).write(tmp_path / "hostile.h5")
+    s = Session(TINY)
+    s.restore(hostile)
+    assert s.config.model == str(model), "the record of where it came from"
+    s.run(10.0)
+    s.build()  # the session's own network, not the snapshot's
+    assert s.config.model == TINY.model and s.run(10.0).origin.kind == "fresh"
+    fresh = Session()
+    fresh.restore(hostile)
+    fresh.build()
+    assert fresh.config.model == NetworkConfig().model
+    p = einet_cli("restore", str(hostile), "--t", "10", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["model"] == str(model), p.stderr
+    assert not marker.exists(), "the snapshot's model was imported"
+
+
+def one_node_runs(snap: Snapshot, n: int, path: Path) -> Snapshot:
+    """``snap`` with ``n`` node runs of one node each (one model, each its own V_m): what a
+    network made node by node, or a hostile manifest, holds."""
+    import dataclasses
+
+    import numpy as np
+
+    from einet.snapshot import NodeRun
+
+    nodes = tuple(NodeRun(first_id=i + 1, count=1, model="iaf_psc_alpha", uniform={"V_m": -70.0 + (i % 13) / 2}) for i in range(n))
+    ids = np.arange(1, n + 1, dtype=np.int32)
+    many = dataclasses.replace(snap, nodes=nodes, synapses=(), groups={"odd": ids[0::2], "even": ids[1::2]}, model_calls=(), protocol=(), kernel_set=())
+    many.write(path)
+    return many
+
+
+def test_restoring_many_one_node_runs_takes_time_linear_in_the_runs(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """NEST's Create walks every node made before, so a Create per run made a restore of
+    200,000 one-node runs take minutes; the runs of one model are made by one Create."""
+    import numpy as np
+
+    from einet.kernel import nest
+    from einet.network import _create_blocks
+
+    _, snap, _ = tiny
+    sizes = {n: one_node_runs(snap, n, tmp_path / f"runs-{n}.h5") for n in (2_000, 20_000)}
+    s = Session(TINY)
+    s.restore(tmp_path / "runs-2000.h5")  # NEST imported and warm: only the restores are timed
+    took = {}
+    for n in sizes:
+        best = math.inf
+        for _ in range(2):  # the better of two: the machine may be busy with something else
+            tic = time.perf_counter()
+            s.restore(tmp_path / f"runs-{n}.h5")
+            best = min(best, time.perf_counter() - tic)
+        took[n] = best
+    assert took[20_000] / took[2_000] < 15, f"2,000 runs: {took[2_000]:.2f} s, 20,000 runs: {took[20_000]:.2f} s"
+    many = sizes[20_000]
+    assert [len(block) for block in _create_blocks(many.nodes)] == [20_000], "one Create for the runs of one model"
+    ids = np.arange(1, 20_001)
+    assert s.network is not None and s.network.n_nodes == 20_000
+    np.testing.assert_array_equal(np.asarray(nest().NodeCollection(ids.tolist()).get("V_m")), many.node_values("V_m", ids))
+    assert [p.size for p in s.network.populations] == [10_000, 10_000]
+    assert s.run(10.0).origin.kind == "restored"
+
+
+def crafted(original: Path, target: Path, nodes: list[dict], datasets: dict[str, tuple[int, bool]]) -> None:
+    """``original`` with these node runs, no connections, one population of node 1, and these
+    float64 datasets (name: (length, written?)); a dataset not written holds no bytes, HDF5
+    makes them up as zeros. Every checksum is right."""
+    import zlib
+
+    import h5py
+    import numpy as np
+
+    def change(h5: h5py.File) -> None:
+        m = json.loads(h5["manifest"][()].tobytes())
+        m.update(nodes=nodes, synapses=[], groups=[{"name": "all", "count": 1}], model_calls=[], protocol=[])
+        m["kernel"]["set"] = []
+        for name in list(h5):
+            del h5[name]
+        h5.create_dataset("manifest", data=np.frombuffer(json.dumps(m).encode(), dtype=np.uint8))
+        h5.create_dataset("groups/0", data=np.array([1], dtype="<i4"))
+        for name, (length, written) in datasets.items():
+            ds = h5.create_dataset(name, data=np.zeros(length)) if written else h5.create_dataset(name, shape=(length,), dtype="<f8")
+            ds.attrs["crc32"] = np.uint32(zlib.crc32(bytes(8 * length)))
+
+    write_structural(original, target, change)
+
+
+def test_many_small_datasets_the_file_does_not_hold_are_refused_before_reading(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """Each under 1 MiB passed the hollow check alone: a 0.2 MB manifest had the reader
+    allocate and checksum 1.5 GB of zeros HDF5 made up. Together they are refused at once."""
+    original, _, _ = tiny
+    per, runs = 131_072, 200  # 1 MiB each, 200 MiB in all
+    nodes = [{"first_id": 1 + k * per, "count": per, "model": "iaf_psc_alpha", "uniform": {}, "columns": {"V_m": "<f8"}, "ragged": {}, "varying": {}, "spatial": None} for k in range(runs)]
+    hollow, whole = tmp_path / "hollow.h5", tmp_path / "whole.h5"
+    crafted(original, hollow, nodes, {f"nodes/{k}/V_m": (per, False) for k in range(runs)})
+    assert hollow.stat().st_size < 1 << 20
+    with pytest.raises(SnapshotError, match="the datasets declare 209715204 bytes but the file holds only 4 for them"):
+        Snapshot.open(hollow)
+    crafted(original, whole, nodes[:3], {f"nodes/{k}/V_m": (per, True) for k in range(3)})
+    assert Snapshot.open(whole).n_nodes == 3 * per, "data the file holds, compressed, is read"
+
+
+def test_a_value_shared_by_millions_of_nodes_is_not_repeated_for_each(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """A few bytes of manifest declared a recorder run of 100 million nodes sharing one
+    record_to; summing it up made a list of 100 million values (3 GB, minutes)."""
+    original, _, _ = tiny
+    many = tmp_path / "many.h5"
+    crafted(original, many, [{"first_id": 1, "count": 100_000_000, "model": "spike_recorder", "uniform": {"record_to": "memory", "label": "x"}, "columns": {}, "ragged": {}, "varying": {}, "spatial": None}], {})
+    probe = "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(p.stdout)"
+    p = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "einet.cli", "inspect", str(many), "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    status, doc = p.stdout.split("\n", 1)
+    code, peak_kb = (int(x) for x in status.split())
+    assert code == 0 and json.loads(doc)["recorders"] == [{"model": "spike_recorder", "first_id": 1, "count": 100_000_000, "record_to": "memory", "label": "x"}], p.stderr
+    assert peak_kb < 300_000, f"inspect peaked at {peak_kb / 1000:.0f} MB"
+
+
+def test_the_memory_check_counts_what_reading_takes_at_its_peak() -> None:
+    """Reading holds the arrays and a copy of them in the reader's answer: 2x the declared
+    data at the peak (measured), so data of 30 % of memory does not fit in half of it."""
+    import numpy as np
+
+    from einet.snapshot.validate import READ_PEAK, check_affordable
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert READ_PEAK >= 2.0
+    fits = {"a": (np.dtype("<f8"), (int(physical * 0.2) // 8,))}
+    check_affordable(fits)
+    with pytest.raises(SnapshotError, match="more than memory allows"):
+        check_affordable({"a": (np.dtype("<f8"), (int(physical * 0.3) // 8,))})
+
+
 # -- writing -------------------------------------------------------------------------------
 def test_user_names_cannot_escape_the_folder(tmp_path: Path) -> None:
     for bad in ("../x", "a/b", "/etc/passwd", ".hidden", "", "  ", "a\nb", "a\x1bb", "x" * 300, "..", "a\\b"):
@@ -197,6 +370,60 @@ def test_two_writers_one_wins_whole(tiny: tuple[Path, Snapshot, bytes], tmp_path
         assert outs[0].startswith("lost:") and "exists" in outs[0] and outs[1] == "won", outs
         assert verdict(target, snap) == "intact"
     assert [p.name for p in list_snapshots(tmp_path)] and not list(tmp_path.glob(".*.partial"))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("swap", ["symlink", "hard link", "moved, then symlink"])
+def test_a_partial_file_swapped_for_a_link_never_makes_a_store_write_elsewhere(tmp_path: Path, overwrite: bool, swap: str) -> None:
+    """Between reserve() and publish() someone who can write the folder puts a link to another
+    file in place of the temporary file: that file keeps its bytes and its mode, and the store
+    fails with one line or publishes its own bytes (the file it created, wherever its name went)."""
+    from einet.snapshot.files import publish, reserve
+
+    folder, elsewhere = tmp_path / "snaps", tmp_path / "precious"
+    folder.mkdir()
+    elsewhere.write_bytes(b"not yours")
+    elsewhere.chmod(0o600)
+    target = folder / "x.h5"
+    if overwrite:
+        target.write_bytes(b"the old snapshot")
+    image = b"\x89HDF\r\n\x1a\n" + os.urandom(100_000)
+    tmp = reserve(target)
+    if swap.startswith("moved"):
+        tmp.path.rename(tmp_path / "moved")
+    else:
+        tmp.path.unlink()
+    if swap == "hard link":
+        os.link(elsewhere, tmp.path)
+    else:
+        tmp.path.symlink_to(elsewhere)
+    try:
+        publish(tmp, target, image, overwrite=overwrite)
+    except SnapshotError as exc:
+        assert "was replaced while storing" in str(exc) and "\n" not in str(exc)
+        assert (target.read_bytes() == b"the old snapshot") if overwrite else not target.exists(), "a failed store leaves the old file"
+    else:  # only where /proc/self/fd links the open file (Linux, not every sandbox)
+        assert swap == "moved, then symlink" and not overwrite
+        assert target.read_bytes() == image and not target.is_symlink(), "the bytes written, published"
+    assert elsewhere.read_bytes() == b"not yours" and stat.S_IMODE(elsewhere.stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == (["x.h5"] if target.exists() else []), "no temporary name left"
+
+
+def test_of_two_racing_cli_stores_the_loser_reports_its_run_and_exists(tmp_path: Path) -> None:
+    """Both pass the check before simulating; the longer run finds the name taken when it stores."""
+    target = tmp_path / "x.h5"
+    cli = [sys.executable, "-m", "einet.cli", "run", "--scale", "0.02", "--store", str(target), "--json", "--no-history"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    slow = subprocess.Popen([*cli, "--t", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    quick = subprocess.Popen([*cli, "--t", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    won, lost = quick.communicate(timeout=300), slow.communicate(timeout=300)
+    assert quick.returncode == 0 and won[1] == "" and json.loads(won[0])["stored"] == str(target), won[1]
+    assert slow.returncode == 1, lost[1]
+    lines = lost[1].strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"einet: error: {target} exists"), lost[1]
+    doc = json.loads(lost[0])
+    assert doc["stored"] is None and doc["store_error"] == lines[0].removeprefix("einet: ") and doc["t_stop_ms"] == 3000.0 and doc["spikes"] > 0
+    assert Snapshot.open(target).t_stored_ms == 10.0, "the winner's file, whole"
 
 
 def test_full_disk_leaves_the_old_file_intact(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:

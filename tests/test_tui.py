@@ -359,8 +359,8 @@ async def test_notifications_never_cover_the_run_table(tmp_path: Path) -> None:
 
 
 async def test_escape_and_q_end_a_run_stuck_inside_nest(tmp_path: Path) -> None:
-    """Cancel is honoured between steps; NEST stuck inside one call (a Poisson rate of 1e23 Hz
-    loops in Simulate) gets the engine ended within the grace time, one line says why, a fresh
+    """Cancel is honoured between steps; NEST stuck inside one call (parrots repeating a 1e12 Hz
+    Poisson input to einet's recorder) gets the engine ended within the grace time, one line says why, a fresh
     engine starts and the dashboard goes on; q then ends at once."""
     from tui.app import STOP_GRACE_S
 
@@ -386,3 +386,84 @@ async def test_escape_and_q_end_a_run_stuck_inside_nest(tmp_path: Path) -> None:
         await pilot.press("q")
     assert time.monotonic() - pressed < STOP_GRACE_S + 3, "q ends a stuck engine too"
     assert stuck is not None and stuck.poll() is not None
+
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;aGVsbG8=\x07"
+"""Set the terminal's title, clear the screen, write the clipboard (OSC 52)."""
+
+
+async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_terminal(tmp_path: Path, stored: Path) -> None:
+    import numpy as np
+
+    from einet.history import History
+
+    from .mutations import write_structural
+    from .test_history import synthetic
+
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    named = folder / f"run{HOSTILE}.h5"
+    named.write_bytes(stored.read_bytes())
+    extra = folder / "extra.h5"  # the checksums made right again: refused for the dataset's name alone
+    write_structural(stored, extra, lambda h5: h5.create_dataset(f"evil{HOSTILE}", data=np.zeros(3)))
+    db = tmp_path / "history.sqlite"
+    with History.open(db) as history:
+        assert history.record(synthetic(1, label=f"label{HOSTILE}")) == 1
+    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=db)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(named) and len(app.earlier) == 1)
+        await pilot.pause(0.2)
+        shown = [app.export_screenshot(), str(app.query_one("#status").render()), *(line.text for line in app.query_one("#log").lines), *notes(app), *(n.title for n in app._notifications)]
+        table = app.query_one("#history")
+        shown.append(str(table.get_cell("h1", "run")))
+        assert str(table.get_cell("h1", "run")).startswith("label\\x1b]0;pwned\\x07"), "shown, made visible"
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        picker = app.screen.query_one("DataTable")
+        await until(pilot, lambda: app.screen.checked == 2)  # type: ignore[attr-defined]
+        assert str(picker.get_cell(str(named), "file")) == "run\\x1b]0;pwned\\x07\\x1b[2J\\x1b]52;c;aGVsbG8=\\x07.h5"
+        refusal = str(picker.get_cell(str(extra), "integrity"))
+        assert refusal.startswith("INVALID: unexpected evil\\x1b]0;pwned\\x07"), refusal
+        screen = app.export_screenshot()
+        assert "run\\x1b]0;pwned" in screen and "evil\\x1b]0;pwned" in screen, "what the terminal draws"
+        shown += [screen, *(str(c) for i in range(picker.row_count) for c in picker.get_row_at(i))]
+        for text in shown:
+            assert "\x1b" not in text and "\x07" not in text, repr(text[:200])
+        await pilot.press("escape")
+        await pilot.press("q")
+
+
+async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(tmp_path: Path) -> None:
+    from .test_history import HOSTILE_SQL, hostile_history
+
+    db = tmp_path / "history.sqlite"
+    before = hostile_history(db, HOSTILE_SQL["an insert trigger that loops"])
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.history is not None)
+        await until(pilot, lambda: any("holds SQL einet did not write" in n for n in notes(app)), timeout=10)
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+        await pilot.pause(0.3)
+        assert len([n for n in notes(app) if "history" in n]) == 1 and app.run_ids == [None] and app.earlier == []
+        await pilot.press("q")
+    assert not app.is_running and db.read_bytes() == before
+
+
+async def test_b_after_a_restore_builds_the_dashboards_model_never_the_snapshots(tmp_path: Path, stored: Path) -> None:
+    import dataclasses
+
+    from .test_hostile import model_that_marks
+
+    model, marker = model_that_marks(tmp_path)
+    hostile = dataclasses.replace(Snapshot.open(stored), model=str(model)).write(tmp_path / "hostile.h5")
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=hostile, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(hostile))
+        await pilot.press("b")
+        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == "")
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.runs) == 1)
+        assert app.runs[0].origin.kind == "fresh" and app.runs[0].model == CONFIG.model
+        await pilot.press("q")
+    assert not marker.exists(), "the snapshot's model was imported"

@@ -36,7 +36,7 @@ from einet.history import History, HistoryRun, file_sha256, history_path
 from einet.runs import Group, RunResult
 
 from .fit import Column, Part, shorten
-from .markup import escape, textual_escape
+from .markup import escape, textual_escape, visible
 from .live import PSTH_BIN_MS, WINDOW_MS, LiveRun, LiveView
 from .messages import EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, from_engine
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
@@ -663,7 +663,7 @@ class EinetApp(App[int]):
         self.current_snapshot = str(path)
         self.log_line(f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
         missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
-        self.notify("not restored: " + textual_escape("; ".join(missing)) + " — ? lists all", title=f"restored {path.name}", timeout=6)
+        self.notify("not restored: " + textual_escape("; ".join(missing)) + " — ? lists all", title=f"restored {visible(path.name)}", timeout=6)
         self._show_status()
 
     def action_rerun_seed(self) -> None:

@@ -26,7 +26,7 @@ from einet.runs import Group, RunResult
 from einet.snapshot import GENERAL_NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .fit import Column, Part
-from .markup import escape, textual_escape
+from .markup import escape, textual_escape, visible
 from .widgets import FittedTable, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
 
 
@@ -275,8 +275,10 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, not_stored: list[str] | None = None, protocol: tuple[str, ...] = ()) -> None:
         super().__init__()
-        rows = [f"| {a} | {b} |" for a, b in itertools.zip_longest(STORED, not_stored or GENERAL_NOT_STORED, fillvalue="")]
-        pending = "Still to come:\n\n" + "\n".join(f"- `{c}`" for c in protocol) if protocol else "This network has none still to come."
+        # the network's lines name its models and the protocol its targets: a restored one's
+        # come from the file
+        rows = [f"| {a} | {visible(b)} |" for a, b in itertools.zip_longest(STORED, not_stored or GENERAL_NOT_STORED, fillvalue="")]
+        pending = "Still to come:\n\n" + "\n".join(f"- `{visible(c)}`" for c in protocol) if protocol else "This network has none still to come."
         self.text = HELP.format(table="\n".join(["| stored | not stored |", "|---|---|", *rows]), protocol=pending)
 
     def compose(self) -> ComposeResult:

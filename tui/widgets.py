@@ -23,6 +23,7 @@ from einet.plots import COLORS, draw_psth, draw_raster, draw_weights
 from einet.runs import Group
 
 from .fit import Column, Part, fit_columns, fit_parts, fitted_rows, shorten
+from .markup import visible
 
 D = TypeVar("D")
 
@@ -49,12 +50,13 @@ class _Plot(PlotextPlot, Generic[D]):
         return super().render()
 
     def title(self, *candidates: str) -> str:
-        """The first title that fits the plot's width (plotext drops one that does not)."""
+        """The first title that fits the plot's width (plotext drops one that does not).
+        Names in it come from files (populations, runs): plotext's output is read as ANSI."""
         room = max(1, self.size.width - 2)
-        for text in candidates:
+        for text in map(visible, candidates):
             if cell_len(text) <= room:
                 return text
-        return shorten(candidates[-1], room)
+        return shorten(visible(candidates[-1]), room)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class PsthPlot(_Plot[PsthData]):
             return
         unit = ", time [ms]" if compact else ""
         title = self.title(f"{d.label}: rate per neuron [Hz], {d.bin_ms:g} ms bins{unit}", f"rate per neuron [Hz], {d.bin_ms:g} ms bins{unit}", f"rate per neuron [Hz]{unit}", "rate [Hz]")
-        draw_psth(self.plt, list(d.curves), marker=self.marker, title=title, xlabel="" if compact else "time [ms]")
+        draw_psth(self.plt, [(visible(name), t, hz) for name, t, hz in d.curves], marker=self.marker, title=title, xlabel="" if compact else "time [ms]")
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class WeightsPlot(_Plot[WeightsData]):
 
 def legend_name(number: str, label: str, width: int = 14) -> str:
     """A run's name in a plot legend: its number and (shortened) label."""
-    return shorten(f"{number} {label}", width)
+    return shorten(visible(f"{number} {label}"), width)
 
 
 def run_color(index: int) -> str:
@@ -146,6 +148,12 @@ class Row:
     key: str = ""
 
 
+def _visible_row(row: Row) -> Row:
+    """Cells are plain text (no markup), but names from files are among them: control
+    characters made visible here, so no caller can forget it, and before the widths are fitted."""
+    return Row(tuple(visible(c) for c in row.cells), row.dim, row.key)
+
+
 class FittedTable(DataTable[Text]):
     """A DataTable whose columns keep to its width: least important columns shrink or go
     first (see :func:`tui.fit.fit_columns`), so no value is ever cut without an ellipsis."""
@@ -159,14 +167,14 @@ class FittedTable(DataTable[Text]):
         self._layout: list[tuple[int, int]] = []
 
     def set_rows(self, rows: Sequence[Row], *, cursor_to_end: bool = True) -> None:
-        self.rows_data = list(rows)
+        self.rows_data = [_visible_row(r) for r in rows]
         self._lay_out(force=True)
         if cursor_to_end and self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
 
     def update_rows(self, cells: dict[str, tuple[str, ...]]) -> None:
         """New cells for the rows with these keys (one re-layout for all of them)."""
-        self.rows_data = [Row(cells[r.key], r.dim, r.key) if r.key in cells else r for r in self.rows_data]
+        self.rows_data = [_visible_row(Row(cells[r.key], r.dim, r.key)) if r.key in cells else r for r in self.rows_data]
         self._lay_out(force=True)
 
     def on_resize(self, event: Resize) -> None:

@@ -9,6 +9,7 @@ import os
 import stat
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .model import SUFFIX, SnapshotError, SnapshotExistsError
@@ -83,44 +84,118 @@ def sniff(path: Path) -> None:
         raise SnapshotError(f"{path} is not an HDF5 snapshot")
 
 
-def reserve(path: str | Path) -> Path:
+@dataclass
+class Reserved:
+    """A hidden temporary file beside a snapshot's name, created exclusively (``O_EXCL``, never
+    through a link) and kept open: :func:`publish` writes and publishes it through ``fd`` and
+    never opens ``path`` again, so whatever replaces ``path`` meanwhile (a link to another
+    file) is never written to. A forked child inherits ``fd``."""
+
+    path: Path
+    fd: int
+
+    def close(self) -> None:
+        """Close the descriptor (the file's name is left to :func:`publish` or the caller)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    def unlink(self) -> None:
+        """Remove the temporary name, whatever is there now (a link only loses its name)."""
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    def is_named(self) -> bool:
+        """Whether ``path`` still names the file of ``fd`` (and not a link put in its place)."""
+        return _holds(self.path, self)
+
+
+def reserve(path: str | Path) -> Reserved:
     """A hidden temporary file beside ``path`` for :func:`publish` (never listed as a snapshot)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise SnapshotError(f"cannot store {path}: folder {folder} does not exist")
     _remove_stale_partials(folder, path.name)
+    # mkstemp opens with O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600: a new file, never a link's target
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
-    os.close(fd)
-    return Path(tmp_name)
+    return Reserved(Path(tmp_name), fd)
 
 
-def publish(tmp: Path, path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
-    """Write ``image`` into the reserved ``tmp``, fsync, then ``link`` it to ``path`` (never
-    replaces an existing file, even one a concurrent writer just made) or, with ``overwrite``,
-    ``rename``. On any failure ``tmp`` is removed and an earlier file of that name is untouched."""
+def publish(tmp: Reserved, path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``image`` through the reserved descriptor, fsync it, then link that very file to
+    ``path`` (never replaces an existing file, even one a concurrent writer just made) or, with
+    ``overwrite``, rename it there. On any failure the temporary name is removed and an earlier
+    file of that name is untouched; the descriptor is closed either way.
+
+    Nothing is opened, written, chmod-ed or linked by the temporary file's name: a link put in
+    its place cannot make a store write to (or change the mode of) another file. The rename
+    of ``overwrite`` must go by name; it is refused if the name no longer holds this file
+    (who can replace it between that check and the rename can write the folder, and so replace
+    the published file anyway)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(tmp.fd, "wb", closefd=False) as fh:
             fh.write(image)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o644)
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         if overwrite:
-            os.replace(tmp, path)
+            if not tmp.is_named():
+                raise _replaced(tmp, path)
+            os.replace(tmp.path, path)
+            if not _holds(path, tmp):  # replaced between the check and the rename
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise _replaced(tmp, path)
         else:
             try:
-                os.link(tmp, path)
+                _link_open_file(tmp, path)
             except FileExistsError:
                 raise SnapshotExistsError(f"{path} exists (another store won the race)") from None
             tmp.unlink()
         _fsync_dir(folder)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        tmp.unlink()
         raise
+    finally:
+        tmp.close()
     return path
+
+
+def _link_open_file(tmp: Reserved, path: Path) -> None:
+    """``link()`` the file open as ``tmp.fd`` to ``path``, whatever its name holds now: through
+    ``/proc/self/fd`` (Linux), else by name without following it, and what the name linked is
+    checked: not this file, it is unlinked again (the name did not exist: ``link`` made it)."""
+    try:
+        os.link(f"/proc/self/fd/{tmp.fd}", path, follow_symlinks=True)
+        return
+    except FileExistsError:
+        raise
+    except OSError:  # no /proc, a sandbox refusing it (EXDEV), or a file without a name left
+        pass
+    if not tmp.is_named():
+        raise _replaced(tmp, path)
+    os.link(tmp.path, path, follow_symlinks=False)
+    if not _holds(path, tmp):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise _replaced(tmp, path)
+
+
+def _holds(path: Path, tmp: Reserved) -> bool:
+    """Whether ``path`` is the file open as ``tmp.fd`` (not a link to another one)."""
+    try:
+        named, opened = os.lstat(path), os.fstat(tmp.fd)
+    except OSError:
+        return False
+    return stat.S_ISREG(named.st_mode) and (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _replaced(tmp: Reserved, path: Path) -> SnapshotError:
+    return SnapshotError(f"cannot store {path}: its temporary file {tmp.path.name} was replaced while storing; nothing was published")
 
 
 def check_store_target(path: str | Path, overwrite: bool = False) -> None:
@@ -135,7 +210,8 @@ def check_store_target(path: str | Path, overwrite: bool = False) -> None:
 
 
 def write_atomic(path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
-    """Publish ``image`` at ``path`` atomically (see :func:`publish`)."""
+    """Publish ``image`` at ``path`` atomically through a file created for it (see
+    :func:`reserve` and :func:`publish`)."""
     check_store_target(path, overwrite)
     return publish(reserve(path), path, image, overwrite=overwrite)
 
@@ -145,7 +221,7 @@ def _remove_stale_partials(folder: Path, name: str, max_age_s: float = 3600.0) -
     now = time.time()
     for stale in folder.glob(f".{glob.escape(name)}.*.partial"):
         with contextlib.suppress(OSError):
-            if now - stale.stat().st_mtime > max_age_s:
+            if now - stale.lstat().st_mtime > max_age_s:
                 stale.unlink()
 
 

@@ -14,7 +14,8 @@ Layout of a v2 file (see ``docs/snapshot-format.md``)::
     /groups/K                              int32 node ids of population K
 
 Every dataset has a ``crc32`` attribute over its little-endian bytes; ``header_crc32`` covers
-the root attributes and the manifest's checksum. The file must be self-contained: external
+the root attributes, the manifest's checksum and the name of every group and dataset (files
+written before names were covered are still read). The file must be self-contained: external
 and virtual storage are refused on structure, before any data is read.
 """
 
@@ -24,7 +25,7 @@ import contextlib
 import json
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,21 @@ def crc(values: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
 
 
-def header_crc(header: dict[str, Any], manifest_crc: int) -> int:
-    return zlib.crc32(json.dumps({**{k: header[k] for k in _HEADER_TYPES}, "manifest_crc32": manifest_crc}, sort_keys=True).encode())
+def header_crc(header: dict[str, Any], manifest_crc: int, names: list[str] | None = None) -> int:
+    """``header_crc32``: the root attributes, the manifest's checksum and ``names`` (every group
+    and dataset, sorted: see :func:`object_names`). Without ``names``, the form of files written
+    before names were covered."""
+    covered: dict[str, Any] = {**{k: header[k] for k in _HEADER_TYPES}, "manifest_crc32": manifest_crc}
+    if names is not None:
+        covered["names"] = names
+    return zlib.crc32(json.dumps(covered, sort_keys=True).encode())
+
+
+def object_names(h5: h5py.File) -> list[str]:
+    """Every group and dataset in the file, by path, sorted (the root excluded)."""
+    names: list[str] = []
+    h5.visit(names.append)
+    return sorted(names)
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -71,9 +85,9 @@ def to_bytes(snap: Snapshot) -> bytes:
         header = snap.header()
         h5.attrs.update(header)
         _write_dataset(h5, "manifest", raw)
-        h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw)))
         for name, values in arrays.items():
             _write_dataset(h5, name, values)
+        h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
         h5.flush()
         return bytes(h5.id.get_file_image())
 
@@ -93,6 +107,13 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray) -> None:
 # -- reading -------------------------------------------------------------------------------
 def load(path: Path) -> Snapshot:
     """Parse and validate a snapshot file of any supported version (runs in the reader child)."""
+    return load_parts(path)[0]
+
+
+def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None) -> tuple[Snapshot, dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`load`, with the manifest and arrays the snapshot was made from (what the reader
+    sends on: making them again from the snapshot would cost as much as the validation of a
+    network with a run per node). ``on_manifest`` hears the manifest's size once it is read."""
     with open_h5(path) as h5:
         version = _attr(h5, "format_version", int) if h5.attrs.get("format") in (FORMAT, FORMAT.encode()) else None
         if version is None:
@@ -100,7 +121,8 @@ def load(path: Path) -> Snapshot:
         if version == 1:
             from .v1 import load_v1
 
-            return load_v1(h5, path)
+            old = load_v1(h5, path)
+            return (old, *old.to_parts())
         header = {name: _attr(h5, name, kind) for name, kind in _HEADER_TYPES.items()}
         check_header(header)
         extra = sorted(set(h5.attrs) - set(_HEADER_TYPES) - {"header_crc32"})
@@ -109,8 +131,14 @@ def load(path: Path) -> Snapshot:
         ds = h5["manifest"]
         require(ds.dtype == np.uint8 and len(ds.shape) == 1 and ds.shape[0] <= MAX_MANIFEST_BYTES, "manifest has the wrong type or size")
         raw = read_dataset(h5, "manifest", np.dtype(np.uint8), ds.shape)
+        if on_manifest is not None:
+            on_manifest(len(raw))
         stored_crc = h5.attrs.get("header_crc32")
-        require(stored_crc is not None and np.asarray(stored_crc).shape == () and header_crc(header, crc(raw)) == int(stored_crc), "header attributes fail their checksum")
+        require(stored_crc is not None and np.asarray(stored_crc).shape == (), "header attributes fail their checksum")
+        # a name changed or added fails here, before any name from the file is in a message;
+        # a file of the earlier form (no names covered) matches that form only
+        names = object_names(h5)
+        require(int(stored_crc) in (header_crc(header, crc(raw), names), header_crc(header, crc(raw))), "header attributes fail their checksum")
         try:
             manifest = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -119,10 +147,11 @@ def load(path: Path) -> Snapshot:
         require(manifest["header"] == header, "manifest and attributes disagree")
         check_structure(h5, {"manifest", *spec})
         check_affordable(spec)
+        check_stored(h5, spec)
         arrays = {name: read_dataset(h5, name, dt, shape) for name, (dt, shape) in spec.items()}
     snap = Snapshot.from_parts(manifest, arrays, str(path))
     check_values(snap)
-    return snap
+    return snap, manifest, arrays
 
 
 def check_structure(h5: h5py.File, want_sets: set[str]) -> None:
@@ -146,6 +175,22 @@ def check_structure(h5: h5py.File, want_sets: set[str]) -> None:
     require(not extra, f"unexpected {', '.join(extra[:3])}")
 
 
+HOLLOW_RATIO = 1100
+"""Deflate cannot shrink data more than ~1032:1: a dataset whose bytes on disk are fewer than
+its declared size over this holds bytes the file does not have (HDF5 makes them up)."""
+
+
+def check_stored(h5: h5py.File, spec: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
+    """All datasets together hold bytes for what they declare, before any is read: each one
+    under 1 MiB is let through alone (:func:`read_dataset`), so a manifest declaring thousands
+    of them, none stored, would have the reader allocate and checksum gigabytes of nothing."""
+    declared = stored = 0
+    for name, (dt, shape) in spec.items():
+        declared += int(np.prod(shape)) * dt.itemsize
+        stored += h5[name].id.get_storage_size()
+    require(declared <= (1 << 20) + stored * HOLLOW_RATIO, f"the datasets declare {declared} bytes but the file holds only {stored} for them")
+
+
 def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """Read one dataset after checking dtype, shape and that its bytes are really there."""
     ds = h5[name]
@@ -154,10 +199,10 @@ def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...
     require(ds.shape == tuple(shape), f"{name} has shape {ds.shape}, expected {tuple(shape)}")
     stored_crc = ds.attrs.get("crc32")
     require(stored_crc is not None and np.asarray(stored_crc).shape == (), f"{name} has no checksum")
-    # deflate cannot shrink data more than ~1032:1, so a dataset whose bytes on disk are far
-    # fewer than its declared size is hollow: refuse it before allocating memory for it
+    # a dataset whose bytes on disk are far fewer than its declared size is hollow: refuse it
+    # before allocating memory for it
     nbytes = int(np.prod(shape)) * want.itemsize
-    require(nbytes <= 1 << 20 or ds.id.get_storage_size() * 1100 >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
+    require(nbytes <= 1 << 20 or ds.id.get_storage_size() * HOLLOW_RATIO >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
     values = np.empty(shape, dtype=want)
     if values.size:
         ds.read_direct(values)

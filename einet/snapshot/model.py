@@ -10,8 +10,10 @@ the isolated reader sends back. Nothing here imports NEST or h5py.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,22 @@ class NodeRun:
     def keys(self) -> list[str]:
         return sorted({*self.uniform, *self.columns, *self.ragged, *self.varying})
 
+    def distinct(self, key: str) -> list[Any]:
+        """The values of ``key`` among the run's nodes, each once, in the order they first
+        come: a value the nodes share is not repeated for each of them (a run may declare
+        millions of nodes in a few bytes of manifest)."""
+        if key in self.uniform:
+            return [self.uniform[key]]
+        seen: dict[str, Any] = {}
+        for value in self.values_of(key):
+            value = value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+            seen.setdefault(json.dumps(value, sort_keys=True), value)
+        return list(seen.values())
+
+    def first_value(self, key: str) -> Any:
+        """The first node's value of ``key`` (a shared value without repeating it)."""
+        return self.uniform[key] if key in self.uniform else self.values_of(key)[0]
+
 
 @dataclass(frozen=True)
 class SynapseTable:
@@ -191,7 +209,7 @@ class Snapshot:
     def open(cls, path: str | Path, *, timeout_s: float | None = None) -> Snapshot:
         """Read and fully validate a snapshot file (format v2 or v1) in an isolated child
         process; raise :class:`SnapshotError` with one line if anything is off. ``timeout_s``
-        defaults to 10 s plus 1 s per 20 MB."""
+        defaults to 10 s plus 1 s per 20 MB of file and 1 s per MiB of manifest."""
         from .reader import open_snapshot
 
         return open_snapshot(path, timeout_s=timeout_s)
@@ -248,19 +266,35 @@ class Snapshot:
                 return t
         raise KeyError(model)
 
+    @cached_property
+    def _first_ids(self) -> np.ndarray:
+        return np.fromiter((run.first_id for run in self.nodes), dtype=np.int64, count=len(self.nodes))
+
     def run_of(self, node_id: int) -> NodeRun:
-        for run in self.nodes:
-            if run.first_id <= node_id <= run.last_id:
-                return run
+        """The node run holding ``node_id`` (a binary search: runs are in id order)."""
+        k = int(np.searchsorted(self._first_ids, node_id, side="right")) - 1
+        if k >= 0 and node_id <= self.nodes[k].last_id:
+            return self.nodes[k]
         raise KeyError(node_id)
+
+    def runs_holding(self, ids: np.ndarray) -> list[tuple[NodeRun, np.ndarray]]:
+        """The node runs holding ``ids`` (in 1 … n), each with the positions in ``ids`` of its
+        nodes: one sort of the ids, whatever the number of runs (a network may have a run per
+        node)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        which = np.searchsorted(self._first_ids, ids, side="right") - 1
+        order = np.argsort(which, kind="stable")
+        sorted_runs = which[order]
+        starts = np.flatnonzero(np.r_[True, sorted_runs[1:] != sorted_runs[:-1]]) if len(ids) else np.empty(0, np.int64)
+        ends = np.r_[starts[1:], len(ids)]
+        return [(self.nodes[int(sorted_runs[a])], order[a:b]) for a, b in zip(starts, ends)]
 
     def node_values(self, key: str, ids: np.ndarray) -> np.ndarray:
         """``key`` of the given nodes (numbers), e.g. ``V_m`` of a population."""
+        ids = np.asarray(ids, dtype=np.int64)
         out = np.empty(len(ids), dtype=float)
-        for run in self.nodes:
-            sel = (ids >= run.first_id) & (ids <= run.last_id)
-            if sel.any():
-                out[sel] = np.asarray(run.values_of(key), dtype=float)[ids[sel] - run.first_id]
+        for run, at in self.runs_holding(ids):
+            out[at] = np.asarray(run.values_of(key), dtype=float)[ids[at] - run.first_id]
         return out
 
     # -- the manifest + arrays form (file and wire) ------------------------------------
@@ -324,15 +358,16 @@ class Snapshot:
         nodes = []
         for k, e in enumerate(manifest["nodes"]):
             spatial = e.get("spatial")
+            # a network may have a run per node: nothing is made for what a run does not have
             nodes.append(
                 NodeRun(
                     first_id=int(e["first_id"]),
                     count=int(e["count"]),
                     model=str(e["model"]),
                     uniform=dict(e["uniform"]),
-                    columns={key: arrays[f"nodes/{k}/{key}"] for key in e["columns"]},
-                    ragged={key: (arrays[f"nodes/{k}/ragged/{key}/values"], arrays[f"nodes/{k}/ragged/{key}/offsets"]) for key in e["ragged"]},
-                    varying={key: list(v) for key, v in e["varying"].items()},
+                    columns={key: arrays[f"nodes/{k}/{key}"] for key in e["columns"]} if e["columns"] else {},
+                    ragged={key: (arrays[f"nodes/{k}/ragged/{key}/values"], arrays[f"nodes/{k}/ragged/{key}/offsets"]) for key in e["ragged"]} if e["ragged"] else {},
+                    varying={key: list(v) for key, v in e["varying"].items()} if e["varying"] else {},
                     spatial=dict(spatial) if spatial else None,
                     positions=arrays.get(f"nodes/{k}/positions") if spatial else None,
                 )
@@ -382,11 +417,7 @@ class Snapshot:
         for k, run in enumerate(self.nodes):
             out[f"runs/{k}"] = _run_frame(run, pd)
         for name, ids in self.groups.items():
-            frames = []
-            for run in self.nodes:
-                sel = ids[(ids >= run.first_id) & (ids <= run.last_id)]
-                if len(sel):
-                    frames.append(_run_frame(run, pd).loc[sel])
+            frames = [_run_frame(run, pd).loc[ids[at]] for run, at in self.runs_holding(ids)]
             out[f"nodes/{name}"] = pd.concat(frames) if frames else pd.DataFrame()
         for table in self.synapses:
             out[f"synapses/{table.model}"] = pd.DataFrame(table.all_columns())
@@ -503,8 +534,8 @@ def _recorder_entry(run: NodeRun) -> dict[str, Any]:
     def stored(key: str) -> Any:
         if key not in run.keys():
             return None
-        values = list(run.values_of(key))
-        return values[0] if all(v == values[0] for v in values) else values
+        values = run.distinct(key)
+        return values[0] if len(values) == 1 else list(run.values_of(key))
 
     return {"model": run.model, "first_id": run.first_id, "count": run.count, "record_to": stored("record_to"), "label": stored("label")}
 

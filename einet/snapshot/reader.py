@@ -14,7 +14,9 @@ import mmap
 import os
 import select
 import signal
+import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..wire import Message, WireError, buffer_reader, decode, encode_parts
@@ -22,19 +24,24 @@ from .files import sniff
 from .model import Snapshot, SnapshotError, SnapshotInfo
 
 _MAX_ANSWER_HEADER = 80 << 20
+_SIZE = struct.Struct("!Q")
 
 
-def _load_here(path: Path) -> Message:
+MANIFEST_BYTES_PER_S = 1 << 20
+"""The reader's deadline grows by a second per MiB of manifest (JSON parsed, validated and
+sent on at ~3 MiB/s: a network with a run per node has a large one, which the file's
+compressed size does not show)."""
+
+
+def _load_here(path: Path, on_manifest: Callable[[int], None] | None = None) -> Message:
     """Parse and validate in this process; the result as a message (runs in the child)."""
     try:
-        from .h5 import load
+        from .h5 import load_parts
 
-        snap = load(path)
+        snap, manifest, arrays = load_parts(path, on_manifest)
     except SnapshotError as exc:
         return Message("refused", {"message": str(exc)})
-    manifest, arrays = snap.to_parts()
-    manifest["read_from_version"] = snap.format_version
-    return Message("snapshot", {"manifest": manifest}, arrays)
+    return Message("snapshot", {"manifest": {**manifest, "read_from_version": snap.format_version}}, arrays)
 
 
 def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
@@ -49,7 +56,9 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
     size = path.stat().st_size
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else 10.0 + size / 20e6)
     answer = os.memfd_create("einet-snapshot-reader")
-    done_r, done_w = os.pipe()  # closes when the child exits: the parent waits on it
+    # the child writes the manifest's size here once it has read it, and the pipe closes when
+    # it exits: the parent waits on it
+    done_r, done_w = os.pipe()
     try:
         pid = os.fork()
         if pid == 0:  # child: parse, answer, leave without running any of the parent's cleanup
@@ -57,8 +66,12 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
             try:
                 _die_with_parent()
                 os.close(done_r)
+
+                def tell(nbytes: int) -> None:
+                    os.write(done_w, _SIZE.pack(nbytes))
+
                 with os.fdopen(answer, "wb", closefd=False) as out:
-                    for part in encode_parts(_load_here(path)):
+                    for part in encode_parts(_load_here(path, tell if timeout_s is None else None)):
                         out.write(part)
                 code = 0
             finally:
@@ -67,9 +80,17 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
         done_w = -1
         finished = False
         try:
-            ready, _, _ = select.select([done_r], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise SnapshotError(f"{path}: reading did not finish in time (a damaged file can make the HDF5 library loop)")
+            heard = b""
+            while True:
+                ready, _, _ = select.select([done_r], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise SnapshotError(f"{path}: reading did not finish in time (a damaged file can make the HDF5 library loop)")
+                got = os.read(done_r, _SIZE.size)
+                if not got:
+                    break
+                heard += got
+                if len(heard) == _SIZE.size:  # libhdf5 has read the manifest: time for the rest
+                    deadline += _SIZE.unpack(heard)[0] / MANIFEST_BYTES_PER_S
             finished = True
         finally:
             if not finished:  # the deadline, or Ctrl-C while a damaged file keeps libhdf5 busy

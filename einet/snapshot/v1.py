@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import DEFAULT_MODEL
 from .h5 import _HEADER_TYPES as HEADER_TYPES_V2
-from .h5 import _attr, check_structure, read_dataset
+from .h5 import _attr, check_stored, check_structure, read_dataset
 from .model import FLOAT_DTYPE, ID_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 from .validate import check_affordable, check_values, require
 
@@ -115,6 +115,7 @@ def load_v1(h5: h5py.File, path: Path) -> Snapshot:
     }
     check_structure(h5, set(spec))
     check_affordable(spec)
+    check_stored(h5, spec)
     a = {name: read_dataset(h5, name, dt, shape) for name, (dt, shape) in spec.items()}
     _check_v1_values(c, a)
     snap = _convert(c, a, raw, path)
