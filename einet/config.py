@@ -63,7 +63,7 @@ class NetworkConfig:
             (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0, f"scale must be a positive finite number, not {self.scale}"),
             (isinstance(self.threads, int) and self.threads >= 1, f"threads must be >= 1, not {self.threads}"),
             (isinstance(self.seed, int) and 1 <= self.seed <= SEED_MAX, f"seed must be in [1, {SEED_MAX}], not {self.seed}"),
-            (isinstance(self.t_sim_ms, (int, float)) and math.isfinite(self.t_sim_ms) and 0 < self.t_sim_ms <= 1e12, f"t must be a positive time in ms up to 1e12 (30 years), not {self.t_sim_ms}"),
+            (isinstance(self.t_sim_ms, (int, float)) and math.isfinite(self.t_sim_ms) and 0 < self.t_sim_ms <= 1e12, f"t must be a positive finite time in ms, at most 1e12 (30 years), not {self.t_sim_ms}"),
             (isinstance(self.store_workers, int) and 0 <= self.store_workers <= 4096, f"store workers must be >= 0 (0: every usable core), not {self.store_workers}"),
             (isinstance(self.params, dict) and all(isinstance(k, str) for k in self.params), "params must be a mapping of names to values"),
             (isinstance(self.protocol, tuple) and all(isinstance(c, dict) for c in self.protocol), "protocol must be a list of tables (t_ms, target, key, value)"),
