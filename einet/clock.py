@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from typing import Any
+
 import numpy as np
 
 from .kernel import nest
@@ -34,13 +36,20 @@ STEP_SCHEDULES = {
 def clock_delays(snap: Snapshot) -> dict[str, float]:
     """The min and max delay a restored kernel needs before its clock advances (NEST fixes them
     at the first Simulate): the stored kernel's, widened to every stored connection's delay."""
-    delays = [float(np.min(t.delay)) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
-    highs = [float(np.max(t.delay)) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
-    lo = min([float(snap.kernel.get("min_delay", math.inf)), *delays])
-    hi = max([float(snap.kernel.get("max_delay", -math.inf)), *highs])
+    ranges = [_delay_range(t) for t in snap.synapses if len(t) and ("delay" in t.columns or "delay" in t.uniform)]
+    lo = min([float(snap.kernel.get("min_delay", math.inf)), *(r[0] for r in ranges)])
+    hi = max([float(snap.kernel.get("max_delay", -math.inf)), *(r[1] for r in ranges)])
     if not math.isfinite(lo):
         lo = hi = max(snap.resolution_ms, 1.0) if not math.isfinite(hi) else hi
     return {"min_delay": lo, "max_delay": max(lo, hi)}
+
+
+def _delay_range(table: Any) -> tuple[float, float]:
+    """(least, most) delay of a synapse table (a shared delay is not spread over every row)."""
+    if "delay" in table.uniform:
+        return float(table.uniform["delay"]), float(table.uniform["delay"])
+    column = table.columns["delay"]
+    return float(np.min(column)), float(np.max(column))
 
 
 def clock_slices(snap: Snapshot) -> float:

@@ -13,6 +13,7 @@ schedules) is counted with the network's own estimate.
 from __future__ import annotations
 
 import math
+from .clock import clock_delays
 from .snapshot import Snapshot, SnapshotError
 
 KERNEL_RANGES: dict[str, tuple[float, float]] = {
@@ -65,10 +66,6 @@ def restore_extra_bytes(snap: Snapshot) -> int:
     """What a restore allocates beyond the nodes and connections themselves: every node's input
     ring buffers over the delay range, and the per-node arrays handed to NEST."""
     res = float(snap.kernel.get("resolution", 0.1)) or 0.1
-    delays = [float(snap.kernel.get(k, 1.0)) for k in ("min_delay", "max_delay")]
-    for t in snap.synapses:
-        if len(t) and ("delay" in t.columns or "delay" in t.uniform):
-            delays.append(float(t.delay.max()))
-    steps = math.ceil(max(delays) / res) + 1
+    steps = math.ceil(clock_delays(snap)["max_delay"] / res) + 1
     handed = sum(len(values) for run in snap.nodes for values, _ in run.ragged.values())
     return snap.n_nodes * steps * RING_BUFFER_BYTES + handed * HANDED_VALUE_BYTES
