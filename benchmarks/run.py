@@ -119,6 +119,8 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
         kernel = work("restore-einet-kernel-only", scale, folder)
         rows.append(f"| {s} | restore time, median of 3 (einet: read + validate in a child process, then rebuild) | {ex_restore['seconds']:.3f} s | {ei_restore['seconds']:.3f} s | {r:.2f}x | ≤ 1.2x | {verdict(r <= 1.2)} |")
         rows.append(f"| {s} | … of which NEST rebuild alone (einet also restores delay and Kplus) | {ex_restore['seconds']:.3f} s | {kernel['seconds']:.3f} s | {kernel['seconds'] / ex_restore['seconds']:.2f}x | | |")
+        rehearsed = work("restore-einet-rehearsed", scale, folder)
+        rows.append(f"| {s} | … over a running network, rehearsed first in a fresh process (once per file and session) vs into an empty session | {ei_restore['seconds']:.3f} s | {rehearsed['seconds']:.3f} s | {rehearsed['seconds'] / ei_restore['seconds']:.2f}x | | |")
         clock = work("restore-einet-clock", scale, folder)
         at = clock["seconds"]
         for t_s in ("10", "1000"):

@@ -20,6 +20,7 @@ from .models import model_protocol
 from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, settle_probes, weight_samples
 from .protocol import Change, ordered
 from .ranks import ranks
+from .rehearsal import rehearsal_key, rehearse
 from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, write_snapshot
 from .snapshot.files import check_store_target
@@ -66,6 +67,7 @@ class Session:
         self._next_origin: Origin | None = None
         self._made: list[dict[str, object]] = []
         self._background: StoreHandle | None = None
+        self._rehearsed: set[tuple[object, ...]] = set()
         set_log_path(log_path)
 
     # -- state -----------------------------------------------------------------------------
@@ -250,6 +252,8 @@ class Session:
             check_restorable(snap)  # before the kernel is touched
             pending = [Change.from_dict(c) for c in snap.protocol] + list(changes)
             check_against_snapshot(pending, snap)
+            if self.network is not None and r.is_root:
+                self._rehearse(snap, seed=seed, threads=threads, changes=changes)
         self.network = None
         with r.together():
             net = rebuild(snap, threads=threads, seed=seed, config=config)
@@ -262,6 +266,14 @@ class Session:
         self.bit_comparable = threads * r.size == snap.n_vp
         self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)
         return snap
+
+    def _rehearse(self, snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, ...]) -> None:
+        # a network to lose: NEST must have built this one once elsewhere (see einet.rehearsal)
+        key = rehearsal_key(snap, threads, changes)
+        if key is None or key not in self._rehearsed:
+            rehearse(snap, seed=seed, threads=threads, changes=changes)
+            if key is not None:
+                self._rehearsed.add(key)
 
     def run(
         self,

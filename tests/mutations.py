@@ -189,6 +189,11 @@ def _run_of(m: dict, model: str) -> dict:  # type: ignore[type-arg]
     return next(run for run in m["nodes"] if run["model"] == model)
 
 
+def _into_generator(h5: h5py.File) -> None:
+    m = _manifest_of(h5)
+    _poke("E_SYN/target", _e_syn(m)["count"] // 2, _run_of(m, "poisson_generator")["first_id"])(h5)  # a middle row
+
+
 RESTORE_REFUSED: dict[str, Callable[[h5py.File], None]] = {
     "unknown node model": _manifest(lambda m, h5: m["nodes"][0].__setitem__("model", "no_such_neuron")),
     "device as a neuron model": _manifest(lambda m, h5: m["nodes"][0].__setitem__("model", "spike_recorder")),
@@ -202,6 +207,10 @@ RESTORE_REFUSED: dict[str, Callable[[h5py.File], None]] = {
     "a resolution of a nanosecond": _manifest(lambda m, h5: m["kernel"]["values"].__setitem__("resolution", 1e-6)),
     "a max_delay of 30 years": _manifest(lambda m, h5: (m["kernel"]["values"].__setitem__("max_delay", 1e12), m["kernel"]["set"].append("max_delay"))),
     "a Poisson rate NEST loops on": _manifest(lambda m, h5: _run_of(m, "poisson_generator")["uniform"].__setitem__("rate", 1e23)),
+    # values NEST itself refuses only while building: found by the rehearsal (einet.rehearsal)
+    "a negative capacitance": _manifest(lambda m, h5: _run_of(m, "iaf_psc_delta")["uniform"].__setitem__("C_m", -250.0)),
+    "a receptor the target lacks": _manifest(lambda m, h5: _e_syn(m)["uniform"].__setitem__("receptor_type", 10**9)),
+    "a connection into a generator": _into_generator,
 }
 """Files that open (consistent data) but describe something this NEST cannot build: refused
 by ``Session.restore`` before the kernel is touched."""

@@ -20,6 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet import rehearsal
+from einet import session as session_module
+from einet.protocol import Change
+from einet.rehearsal import rehearse
 from einet.snapshot import SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .conftest import ROOT, einet_cli
@@ -566,3 +570,44 @@ def test_the_memory_check_counts_ring_buffers_and_handed_arrays(tiny: tuple[Path
     many = dataclasses.replace(run, ragged={**run.ragged, "spike_times": (np.arange(10**6, dtype=float), np.linspace(0, 10**6, run.count + 1).astype(np.int64))})
     handed = dataclasses.replace(snap, nodes=(many, *snap.nodes[1:]))
     assert restore_extra_bytes(handed) - plain == 10**6 * HANDED_VALUE_BYTES
+
+
+def test_a_restore_is_rehearsed_once_per_file_and_thread_count(tiny: tuple[Path, Snapshot, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    original, snap, _ = tiny
+    rehearsed: list[int] = []
+
+    def counted(snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, ...] = ()) -> None:
+        rehearsed.append(threads)
+        rehearse(snap, seed=seed, threads=threads, changes=changes)
+
+    monkeypatch.setattr(session_module, "rehearse", counted)
+    s = Session(TINY)
+    s.restore(original)  # nothing to lose yet: no rehearsal
+    assert rehearsed == []
+    for seed in (1, 2, 3):  # seed reruns of one file pay once
+        s.restore(original, seed=seed)
+    assert rehearsed == [snap.n_vp]
+    other = 1 if snap.n_vp != 1 else 2
+    s.restore(original, threads=other)
+    assert rehearsed == [snap.n_vp, other]
+    assert s.run(10.0).origin.kind == "restored" and s.threads == other
+
+
+def test_a_long_connection_table_is_rehearsed_on_a_sample_that_keeps_what_nest_judges(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original, snap, _ = tiny
+    monkeypatch.setattr(rehearsal, "SAMPLE_ROWS", 50)
+    small = rehearsal.sampled(snap)
+    for full, cut in zip(snap.synapses, small.synapses):
+        assert len(cut) <= max(50, len(full)) and (len(full) <= 50 or len(cut) < len(full) / 10)
+        for name, column in [("source", full.source), ("target", full.target), *full.columns.items()]:
+            kept = cut.source if name == "source" else cut.target if name == "target" else cut.columns[name]
+            assert kept.min() == column.min() and kept.max() == column.max(), (full.model, name)
+    # one connection of 10,000 that ends on a generator is still in the sample
+    bad = tmp_path / "into-generator.h5"
+    write_structural(original, bad, RESTORE_REFUSED["a connection into a generator"])
+    s = Session(TINY)
+    s.restore(original)
+    s.run(20.0)
+    with pytest.raises(SnapshotError, match="NEST refuses"):
+        s.restore(bad)
+    assert s.time_ms == 120.0 and s.run(10.0).origin.kind == "continued"
