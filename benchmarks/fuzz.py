@@ -1,7 +1,8 @@
-"""`make fuzz`: the snapshot loader against >= 10,000 damaged files, Ctrl-C and kills during
-damaged reads and during stores, and kill -9 during store.
+"""`make fuzz`: the snapshot loader against >= 10,000 damaged files, well-formed but hostile
+snapshots restored over a running network, Ctrl-C and kills during damaged reads and during
+stores, and kill -9 during store.
 
-    python benchmarks/fuzz.py --cases 10000 --kills 60 --interrupts 30
+    python benchmarks/fuzz.py --cases 10000 --hostile 300 --kills 60 --interrupts 30
 
 Every damaged file must be refused with a one-line SnapshotError or be byte-for-byte the
 original snapshot's content; after every kill the folder must hold exactly the complete old or
@@ -26,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from einet import NetworkConfig, Session, Snapshot  # noqa: E402
 from einet.snapshot import list_snapshots  # noqa: E402
+from einet.snapshot import CannotStoreError, write_snapshot  # noqa: E402
+from tests.hostile import DEVICES, NEURONS, Restorer, hostile_snapshot  # noqa: E402
 from tests.mutations import STRUCTURAL, UNCHECKED, random_byte_mutation, readers_of, same_snapshot, verdict, write_structural  # noqa: E402
 
 CONFIG = NetworkConfig(scale=0.02, t_sim_ms=100.0)
@@ -146,9 +149,74 @@ def ctrl_c_during_store(n: int, folder: Path, seed: int) -> collections.Counter[
     return counts
 
 
+HOSTILE_OK = ("refused", "restored")
+
+
+def hostile(n: int, folder: Path, seed: int, cli_every: int = 10) -> tuple[collections.Counter[str], list[str]]:
+    """Hostile snapshots written by einet's writer, restored over a running network: each must
+    be refused with the network kept, or restored; nothing written outside, no escape reaching
+    the terminal (every ``cli_every``-th file also through ``einet restore``)."""
+    from einet.kernel import nest
+
+    rng = random.Random(seed)
+    outside, cwd = folder / "outside", folder / "cwd"
+    outside.mkdir()
+    cwd.mkdir()
+    bases = []
+    for config in (CONFIG, NetworkConfig(model=str(ROOT / "tests" / "models" / "recorders.py"), params={"folder": str(outside)}, t_sim_ms=50.0)):
+        s = Session(config)
+        s.build()
+        s.run()
+        bases.append(s.store(folder / f"base-{len(bases)}.h5"))
+    for p in outside.iterdir():
+        p.unlink()  # the recorders model's own files, written while it ran
+    n_ = nest()
+    models = {*NEURONS, *DEVICES, "stdp_synapse", "tsodyks_synapse", "static_synapse", *(r.model for b in bases for r in b.nodes), *(t.model for b in bases for t in b.synapses)}
+    defaults = {}
+    for m in models:
+        try:
+            defaults[m] = dict(n_.GetDefaults(m))
+        except Exception:  # noqa: BLE001 - a model made by a base's CopyModel: not in this kernel
+            pass
+    counts: collections.Counter[str] = collections.Counter()
+    problems: list[str] = []
+    restorer = Restorer(cwd)
+    path = folder / "hostile.h5"
+    try:
+        for k in range(n):
+            kind, snap = hostile_snapshot(rng.choice(bases), rng, outside, defaults)
+            try:
+                write_snapshot(snap, path, overwrite=True)
+            except CannotStoreError:
+                counts[f"{kind}: not written (einet's writer refuses it)"] += 1
+                continue
+            reply = restorer.restore(path)
+            counts[f"{kind}: {reply['outcome']}"] += 1
+            if reply["outcome"] not in HOSTILE_OK:
+                problems.append(f"case {k} ({kind}): {reply['outcome']}: {reply['message']}")
+                path.replace(folder / f"violation-{k}.h5")
+                continue
+            if k % cli_every == 0:
+                p = subprocess.run([sys.executable, "-m", "einet.cli", "restore", str(path), "--t", "1", "--no-history"], capture_output=True, text=True, cwd=cwd, timeout=300)
+                want = 0 if reply["outcome"] == "restored" else 3
+                lines = p.stderr.strip().splitlines()
+                if p.returncode != want or (want and len(lines) != 1) or any(c in p.stdout + p.stderr for c in "\x1b\x07"):
+                    problems.append(f"case {k} ({kind}) through the CLI: exit {p.returncode} (want {want}), stderr {p.stderr.strip()[:200]!r}")
+                counts["… also through `einet restore`"] += 1
+            written = [str(q) for q in (*outside.rglob("*"), *cwd.rglob("*"))]
+            if written:
+                problems.append(f"case {k} ({kind}): files written: {written[:3]}")
+                for q in sorted((*outside.rglob("*"), *cwd.rglob("*")), reverse=True):
+                    q.rmdir() if q.is_dir() else q.unlink()
+    finally:
+        restorer.close()
+    return counts, problems
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", type=int, default=10_000)
+    p.add_argument("--hostile", type=int, default=300)
     p.add_argument("--kills", type=int, default=60)
     p.add_argument("--interrupts", type=int, default=30)
     p.add_argument("--seed", type=int, default=20261125)
@@ -173,6 +241,14 @@ def main() -> int:
         for k, v in sorted(counts.items()):
             print(f"  {k:44s} {v}")
         t0 = time.perf_counter()
+        (folder / "hostile").mkdir()
+        hc, problems = hostile(args.hostile, folder / "hostile", args.seed)
+        print(f"well-formed hostile snapshots restored over a running network: {args.hostile} in {time.perf_counter() - t0:.0f} s, {len(problems)} violations")
+        for k, v in sorted(hc.items()):
+            print(f"  {k:58s} {v}")
+        for line in problems:
+            print(f"  VIOLATION {line}")
+        t0 = time.perf_counter()
         ic, waits = interrupts(args.interrupts, folder, args.seed)
         print(f"Ctrl-C/SIGTERM/SIGKILL during a read that hangs libhdf5: {len(waits)} in {time.perf_counter() - t0:.0f} s; the CLI exited within {max(waits):.2f} s (median {sorted(waits)[len(waits) // 2]:.2f} s), no reader left")
         for k, v in sorted(ic.items()):
@@ -188,7 +264,7 @@ def main() -> int:
         print(f"kill -9 during store: {args.kills} kills in {time.perf_counter() - t0:.0f} s, the file was complete every time")
         for k, v in sorted(kc.items()):
             print(f"  {k:38s} {v}")
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -616,7 +616,21 @@ def _failure(exc: Exception) -> tuple[int, str]:
 
 
 def entry() -> int:
-    """The ``einet`` command: :func:`main`, without "Exception ignored" tracebacks from Ctrl-C.
+    """The ``einet`` command. A command that runs NEST in this process runs in a child that
+    Ctrl-C ends within two seconds even while NEST is stuck inside one call
+    (:func:`einet.children.run_stoppable`); the dashboard's engine is a process of its own."""
+    from .children import run_stoppable
+
+    if sys.argv[1:2] and sys.argv[1] in _NEST_HERE:
+        return run_stoppable(_entry)
+    return _entry()
+
+
+_NEST_HERE = ("run", "restore", "demo")
+
+
+def _entry() -> int:
+    """:func:`main`, without "Exception ignored" tracebacks from Ctrl-C.
 
     Python cannot raise a KeyboardInterrupt that arrives while a garbage-collection callback
     runs (as many do when a store's objects are freed): it prints a traceback and goes on. Such

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .children import die_with_parent
 from .config import usable_cores
 from .capture import CapturePlan, Cursor, allocate, check_written, finish, plan_capture, read_blocks, read_connections
 from .kernel import nest_output_to
@@ -179,9 +180,7 @@ def _fork(body: Callable[[int], None], threads: int) -> _Child:
         try:
             gc.disable()
             os.close(r)
-            # die with the parent: a store child must never outlive the process it serves
-            with contextlib.suppress(Exception):
-                ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
             _in_new_thread(lambda: body(w), threads)
             code = 0

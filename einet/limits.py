@@ -13,6 +13,8 @@ schedules) is counted with the network's own estimate.
 from __future__ import annotations
 
 import math
+from typing import Any
+
 from .clock import clock_delays
 from .snapshot import Snapshot, SnapshotError
 
@@ -45,21 +47,46 @@ HANDED_VALUE_BYTES = 64
 and NEST's own copy (1e8 spike_times measured at 5.6 GB)."""
 
 
+STAYS_INSIDE: dict[str, Any] = {"record_to": "memory", "stimulus_source": ""}
+"""Keys whose other values make NEST write files, print, or exchange data with other programs
+(recording and stimulation backends), and the one value a restore uses. A restored recorder
+records to memory whatever was stored (kept as information); a stimulation device that reads
+from outside, or a protocol change to either key, is refused."""
+
+
+def refusal(key: str, value: Any) -> str:
+    """Why a restore must not set ``key`` to ``value`` (empty if it may): beyond
+    :data:`NODE_RANGES`, or reaching outside the process (:data:`STAYS_INSIDE`)."""
+    if key in STAYS_INSIDE and value != STAYS_INSIDE[key]:
+        return f"{key} = {value!r} would make NEST reach outside this process, which a restore never does"
+    if key in NODE_RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi = NODE_RANGES[key]
+        if not lo <= value <= hi:
+            return f"{key} = {value:g} is outside what einet restores ({lo:g} … {hi:g})"
+    return ""
+
+
 def check_limits(snap: Snapshot) -> None:
-    """Refuse kernel settings and node values beyond what any network needs."""
+    """Refuse kernel settings, node values and model defaults beyond what any network needs,
+    and stimulation devices reading from outside."""
     for key, (lo, hi) in KERNEL_RANGES.items():
         value = snap.kernel.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not lo <= value <= hi:
             raise SnapshotError(f"kernel setting {key} = {value:g} is outside what einet restores ({lo:g} … {hi:g})")
     for run in snap.nodes:
-        for key, (lo, hi) in NODE_RANGES.items():
-            if key not in run.keys():
-                continue
-            values = run.values_of(key)
-            numbers = [v for v in (values.tolist() if hasattr(values, "tolist") else values) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            beyond = [v for v in numbers if not lo <= v <= hi]
-            if beyond:
-                raise SnapshotError(f"{run.model} {key} = {beyond[0]:g} is outside what einet restores ({lo:g} … {hi:g})")
+        for key in (*NODE_RANGES, "stimulus_source"):
+            if key in run.keys():
+                for value in run.distinct(key) if key == "stimulus_source" else _numbers(run.values_of(key)):
+                    if why := refusal(key, value):
+                        raise SnapshotError(f"{run.model} {why}")
+    for call in snap.model_calls:
+        for key, value in call["params"].items():
+            if key != "record_to" and (why := refusal(key, value)):  # record_to: replayed as memory
+                raise SnapshotError(f"{call['op']} of {call['model']}: {why}")
+
+
+def _numbers(values: Any) -> list[float]:
+    return [v for v in (values.tolist() if hasattr(values, "tolist") else values) if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def restore_extra_bytes(snap: Snapshot) -> int:

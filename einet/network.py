@@ -607,6 +607,8 @@ def _replay(calls: Iterable[dict[str, Any]]) -> None:
     for call in calls:
         like = n.GetDefaults(call["base"] if call["op"] == "CopyModel" else call["model"])
         params = _with_node_collections(dict(call["params"]), like)
+        if "record_to" in params:  # a recorder model's backend: kept in the file, memory here
+            params["record_to"] = MEMORY
         if call["op"] == "CopyModel":
             n.CopyModel(call["base"], call["model"], params)
         else:

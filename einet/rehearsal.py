@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .children import die_with_parent
 from .clock import clock_slices
 from .limits import restore_extra_bytes
 from .memory import available_bytes, network_bytes
@@ -80,9 +81,16 @@ def rehearse(snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, 
     if isinstance(reply, dict) and reply.get("ok") is True:
         return
     if isinstance(reply, dict) and isinstance(reply.get("error"), str):
-        raise SnapshotError(f"NEST refuses the snapshot's network: {reply['error']}")
+        raise SnapshotError(reply["error"])
     how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited with code {done.returncode}"
     raise SnapshotError(f"NEST {how} while rehearsing the restore (limit {limit / 1e9:.1f} GB of memory)")
+
+
+def refused_by_nest(exc: BaseException) -> SnapshotError:
+    """NEST's exception while building a stored network, as the snapshot's refusal."""
+    from .text import one_line
+
+    return SnapshotError(f"NEST refuses the snapshot's network: {one_line(exc)}")
 
 
 def sampled(snap: Snapshot) -> Snapshot:
@@ -109,17 +117,19 @@ def sampled(snap: Snapshot) -> Snapshot:
 
 def _main(job: dict[str, Any]) -> None:
     """The rehearsal process: restore, then write ``{"ok": true}`` or ``{"error": line}``."""
+    die_with_parent()
     resource.setrlimit(resource.RLIMIT_DATA, (job["limit"], job["limit"]))
     from .session import Session
-    from .text import one_line
 
     try:
         Session(keep_history=False).restore(job["path"], seed=job["seed"], threads=job["threads"], changes=tuple(Change.from_dict(c) for c in job["changes"]))
         reply: dict[str, Any] = {"ok": True}
     except MemoryError:
-        reply = {"error": "it needs more memory than the rehearsal's limit"}
+        reply = {"error": "restoring the snapshot needs more memory than it declares"}
+    except SnapshotError as exc:
+        reply = {"error": str(exc)}
     except Exception as exc:  # NEST's own exception types: each is a refusal with its message
-        reply = {"error": one_line(exc)}
+        reply = {"error": str(refused_by_nest(exc))}
     Path(job["answer"]).write_text(json.dumps(reply))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .kernel import nest, nest_output_to
+from .limits import refusal
 from .network import Network, base_models, node_models
 from .protocol import Change, ProtocolError
 from .snapshot import Snapshot
@@ -66,6 +67,8 @@ def check_against_snapshot(changes: Iterable[Change], snap: Snapshot) -> None:
             for label in run.distinct("label"):
                 labels.setdefault(str(label), []).append(run)
     for change in changes:
+        if why := refusal(change.key, change.value):
+            raise ProtocolError(f"{change}: {why}")
         if change.target in snap.groups:
             ids = snap.groups[change.target]
             runs = [r for r, _ in snap.runs_holding(ids)]

@@ -18,11 +18,11 @@ from .forked import StoreHandle, default_workers, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
 from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, settle_probes, weight_samples
-from .protocol import Change, ordered
+from .protocol import Change, ProtocolError, ordered
 from .ranks import ranks
-from .rehearsal import rehearsal_key, rehearse
+from .rehearsal import refused_by_nest, rehearsal_key, rehearse
 from .runs import Group, Origin, RunResult, StepUpdate
-from .snapshot import Snapshot, write_snapshot
+from .snapshot import Snapshot, SnapshotError, write_snapshot
 from .snapshot.files import check_store_target
 
 StepCallback = Callable[[StepUpdate], None]
@@ -250,13 +250,23 @@ class Session:
             config = snap.config.replace(seed=seed, threads=threads, t_sim_ms=self.config.t_sim_ms)
             check_threads(threads)
             check_restorable(snap)  # before the kernel is touched
-            pending = [Change.from_dict(c) for c in snap.protocol] + list(changes)
-            check_against_snapshot(pending, snap)
+            try:  # a stored change is the file's: refused as the snapshot's fault
+                stored = [Change.from_dict(c) for c in snap.protocol]
+                check_against_snapshot(stored, snap)
+            except ProtocolError as exc:
+                raise SnapshotError(f"its stored protocol: {exc}") from None
+            check_against_snapshot(changes, snap)
+            pending = stored + list(changes)
             if self.network is not None and r.is_root:
                 self._rehearse(snap, seed=seed, threads=threads, changes=changes)
         self.network = None
         with r.together():
-            net = rebuild(snap, threads=threads, seed=seed, config=config)
+            try:
+                net = rebuild(snap, threads=threads, seed=seed, config=config)
+            except SnapshotError:
+                raise
+            except Exception as exc:  # NEST's own refusal of a value: the file's fault
+                raise refused_by_nest(exc) from exc
         settle_probes(net)
         self._start_protocol(net, pending, check=list(changes))
         self.network = net

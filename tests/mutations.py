@@ -211,6 +211,10 @@ RESTORE_REFUSED: dict[str, Callable[[h5py.File], None]] = {
     "a negative capacitance": _manifest(lambda m, h5: _run_of(m, "iaf_psc_delta")["uniform"].__setitem__("C_m", -250.0)),
     "a receptor the target lacks": _manifest(lambda m, h5: _e_syn(m)["uniform"].__setitem__("receptor_type", 10**9)),
     "a connection into a generator": _into_generator,
+    # what would make NEST reach outside the process, or loop, given as model defaults or later
+    "a stimulation device reading from MPI": _manifest(lambda m, h5: _run_of(m, "poisson_generator")["uniform"].__setitem__("stimulus_source", "mpi")),
+    "a default Poisson rate NEST loops on": _manifest(lambda m, h5: m["model_calls"].append({"op": "SetDefaults", "model": "poisson_generator", "params": {"rate": 1e23}})),
+    "a stored change to record to files": _manifest(lambda m, h5: m["protocol"].append({"t_ms": 150.0, "target": "E", "key": "record_to", "value": "ascii"})),
 }
 """Files that open (consistent data) but describe something this NEST cannot build: refused
 by ``Session.restore`` before the kernel is touched."""

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import pickle
+import re
 from pathlib import Path
 
 import pytest
 
-from .conftest import einet_cli
+from .conftest import ROOT, einet_cli
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +146,70 @@ def test_ranks_without_an_mpi_nest_says_how_to_get_one(tmp_path: Path) -> None:
     )
     assert p.returncode == 2 and "make setup-mpi" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def _stuck_run_on_a_terminal(tmp_path: Path) -> tuple[int, int]:
+    """``einet run`` of a model that stays inside one NEST call, on a pty; returns once it is
+    there (the model marks the moment just before): (pid, pty descriptor)."""
+    import pty
+    import select
+    import time
+
+    marker = tmp_path / "in-nest"
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child execs at once
+        os.chdir(ROOT)
+        os.execv(str(Path(sys.executable).parent / "einet"), ["einet", "run", "--model", "tests/models/stuck.py", "--set", f"marker={marker}", "--no-history"])
+    seen, deadline = b"", time.monotonic() + 120
+    while not marker.exists():
+        assert time.monotonic() < deadline, seen
+        if select.select([fd], [], [], 0.05)[0]:
+            seen += os.read(fd, 4096)
+    return pid, fd
+
+
+def _ended(pid: int, fd: int, timeout: float) -> tuple[int, str, float]:
+    """Wait for the command to end: its exit code, what it printed, and how long it took."""
+    import select
+    import time
+
+    start, out = time.monotonic(), b""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        assert time.monotonic() - start < timeout, f"still running after {timeout} s: {out!r}"
+        if select.select([fd], [], [], 0.1)[0]:
+            with contextlib.suppress(OSError):
+                out += os.read(fd, 4096)
+    took = time.monotonic() - start
+    with contextlib.suppress(OSError):
+        while select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), took
+
+
+@pytest.mark.parametrize("how", ["terminal", "kill"])
+def test_ctrl_c_ends_a_cli_run_while_nest_is_stuck_inside_one_call(how: str, tmp_path: Path) -> None:
+    import signal
+
+    from einet.children import STOP_GRACE_S
+
+    pid, fd = _stuck_run_on_a_terminal(tmp_path)
+    if how == "terminal":
+        os.write(fd, b"\x03")  # the terminal sends SIGINT to the whole foreground group
+    else:
+        os.kill(pid, signal.SIGINT)  # only the command's own process: it passes it on
+    code, out, took = _ended(pid, fd, timeout=STOP_GRACE_S + 10)
+    assert code == 130, out
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)  # the progress bar's colours and cursor
+    lines = [line for line in plain.replace("\r", "\n").splitlines() if line.startswith("einet:")]
+    assert lines == [f"einet: interrupted: NEST did not stop within {STOP_GRACE_S:g} s (stuck inside one call), so its process was ended"], out
+    assert "Traceback" not in out and out.rstrip().endswith("ended"), out
+    assert took < STOP_GRACE_S + 3
+    left = subprocess.run(["pgrep", "-f", "tests/models/stuck.py"], capture_output=True, text=True).stdout.split()
+    assert left == [], "no process of the run is left"

@@ -611,3 +611,35 @@ def test_a_long_connection_table_is_rehearsed_on_a_sample_that_keeps_what_nest_j
     with pytest.raises(SnapshotError, match="NEST refuses"):
         s.restore(bad)
     assert s.time_ms == 120.0 and s.run(10.0).origin.kind == "continued"
+
+
+def test_well_formed_hostile_snapshots_are_refused_or_restored_never_harmful(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """A few cases of `make fuzz`'s hostile generator (it runs hundreds): files einet's writer
+    wrote, restored over a running network in a process under a memory limit and a deadline."""
+    from einet.kernel import nest
+    from einet.snapshot import CannotStoreError, write_snapshot
+
+    from .hostile import DEVICES, NEURONS, Restorer, hostile_snapshot
+
+    _, snap, _ = tiny
+    rng = random.Random(20261130)
+    outside, cwd = tmp_path / "outside", tmp_path / "cwd"
+    outside.mkdir()
+    cwd.mkdir()
+    defaults = {m: dict(nest().GetDefaults(m)) for m in (*NEURONS, *DEVICES, "iaf_psc_delta", "stdp_synapse_hom", "static_synapse")}
+    outcomes: list[str] = []
+    restorer = Restorer(cwd, deadline_s=300.0)
+    try:
+        while len(outcomes) < 6:
+            kind, hostile = hostile_snapshot(snap, rng, outside, defaults)
+            try:
+                write_snapshot(hostile, tmp_path / "h.h5", overwrite=True)
+            except CannotStoreError:
+                continue
+            reply = restorer.restore(tmp_path / "h.h5")
+            assert reply["outcome"] in ("refused", "restored"), (kind, reply)
+            outcomes.append(reply["outcome"])
+    finally:
+        restorer.close()
+    assert list(outside.rglob("*")) == [] and list(cwd.rglob("*")) == []
+    assert "refused" in outcomes, outcomes

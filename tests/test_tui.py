@@ -362,7 +362,7 @@ async def test_escape_and_q_end_a_run_stuck_inside_nest(tmp_path: Path) -> None:
     """Cancel is honoured between steps; NEST stuck inside one call (parrots repeating a 1e12 Hz
     Poisson input to einet's recorder) gets the engine ended within the grace time, one line says why, a fresh
     engine starts and the dashboard goes on; q then ends at once."""
-    from tui.app import STOP_GRACE_S
+    from einet.children import STOP_GRACE_S
 
     app = make(tmp_path, NetworkConfig(model=str(ROOT / "tests" / "models" / "stuck.py"), threads=1))
     async with app.run_test(size=(120, 40)) as pilot:  # tall enough to show the log

@@ -103,11 +103,13 @@ def _files(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via_defaults", [False, True], ids=["node parameters", "SetDefaults and CopyModel"])
+def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memory(tmp_path: Path, via_defaults: bool) -> None:
     work, recordings, path = tmp_path / "work", tmp_path / "recordings", tmp_path / "rec.h5"
     work.mkdir()
     recordings.mkdir()
-    stored = einet_cli("run", "--model", str(MODELS / "recorders.py"), "--set", f"folder={recordings}", "--t", "100", "--store", str(path), "--json", cwd=work)
+    model = ("--model", str(MODELS / "recorders.py"), "--set", f"folder={recordings}", "--set", f"via_defaults={str(via_defaults).lower()}")
+    stored = einet_cli("run", *model, "--t", "100", "--store", str(path), "--json", cwd=work)
     assert stored.returncode == 0, stored.stderr
     assert sorted(p.name.split("-")[0] for p in recordings.iterdir()) == ["spikes", "spikes", "voltages", "voltages"]  # 2 threads each
     before = _files(tmp_path)
@@ -119,15 +121,20 @@ def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memo
 
     info = json.loads(einet_cli("inspect", str(path), "--json").stdout)
     recorders = {r["model"]: r for r in info["recorders"]}
+    meter = "ascii_meter" if via_defaults else "multimeter"
     assert recorders["spike_recorder"]["record_to"] == "ascii" and recorders["spike_recorder"]["label"] == f"{recordings}/spikes"
-    assert recorders["multimeter"]["record_to"] == "ascii" and recorders["weight_recorder"]["record_to"] == "memory"
-    assert any(line.startswith("multimeter node ") and "recorded to ascii" in line and "restore records to memory" in line for line in info["not_stored"])
+    assert recorders[meter]["record_to"] == "ascii" and recorders["weight_recorder"]["record_to"] == "memory"
+    assert any(line.startswith(f"{meter} node ") and "recorded to ascii" in line and "restore records to memory" in line for line in info["not_stored"])
     snap = Snapshot.open(path)
-    (mm,) = [r for r in snap.nodes if r.model == "multimeter"]
+    (mm,) = [r for r in snap.nodes if r.model == meter]
     assert (mm.uniform["precision"], mm.uniform["file_extension"]) == (5, "dat")  # the backend's settings, kept
+    if via_defaults:
+        assert {c["model"]: c["params"]["record_to"] for c in snap.model_calls if "record_to" in c["params"]} == {"spike_recorder": "ascii", "ascii_meter": "ascii"}
 
-    # in this process: the weight_recorder, its filter and the synapse model watching it are back
-    session = Session(NetworkConfig(t_sim_ms=100.0))
+    # in this process, over a running network (the restore is rehearsed in another process
+    # first): the weight_recorder, its filter and the synapse model watching it are back
+    session = Session(NetworkConfig(scale=0.02, t_sim_ms=100.0))
+    session.build()
     session.restore(path)
     session.run()
     from einet.kernel import nest
@@ -139,7 +146,7 @@ def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memo
     assert recorder.senders.tolist() == snap.groups["N"][:10].tolist()
     assert recorder.record_to == "memory" and recorder.n_events > 0
     assert set(recorder.events["senders"]) <= set(snap.groups["N"][:10].tolist())
-    assert {n.NodeCollection([r.first_id]).record_to for r in snap.nodes if r.model in ("spike_recorder", "multimeter")} == {"memory"}
+    assert {n.NodeCollection([r.first_id]).record_to for r in snap.nodes if r.model in ("spike_recorder", meter)} == {"memory"}
     assert _files(tmp_path) == before
 
 

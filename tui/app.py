@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 import numpy as np
 
 from einet.analysis import identical_to
+from einet.children import STOP_GRACE_S
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS, play_demo
 from einet.engine import Engine, EngineError, Message, result_from_message
@@ -47,8 +48,6 @@ from .widgets import FittedTable, PsthData, PsthPlot, RasterData, RasterPlot, Ro
 # PSTH ~3 times, the weights when a new sample arrives.
 FRAME_INTERVAL_S = 0.15
 STORE_WAIT_S = 600.0  # quitting waits this long at most for a background store
-STOP_GRACE_S = 2.0
-"""escape and q end a run within this, even while NEST is stuck inside one call."""
 PSTH_INTERVAL_S = 0.35
 EARLIER_RUNS = 10
 """Runs of earlier sessions the table shows (``einet history`` lists them all)."""

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..children import die_with_parent
 from ..wire import Message, WireError, buffer_reader, decode, encode_parts
 from .files import sniff
 from .model import Snapshot, SnapshotError, SnapshotInfo
@@ -64,7 +65,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
         if pid == 0:  # child: parse, answer, leave without running any of the parent's cleanup
             code = 1
             try:
-                _die_with_parent()
+                die_with_parent()
                 os.close(done_r)
 
                 def tell(nbytes: int) -> None:
@@ -113,16 +114,6 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-
-
-def _die_with_parent() -> None:
-    """The reader must not outlive whoever asked (a killed CLI or engine): PR_SET_PDEATHSIG."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the line above took effect
-        os._exit(1)
 
 
 def open_snapshot(path: str | Path, *, timeout_s: float | None = None) -> Snapshot:

@@ -1,0 +1,90 @@
+"""The processes einet starts, and how they end.
+
+Ctrl-C ends a command within :data:`STOP_GRACE_S` even while NEST is stuck inside one call:
+NEST does not return to Python inside a call (a step of a network that spikes at 1e12 Hz takes
+hours), so Python never sees the interrupt. The command therefore runs in a forked child
+(forked before NEST is imported) while this process only waits: on Ctrl-C it gives the child
+the grace time to stop by itself, then ends it and says so in one line. Everything a command
+publishes is complete or absent at any kill (stores and the history are atomic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+STOP_GRACE_S = 1.5
+"""How long a run may take to stop by itself after Ctrl-C (escape or q in the dashboard)
+before its process is ended: under 2 s in all."""
+
+_SI_KERNEL = 0x80  # si_code of a signal the terminal sent (Ctrl-C) rather than kill()
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def die_with_parent() -> None:
+    """End this (child) process when its parent ends, even by SIGKILL: a reader, store worker
+    or rehearsal never outlives whoever asked for it (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def run_stoppable(command: Callable[[], int]) -> int:
+    """``command()``'s exit code, run in a child that Ctrl-C (or SIGTERM, SIGHUP) ends within
+    :data:`STOP_GRACE_S` (exit 128 + the signal's number when it had to be killed). Call it
+    before NEST is imported, and exit with the code: this process ignores those signals after."""
+    if not hasattr(os, "fork") or not hasattr(signal, "sigtimedwait"):  # pragma: no cover - non-Linux
+        return command()
+    waited = {*_FORWARDED, signal.SIGCHLD}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, waited)  # before the fork: no signal is lost
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        return command()
+    try:
+        return _wait(pid)
+    finally:
+        for sig in _FORWARDED:  # the caller exits with the code: a late Ctrl-C changes nothing
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _wait(pid: int) -> int:
+    waited = [*_FORWARDED, signal.SIGCHLD]
+    deadline: float | None = None
+    first = signal.SIGINT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return _exit_code(status)
+        if deadline is None:
+            info = signal.sigwaitinfo(waited)
+        else:
+            info = signal.sigtimedwait(waited, max(0.0, deadline - time.monotonic()))
+            if info is None:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                if sys.stderr.isatty():  # the child's progress bar hid the cursor
+                    sys.stderr.write("\r\x1b[2K\x1b[?25h")
+                print(f"einet: interrupted: NEST did not stop within {STOP_GRACE_S:g} s (stuck inside one call), so its process was ended", file=sys.stderr)
+                return 128 + first
+        if info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_signo != signal.SIGINT or info.si_code != _SI_KERNEL:
+            os.kill(pid, info.si_signo)  # the terminal's Ctrl-C reached the child already
+        if deadline is None:
+            deadline, first = time.monotonic() + STOP_GRACE_S, info.si_signo
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
