@@ -30,6 +30,7 @@ from einet.snapshot import list_snapshots  # noqa: E402
 from einet.snapshot import CannotStoreError, write_snapshot  # noqa: E402
 from tests.hostile import DEVICES, NEURONS, Restorer, hostile_snapshot  # noqa: E402
 from tests.mutations import STRUCTURAL, UNCHECKED, random_byte_mutation, readers_of, same_snapshot, verdict, write_structural  # noqa: E402
+from einet.snapshot import open_snapshot
 
 CONFIG = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -78,7 +79,7 @@ def kills(n: int, folder: Path, seed: int) -> collections.Counter[str]:
         time.sleep(rng.uniform(0.0, 0.25))
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        now = Snapshot.open(target)  # raises if half-written
+        now = open_snapshot(target)  # raises if half-written
         listed = [x.name for x in list_snapshots(folder)]
         if listed != ["killed.h5"]:
             raise SystemExit(f"folder lists {listed} after a kill")
@@ -142,7 +143,7 @@ def ctrl_c_during_store(n: int, folder: Path, seed: int) -> collections.Counter[
         _, err = p.communicate(timeout=60)
         stored = path.exists()
         if stored:
-            Snapshot.open(path)  # complete, or this raises
+            open_snapshot(path)  # complete, or this raises
         if p.returncode not in (0, 130) or "Traceback" in err or "Exception ignored" in err or len(err.strip().splitlines()) > 1:
             raise SystemExit(f"Ctrl-C during store: code {p.returncode}, stderr {err.strip()[:300]!r}")
         counts[f"exit {p.returncode}, " + ("a complete file" if stored else "no file")] += 1
@@ -228,7 +229,7 @@ def main() -> int:
         s.build()
         s.run()
         snap = s.store(original)
-        snap = Snapshot.open(original)
+        snap = open_snapshot(original)
         t0 = time.perf_counter()
         counts = fuzz(original, snap, args.cases, folder, args.seed)
         print(f"loader fuzz: {sum(counts.values())} damaged files in {time.perf_counter() - t0:.0f} s, every one refused or intact")
@@ -236,7 +237,7 @@ def main() -> int:
             print(f"  {k:44s} {v}")
         v1 = ROOT / "tests" / "data" / "v1-scale-0.02.h5"  # format v1 files are still read
         t0 = time.perf_counter()
-        counts = fuzz(v1, Snapshot.open(v1), args.cases // 10, folder, args.seed, structural=False)
+        counts = fuzz(v1, open_snapshot(v1), args.cases // 10, folder, args.seed, structural=False)
         print(f"loader fuzz, format v1: {sum(counts.values())} damaged files in {time.perf_counter() - t0:.0f} s, every one refused or intact")
         for k, v in sorted(counts.items()):
             print(f"  {k:44s} {v}")

@@ -24,6 +24,7 @@ from typing import Any
 from einet import NetworkConfig, Session
 from einet.kernel import nest, nest_output_to
 from einet.models import describe_params
+from einet.snapshot import open_snapshot
 
 REFERENCE = describe_params("einet.models.brunel_stdp")  # the reference model's defaults
 
@@ -336,9 +337,8 @@ def restore_einet_rehearsed(scale: float, folder: Path) -> dict[str, Any]:
 
 def restore_einet_kernel_only(scale: float, folder: Path) -> dict[str, Any]:
     """einet's restore without reading and validating the file: the NEST part alone."""
-    from einet import Snapshot
 
-    snap = Snapshot.open(folder / "einet.h5")
+    snap = open_snapshot(folder / "einet.h5")
     session = Session(NetworkConfig(scale=scale))
     return _repeat(lambda: session.restore(snap))
 
@@ -348,10 +348,9 @@ def restore_einet_clock(scale: float, folder: Path) -> dict[str, Any]:
     bringing the kernel to the stored time costs (one empty step per communication interval)."""
     import dataclasses
 
-    from einet import Snapshot
     from einet.clock import clock_delays
 
-    snap = Snapshot.open(folder / "einet.h5")
+    snap = open_snapshot(folder / "einet.h5")
     session = Session(NetworkConfig(scale=scale))
     seconds = {}
     for t_s in (1, 10, 1000):

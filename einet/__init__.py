@@ -27,7 +27,10 @@ __all__ = [
     "SnapshotError",
     "SnapshotInfo",
     "StepUpdate",
+    "inspect_snapshot",
     "load_frames",
+    "open_snapshot",
+    "write_snapshot",
     "__version__",
 ]
 
@@ -41,14 +44,17 @@ _EXPORTS = {
     "Snapshot": "snapshot",
     "SnapshotError": "snapshot",
     "SnapshotInfo": "snapshot",
+    "inspect_snapshot": "snapshot",
     "load_frames": "snapshot",
+    "open_snapshot": "snapshot",
+    "write_snapshot": "snapshot",
 }
 
 if TYPE_CHECKING:
     from .config import NetworkConfig
     from .runs import Origin, RunResult, StepUpdate
     from .session import Session
-    from .snapshot import CannotStoreError, Snapshot, SnapshotError, SnapshotInfo, load_frames
+    from .snapshot import CannotStoreError, Snapshot, SnapshotError, SnapshotInfo, inspect_snapshot, load_frames, open_snapshot, write_snapshot
 
 
 def __getattr__(name: str) -> Any:

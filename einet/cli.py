@@ -324,12 +324,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .snapshot import Snapshot
+    from .snapshot import open_snapshot
 
     _refuse_existing(args)
     changes = parse_changes(args.at)  # its syntax before the file is read
     _require_file(args.path)
-    snap = Snapshot.open(args.path)
+    snap = open_snapshot(args.path)
     _check_model(args, snap.model)
     history = _Recorder(args)
     # the session's own configuration names no model of the file's: restore runs no model code
@@ -366,10 +366,10 @@ def _check_model(args: argparse.Namespace, stored: str) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .snapshot import Snapshot
+    from .snapshot import inspect_snapshot
 
     _require_file(args.path)
-    info = Snapshot.inspect(args.path)
+    info = inspect_snapshot(args.path)
     if info.valid:
         _check_model(args, info.model)
     doc = info.to_dict()
@@ -592,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _failure(exc: Exception) -> tuple[int, str]:
     """A command's failure as its exit code and its one line (after ``einet: ``)."""
-    from .engine.client import EngineError
+    from .engine.errors import EngineError
     from .session import RunLengthError, SessionError
     from .snapshot import CannotStoreError, SnapshotError, SnapshotExistsError
 

@@ -39,7 +39,7 @@ from .children import die_with_parent
 from .config import usable_cores
 from .capture import CapturePlan, Cursor, allocate, check_written, finish, plan_capture, read_blocks, read_connections
 from .kernel import nest_output_to
-from .snapshot import CannotStoreError
+from .snapshot import CannotStoreError, validate_snapshot
 from .snapshot.files import Reserved, check_store_target
 from .text import one_line
 
@@ -370,7 +370,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
         buffers = read_in_workers(plan, workers, report, idle=True)
         _say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
-        snap.validate()
+        validate_snapshot(snap)
         check_written(snap)
         from .snapshot.h5 import to_bytes
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from .children import die_with_parent
 from .clock import clock_slices
 from .limits import restore_extra_bytes
 from .memory import available_bytes, network_bytes
@@ -65,7 +63,7 @@ def rehearse(snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, 
         job = {"path": str(path), "answer": str(answer), "seed": seed, "threads": threads, "changes": [c.to_dict() for c in changes], "limit": limit}
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "einet.rehearsal", json.dumps(job)],
+                [sys.executable, "-m", "einet.rehearsal_child", json.dumps(job)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -113,25 +111,3 @@ def sampled(snap: Snapshot) -> Snapshot:
         keep = np.unique(np.concatenate(rows))
         tables.append(SynapseTable(t.model, t.source[keep], t.target[keep], {k: v[keep] for k, v in t.columns.items()}, dict(t.uniform)))
     return dataclasses.replace(snap, synapses=tuple(tables))
-
-
-def _main(job: dict[str, Any]) -> None:
-    """The rehearsal process: restore, then write ``{"ok": true}`` or ``{"error": line}``."""
-    die_with_parent()
-    resource.setrlimit(resource.RLIMIT_DATA, (job["limit"], job["limit"]))
-    from .session import Session
-
-    try:
-        Session(keep_history=False).restore(job["path"], seed=job["seed"], threads=job["threads"], changes=tuple(Change.from_dict(c) for c in job["changes"]))
-        reply: dict[str, Any] = {"ok": True}
-    except MemoryError:
-        reply = {"error": "restoring the snapshot needs more memory than it declares"}
-    except SnapshotError as exc:
-        reply = {"error": str(exc)}
-    except Exception as exc:  # NEST's own exception types: each is a refusal with its message
-        reply = {"error": str(refused_by_nest(exc))}
-    Path(job["answer"]).write_text(json.dumps(reply))
-
-
-if __name__ == "__main__":
-    _main(json.loads(sys.argv[1]))

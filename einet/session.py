@@ -22,7 +22,7 @@ from .protocol import Change, ProtocolError, ordered
 from .ranks import ranks
 from .rehearsal import refused_by_nest, rehearsal_key, rehearse
 from .runs import Group, Origin, RunResult, StepUpdate
-from .snapshot import Snapshot, SnapshotError, write_snapshot
+from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
 
 StepCallback = Callable[[StepUpdate], None]
@@ -242,7 +242,7 @@ class Session:
 
         r = ranks()
         with r.together():  # under MPI every rank reads and checks; all go on, or none
-            snap = source if isinstance(source, Snapshot) else Snapshot.open(source)
+            snap = source if isinstance(source, Snapshot) else open_snapshot(source)
             seed = snap.seed if seed is None else seed
             # the stored number of virtual processes, spread over the ranks where it divides
             threads = max(1, snap.n_vp // r.size) if threads is None else threads

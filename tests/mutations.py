@@ -15,13 +15,15 @@ import h5py
 import numpy as np
 
 from einet.snapshot import Snapshot, SnapshotError
-from einet.snapshot.h5 import _HEADER_TYPES, crc, header_crc, object_names
+from einet.snapshot.h5 import HEADER_TYPES, crc, header_crc, object_names
+from einet.snapshot import open_snapshot
+from einet.snapshot.manifest import to_parts
 
 
 def same_snapshot(a: Snapshot, b: Snapshot) -> bool:
     """Equal manifests (everything but arrays, metadata included) and equal arrays."""
-    ma, aa = a.to_parts()
-    mb, ab = b.to_parts()
+    ma, aa = to_parts(a)
+    mb, ab = to_parts(b)
     if json.dumps(ma, sort_keys=True) != json.dumps(mb, sort_keys=True) or aa.keys() != ab.keys():
         return False
     return all(aa[k].dtype == ab[k].dtype and aa[k].shape == ab[k].shape and np.array_equal(aa[k], ab[k]) for k in aa)
@@ -33,7 +35,7 @@ def verdict(path: Path, original: Snapshot, timeout_s: float = 5.0) -> str:
     A few damaged files make libhdf5 loop forever; the reader's deadline turns those into
     refusals (a tiny file parses in milliseconds, so 5 s is generous)."""
     try:
-        snap = Snapshot.open(path, timeout_s=timeout_s)
+        snap = open_snapshot(path, timeout_s=timeout_s)
     except SnapshotError as exc:
         message = str(exc)
         assert message and "\n" not in message, f"not a one-line error: {message!r}"
@@ -82,11 +84,11 @@ def _fix_checksums(h5: h5py.File) -> None:
 
     h5.visititems(visit)
     attrs = {}
-    for k in _HEADER_TYPES:
+    for k in HEADER_TYPES:
         if k in h5.attrs:
             v = h5.attrs[k]
             attrs[k] = v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
-    if set(attrs) == set(_HEADER_TYPES) and "manifest" in h5:
+    if set(attrs) == set(HEADER_TYPES) and "manifest" in h5:
         h5.attrs["header_crc32"] = np.uint32(header_crc(attrs, crc(h5["manifest"][()]), object_names(h5)))
 
 

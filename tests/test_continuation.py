@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot
+from einet import NetworkConfig, Session
 from tests.models import one_device
+from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).parent / "models"
 T_STORE = 100.0
@@ -59,7 +60,7 @@ def test_traces_are_stored_at_the_stored_time(tmp_path: Path) -> None:
     session.store(tmp_path / "a.h5")
     session.restore(tmp_path / "a.h5")
     session.store(tmp_path / "b.h5")
-    a, b = Snapshot.open(tmp_path / "a.h5"), Snapshot.open(tmp_path / "b.h5")
+    a, b = open_snapshot(tmp_path / "a.h5"), open_snapshot(tmp_path / "b.h5")
     ka, kb = a.synapse("stdp_synapse").column("Kplus"), b.synapse("stdp_synapse").column("Kplus")
     # two spikes at 6 and 21 ms: (exp(-15/100) + 1) decayed over 79 ms with tau_plus = 100 ms
     np.testing.assert_allclose(ka, (np.exp(-15 / 100) + 1) * np.exp(-(T_STORE - 21.0) / 100), rtol=1e-12)
@@ -92,7 +93,7 @@ def test_a_schedule_stored_mid_way_goes_on(tmp_path: Path) -> None:
     nest.SetStatus(nest.NodeCollection([1]), {"start": 0.0, "amplitude_times": [50.0, 250.0], "amplitude_values": [1000.0, 0.0]})
     session.run(150.0)
     session.store(tmp_path / "s.h5")
-    stored = Snapshot.open(tmp_path / "s.h5").nodes[0]
+    stored = open_snapshot(tmp_path / "s.h5").nodes[0]
     assert np.asarray(stored.values_of("amplitude_times")[0]).tolist() == [150.1, 250.0]
     assert np.asarray(stored.values_of("amplitude_values")[0]).tolist() == [1000.0, 0.0]
     continued = session.run(150.0)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from einet import Session, Snapshot
+from einet import Session
 from einet.engine import Engine, EngineDied, EngineError, Message, result_from_message
 
 from .conftest import SMALL
+from einet.snapshot import open_snapshot
 
 
 def wait_for(predicate, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
@@ -213,7 +214,7 @@ def test_background_store_during_a_run(engine: tuple[Engine, Recorder], tmp_path
         time.sleep(0.02)
     done = rec.of("stored")
     assert done and done[0]["path"] == str(path) and done[0]["bytes"] == path.stat().st_size
-    snap = Snapshot.open(path)
+    snap = open_snapshot(path)
     assert snap.t_stored_ms == ack["t_stored_ms"]
     if refused:  # the first store may already have finished when the second arrived
         assert "in progress" in refused and not (tmp_path / "other.h5").exists()

@@ -20,6 +20,7 @@ from einet import CannotStoreError, NetworkConfig, Session, Snapshot, SnapshotEr
 from einet.capture import capture
 
 from .conftest import TRACE_KEYS, assert_same_connections, einet_cli
+from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).resolve().parent / "models"
 REFERENCE = "einet.models.brunel_stdp"
@@ -202,7 +203,7 @@ def stored_network(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def test_store_restore_store_gives_equal_contents(stored_network: tuple[str, Path, Snapshot]) -> None:
     name, path, snap = stored_network
     CHECKS[name](snap)
-    assert_same_contents(snap, Snapshot.open(path))  # the file holds what was captured
+    assert_same_contents(snap, open_snapshot(path))  # the file holds what was captured
     session = Session(NetworkConfig(t_sim_ms=100.0))
     session.restore(path)
     assert_same_contents(snap, capture(session.network, seed=session.seed))
@@ -331,7 +332,7 @@ def test_example_style_script_gets_einets_threads_and_seed_and_stays_quiet(tmp_p
     for printed in ("building...", "connecting network", "N E S T"):
         assert printed not in p.stdout and printed not in p.stderr
     assert "einet: the model set rng_seed = 999; einet keeps 4242" in p.stderr  # einet says so, on stderr
-    assert Snapshot.open(path).seed == 4242
+    assert open_snapshot(path).seed == 4242
 
 
 # -- refusals ------------------------------------------------------------------------------------

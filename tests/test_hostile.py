@@ -28,6 +28,7 @@ from einet.snapshot import SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .conftest import ROOT, einet_cli
 from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, readers_of, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
+from einet.snapshot import inspect_snapshot, open_snapshot, write_snapshot
 
 TINY = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -39,7 +40,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Snapshot, byte
     s.build()
     s.run()
     s.store(path)
-    return path, Snapshot.open(path), path.read_bytes()
+    return path, open_snapshot(path), path.read_bytes()
 
 
 @pytest.mark.parametrize("case", sorted(STRUCTURAL))
@@ -56,7 +57,7 @@ def test_checksums_catch_silent_changes(case: str, tiny: tuple[Path, Snapshot, b
     bad = tmp_path / "bad.h5"
     write_structural(original, bad, UNCHECKED[case], fix=False)
     with pytest.raises(SnapshotError, match="checksum"):
-        Snapshot.open(bad)
+        open_snapshot(bad)
 
 
 def test_the_header_checksum_covers_every_name_and_old_files_stay_readable(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_the_header_checksum_covers_every_name_and_old_files_stay_readable(tiny:
     for what, change in changes.items():
         write_structural(original, bad, change, fix=False)
         with pytest.raises(SnapshotError, match="header attributes fail their checksum"):
-            Snapshot.open(bad)
+            open_snapshot(bad)
     older = tmp_path / "older.h5"  # header_crc32 as einet wrote it before names were covered
     write_structural(original, older, lambda h5: None, fix=False)
     with h5py.File(older, "r+") as h5:
@@ -100,9 +101,9 @@ def test_a_file_that_makes_hdf5_loop_is_refused_in_time() -> None:
     looping = ROOT / "tests" / "data" / "hdf5-hangs.h5"
     t0 = time.monotonic()
     with pytest.raises(SnapshotError, match="did not finish in time"):
-        Snapshot.open(looping, timeout_s=2.0)
+        open_snapshot(looping, timeout_s=2.0)
     assert time.monotonic() - t0 < 10
-    info = Snapshot.inspect(looping)
+    info = inspect_snapshot(looping)
     assert not info.valid
 
 
@@ -115,10 +116,10 @@ def test_not_hdf5_empty_and_pickles(tmp_path: Path, tiny: tuple[Path, Snapshot, 
     marker = tmp_path / "code-ran"
     write_pickle(tmp_path / "evil.h5", marker)
     with pytest.raises(SnapshotError, match="pickle"):
-        Snapshot.open(tmp_path / "evil.h5")
+        open_snapshot(tmp_path / "evil.h5")
     assert not marker.exists()
     with pytest.raises(SnapshotError, match="directory"):
-        Snapshot.open(tmp_path)
+        open_snapshot(tmp_path)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -177,7 +178,7 @@ def test_only_a_model_the_user_names_is_ever_imported(tiny: tuple[Path, Snapshot
 
     _, snap, _ = tiny
     model, marker = model_that_marks(tmp_path)
-    hostile = dataclasses.replace(snap, model=str(model)).write(tmp_path / "hostile.h5")
+    hostile = write_snapshot(dataclasses.replace(snap, model=str(model)), tmp_path / "hostile.h5")
     s = Session(TINY)
     s.restore(hostile)
     assert s.config.model == str(model), "the record of where it came from"
@@ -205,7 +206,7 @@ def one_node_runs(snap: Snapshot, n: int, path: Path) -> Snapshot:
     nodes = tuple(NodeRun(first_id=i + 1, count=1, model="iaf_psc_alpha", uniform={"V_m": -70.0 + (i % 13) / 2}) for i in range(n))
     ids = np.arange(1, n + 1, dtype=np.int32)
     many = dataclasses.replace(snap, nodes=nodes, synapses=(), groups={"odd": ids[0::2], "even": ids[1::2]}, model_calls=(), protocol=(), kernel_set=())
-    many.write(path)
+    write_snapshot(many, path)
     return many
 
 
@@ -273,9 +274,9 @@ def test_many_small_datasets_the_file_does_not_hold_are_refused_before_reading(t
     crafted(original, hollow, nodes, {f"nodes/{k}/V_m": (per, False) for k in range(runs)})
     assert hollow.stat().st_size < 1 << 20
     with pytest.raises(SnapshotError, match="the datasets declare 209715204 bytes but the file holds only 4 for them"):
-        Snapshot.open(hollow)
+        open_snapshot(hollow)
     crafted(original, whole, nodes[:3], {f"nodes/{k}/V_m": (per, True) for k in range(3)})
-    assert Snapshot.open(whole).n_nodes == 3 * per, "data the file holds, compressed, is read"
+    assert open_snapshot(whole).n_nodes == 3 * per, "data the file holds, compressed, is read"
 
 
 def test_a_value_shared_by_millions_of_nodes_is_not_repeated_for_each(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
@@ -321,7 +322,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from einet import Snapshot
-    snap = Snapshot.open(sys.argv[1])
+    snap = open_snapshot(sys.argv[1])
     target, mode = Path(sys.argv[2]), sys.argv[3]
     if mode == "race":
         go = Path(sys.argv[4])
@@ -329,7 +330,7 @@ WRITER = textwrap.dedent(
         while not go.exists():
             time.sleep(0.001)
         try:
-            snap.write(target)
+            write_snapshot(snap, target)
             print("won")
         except Exception as exc:
             print("lost:", exc)
@@ -338,7 +339,7 @@ WRITER = textwrap.dedent(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
         try:
-            snap.write(target, overwrite=True)
+            write_snapshot(snap, target, overwrite=True)
             print("written")
         except OSError as exc:
             print("failed:", type(exc).__name__)
@@ -347,13 +348,13 @@ WRITER = textwrap.dedent(
         print("ready", flush=True)
         while not go.exists():
             time.sleep(0.001)
-        snap.write(target, overwrite=True)
+        write_snapshot(snap, target, overwrite=True)
         print("written", flush=True)
         time.sleep(60)
     else:
         print("ready", flush=True)
         while True:
-            snap.write(target, overwrite=True)
+            write_snapshot(snap, target, overwrite=True)
     """
 )
 
@@ -427,7 +428,7 @@ def test_of_two_racing_cli_stores_the_loser_reports_its_run_and_exists(tmp_path:
     assert len(lines) == 1 and lines[0].startswith(f"einet: error: {target} exists"), lost[1]
     doc = json.loads(lost[0])
     assert doc["stored"] is None and doc["store_error"] == lines[0].removeprefix("einet: ") and doc["t_stop_ms"] == 3000.0 and doc["spikes"] > 0
-    assert Snapshot.open(target).t_stored_ms == 10.0, "the winner's file, whole"
+    assert open_snapshot(target).t_stored_ms == 10.0, "the winner's file, whole"
 
 
 def test_full_disk_leaves_the_old_file_intact(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
@@ -461,7 +462,7 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
             assert p.stdout.readline().strip() == after
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        now = Snapshot.open(target)
+        now = open_snapshot(target)
         assert same_snapshot(now, old) or same_snapshot(now, new), "a kill left a file that is neither"
         assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
         return "new" if same_snapshot(now, new) else "old"
@@ -477,7 +478,7 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
         time.sleep(rng.uniform(0.0, 0.2))
         p.send_signal(signal.SIGKILL)
         p.wait(10)
-        now = Snapshot.open(target)
+        now = open_snapshot(target)
         assert same_snapshot(now, old) or same_snapshot(now, new)
         assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
 
@@ -510,7 +511,7 @@ def test_fifos_are_refused_before_they_are_opened(tmp_path: Path) -> None:
         p = einet_cli(*args, timeout=30)
         assert p.returncode in (code, 1, 2, 3) and "regular file" in p.stderr, (args, p.stderr)
     with pytest.raises(SnapshotError, match="regular file"):
-        Snapshot.open(fifo)
+        open_snapshot(fifo)
 
 
 def test_thread_counts_far_beyond_the_machine_are_refused() -> None:

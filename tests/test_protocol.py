@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot
+from einet import NetworkConfig, Session
 from einet.config import ConfigError
 from einet.protocol import Change, ProtocolError
 
 from .conftest import einet_cli
+from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).parent / "models"
 CLOCKED = str(MODELS / "clocked.py")
@@ -40,7 +41,7 @@ def test_changes_happen_at_their_times_and_a_restore_continues_the_protocol(tmp_
     assert [(c["target"], c["made_at_ms"]) for c in first.changes] == [("pulse", 120.0)]
     assert [c.t_ms for c in s.protocol] == [210.05]
     s.store(tmp_path / "p.h5")
-    assert Snapshot.open(tmp_path / "p.h5").protocol == ({"t_ms": 210.05, "target": "E", "key": "I_e", "value": 150.0},)
+    assert open_snapshot(tmp_path / "p.h5").protocol == ({"t_ms": 210.05, "target": "E", "key": "I_e", "value": 150.0},)
     continued = s.run(160.0)
     assert [(c["target"], c["made_at_ms"]) for c in continued.changes] == [("E", 210.1)]
     import nest

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot
+from einet import NetworkConfig, Session
 from einet.capture import capture
 
 from .conftest import assert_same_state, einet_cli
+from einet.snapshot import open_snapshot
 
 pytestmark = pytest.mark.reference
 
@@ -24,7 +25,7 @@ def reference_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_reference_restore_is_exact(reference_snapshot: Path) -> None:
-    stored = Snapshot.open(reference_snapshot)
+    stored = open_snapshot(reference_snapshot)
     assert stored.synapse_counts() == {"e_syn": 500_000, "i_syn": 125_000, "static_synapse": 2500}
     s = Session(NetworkConfig())
     s.restore(stored)

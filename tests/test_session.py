@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import Session, Snapshot, SnapshotError
+from einet import Session, SnapshotError
 from einet.analysis import spike_digest
 from einet.capture import capture
 from einet.session import SessionError
 
 from .conftest import SMALL, assert_same_state
+from einet.snapshot import inspect_snapshot, open_snapshot
 
 N_EXC, N_INH = 200, 50  # the reference network at scale 0.1
 
@@ -128,7 +129,7 @@ def test_store_never_overwrites_silently(tmp_path: Path, stored: Path) -> None:
         s.store(target)
     assert target.read_bytes() == b"precious"
     s.store(target, overwrite=True)
-    assert Snapshot.open(target).config == SMALL
+    assert open_snapshot(target).config == SMALL
     assert [p.name for p in tmp_path.iterdir()] == ["x.h5"], "no temporary file is left behind"
 
 
@@ -158,9 +159,9 @@ def test_version_1_files_still_restore_and_inspect() -> None:
     from .conftest import ROOT
 
     old = ROOT / "tests" / "data" / "v1-scale-0.02.h5"
-    info = Snapshot.inspect(old)
+    info = inspect_snapshot(old)
     assert info.valid and info.format_version == 1 and info.groups == {"E": 40, "I": 10}
-    snap = Snapshot.open(old)
+    snap = open_snapshot(old)
     assert snap.synapse_counts() == {"e_syn": 50 * 200, "i_syn": 50 * 50, "static_synapse": 50}
     s = Session()
     s.restore(snap)

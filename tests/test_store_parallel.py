@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from einet import NetworkConfig, Session, Snapshot, SnapshotError
+from einet import NetworkConfig, Session, SnapshotError
 from einet.capture import capture
 
 from .conftest import ROOT, assert_same_state
+from einet.snapshot import open_snapshot
 
 NET = NetworkConfig(scale=0.3, t_sim_ms=100.0)
 
@@ -121,7 +122,7 @@ def test_background_snapshot_equals_foreground_at_the_same_time(session: Session
     assert moved_on.t_start_ms == t_stored
     handle.wait(120)
     assert handle.ok and handle.bytes == bg.stat().st_size
-    a, b = Snapshot.open(fg), Snapshot.open(bg)
+    a, b = open_snapshot(fg), open_snapshot(bg)
     assert a.t_stored_ms == b.t_stored_ms == t_stored
     assert_same_state(a, b)
     assert _children() == set()
@@ -198,4 +199,4 @@ def test_background_store_of_spatial_and_device_networks(model: str, tmp_path: P
     s.run()
     s.store(tmp_path / "fg.h5", workers=1)
     s.store(tmp_path / "bg.h5", background=True).wait(120)
-    assert_same_state(Snapshot.open(tmp_path / "fg.h5"), Snapshot.open(tmp_path / "bg.h5"))
+    assert_same_state(open_snapshot(tmp_path / "fg.h5"), open_snapshot(tmp_path / "bg.h5"))

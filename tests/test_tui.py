@@ -12,11 +12,11 @@ from pathlib import Path
 from rich.text import Text
 
 from einet.config import NetworkConfig, usable_cores
-from einet.snapshot import Snapshot
 from tui.app import EinetApp
 from tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 
 from .conftest import ROOT
+from einet.snapshot import open_snapshot, write_snapshot
 
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 
@@ -64,7 +64,7 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: not app.unstored and not app.store_busy)
         stored = Path(app.current_snapshot)
-        assert stored.parent == tmp_path / "snaps" and Snapshot.open(stored).t_stored_ms == 400.0
+        assert stored.parent == tmp_path / "snaps" and open_snapshot(stored).t_stored_ms == 400.0
 
         # r: reset without asking now; the kernel is empty and run keys grey out
         await pilot.press("r")
@@ -237,7 +237,7 @@ async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
         app.screen.query_one("Input").value = "mid-run"
         await pilot.press("enter")
         await until(pilot, lambda: not app.store_busy and (tmp_path / "snaps" / "mid-run.h5").exists(), timeout=60)
-        snap = Snapshot.open(tmp_path / "snaps" / "mid-run.h5")
+        snap = open_snapshot(tmp_path / "snaps" / "mid-run.h5")
         await until(pilot, lambda: app.live.view().t_ms > snap.t_stored_ms + 50, timeout=30)
         assert app.es.state == "running", "the store did not stop the run"
         await pilot.press("escape")
@@ -456,7 +456,7 @@ async def test_b_after_a_restore_builds_the_dashboards_model_never_the_snapshots
     from .test_hostile import model_that_marks
 
     model, marker = model_that_marks(tmp_path)
-    hostile = dataclasses.replace(Snapshot.open(stored), model=str(model)).write(tmp_path / "hostile.h5")
+    hostile = write_snapshot(dataclasses.replace(open_snapshot(stored), model=str(model)), tmp_path / "hostile.h5")
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=hostile, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(hostile))

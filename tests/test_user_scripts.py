@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import CannotStoreError, NetworkConfig, Session, Snapshot
+from einet import CannotStoreError, NetworkConfig, Session
 from einet.capture import capture, check_written
 from einet.cli import EXIT_CANNOT_STORE, _failure
 from einet.engine import Engine, EngineError
 
 from .conftest import einet_cli
 from .test_generic import assert_same_contents
+from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).resolve().parent / "models"
 
@@ -77,7 +78,7 @@ def test_store_restore_store_is_a_fixpoint_for_every_kind_of_generator(tmp_path:
     session.store(tmp_path / "a.h5")
     session.restore(tmp_path / "a.h5")
     session.store(tmp_path / "b.h5")  # without running: the restored state itself
-    a, b = Snapshot.open(tmp_path / "a.h5"), Snapshot.open(tmp_path / "b.h5")
+    a, b = open_snapshot(tmp_path / "a.h5"), open_snapshot(tmp_path / "b.h5")
     runs = {r.model: r for r in a.nodes}
     generators = runs["spike_generator"]
     assert generators.count == 2
@@ -125,7 +126,7 @@ def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memo
     assert recorders["spike_recorder"]["record_to"] == "ascii" and recorders["spike_recorder"]["label"] == f"{recordings}/spikes"
     assert recorders[meter]["record_to"] == "ascii" and recorders["weight_recorder"]["record_to"] == "memory"
     assert any(line.startswith(f"{meter} node ") and "recorded to ascii" in line and "restore records to memory" in line for line in info["not_stored"])
-    snap = Snapshot.open(path)
+    snap = open_snapshot(path)
     (mm,) = [r for r in snap.nodes if r.model == meter]
     assert (mm.uniform["precision"], mm.uniform["file_extension"]) == (5, "dat")  # the backend's settings, kept
     if via_defaults:

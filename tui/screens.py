@@ -23,11 +23,12 @@ import numpy as np
 from einet.compare import MIN_SEEDS, Versus, run_stats, versus_continued
 from einet.config import SEED_MAX
 from einet.runs import Group, RunResult
-from einet.snapshot import GENERAL_NOT_STORED, STORED, Snapshot, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
+from einet.snapshot import GENERAL_NOT_STORED, STORED, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
 
 from .fit import Column, Part
 from .markup import escape, textual_escape, visible
 from .widgets import FittedTable, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
+from einet.snapshot import inspect_snapshot
 
 
 def default_snapshot_name() -> str:
@@ -181,7 +182,7 @@ class RestoreScreen(ModalScreen[Path | None]):
         batch: list[SnapshotInfo] = []
         shown_at = time.monotonic()
         for i, p in enumerate(self.paths):
-            batch.append(Snapshot.inspect(p))
+            batch.append(inspect_snapshot(p))
             # a table re-layout per batch, not per file: hundreds of snapshots stay quick
             if i == len(self.paths) - 1 or time.monotonic() - shown_at > 0.2:
                 self.app.call_from_thread(self._fill, batch)

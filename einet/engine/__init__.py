@@ -3,7 +3,8 @@
 See :mod:`einet.engine.protocol` for the messages and :class:`einet.engine.client.Engine`.
 """
 
-from .client import Engine, EngineDied, EngineError
+from .client import Engine
+from .errors import EngineDied, EngineError
 from .protocol import Message, result_from_message
 
 __all__ = ["Engine", "EngineDied", "EngineError", "Message", "result_from_message"]

@@ -343,12 +343,12 @@ class EngineServer:
 
     def op_restore(self, path: str, seed: int | None = None, threads: int | None = None, changes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         from ..protocol import Change
-        from ..snapshot import Snapshot
+        from ..snapshot import open_snapshot
 
         extra = tuple(Change.from_dict(c) for c in changes or ())
 
         with self.ranks.together():
-            snap = Snapshot.open(path)  # validate fully (on every rank) before the kernel is touched
+            snap = open_snapshot(path)  # validate fully (on every rank) before the kernel is touched
         self.state = EngineState.RESTORING
         self.send_state()
         try:

@@ -28,25 +28,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import EngineDied, EngineError
 from .protocol import Channel, Message, ProtocolError
 
 if TYPE_CHECKING:
     from .launch import MpiLaunch
 
 EventCallback = Callable[[Message], None]
-
-
-class EngineError(RuntimeError):
-    """A command failed inside the engine; the message is one line and the engine lives on."""
-
-    def __init__(self, message: str, op: str = "", kind: str = "") -> None:
-        super().__init__(message)
-        self.op = op
-        self.kind = kind
-
-
-class EngineDied(EngineError):
-    """The engine process exited or stopped answering."""
 
 
 def default_log_dir() -> Path:

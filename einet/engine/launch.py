@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .client import EngineError
+from .errors import EngineError
 
 SETUP_HINT = "run `make setup-mpi`, or set EINET_NEST_MPI_PYTHON to a Python whose NEST has MPI"
 MAX_RANKS = 1024

@@ -1,7 +1,10 @@
 """Snapshots: the stored state of any PyNEST network, one checksummed HDF5 file each.
 
 - :mod:`.model` — the data (:class:`Snapshot`, node runs, synapse tables), format-independent;
+- :mod:`.manifest` — a snapshot as a JSON manifest plus named arrays (file and wire form);
+- :mod:`.info` — what ``inspect`` reports; :mod:`.frames` — pandas DataFrames for analysis;
 - :mod:`.validate` — checks of a manifest before any data is read and of values after;
+- :mod:`.publish` — validating and writing a snapshot atomically;
 - :mod:`.h5` — the HDF5 layout (format v2), writing and reading;
 - :mod:`.v1` — format v1 files, read and converted to v2 data;
 - :mod:`.reader` — reading in a forked child with a deadline;
@@ -13,12 +16,13 @@ nothing is ever unpickled.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from .files import SnapshotNameError, list_snapshots, snapshot_path_in, write_atomic
-from .model import FORMAT, FORMAT_VERSION, GENERAL_NOT_STORED, STORED, SUFFIX, CannotStoreError, NodeRun, Snapshot, SnapshotError, SnapshotExistsError, SnapshotInfo, SynapseTable
+from .files import SnapshotNameError, list_snapshots, snapshot_path_in
+from .frames import load_frames, to_pandas
+from .info import SnapshotInfo
+from .model import FORMAT, FORMAT_VERSION, GENERAL_NOT_STORED, STORED, SUFFIX, CannotStoreError, NodeRun, Snapshot, SnapshotError, SnapshotExistsError, SynapseTable
+from .publish import write_snapshot
 from .reader import inspect_snapshot, open_snapshot
+from .validate import validate_snapshot
 
 __all__ = [
     "CannotStoreError",
@@ -39,25 +43,7 @@ __all__ = [
     "load_frames",
     "open_snapshot",
     "snapshot_path_in",
+    "to_pandas",
+    "validate_snapshot",
     "write_snapshot",
 ]
-
-
-def write_snapshot(snap: Snapshot, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Validate ``snap`` as a reader would (refused as :class:`CannotStoreError`), then publish
-    it atomically at ``path``."""
-    from .h5 import to_bytes
-
-    try:
-        snap.validate()
-    except SnapshotError as exc:
-        raise CannotStoreError(str(exc)) from None
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
-    return write_atomic(path, to_bytes(snap), overwrite=overwrite)
-
-
-def load_frames(path: str | Path) -> dict[str, Any]:
-    """Open a snapshot as pandas DataFrames: one per population, node run and synapse model."""
-    return open_snapshot(path).to_pandas()

@@ -1,4 +1,5 @@
-"""Snapshot files in HDF5: writing format v2, and reading v2 (v1 through :mod:`.v1`).
+"""Snapshot files in HDF5: the format v2 layout, writing it, and the reading helpers that
+loading v2 and v1 files shares (:mod:`.load`).
 
 Layout of a v2 file (see ``docs/snapshot-format.md``)::
 
@@ -25,7 +26,7 @@ import contextlib
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,13 @@ import h5py
 import numpy as np
 
 from .files import sniff
-from .model import FORMAT, Snapshot, SnapshotError
-from .validate import check_affordable, check_header, check_values, expected_arrays, require
+from .model import Snapshot, SnapshotError
+from .validate import require
+from .manifest import to_parts
 
 MAX_MANIFEST_BYTES = 64 << 20
 _CHUNK = 1 << 17
-_HEADER_TYPES: dict[str, type] = {
+HEADER_TYPES: dict[str, type] = {
     "format": str,
     "format_version": int,
     "einet_version": str,
@@ -58,7 +60,7 @@ def header_crc(header: dict[str, Any], manifest_crc: int, names: list[str] | Non
     """``header_crc32``: the root attributes, the manifest's checksum and ``names`` (every group
     and dataset, sorted: see :func:`object_names`). Without ``names``, the form of files written
     before names were covered."""
-    covered: dict[str, Any] = {**{k: header[k] for k in _HEADER_TYPES}, "manifest_crc32": manifest_crc}
+    covered: dict[str, Any] = {**{k: header[k] for k in HEADER_TYPES}, "manifest_crc32": manifest_crc}
     if names is not None:
         covered["names"] = names
     return zlib.crc32(json.dumps(covered, sort_keys=True).encode())
@@ -78,7 +80,7 @@ def to_bytes(snap: Snapshot) -> bytes:
     Built in memory (libhdf5 crashes the process when its own disk writes fail), published by
     :func:`einet.snapshot.files.write_atomic`.
     """
-    manifest, arrays = snap.to_parts()
+    manifest, arrays = to_parts(snap)
     raw = np.frombuffer(json.dumps(manifest, sort_keys=True, allow_nan=True).encode(), dtype=np.uint8)
     require(len(raw) <= MAX_MANIFEST_BYTES, f"the network's description needs {len(raw) >> 20} MiB, more than a snapshot's manifest may hold")
     with h5py.File(f"einet-{id(snap)}-{time.monotonic_ns()}.h5", "w", driver="core", backing_store=False) as h5:
@@ -104,56 +106,7 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray) -> None:
     ds.attrs["crc32"] = np.uint32(crc(values))
 
 
-# -- reading -------------------------------------------------------------------------------
-def load(path: Path) -> Snapshot:
-    """Parse and validate a snapshot file of any supported version (runs in the reader child)."""
-    return load_parts(path)[0]
-
-
-def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None) -> tuple[Snapshot, dict[str, Any], dict[str, np.ndarray]]:
-    """:func:`load`, with the manifest and arrays the snapshot was made from (what the reader
-    sends on: making them again from the snapshot would cost as much as the validation of a
-    network with a run per node). ``on_manifest`` hears the manifest's size once it is read."""
-    with open_h5(path) as h5:
-        version = _attr(h5, "format_version", int) if h5.attrs.get("format") in (FORMAT, FORMAT.encode()) else None
-        if version is None:
-            raise SnapshotError("not an einet snapshot (no 'format' attribute)")
-        if version == 1:
-            from .v1 import load_v1
-
-            old = load_v1(h5, path)
-            return (old, *old.to_parts())
-        header = {name: _attr(h5, name, kind) for name, kind in _HEADER_TYPES.items()}
-        check_header(header)
-        extra = sorted(set(h5.attrs) - set(_HEADER_TYPES) - {"header_crc32"})
-        require(not extra, f"unexpected attributes {', '.join(extra[:3])}")
-        require("manifest" in h5 and isinstance(h5["manifest"], h5py.Dataset), "missing manifest")
-        ds = h5["manifest"]
-        require(ds.dtype == np.uint8 and len(ds.shape) == 1 and ds.shape[0] <= MAX_MANIFEST_BYTES, "manifest has the wrong type or size")
-        raw = read_dataset(h5, "manifest", np.dtype(np.uint8), ds.shape)
-        if on_manifest is not None:
-            on_manifest(len(raw))
-        stored_crc = h5.attrs.get("header_crc32")
-        require(stored_crc is not None and np.asarray(stored_crc).shape == (), "header attributes fail their checksum")
-        # a name changed or added fails here, before any name from the file is in a message;
-        # a file of the earlier form (no names covered) matches that form only
-        names = object_names(h5)
-        require(int(stored_crc) in (header_crc(header, crc(raw), names), header_crc(header, crc(raw))), "header attributes fail their checksum")
-        try:
-            manifest = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise SnapshotError("manifest is not valid JSON") from None
-        spec = expected_arrays(manifest)
-        require(manifest["header"] == header, "manifest and attributes disagree")
-        check_structure(h5, {"manifest", *spec})
-        check_affordable(spec)
-        check_stored(h5, spec)
-        arrays = {name: read_dataset(h5, name, dt, shape) for name, (dt, shape) in spec.items()}
-    snap = Snapshot.from_parts(manifest, arrays, str(path))
-    check_values(snap)
-    return snap, manifest, arrays
-
-
+# -- reading (shared by format v2 and v1: see load.py) ---------------------------------
 def check_structure(h5: h5py.File, want_sets: set[str]) -> None:
     """Exactly these datasets (and the groups that hold them), all stored inside the file."""
     want_groups = {name.rsplit("/", k)[0] for name in want_sets for k in range(1, name.count("/") + 1)}
@@ -229,7 +182,7 @@ def open_h5(path: str | Path) -> Iterator[h5py.File]:
             h5.close()
 
 
-def _attr(h5: h5py.File, name: str, kind: type) -> Any:
+def read_attr(h5: h5py.File, name: str, kind: type) -> Any:
     if name not in h5.attrs:
         raise SnapshotError(f"missing attribute {name!r}")
     value = h5.attrs[name]

@@ -4,8 +4,9 @@ A :class:`Snapshot` is the state of any PyNEST network: kernel settings, the mod
 made custom models, every node in id order as runs of one model (settable parameters and
 state, positions), every connection of every synapse model with its settable properties, the
 populations einet shows, and what could not be stored. It travels as a JSON *manifest* plus
-named numpy arrays (:meth:`Snapshot.to_parts`), which is both what the HDF5 file holds and what
-the isolated reader sends back. Nothing here imports NEST or h5py.
+named numpy arrays (:mod:`.manifest`), which is both what the HDF5 file holds and what the
+isolated reader sends back. Reading and writing files are module functions of
+:mod:`einet.snapshot`, never methods here. Nothing here imports NEST or h5py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -204,36 +204,6 @@ class Snapshot:
     source_path: str = field(default="", compare=False)
     """The file this snapshot was read from ('' if it was captured in memory)."""
 
-    # -- files -------------------------------------------------------------------------
-    @classmethod
-    def open(cls, path: str | Path, *, timeout_s: float | None = None) -> Snapshot:
-        """Read and fully validate a snapshot file (format v2 or v1) in an isolated child
-        process; raise :class:`SnapshotError` with one line if anything is off. ``timeout_s``
-        defaults to 10 s plus 1 s per 20 MB of file and 1 s per MiB of manifest."""
-        from .reader import open_snapshot
-
-        return open_snapshot(path, timeout_s=timeout_s)
-
-    @staticmethod
-    def inspect(path: str | Path) -> SnapshotInfo:
-        """Metadata, counts, weight statistics and an integrity verdict; never raises for content."""
-        from .reader import inspect_snapshot
-
-        return inspect_snapshot(path)
-
-    def write(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Validate, then write atomically (never replaces an existing file unless ``overwrite``)."""
-        from . import write_snapshot
-
-        return write_snapshot(self, path, overwrite=overwrite)
-
-    def validate(self) -> None:
-        """The checks a reader applies, on this in-memory snapshot."""
-        from .validate import check_values, expected_arrays
-
-        expected_arrays(self.to_parts()[0])
-        check_values(self)
-
     # -- derived -----------------------------------------------------------------------
     @property
     def config(self) -> NetworkConfig:
@@ -297,7 +267,7 @@ class Snapshot:
             out[at] = np.asarray(run.values_of(key), dtype=float)[ids[at] - run.first_id]
         return out
 
-    # -- the manifest + arrays form (file and wire) ------------------------------------
+    # -- the header (file attributes and manifest) ---------------------------------------
     def header(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -309,247 +279,3 @@ class Snapshot:
             "n_vp": int(self.n_vp),
             "created": self.created,
         }
-
-    def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The manifest (JSON) and the named arrays it describes."""
-        arrays: dict[str, np.ndarray] = {}
-        nodes = []
-        for k, run in enumerate(self.nodes):
-            entry: dict[str, Any] = {"first_id": run.first_id, "count": run.count, "model": run.model, "uniform": run.uniform, "columns": {}, "ragged": {}, "varying": run.varying, "spatial": run.spatial}
-            for key, col in run.columns.items():
-                arrays[f"nodes/{k}/{key}"] = col
-                entry["columns"][key] = col.dtype.str
-            for key, (values, offsets) in run.ragged.items():
-                arrays[f"nodes/{k}/ragged/{key}/values"] = values
-                arrays[f"nodes/{k}/ragged/{key}/offsets"] = offsets
-                entry["ragged"][key] = [values.dtype.str, int(len(values))]
-            if run.positions is not None:
-                arrays[f"nodes/{k}/positions"] = run.positions
-            nodes.append(entry)
-        synapses = []
-        for k, table in enumerate(self.synapses):
-            arrays[f"synapses/{k}/source"] = table.source
-            arrays[f"synapses/{k}/target"] = table.target
-            for key, col in table.columns.items():
-                arrays[f"synapses/{k}/{key}"] = col
-            synapses.append({"model": table.model, "count": len(table), "uniform": table.uniform, "columns": {key: col.dtype.str for key, col in table.columns.items()}})
-        groups = []
-        for k, (name, ids) in enumerate(self.groups.items()):
-            arrays[f"groups/{k}"] = ids
-            groups.append({"name": name, "count": int(len(ids))})
-        manifest = {
-            "header": self.header(),
-            "model": {"ref": self.model, "scale": self.scale, "params": self.params, "t_sim_ms": self.t_sim_ms},
-            "kernel": {"values": self.kernel, "set": list(self.kernel_set)},
-            "model_calls": list(self.model_calls),
-            "nodes": nodes,
-            "synapses": synapses,
-            "groups": groups,
-            "stored": STORED,
-            "not_stored": list(self.not_stored),
-            "protocol": [dict(c) for c in self.protocol],
-        }
-        return manifest, arrays
-
-    @classmethod
-    def from_parts(cls, manifest: dict[str, Any], arrays: dict[str, np.ndarray], source_path: str = "") -> Snapshot:
-        """Inverse of :meth:`to_parts` (the manifest must have been validated)."""
-        h = manifest["header"]
-        nodes = []
-        for k, e in enumerate(manifest["nodes"]):
-            spatial = e.get("spatial")
-            # a network may have a run per node: nothing is made for what a run does not have
-            nodes.append(
-                NodeRun(
-                    first_id=int(e["first_id"]),
-                    count=int(e["count"]),
-                    model=str(e["model"]),
-                    uniform=dict(e["uniform"]),
-                    columns={key: arrays[f"nodes/{k}/{key}"] for key in e["columns"]} if e["columns"] else {},
-                    ragged={key: (arrays[f"nodes/{k}/ragged/{key}/values"], arrays[f"nodes/{k}/ragged/{key}/offsets"]) for key in e["ragged"]} if e["ragged"] else {},
-                    varying={key: list(v) for key, v in e["varying"].items()} if e["varying"] else {},
-                    spatial=dict(spatial) if spatial else None,
-                    positions=arrays.get(f"nodes/{k}/positions") if spatial else None,
-                )
-            )
-        synapses = tuple(
-            SynapseTable(
-                model=str(e["model"]),
-                source=arrays[f"synapses/{k}/source"],
-                target=arrays[f"synapses/{k}/target"],
-                columns={key: arrays[f"synapses/{k}/{key}"] for key in e["columns"]},
-                uniform=dict(e["uniform"]),
-            )
-            for k, e in enumerate(manifest["synapses"])
-        )
-        groups = {str(e["name"]): arrays[f"groups/{k}"] for k, e in enumerate(manifest["groups"])}
-        model = manifest["model"]
-        return cls(
-            nodes=tuple(nodes),
-            synapses=synapses,
-            groups=groups,
-            kernel=dict(manifest["kernel"]["values"]),
-            kernel_set=tuple(manifest["kernel"]["set"]),
-            model_calls=tuple(manifest["model_calls"]),
-            model=str(model["ref"]),
-            scale=float(model["scale"]),
-            params=dict(model["params"]),
-            t_stored_ms=float(h["t_stored_ms"]),
-            seed=int(h["seed"]),
-            n_vp=int(h["n_vp"]),
-            t_sim_ms=float(model["t_sim_ms"]),
-            not_stored=tuple(manifest["not_stored"]),
-            protocol=tuple(dict(c) for c in manifest.get("protocol", ())),  # none before version 3
-            nest_version=str(h["nest_version"]),
-            einet_version=str(h["einet_version"]),
-            created=str(h["created"]),
-            format_version=int(manifest.get("read_from_version", h["format_version"])),
-            source_path=source_path,
-        )
-
-    # -- analysis ----------------------------------------------------------------------
-    def to_pandas(self) -> dict[str, Any]:
-        """DataFrames: one per population (``nodes/NAME``: every stored key, indexed by node
-        id), one per node model run (``runs/K``), one per synapse model (``synapses/MODEL``)."""
-        import pandas as pd
-
-        out: dict[str, Any] = {"n_vp": self.n_vp}
-        for k, run in enumerate(self.nodes):
-            out[f"runs/{k}"] = _run_frame(run, pd)
-        for name, ids in self.groups.items():
-            frames = [_run_frame(run, pd).loc[ids[at]] for run, at in self.runs_holding(ids)]
-            out[f"nodes/{name}"] = pd.concat(frames) if frames else pd.DataFrame()
-        for table in self.synapses:
-            out[f"synapses/{table.model}"] = pd.DataFrame(table.all_columns())
-        return out
-
-
-def _run_frame(run: NodeRun, pd: Any) -> Any:
-    index = pd.RangeIndex(run.first_id, run.last_id + 1, name="node_id")
-    data: dict[str, Any] = {"model": [run.model] * run.count}
-    for key in run.keys():
-        values = run.values_of(key)
-        data[key] = list(values) if not isinstance(values, np.ndarray) else values
-    if run.positions is not None:
-        for d in range(run.positions.shape[1]):
-            data["xyz"[d]] = run.positions[:, d]
-    return pd.DataFrame(data, index=index)
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """What ``einet inspect`` reports about a snapshot file."""
-
-    path: Path
-    file_bytes: int
-    valid: bool
-    problem: str
-    format_version: int | None = None
-    t_stored_ms: float | None = None
-    seed: int | None = None
-    n_vp: int | None = None
-    nest_version: str = ""
-    einet_version: str = ""
-    created: str = ""
-    model: str = ""
-    scale: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    groups: dict[str, int] = field(default_factory=dict)
-    node_models: dict[str, int] = field(default_factory=dict)
-    synapses: dict[str, int] = field(default_factory=dict)
-    custom_models: list[dict[str, Any]] = field(default_factory=list)
-    weight_stats: dict[str, dict[str, float]] = field(default_factory=dict)
-    not_stored: list[str] = field(default_factory=list)
-    stored_keys: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
-    """What is stored, per model: ``{"nodes"|"synapses": {model: {"shared": keys, "per node"|
-    "per connection": keys}}}`` (shared: one value for the whole run or table)."""
-    recorders: list[dict[str, Any]] = field(default_factory=list)
-    """The model's recorders per node run: model, first_id, count, record_to and label as
-    stored (a restore records to memory whatever the backend was)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "format": FORMAT,
-            "format_version": self.format_version,
-            "file_bytes": self.file_bytes,
-            "valid": self.valid,
-            "problem": self.problem,
-            "neurons": self.groups or None,
-            "synapses": self.synapses or None,
-            "node_models": self.node_models,
-            "custom_models": self.custom_models,
-            "model": self.model or None,
-            "scale": self.scale,
-            "params": self.params,
-            "t_stored_ms": self.t_stored_ms,
-            "seed": self.seed,
-            "n_vp": self.n_vp,
-            "nest_version": self.nest_version,
-            "einet_version": self.einet_version,
-            "created": self.created,
-            "weight_stats": self.weight_stats,
-            "stored_keys": self.stored_keys,
-            "recorders": self.recorders,
-            "stored": STORED,
-            "not_stored": self.not_stored,
-        }
-
-    @classmethod
-    def of(cls, snap: Snapshot, path: Path, file_bytes: int) -> SnapshotInfo:
-        stats = {}
-        for t in snap.synapses:
-            if len(t) and ("weight" in t.columns or "weight" in t.uniform):
-                w = t.weight
-                stats[t.model] = {"mean": float(w.mean()), "std": float(w.std()), "min": float(w.min()), "max": float(w.max())}
-        return cls(
-            path=path,
-            file_bytes=file_bytes,
-            valid=True,
-            problem="",
-            format_version=snap.format_version,
-            t_stored_ms=snap.t_stored_ms,
-            seed=snap.seed,
-            n_vp=snap.n_vp,
-            nest_version=snap.nest_version,
-            einet_version=snap.einet_version,
-            created=snap.created,
-            model=snap.model,
-            scale=snap.scale,
-            params=dict(snap.params),
-            groups=snap.group_sizes(),
-            node_models=snap.model_counts(),
-            synapses=snap.synapse_counts(),
-            custom_models=[dict(c) for c in snap.model_calls],
-            weight_stats=stats,
-            not_stored=list(snap.not_stored),
-            stored_keys=_stored_keys(snap),
-            recorders=[_recorder_entry(run) for run in snap.nodes if "record_to" in run.keys()],
-        )
-
-
-def _recorder_entry(run: NodeRun) -> dict[str, Any]:
-    """A recorder run's stored backend and label: one value when every node has the same."""
-
-    def stored(key: str) -> Any:
-        if key not in run.keys():
-            return None
-        values = run.distinct(key)
-        return values[0] if len(values) == 1 else list(run.values_of(key))
-
-    return {"model": run.model, "first_id": run.first_id, "count": run.count, "record_to": stored("record_to"), "label": stored("label")}
-
-
-def _stored_keys(snap: Snapshot) -> dict[str, dict[str, dict[str, list[str]]]]:
-    """Per node and synapse model, the keys stored once for all (in some run or table of the
-    model) and those stored per node or connection (in any of them)."""
-    nodes: dict[str, dict[str, set[str]]] = {}
-    for run in snap.nodes:
-        entry = nodes.setdefault(run.model, {"shared": set(), "per node": set()})
-        entry["shared"] |= set(run.uniform)
-        entry["per node"] |= {*run.columns, *run.ragged, *run.varying}
-    synapses: dict[str, dict[str, set[str]]] = {t.model: {"shared": set(t.uniform), "per connection": set(t.columns)} for t in snap.synapses}
-    return {
-        "nodes": {m: {k: sorted(v - (e["per node"] if k == "shared" else set())) for k, v in e.items()} for m, e in nodes.items()},
-        "synapses": {m: {k: sorted(v) for k, v in e.items()} for m, e in synapses.items()},
-    }

@@ -22,7 +22,9 @@ from pathlib import Path
 from ..children import die_with_parent
 from ..wire import Message, WireError, buffer_reader, decode, encode_parts
 from .files import sniff
-from .model import Snapshot, SnapshotError, SnapshotInfo
+from .info import SnapshotInfo
+from .model import Snapshot, SnapshotError
+from .manifest import from_parts
 
 _MAX_ANSWER_HEADER = 80 << 20
 _SIZE = struct.Struct("!Q")
@@ -37,7 +39,7 @@ compressed size does not show)."""
 def _load_here(path: Path, on_manifest: Callable[[int], None] | None = None) -> Message:
     """Parse and validate in this process; the result as a message (runs in the child)."""
     try:
-        from .h5 import load_parts
+        from .load import load_parts
 
         snap, manifest, arrays = load_parts(path, on_manifest)
     except SnapshotError as exc:
@@ -122,7 +124,7 @@ def open_snapshot(path: str | Path, *, timeout_s: float | None = None) -> Snapsh
     msg = read_isolated(path, timeout_s)
     if msg.kind != "snapshot":
         raise SnapshotError(str(msg.get("message")))
-    return Snapshot.from_parts(msg["manifest"], msg.arrays, str(path))
+    return from_parts(msg["manifest"], msg.arrays, str(path))
 
 
 def inspect_snapshot(path: str | Path) -> SnapshotInfo:

@@ -20,12 +20,12 @@ import h5py
 import numpy as np
 
 from ..config import DEFAULT_MODEL
-from .h5 import _HEADER_TYPES as HEADER_TYPES_V2
-from .h5 import _attr, check_stored, check_structure, read_dataset
+from .h5 import HEADER_TYPES as HEADER_TYPES_V2
+from .h5 import read_attr, check_stored, check_structure, read_dataset
 from .model import FLOAT_DTYPE, ID_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 from .validate import check_affordable, check_values, require
 
-_HEADER_TYPES: dict[str, type] = {**HEADER_TYPES_V2, "config": str, "stored": str, "not_stored": str}
+HEADER_TYPES_V1: dict[str, type] = {**HEADER_TYPES_V2, "config": str, "stored": str, "not_stored": str}
 _FIELDS = {"e_syn": ("source", "target", "weight", "delay", "Kplus"), "i_syn": ("source", "target", "weight", "delay")}
 _STATIC_DELAY_MS = 1.0  # static_synapse's default delay: the v1 drive was connected with it
 
@@ -96,11 +96,11 @@ class ConfigV1:
 
 
 def load_v1(h5: h5py.File, path: Path) -> Snapshot:
-    raw = {name: _attr(h5, name, kind) for name, kind in _HEADER_TYPES.items()}
-    extra = sorted(set(h5.attrs) - set(_HEADER_TYPES) - {"header_crc32"})
+    raw = {name: read_attr(h5, name, kind) for name, kind in HEADER_TYPES_V1.items()}
+    extra = sorted(set(h5.attrs) - set(HEADER_TYPES_V1) - {"header_crc32"})
     require(not extra, f"unexpected attributes {', '.join(extra[:3])}")
     stored_crc = h5.attrs.get("header_crc32")
-    text = json.dumps({k: raw[k] for k in _HEADER_TYPES}, sort_keys=True).encode()
+    text = json.dumps({k: raw[k] for k in HEADER_TYPES_V1}, sort_keys=True).encode()
     require(stored_crc is not None and np.asarray(stored_crc).shape == () and zlib.crc32(text) == int(stored_crc), "header attributes fail their checksum")
     c = ConfigV1.from_json(raw["config"])
     require(math.isfinite(raw["t_stored_ms"]) and raw["t_stored_ms"] >= 0, "t_stored_ms must be a finite time >= 0")

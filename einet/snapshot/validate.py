@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..protocol import MAX_TIME_MS
+from .manifest import to_parts
 from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, ID_DTYPE, READABLE_VERSIONS, INT_DTYPE, Snapshot, SnapshotError
 
 MAX_NODES = 200_000_000
@@ -286,3 +287,9 @@ def check_values(snap: Snapshot) -> None:
 
 def json_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=True)
+
+
+def validate_snapshot(snap: Snapshot) -> None:
+    """The checks a reader applies, on an in-memory snapshot (raises :class:`SnapshotError`)."""
+    expected_arrays(to_parts(snap)[0])
+    check_values(snap)

@@ -20,6 +20,7 @@ from einet.runs import RunResult
 from ..conftest import ROOT, assert_same_state, einet_cli
 from ..mutations import RESTORE_REFUSED, STRUCTURAL, write_structural
 from ..test_engine import Recorder, wait_for
+from einet.snapshot import open_snapshot
 
 pytestmark = pytest.mark.mpi
 
@@ -68,7 +69,7 @@ def restored_run(tmp_path: Path, path: Path, ranks: int, threads: int, t_ms: flo
         eng.call("restore", CALL_S, path=str(path), threads=threads)
         again = tmp_path / f"again-{ranks}x{threads}.h5"
         eng.call("store", CALL_S, path=str(again))
-        return run(eng, t_ms), Snapshot.open(again)
+        return run(eng, t_ms), open_snapshot(again)
     finally:
         eng.close(timeout_s=30)
 
@@ -112,7 +113,7 @@ def test_a_store_asked_for_while_running_is_taken_between_steps(two: tuple[Engin
     result = result_from_message(running.result(CALL_S))
     stored = rec.of("stored")
     assert len(stored) == 1 and stored[0]["path"] == str(tmp_path / "mid.h5")
-    snap = Snapshot.open(tmp_path / "mid.h5")
+    snap = open_snapshot(tmp_path / "mid.h5")
     assert snap.t_stored_ms == ack["t_stored_ms"] and 0 < snap.t_stored_ms < result.t_stop_ms == 2000.0
     assert snap.n_vp == 2
 
@@ -127,7 +128,7 @@ def test_stored_from_two_ranks_restores_into_1x2_and_2x1_alike(tmp_path: Path, c
         eng.call("store", CALL_S, path=str(path))
     finally:
         eng.close(timeout_s=30)
-    snap = Snapshot.open(path)
+    snap = open_snapshot(path)
     assert snap.n_vp == 2 and sum(snap.synapse_counts().values()) > 0
     a, state_a = restored_run(tmp_path, path, ranks=2, threads=1, t_ms=config.t_sim_ms)
     b, state_b = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=config.t_sim_ms)
@@ -228,7 +229,7 @@ def test_a_population_smaller_than_the_ranks_is_stored_whole(tmp_path: Path) -> 
         eng.call("store", CALL_S, path=str(path))
     finally:
         eng.close(timeout_s=30)
-    snap = Snapshot.open(path)
+    snap = open_snapshot(path)
     lonely = next(r for r in snap.nodes if r.model == "iaf_cond_exp")
     assert lonely.count == 1 and "V_m" in lonely.keys() and "g_ex" in lonely.keys()
     _, again = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=50.0)
