@@ -153,8 +153,8 @@ def store_einet(scale: float, folder: Path) -> dict[str, Any]:
 
 def store_scaling(scale: float, folder: Path) -> dict[str, Any]:
     """The status-read part of a store with 1..N forked workers (N: usable cores, at least 2)."""
-    from einet.capture import plan_capture, read_connections
-    from einet.forked import read_in_workers, usable_cores
+    from einet.config import usable_cores
+    from einet.store import plan_capture, read_connections, read_in_workers
 
     session = _built(scale)
     plan = plan_capture(session.network, seed=session.seed)

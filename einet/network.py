@@ -1,5 +1,5 @@
 """A network inside the NEST kernel: built by a model, or rebuilt from a snapshot, plus the
-spike recorder einet adds to it. Reading its state out lives in :mod:`einet.capture`."""
+spike recorder einet adds to it. Reading its state out lives in :mod:`einet.store`."""
 
 from __future__ import annotations
 

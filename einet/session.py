@@ -13,8 +13,7 @@ import numpy as np
 
 from . import analysis
 from .config import NetworkConfig, check_threads
-from .capture import capture, check_storable, check_written, not_stored_of
-from .forked import StoreHandle, default_workers, store_in_background
+from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
 from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, settle_probes, weight_samples
@@ -184,7 +183,7 @@ class Session:
         ``background`` the state is taken now (a short pause that does not grow with the
         connections: settings, counts and a fork) and a forked process reads, writes and
         publishes the file while this one goes on: the returned
-        :class:`~einet.forked.StoreHandle` has ``done``, ``progress`` and ``wait()``. What
+        :class:`~einet.store.StoreHandle` has ``done``, ``progress`` and ``wait()``. What
         cannot be stored faithfully, or what this NEST could not restore, is refused with
         :class:`~einet.snapshot.CannotStoreError` before anything is written (see
         :meth:`check_storable` to know before simulating); an existing file is never replaced

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from einet import CannotStoreError, NetworkConfig, Session, Snapshot, SnapshotError
-from einet.capture import capture
+from einet.store import capture
 
 from .conftest import TRACE_KEYS, assert_same_connections, einet_cli
 from einet.snapshot import open_snapshot

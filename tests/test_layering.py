@@ -87,7 +87,7 @@ def _loaded_after(module: str, banned: tuple[str, ...]) -> list[str]:
 
 
 def test_every_einet_module_is_walked() -> None:
-    assert {"einet.engine.client", "einet.engine.protocol", "einet.snapshot.reader", "einet.forked"} <= set(EINET_MODULES)
+    assert {"einet.engine.client", "einet.engine.protocol", "einet.snapshot.reader", "einet.store.workers"} <= set(EINET_MODULES)
 
 
 @pytest.mark.parametrize("module", sorted(set(EINET_MODULES)))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from einet import NetworkConfig, Session
-from einet.capture import capture
+from einet.store import capture
 
 from .conftest import assert_same_state, einet_cli
 from einet.snapshot import open_snapshot

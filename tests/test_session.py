@@ -10,7 +10,7 @@ import pytest
 
 from einet import Session, SnapshotError
 from einet.analysis import spike_digest
-from einet.capture import capture
+from einet.store import capture
 from einet.session import SessionError
 
 from .conftest import SMALL, assert_same_state

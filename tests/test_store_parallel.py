@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from einet import NetworkConfig, Session, SnapshotError
-from einet.capture import capture
+from einet.store import capture
 
 from .conftest import ROOT, assert_same_state
 from einet.snapshot import open_snapshot
@@ -47,7 +47,7 @@ def test_parallel_and_serial_captures_are_equal(session: Session) -> None:
 def test_blocks_cover_every_node_once_and_end_small(session: Session) -> None:
     """Readers take blocks in order: every node id in exactly one block, and the last blocks a
     half and quarters of the others, so readers finish close together."""
-    from einet.capture import plan_capture
+    from einet.store import plan_capture
 
     blocks = plan_capture(session.network, seed=session.seed, read_nodes=False).blocks()
     assert blocks[0][0] == 1 and blocks[-1][1] == session.network.recorder_id + 1

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from einet import CannotStoreError, NetworkConfig, Session
-from einet.capture import capture, check_written
+from einet.store import capture, check_written
 from einet.cli import EXIT_CANNOT_STORE, _failure
 from einet.engine import Engine, EngineError
 

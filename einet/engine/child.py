@@ -114,7 +114,7 @@ class EngineServer:
         self._protocol_left = 0
         self._run_label = ""
         self._current_id: Any = None
-        self._store: Any = None  # the background store in flight (einet.forked.StoreHandle)
+        self._store: Any = None  # the background store in flight (einet.store.StoreHandle)
         self._store_reported = 0.0
 
     # -- plumbing ------------------------------------------------------------------------
