@@ -36,6 +36,29 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def fork_child(body: Callable[[], None], *, on_error: Callable[[BaseException], None] | None = None, ignore_interrupt: bool = False) -> int:
+    """Fork and return the child's pid. The child dies with this process, runs ``body`` and
+    leaves with ``os._exit`` (0, or 1 after ``on_error(exc)``): it never returns into the
+    caller's code, so no cleanup of the parent's objects runs twice. ``ignore_interrupt``
+    leaves Ctrl-C to the parent."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        die_with_parent()
+        if ignore_interrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        body()
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - the child must reach os._exit whatever happens
+        if on_error is not None:
+            with contextlib.suppress(Exception):
+                on_error(exc)
+    finally:
+        os._exit(code)
+
+
 def run_stoppable(command: Callable[[], int]) -> int:
     """``command()``'s exit code, run in a child that Ctrl-C (or SIGTERM, SIGHUP) ends within
     :data:`STOP_GRACE_S` (exit 128 + the signal's number when it had to be killed). Call it

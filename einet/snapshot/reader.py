@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..children import die_with_parent
+from ..children import fork_child
 from ..wire import Message, WireError, buffer_reader, decode, encode_parts
 from .files import sniff
 from .info import SnapshotInfo
-from .model import Snapshot, SnapshotError
 from .manifest import from_parts
+from .model import Snapshot, SnapshotError
 
 _MAX_ANSWER_HEADER = 80 << 20
 _SIZE = struct.Struct("!Q")
@@ -63,22 +63,17 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
     # it exits: the parent waits on it
     done_r, done_w = os.pipe()
     try:
-        pid = os.fork()
-        if pid == 0:  # child: parse, answer, leave without running any of the parent's cleanup
-            code = 1
-            try:
-                die_with_parent()
-                os.close(done_r)
+        def child() -> None:  # parse, answer, leave without running any of the parent's cleanup
+            os.close(done_r)
 
-                def tell(nbytes: int) -> None:
-                    os.write(done_w, _SIZE.pack(nbytes))
+            def tell(nbytes: int) -> None:
+                os.write(done_w, _SIZE.pack(nbytes))
 
-                with os.fdopen(answer, "wb", closefd=False) as out:
-                    for part in encode_parts(_load_here(path, tell if timeout_s is None else None)):
-                        out.write(part)
-                code = 0
-            finally:
-                os._exit(code)
+            with os.fdopen(answer, "wb", closefd=False) as out:
+                for part in encode_parts(_load_here(path, tell if timeout_s is None else None)):
+                    out.write(part)
+
+        pid = fork_child(child)
         os.close(done_w)
         done_w = -1
         finished = False

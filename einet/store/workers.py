@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..children import die_with_parent
+from ..children import fork_child
 from ..config import usable_cores
 from ..kernel import nest_output_to
 from ..snapshot import CannotStoreError
@@ -162,29 +162,19 @@ def fork_reader(body: Callable[[int], None], threads: int) -> Child:
     """Run ``body(write_fd)`` in a forked child, in a new thread (see :func:`_in_new_thread`),
     that never returns into the caller's code."""
     r, w = os.pipe()
+
+    def child() -> None:
+        gc.disable()
+        os.close(r)
+        _in_new_thread(lambda: body(w), threads)
+
     # A collection in the child would write to every tracked object's header and so copy the
     # parent's whole heap page by page: freeze them first, and the child collects nothing.
     gc.freeze()
-    pid = -1
     try:
-        pid = os.fork()
+        pid = fork_child(child, on_error=lambda exc: say(w, f"e {one_line(exc)}"), ignore_interrupt=True)
     finally:
-        if pid != 0:
-            gc.unfreeze()
-    if pid == 0:
-        code = 1
-        try:
-            gc.disable()
-            os.close(r)
-            die_with_parent()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-            _in_new_thread(lambda: body(w), threads)
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - everything becomes one line for the parent
-            with contextlib.suppress(Exception):
-                say(w, f"e {one_line(exc)}")
-        finally:
-            os._exit(code)
+        gc.unfreeze()
     os.close(w)
     return Child(pid, r)
 
