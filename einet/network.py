@@ -12,17 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from .clock import FIXED_AT_FIRST_SIMULATE, MAX_CLOCK_SLICES, advance_clock, clock_delays, clock_slices
 from .config import NetworkConfig
 from .kernel import builtin_models, nest, nest_output_to
 from .limits import check_limits, restore_extra_bytes
 from .memory import shortfall
 from .models import BuildFunction, ModelBuildError, ModelError, load_model, network_size
-from .ranks import local_ids, ranks
+from .nest_api import connection_handles, node_status, set_node_status
 from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
+from .ranks import local_ids, ranks
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
 from .text import one_line
-from .clock import FIXED_AT_FIRST_SIMULATE, MAX_CLOCK_SLICES, advance_clock, clock_delays, clock_slices
 from .traces import for_new_connections, traces_of
 
 # Status reads cost ~3.5 µs per synapse whatever is asked, so a weight sample of ~4k
@@ -157,10 +158,9 @@ def _populations(shown: Any, ref: str) -> tuple[tuple[Population, ...], tuple[np
     if size == 0:
         raise ModelError(f"model {ref} built no nodes")
     everything = n.NodeCollection(list(range(1, size + 1)))
-    from nest import nestkernel_api as api
 
-    kinds = np.atleast_1d(np.array(api.llapi_get_nc_status(everything._datum, "element_type")))
-    models = np.atleast_1d(np.array(api.llapi_get_nc_status(everything._datum, "model")))
+    kinds = np.atleast_1d(np.array(node_status(everything, "element_type")))
+    models = np.atleast_1d(np.array(node_status(everything, "model")))
     is_neuron = kinds == "neuron"
     if shown is not None:
         if not isinstance(shown, Mapping) or not all(isinstance(k, str) for k in shown):
@@ -254,10 +254,9 @@ def _node_table(net: Network) -> tuple[np.ndarray, np.ndarray]:
         if net.n_nodes < 1:
             net._nodes = (np.empty(0, dtype=str), np.empty(0, dtype=str))
         else:
-            from nest import nestkernel_api as api
 
-            nodes = nest().NodeCollection(list(range(1, net.n_nodes + 1)))._datum
-            net._nodes = tuple(np.atleast_1d(np.array(api.llapi_get_nc_status(nodes, key))) for key in ("model", "element_type"))  # type: ignore[assignment]
+            nodes = nest().NodeCollection(list(range(1, net.n_nodes + 1)))
+            net._nodes = tuple(np.atleast_1d(np.array(node_status(nodes, key))) for key in ("model", "element_type"))  # type: ignore[assignment]
     return net._nodes
 
 
@@ -289,16 +288,15 @@ def settle_probes(net: Network) -> None:
 
 
 def _probe_node(one: Any) -> tuple[list[str], list[str]]:
-    from nest import nestkernel_api as api
 
-    status = api.llapi_get_nc_status(one._datum)
+    status = node_status(one)
     if "compartments" in status:
         return [], ["compartments"]  # refused when storing: its tree is not in the status
     current = {k: _as_nest_takes(v[0]) if isinstance(v[0], np.ndarray) else v[0] for k, v in status.items() if k not in _NEVER_STORED}
 
     def accepted(keys: Iterable[str]) -> bool:
         try:
-            api.llapi_set_nc_status(one._datum, [{k: current[k] for k in keys}])
+            set_node_status(one, [{k: current[k] for k in keys}])
             return True
         except Exception:
             return False
@@ -309,7 +307,7 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
         not stored (and :func:`_put_back` mends the probed node)."""
         if not accepted(keys):
             return False
-        return all(_same(_one(api.llapi_get_nc_status(one._datum, k)), current[k]) for k in new)
+        return all(_same(_one(node_status(one, k)), current[k]) for k in new)
 
     ok = [key for key in current if come_back([key], [key])]
     failed = [key for key in current if key not in ok]
@@ -342,19 +340,18 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
 def _put_back(one: Any, before: dict[str, Any]) -> None:
     """The probed node's values as they were: a refused set may have applied some keys before
     failing, and a key NEST reads in other units than it sets comes back scaled (set x·x/read)."""
-    from nest import nestkernel_api as api
 
-    after = {k: v[0] for k, v in api.llapi_get_nc_status(one._datum).items()}
+    after = {k: v[0] for k, v in node_status(one).items()}
     for key, value in before.items():
         if key in after and not _same(after[key], value):
             for attempt in (value, value * value / after[key] if isinstance(value, float) and isinstance(after[key], float) and after[key] else None):
                 if attempt is None:
                     continue
                 try:
-                    api.llapi_set_nc_status(one._datum, [{key: attempt}])
+                    set_node_status(one, [{key: attempt}])
                 except Exception:
                     continue
-                if _same(_one(api.llapi_get_nc_status(one._datum, key)), value):
+                if _same(_one(node_status(one, key)), value):
                     break
 
 
@@ -490,7 +487,6 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
     connections, einet's recorder added; the model's recorders record to memory. Call
     :func:`check_restorable` first."""
     n = nest()
-    from nest import nestkernel_api as api
 
     with nest_output_to():
         n.ResetKernel()
@@ -539,7 +535,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             like = fresh[run.model]
             params = run.node_params() if run.columns or run.ragged or run.varying else [dict(run.uniform)] if run.uniform else []
             if _is_recorder(like):
-                api.llapi_set_nc_status(nodes._datum, [{"record_to": MEMORY}])
+                set_node_status(nodes, [{"record_to": MEMORY}])
                 params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
             # converting every node's dict would cost a large restore noticeably: only runs
             # holding such keys
@@ -548,7 +544,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             if params and snap.t_stored_ms > 0:
                 params = [{k: v for k, v in p.items() if k not in FIXED_AT_FIRST_SIMULATE} for p in params]
             if params:
-                api.llapi_set_nc_status(nodes._datum, params)
+                set_node_status(nodes, params)
         _replay(later)
         for t in snap.synapses:
             _connect(t, base.get(t.model, t.model), snap.t_stored_ms)
@@ -591,13 +587,12 @@ def _fresh_status(nodes: Any) -> dict[str, Any]:
     """The status of a run's first node as created (a recorder's with the memory backend, so
     that its keys are the ones a restore applies): what kind of node, which keys, which of
     them NodeCollections."""
-    from nest import nestkernel_api as api
 
-    first = nodes[0]._datum
-    status = {k: v[0] for k, v in api.llapi_get_nc_status(first).items()}
+    first = nodes[0]
+    status = {k: v[0] for k, v in node_status(first).items()}
     if _is_recorder(status) and status.get("record_to") != MEMORY:
-        api.llapi_set_nc_status(first, [{"record_to": MEMORY}])
-        status = {k: v[0] for k, v in api.llapi_get_nc_status(first).items()}
+        set_node_status(first, [{"record_to": MEMORY}])
+        status = {k: v[0] for k, v in node_status(first).items()}
     return status
 
 
@@ -659,10 +654,9 @@ def drain_rates(meter: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (senders, times, rates) einet's multimeter sampled since the last drain; empties it."""
     if meter is None:
         return np.empty(0, np.int64), np.empty(0), np.empty(0)
-    from nest import nestkernel_api
 
-    events = nestkernel_api.llapi_get_nc_status(meter._datum)["events"][0]
-    nestkernel_api.llapi_set_nc_status(meter._datum, [{"n_events": 0}])
+    events = node_status(meter)["events"][0]
+    set_node_status(meter, [{"n_events": 0}])
     return np.asarray(events["senders"], dtype=np.int64), np.asarray(events["times"], dtype=np.float64), np.asarray(events.get("rate", ()), dtype=np.float64)
 
 
@@ -674,10 +668,9 @@ def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
     made each step read its spikes twice (~1.5 ms a step at scale 1, 1.5 % of a run).
     """
     try:
-        from nest import nestkernel_api
 
-        events = nestkernel_api.llapi_get_nc_status(recorder._datum)["events"][0]
-        nestkernel_api.llapi_set_nc_status(recorder._datum, [{"n_events": 0}])
+        events = node_status(recorder)["events"][0]
+        set_node_status(recorder, [{"n_events": 0}])
     except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
         events = recorder.get("events")
         recorder.n_events = 0
@@ -688,9 +681,8 @@ def connection_status(conns: Any) -> list[dict[str, Any]]:
     """The raw status dicts of a SynapseCollection (PyNEST's ``.get()`` restructures them in
     Python, a list comprehension plus a restructure per key; the raw list is all we need)."""
     try:
-        from nest import nestkernel_api
 
-        return list(nestkernel_api.llapi_get_connection_status(conns._datum))
+        return connection_status(connection_handles(conns))
     except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
         status = conns.get()
         keys = list(status)

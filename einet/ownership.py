@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernel import nest, nest_output_to
+from .kernel import nest_output_to
+from .nest_api import kernel_api
 
 OWNED_KERNEL_KEYS = ("local_num_threads", "total_num_virtual_procs", "rng_seed")
 SHAPING_KERNEL_KEYS = (
@@ -71,8 +72,7 @@ def plain(value: Any) -> Any:
 
 def apply_owned(threads: int, seed: int) -> None:
     """Set threads (must come first after a reset) and seed through the unwrapped kernel."""
-    from nest import nestkernel_api as api
-
+    api = kernel_api()
     setter = getattr(api.llapi_set_kernel_status, "__wrapped__", api.llapi_set_kernel_status)
     setter({"local_num_threads": threads})
     setter({"rng_seed": seed})
@@ -81,9 +81,7 @@ def apply_owned(threads: int, seed: int) -> None:
 @contextlib.contextmanager
 def model_owned_by_einet(threads: int, seed: int, log_path: str | None = None) -> Iterator[BuildRecord]:
     """Reset the kernel, set einet's threads and seed, and watch the model build."""
-    nest()
-    from nest import nestkernel_api as api
-
+    api = kernel_api()
     record = BuildRecord()
     original = {name: getattr(api, name) for name in ("llapi_reset_kernel", "llapi_set_kernel_status", "llapi_copy_model", "llapi_set_defaults", "llapi_create_spatial")}
 

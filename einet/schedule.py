@@ -17,6 +17,7 @@ import numpy as np
 
 from .kernel import nest, nest_output_to
 from .limits import refusal
+from .nest_api import connection_handles, connection_status, node_status, set_connection_status, set_node_status
 from .network import Network, base_models, node_models
 from .protocol import Change, ProtocolError
 from .snapshot import Snapshot
@@ -126,10 +127,9 @@ def resolve(net: Network, name: str) -> Target:
 def _labels(net: Network) -> np.ndarray:
     """Every node's ``label`` by id - 1 ('' where it has none), read once per network."""
     if net.labels is None:
-        from nest import nestkernel_api as api
 
         with nest_output_to():
-            values = api.llapi_get_nc_status(nest().NodeCollection(list(range(1, net.n_nodes + 1)))._datum, "label") if net.n_nodes else ()
+            values = node_status(nest().NodeCollection(list(range(1, net.n_nodes + 1))), "label") if net.n_nodes else ()
         values = values if isinstance(values, tuple) else (values,)
         net.labels = np.array(["" if v is None else str(v) for v in values], dtype=object)
     return net.labels
@@ -151,33 +151,31 @@ def check_against_network(changes: Iterable[Change], net: Network) -> None:
 
 
 def _try_on_node(change: Change, target: Target) -> None:
-    from nest import nestkernel_api as api
 
     assert target.ids is not None
     one = nest().NodeCollection([int(target.ids[0])])
-    old = api.llapi_get_nc_status(one._datum, change.key)
+    old = node_status(one, change.key)
     try:
-        api.llapi_set_nc_status(one._datum, [{change.key: change.value}])
+        set_node_status(one, [{change.key: change.value}])
     except Exception as exc:
         raise ProtocolError(f"{change}: NEST refuses it: {one_line(exc)}") from None
-    api.llapi_set_nc_status(one._datum, [{change.key: old}])
+    set_node_status(one, [{change.key: old}])
 
 
 def _try_on_connection(change: Change, target: Target) -> None:
-    from nest import nestkernel_api as api
 
     n = nest()
     conns = n.GetConnections(synapse_model=target.synapse_model)
-    first = conns[0]._datum if len(conns) else []
-    status = api.llapi_get_connection_status(first)[0] if first else dict(n.GetDefaults(target.synapse_model))
+    first = connection_handles(conns[0]) if len(conns) else []
+    status = connection_status(first)[0] if first else dict(n.GetDefaults(target.synapse_model))
     _check(change, status, f"synapse model {target.synapse_model}")
     if not first:
         return
     try:
-        api.llapi_set_connection_status(first, {change.key: change.value})
+        set_connection_status(first, {change.key: change.value})
     except Exception as exc:
         raise ProtocolError(f"{change}: NEST refuses it: {one_line(exc)}") from None
-    api.llapi_set_connection_status(first, {change.key: status[change.key]})
+    set_connection_status(first, {change.key: status[change.key]})
 
 
 def apply(net: Network, change: Change) -> None:

@@ -13,7 +13,6 @@ import numpy as np
 
 from . import analysis
 from .config import NetworkConfig, check_threads
-from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
 from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, settle_probes, weight_samples
@@ -23,6 +22,7 @@ from .rehearsal import refused_by_nest, rehearsal_key, rehearse
 from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
+from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
 
 StepCallback = Callable[[StepUpdate], None]
 

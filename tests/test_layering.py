@@ -64,6 +64,17 @@ def test_tui_source_imports_no_nest_no_h5py_no_cli(path: Path) -> None:
         assert name not in ("einet.snapshot.h5", "einet.snapshot.v1"), f"{rel} imports {name} (h5py)"
 
 
+@pytest.mark.parametrize("path", _sources("einet"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_one_module_imports_nest_and_one_reaches_its_low_level_api(path: Path) -> None:
+    rel = str(path.relative_to(ROOT))
+    if rel not in ("einet/kernel.py", "einet/nest_api.py"):
+        assert not [name for name in _imports(path) if name.split(".")[0] == "nest"], f"{rel} imports nest (einet/kernel.py does)"
+    # ownership.py wraps some of the kernel API's functions (got from nest_api.kernel_api())
+    if rel not in ("einet/nest_api.py", "einet/ownership.py"):
+        text = path.read_text()
+        assert "llapi_" not in text and "._datum" not in text and "nestkernel_api" not in text, f"{rel} reaches into PyNEST's low-level API (einet/nest_api.py does)"
+
+
 def test_the_source_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     probe = ROOT / "einet" / "_probe_layering.py"
     probe.write_text("def f():\n    import textual\n")

@@ -26,8 +26,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .protocol import Channel, EngineState, Message, ProtocolError, groups_fields, result_message, weights_fields
 from ..text import one_line
+from .protocol import Channel, EngineState, Message, ProtocolError, groups_fields, result_message, weights_fields
 
 HEARTBEAT_S = 1.0
 STORE_POLL_S = 0.2

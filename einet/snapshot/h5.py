@@ -34,9 +34,9 @@ import h5py
 import numpy as np
 
 from .files import sniff
+from .manifest import to_parts
 from .model import Snapshot, SnapshotError
 from .validate import require
-from .manifest import to_parts
 
 MAX_MANIFEST_BYTES = 64 << 20
 _CHUNK = 1 << 17

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import DEFAULT_MODEL
 from .h5 import HEADER_TYPES as HEADER_TYPES_V2
-from .h5 import read_attr, check_stored, check_structure, read_dataset
+from .h5 import check_stored, check_structure, read_attr, read_dataset
 from .model import FLOAT_DTYPE, ID_DTYPE, NodeRun, Snapshot, SnapshotError, SynapseTable
 from .validate import check_affordable, check_values, require
 

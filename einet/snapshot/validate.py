@@ -17,7 +17,7 @@ import numpy as np
 
 from ..protocol import MAX_TIME_MS
 from .manifest import to_parts
-from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, ID_DTYPE, READABLE_VERSIONS, INT_DTYPE, Snapshot, SnapshotError
+from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, ID_DTYPE, INT_DTYPE, READABLE_VERSIONS, Snapshot, SnapshotError
 
 MAX_NODES = 200_000_000
 MAX_NAME = 200

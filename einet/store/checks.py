@@ -7,21 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernel import nest, nest_output_to
-from ..network import (
-    MEMORY,
-    UNSUPPORTED_SYNAPSES,
-    Network,
-    check_restorable,
-    node_kinds,
-    node_models,
-    probe_node_models,
-)
-from ..snapshot.model import (
-    GENERAL_NOT_STORED,
-    CannotStoreError,
-    Snapshot,
-    SnapshotError,
-)
+from ..nest_api import node_status
+from ..network import MEMORY, UNSUPPORTED_SYNAPSES, Network, check_restorable, node_kinds, node_models, probe_node_models
+from ..snapshot.model import GENERAL_NOT_STORED, CannotStoreError, Snapshot, SnapshotError
 from .connections import CONNECTION_READ_ONLY, base_of, connection_counts
 from .nodes import NODE_METADATA, json_checked
 
@@ -93,11 +81,10 @@ def _recorder_notes(net: Network) -> list[str]:
     ids = ids[np.isin(node_models(net)[ids - 1], list(with_backend))]
     if not len(ids):
         return []
-    from nest import nestkernel_api as api
 
     with nest_output_to():
-        nodes = nest().NodeCollection(ids.tolist())._datum
-        backends, labels = (np.atleast_1d(np.array(api.llapi_get_nc_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
+        nodes = nest().NodeCollection(ids.tolist())
+        backends, labels = (np.atleast_1d(np.array(node_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
     models = node_models(net)[ids - 1]
     out = []
     for model, backend in dict.fromkeys(zip(models.tolist(), backends.tolist())):

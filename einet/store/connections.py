@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..kernel import nest, nest_output_to
+from ..nest_api import connection_handles, connection_status, set_connection_status
 from ..network import Network
 from ..snapshot.model import ID_DTYPE, INT_DTYPE, CannotStoreError, SynapseTable
 from .plan import BLOCK_SYNAPSES, CapturePlan, ModelPlan, Progress
@@ -68,7 +69,7 @@ def _first_connection(net: Network, model: str) -> Any:
     lo, width = 1, 64
     while lo < end:
         hi = min(end, lo + width)
-        handles = n.GetConnections(source=n.NodeCollection(list(range(lo, hi))), synapse_model=model)._datum
+        handles = connection_handles(n.GetConnections(source=n.NodeCollection(list(range(lo, hi))), synapse_model=model))
         if handles:
             return handles[0]
         lo, width = hi, width * 4
@@ -125,13 +126,12 @@ def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, re
     connections' handles per model and read their status into the rows taken for them.
     ``report(k)`` is told of every ``k`` connections read."""
     n = nest()
-    from nest import nestkernel_api as api
 
     blocks = plan.blocks()
     while (b := cursor.next_block()) < len(blocks):
         sources = n.NodeCollection(list(range(*blocks[b])))
         for i, m in enumerate(plan.models):
-            handles = n.GetConnections(source=sources, synapse_model=m.model)._datum or []
+            handles = connection_handles(n.GetConnections(source=sources, synapse_model=m.model))
             if not handles:
                 continue
             at = cursor.take(i, len(handles))
@@ -141,7 +141,7 @@ def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, re
             pick = operator.itemgetter(*m.keys)
             for lo in range(0, len(handles), BLOCK_SYNAPSES):
                 part = handles[lo : lo + BLOCK_SYNAPSES]
-                status = api.llapi_get_connection_status(part)
+                status = connection_status(part)
                 try:
                     buffers[i][at + lo : at + lo + len(part)] = np.fromiter(map(pick, status), dtype=row, count=len(part))
                 except (TypeError, ValueError):
@@ -172,15 +172,14 @@ def read_connections(plan: CapturePlan, progress: Progress | None = None) -> lis
 def _probe_synapse(net: Network, model: str, conn: Any) -> None:
     """The properties NEST accepts back, probed on one connection."""
     if model not in net.settable_synapses:
-        from nest import nestkernel_api as api
 
-        status = api.llapi_get_connection_status([conn])[0]
+        status = connection_status([conn])[0]
         ok, failed = [], []
         for key, value in status.items():
             if key in CONNECTION_READ_ONLY:
                 continue
             try:
-                api.llapi_set_connection_status([conn], {key: value})
+                set_connection_status([conn], {key: value})
                 ok.append(key)
             except Exception:
                 failed.append(key)

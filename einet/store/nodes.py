@@ -11,15 +11,10 @@ from typing import Any
 import numpy as np
 
 from ..kernel import nest
+from ..nest_api import node_status
 from ..network import Network
 from ..ownership import plain
-from ..snapshot.model import (
-    BOOL_DTYPE,
-    FLOAT_DTYPE,
-    INT_DTYPE,
-    CannotStoreError,
-    NodeRun,
-)
+from ..snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, INT_DTYPE, CannotStoreError, NodeRun
 
 NODE_METADATA = {
     "archiver_length", "element_type", "global_id", "local", "model", "model_id", "node_uses_wfr",
@@ -69,16 +64,15 @@ def runs_to_read(net: Network, models: np.ndarray) -> list[tuple[int, int, Any, 
 
 def run_status(nodes: Any, keys: list[str]) -> dict[str, Any]:
     """Each key's values over the run, plus ``local`` (under MPI other ranks' nodes read None)."""
-    from nest import nestkernel_api as api
 
     wanted = [*keys, "local", "t_spike"]  # t_spike: not stored, but where traces last jumped
-    if "n_events" in api.llapi_get_nc_status(nodes[0]._datum):
+    if "n_events" in node_status(nodes[0]):
         wanted.remove("t_spike")
         # a recorder: its whole status would include every recorded event
-        return {key: api.llapi_get_nc_status(nodes._datum, key) for key in wanted}
+        return {key: node_status(nodes, key) for key in wanted}
     # one read of every key (a read per key costs a whole status per node each time); under
     # MPI a run held wholly by other ranks reads only their nodes' metadata
-    everything = api.llapi_get_nc_status(nodes._datum)
+    everything = node_status(nodes)
     missing = (None,) * len(nodes)
     return {key: everything.get(key, missing) for key in wanted if key != "t_spike" or key in everything}
 
