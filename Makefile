@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einet-installed
 TSTAMP := $(VENV)/.einet-test-installed
+LSTAMP := $(VENV)/.einet-lint-installed
 
-.PHONY: run test test-mpi setup setup-test setup-mpi bench bench-large bench-mpi fuzz soak screenshot clean
+.PHONY: run test test-mpi lint setup setup-test setup-lint setup-mpi bench bench-large bench-mpi fuzz soak screenshot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,12 @@ $(TSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP) $@
 
+$(LSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[test,lint]"
+	touch $(STAMP) $(TSTAMP) $@
+
 setup: $(STAMP)
+setup-lint: $(LSTAMP)
 setup-test: $(TSTAMP)
 	@bash tools/apt-install.sh tmux
 
@@ -28,6 +34,13 @@ run: setup
 
 test: setup-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff (lint + format check), mypy on einet/ and tui/, import-linter's layering contracts
+lint: $(LSTAMP)
+	$(VENV)/bin/ruff check einet tui tests benchmarks tools docs
+	$(VENV)/bin/ruff format --check einet tui tests benchmarks tools docs
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 # the engine as an MPI job of 2 ranks (builds the MPI NEST first if it is not cached)
 test-mpi: setup-test setup-mpi

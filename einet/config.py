@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .text import one_line
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -141,7 +143,7 @@ class NetworkConfig:
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{path} is not valid TOML: {one_line(exc)}") from None
         if "network" in data:
             extra = sorted(set(data) - {"network", "params", "protocol"})
             if extra:

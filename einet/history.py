@@ -42,7 +42,7 @@ from typing import Any
 
 from .analysis import isi_cv, mean_weight
 from .runs import RunResult
-from .text import visible
+from .text import one_line, visible
 
 HISTORY_FILE = "einet-history.sqlite"
 """The history's file name in a snapshot folder."""
@@ -177,7 +177,7 @@ def _absolute(path: str | Path) -> str:
 
 def _reason(exc: BaseException) -> str:
     """What an sqlite or OS error means for the history file, as a phrase after its name."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = one_line(exc)
     low = text.lower()
     if "locked" in low or "busy" in low:
         return f"is locked by another process ({text})"

@@ -33,6 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..text import one_line
 from .files import sniff
 from .manifest import to_parts
 from .model import Snapshot, SnapshotError
@@ -176,7 +177,7 @@ def open_h5(path: str | Path) -> Iterator[h5py.File]:
     except SnapshotError:
         raise
     except Exception as exc:  # h5py raises many kinds for damaged files
-        raise SnapshotError(f"{path} is damaged: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
+        raise SnapshotError(f"{path} is damaged: {type(exc).__name__}: {one_line(exc, 120)}") from None
     finally:
         with contextlib.suppress(Exception):
             h5.close()
