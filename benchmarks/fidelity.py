@@ -16,7 +16,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from einet import NetworkConfig, Session  # noqa: E402
+from einet import NetworkConfig, Session
 
 MODELS = ROOT / "tests" / "models"
 NETWORKS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import random
 import signal
 import subprocess
@@ -25,12 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from einet import NetworkConfig, Session, Snapshot  # noqa: E402
-from einet.snapshot import list_snapshots  # noqa: E402
-from einet.snapshot import CannotStoreError, write_snapshot  # noqa: E402
-from tests.hostile import DEVICES, NEURONS, Restorer, hostile_snapshot  # noqa: E402
-from tests.mutations import STRUCTURAL, UNCHECKED, random_byte_mutation, readers_of, same_snapshot, verdict, write_structural  # noqa: E402
-from einet.snapshot import open_snapshot
+from einet import NetworkConfig, Session, Snapshot
+from einet.snapshot import CannotStoreError, list_snapshots, open_snapshot, write_snapshot
+from tests.hostile import DEVICES, NEURONS, Restorer, hostile_snapshot
+from tests.mutations import STRUCTURAL, UNCHECKED, random_byte_mutation, readers_of, same_snapshot, verdict, write_structural
 
 CONFIG = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -175,10 +174,8 @@ def hostile(n: int, folder: Path, seed: int, cli_every: int = 10) -> tuple[colle
     models = {*NEURONS, *DEVICES, "stdp_synapse", "tsodyks_synapse", "static_synapse", *(r.model for b in bases for r in b.nodes), *(t.model for b in bases for t in b.synapses)}
     defaults = {}
     for m in models:
-        try:
+        with contextlib.suppress(Exception):  # a model made by a base's CopyModel: not in this kernel
             defaults[m] = dict(n_.GetDefaults(m))
-        except Exception:  # noqa: BLE001 - a model made by a base's CopyModel: not in this kernel
-            pass
     counts: collections.Counter[str] = collections.Counter()
     problems: list[str] = []
     restorer = Restorer(cwd)

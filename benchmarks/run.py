@@ -89,7 +89,9 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
     if len(secs) > 2:
         rows.append(f"| {s} | … 1..{len(secs)} workers | | " + " / ".join(f"{x:.2f}" for x in secs) + " s | | | |")
     bg = work("store-background", scale, folder)
-    rows.append(f"| {s} | simulation paused by a background store (settings, counts, fork), longest of {bg['pairs']} | | {1000 * bg['pause_s']:.0f} ms | | ≤ {1000 * PAUSE_S.get(s, 0.6):.0f} ms | {verdict(bg['pause_s'] <= PAUSE_S.get(s, 0.6))} |")
+    rows.append(
+        f"| {s} | simulation paused by a background store (settings, counts, fork), longest of {bg['pairs']} | | {1000 * bg['pause_s']:.0f} ms | | ≤ {1000 * PAUSE_S.get(s, 0.6):.0f} ms | {verdict(bg['pause_s'] <= PAUSE_S.get(s, 0.6))} |"
+    )
     rows.append(_overlap_row(s, bg, "NEST on both cores"))
     cow = work("copy-on-write-cost", scale, folder)
     cores = os.cpu_count() or 1
@@ -106,7 +108,9 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
     )
     if not large:
         rows.append(_overlap_row(s, work("store-background-free-core", scale, folder), "NEST on 1 thread, a core free"))
-    rows.append(f"| {s} | background store peak extra memory, all processes (PSS) | {ex_store['peak_extra_mb']:.0f} MB | {bg['peak_extra_mb']:.0f} MB | {bg['peak_extra_mb'] / max(ex_store['peak_extra_mb'], 1e-9):.3f}x | ≤ 0.1x | {verdict(bg['peak_extra_mb'] <= 0.1 * ex_store['peak_extra_mb'])} |")
+    rows.append(
+        f"| {s} | background store peak extra memory, all processes (PSS) | {ex_store['peak_extra_mb']:.0f} MB | {bg['peak_extra_mb']:.0f} MB | {bg['peak_extra_mb'] / max(ex_store['peak_extra_mb'], 1e-9):.3f}x | ≤ 0.1x | {verdict(bg['peak_extra_mb'] <= 0.1 * ex_store['peak_extra_mb'])} |"
+    )
     v1 = work_v1(scale, folder)
     if v1 is not None:
         t, b = ei_store["seconds"] / v1["seconds"], ei_store["bytes"] / v1["bytes"]
@@ -120,11 +124,15 @@ def snapshot_rows(scale: float, folder: Path, large: bool) -> list[str]:
         rows.append(f"| {s} | restore time, median of 3 (einet: read + validate in a child process, then rebuild) | {ex_restore['seconds']:.3f} s | {ei_restore['seconds']:.3f} s | {r:.2f}x | ≤ 1.2x | {verdict(r <= 1.2)} |")
         rows.append(f"| {s} | … of which NEST rebuild alone (einet also restores delay and Kplus) | {ex_restore['seconds']:.3f} s | {kernel['seconds']:.3f} s | {kernel['seconds'] / ex_restore['seconds']:.2f}x | | |")
         rehearsed = work("restore-einet-rehearsed", scale, folder)
-        rows.append(f"| {s} | … over a running network, rehearsed first in a fresh process (once per file and session) vs into an empty session | {ei_restore['seconds']:.3f} s | {rehearsed['seconds']:.3f} s | {rehearsed['seconds'] / ei_restore['seconds']:.2f}x | | |")
+        rows.append(
+            f"| {s} | … over a running network, rehearsed first in a fresh process (once per file and session) vs into an empty session | {ei_restore['seconds']:.3f} s | {rehearsed['seconds']:.3f} s | {rehearsed['seconds'] / ei_restore['seconds']:.2f}x | | |"
+        )
         clock = work("restore-einet-clock", scale, folder)
         at = clock["seconds"]
         for t_s in ("10", "1000"):
-            rows.append(f"| {s} | … NEST rebuild of the snapshot stored at {t_s} s vs at 1 s (the clock brought to the stored time in steps of {clock['min_delay_ms']:g} ms) | {at['1']:.3f} s | {at[t_s]:.3f} s | {at[t_s] / at['1']:.2f}x | | |")
+            rows.append(
+                f"| {s} | … NEST rebuild of the snapshot stored at {t_s} s vs at 1 s (the clock brought to the stored time in steps of {clock['min_delay_ms']:g} ms) | {at['1']:.3f} s | {at[t_s]:.3f} s | {at[t_s] / at['1']:.2f}x | | |"
+            )
     return rows
 
 

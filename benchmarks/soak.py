@@ -1,6 +1,6 @@
 """`make soak`: store/restore cycles through the engine; the engine's memory must stay flat.
 
-    python benchmarks/soak.py --cycles 200
+python benchmarks/soak.py --cycles 200
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 from einet import NetworkConfig
 from einet.engine import Engine
-
 
 WARM_UP = 50
 

@@ -291,7 +291,7 @@ def _repeat(fn: Any, reps: int = 3) -> dict[str, float]:
 def restore_example(scale: float, folder: Path) -> dict[str, Any]:
     config = NetworkConfig(scale=scale)
     p = REFERENCE
-    n_inh = int(round(p["n_inh_base"] * scale))
+    n_inh = int(round(p["n_inh_base"] * scale))  # noqa: RUF046 - round() of a NumPy float is a NumPy float
     n_exc = p["e_to_i_ratio"] * n_inh
     n = nest()
 
@@ -379,7 +379,7 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     def on_event(msg: Message) -> None:
         if msg.kind == "frame":  # consume every frame, as the dashboard does
             seen["frames"] += 1
-            seen["spikes"] += int(len(msg.arrays["senders"]))
+            seen["spikes"] += len(msg.arrays["senders"])
 
     with Engine(log_dir=folder / "logs", on_event=on_event) as engine:
         engine.call("build", config=NetworkConfig(scale=scale).to_dict())
@@ -389,7 +389,25 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, **seen}
 
 
-TASKS = {f.__name__.replace("_", "-"): f for f in (store_example, store_einet, store_scaling, store_background, store_background_free_core, copy_on_write_cost, simulate_busy, restore_example, restore_einet, restore_einet_rehearsed, restore_einet_kernel_only, restore_einet_clock, simulate_bare, simulate_engine)}
+TASKS = {
+    f.__name__.replace("_", "-"): f
+    for f in (
+        store_example,
+        store_einet,
+        store_scaling,
+        store_background,
+        store_background_free_core,
+        copy_on_write_cost,
+        simulate_busy,
+        restore_example,
+        restore_einet,
+        restore_einet_rehearsed,
+        restore_einet_kernel_only,
+        restore_einet_clock,
+        simulate_bare,
+        simulate_engine,
+    )
+}
 
 if __name__ == "__main__":
     task, scale, folder = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])

@@ -27,11 +27,11 @@ __all__ = [
     "SnapshotError",
     "SnapshotInfo",
     "StepUpdate",
+    "__version__",
     "inspect_snapshot",
     "load_frames",
     "open_snapshot",
     "write_snapshot",
-    "__version__",
 ]
 
 _EXPORTS = {

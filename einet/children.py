@@ -84,7 +84,8 @@ def run_stoppable(command: Callable[[], int]) -> int:
 def _wait(pid: int) -> int:
     waited = [*_FORWARDED, signal.SIGCHLD]
     deadline: float | None = None
-    first = signal.SIGINT
+    first: int = signal.SIGINT
+    info: signal.struct_siginfo | None
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -248,7 +249,7 @@ def _history_file(args: argparse.Namespace) -> Path:
     from .history import history_path
 
     if getattr(args, "history", None) is not None:
-        return args.history  # type: ignore[no-any-return]
+        return args.history
     return history_path(getattr(args, "snapshot_dir", None) or Path("snapshots"))
 
 
@@ -279,7 +280,7 @@ class _Recorder:
         sha = file_sha256(snapshot) if snapshot is not None and self._history.enabled else ""
         run_id = self._history.record(result, snapshot_sha256=sha)
         self._warn()
-        return run_id  # type: ignore[no-any-return]
+        return run_id
 
     def stored(self, run_id: int | None, path: Path | None) -> None:
         """Note a snapshot stored from run ``run_id``'s end state (its path and SHA-256)."""
@@ -474,7 +475,7 @@ def _demo_plots(results: Sequence[Any]) -> str:
     raster_ids = first.raster_ids if first is not None else np.empty(0, np.int64)
     name = first.name if first is not None else ""
     panels: list[Callable[[], None]] = [
-        (lambda i=i, r=r: draw_raster(plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, raster_ids, title=f"{r.label} ({r.short_digest}): spikes, first {len(raster_ids)} {name} neurons", color=COLORS[i % len(COLORS)]))
+        functools.partial(draw_raster, plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, raster_ids, title=f"{r.label} ({r.short_digest}): spikes, first {len(raster_ids)} {name} neurons", color=COLORS[i % len(COLORS)])
         for i, r in enumerate(results)
     ]
     panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz[0]) for r in results if len(r.psth_hz)], align=True, title=f"{name}: rate per neuron [Hz], runs aligned at their start", xlabel="time since the run's start [ms]"))
@@ -584,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("einet: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a tool users trust must not spray tracebacks
+    except Exception as exc:  # noqa: BLE001 - a tool users trust must not spray tracebacks
         code, line = _failure(exc)
         print(f"einet: {line}", file=sys.stderr)
         return code

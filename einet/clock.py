@@ -73,8 +73,6 @@ def advance_clock(snap: Snapshot) -> None:
     n.Simulate(round(snap.t_stored_ms / res) * res)
 
 
-
-
 def schedule_from(run: NodeRun, t_ms: float, resolution_ms: float) -> NodeRun:
     """A step-schedule device's run as seen from ``t_ms``: entries at or before it collapse into
     one at the next step with the value in force then (what a device made at ``t_ms`` needs, and
@@ -85,6 +83,8 @@ def schedule_from(run: NodeRun, t_ms: float, resolution_ms: float) -> NodeRun:
     times_key, values_key = keys
     if not (set(keys) <= set(run.ragged) | set(run.uniform)):
         return run
+    times: list[Any] | np.ndarray
+    values: list[Any] | np.ndarray
     if times_key in run.uniform and values_key in run.uniform:  # one schedule for every node: seen once
         times, values = [run.uniform[times_key]], [run.uniform[values_key]]
     else:

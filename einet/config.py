@@ -12,17 +12,12 @@ import json
 import math
 import os
 import stat
-import sys
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .text import one_line
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 DEFAULT_MODEL = "einet.models.brunel_stdp"
 """The built-in reference network: NEST's store/restore example (2000 E + 500 I, STDP)."""

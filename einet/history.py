@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -344,7 +344,7 @@ class History:
             return None
         try:
             row = _row(result, self.session, snapshot_sha256)
-        except Exception as exc:  # a malformed result must not stop the caller
+        except Exception as exc:  # noqa: BLE001 - a malformed result must not stop the caller
             with self._lock:
                 self._turn_off(f"could not record run {result.label!r} ({type(exc).__name__}: {exc})")
             return None
@@ -441,10 +441,8 @@ def _warning_line(path: Path, reason: str) -> str:
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:
-    try:
+    with contextlib.suppress(sqlite3.Error):
         conn.close()
-    except sqlite3.Error:
-        pass
 
 
 def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
@@ -616,7 +614,7 @@ def _row(result: RunResult, session: str, snapshot_sha256: str) -> dict[str, Any
     snapshot = origin.snapshot if restored and origin.snapshot and origin.snapshot != "(in memory)" else ""
     return {
         "session": session,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "label": str(result.label),
         "origin": str(origin.kind),
         "snapshot": _absolute(snapshot),

@@ -50,7 +50,7 @@ class Population:
 
     @property
     def size(self) -> int:
-        return int(len(self.ids))
+        return len(self.ids)
 
     @property
     def raster_ids(self) -> np.ndarray:
@@ -91,7 +91,7 @@ class Network:
     @property
     def n_recorded(self) -> int:
         """Recorded neurons that spike (rates of runs are per spiking neuron)."""
-        return int(len(self.spiking))
+        return len(self.spiking)
 
     @property
     def recorder_id(self) -> int:
@@ -140,7 +140,7 @@ def build_model(config: NetworkConfig, build: BuildFunction | None = None) -> Ne
             shown = build(n, scale=config.scale, **config.params)
         except (ModelError, SnapshotError):
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a user model may raise anything: one line names it
             raise ModelBuildError(f"model {config.model} failed while building: {type(exc).__name__}: {one_line(exc, 200)}") from None
     with nest_output_to():
         populations, nodes = _populations(shown, config.model)
@@ -254,9 +254,9 @@ def _node_table(net: Network) -> tuple[np.ndarray, np.ndarray]:
         if net.n_nodes < 1:
             net._nodes = (np.empty(0, dtype=str), np.empty(0, dtype=str))
         else:
-
             nodes = nest().NodeCollection(list(range(1, net.n_nodes + 1)))
-            net._nodes = tuple(np.atleast_1d(np.array(node_status(nodes, key))) for key in ("model", "element_type"))  # type: ignore[assignment]
+            models, kinds = (np.atleast_1d(np.array(node_status(nodes, key))) for key in ("model", "element_type"))
+            net._nodes = (models, kinds)
     return net._nodes
 
 
@@ -298,7 +298,7 @@ def _probe_node(one: Any) -> tuple[list[str], list[str]]:
         try:
             set_node_status(one, [{k: current[k] for k in keys}])
             return True
-        except Exception:
+        except Exception:  # noqa: BLE001 - NEST raises its own types (and TypeError) for a value it refuses
             return False
 
     def come_back(keys: list[str], new: Iterable[str]) -> bool:
@@ -349,7 +349,7 @@ def _put_back(one: Any, before: dict[str, Any]) -> None:
                     continue
                 try:
                     set_node_status(one, [{key: attempt}])
-                except Exception:
+                except Exception:  # noqa: BLE001 - NEST raises its own types (and TypeError) for a value it refuses
                     continue
                 if _same(_one(node_status(one, key)), value):
                     break
@@ -367,7 +367,7 @@ def _same(a: Any, b: Any) -> bool:
         return True
     try:
         return bool(a == b)
-    except Exception:
+    except Exception:  # noqa: BLE001 - values of any type: comparing arrays raises
         return False
 
 
@@ -491,9 +491,9 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
     with nest_output_to():
         n.ResetKernel()
         apply_owned(threads, seed)
-        kernel = {k: snap.kernel[k] for k in ("tics_per_ms", "resolution") if k in snap.kernel}
+        kernel: dict[str, Any] = {k: snap.kernel[k] for k in ("tics_per_ms", "resolution") if k in snap.kernel}
         if "tics_per_ms" in kernel:
-            kernel["tics_per_ms"] = int(round(kernel["tics_per_ms"]))  # NEST reports a float, takes an integer
+            kernel["tics_per_ms"] = int(round(kernel["tics_per_ms"]))  # noqa: RUF046 - NEST reports a float, takes an integer (round() of a NumPy float is a NumPy float)
         kernel |= {k: snap.kernel[k] for k in snap.kernel_set if k not in kernel}
         if kernel:
             n.SetKernelStatus(kernel)
@@ -632,7 +632,7 @@ def _connect(t: Any, base: str, t_stored_ms: float) -> None:
     before = {k: v for k, v in n.GetDefaults(t.model).items() if k in shared}
     try:
         n.SetDefaults(t.model, shared)
-    except Exception:  # a property that is per connection only: pass it as an array instead
+    except Exception:  # noqa: BLE001 - a property that is per connection only: pass it as an array instead
         before = {}
         spec |= {k: np.full(len(t), v, dtype=float) for k, v in shared.items()}
     try:
@@ -668,7 +668,6 @@ def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
     made each step read its spikes twice (~1.5 ms a step at scale 1, 1.5 % of a run).
     """
     try:
-
         events = node_status(recorder)["events"][0]
         set_node_status(recorder, [{"n_events": 0}])
     except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
@@ -681,7 +680,6 @@ def connection_status(conns: Any) -> list[dict[str, Any]]:
     """The raw status dicts of a SynapseCollection (PyNEST's ``.get()`` restructures them in
     Python, a list comprehension plus a restructure per key; the raw list is all we need)."""
     try:
-
         return connection_status(connection_handles(conns))
     except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
         status = conns.get()

@@ -160,6 +160,5 @@ def _python_output_to(log_path: str | None) -> Iterator[None]:
     from .kernel import current_log_path
 
     target = log_path or current_log_path()
-    with open(target, "a", buffering=1, encoding="utf-8", errors="replace") if target != os.devnull else io.StringIO() as sink:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            yield
+    with open(target, "a", buffering=1, encoding="utf-8", errors="replace") if target != os.devnull else io.StringIO() as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield

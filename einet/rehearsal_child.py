@@ -28,7 +28,7 @@ def main(job: dict[str, Any]) -> None:
         reply = {"error": "restoring the snapshot needs more memory than it declares"}
     except SnapshotError as exc:
         reply = {"error": str(exc)}
-    except Exception as exc:  # NEST's own exception types: each is a refusal with its message
+    except Exception as exc:  # noqa: BLE001 - NEST's own exception types: each is a refusal with its message
         reply = {"error": str(refused_by_nest(exc))}
     Path(job["answer"]).write_text(json.dumps(reply))
 

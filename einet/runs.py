@@ -96,7 +96,7 @@ class RunResult:
 
     @property
     def n_spikes(self) -> int:
-        return int(len(self.senders))
+        return len(self.senders)
 
     @property
     def short_digest(self) -> str:

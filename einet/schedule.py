@@ -99,7 +99,7 @@ def _try_as_default(change: Change, model: str) -> None:
         old = n.GetDefaults(model, change.key)
         try:
             n.SetDefaults(model, {change.key: change.value})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - NEST raises its own types (and TypeError) for a value it refuses
             raise ProtocolError(f"{change}: NEST refuses it: {one_line(exc)}") from None
         n.SetDefaults(model, {change.key: old})
 
@@ -127,7 +127,6 @@ def resolve(net: Network, name: str) -> Target:
 def _labels(net: Network) -> np.ndarray:
     """Every node's ``label`` by id - 1 ('' where it has none), read once per network."""
     if net.labels is None:
-
         with nest_output_to():
             values = node_status(nest().NodeCollection(list(range(1, net.n_nodes + 1))), "label") if net.n_nodes else ()
         values = values if isinstance(values, tuple) else (values,)
@@ -157,7 +156,7 @@ def _try_on_node(change: Change, target: Target) -> None:
     old = node_status(one, change.key)
     try:
         set_node_status(one, [{change.key: change.value}])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - NEST raises its own types (and TypeError) for a value it refuses
         raise ProtocolError(f"{change}: NEST refuses it: {one_line(exc)}") from None
     set_node_status(one, [{change.key: old}])
 
@@ -173,7 +172,7 @@ def _try_on_connection(change: Change, target: Target) -> None:
         return
     try:
         set_connection_status(first, {change.key: change.value})
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - NEST raises its own types (and TypeError) for a value it refuses
         raise ProtocolError(f"{change}: NEST refuses it: {one_line(exc)}") from None
     set_connection_status(first, {change.key: status[change.key]})
 

@@ -34,9 +34,17 @@ TRACES: dict[str, dict[str, str]] = {
 """NEST synapse models (without ``_hpc``/``_lbl``) whose traces decay from ``t_lastspike`` as above."""
 
 LAST_SPIKE_CLOCKED = (
-    "tsodyks_synapse", "tsodyks2_synapse", "tsodyks_synapse_hom", "quantal_stp_synapse", "ht_synapse",
-    "stdp_dopamine_synapse", "stdp_nn_symm_synapse", "stdp_nn_restr_synapse", "clopath_synapse",
-    "stdp_facetshw_synapse_hom", "urbanczik_synapse",
+    "tsodyks_synapse",
+    "tsodyks2_synapse",
+    "tsodyks_synapse_hom",
+    "quantal_stp_synapse",
+    "ht_synapse",
+    "stdp_dopamine_synapse",
+    "stdp_nn_symm_synapse",
+    "stdp_nn_restr_synapse",
+    "clopath_synapse",
+    "stdp_facetshw_synapse_hom",
+    "urbanczik_synapse",
 )
 """Models with other state that evolves from the last spike: it restarts from t = 0 after a restore."""
 

@@ -47,7 +47,7 @@ def encode_parts(msg: Message) -> list[bytes | memoryview]:
             "arrays": [[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()],
         }
     ).encode()
-    return [_LEN.pack(len(header)) + header, *(memoryview(v).cast("B") for v in arrays.values() if v.nbytes)]
+    return [_LEN.pack(len(header)) + header, *(np.ascontiguousarray(v).data.cast("B") for v in arrays.values() if v.nbytes)]
 
 
 def encode(msg: Message) -> bytes:

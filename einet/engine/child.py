@@ -43,10 +43,8 @@ def _release_heap() -> None:
     glibc keeps freed small blocks in a fragmented heap, so a long-lived engine's RSS would
     creep up by a few MB over hundreds of stores without this (measured by `make soak`).
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def weighted_models() -> list[str]:
@@ -229,7 +227,7 @@ class EngineServer:
         except Shutdown:
             self.shutdown_requested = True
             reply = Message("ack", {"id": cid, "op": op})
-        except Exception as exc:  # every failure becomes an event; the engine stays usable
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an event; the engine stays usable
             self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
             reply = Message("error", {"id": cid, "op": op, "message": one_line(exc), "error": type(exc).__name__})
         self.forward_log()
@@ -474,8 +472,8 @@ def _log_to(path: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams, open for its life
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams, open for its life
 
 
 def _launcher_rank() -> int:

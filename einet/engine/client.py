@@ -108,7 +108,7 @@ class Engine:
         threading.Thread(target=self._watchdog, args=(gen,), name="einet-engine-watchdog", daemon=True).start()
         try:
             ready = self._ready.result(timeout_s)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever kept the engine from starting ends it
             self.kill()
             raise EngineDied(f"engine did not start: {exc}") from None
         self.nest_version = str(ready.get("nest_version", ""))

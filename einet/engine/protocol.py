@@ -28,9 +28,10 @@ it was taken in the foreground), ``store_failed`` (path, message), ``log`` (line
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -42,9 +43,9 @@ ProtocolError = WireError
 __all__ = ["Channel", "EngineState", "Message", "ProtocolError", "groups_fields", "groups_from", "result_from_message", "result_message", "weights_fields", "weights_from"]
 
 
-class EngineState(str, Enum):
+class EngineState(StrEnum):
     """What the engine is doing: sent in ``state`` events, read by the dashboard and tests
-    (a ``str``, so it compares equal to its value)."""
+    (a ``str``, so it compares equal to its value and prints as it)."""
 
     STARTING = "starting"
     EMPTY = "empty"
@@ -55,9 +56,6 @@ class EngineState(str, Enum):
     STORING = "storing"
     RESTORING = "restoring"
     DEAD = "dead"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def idle(self) -> bool:
@@ -86,10 +84,8 @@ class Channel:
         return decode(self._read_exact)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
 
@@ -144,10 +140,10 @@ def result_from_message(msg: Message) -> RunResult:
     meta = dict(msg["run"])
     origin = Origin(**meta.pop("origin"))
     meta["changes"] = tuple(meta.get("changes", ()))
+    fields: dict[str, Any] = {**meta, **{k: msg.arrays[k] for k in _RESULT_ARRAYS if k in msg.arrays}}
     return RunResult(
         origin=origin,
-        **meta,
-        **{k: msg.arrays[k] for k in _RESULT_ARRAYS if k in msg.arrays},
+        **fields,
         weights=weights_from(msg.get("weight_models", []), msg.arrays),
         groups=groups_from(msg.get("groups", []), msg.arrays),
     )

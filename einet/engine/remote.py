@@ -43,8 +43,14 @@ class RemoteSession:
         if msg.kind == "frame" and on_step is not None:
             on_step(
                 StepUpdate(
-                    float(msg["t_ms"]), float(msg["t_start_ms"]), float(msg["t_stop_ms"]), msg.arrays.get("senders"), msg.arrays.get("times"),  # type: ignore[arg-type]
-                    int(msg["n_spikes_total"]), float(msg["rate_hz"]), msg.arrays.get("groups"),
+                    float(msg["t_ms"]),
+                    float(msg["t_start_ms"]),
+                    float(msg["t_stop_ms"]),
+                    msg.arrays["senders"],
+                    msg.arrays["times"],
+                    int(msg["n_spikes_total"]),
+                    float(msg["rate_hz"]),
+                    msg.arrays.get("groups"),
                 )
             )
 

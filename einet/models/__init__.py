@@ -76,7 +76,7 @@ class ModelRef:
             try:
                 with _importable(path.parent, keep=name):
                     spec.loader.exec_module(module)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a user model may raise anything: one line names it
                 sys.modules.pop(name, None)
                 raise ModelError(f"loading {path.name} failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
         else:
@@ -84,7 +84,7 @@ class ModelRef:
                 module = importlib.import_module(self.target)
             except ModuleNotFoundError as exc:
                 raise ModelError(f"no model module {self.target!r} ({one_line(exc, 200)})") from None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a user model may raise anything: one line names it
                 raise ModelError(f"loading {self.target} failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
         build = getattr(module, self.function, None)
         if not callable(build):
@@ -156,7 +156,7 @@ def network_size(build: BuildFunction, scale: float, params: dict[str, Any], ref
     try:
         nodes, connections = size(scale, **params)
         return int(nodes), int(connections)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a user model may raise anything: one line names it
         raise ModelError(f"model {ref}: size() failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
 
 
@@ -168,7 +168,7 @@ def model_protocol(build: BuildFunction, scale: float, params: dict[str, Any], r
         return []
     try:
         entries = list(protocol(scale, **params))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a user model may raise anything: one line names it
         raise ModelError(f"model {ref}: protocol() failed: {type(exc).__name__}: {one_line(exc, 200)}") from None
     if not all(isinstance(e, dict) for e in entries):
         raise ModelError(f"model {ref}: protocol() must return mappings with t_ms, target, key and value")

@@ -14,7 +14,7 @@ from typing import Any
 
 def size(scale: float = 1.0, *, n_inh_base: int = 500, e_to_i_ratio: int = 4, indegree_e: int = 200, indegree_i: int = 50, **_: Any) -> tuple[int, int]:
     """(nodes, connections) ``build`` makes with these parameters (einet checks memory first)."""
-    n_inh = int(round(n_inh_base * scale))
+    n_inh = int(round(n_inh_base * scale))  # noqa: RUF046 - round() of a NumPy float is a NumPy float
     neurons = n_inh * (1 + e_to_i_ratio)
     return neurons + 1, neurons * (indegree_e + indegree_i + 1)
 
@@ -36,7 +36,7 @@ def build(
     neuron_model: str = "iaf_psc_delta",
     resolution_ms: float = 0.1,
 ) -> dict[str, Any]:
-    n_inh = int(round(n_inh_base * scale))
+    n_inh = int(round(n_inh_base * scale))  # noqa: RUF046 - round() of a NumPy float is a NumPy float
     if n_inh < 1:
         raise ValueError(f"scale {scale} leaves no neurons")
     n_exc = e_to_i_ratio * n_inh

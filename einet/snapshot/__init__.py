@@ -25,12 +25,12 @@ from .reader import inspect_snapshot, open_snapshot
 from .validate import validate_snapshot
 
 __all__ = [
-    "CannotStoreError",
     "FORMAT",
     "FORMAT_VERSION",
     "GENERAL_NOT_STORED",
     "STORED",
     "SUFFIX",
+    "CannotStoreError",
     "NodeRun",
     "Snapshot",
     "SnapshotError",

@@ -54,7 +54,7 @@ HEADER_TYPES: dict[str, type] = {
 
 
 def crc(values: np.ndarray) -> int:
-    return zlib.crc32(memoryview(np.ascontiguousarray(values)).cast("B"))
+    return zlib.crc32(np.ascontiguousarray(values).data.cast("B"))
 
 
 def header_crc(header: dict[str, Any], manifest_crc: int, names: list[str] | None = None) -> int:
@@ -101,7 +101,7 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray) -> None:
     if values.size > 1024:
         # Byte-shuffle + fast gzip: ids in source order, uniform-ish parameters and traces
         # shrink many times; STDP weights by ~20%. Level 1 keeps store and restore quick.
-        chunks = (min(len(values), _CHUNK),) + values.shape[1:]
+        chunks = (min(len(values), _CHUNK), *values.shape[1:])
         options = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": chunks}
     ds = h5.create_dataset(name, data=values, **options)
     ds.attrs["crc32"] = np.uint32(crc(values))
@@ -170,13 +170,13 @@ def open_h5(path: str | Path) -> Iterator[h5py.File]:
     sniff(path)
     try:
         h5 = h5py.File(path, "r")
-    except Exception:
+    except Exception:  # noqa: BLE001 - h5py raises many kinds for damaged files
         raise SnapshotError(f"{path} is not a readable HDF5 file (truncated or damaged)") from None
     try:
         yield h5
     except SnapshotError:
         raise
-    except Exception as exc:  # h5py raises many kinds for damaged files
+    except Exception as exc:  # noqa: BLE001 - h5py raises many kinds for damaged files
         raise SnapshotError(f"{path} is damaged: {type(exc).__name__}: {one_line(exc, 120)}") from None
     finally:
         with contextlib.suppress(Exception):

@@ -22,7 +22,7 @@ def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         for key, (values, offsets) in run.ragged.items():
             arrays[f"nodes/{k}/ragged/{key}/values"] = values
             arrays[f"nodes/{k}/ragged/{key}/offsets"] = offsets
-            entry["ragged"][key] = [values.dtype.str, int(len(values))]
+            entry["ragged"][key] = [values.dtype.str, len(values)]
         if run.positions is not None:
             arrays[f"nodes/{k}/positions"] = run.positions
         nodes.append(entry)
@@ -36,7 +36,7 @@ def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     groups = []
     for k, (name, ids) in enumerate(snap.groups.items()):
         arrays[f"groups/{k}"] = ids
-        groups.append({"name": name, "count": int(len(ids))})
+        groups.append({"name": name, "count": len(ids)})
     manifest = {
         "header": snap.header(),
         "model": {"ref": snap.model, "scale": snap.scale, "params": snap.params, "t_sim_ms": snap.t_sim_ms},
@@ -50,6 +50,7 @@ def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "protocol": [dict(c) for c in snap.protocol],
     }
     return manifest, arrays
+
 
 def from_parts(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source_path: str = "") -> Snapshot:
     """Inverse of :func:`to_parts` (the manifest must have been validated)."""

@@ -63,6 +63,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
     # it exits: the parent waits on it
     done_r, done_w = os.pipe()
     try:
+
         def child() -> None:  # parse, answer, leave without running any of the parent's cleanup
             os.close(done_r)
 

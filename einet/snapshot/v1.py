@@ -80,7 +80,7 @@ class ConfigV1:
 
     @property
     def n_inh(self) -> int:
-        return int(round(self.n_inh_base * self.scale))
+        return int(round(self.n_inh_base * self.scale))  # noqa: RUF046 - round() of a NumPy float is a NumPy float
 
     @property
     def n_exc(self) -> int:
@@ -107,7 +107,7 @@ def load_v1(h5: h5py.File, path: Path) -> Snapshot:
     require(1 <= raw["n_vp"] <= 4096, f"n_vp {raw['n_vp']} out of range")
     require(1 <= raw["seed"] <= 2**31 - 1, f"seed {raw['seed']} is outside NEST's range 1..{2**31 - 1}")
     n_e_syn, n_i_syn = c.n_neurons * c.indegree_e, c.n_neurons * c.indegree_i
-    spec = {
+    spec: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
         "neurons/E/V_m": (FLOAT_DTYPE, (c.n_exc,)),
         "neurons/I/V_m": (FLOAT_DTYPE, (c.n_inh,)),
         **{f"synapses/e_syn/{n}": (ID_DTYPE if n in ("source", "target") else FLOAT_DTYPE, (n_e_syn,)) for n in _FIELDS["e_syn"]},

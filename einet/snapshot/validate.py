@@ -151,7 +151,7 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
         for key, v in uniform.items():
             if key not in keys_seen:
                 keys_seen.add(_key(key, f"node run {k}"))
-            if not (type(v) is float and v == v or type(v) in (int, str, bool) or v is None):
+            if not ((type(v) is float and v == v) or type(v) in (int, str, bool) or v is None):
                 _no_nan(v, f"node run {k} {key}")
         for key, dt in (e["columns"] if type(e["columns"]) is dict else _dict(e["columns"], f"node run {k} columns")).items():
             if key not in keys_seen:
@@ -255,7 +255,7 @@ def check_values(snap: Snapshot) -> None:
     at least the resolution, positions finite."""
     n = snap.n_nodes
     res = snap.resolution_ms
-    for k, run in enumerate(snap.nodes):
+    for run in snap.nodes:
         for key, col in run.columns.items():
             if col.dtype == FLOAT_DTYPE:
                 require(not np.isnan(col).any(), f"{run.model} {key} has NaN values")
@@ -269,7 +269,7 @@ def check_values(snap: Snapshot) -> None:
         for what, ids in (("source", t.source), ("target", t.target)):
             if len(ids):
                 lo, hi = int(ids.min()), int(ids.max())
-                require(1 <= lo and hi <= n, f"{t.model} {what} ids {lo}..{hi} outside 1..{n}")
+                require(lo >= 1 and hi <= n, f"{t.model} {what} ids {lo}..{hi} outside 1..{n}")
         for key, col in t.columns.items():
             if col.dtype == FLOAT_DTYPE:
                 require(not np.isnan(col).any(), f"{t.model} {key} has NaN values")

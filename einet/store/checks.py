@@ -53,8 +53,6 @@ def refuse_unsupported(net: Network) -> None:
             raise CannotStoreError(f"{UNSUPPORTED_SYNAPSES[base]} ({model}) cannot be stored yet")
 
 
-
-
 # -- what is not stored ------------------------------------------------------------------------
 def not_stored_of(net: Network) -> list[str]:
     """What a snapshot of this network does not hold: the general limits, plus the read-only
@@ -92,10 +90,7 @@ def _recorder_notes(net: Network) -> list[str]:
             continue
         mine = (models == model) & (backends == backend)
         named = ", ".join(sorted({str(label) for label in labels[mine] if label}))
-        out.append(
-            f"{model} {_id_list(ids[mine])}: recorded to {backend}{f' (label {named})' if named else ''}; "
-            "a restore records to memory: the backend and its settings are kept for the record only"
-        )
+        out.append(f"{model} {_id_list(ids[mine])}: recorded to {backend}{f' (label {named})' if named else ''}; a restore records to memory: the backend and its settings are kept for the record only")
     return out
 
 

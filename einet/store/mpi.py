@@ -27,12 +27,11 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
     Node state comes to rank 0 as values, connections as arrays per synapse model in rank
     order (the order a restore recreates them in, whatever its ranks and threads)."""
     r = ranks()
-    with r.together():
-        with nest_output_to():
-            per_node = node_models(net)
-            probe_node_models(net, per_node)
-            refuse_unsupported(net)
-            models = connection_plans(net)
+    with r.together(), nest_output_to():
+        per_node = node_models(net)
+        probe_node_models(net, per_node)
+        refuse_unsupported(net)
+        models = connection_plans(net)
     settle_probes(net)
     with r.together():
         set_keys(net, models)

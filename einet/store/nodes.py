@@ -17,9 +17,23 @@ from ..ownership import plain
 from ..snapshot.model import BOOL_DTYPE, FLOAT_DTYPE, INT_DTYPE, CannotStoreError, NodeRun
 
 NODE_METADATA = {
-    "archiver_length", "element_type", "global_id", "local", "model", "model_id", "node_uses_wfr",
-    "thread", "thread_local_id", "vp", "recordables", "has_connections", "n_synapses", "events", "n_events",
-    "synaptic_elements_param", "time_in_steps",
+    "archiver_length",
+    "element_type",
+    "global_id",
+    "local",
+    "model",
+    "model_id",
+    "node_uses_wfr",
+    "thread",
+    "thread_local_id",
+    "vp",
+    "recordables",
+    "has_connections",
+    "n_synapses",
+    "events",
+    "n_events",
+    "synaptic_elements_param",
+    "time_in_steps",
 }
 
 
@@ -51,7 +65,7 @@ def runs_to_read(net: Network, models: np.ndarray) -> list[tuple[int, int, Any, 
     """(first index, end index, nodes, keys, layer) of every run of one model (and layer)."""
     n = nest()
     size = net.n_nodes
-    cuts = set(np.flatnonzero(models[1:] != models[:-1]) + 1)
+    cuts: set[int] = {int(c) for c in np.flatnonzero(models[1:] != models[:-1]) + 1}
     layers = {}
     for layer in net.layers:
         ids = layer.tolist()
@@ -136,6 +150,7 @@ def _numeric_sequence(value: Any) -> bool:
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "iuf"
     return isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
 
 def json_checked(value: Any, what: str) -> Any:
     value = plain(value)

@@ -4,6 +4,7 @@ reading into blocks of source nodes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,4 +92,4 @@ class CapturePlan:
             lo = edges[-3]
             tail = [lo + size // 2, lo + size, *(lo + size + k * size // 4 for k in (1, 2, 3))]
             edges = [*edges[:-2], *(e for e in tail if e <= ids), ids + 1]
-        return list(zip(edges[:-1], edges[1:]))
+        return list(itertools.pairwise(edges))
