@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from .runs import RunResult
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .session import SessionLike
 
 OTHER_SEED = 987654321
 """The example's 'different seed'."""
@@ -77,7 +77,7 @@ def play_demo(player: DemoPlayer, snapshot: Path, seed: int, *, on_step: Callabl
 
 
 class _SessionPlayer:
-    def __init__(self, session: Session, t_ms: float | None, overwrite: bool, run_kwargs: dict[str, object]) -> None:
+    def __init__(self, session: SessionLike, t_ms: float | None, overwrite: bool, run_kwargs: dict[str, object]) -> None:
         self.session, self.t_ms, self.overwrite, self.run_kwargs = session, t_ms, overwrite, run_kwargs
 
     def build(self) -> bool:
@@ -97,7 +97,7 @@ class _SessionPlayer:
         return self.session.run(self.t_ms, label=label, **self.run_kwargs)  # type: ignore[arg-type]
 
 
-def run_demo(session: Session, snapshot: str | Path, *, t_ms: float | None = None, on_caption: Callable[[DemoStep], None] | None = None, overwrite: bool = False, **run_kwargs: object) -> list[RunResult]:
+def run_demo(session: SessionLike, snapshot: str | Path, *, t_ms: float | None = None, on_caption: Callable[[DemoStep], None] | None = None, overwrite: bool = False, **run_kwargs: object) -> list[RunResult]:
     """Play the example's five runs in ``session``; the snapshot is written to ``snapshot``
     (an existing file is replaced only with ``overwrite``). Errors raise."""
     results, _ = play_demo(_SessionPlayer(session, t_ms, overwrite, run_kwargs), Path(snapshot), session.config.seed, on_step=None if on_caption is None else lambda i, step: on_caption(step))

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, overload
+from typing import Literal, Protocol, overload
 
 import numpy as np
 
@@ -25,6 +25,23 @@ from .snapshot.files import check_store_target
 from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
 
 StepCallback = Callable[[StepUpdate], None]
+
+
+class SessionLike(Protocol):
+    """What the CLI's commands and the demo need of a session: this process's :class:`~einet.session.Session`, or
+    one an MPI job serves (:class:`~einet.engine.remote.RemoteSession`)."""
+
+    config: NetworkConfig
+
+    def build(self, config: NetworkConfig | None = None) -> None: ...
+
+    def check_storable(self) -> None: ...
+
+    def run(self, t_ms: float | None = None, *, label: str | None = None, step_ms: float | None = None, on_step: Callable[[StepUpdate], None] | None = None) -> RunResult: ...
+
+    def store(self, path: str | Path, *, overwrite: bool = False, progress: Callable[[float], None] | None = None) -> object: ...
+
+    def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None, changes: tuple[Change, ...] = ()) -> object: ...
 
 
 class SessionError(RuntimeError):

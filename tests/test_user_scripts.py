@@ -20,7 +20,7 @@ import pytest
 
 from einet import CannotStoreError, NetworkConfig, Session
 from einet.store import capture, check_written
-from einet.cli import EXIT_CANNOT_STORE, _failure
+from einet.cli import EXIT_CANNOT_STORE, exit_of
 from einet.engine import Engine, EngineError
 
 from .conftest import einet_cli
@@ -201,7 +201,7 @@ def test_an_engine_refuses_the_store_before_simulating_too(tmp_path: Path) -> No
         with pytest.raises(EngineError) as refused:
             engine.call("check_storable", 60)
     assert refused.value.kind == "CannotStoreError" and "gap junctions (gap_junction) cannot be stored" in str(refused.value)
-    assert _failure(refused.value) == (EXIT_CANNOT_STORE, f"cannot store: {refused.value}")
+    assert exit_of(refused.value) == (EXIT_CANNOT_STORE, f"cannot store: {refused.value}")
 
 
 def test_a_store_checks_what_it_wrote_against_this_nest_as_a_restore_would() -> None:

@@ -1,0 +1,7 @@
+"""``python -m einet.cli``: the ``einet`` command."""
+
+import sys
+
+from .main import entry
+
+sys.exit(entry())

@@ -1,0 +1,272 @@
+"""The subcommands: each runs, restores, inspects, demos, lists or starts the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import NetworkConfig
+from ..protocol import parse_changes
+from ..runs import RunResult
+from ..text import visible
+from .exits import EXIT_ERROR, EXIT_OK, EXIT_SNAPSHOT
+from .parser import UsageError, config_from_args, launch_from_args
+from .recorder import HistoryRecorder, history_file
+
+if TYPE_CHECKING:
+    from ..session import SessionLike
+
+from .render import demo_plots, emit, local_time, progress, report_run, shown
+
+
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, config: NetworkConfig) -> Iterator[SessionLike]:
+    """This process's Session, or with --ranks one served by an MPI job (shut down after)."""
+    launch = launch_from_args(args)
+    if launch is None:
+        from ..session import Session
+
+        yield Session(config)
+        return
+    from ..engine.remote import RemoteSession
+
+    with RemoteSession(config, mpi=launch) as session:
+        yield session
+
+
+def _run_with_progress(session: SessionLike, label: str, quiet: bool) -> RunResult:
+    with progress(not quiet, f"simulating {label}") as update:
+        return session.run(label=label, step_ms=100.0, on_step=lambda u: update(u.progress))
+
+
+def _store(session: SessionLike, path: Path | None, overwrite: bool, quiet: bool) -> tuple[str | None, Exception | None]:
+    """The path stored, or the store's failure: the run before it is reported either way."""
+    if path is None:
+        return None, None
+    try:
+        with progress(not quiet, f"storing {path.name}") as update:
+            session.store(path, overwrite=overwrite, progress=update)
+    except Exception as exc:  # noqa: BLE001 - reported with the run, its exit code the command's
+        return None, exc
+    return str(path), None
+
+
+def _refuse_existing(args: argparse.Namespace) -> None:
+    """A --store target that exists is refused before anything is simulated."""
+    if args.store is not None and not args.overwrite and (args.store.exists() or args.store.is_symlink()):
+        raise UsageError(f"{args.store} exists: choose another name or pass --overwrite")
+    if args.store is not None and not args.store.parent.is_dir():
+        raise UsageError(f"cannot store {args.store}: folder {args.store.parent} does not exist")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _refuse_existing(args)
+    history = HistoryRecorder(args)
+    with _session(args, config_from_args(args)) as session:
+        session.build()
+        if args.store is not None:
+            session.check_storable()  # a refusal now, not after the whole run
+        result = _run_with_progress(session, "run 1", args.json)
+        run_id = history.record(result)
+        stored, failed = _store(session, args.store, args.overwrite, args.json)
+        history.stored(run_id, args.store if stored else None)
+    history.close()
+    return report_run(args, result, stored, failed)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ..snapshot import open_snapshot
+
+    _refuse_existing(args)
+    changes = parse_changes(args.at)  # its syntax before the file is read
+    _require_file(args.path)
+    snap = open_snapshot(args.path)
+    _check_model(args, snap.model)
+    history = HistoryRecorder(args)
+    # the session's own configuration names no model of the file's: restore runs no model code
+    own = NetworkConfig(t_sim_ms=snap.t_sim_ms).replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)
+    with _session(args, own) as session:
+        session.restore(snap, seed=args.seed, threads=args.threads, changes=changes)
+        if args.store is not None:
+            session.check_storable()
+        result = _run_with_progress(session, "restored", args.json)
+        run_id = history.record(result, snapshot=args.path)
+        stored, failed = _store(session, args.store, args.overwrite, args.json)
+        history.stored(run_id, args.store if stored else None)
+    history.close()
+    return report_run(args, result, stored, failed, snapshot=str(args.path))
+
+
+def _require_file(path: Path) -> None:
+    """A missing file is an error (1); anything but a regular file is refused as a snapshot (3)
+    before it is opened: a FIFO would block the open, a device could stream forever."""
+    from ..snapshot import SnapshotError
+
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise SnapshotError(f"{path} is not a regular file")
+
+
+def _check_model(args: argparse.Namespace, stored: str) -> None:
+    if getattr(args, "model", None):
+        from ..models import ModelRef
+
+        if str(ModelRef.parse(args.model)) != stored:
+            raise UsageError(f"the snapshot was stored from model {stored}, not {args.model}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..snapshot import inspect_snapshot
+
+    _require_file(args.path)
+    info = inspect_snapshot(args.path)
+    if info.valid:
+        _check_model(args, info.model)
+    doc = info.to_dict()
+
+    def human() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        c = Console()
+        table = Table(show_header=False, box=None)
+        verdict = "[green]valid[/]" if info.valid else f"[red]INVALID[/]: {shown(info.problem)}"
+        table.add_row("file", shown(f"{info.path} ({info.file_bytes / 1e6:.2f} MB)"))
+        table.add_row("integrity", verdict)
+        if info.valid:
+            params = ", ".join(f"{k}={v}" for k, v in info.params.items())
+            table.add_row("model", shown(f"{info.model} (scale {info.scale:g}{', ' + params if params else ''})"))
+            table.add_row("format", f"version {info.format_version}")
+            table.add_row("populations", shown(", ".join(f"{k} {v}" for k, v in info.groups.items())))
+            table.add_row("node models", shown(", ".join(f"{k} {v}" for k, v in info.node_models.items())))
+            table.add_row("synapses", shown(", ".join(f"{k} {v}" for k, v in info.synapses.items())))
+            if info.custom_models:
+                table.add_row("custom models", shown("; ".join(f"{m['op']} {m.get('base', '') + ' → ' if m['op'] == 'CopyModel' else ''}{m['model']}" for m in info.custom_models)))
+            table.add_row("stored at", f"t = {info.t_stored_ms:g} ms, seed {info.seed}, n_vp {info.n_vp}")
+            table.add_row("created", shown(f"{info.created}  NEST {info.nest_version}, einet {info.einet_version}"))
+            for model, w in info.weight_stats.items():
+                table.add_row(f"{shown(model)} weight", f"mean {w['mean']:.4f} sd {w['std']:.4f} range {w['min']:.4f}..{w['max']:.4f}")
+            for r in info.recorders:
+                label = f", label {r['label']}" if r["label"] else ""
+                table.add_row("recorder", shown(f"{r['model']} {r['first_id']}" + (f"-{r['first_id'] + r['count'] - 1}" if r["count"] > 1 else "") + f": record_to {r['record_to']}{label}"))
+        c.print(table)
+        c.print("[bold]stored[/]: " + shown("; ".join(doc["stored"])))
+        if info.valid:
+            c.print("[bold]stored keys[/] (shared: one value for all; per node or connection: one each):")
+            for kind, per in (("nodes", "per node"), ("synapses", "per connection")):
+                for model, keys in info.stored_keys.get(kind, {}).items():
+                    c.print(f"  - {shown(model)}: shared {shown(', '.join(keys['shared']) or '-')}; {per} {shown(', '.join(keys[per]) or '-')}")
+            c.print("[bold]not stored[/]:")
+            for line in info.not_stored:
+                c.print(f"  - {shown(line)}")
+
+    emit(args, doc, human)
+    if not info.valid:
+        print(f"einet: invalid snapshot: {visible(info.problem)}", file=sys.stderr)
+        return EXIT_SNAPSHOT
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..analysis import identical_to
+    from ..demo import run_demo
+
+    _refuse_existing(args)
+    with contextlib.ExitStack() as stack:
+        session = stack.enter_context(_session(args, config_from_args(args)))
+        path = args.store or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="einet-demo-"))) / "demo.h5"
+        with progress(not args.json, "demo") as update:
+            done = [0]
+
+            def on_caption(step: Any) -> None:
+                update(done[0] / 6)
+                done[0] += 1
+
+            results = run_demo(session, path, t_ms=args.t_ms, on_caption=on_caption, step_ms=100.0, overwrite=args.overwrite or args.store is None)
+        history = HistoryRecorder(args)  # while the snapshot (a temporary file without --store) is there to hash
+        ids = [history.record(r, snapshot=path if r.origin.kind == "restored" else None) for r in results]
+        history.stored(ids[0] if ids else None, args.store)  # the snapshot is the first run's end state
+        history.close()
+    same = identical_to([r.digest for r in results])
+    doc = {"runs": [{**r.summary(), "identical_to": None if k is None else results[k].label} for r, k in zip(results, same)]}
+
+    def human() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"store/restore, five runs: {session.config.model}")
+        for col in ("run", "origin", "seed", "t [ms]", "spikes", "rate [Hz]", "digest", "identical to"):
+            table.add_column(shown(col))  # a header is markup: "[ms]" would vanish
+        for r, k in zip(results, same):
+            table.add_row(r.label, r.origin.kind, str(r.seed), f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.n_spikes), f"{r.rate_hz:.2f}", r.digest[:8], "" if k is None else results[k].label)
+        console = Console(width=None if sys.stdout.isatty() else 120)
+        console.print(table)
+        console.print(f"restored runs go on from the snapshot stored at t = {results[0].t_stop_ms:g} ms, on its clock")
+        if not args.no_plots:
+            print(demo_plots(results))
+
+    emit(args, doc, human)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from ..history import History
+
+    if args.limit < 1:
+        raise UsageError(f"--limit must be 1 or more, not {args.limit}")
+    path = history_file(args)
+    runs: list[Any] = []
+    same: list[Any] = []
+    if path.exists() or path.is_symlink():
+        with History.open(path) as history:
+            runs = history.runs(args.limit)
+            same = [history.first_with_digest(r.digest, before_id=r.id) for r in runs]
+            if not history.enabled:
+                print(f"einet: error: {visible(history.problem)}", file=sys.stderr)
+                return EXIT_ERROR
+    doc = {"history": str(path), "runs": [{**r.to_dict(), "identical_to": None if s is None else s.id} for r, s in zip(runs, same)]}
+
+    def human() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        if not runs:
+            print(f"no runs recorded yet in {visible(path)}")
+            return
+        table = Table(title=f"run history: {shown(path)}")
+        for col in ("id", "when", "label", "origin", "seed", "threads", "t [ms]", "spikes", "rate [Hz]", "digest", "same as"):
+            table.add_column(shown(col), justify="right" if col in ("id", "seed", "spikes", "rate [Hz]", "same as") else "left", no_wrap=col in ("when", "t [ms]", "digest"))  # "[ms]" is markup
+        for r, s in zip(runs, same):
+            origin = f"restored {Path(r.snapshot).name}" if r.origin == "restored" and r.snapshot else r.origin
+            if r.cancelled:
+                origin += " (cancelled)"
+            layout = f"{r.ranks}×{r.threads}" if r.ranks > 1 else str(r.threads)
+            rate = "" if r.rate_hz is None else f"{r.rate_hz:.2f}"
+            table.add_row(str(r.id), shown(local_time(r.recorded_at)), shown(r.label), shown(origin), str(r.seed), layout, f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.spikes), rate, shown(r.digest[:8]), "" if s is None else str(s.id))
+        console = Console(width=None if sys.stdout.isatty() else 120)
+        console.print(table)
+
+    emit(args, doc, human)
+    return EXIT_OK
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from tui.app import run_app  # the one import of the UI from einet/: the `tui` command
+
+    return run_app(config_from_args(args), args, launch_from_args(args))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "restore": cmd_restore,
+    "inspect": cmd_inspect,
+    "demo": cmd_demo,
+    "history": cmd_history,
+    "tui": cmd_tui,
+}

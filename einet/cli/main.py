@@ -1,0 +1,79 @@
+"""The entry points: ``main(argv)`` and the ``einet`` console script."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .commands import COMMANDS
+from .exits import EXIT_OK, exit_of
+from .parser import build_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+            argv = ["tui", *argv]  # `einet --scale 0.2` is the dashboard with flags
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # the reader went away (`einet inspect x.h5 | head -1`): nothing left to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        print("einet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a tool users trust must not spray tracebacks
+        code, line = exit_of(exc)
+        print(f"einet: {line}", file=sys.stderr)
+        return code
+
+
+def entry() -> int:
+    """The ``einet`` command. A command that runs NEST in this process runs in a child that
+    Ctrl-C ends within two seconds even while NEST is stuck inside one call
+    (:func:`einet.children.run_stoppable`); the dashboard's engine is a process of its own."""
+    from ..children import run_stoppable
+
+    if sys.argv[1:2] and sys.argv[1] in NEST_HERE:
+        return run_stoppable(_entry)
+    return _entry()
+
+
+NEST_HERE = ("run", "restore", "demo")
+
+
+def _entry() -> int:
+    """:func:`main`, without "Exception ignored" tracebacks from Ctrl-C.
+
+    Python cannot raise a KeyboardInterrupt that arrives while a garbage-collection callback
+    runs (as many do when a store's objects are freed): it prints a traceback and goes on. Such
+    an interrupt is noted instead, and the command ends as interrupted (exit 130) once done —
+    whatever it published is complete. After the work, the exit itself ignores Ctrl-C."""
+    import signal
+
+    swallowed: list[bool] = []
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is KeyboardInterrupt:
+            swallowed.append(True)
+        else:
+            default(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        code = main()
+        if swallowed and code == EXIT_OK:
+            print("einet: interrupted", file=sys.stderr)
+            code = 130
+    except KeyboardInterrupt:  # one landing after main() handled its own, or in its handlers
+        code = 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code

@@ -1,0 +1,133 @@
+"""The command line: subcommands, their flags, and the configuration they make."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .. import __version__
+from ..config import DEFAULT_MODEL, NetworkConfig, parse_assignments
+from ..protocol import parse_changes
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="REF", help=f"the network: package.module or file.py, optionally :function (default {DEFAULT_MODEL}, the reference network)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a model parameter (repeatable); VALUE is a number, true/false, a [list] or text")
+    p.add_argument("--scale", type=float, help="passed to the model's build (the reference network: 1 = 2000 E + 500 I)")
+    p.add_argument("--config", type=Path, help="TOML file: model, scale, threads, seed, t_sim_ms and model parameters")
+
+
+def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: str = "") -> None:
+    p.add_argument("--threads", type=int, help=f"NEST threads (default {defaults or '2'}; einet's choice wins over the model's)")
+    p.add_argument("--seed", type=int, help=f"NEST rng_seed, 1 to 2147483647 (default {defaults or '12345'})")
+    p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help=f"simulated time per run in ms (default {defaults or '1000'})")
+    p.add_argument("--at", action="append", metavar="T:TARGET.KEY=VALUE", help="at biological time T set KEY of TARGET (a population, device label, node or synapse model) to VALUE (repeatable; a T at or before now applies at once)")
+    p.add_argument("--store-workers", type=int, metavar="N", help="processes reading connections when storing (default: every usable core; 1: none forked)")
+    p.add_argument("--ranks", type=int, metavar="N", help="run NEST as an MPI job of N ranks (needs an MPI NEST: make setup-mpi)")
+    p.add_argument("--mpirun", metavar="CMD", help="the MPI launcher for --ranks, e.g. 'srun' (default: mpirun)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
+
+
+def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True, default: str = "snapshots/einet-history.sqlite") -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--history", type=Path, metavar="PATH", help=f"the run history database (default: $EINET_HISTORY, else {default})")
+    if off_flag:
+        group.add_argument("--no-history", action="store_true", help="record nothing in the run history")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="einet",
+        description="Store and restore NEST network simulations.",
+        epilog="exit codes: 0 ok, 1 error (e.g. a model's own code failed), 2 usage, 3 invalid or unsafe snapshot, "
+        "4 cannot store (told before simulating when the network is what a snapshot cannot hold), 130 interrupted. "
+        "Seeds are 1 to 2147483647. Nothing is overwritten without --overwrite.",
+    )
+    parser.add_argument("--version", action="version", version=f"einet {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+
+    run = sub.add_parser("run", help="build a network and simulate it")
+    _model_flags(run)
+    _run_flags(run)
+    run.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
+    run.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    _history_flags(run)
+
+    restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate (runs no model code)")
+    restore.add_argument("path", type=Path, help="the snapshot file")
+    restore.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
+    _run_flags(restore, defaults="the snapshot's")
+    restore.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
+    restore.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    _history_flags(restore)
+
+    inspect = sub.add_parser("inspect", help="show a snapshot's metadata, counts, what is not stored, and integrity")
+    inspect.add_argument("path", type=Path, help="the snapshot file")
+    inspect.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
+    inspect.add_argument("--json", action="store_true", help="print one JSON document")
+
+    demo = sub.add_parser("demo", help="the example's five runs on any model, compared, with terminal plots")
+    _model_flags(demo)
+    _run_flags(demo)
+    demo.add_argument("--store", type=Path, metavar="PATH", help="keep the demo's snapshot here")
+    demo.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    demo.add_argument("--no-plots", action="store_true", help="only the table")
+    _history_flags(demo)
+
+    history = sub.add_parser("history", help="the recorded runs (of run, restore, demo and the dashboard), and which are identical")
+    history.add_argument("--json", action="store_true", help="print one JSON document")
+    history.add_argument("--limit", type=int, default=50, metavar="N", help="the last N runs (default 50)")
+    history.add_argument("--snapshot-dir", type=Path, metavar="DIR", help="the history of the dashboard run with this --snapshot-dir (its einet-history.sqlite)")
+    _history_flags(history, off_flag=False)
+
+    tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
+    _model_flags(tui)
+    _run_flags(tui, json_flag=False)
+    from tui.options import add_tui_flags  # no Textual import: only argparse flags
+
+    add_tui_flags(tui)
+    _history_flags(tui, default="einet-history.sqlite in --snapshot-dir")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> NetworkConfig:
+    """The configuration from --config (TOML), then the flags that override it."""
+    base = NetworkConfig.from_toml(args.config) if getattr(args, "config", None) else NetworkConfig()
+    model = getattr(args, "model", None)
+    if model is not None:
+        from ..models import ModelRef
+
+        model = str(ModelRef.parse(model))  # a file becomes an absolute path: the engine may run elsewhere
+        if model != base.model:
+            base = base.replace(model=model, params={})
+    config = base.replace(scale=getattr(args, "scale", None), threads=args.threads, seed=args.seed, t_sim_ms=args.t_ms, store_workers=args.store_workers)
+    at = tuple(c.to_dict() for c in parse_changes(getattr(args, "at", None)))
+    return config.with_params(**parse_assignments(getattr(args, "set", None))).replace(protocol=(*config.protocol, *at) if at else None)
+
+
+def launch_from_args(args: argparse.Namespace) -> Any:
+    """The MPI launch --ranks/--mpirun ask for (an ``einet.engine.launch.MpiLaunch``), or None."""
+    ranks, mpirun = getattr(args, "ranks", None), getattr(args, "mpirun", None)
+    if ranks is None:
+        if mpirun:
+            raise UsageError("--mpirun needs --ranks N")
+        return None
+    from ..engine.launch import LaunchError, MpiLaunch
+
+    try:
+        launch = MpiLaunch(ranks, mpirun or "")
+        launch.command([])  # a missing MPI NEST or launcher is told now, before anything runs
+    except LaunchError as exc:
+        raise UsageError(str(exc)) from None
+    return launch

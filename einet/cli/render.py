@@ -1,0 +1,118 @@
+"""What the CLI prints: run reports, JSON documents, progress bars, the demo's plots."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..text import visible
+from .exits import EXIT_OK, exit_of
+
+
+def shown(text: object) -> str:
+    """Text from a file or a user for Rich output: visible control characters, escaped markup."""
+    from rich.markup import escape
+
+    return escape(visible(text))
+
+
+@contextlib.contextmanager
+def progress(enabled: bool, description: str) -> Iterator[Callable[[float], None]]:
+    """A rich progress bar on a terminal; a no-op elsewhere. Yields ``update(fraction)``."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda fraction: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # NEST holds the GIL while it simulates, so a refresh thread would stall: refresh by hand.
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=Console(stderr=True), auto_refresh=False, transient=True) as bar:
+        task = bar.add_task(description, total=1.0)
+
+        def update(fraction: float) -> None:
+            bar.update(task, completed=fraction)
+            bar.refresh()
+
+        yield update
+
+
+def report_run(args: argparse.Namespace, result: Any, stored: str | None, failed: Exception | None, **extra: Any) -> int:
+    """Print a run (and a store's failure after it: ``store_error`` in JSON, its one line on
+    stderr); the exit code is the store's."""
+    code, line = exit_of(failed) if failed is not None else (EXIT_OK, None)
+    emit(args, {**result.summary(), **extra, "stored": stored, "store_error": line}, lambda: print_run(result, stored))
+    if line is not None:
+        print(f"einet: {line}", file=sys.stderr)
+    return code
+
+
+def emit(args: argparse.Namespace, document: dict[str, Any], human: Callable[[], None]) -> None:
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        human()
+
+
+def print_run(result: Any, stored: str | None) -> None:
+    from rich.console import Console
+
+    c = Console()
+    layout = f"ranks {result.ranks} × threads {result.threads}" if result.ranks > 1 else f"threads {result.threads}"
+    c.print(f"[bold]{shown(result.label)}[/]  {shown(result.origin.describe())}  seed {result.seed}  {layout}")
+    c.print(f"  t {result.t_start_ms:g}-{result.t_stop_ms:g} ms  spikes {result.n_spikes}  rate {result.rate_hz:.2f} Hz  digest {result.short_digest}")
+    rates = result.group_rates_hz()
+    if len(rates) > 1:
+        c.print("  " + "  ".join(f"{shown(name)} {hz:.2f} Hz" for name, hz in rates.items()))
+    if not result.bit_comparable:
+        c.print("  [yellow]virtual processes (ranks × threads) differ from the snapshot's: not bit-comparable with runs at the stored count[/]")
+    if result.changes:
+        c.print("  changes: " + ", ".join(shown(f"{ch['made_at_ms']:g} ms {ch['target']}.{ch['key']}={ch['value']!r}") for ch in result.changes))
+    if stored:
+        c.print(f"  stored snapshot: {shown(stored)}")
+
+
+def demo_plots(results: Sequence[Any]) -> str:
+    """The example's figure as text: one raster per run, then PSTHs and weight histograms."""
+    import os
+
+    import numpy as np
+    import plotext as plt
+
+    from ..plots import COLORS, draw_psth, draw_raster, draw_weights
+
+    plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    width = min(max(plt.terminal_width() or 100, 60), 140)
+    first = results[0].groups[0] if results and results[0].groups else None
+    raster_ids = first.raster_ids if first is not None else np.empty(0, np.int64)
+    name = first.name if first is not None else ""
+    panels: list[Callable[[], None]] = [
+        functools.partial(draw_raster, plt, r.senders, r.times, r.t_start_ms, r.t_stop_ms, raster_ids, title=f"{r.label} ({r.short_digest}): spikes, first {len(raster_ids)} {name} neurons", color=COLORS[i % len(COLORS)])
+        for i, r in enumerate(results)
+    ]
+    panels.append(lambda: draw_psth(plt, [(r.label, r.psth_t_ms, r.psth_hz[0]) for r in results if len(r.psth_hz)], align=True, title=f"{name}: rate per neuron [Hz], runs aligned at their start", xlabel="time since the run's start [ms]"))
+    weighted = next((m for r in results for m in r.weights), "")
+    if weighted:
+        panels.append(lambda: draw_weights(plt, [(r.label, r.weights.get(weighted, np.empty(0))) for r in results], model=weighted))
+    out = []
+    for draw in panels:
+        plt.clear_figure()
+        plt.plot_size(width, 14)
+        draw()
+        text = str(plt.build())
+        out.append(plt.uncolorize(text) if plain else text)
+    return "\n".join(out)
+
+
+def local_time(iso: str) -> str:
+    """An ISO-8601 time as local time to the minute (the text itself if it is not one)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return iso
