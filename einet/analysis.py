@@ -15,8 +15,8 @@ def spike_digest(senders: np.ndarray, times: np.ndarray, resolution_ms: float | 
 
     Independent of the order NEST reports events in (which varies with threads) and of how a
     run was split into steps, so equal digests mean identical spike trains. With
-    ``resolution_ms``, times on that grid are sorted through one integer key (3x faster
-    than a two-key sort, same order); off-grid times fall back to the two-key sort.
+    ``resolution_ms``, times on that grid are sorted through one integer key (faster than a
+    two-key sort, same order); off-grid times fall back to the two-key sort.
     """
     order = _time_sender_order(senders, times, resolution_ms)
     h = hashlib.sha256()

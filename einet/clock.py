@@ -57,7 +57,8 @@ def clock_slices(snap: Snapshot) -> float:
 
 
 MAX_CLOCK_SLICES = 2e8
-"""An empty kernel steps ~1 µs per communication interval: beyond this a restore takes minutes."""
+"""Communication intervals an empty kernel may step through to reach the stored time: beyond
+this a restore would take minutes (README, "Measured facts the code relies on")."""
 
 
 def advance_clock(snap: Snapshot) -> None:

@@ -1,11 +1,8 @@
 """Values no real network needs, which make NEST hang, abort or eat memory: refused with one
 line before a restore touches the kernel (a well-formed snapshot can hold them all).
 
-Measured on NEST 3.10: a ``poisson_generator`` rate of 1e23 Hz loops inside one ``Simulate``
-call that Ctrl-C does not reach; ``spike_buffer_grow_extra`` = 1e300 aborts the process; a
-``gamma_sup_generator``'s ``gamma_shape`` of 2**30 fails to allocate; a resolution of 1e-6 ms
-makes one 100 ms step 1e8 NEST steps; ``tics_per_ms`` = 1e19 and ``max_delay`` = 1e12 fail
-inside NEST after the kernel was reset. Memory that grows with delays and resolution (every
+Each range keeps out values that made NEST loop inside one call, abort, fail to allocate or
+fail after the kernel was reset (the README's Safety section lists them). Memory that grows with delays and resolution (every
 node's input ring buffers) and with the values handed to NEST one by one (``spike_times``,
 schedules) is counted with the network's own estimate.
 """
@@ -44,7 +41,7 @@ current), a double each."""
 
 HANDED_VALUE_BYTES = 64
 """Per value of a per-node array (spike_times, schedules): the Python list a restore hands NEST
-and NEST's own copy (1e8 spike_times measured at 5.6 GB)."""
+and NEST's own copy (measured: README, "Measured facts the code relies on")."""
 
 
 STAYS_INSIDE: dict[str, Any] = {"record_to": "memory", "stimulus_source": ""}

@@ -1,10 +1,9 @@
 """Will a network fit? NEST's memory estimated from node and connection counts, checked
 against what this machine has available, before NEST starts allocating.
 
-Measured on NEST 3.10 (2 threads): ~1.9 KB per neuron, 40 B per static synapse, 62 B per
-``stdp_synapse_hom``, 104 B per ``stdp_synapse``. The estimate takes the middle (64 B) and
-refuses only what would clearly not fit: a build that outgrows memory would otherwise take the
-machine down with it.
+The bytes per node and per connection are measured (README, "Measured facts the code relies
+on"); the estimate takes a middle value per connection and refuses only what would clearly not
+fit: a build that outgrows memory would otherwise take the machine down with it.
 """
 
 from __future__ import annotations

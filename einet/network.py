@@ -557,7 +557,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
 
 def _stored_node_table(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
     """Every node's model and element type as :func:`node_models` reads them, from the
-    snapshot's runs: asking NEST costs ~20 µs a node (it makes each node's whole status)."""
+    snapshot's runs: asking NEST makes each node's whole status, for every node."""
     n = nest()
     models = np.array([run.model for run in snap.nodes])
     counts = np.fromiter((run.count for run in snap.nodes), dtype=np.int64, count=len(snap.nodes))
@@ -613,7 +613,7 @@ def _replay(calls: Iterable[dict[str, Any]]) -> None:
 def _connect(t: Any, base: str, t_stored_ms: float) -> None:
     """One array ``Connect`` per synapse model. Values shared by every connection become the
     model's defaults for the call (array Connect takes no scalar weight or delay, and each
-    extra array costs it ~10 %); the defaults are put back afterwards. Presynaptic traces are
+    extra array slows it); the defaults are put back afterwards. Presynaptic traces are
     set so that NEST's decay from the new connections' t_lastspike = 0 gives the stored ones."""
     n = nest()
     spec: dict[str, Any] = {"synapse_model": t.model, **t.columns}
@@ -665,7 +665,7 @@ def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
 
     Called once per run step, so it goes through the kernel API directly: PyNEST's
     ``recorder.n_events = 0`` first reads the node's whole status, events included, which
-    made each step read its spikes twice (~1.5 ms a step at scale 1, 1.5 % of a run).
+    made each step read its spikes twice.
     """
     try:
         events = node_status(recorder)["events"][0]

@@ -41,7 +41,7 @@ def _release_heap() -> None:
     """Give the transient memory of a store (many small status dicts) back to the OS.
 
     glibc keeps freed small blocks in a fragmented heap, so a long-lived engine's RSS would
-    creep up by a few MB over hundreds of stores without this (measured by `make soak`).
+    creep up over hundreds of stores without this (`make soak` shows it).
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -63,7 +63,7 @@ def connection_plans(net: Network) -> list[ModelPlan]:
 
 def _first_connection(net: Network, model: str) -> Any:
     """A handle of one connection of ``model``: sources are searched in growing windows, as
-    fetching all of a model's connections would cost ~100 ns and ~70 bytes each."""
+    fetching all of a model's connections would cost time and memory for each of them."""
     n = nest()
     end = net.last_id + 1
     lo, width = 1, 64
@@ -83,7 +83,7 @@ def set_keys(net: Network, plans: list[ModelPlan]) -> None:
 
 def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = lambda shape: np.empty(shape, order="F")) -> list[np.ndarray]:
     """One (connections × keys) float64 array per model, column-major: its columns become the
-    snapshot's arrays without a copy (at scale 10 a copy would be ~300 MB more at the peak)."""
+    snapshot's arrays without a copy (a copy would raise the store's peak memory)."""
     return [make((m.count, len(m.keys))) for m in plan.models]
 
 
