@@ -1,4 +1,4 @@
-"""Typed Textual messages: one per engine event, and those of the history's thread.
+"""Typed Textual messages: one per engine event, and those of the history's and the tour's threads.
 
 The engine's reader thread turns each wire event into one of these (:func:`from_engine`) and
 posts it; handlers on the UI thread read typed fields, never a dict by key. Frames are the
@@ -141,3 +141,16 @@ class RunRecorded(Message):
     earlier: HistoryRun | None
     warning: str
 
+
+@dataclass
+class TourCaption(Message):
+    """(From the tour's worker.) The step the tour is at, said in a caption."""
+
+    text: str
+
+
+@dataclass
+class TourEnded(Message):
+    """(From the tour's worker.) ``complete``: every step ran; otherwise it was stopped or a step failed."""
+
+    complete: bool
