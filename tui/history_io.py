@@ -9,7 +9,7 @@ stored from its end state is noted against it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from textual.message import Message
@@ -43,6 +43,11 @@ class HistoryIO:
     def note_stored(self, index: int, path: Path) -> None:
         """The snapshot at ``path`` holds the end state of this session's run ``index``."""
         self._thread.submit(self._note_stored, index, path)
+
+    def written(self) -> Future[None]:
+        """Done once every call asked for before has run (they run in order): what they post
+        is posted by then."""
+        return self._thread.submit(lambda: None)
 
     def close(self) -> None:
         """Finish the writes and close the file on the history thread: waiting for them here,
