@@ -37,9 +37,9 @@ async def measure(scale: float, folder: Path) -> dict[str, float]:
             await asyncio.sleep(0.001)
 
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(lambda: app.es.state == "built")
+        await until(lambda: app.engine_status.state == "built")
         await pilot.press("space")
-        await until(lambda: app.es.state == "running" and app.live.view().n_spikes > 0)
+        await until(lambda: app.engine_status.state == "running" and app.live.view().n_spikes > 0)
         await asyncio.sleep(1.0)
         for _ in range(PRESSES // 2):
             for key, char, pred in (("question_mark", "?", lambda: isinstance(app.screen, HelpScreen)), ("escape", None, lambda: not isinstance(app.screen, HelpScreen))):
@@ -51,9 +51,9 @@ async def measure(scale: float, folder: Path) -> dict[str, float]:
                 await until(lambda: not app.screen._dirty_widgets)  # and drawn
                 latencies.append(1000 * (time.perf_counter() - t0))
                 await asyncio.sleep(0.05)
-        assert app.es.state == "running", "the run went on during the presses"
+        assert app.engine_status.state == "running", "the run went on during the presses"
         await pilot.press("escape")
-        await until(lambda: app.es.state == "built" and len(app.runs) == 1)
+        await until(lambda: app.engine_status.state == "built" and len(app.ledger.runs) == 1)
         await asyncio.sleep(1.0)
         c0, w0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(5.0)

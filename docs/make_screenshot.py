@@ -22,7 +22,7 @@ async def main() -> None:
         app = EinetApp(NetworkConfig(scale=0.4), snapshot_dir=Path("snapshots"), log_dir=Path(tmp) / "logs")
         async with app.run_test(size=(100, 30)) as pilot:
             deadline = time.monotonic() + 300
-            while app.es.state != "built":
+            while app.engine_status.state != "built":
                 if time.monotonic() > deadline:
                     raise SystemExit("the engine did not build the network in time")
                 await asyncio.sleep(0.05)

@@ -6,7 +6,7 @@ import pytest
 from rich.cells import cell_len
 from rich.text import Text
 
-from tui.app import HISTORY_COLUMNS
+from tui.main_screen import HISTORY_COLUMNS
 from tui.fit import ELLIPSIS, Column, Part, fit_columns, fit_parts, fitted_rows, shorten
 from tui.screens import PICKER_COLUMNS
 

@@ -42,13 +42,13 @@ def app_of(pilot: Pilot) -> EinetApp:
 
 async def built(pilot: Pilot) -> None:
     app = app_of(pilot)
-    await until(pilot, lambda: app.es.state == "built" and bool(app.groups))
+    await until(pilot, lambda: app.engine_status.state == "built" and bool(app.groups))
 
 
 async def run(pilot: Pilot, n: int) -> None:
     app = app_of(pilot)
     await pilot.press("space")
-    await until(pilot, lambda: len(app.runs) == n and app.es.state == "built")
+    await until(pilot, lambda: len(app.ledger.runs) == n and app.engine_status.state == "built")
 
 
 async def store(pilot: Pilot, name: str) -> None:
@@ -74,17 +74,17 @@ async def full_sequence(pilot: Pilot, *, continued: bool = False) -> None:
     await store(pilot, "snap")
     if continued:
         await pilot.press("c")
-        await until(pilot, lambda: len(app.runs) == 2 and app.es.state == "built")
-    n = len(app.runs)
+        await until(pilot, lambda: len(app.ledger.runs) == 2 and app.engine_status.state == "built")
+    n = len(app.ledger.runs)
     await picker(pilot)
     await pilot.press("enter")
-    await until(pilot, lambda: app.es.state == "built" and app.es.snapshot.endswith("snap.h5"))
+    await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot.endswith("snap.h5"))
     await run(pilot, n + 1)
     await pilot.press("n")
     await until(pilot, lambda: app.screen is not app.screen_stack[0])
     app.screen.query_one("Input").value = "777"  # type: ignore[attr-defined]
     await pilot.press("enter")
-    await until(pilot, lambda: len(app.runs) == n + 2 and app.es.state == "built")
+    await until(pilot, lambda: len(app.ledger.runs) == n + 2 and app.engine_status.state == "built")
 
 
 async def settle(pilot: Pilot) -> None:

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-
 from rich.text import Text
+from textual.message import Message
+from textual.message_pump import MessagePump
+from textual.notifications import Notify
+from textual.pilot import Pilot
 
 from einet.config import NetworkConfig, usable_cores
+from einet.demo import DEMO_STEPS
+from einet.runs import RunResult
+from einet.snapshot import open_snapshot, write_snapshot
 from tui.app import EinetApp
+from tui.messages import OpProgress, TourCaption, TourEnded
 from tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
+from tui.tour import Tour
 
 from .conftest import ROOT
-from einet.snapshot import open_snapshot, write_snapshot
+from .test_ledger import result
 
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 
 
-async def until(pilot, predicate: Callable[[], bool], timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -29,46 +39,78 @@ async def until(pilot, predicate: Callable[[], bool], timeout: float = 60.0) -> 
         await pilot.pause(0.05)
 
 
+async def holds(pilot: Pilot, predicate: Callable[[], bool], seconds: float) -> None:
+    """``predicate`` stays true for ``seconds``: a window to watch for what must not happen
+    (time going on while paused), not a wait for something to be done."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), "changed within the window"
+        await pilot.pause(0.05)
+    assert predicate()
+
+
+async def handled(pump: MessagePump, timeout: float = 10.0) -> None:
+    """Returns once ``pump`` has handled every message posted to it (and run every callback
+    queued on it) before the call: it handles them in order, and this one comes last."""
+    done = asyncio.Event()
+    pump.call_later(done.set)
+    await asyncio.wait_for(done.wait(), timeout)
+
+
+class Seen:
+    """Every message the app handled (``run_test``'s message hook). A notification stays here
+    after its toast has expired: a slow machine cannot make a test miss or miscount one."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+    def notes(self) -> list[str]:
+        return [m.notification.message for m in self.messages if isinstance(m, Notify)]
+
+    def titles(self) -> list[str]:
+        return [m.notification.title for m in self.messages if isinstance(m, Notify)]
+
+
 def make(tmp_path: Path, config: NetworkConfig = CONFIG) -> EinetApp:
     return EinetApp(config, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite")
-
-
-def notes(app: EinetApp) -> list[str]:
-    return [n.message for n in app._notifications]
 
 
 async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
     app = make(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         assert app.check_action("continue_run", ()) is None, "nothing to continue yet: greyed out"
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 1)
-        assert app.runs[0].origin.kind == "fresh" and app.runs[0].n_spikes > 0
-        assert app.unstored
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        assert app.ledger.runs[0].origin.kind == "fresh" and app.ledger.runs[0].n_spikes > 0
+        assert app.ledger.unstored
         await pilot.press("c")
-        await until(pilot, lambda: len(app.runs) == 2)
-        assert app.runs[1].origin.kind == "continued" and app.runs[1].t_start_ms == 200.0
+        await until(pilot, lambda: len(app.ledger.runs) == 2)
+        assert app.ledger.runs[1].origin.kind == "continued" and app.ledger.runs[1].t_start_ms == 200.0
 
         # r with an unstored run asks first; n keeps the kernel
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), timeout=5)
-        await pilot.pause(0.5)  # a reset of this small kernel would be done by now
-        assert app.es.state == "built" and app.es.t_ms == 400.0, "n kept the kernel"
+        await handled(app)  # the answer was acted on (the dialog's callback is queued on the app)
+        assert not [w for w in app.workers if w.group == "cmd"], "n started no reset"
+        assert app.engine_status.state == "built" and app.engine_status.t_ms == 400.0, "n kept the kernel"
 
         # s: store under the proposed name
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, StoreScreen))
         await pilot.press("enter")
-        await until(pilot, lambda: not app.unstored and not app.store_busy)
+        await until(pilot, lambda: not app.ledger.unstored and not app.store_busy)
         stored = Path(app.current_snapshot)
         assert stored.parent == tmp_path / "snaps" and open_snapshot(stored).t_stored_ms == 400.0
 
         # r: reset without asking now; the kernel is empty and run keys grey out
         await pilot.press("r")
-        await until(pilot, lambda: app.es.state == "empty")
+        await until(pilot, lambda: app.engine_status.state == "empty")
         assert app.check_action("run_pause", ()) is None and app.check_action("store", ()) is None
 
         # l: the picker lists the snapshot with its metadata; Enter restores
@@ -78,9 +120,9 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         await until(pilot, lambda: str(screen.query_one("DataTable").get_cell(str(stored), "integrity")) == "ok")
         assert str(screen.query_one("DataTable").get_cell(str(stored), "network")) == "200+50"
         await pilot.press("enter")
-        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(stored))
+        await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == str(stored))
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 3)
+        await until(pilot, lambda: len(app.ledger.runs) == 3)
 
         # n: bad seed input is refused in the dialog
         await pilot.press("n")
@@ -91,18 +133,18 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
             app.screen.query_one("#problem").update("")
             await pilot.press("enter")
             await until(pilot, lambda: "2147483647" in str(app.screen.query_one("#problem").render()))
-            assert isinstance(app.screen, SeedScreen) and len(app.runs) == 3, bad
+            assert isinstance(app.screen, SeedScreen) and len(app.ledger.runs) == 3, bad
         seed_input.value = str(CONFIG.seed)
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.runs) == 4)
-        assert app.identical()[3] == 2, "same snapshot + same seed is marked identical to run 3"
+        await until(pilot, lambda: len(app.ledger.runs) == 4)
+        assert app.ledger.identical()[3] == 2, "same snapshot + same seed is marked identical to run 3"
 
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, SeedScreen))
         app.screen.query_one("Input").value = "4242"
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.runs) == 5)
-        assert app.identical()[4] is None and app.runs[4].seed == 4242
+        await until(pilot, lambda: len(app.ledger.runs) == 5)
+        assert app.ledger.identical()[4] is None and app.ledger.runs[4].seed == 4242
         table = app.query_one("#history")
         assert table.row_count == 5 and str(table.get_cell("r3", "same as")) == "run 3" and str(table.get_cell("r4", "same as")) == ""
 
@@ -122,20 +164,19 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
 async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
     app = make(tmp_path, CONFIG.replace(t_sim_ms=60_000.0))
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
-        assert app.has_class("narrow") and app.has_class("short")
+        await until(pilot, lambda: app.engine_status.state == "built")
+        assert app.main.has_class("narrow") and app.main.has_class("short")
         await pilot.press("space")
-        await until(pilot, lambda: app.es.state == "running" and app.live.view().t_ms > 0)
+        await until(pilot, lambda: app.engine_status.state == "running" and app.live.view().t_ms > 0)
         await pilot.press("space")
-        await until(pilot, lambda: app.es.state == "paused", timeout=5)
+        await until(pilot, lambda: app.engine_status.state == "paused", timeout=5)
         t = app.live.view().t_ms
-        await pilot.pause(0.4)
-        assert app.live.view().t_ms == t
+        await holds(pilot, lambda: app.live.view().t_ms == t, 0.4)
         await pilot.press("space")
-        await until(pilot, lambda: app.es.state == "running", timeout=5)
+        await until(pilot, lambda: app.engine_status.state == "running", timeout=5)
         await pilot.press("escape")
-        await until(pilot, lambda: len(app.runs) == 1, timeout=10)
-        assert app.runs[0].cancelled and app.runs[0].t_stop_ms < 60_000.0
+        await until(pilot, lambda: len(app.ledger.runs) == 1, timeout=10)
+        assert app.ledger.runs[0].cancelled and app.ledger.runs[0].t_stop_ms < 60_000.0
 
         # names that would leave the folder are refused; an existing name is never overwritten
         await pilot.press("s")
@@ -144,17 +185,17 @@ async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
         for bad in ("../escape", "/tmp/abs", ".hidden", "a\x07b"):
             name.value = bad
             await pilot.press("enter")
-            await pilot.pause(0.05)
-            assert isinstance(app.screen, StoreScreen)
+            await handled(app.screen)
+            assert isinstance(app.screen, StoreScreen) and str(app.screen.query_one("#problem").render()), bad
         (tmp_path / "snaps").mkdir(exist_ok=True)
         (tmp_path / "snaps" / "taken.h5").write_bytes(b"keep me")
         name.value = "taken"
         await pilot.press("enter")
-        await pilot.pause(0.05)
+        await handled(app.screen)
         assert isinstance(app.screen, StoreScreen) and "exists" in str(app.screen.query_one("#problem").render())
         name.value = "fine"
         await pilot.press("enter")
-        await until(pilot, lambda: (tmp_path / "snaps" / "fine.h5").exists() and not app.unstored)
+        await until(pilot, lambda: (tmp_path / "snaps" / "fine.h5").exists() and not app.ledger.unstored)
         assert (tmp_path / "snaps" / "taken.h5").read_bytes() == b"keep me"
         # the refused names wrote nothing: not beside the folder ("../escape"), not in it
         assert not (tmp_path / "escape.h5").exists() and not (tmp_path / "escape").exists()
@@ -165,11 +206,11 @@ async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
 async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
     app = make(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("d")
-        await until(pilot, lambda: not app.touring and "demo complete" in app.caption_text, timeout=120)
-        assert [r.label for r in app.runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
-        assert app.identical() == [None, None, None, 2, None]
+        await until(pilot, lambda: not app.touring and "demo complete" in app.main.caption_text, timeout=120)
+        assert [r.label for r in app.ledger.runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
+        assert app.ledger.identical() == [None, None, None, 2, None]
         assert len(list((tmp_path / "snaps").glob("demo-*.h5"))) == 1
         # v: restored runs against the continued run, next to the spread across seeds
         await pilot.press("v")
@@ -180,7 +221,7 @@ async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
         rate = [float(r["rate Hz"]) for r in rows]
         for r, restored in zip(rows[2:], rate[2:]):
             assert r["Δ rate (σ)"].startswith(f"{restored - rate[1]:+.2f}"[:4]) and r["verdict"] == "needs 3 seeds"
-        assert app.same_as[3] == "run 3" and rows[3]["Δ rate (σ)"] == rows[2]["Δ rate (σ)"], "identical runs, identical numbers"
+        assert app.ledger.same_as[3] == "run 3" and rows[3]["Δ rate (σ)"] == rows[2]["Δ rate (σ)"], "identical runs, identical numbers"
         await pilot.press("escape")
         await pilot.press("q")
 
@@ -190,36 +231,37 @@ async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_pat
     snaps = tmp_path / "snaps"
     snaps.mkdir()
     (snaps / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
+    seen = Seen()
+    async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
         await until(pilot, lambda: "INVALID" in str(app.screen.query_one("DataTable").get_cell(str(snaps / "broken.h5"), "integrity")))
         await pilot.press("enter")
-        await until(pilot, lambda: any("damaged" in n or "not a readable" in n for n in notes(app)))
-        assert app.es.state == "built", "a failed restore leaves the kernel as it was"
+        await until(pilot, lambda: any("damaged" in n or "not a readable" in n for n in seen.notes()))
+        assert app.engine_status.state == "built", "a failed restore leaves the kernel as it was"
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 1)
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
 
         # the engine dies: the app says so and starts a fresh one
         assert app.engine.pid is not None
         os.kill(app.engine.pid, signal.SIGKILL)
-        await until(pilot, lambda: any("exited" in n for n in notes(app)))
-        await until(pilot, lambda: app.es.state == "empty", timeout=60)
+        await until(pilot, lambda: any("exited" in n for n in seen.notes()))
+        await until(pilot, lambda: app.engine_status.state == "empty", timeout=60)
         await pilot.press("b")
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("q")
 
 
 async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Path) -> None:
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(stored))
-        assert app.es.snapshot == str(stored) and app.es.t_ms == 200.0 and [g.name for g in app.groups] == ["E", "I"]
+        await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(stored))
+        assert app.engine_status.snapshot == str(stored) and app.engine_status.t_ms == 200.0 and [g.name for g in app.groups] == ["E", "I"]
         assert app.check_action("rerun_seed", ()) is True, "the restored file is the current snapshot"
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 1)
-        assert app.runs[0].origin.kind == "restored"
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        assert app.ledger.runs[0].origin.kind == "restored"
         await pilot.press("q")
 
 
@@ -228,24 +270,31 @@ async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
     run goes on; the file holds the state at the time the store was asked for."""
     app = make(tmp_path, CONFIG.replace(t_sim_ms=600_000.0))
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("space")
-        await until(pilot, lambda: app.es.state == "running" and app.live.view().t_ms > 100)
+        await until(pilot, lambda: app.engine_status.state == "running" and app.live.view().t_ms > 100)
         assert app.check_action("store", ()) is True, "s applies while running"
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, StoreScreen))
         app.screen.query_one("Input").value = "mid-run"
         await pilot.press("enter")
-        await until(pilot, lambda: not app.store_busy and (tmp_path / "snaps" / "mid-run.h5").exists(), timeout=60)
-        snap = open_snapshot(tmp_path / "snaps" / "mid-run.h5")
-        await until(pilot, lambda: app.live.view().t_ms > snap.t_stored_ms + 50, timeout=30)
-        assert app.es.state == "running", "the store did not stop the run"
+        path = tmp_path / "snaps" / "mid-run.h5"
+        await until(pilot, lambda: app.current_snapshot == str(path), timeout=30)  # the state is taken
+        replied_at = app.live.view().t_ms
+        await until(pilot, lambda: app.live.view().t_ms > replied_at + 50, timeout=30)
+        assert app.engine_status.state == "running", "the store did not stop the run"
+        every_core = usable_cores() <= app.engine_status.threads
+        if not every_core:  # a core to spare: the file is written while the run goes on
+            await until(pilot, lambda: not app.store_busy and path.exists(), timeout=60)
+            assert app.engine_status.state == "running"
         await pilot.press("escape")
-        await until(pilot, lambda: len(app.runs) == 1, timeout=30)
-        assert 0.0 < snap.t_stored_ms < app.runs[0].t_stop_ms, "taken during the run"
+        await until(pilot, lambda: len(app.ledger.runs) == 1, timeout=30)
+        # NEST's threads on every core: the store reads at idle priority, mostly once the run stops
+        await until(pilot, lambda: not app.store_busy and path.exists(), timeout=60)
+        snap = open_snapshot(path)
+        assert 0.0 < snap.t_stored_ms < app.ledger.runs[0].t_stop_ms, "taken during the run"
         log = "".join(line.text.strip() for line in app.query_one("#log").lines)  # lines wrap
         assert "mid-run.h5in" in log.replace(" ", "") and "in the background" in log, log[-300:]
-        every_core = usable_cores() <= app.es.threads
         assert ("reads at idle priority" in log) == every_core, "told why a store waits for the run only when it does"
         assert not list((tmp_path / "snaps").glob(".*.partial"))
         await pilot.press("q")
@@ -253,14 +302,15 @@ async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
 
 async def test_a_workers_unexpected_exception_reaches_the_user(tmp_path: Path) -> None:
     app = make(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
+    seen = Seen()
+    async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built")
 
         def broken() -> None:
             raise ZeroDivisionError("division by zero in a worker")
 
         app.run_worker(broken, thread=True, group="cmd", exit_on_error=False)
-        await until(pilot, lambda: any("ZeroDivisionError" in str(n) for n in notes(app)), timeout=10)
+        await until(pilot, lambda: "ZeroDivisionError: division by zero in a worker" in seen.notes(), timeout=10)
         assert app.is_running, "the dashboard carries on"
         await pilot.press("q")
 
@@ -273,7 +323,7 @@ async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path
     (folder / "bad[red].h5").write_bytes(b"\x1b[31mnot a snapshot")
     app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(named))
+        await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(named))
         status = str(app.query_one("#status").render())
         assert "run[bold red].h5" in status, status
         await pilot.press("l")
@@ -290,6 +340,13 @@ async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path
         await pilot.press("q")
 
 
+async def history_written(pilot: Pilot, app: EinetApp) -> None:
+    """Everything asked of the history so far is done, and what it answered is handled."""
+    written = app.history_io.written()
+    await until(pilot, written.done, timeout=30)
+    await handled(app)
+
+
 def shown_row(table, key: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A table row as the user sees it: shown column → cell text."""
     return {str(c.label): str(table.get_cell(key, c.key)) for c in table.columns.values()}
@@ -299,29 +356,29 @@ async def test_history_survives_a_restart_and_names_identical_runs_of_earlier_se
     db = tmp_path / "history.sqlite"
     first = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
     async with first.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: first.es.state == "built")
+        await until(pilot, lambda: first.engine_status.state == "built")
         await pilot.press("space")
-        await until(pilot, lambda: len(first.runs) == 1 and first.run_ids[0] is not None)
+        await until(pilot, lambda: len(first.ledger.runs) == 1 and first.ledger.history_ids[0] is not None)
         # at 80 columns: one status line, and the row keeps seed, spikes, rate and a digest prefix
         status = first.query_one("#status")
         assert status.size.height == 1 and len(str(status.render())) <= status.size.width
         row = shown_row(first.query_one("#history"), "r0")
-        run = first.runs[0]
+        run = first.ledger.runs[0]
         assert row["seed"] == str(run.seed) and row["spikes"] == str(run.n_spikes) and row["rate Hz"] == f"{run.rate_hz:.1f}"
         assert run.digest.startswith(row["digest"]) and len(row["digest"]) >= 7
         await pilot.press("q")
 
     again = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
     async with again.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: again.es.state == "built" and len(again.earlier) == 1)
+        await until(pilot, lambda: again.engine_status.state == "built" and len(again.ledger.earlier) == 1)
         table = again.query_one("#history")
-        h = again.earlier[0]
+        h = again.ledger.earlier[0]
         old = shown_row(table, f"h{h.id}")
         assert old["#"] == f"h{h.id}" and old["digest"] == run.short_digest and old["seed"] == str(run.seed)
         assert table.get_cell(f"h{h.id}", "digest").style == "dim", "earlier sessions' runs are marked"
         await pilot.press("space")
-        await until(pilot, lambda: len(again.runs) == 1 and again.same_as[0] == f"h{h.id}")
-        assert again.runs[0].digest == run.digest, "same build, same seed: identical across sessions"
+        await until(pilot, lambda: len(again.ledger.runs) == 1 and again.ledger.same_as[0] == f"h{h.id}")
+        assert again.ledger.runs[0].digest == run.digest, "same build, same seed: identical across sessions"
         assert shown_row(table, "r0")["same as"] == f"h{h.id}"
         await pilot.press("q")
 
@@ -331,15 +388,15 @@ async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_pa
     junk = os.urandom(4096)
     db.write_bytes(junk)
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.history is not None)
-        await until(pilot, lambda: any("run history off" in n for n in notes(app)), timeout=10)
+    seen = Seen()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built" and any("run history off" in n for n in seen.notes()))
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 1)
-        await pilot.pause(0.3)
-        warnings = [n for n in notes(app) if "history" in n]
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        await history_written(pilot, app)
+        warnings = [n for n in seen.notes() if "history" in n]
         assert len(warnings) == 1 and "\n" not in warnings[0], warnings
-        assert app.run_ids == [None] and app.same_as == [""]
+        assert app.ledger.history_ids == [None] and app.ledger.same_as == [""]
         await pilot.press("q")
     assert db.read_bytes() == junk, "a damaged history is left as it was"
 
@@ -349,7 +406,7 @@ async def test_notifications_never_cover_the_run_table(tmp_path: Path) -> None:
     status line, never over the run table where a seed rerun's digest appears."""
     app = make(tmp_path)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         app.notify("not restored: spikes in transit, random stream — ? lists all", title="restored snap.h5", timeout=6)
         await until(pilot, lambda: len(app.query("Toast")) == 1)
         await pilot.pause()
@@ -366,21 +423,21 @@ async def test_escape_and_q_end_a_run_stuck_inside_nest(tmp_path: Path) -> None:
 
     app = make(tmp_path, NetworkConfig(model=str(ROOT / "tests" / "models" / "stuck.py"), threads=1))
     async with app.run_test(size=(120, 40)) as pilot:  # tall enough to show the log
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         first = app.engine.pid
         await pilot.press("space")
-        await until(pilot, lambda: app.es.state == "running")
+        await until(pilot, lambda: app.engine_status.state == "running")
         pressed = time.monotonic()
         await pilot.press("escape")
-        await until(pilot, lambda: app.engine.pid != first and app.es.state in ("empty", "built"), timeout=STOP_GRACE_S + 30)
+        await until(pilot, lambda: app.engine.pid != first and app.engine_status.state in ("empty", "built"), timeout=STOP_GRACE_S + 30)
         assert time.monotonic() - pressed < STOP_GRACE_S + 10
         log = "".join(line.text for line in app.query_one("#log").lines)
         assert "stuck inside one call" in log, log[-300:]
-        await until(pilot, lambda: app.es.state == "empty")
+        await until(pilot, lambda: app.engine_status.state == "empty")
         await pilot.press("b")
-        await until(pilot, lambda: app.es.state == "built")
+        await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("space")
-        await until(pilot, lambda: app.es.state == "running")
+        await until(pilot, lambda: app.engine_status.state == "running")
         stuck = app.engine.proc
         pressed = time.monotonic()
         await pilot.press("q")
@@ -410,10 +467,11 @@ async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_termin
     with History.open(db) as history:
         assert history.record(synthetic(1, label=f"label{HOSTILE}")) == 1
     app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=db)
-    async with app.run_test(size=(200, 50)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.current_snapshot == str(named) and len(app.earlier) == 1)
-        await pilot.pause(0.2)
-        shown = [app.export_screenshot(), str(app.query_one("#status").render()), *(line.text for line in app.query_one("#log").lines), *notes(app), *(n.title for n in app._notifications)]
+    seen = Seen()
+    async with app.run_test(size=(200, 50), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(named) and len(app.ledger.earlier) == 1)
+        await handled(app)
+        shown = [app.export_screenshot(), str(app.query_one("#status").render()), *(line.text for line in app.query_one("#log").lines), *seen.notes(), *seen.titles()]
         table = app.query_one("#history")
         shown.append(str(table.get_cell("h1", "run")))
         assert str(table.get_cell("h1", "run")).startswith("label\\x1b]0;pwned\\x07"), "shown, made visible"
@@ -439,13 +497,13 @@ async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(t
     db = tmp_path / "history.sqlite"
     before = hostile_history(db, HOSTILE_SQL["an insert trigger that loops"])
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.history is not None)
-        await until(pilot, lambda: any("holds SQL einet did not write" in n for n in notes(app)), timeout=10)
+    seen = Seen()
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built" and any("holds SQL einet did not write" in n for n in seen.notes()))
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 1)
-        await pilot.pause(0.3)
-        assert len([n for n in notes(app) if "history" in n]) == 1 and app.run_ids == [None] and app.earlier == []
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        await history_written(pilot, app)
+        assert len([n for n in seen.notes() if "history" in n]) == 1 and app.ledger.history_ids == [None] and app.ledger.earlier == []
         await pilot.press("q")
     assert not app.is_running and db.read_bytes() == before
 
@@ -459,11 +517,78 @@ async def test_b_after_a_restore_builds_the_dashboards_model_never_the_snapshots
     hostile = write_snapshot(dataclasses.replace(open_snapshot(stored), model=str(model)), tmp_path / "hostile.h5")
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=hostile, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == str(hostile))
+        await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == str(hostile))
         await pilot.press("b")
-        await until(pilot, lambda: app.es.state == "built" and app.es.snapshot == "")
+        await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == "")
         await pilot.press("space")
-        await until(pilot, lambda: len(app.runs) == 1)
-        assert app.runs[0].origin.kind == "fresh" and app.runs[0].model == CONFIG.model
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        assert app.ledger.runs[0].origin.kind == "fresh" and app.ledger.runs[0].model == CONFIG.model
         await pilot.press("q")
     assert not marker.exists(), "the snapshot's model was imported"
+
+
+class FakeEngineSteps:
+    """The demo's engine steps without an engine: ``store`` returns once the state is 'taken',
+    the file comes later (when the test says so)."""
+
+    def __init__(self) -> None:
+        self.store_asked = threading.Event()
+        self.path = Path()
+        self.busy = False
+        self.done: list[str] = []
+
+    def build(self) -> bool:
+        self.done.append("build")
+        return True
+
+    def store(self, path: Path) -> bool:
+        self.done.append("store")
+        self.path = path
+        self.busy = True
+        self.store_asked.set()
+        return True
+
+    def restore(self, path: Path, seed: int) -> bool:
+        self.done.append("restore")
+        return True
+
+    def run(self, label: str) -> RunResult:
+        self.done.append(label)
+        return result(label)
+
+
+def tour_in_a_thread(tmp_path: Path) -> tuple[Tour, FakeEngineSteps, list[Message], threading.Thread]:
+    steps, posted = FakeEngineSteps(), []
+    tour = Tour(steps, lambda: steps.busy, posted.append)
+    tour.start()
+    thread = threading.Thread(target=tour.play, args=(tmp_path, 1), daemon=True)
+    thread.start()
+    assert steps.store_asked.wait(10), "the tour reached its store"
+    return tour, steps, posted, thread
+
+
+def test_the_tour_restores_only_once_its_store_has_ended(tmp_path: Path) -> None:
+    tour, steps, posted, thread = tour_in_a_thread(tmp_path)
+    thread.join(0.2)  # a window to see it wait
+    assert thread.is_alive() and "restore" not in steps.done
+    steps.path.touch()  # the background store published the file
+    steps.busy = False
+    tour.store_ended()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert steps.done == ["build", "initial", "store", "continued", "restore", "restored", "restore", "restored, same seed", "restore", "restored, other seed"]
+    assert [m.complete for m in posted if isinstance(m, TourEnded)] == [True]
+    assert len([m for m in posted if isinstance(m, TourCaption)]) == len(DEMO_STEPS)
+
+
+def test_escape_ends_a_tour_waiting_for_its_store(tmp_path: Path) -> None:
+    tour, steps, posted, thread = tour_in_a_thread(tmp_path)
+    tour.stop()
+    thread.join(10)
+    assert not thread.is_alive() and "restore" not in steps.done
+    assert [m.complete for m in posted if isinstance(m, TourEnded)] == [False]
+
+
+def test_a_backlog_of_progress_collapses_into_the_newest() -> None:
+    assert OpProgress("store", 0.2).can_replace(OpProgress("store", 0.4))
+    assert not OpProgress("store", 0.2).can_replace(OpProgress("restore", 0.4)), "another operation's progress is its own"

@@ -114,8 +114,9 @@ def fit_parts(parts: Sequence[Part], width: int, separator: str = SEPARATOR) -> 
         if sum(c is not None for c in chosen) > 1:
             chosen[i] = None
     for i in reversed(order):  # room freed by dropping: long forms back, most important first
-        if chosen[i] is not None and chosen[i][0] != parts[i].text:
-            was, chosen[i] = chosen[i], (parts[i].text, _plain(parts[i].text))
+        was = chosen[i]
+        if was is not None and was[0] != parts[i].text:
+            chosen[i] = (parts[i].text, _plain(parts[i].text))
             if length() > width:
                 chosen[i] = was
     return separator.join(c[0] for c in chosen if c is not None)

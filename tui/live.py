@@ -44,13 +44,20 @@ class LiveRun:
         self.version = 0
         self.sizes = np.ones(1)
         self.raster_ids = np.empty(0, dtype=np.int64)
+        self.label = ""
+        self.t_start = self.t = self.t_stop = 0.0
+        self.n_spikes = 0
+        self._senders: list[np.ndarray] = []
+        self._times: list[np.ndarray] = []
+        self._counts = np.zeros((1, 1), dtype=np.int64)
+        self.weights: dict[str, np.ndarray] | None = None
         self._start("", 0.0, 0.0)
 
-    def set_groups(self, groups: tuple[Group, ...], shown: int) -> None:
-        """The network's populations and the one whose raster is kept."""
+    def set_groups(self, groups: tuple[Group, ...], raster_group: int) -> None:
+        """The network's populations, and the index of the one whose raster is kept."""
         with self._lock:
             self.sizes = np.array([max(1, g.size) for g in groups] or [1], dtype=float)
-            self.raster_ids = np.asarray(groups[shown].raster_ids if groups else np.empty(0), dtype=np.int64)
+            self.raster_ids = np.asarray(groups[raster_group].raster_ids if groups else np.empty(0), dtype=np.int64)
             self._senders, self._times = [], []
             self._counts = np.zeros((len(self.sizes), self._counts.shape[1]), dtype=np.int64)
             self.version += 1
@@ -65,10 +72,10 @@ class LiveRun:
         self.t_start = self.t = t_start_ms
         self.t_stop = t_stop_ms
         self.n_spikes = 0
-        self._senders: list[np.ndarray] = []
-        self._times: list[np.ndarray] = []
+        self._senders = []
+        self._times = []
         self._counts = np.zeros((len(self.sizes), max(1, int(np.ceil((t_stop_ms - t_start_ms) / PSTH_BIN_MS)))), dtype=np.int64)
-        self.weights: dict[str, np.ndarray] | None = None
+        self.weights = None
         self.version += 1
 
     def add_frame(self, fields: dict, senders: np.ndarray, times: np.ndarray, groups: np.ndarray | None, weights: dict[str, np.ndarray] | None) -> None:

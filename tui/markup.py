@@ -18,7 +18,7 @@ from rich.markup import escape as _rich_escape
 
 from einet.text import visible
 
-__all__ = ["escape", "textual_escape", "visible"]
+__all__ = ["escape", "textual_escape"]
 
 
 def escape(text: object) -> str:

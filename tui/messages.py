@@ -1,4 +1,4 @@
-"""One typed Textual message per engine event.
+"""Typed Textual messages: one per engine event, and those of the history's and the tour's threads.
 
 The engine's reader thread turns each wire event into one of these (:func:`from_engine`) and
 posts it; handlers on the UI thread read typed fields, never a dict by key. Frames are the
@@ -35,33 +35,34 @@ class EngineStatus:
     """The protocol's changes still to come, as ``T:TARGET.KEY=VALUE`` text, by time."""
 
 
+@dataclass
 class StateChanged(Message):
-    def __init__(self, status: EngineStatus) -> None:
-        super().__init__()
-        self.status = status
+    status: EngineStatus
 
 
+@dataclass
 class NetworkChanged(Message):
     """After a build, restore or reset: populations, weighted synapse models, what is not stored."""
 
-    def __init__(self, groups: tuple[Group, ...], weight_models: list[str], not_stored: list[str]) -> None:
-        super().__init__()
-        self.groups = groups
-        self.weight_models = weight_models
-        self.not_stored = not_stored
+    groups: tuple[Group, ...]
+    weight_models: list[str]
+    not_stored: list[str]
 
 
+@dataclass
 class NestLog(Message):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__()
-        self.lines = lines
+    lines: list[str]
 
 
+@dataclass
 class OpProgress(Message):
-    def __init__(self, op: str, fraction: float) -> None:
-        super().__init__()
-        self.op = op
-        self.fraction = fraction
+    op: str
+    fraction: float
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest fraction is drawn: a backlog of one operation's progress (the UI
+        thread busy drawing a plot) collapses into it instead of being worked through."""
+        return isinstance(message, OpProgress) and message.op == self.op
 
 
 @dataclass(frozen=True)
@@ -78,23 +79,20 @@ class StoreReport:
     background: bool
 
 
+@dataclass
 class Stored(Message):
-    def __init__(self, report: StoreReport) -> None:
-        super().__init__()
-        self.report = report
+    report: StoreReport
 
 
+@dataclass
 class StoreFailed(Message):
-    def __init__(self, path: Path, text: str) -> None:
-        super().__init__()
-        self.path = path
-        self.text = text
+    path: Path
+    text: str
 
 
+@dataclass
 class EngineDied(Message):
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
+    reason: str
 
 
 def _state(e: WireMessage) -> Message:
@@ -123,24 +121,36 @@ def from_engine(event: WireMessage) -> Message | None:
     return parse(event) if parse is not None else None
 
 
+@dataclass
 class HistoryOpened(Message):
     """(From the history thread.) Earlier sessions' runs, and for each the id of the first
     run with its digest; ``warning`` if the history is off."""
 
-    def __init__(self, earlier: list[HistoryRun], same: dict[int, int], warning: str) -> None:
-        super().__init__()
-        self.earlier = earlier
-        self.same = same
-        self.warning = warning
+    earlier: list[HistoryRun]
+    same: dict[int, int]
+    warning: str
 
 
+@dataclass
 class RunRecorded(Message):
     """(From the history thread.) This session's run ``index`` got history id ``run_id``
     (None: not recorded); ``earlier`` is an earlier session's run with the same spikes."""
 
-    def __init__(self, index: int, run_id: int | None, earlier: HistoryRun | None, warning: str) -> None:
-        super().__init__()
-        self.index = index
-        self.run_id = run_id
-        self.earlier = earlier
-        self.warning = warning
+    index: int
+    run_id: int | None
+    earlier: HistoryRun | None
+    warning: str
+
+
+@dataclass
+class TourCaption(Message):
+    """(From the tour's worker.) The step the tour is at, said in a caption."""
+
+    text: str
+
+
+@dataclass
+class TourEnded(Message):
+    """(From the tour's worker.) ``complete``: every step ran; otherwise it was stopped or a step failed."""
+
+    complete: bool

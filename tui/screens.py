@@ -23,12 +23,12 @@ import numpy as np
 from einet.compare import MIN_SEEDS, Versus, run_stats, versus_continued
 from einet.config import SEED_MAX
 from einet.runs import Group, RunResult
-from einet.snapshot import GENERAL_NOT_STORED, STORED, SnapshotInfo, SnapshotNameError, list_snapshots, snapshot_path_in
+from einet.snapshot import GENERAL_NOT_STORED, STORED, SnapshotInfo, SnapshotNameError, inspect_snapshot, list_snapshots, snapshot_path_in
+from einet.text import visible
 
 from .fit import Column, Part
-from .markup import escape, textual_escape, visible
+from .markup import escape, textual_escape
 from .widgets import FittedTable, RasterData, RasterPlot, Row, StatusLine, WeightsData, WeightsPlot, legend_name, run_color
-from einet.snapshot import inspect_snapshot
 
 
 def default_snapshot_name() -> str:
@@ -411,21 +411,21 @@ class CompareScreen(Screen[None]):
 
     def _show_page(self) -> None:
         first = self.page * self.per_page
-        shown = list(range(first, min(len(self.runs), first + self.per_page)))
+        on_page = list(range(first, min(len(self.runs), first + self.per_page)))
         box = self.query_one("#compare-rasters", Vertical)
         box.remove_children()
         plots = []
         name = self.group.name if self.group is not None else ""
-        for i in shown:
+        for i in on_page:
             r = self.runs[i]
             plot = RasterPlot(classes="cmp-raster")
             plot.marker = self.marker
             plot.data = RasterData(f"{i + 1} {r.label} ({r.short_digest})", r.senders, r.times, r.t_start_ms, r.t_stop_ms, self.group, r.n_spikes, run_color(i))
             plots.append(plot)
         box.mount_all(plots)
-        samples = tuple((legend_name(str(i + 1), self.runs[i].label), self.runs[i].weights.get(self.weight_model, np.empty(0))) for i in shown)
+        samples = tuple((legend_name(str(i + 1), self.runs[i].label), self.runs[i].weights.get(self.weight_model, np.empty(0))) for i in on_page)
         self.query_one(WeightsPlot).show(WeightsData(self.weight_model, samples))
-        paging = f"runs {shown[0] + 1}–{shown[-1] + 1} of {len(self.runs)} ({name}): j/k pages" if shown and self.pages > 1 else f"{len(self.runs)} runs ({name})"
+        paging = f"runs {on_page[0] + 1}–{on_page[-1] + 1} of {len(self.runs)} ({name}): j/k pages" if on_page and self.pages > 1 else f"{len(self.runs)} runs ({name})"
         self.query_one("#cmp-note", StatusLine).show([
             Part(escape(paging), None, 0),
             Part("Δ: restored run − the run that continued from its snapshot; σ: spread across seeds", "Δ vs continued, σ across seeds", 1),

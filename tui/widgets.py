@@ -21,9 +21,9 @@ from textual_plotext import PlotextPlot
 
 from einet.plots import COLORS, draw_psth, draw_raster, draw_weights
 from einet.runs import Group
+from einet.text import visible
 
 from .fit import Column, Part, fit_columns, fit_parts, fitted_rows, shorten
-from .markup import visible
 
 D = TypeVar("D")
 
@@ -184,8 +184,8 @@ class FittedTable(DataTable[Text]):
         width = self.size.width - 1  # the vertical scrollbar
         if width <= 0:
             return
-        plain = [r.cells for r in self.rows_data]
-        layout = fit_columns(self.spec, plain, width, padding=2 * self.cell_padding)
+        all_cells = [r.cells for r in self.rows_data]
+        layout = fit_columns(self.spec, all_cells, width, padding=2 * self.cell_padding)
         if layout == self._layout and not force:
             return  # the same columns at the same widths: nothing to redraw
         self._layout = layout
@@ -193,8 +193,8 @@ class FittedTable(DataTable[Text]):
         self.clear(columns=True)
         for i, w in layout:
             self.add_column(Text(self.spec[i].name), width=w, key=self.spec[i].id)
-        for row, cells in zip(self.rows_data, fitted_rows(self.spec, plain, layout)):
-            self.add_row(*(Text(c, style="dim" if row.dim else "") for c in cells), key=row.key or None)
+        for row, fitted in zip(self.rows_data, fitted_rows(self.spec, all_cells, layout)):
+            self.add_row(*(Text(c, style="dim" if row.dim else "") for c in fitted), key=row.key or None)
         if keep is not None and keep in self.rows:
             self.move_cursor(row=self.get_row_index(keep), animate=False)
 
