@@ -14,11 +14,11 @@ import argparse
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -47,7 +47,7 @@ class EinetApp(App[int]):
 
     TITLE = "einet"
     CSS_PATH = "einet.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "run_pause", "Run/Pause", id="run-pause"),
         Binding("c", "continue_run", "Continue", id="continue"),
         Binding("b", "build", "Build", id="build"),
@@ -64,7 +64,18 @@ class EinetApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: NetworkConfig | None = None, *, snapshot_dir: Path = Path("snapshots"), restore: Path | None = None, marker: str = "braille", log_dir: Path | None = None, mpi: MpiLaunch | None = None, history: Path | None = None, record: bool = True) -> None:
+    def __init__(
+        self,
+        config: NetworkConfig | None = None,
+        *,
+        snapshot_dir: Path = Path("snapshots"),
+        restore: Path | None = None,
+        marker: str = "braille",
+        log_dir: Path | None = None,
+        mpi: MpiLaunch | None = None,
+        history: Path | None = None,
+        record: bool = True,
+    ) -> None:
         super().__init__()
         self.config = config or NetworkConfig()
         self.snapshot_dir = snapshot_dir
@@ -342,7 +353,7 @@ class EinetApp(App[int]):
             "run_pause": (built and not self.touring) or state.simulating,
             "continue_run": built and not self.touring and self.engine_status.t_ms > 0,
             "build": idle,
-            "store": (built and not self.touring or state.simulating) and not self.store_busy,
+            "store": ((built and not self.touring) or state.simulating) and not self.store_busy,
             "reset": idle,
             "restore": idle,
             "rerun_seed": idle and bool(self.current_snapshot) and not self.store_busy,
@@ -492,6 +503,7 @@ class EinetApp(App[int]):
     async def action_quit(self) -> None:
         self.tour.stop()
         if self.store_busy:
+
             def answered(wait: bool | None) -> None:
                 self.run_worker(lambda: self._close_and_exit(abandon=not wait), thread=True, group="quit", exit_on_error=False)
 

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-
 import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
+from rich.markdown import Markdown as RichMarkdown
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.validation import Function, Integer
-from rich.markdown import Markdown as RichMarkdown
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
-import numpy as np
 
 from einet.compare import MIN_SEEDS, Versus, run_stats, versus_continued
 from einet.config import SEED_MAX
@@ -38,7 +38,7 @@ def default_snapshot_name() -> str:
 class ConfirmScreen(ModalScreen[bool]):
     """Yes/no question; y/Enter confirms, n/Escape cancels."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm-yes"), Binding("n,escape", "answer(False)", "No", id="confirm-no")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "Yes", id="confirm-yes"), Binding("n,escape", "answer(False)", "No", id="confirm-no")]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -65,7 +65,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class StoreScreen(ModalScreen[Path | None]):
     """Ask for a snapshot name inside the snapshot folder; never overwrites an existing file."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="store-cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="store-cancel")]
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
@@ -108,7 +108,7 @@ class StoreScreen(ModalScreen[Path | None]):
 class SeedScreen(ModalScreen[int | None]):
     """Ask for a seed (integer in NEST's range)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="seed-cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="seed-cancel")]
 
     def __init__(self, snapshot: str, current: int) -> None:
         super().__init__()
@@ -154,7 +154,7 @@ PICKER_COLUMNS = (
 class RestoreScreen(ModalScreen[Path | None]):
     """Pick a snapshot from the folder; metadata and integrity are read in a worker."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="restore-cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="restore-cancel")]
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
@@ -272,7 +272,7 @@ model's `protocol()`); a snapshot keeps those still to come. {protocol}
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help-close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close", id="help-close")]
 
     def __init__(self, not_stored: list[str] | None = None, protocol: tuple[str, ...] = ()) -> None:
         super().__init__()
@@ -347,7 +347,7 @@ def _versus_cells(v: Versus) -> list[str]:
         verdict = "OUTSIDE 2σ"
     else:
         verdict = "within 2σ"
-    return cells + [verdict]
+    return [*cells, verdict]
 
 
 class CompareScreen(Screen[None]):
@@ -355,7 +355,7 @@ class CompareScreen(Screen[None]):
     their weights, and the numbers that say whether restored runs are within the network's
     own variability."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,v,q", "close", "Back", id="compare-close"),
         Binding("j,pagedown", "page(1)", "Next runs", id="compare-next"),
         Binding("k,pageup", "page(-1)", "Previous runs", id="compare-previous"),
@@ -426,10 +426,12 @@ class CompareScreen(Screen[None]):
         samples = tuple((legend_name(str(i + 1), self.runs[i].label), self.runs[i].weights.get(self.weight_model, np.empty(0))) for i in on_page)
         self.query_one(WeightsPlot).show(WeightsData(self.weight_model, samples))
         paging = f"runs {on_page[0] + 1}–{on_page[-1] + 1} of {len(self.runs)} ({name}): j/k pages" if on_page and self.pages > 1 else f"{len(self.runs)} runs ({name})"
-        self.query_one("#cmp-note", StatusLine).show([
-            Part(escape(paging), None, 0),
-            Part("Δ: restored run − the run that continued from its snapshot; σ: spread across seeds", "Δ vs continued, σ across seeds", 1),
-        ])
+        self.query_one("#cmp-note", StatusLine).show(
+            [
+                Part(escape(paging), None, 0),
+                Part("Δ: restored run − the run that continued from its snapshot; σ: spread across seeds", "Δ vs continued, σ across seeds", 1),
+            ]
+        )
         self.refresh_bindings()
 
     def action_close(self) -> None:
