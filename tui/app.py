@@ -11,10 +11,10 @@ runs were is the ledger's (``ledger``), the history file is written on its own t
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -217,17 +217,18 @@ class EinetApp(App[int]):
             self._build()
 
     # -- engine commands (worker threads) ------------------------------------------------
-    def _call(self, op: str, **args: Any) -> Message | None:
-        """Send a command and wait (worker threads only); failures become notifications."""
+    def _call(self, op: str, command: Callable[[], Message]) -> Message | None:
+        """Run one of the engine's commands and wait (worker threads only); failures become
+        notifications naming ``op``."""
         try:
-            return self.engine.call(op, **args)
+            return command()
         except EngineError as exc:
             self.call_from_thread(self.notify, textual_escape(str(exc)), severity="error", title=f"{op} failed")
             self.call_from_thread(self.main.log_line, f"[red]{op} failed: {escape(str(exc))}[/]")
             return None
 
     def _build(self) -> bool:
-        ack = self._call("build", config=self.config.to_dict())
+        ack = self._call("build", lambda: self.engine.build(self.config))
         if ack is not None:
             self.call_from_thread(self.ledger.new_kernel)
         return ack is not None
@@ -237,7 +238,7 @@ class EinetApp(App[int]):
         status = self.engine_status
         label = label or self.ledger.next_label(status.snapshot, status.t_ms)
         self.live.reset(label, status.t_ms, status.t_ms + t_ms)
-        ack = self._call(op, t_ms=t_ms, label=label)
+        ack = self._call(op, lambda: self.engine.run(t_ms, label, continued=op == "continue"))
         if ack is None:
             return None
         result = result_from_message(ack)
@@ -248,15 +249,12 @@ class EinetApp(App[int]):
         """Store in the background: the engine takes the state at its next step boundary (a
         run goes on) and a forked process writes the file; ``Stored`` reports the end."""
         self.call_from_thread(self._store_started, path.name)
-        ack = self._call("store", path=str(path), background=True)
+        ack = self._call("store", lambda: self.engine.store(path, background=True))
         self.call_from_thread(self._store_taken, path, ack)
         return ack is not None
 
     def _restore(self, path: Path, seed: int | None = None) -> bool:
-        args: dict[str, Any] = {"path": str(path)}
-        if seed is not None:
-            args["seed"] = seed
-        ack = self._call("restore", **args)
+        ack = self._call("restore", lambda: self.engine.restore(path, seed=seed))
         if ack is not None:
             self.call_from_thread(self._restored, path, ack)
         return ack is not None
@@ -378,22 +376,22 @@ class EinetApp(App[int]):
     def action_run_pause(self) -> None:
         state = self.engine_status.state
         if state == EngineState.RUNNING:
-            self._send("pause")
+            self._send("pause", self.engine.pause)
         elif state == EngineState.PAUSED:
-            self._send("resume")
+            self._send("resume", self.engine.resume)
         elif state == EngineState.BUILT:
             self.run_worker(lambda: self._run(), thread=True, group="run", exit_on_error=False)
 
     def action_continue_run(self) -> None:
         self.run_worker(lambda: self._run(f"run {len(self.ledger.runs) + 1} (continued)", op="continue"), thread=True, group="run", exit_on_error=False)
 
-    def _send(self, op: str) -> None:
+    def _send(self, op: str, command: Callable[[], Message]) -> None:
         """Pause/resume/cancel without blocking the UI; failures are notified like any command's.
 
         (A done-callback on the request's future ran on the UI thread when the engine was
         already dead, where ``call_from_thread`` refuses to run and the error was lost.)
         """
-        self.run_worker(lambda: self._call(op), thread=True, group="control", exit_on_error=False)
+        self.run_worker(lambda: self._call(op, command), thread=True, group="control", exit_on_error=False)
 
     def action_build(self) -> None:
         self.engine_status = replace(self.engine_status, state=EngineState.BUILDING)
@@ -410,7 +408,7 @@ class EinetApp(App[int]):
 
     def action_reset(self) -> None:
         def reset() -> None:
-            if self._call("reset") is not None:
+            if self._call("reset", self.engine.reset) is not None:
                 self.call_from_thread(self.ledger.new_kernel)
                 self.call_from_thread(self.main.log_line, "kernel reset: empty")
 
@@ -463,7 +461,7 @@ class EinetApp(App[int]):
     def action_stop(self) -> None:
         self.tour.stop()
         if self.engine_status.state.simulating:
-            self._send("cancel")
+            self._send("cancel", self.engine.cancel)
             self.set_timer(STOP_GRACE_S, self._stop_stuck_engine)
 
     def _stop_stuck_engine(self) -> None:

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,36 @@ def weighted_models() -> list[str]:
 
 class Shutdown(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Command:
+    """When the engine serves a command: between runs (``op_NAME``), between two steps of a
+    run (``step_NAME``), and whether the other MPI ranks take part in it during a run."""
+
+    idle: bool = True
+    running: bool = False
+    every_rank_while_running: bool = False
+    state_after_reply: bool = False
+    """During a run, the engine's state follows the reply (the dashboard shows it at once)."""
+
+
+COMMANDS: dict[str, Command] = {
+    "ping": Command(running=True),
+    "shutdown": Command(running=True, every_rank_while_running=True),
+    "build": Command(),
+    "check_storable": Command(),
+    "reset": Command(),
+    # during a run: taken at the step boundary, written in the background
+    "store": Command(running=True, every_rank_while_running=True),
+    "restore": Command(),
+    "run": Command(),
+    "continue": Command(),
+    "pause": Command(idle=False, running=True, state_after_reply=True),
+    "resume": Command(idle=False, running=True, state_after_reply=True),
+    "cancel": Command(idle=False, running=True, every_rank_while_running=True),
+}
+"""Every command the engine serves; the one place that says which may come when."""
 
 
 class _Silent:
@@ -107,6 +138,7 @@ class EngineServer:
         self.state = EngineState.EMPTY
         self.cancel = threading.Event()
         self.shutdown_requested = False
+        self._paused = False  # between two steps of a run
         self._log_offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
         self._last_weights = 0.0
         self._protocol_left = 0
@@ -216,13 +248,15 @@ class EngineServer:
         if msg.kind != "command":
             return
         op, cid, args = msg.get("op"), msg.get("id"), dict(msg.get("args") or {})
-        handler = getattr(self, f"op_{op}", None)
+        command = COMMANDS.get(str(op))
         self._current_id = cid
         try:
             with self.ranks.together():  # a failure on any rank is the command's failure
-                if handler is None:
+                if command is None:
                     raise ValueError(f"unknown command {op!r}")
-                result = handler(**args)
+                if not command.idle:
+                    raise ValueError(f"nothing to {op}: no run is in progress")
+                result = getattr(self, f"op_{op}")(**args)
             reply = result if isinstance(result, Message) else Message("ack", {"id": cid, "op": op, **(result or {})})
         except Shutdown:
             self.shutdown_requested = True
@@ -416,55 +450,61 @@ class EngineServer:
     def _follow_step(self) -> None:
         """Ranks other than 0, between two steps: do what rank 0 shares until it says go on."""
         while (fields := self.ranks.share()) is not None:
-            op, args = fields.get("op"), dict(fields.get("args") or {})
-            if op in ("cancel", "shutdown"):
-                self.cancel.set()
-                self.shutdown_requested = self.shutdown_requested or op == "shutdown"
-            elif op == "store":
-                with contextlib.suppress(Exception):  # rank 0 reports the failure
-                    self.op_store(str(args.get("path")), bool(args.get("overwrite", False)), background=True)
+            with contextlib.suppress(Exception):  # rank 0 reports a failure
+                getattr(self, f"step_{fields.get('op')}")(**dict(fields.get("args") or {}))
 
     def _poll_during_run(self) -> None:
-        """Serve pause/resume/cancel/ping/shutdown between steps; refuse everything else."""
-        paused = False
+        """Serve the commands :data:`COMMANDS` allows between two steps; refuse the others."""
+        self._paused = False
         while True:
-            if not self._readable(HEARTBEAT_S if paused else 0.0):
-                if paused:
+            if not self._readable(HEARTBEAT_S if self._paused else 0.0):
+                if self._paused:
                     self.send("heartbeat", t=time.time())
                     continue
                 return
             msg = self._recv()
-            op, cid = msg.get("op"), msg.get("id")
-            if op in ("cancel", "shutdown", "store"):
-                self.ranks.share(msg.fields)  # the other ranks do these too
-            if op == "pause":
-                paused = True
-                self.state = EngineState.PAUSED
-                self.send("ack", id=cid, op=op)
-                self.send_state()
-            elif op == "resume":
-                self.state = EngineState.RUNNING
-                self.send("ack", id=cid, op=op)
-                self.send_state()
-                return
-            elif op in ("cancel", "shutdown"):
-                self.cancel.set()
-                if op == "shutdown":
-                    self.shutdown_requested = True
-                self.state = EngineState.RUNNING
-                self.send("ack", id=cid, op=op)
-                return
-            elif op == "ping":
-                self.send("ack", id=cid, op=op, t=time.time())
-            elif op == "store":
-                # a store during a run: taken at this step boundary, written in the background
-                args = dict(msg.get("args") or {})
-                try:
-                    self.send("ack", id=cid, op=op, **self.op_store(str(args.get("path")), bool(args.get("overwrite", False)), background=True))
-                except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-                    self.send("error", id=cid, op=op, message=one_line(exc), error=type(exc).__name__)
-            else:
+            op, cid, args = msg.get("op"), msg.get("id"), dict(msg.get("args") or {})
+            command = COMMANDS.get(str(op))
+            if command is None or not command.running:
                 self.send("error", id=cid, op=op, message=f"busy: cannot {op} while a run is in progress", error="Busy")
+                continue
+            if command.every_rank_while_running:
+                self.ranks.share(msg.fields)
+            try:
+                fields, go_on = getattr(self, f"step_{op}")(**args)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+                self.send("error", id=cid, op=op, message=one_line(exc), error=type(exc).__name__)
+                continue
+            self.send("ack", id=cid, op=op, **fields)
+            if command.state_after_reply:
+                self.send_state()
+            if go_on:
+                return
+
+    # Between two steps: each returns the reply's fields and whether the run goes on now.
+    def step_ping(self) -> tuple[dict[str, Any], bool]:
+        return {"t": time.time()}, False
+
+    def step_pause(self) -> tuple[dict[str, Any], bool]:
+        self._paused = True
+        self.state = EngineState.PAUSED
+        return {}, False
+
+    def step_resume(self) -> tuple[dict[str, Any], bool]:
+        self.state = EngineState.RUNNING
+        return {}, True
+
+    def step_cancel(self) -> tuple[dict[str, Any], bool]:
+        self.cancel.set()
+        self.state = EngineState.RUNNING
+        return {}, True
+
+    def step_shutdown(self, abandon_store: bool = False) -> tuple[dict[str, Any], bool]:
+        self.shutdown_requested = True
+        return self.step_cancel()
+
+    def step_store(self, path: str, overwrite: bool = False, background: bool = True) -> tuple[dict[str, Any], bool]:
+        return self.op_store(str(path), bool(overwrite), background=True), False
 
 
 def _log_to(path: str) -> None:

@@ -32,6 +32,8 @@ from .errors import EngineDied, EngineError
 from .protocol import Channel, Message, ProtocolError
 
 if TYPE_CHECKING:
+    from ..config import NetworkConfig
+    from ..protocol import Change
     from .launch import MpiLaunch
 
 EventCallback = Callable[[Message], None]
@@ -246,6 +248,43 @@ class Engine:
     def call(self, op: str, timeout_s: float | None = None, **args: Any) -> Message:
         """Send a command and wait for its ack; raise :class:`EngineError` on failure."""
         return self.request(op, **args).result(timeout_s)
+
+    # -- the commands, typed (the engine serves each of einet.engine.child.COMMANDS) ------
+    def build(self, config: NetworkConfig, timeout_s: float | None = None) -> Message:
+        """Reset the kernel and build ``config``'s network; the ack names its populations."""
+        return self.call("build", timeout_s, config=config.to_dict())
+
+    def run(self, t_ms: float, label: str | None = None, *, continued: bool = False, timeout_s: float | None = None) -> Message:
+        """Simulate ``t_ms`` (``continued``: refused before any run); the ack holds the result
+        (:func:`~einet.engine.protocol.result_from_message`)."""
+        return self.call("continue" if continued else "run", timeout_s, t_ms=t_ms, label=label)
+
+    def store(self, path: str | Path, *, overwrite: bool = False, background: bool = False, timeout_s: float | None = None) -> Message:
+        """Store to ``path``; ``background``: the state is taken at the next step boundary and
+        written by a forked process (``stored`` or ``store_failed`` follows)."""
+        return self.call("store", timeout_s, path=str(path), overwrite=overwrite, background=background)
+
+    def restore(self, path: str | Path, *, seed: int | None = None, threads: int | None = None, changes: tuple[Change, ...] = (), timeout_s: float | None = None) -> Message:
+        """Restore ``path`` (seed and threads default to the snapshot's), with protocol changes."""
+        return self.call("restore", timeout_s, path=str(path), seed=seed, threads=threads, changes=[c.to_dict() for c in changes])
+
+    def reset(self, timeout_s: float | None = None) -> Message:
+        return self.call("reset", timeout_s)
+
+    def check_storable(self, timeout_s: float | None = None) -> Message:
+        return self.call("check_storable", timeout_s)
+
+    def ping(self, timeout_s: float | None = None) -> Message:
+        return self.call("ping", timeout_s)
+
+    def pause(self, timeout_s: float | None = None) -> Message:
+        return self.call("pause", timeout_s)
+
+    def resume(self, timeout_s: float | None = None) -> Message:
+        return self.call("resume", timeout_s)
+
+    def cancel(self, timeout_s: float | None = None) -> Message:
+        return self.call("cancel", timeout_s)
 
     # -- threads -------------------------------------------------------------------------
     def _emit(self, msg: Message) -> None:

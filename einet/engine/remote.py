@@ -57,28 +57,28 @@ class RemoteSession:
     def build(self, config: NetworkConfig | None = None) -> None:
         if config is not None:
             self.config = config
-        self.engine.call("build", TIMEOUT_S, config=self.config.to_dict())
+        self.engine.build(self.config, TIMEOUT_S)
 
     def check_storable(self) -> None:
         """See :meth:`einet.session.Session.check_storable`."""
-        self.engine.call("check_storable", TIMEOUT_S)
+        self.engine.check_storable(TIMEOUT_S)
 
     def run(self, t_ms: float | None = None, *, label: str | None = None, on_step: StepCallback | None = None, **_: Any) -> RunResult:
         """Simulate (the engine chooses its step lengths); frames reach ``on_step``."""
         self._on_step = on_step
         try:
-            ack = self.engine.call("run", TIMEOUT_S, t_ms=self.config.t_sim_ms if t_ms is None else t_ms, label=label)
+            ack = self.engine.run(self.config.t_sim_ms if t_ms is None else t_ms, label, timeout_s=TIMEOUT_S)
         finally:
             self._on_step = None
         return result_from_message(ack)
 
     def store(self, path: str | Path, *, overwrite: bool = False, **_: Any) -> None:
-        self.engine.call("store", TIMEOUT_S, path=str(Path(path).absolute()), overwrite=overwrite)
+        self.engine.store(Path(path).absolute(), overwrite=overwrite, timeout_s=TIMEOUT_S)
 
     def restore(self, source: str | Path | Snapshot, *, seed: int | None = None, threads: int | None = None, changes: tuple[Change, ...] = ()) -> None:
         path = source.source_path if isinstance(source, Snapshot) else str(source)
-        self.engine.call("restore", TIMEOUT_S, path=str(Path(path).absolute()), seed=seed, threads=threads, changes=[c.to_dict() for c in changes])
+        self.engine.restore(Path(path).absolute(), seed=seed, threads=threads, changes=changes, timeout_s=TIMEOUT_S)
         self.config = self.config.replace(seed=seed) if seed is not None else self.config
 
     def reset(self) -> None:
-        self.engine.call("reset", TIMEOUT_S)
+        self.engine.reset(TIMEOUT_S)
