@@ -18,7 +18,7 @@ from .kernel import builtin_models, nest, nest_output_to
 from .limits import check_limits, restore_extra_bytes
 from .memory import shortfall
 from .models import BuildFunction, ModelBuildError, ModelError, load_model, network_size
-from .nest_api import connection_handles, node_status, set_node_status
+from .nest_api import connection_handles, connection_status, node_status, set_node_status
 from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
 from .ranks import local_ids, ranks
 from .runs import RASTER_NEURONS
@@ -667,24 +667,9 @@ def drain_spikes(recorder: Any) -> tuple[np.ndarray, np.ndarray]:
     ``recorder.n_events = 0`` first reads the node's whole status, events included, which
     made each step read its spikes twice.
     """
-    try:
-        events = node_status(recorder)["events"][0]
-        set_node_status(recorder, [{"n_events": 0}])
-    except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
-        events = recorder.get("events")
-        recorder.n_events = 0
+    events = node_status(recorder)["events"][0]
+    set_node_status(recorder, [{"n_events": 0}])
     return np.asarray(events["senders"], dtype=np.int64), np.asarray(events["times"], dtype=np.float64)
-
-
-def connection_status(conns: Any) -> list[dict[str, Any]]:
-    """The raw status dicts of a SynapseCollection (PyNEST's ``.get()`` restructures them in
-    Python, a list comprehension plus a restructure per key; the raw list is all we need)."""
-    try:
-        return connection_status(connection_handles(conns))
-    except (ImportError, AttributeError):  # pragma: no cover - other PyNEST versions
-        status = conns.get()
-        keys = list(status)
-        return [dict(zip(keys, row)) for row in zip(*status.values())]
 
 
 def weight_samples(net: Network) -> dict[str, np.ndarray]:
@@ -701,7 +686,7 @@ def weight_samples(net: Network) -> dict[str, np.ndarray]:
         if len(conns) == 0:
             return {}
         out: dict[str, list[float]] = {}
-        for status in connection_status(conns):
+        for status in connection_status(connection_handles(conns)):
             if "weight" in status:
                 out.setdefault(str(status["synapse_model"]), []).append(status["weight"])
     samples = {}
