@@ -22,7 +22,7 @@ def main(job: dict[str, Any]) -> None:
     from .session import Session  # after the limit, so that it holds for NEST too
 
     try:
-        Session(keep_history=False).restore(job["path"], seed=job["seed"], threads=job["threads"], changes=tuple(Change.from_dict(c) for c in job["changes"]))
+        Session(keep_results=False).restore(job["path"], seed=job["seed"], threads=job["threads"], changes=tuple(Change.from_dict(c) for c in job["changes"]))
         reply: dict[str, Any] = {"ok": True}
     except MemoryError:
         reply = {"error": "restoring the snapshot needs more memory than it declares"}

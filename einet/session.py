@@ -67,12 +67,13 @@ class Session:
     to import.
     """
 
-    def __init__(self, config: NetworkConfig | None = None, *, log_path: str | Path | None = None, keep_history: bool = True) -> None:
+    def __init__(self, config: NetworkConfig | None = None, *, log_path: str | Path | None = None, keep_results: bool = True) -> None:
         self.config = config or NetworkConfig()
         """The running network's configuration (a restored one's comes from its snapshot)."""
         self._own_config = self.config  # what build() builds: never a snapshot's
-        self.history: list[RunResult] = []
-        self.keep_history = keep_history  # a long-lived engine hands results over instead
+        self.results: list[RunResult] = []
+        """This session's runs, in order (the run history file is :mod:`einet.history`)."""
+        self.keep_results = keep_results  # a long-lived engine hands results over instead
         self.n_runs = 0
         self.network: Network | None = None
         self.seed = self.config.seed
@@ -409,7 +410,7 @@ class Session:
         )
         self._made = []
         self.n_runs += 1
-        if self.keep_history:
-            self.history.append(result)
+        if self.keep_results:
+            self.results.append(result)
         self._next_origin = Origin("continued")
         return result

@@ -63,7 +63,7 @@ def test_same_seed_identical_other_seed_differs(stored: Path) -> None:
         digests[name] = s.run().digest
     assert digests["a"] == digests["b"]
     assert digests["c"] != digests["a"]
-    assert [r.origin.kind for r in s.history] == ["restored"] * 3
+    assert [r.origin.kind for r in s.results] == ["restored"] * 3
 
 
 def test_step_length_does_not_change_the_spikes(stored: Path) -> None:

@@ -131,7 +131,7 @@ class EngineServer:
         from ..ranks import ranks
         from ..session import Session
 
-        self.session = Session(log_path=log_path, keep_history=False)  # first: NEST's banner goes to the log
+        self.session = Session(log_path=log_path, keep_results=False)  # first: NEST's banner goes to the log
         self.ranks = ranks()
         self.chan = chan
         self.log_path = log_path
