@@ -113,6 +113,32 @@ def stopped(pid: int, what: str = "the process") -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+@pytest.fixture
+def before_nest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """For commands run in this process (``einet.cli.main``) that must be refused before NEST
+    is involved: a tripwire where a network would be built or restored in NEST, or an engine
+    started (a refusal that came too late would build, or with --t inf run for ever, in the
+    tests' own process: it fails instead, as exit 1), and an empty current folder."""
+    from einet import session
+    from einet.engine import remote
+
+    def too_late(*args: object, **kwargs: object) -> None:
+        raise AssertionError("NEST was reached: the refusal came too late")
+
+    monkeypatch.setattr(session, "build_model", too_late)
+    monkeypatch.setattr(session.Session, "restore", too_late)
+    monkeypatch.setattr(remote, "RemoteSession", too_late)
+    monkeypatch.chdir(tmp_path)
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], words: str) -> str:
+    """What a command run by ``einet.cli.main`` printed: nothing on stdout, one ``einet:``
+    line holding ``words`` (and no traceback) on stderr, which is returned."""
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("einet: ") and words in err and "Traceback" not in err, (out, err)
+    return err
+
+
 TRACE_KEYS = ("Kplus", "Kplus_triplet")
 
 
