@@ -139,8 +139,11 @@ def test_killed_engine_is_detected_and_a_fresh_one_works(tmp_path: Path) -> None
 
 def test_a_hung_engine_is_declared_dead(tmp_path: Path) -> None:
     rec = Recorder()
-    eng = Engine(log_dir=tmp_path, on_event=rec, hang_timeout_s=1.5)
+    eng = Engine(log_dir=tmp_path, on_event=rec)
     eng.start()
+    # short only once it is up: the watch covers the start too, whose NEST import on a busy
+    # machine took longer than 1.5 s (the engine was declared hung before it was ready)
+    eng.hang_timeout_s = 1.5
     assert eng.pid is not None
     os.kill(eng.pid, signal.SIGSTOP)  # alive but silent
     with pytest.raises(EngineDied, match="hung"):
