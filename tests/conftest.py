@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,82 @@ def einet_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subp
         cwd=cwd,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str | Callable[[], str], interval: float = 0.01) -> object:
+    """Poll ``predicate()`` every ``interval`` s until it holds and return its value; when
+    ``timeout`` s pass first, fail the test with an AssertionError naming ``what`` (a text, or
+    a function that tells what was seen so far). Never waits for ever, never passes on a deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
+    return value
+
+
+def children_of(pid: int) -> set[int]:
+    """The live (or zombie) child processes of process ``pid``."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            out |= {int(x) for x in (task / "children").read_text().split()}
+    return out
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of process ``pid`` (R, S, D, T stopped, Z zombie...), "" when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    return stat[stat.rindex(")") + 2]  # the name in parentheses may hold spaces
+
+
+@contextlib.contextmanager
+def stopped(pid: int, what: str = "the process") -> Iterator[None]:
+    """Hold process ``pid`` with SIGSTOP (it is seen stopped before the body runs) and let it
+    go on with SIGCONT after: what it does cannot happen meanwhile. A process that has already
+    ended fails the test: the moment to stop it has passed."""
+
+    def is_stopped() -> bool:
+        state = process_state(pid)
+        assert state not in ("", "Z", "X"), f"{what} (pid {pid}) had already ended"
+        return state in ("T", "t")
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(is_stopped, 10, f"{what} (pid {pid}) to stop")
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def before_nest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """For commands run in this process (``einet.cli.main``) that must be refused before NEST
+    is involved: a tripwire where a network would be built or restored in NEST, or an engine
+    started (a refusal that came too late would build, or with --t inf run for ever, in the
+    tests' own process: it fails instead, as exit 1), and an empty current folder."""
+    from einet import session
+    from einet.engine import remote
+
+    def too_late(*args: object, **kwargs: object) -> None:
+        raise AssertionError("NEST was reached: the refusal came too late")
+
+    monkeypatch.setattr(session, "build_model", too_late)
+    monkeypatch.setattr(session.Session, "restore", too_late)
+    monkeypatch.setattr(remote, "RemoteSession", too_late)
+    monkeypatch.chdir(tmp_path)
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], words: str) -> str:
+    """What a command run by ``einet.cli.main`` printed: nothing on stdout, one ``einet:``
+    line holding ``words`` (and no traceback) on stderr, which is returned."""
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("einet: ") and words in err and "Traceback" not in err, (out, err)
+    return err
 
 
 TRACE_KEYS = ("Kplus", "Kplus_triplet")

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from einet.children import fork_child
 
-from .conftest import ROOT
+from .conftest import ROOT, wait_for
 
 
 def _gone(pid: int) -> bool:
@@ -42,10 +41,7 @@ def test_a_forked_child_dies_with_its_parent_even_by_sigkill() -> None:
     assert not _gone(child)
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
-    deadline = time.monotonic() + 10.0
-    while not _gone(child):
-        assert time.monotonic() < deadline, "the child outlived its parent"
-        time.sleep(0.02)
+    wait_for(lambda: _gone(child), 10.0, "the child to end with its parent")
 
 
 def test_a_forked_child_leaves_with_its_code_and_never_returns_into_the_caller(tmp_path: Path) -> None:

@@ -1,19 +1,23 @@
-"""The einet command, each call in a fresh process."""
+"""The einet command: runs each in a fresh process (the console entry, as users start it);
+refusals that come before NEST is involved through ``einet.cli.main`` in this process."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import pickle
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, einet_cli
+from einet.cli import main
+
+from .conftest import ROOT, einet_cli, one_line_error, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,9 @@ def test_same_seed_identical_in_separate_processes_other_seed_differs(cli_snapsh
     assert docs[2]["digest"] != docs[0]["digest"]
     assert docs[0]["seed"] == 5 and docs[0]["t_start_ms"] == 200.0 and docs[0]["origin"] == "restored", "on the stored clock"
     assert docs[0]["t_stop_ms"] == 400.0, "the snapshot's run length by default"
-    short = json.loads(einet_cli("restore", str(path), "--json", "--t", "50").stdout)
+    p = einet_cli("restore", str(path), "--json", "--t", "50")
+    assert p.returncode == 0, p.stderr
+    short = json.loads(p.stdout)
     assert short["t_stop_ms"] == 250.0 and short["spikes"] < docs[0]["spikes"]
 
 
@@ -85,29 +91,41 @@ def test_demo_draws_plots() -> None:
 @pytest.mark.parametrize(
     "args, code, words",
     [
-        (("run", "--scale", "-1"), 2, "scale"),
-        (("run", "--scale", "nan"), 2, "scale"),
-        (("run", "--seed", "0"), 2, "seed"),
-        (("run", "--scale", "0.05", "--t", "0.01"), 2, "resolution"),
+        (("run", "--scale", "-1"), 2, "einet: usage: scale"),
+        (("run", "--scale", "nan"), 2, "einet: usage: scale"),
+        (("run", "--seed", "0"), 2, "einet: usage: seed"),
         (("run", "--t", "inf"), 2, "finite"),
         (("run", "--set", "je_mvv=2"), 2, "takes no parameter 'je_mvv'"),
         (("run", "--model", "no/such/model.py"), 2, "does not exist"),
-        (("run", "--frobnicate"), 2, "unrecognized"),
-        (("restore", "nowhere.h5"), 1, "no such file"),
-        (("inspect", "nowhere.h5"), 1, "no such file"),
+        (("run", "--frobnicate"), 2, "einet: usage: unrecognized arguments: --frobnicate"),
+        (("restore", "nowhere.h5"), 1, "einet: error: nowhere.h5: no such file"),
+        (("inspect", "nowhere.h5"), 1, "einet: error: nowhere.h5: no such file"),
         (("run", "--mpirun", "srun"), 2, "--mpirun needs --ranks"),
         (("run", "--ranks", "0"), 2, "--ranks must be 1"),
         (("run", "--ranks", "2", "--mpirun", "no-such-launcher"), 2, "no-such-launcher not found"),
     ],
 )
-def test_bad_input_one_line_and_exit_code(args: tuple[str, ...], code: int, words: str) -> None:
-    p = einet_cli(*args)
-    assert p.returncode == code
-    assert len(p.stderr.strip().splitlines()) == 1 and words in p.stderr
-    assert "Traceback" not in p.stderr
+def test_bad_input_one_line_and_exit_code(args: tuple[str, ...], code: int, words: str, before_nest: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(list(args)) == code
+    one_line_error(capsys, words)
 
 
-def test_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("run", "--scale", "-1"), 2, "einet: usage: scale"),  # run and restore run in a stoppable child
+        (("restore", "nowhere.h5"), 1, "einet: error: nowhere.h5: no such file"),
+        (("run", "--scale", "0.05", "--t", "0.01"), 2, "einet: usage: run length must be at least the resolution"),  # after the build
+    ],
+)
+def test_bad_input_through_the_console_entry(args: tuple[str, ...], code: int, words: str, tmp_path: Path) -> None:
+    p = einet_cli(*args, cwd=tmp_path)
+    assert p.returncode == code and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+    assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith(words), p.stderr
+
+
+def test_pickle_is_refused_without_running_it(tmp_path: Path, before_nest: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """(The exit code through the console entry: test_hostile.py's test_cli_exit_code_3_and_one_line.)"""
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -117,35 +135,35 @@ def test_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
     bad = tmp_path / "evil.pkl"
     bad.write_bytes(pickle.dumps(Evil()))
     for cmd in ("restore", "inspect"):
-        p = einet_cli(cmd, str(bad))
-        assert p.returncode == 3 and "pickle" in p.stderr and "Traceback" not in p.stderr
+        assert main([cmd, str(bad)]) == 3, cmd
+        out, err = capsys.readouterr()  # inspect shows the file as INVALID on stdout too
+        assert len(err.splitlines()) == 1 and err.startswith("einet: invalid snapshot: ") and "is a pickle file" in err, err
+        assert "Traceback" not in out + err
     assert not marker.exists()
 
 
 def test_nothing_but_json_on_stdout(cli_snapshot: tuple[Path, dict]) -> None:
     path, _ = cli_snapshot
     p = einet_cli("restore", str(path), "--json", "--t", "50")
-    json.loads(p.stdout)  # the NEST banner or INFO lines would break this
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["t_stop_ms"] == 250.0  # the NEST banner or INFO lines would break this
     assert "NEST" not in p.stderr
 
 
-def test_existing_store_target_is_refused_before_simulating(tmp_path: Path) -> None:
+def test_existing_store_target_is_refused_before_simulating(tmp_path: Path, before_nest: None, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "notes.txt"
     target.write_text("precious")
     for cmd in (("run", "--scale", "0.05"), ("demo", "--scale", "0.05")):
-        p = einet_cli(*cmd, "--t", "50", "--store", str(target))
-        assert p.returncode == 2 and "exists" in p.stderr and "--overwrite" in p.stderr
+        assert main([*cmd, "--t", "50", "--store", str(target)]) == 2, cmd
+        one_line_error(capsys, f"einet: usage: {target} exists: choose another name or pass --overwrite")
     assert target.read_text() == "precious"
 
 
-def test_ranks_without_an_mpi_nest_says_how_to_get_one(tmp_path: Path) -> None:
-    p = subprocess.run(
-        [sys.executable, "-m", "einet.cli", "run", "--ranks", "2"],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "EINET_MPI_PREFIX": str(tmp_path / "none"), "EINET_NEST_MPI_PYTHON": ""},
-    )
-    assert p.returncode == 2 and "make setup-mpi" in p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+def test_ranks_without_an_mpi_nest_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, before_nest: None, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EINET_MPI_PREFIX", str(tmp_path / "none"))
+    monkeypatch.setenv("EINET_NEST_MPI_PYTHON", "")
+    assert main(["run", "--ranks", "2"]) == 2
+    one_line_error(capsys, "make setup-mpi")
 
 
 def _stuck_run_on_a_terminal(tmp_path: Path) -> tuple[int, int]:
@@ -153,35 +171,40 @@ def _stuck_run_on_a_terminal(tmp_path: Path) -> tuple[int, int]:
     there (the model marks the moment just before): (pid, pty descriptor)."""
     import pty
     import select
-    import time
 
     marker = tmp_path / "in-nest"
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child execs at once
         os.chdir(ROOT)
         os.execv(str(Path(sys.executable).parent / "einet"), ["einet", "run", "--model", "tests/models/stuck.py", "--set", f"marker={marker}", "--no-history"])
-    seen, deadline = b"", time.monotonic() + 120
-    while not marker.exists():
-        assert time.monotonic() < deadline, seen
-        if select.select([fd], [], [], 0.05)[0]:
-            seen += os.read(fd, 4096)
+    seen = bytearray()
+
+    def in_nest() -> bool:
+        if select.select([fd], [], [], 0.05)[0]:  # what it prints is read: a full terminal would stop it
+            seen.extend(os.read(fd, 4096))
+        return marker.exists()
+
+    wait_for(in_nest, 120, lambda: f"the run to be inside NEST; it printed {bytes(seen)!r}", interval=0)
     return pid, fd
 
 
 def _ended(pid: int, fd: int, timeout: float) -> tuple[int, str, float]:
     """Wait for the command to end: its exit code, what it printed, and how long it took."""
     import select
-    import time
 
-    start, out = time.monotonic(), b""
-    while True:
+    start, out, status = time.monotonic(), b"", 0
+
+    def ended() -> bool:
+        nonlocal out, status
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            break
-        assert time.monotonic() - start < timeout, f"still running after {timeout} s: {out!r}"
+            return True
         if select.select([fd], [], [], 0.1)[0]:
             with contextlib.suppress(OSError):
                 out += os.read(fd, 4096)
+        return False
+
+    wait_for(ended, timeout, lambda: f"the command to end; it printed {out!r}", interval=0)
     took = time.monotonic() - start
     with contextlib.suppress(OSError):
         while select.select([fd], [], [], 0.2)[0]:

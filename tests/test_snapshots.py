@@ -11,27 +11,53 @@ picture. Update the pictures after a deliberate change with ``pytest tests/test_
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from textual.message_pump import MessagePump
 from textual.pilot import Pilot
 from textual.widgets import RichLog
 
 from einet.config import NetworkConfig
 from tui.app import EinetApp
+from tui.screens import CompareScreen, HelpScreen
 
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=100.0)
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
 
-async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+async def until(pilot: Pilot, predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """conftest's ``wait_for`` for the dashboard, whose loop must go on meanwhile: poll
+    ``predicate`` while the app runs; fail naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dashboard")
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def handled(pump: MessagePump, timeout: float = 30.0) -> None:
+    """``pump`` (the app, a screen) has handled every message posted to it before this call:
+    the callback posted after them runs after them."""
+    done = asyncio.Event()
+    assert pump.call_later(done.set), "the app no longer takes messages"
+    await asyncio.wait_for(done.wait(), timeout)
+
+
+async def quiet(pilot: Pilot, timeout: float = 60.0) -> None:
+    """Everything under way has landed: every worker (the engine's commands) finished, every
+    event the engine sent handed to the app (a ping's answer comes after them), every job of
+    the history thread done, and every message these posted handled."""
+    app = app_of(pilot)
+    await asyncio.wait_for(app.workers.wait_for_complete(), timeout)
+    await asyncio.wait_for(asyncio.to_thread(app.engine.call, "ping", timeout), timeout)
+    await handled(app)
+    await asyncio.wait_for(asyncio.wrap_future(app._history_io.submit(lambda: None)), timeout)  # one thread, in order
+    await handled(app)
+    assert all(w.is_finished for w in app.workers), "nothing started meanwhile"
 
 
 def app_of(pilot: Pilot) -> EinetApp:
@@ -42,28 +68,28 @@ def app_of(pilot: Pilot) -> EinetApp:
 
 async def built(pilot: Pilot) -> None:
     app = app_of(pilot)
-    await until(pilot, lambda: app.engine_status.state == "built" and bool(app.groups))
+    await until(pilot, lambda: app.engine_status.state == "built" and bool(app.groups), "the network built")
 
 
 async def run(pilot: Pilot, n: int) -> None:
     app = app_of(pilot)
     await pilot.press("space")
-    await until(pilot, lambda: len(app.ledger.runs) == n and app.engine_status.state == "built")
+    await until(pilot, lambda: len(app.ledger.runs) == n and app.engine_status.state == "built", f"run {n} to end")
 
 
 async def store(pilot: Pilot, name: str) -> None:
     app = app_of(pilot)
     await pilot.press("s")
-    await until(pilot, lambda: app.screen.query("Input").first() is not None and app.screen is not app.screen_stack[0])
+    await until(pilot, lambda: app.screen is not app.screen_stack[0] and bool(app.screen.query("Input")), "the store dialog")
     app.screen.query_one("Input").value = name  # type: ignore[attr-defined]
     await pilot.press("enter")
-    await until(pilot, lambda: not app.store_busy and (Path("snaps") / f"{name}.h5").exists())
+    await until(pilot, lambda: not app.store_busy and (Path("snaps") / f"{name}.h5").exists(), f"{name}.h5 stored")
 
 
 async def picker(pilot: Pilot) -> None:
     app = app_of(pilot)
     await pilot.press("l")
-    await until(pilot, lambda: getattr(app.screen, "paths", None) is not None and app.screen.checked == len(app.screen.paths) > 0)  # type: ignore[attr-defined]
+    await until(pilot, lambda: getattr(app.screen, "paths", None) is not None and app.screen.checked == len(app.screen.paths) > 0, "the picker's files checked")  # type: ignore[attr-defined]
 
 
 async def full_sequence(pilot: Pilot, *, continued: bool = False) -> None:
@@ -74,26 +100,29 @@ async def full_sequence(pilot: Pilot, *, continued: bool = False) -> None:
     await store(pilot, "snap")
     if continued:
         await pilot.press("c")
-        await until(pilot, lambda: len(app.ledger.runs) == 2 and app.engine_status.state == "built")
+        await until(pilot, lambda: len(app.ledger.runs) == 2 and app.engine_status.state == "built", "the continued run to end")
     n = len(app.ledger.runs)
     await picker(pilot)
     await pilot.press("enter")
-    await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot.endswith("snap.h5"))
+    await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot.endswith("snap.h5"), "snap.h5 restored")
     await run(pilot, n + 1)
     await pilot.press("n")
-    await until(pilot, lambda: app.screen is not app.screen_stack[0])
+    await until(pilot, lambda: app.screen is not app.screen_stack[0] and bool(app.screen.query("Input")), "the seed dialog")
     app.screen.query_one("Input").value = "777"  # type: ignore[attr-defined]
     await pilot.press("enter")
-    await until(pilot, lambda: len(app.ledger.runs) == n + 2 and app.engine_status.state == "built")
+    await until(pilot, lambda: len(app.ledger.runs) == n + 2 and app.engine_status.state == "built", "the seed rerun to end")
 
 
 async def settle(pilot: Pilot) -> None:
-    """Nothing that differs between runs: no toasts, an empty log, plots drawn."""
+    """Nothing that differs between runs: once everything under way has landed, no toasts and
+    an empty log (the plots are drawn when a run's result arrives)."""
     app = app_of(pilot)
-    await pilot.pause(0.3)
+    await quiet(pilot)
     app.clear_notifications()
-    app.query_one("#log", RichLog).clear()
-    await pilot.pause(0.2)
+    log = app.query_one("#log", RichLog)
+    log.clear()
+    await handled(app)  # the toast rack is told to let its toasts go by a message
+    await until(pilot, lambda: not app.screen.query("Toast") and not log.lines, "no toast and an empty log")
 
 
 async def first_screen(pilot: Pilot) -> None:
@@ -116,7 +145,9 @@ async def help_screen(pilot: Pilot) -> None:
     await built(pilot)
     await settle(pilot)
     await pilot.press("question_mark")
-    await pilot.pause(0.3)
+    app = app_of(pilot)
+    await until(pilot, lambda: isinstance(app.screen, HelpScreen) and any(w.is_mounted for w in app.screen.query("Static")), "the help")
+    await handled(app.screen)
 
 
 async def restore_picker(pilot: Pilot) -> None:
@@ -125,14 +156,17 @@ async def restore_picker(pilot: Pilot) -> None:
     await store(pilot, "snap")
     await settle(pilot)
     await picker(pilot)
-    await pilot.pause(0.2)
+    await quiet(pilot)
+    await handled(app_of(pilot).screen)
 
 
 async def compare_view(pilot: Pilot) -> None:
     await full_sequence(pilot, continued=True)
     await settle(pilot)
     await pilot.press("v")
-    await pilot.pause(0.5)
+    app = app_of(pilot)
+    await until(pilot, lambda: isinstance(app.screen, CompareScreen) and bool(app.screen.query(".cmp-raster")) and all(w.is_mounted for w in app.screen.query(".cmp-raster")), "the compare view's rasters")
+    await handled(app.screen)
 
 
 VIEWS: dict[str, Callable[[Pilot], Awaitable[None]]] = {

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from einet import NetworkConfig, Session, SnapshotError
 from einet.store import capture
 
-from .conftest import ROOT, assert_same_state
+from .conftest import ROOT, assert_same_state, children_of, stopped, wait_for
 from einet.snapshot import open_snapshot
 
 NET = NetworkConfig(scale=0.3, t_sim_ms=100.0)
@@ -30,11 +31,25 @@ def session() -> Session:
 
 def _children() -> set[int]:
     """Live (or zombie) child processes of this process."""
-    out: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out |= {int(x) for x in text}
-    return out
+    return children_of(os.getpid())
+
+
+def _on_first_new_child(act: Callable[[int], None], stop: threading.Event, errors: list[BaseException]) -> threading.Thread:
+    """A thread that waits (30 s at most) for this process's first new child and does
+    ``act(pid)`` to it at once; a failure lands in ``errors`` (a thread cannot fail the test)."""
+    before = _children()
+
+    def watch() -> None:
+        try:
+            new = wait_for(lambda: (_children() - before) or stop.is_set(), 30, "a forked reader", interval=0.001)
+            if isinstance(new, set):
+                act(min(new))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
 
 
 def test_parallel_and_serial_captures_are_equal(session: Session) -> None:
@@ -79,28 +94,21 @@ def test_a_silent_worker_fails_the_store_after_the_stall_time(session: Session, 
     monkeypatch.setattr(forked, "STALL_S", 2.0)
     target = tmp_path / "keep.h5"
     target.write_bytes(b"old content")
-    before = _children()
-    stopped: list[int] = []
+    stop, halted, errors = threading.Event(), [], []
 
-    def stop_first_worker() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not stopped:
-            new = _children() - before
-            if new:
-                pid = min(new)
-                os.kill(pid, signal.SIGSTOP)
-                stopped.append(pid)
-            time.sleep(0.001)
+    def halt(pid: int) -> None:
+        os.kill(pid, signal.SIGSTOP)
+        halted.append(pid)
 
-    watcher = threading.Thread(target=stop_first_worker)
-    watcher.start()
+    watcher = _on_first_new_child(halt, stop, errors)
     t0 = time.monotonic()
     try:
         with pytest.raises(SnapshotError, match=r"reported nothing for 2 s"):
             session.store(target, overwrite=True, workers=2)
     finally:
+        stop.set()
         watcher.join(30)
-    assert stopped and time.monotonic() - t0 < 60
+    assert errors == [] and halted and time.monotonic() - t0 < 60
     assert target.read_bytes() == b"old content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5"]
     assert _children() == set(), "the stopped worker was killed and reaped"
@@ -132,41 +140,36 @@ def test_a_second_background_store_is_refused_while_one_runs(session: Session, t
     from einet.session import SessionError
 
     first = session.store(tmp_path / "one.h5", background=True)
-    try:
-        with pytest.raises(SessionError, match="in progress"):
+    with stopped(first._child.pid, "the first store's process"):  # it cannot end meanwhile
+        assert not first.done
+        with pytest.raises(SessionError, match=r"a store of one\.h5 is in progress"):
             session.store(tmp_path / "two.h5", background=True)
-    except AssertionError:
-        assert first.done, "refused only while the first is in flight"
-    first.wait(120)
-    assert not (tmp_path / "two.h5").exists()
-
-
-def _kill_first_child_when_it_appears(stop: threading.Event, killed: list[int]) -> None:
-    before = _children()
-    while not stop.is_set():
-        new = _children() - before
-        if new:
-            pid = min(new)
-            time.sleep(0.02)  # let it start reading
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-            return
-        time.sleep(0.001)
+    assert first.wait(120) == tmp_path / "one.h5" and first.ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.h5"], "the refused store left nothing"
+    assert open_snapshot(tmp_path / "one.h5").t_stored_ms == first.t_stored_ms
+    again = session.store(tmp_path / "two.h5", background=True)  # once the first is done
+    assert again.wait(120) == tmp_path / "two.h5" and again.ok
 
 
 def test_a_killed_worker_fails_the_store_cleanly(session: Session, tmp_path: Path) -> None:
     target = tmp_path / "keep.h5"
     target.write_bytes(b"old content")
-    stop, killed = threading.Event(), []
-    watcher = threading.Thread(target=_kill_first_child_when_it_appears, args=(stop, killed))
-    watcher.start()
+    stop, killed, errors = threading.Event(), [], []
+
+    def kill(pid: int) -> None:
+        # at once: wherever the reader is in its work, the store fails the same way, and it is
+        # dead before it could have finished
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    watcher = _on_first_new_child(kill, stop, errors)
     try:
         with pytest.raises(SnapshotError, match="killed by signal 9") as err:
             session.store(target, overwrite=True, workers=2)
     finally:
         stop.set()
         watcher.join(10)
-    assert killed and "\n" not in str(err.value)
+    assert errors == [] and killed and "\n" not in str(err.value)
     assert target.read_bytes() == b"old content", "the old file is intact"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.h5"], "no temporary file left"
     assert _children() == set(), "no worker, running or zombie, is left"
