@@ -32,7 +32,19 @@ NUMBERS: tuple[Any, ...] = (0, -0.0, -1, -1e-300, 1e-300, 1e300, -1e300, 1e23, -
 WRONG_TYPES: tuple[Any, ...] = ("x", "\x1b]52;c;ZXZpbA==\x07", "\x1b]0;owned\x07", [], [1.0, 2.0, 3.0], {"a": 1}, True, None)
 BACKENDS = ("ascii", "screen", "mpi", "sionlib", "memory", "no_such_backend", "")
 NEURONS = ("iaf_psc_alpha", "iaf_psc_exp", "aeif_cond_alpha", "hh_psc_alpha", "izhikevich", "parrot_neuron", "gif_psc_exp")
-DEVICES = ("spike_generator", "step_current_generator", "inhomogeneous_poisson_generator", "poisson_generator", "gamma_sup_generator", "ppd_sup_generator", "sinusoidal_poisson_generator", "noise_generator", "dc_generator", "spike_recorder", "multimeter")
+DEVICES = (
+    "spike_generator",
+    "step_current_generator",
+    "inhomogeneous_poisson_generator",
+    "poisson_generator",
+    "gamma_sup_generator",
+    "ppd_sup_generator",
+    "sinusoidal_poisson_generator",
+    "noise_generator",
+    "dc_generator",
+    "spike_recorder",
+    "multimeter",
+)
 
 
 def _value(rng: random.Random) -> Any:

@@ -14,9 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from einet.snapshot import Snapshot, SnapshotError
+from einet.snapshot import Snapshot, SnapshotError, open_snapshot
 from einet.snapshot.h5 import HEADER_TYPES, crc, header_crc, object_names
-from einet.snapshot import open_snapshot
 from einet.snapshot.manifest import to_parts
 
 
@@ -186,6 +185,7 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "two tables for one model": _manifest(lambda m, h5: m["synapses"].__setitem__(1, dict(m["synapses"][1], model=m["synapses"][0]["model"]))),
 }
 """Damage einet must refuse when opening the file (checksums made consistent again)."""
+
 
 def _run_of(m: dict, model: str) -> dict:  # type: ignore[type-arg]
     return next(run for run in m["nodes"] if run["model"] == model)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from einet import NetworkConfig, Session
-from tests.models import one_device
 from einet.snapshot import open_snapshot
+from tests.models import one_device
 
 MODELS = Path(__file__).parent / "models"
 T_STORE = 100.0

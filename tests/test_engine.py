@@ -13,9 +13,9 @@ import pytest
 
 from einet import Session
 from einet.engine import Engine, EngineDied, EngineError, Message, result_from_message
+from einet.snapshot import open_snapshot
 
 from .conftest import SMALL, children_of, stopped, wait_for
-from einet.snapshot import open_snapshot
 
 
 class Recorder:
@@ -199,9 +199,8 @@ def test_background_store_during_a_run(engine: tuple[Engine, Recorder], tmp_path
     frames_at_ack = len(rec.of("frame"))
     forked = children_of(eng.pid)
     assert len(forked) == 1, f"one store process, not {forked}"
-    with stopped(forked.pop(), "the first store's process"):
-        with pytest.raises(EngineError, match=r"a store of bg\.h5 is in progress"):
-            eng.call("store", path=str(tmp_path / "other.h5"), background=True, timeout_s=30)
+    with stopped(forked.pop(), "the first store's process"), pytest.raises(EngineError, match=r"a store of bg\.h5 is in progress"):
+        eng.call("store", path=str(tmp_path / "other.h5"), background=True, timeout_s=30)
     assert not (tmp_path / "other.h5").exists()
     result = result_from_message(running.result(120))
     assert not result.cancelled and result.t_stop_ms == 2000.0

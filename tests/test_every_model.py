@@ -10,10 +10,9 @@ import pytest
 
 from einet import NetworkConfig, Session
 from einet.models import ModelBuildError
-from einet.snapshot import SnapshotError
+from einet.snapshot import SnapshotError, open_snapshot
 
 from .conftest import assert_same_state
-from einet.snapshot import open_snapshot
 
 MODEL = str(Path(__file__).parent / "models" / "any_model.py")
 

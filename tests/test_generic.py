@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from einet import CannotStoreError, NetworkConfig, Session, Snapshot, SnapshotError
+from einet.snapshot import open_snapshot
 from einet.store import capture
 
 from .conftest import TRACE_KEYS, assert_same_connections, einet_cli
-from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).resolve().parent / "models"
 REFERENCE = "einet.models.brunel_stdp"
@@ -261,7 +261,7 @@ def test_comparison_sees_a_single_changed_value(stored_network: tuple[str, Path,
 # example_style is the reference's kind of network again: its round trip above is enough
 @pytest.mark.parametrize("stored_network", ["reference", "adaptive", "devices", "spatial_copy"], indirect=True)
 def test_same_seed_same_spikes_in_separate_processes(stored_network: tuple[str, Path, Snapshot]) -> None:
-    name, path, _ = stored_network
+    _name, path, _ = stored_network
     here = Session(NetworkConfig(t_sim_ms=100.0))
     here.restore(path)
     capture(here.network, seed=here.seed)  # reading the state out must not change it
@@ -358,7 +358,7 @@ def test_unstorable_network_is_refused_and_nothing_is_written(tmp_path: Path, fu
         text = str(refused.value)
         assert message in text and "\n" not in text.strip()
         assert type(refused.value) is CannotStoreError  # refused for what it holds, not because the file exists
-    with pytest.raises(SnapshotError, match="cannot be stored|structural plasticity"):
+    with pytest.raises(SnapshotError, match=r"cannot be stored|structural plasticity"):
         session.store(tmp_path / "new.h5")
     assert existing.read_bytes() == b"an existing file einet must leave alone"
     assert (existing.stat().st_mtime_ns, existing.stat().st_ino) == (before.st_mtime_ns, before.st_ino)

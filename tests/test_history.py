@@ -24,15 +24,26 @@ from einet.runs import Origin, RunResult
 from .conftest import ROOT, einet_cli, one_line_error, wait_for
 
 
-def synthetic(i: int, label: str = "", origin: Origin = Origin("fresh")) -> RunResult:
+def synthetic(i: int, label: str = "", origin: Origin | None = None) -> RunResult:
     """A RunResult from small numpy arrays (data for the history, not a NEST stand-in)."""
     rng = np.random.default_rng(i)
     senders = rng.integers(1, 40, 400)
     times = np.round(np.sort(rng.uniform(0.0, 100.0, 400)), 1)
     return RunResult(
-        label=label or f"synthetic {i}", seed=i + 1, threads=2, origin=origin, t_start_ms=0.0, t_stop_ms=100.0,
-        senders=senders, times=times, n_recorded=40, rate_hz=100.0, psth_t_ms=np.zeros(1), psth_hz=np.zeros((1, 1)),
-        weights={"e_syn": rng.uniform(0.5, 1.5, 50)}, digest=spike_digest(senders, times),
+        label=label or f"synthetic {i}",
+        seed=i + 1,
+        threads=2,
+        origin=origin or Origin("fresh"),
+        t_start_ms=0.0,
+        t_stop_ms=100.0,
+        senders=senders,
+        times=times,
+        n_recorded=40,
+        rate_hz=100.0,
+        psth_t_ms=np.zeros(1),
+        psth_hz=np.zeros((1, 1)),
+        weights={"e_syn": rng.uniform(0.5, 1.5, 50)},
+        digest=spike_digest(senders, times),
     )
 
 
@@ -257,15 +268,16 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         "from tests.test_history import synthetic\n"
         "from einet.history import History\n"
         "h, k, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])\n"
-        "results = [synthetic(100 * k + i, label=f'w{k} {i}') for i in range(%d)]\n"
+        "results = [synthetic(100 * k + i, label=f'w{k} {i}') for i in range(N_ROWS)]\n"
         "Path(f'{go}.ready{k}').touch()\n"
         "wait_for(go.exists, 60, 'the go file', interval=0.001)\n"
         "history = History.open(h, timeout_s=20)\n"  # the first writers create the tables together
         "ids = [history.record(r) for r in results]\n"
         "print(json.dumps({'session': history.session, 'ids': ids, 'warning': history.warning}))\n"
-    ) % n_rows
+    ).replace("N_ROWS", str(n_rows))
     procs = [subprocess.Popen([sys.executable, "-c", code, str(h), str(k), str(go)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(n_writers)]
     try:
+
         def all_ready() -> bool:
             assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
             return all(Path(f"{go}.ready{k}").exists() for k in range(n_writers))
@@ -431,7 +443,7 @@ def test_a_history_holding_sql_is_left_alone(tmp_path: Path, kind: str) -> None:
 
 def test_the_schema_check_names_what_it_found_and_keeps_einets_own(tmp_path: Path) -> None:
     h = tmp_path / "h.sqlite"
-    hostile_history(h, HOSTILE_SQL["an insert trigger that loops"] + HOSTILE_SQL["a deleting trigger"] + ["CREATE VIEW \"v\x1b]0;x\x07\" AS SELECT 1"])
+    hostile_history(h, HOSTILE_SQL["an insert trigger that loops"] + HOSTILE_SQL["a deleting trigger"] + ['CREATE VIEW "v\x1b]0;x\x07" AS SELECT 1'])
     warning = History.open(h).warning
     assert "trigger spin" in warning and "trigger wipe" in warning and "view v\\x1b]0;x\\x07" in warning and "\x1b" not in warning, warning
     h = tmp_path / "redefined.sqlite"
@@ -454,7 +466,9 @@ def test_a_version_1_history_is_upgraded_and_then_accepted(tmp_path: Path) -> No
         for statement in _SCHEMA_V1:
             c.execute(statement)
         c.execute("PRAGMA user_version = 1")
-        c.execute("INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable) VALUES ('s', '2026-01-01T00:00:00+00:00', 'old', 'fresh', '', '', 1, 2, 1, 2, 0.0, 100.0, 5, 'abc', 'm', 0, 1)")
+        c.execute(
+            "INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable) VALUES ('s', '2026-01-01T00:00:00+00:00', 'old', 'fresh', '', '', 1, 2, 1, 2, 0.0, 100.0, 5, 'abc', 'm', 0, 1)"
+        )
     for _ in range(2):  # upgraded, then reopened as a version 2 file
         with History.open(h) as history:
             assert history.enabled, history.warning
@@ -488,7 +502,9 @@ def test_the_authorizer_refuses_what_a_trigger_or_view_would_run(tmp_path: Path)
     with contextlib.closing(_connect(h, 1.0, _Deadline())) as c:
         assert c.execute("PRAGMA trusted_schema").fetchone() == (0,)
         with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
-            c.execute("INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable) VALUES ('s', 't', 'x', 'fresh', '', '', 1, 2, 1, 2, 0.0, 1.0, 0, 'd', 'm', 0, 1)")
+            c.execute(
+                "INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable) VALUES ('s', 't', 'x', 'fresh', '', '', 1, 2, 1, 2, 0.0, 1.0, 0, 'd', 'm', 0, 1)"
+            )
         with pytest.raises(sqlite3.DatabaseError, match="prohibited"):
             c.execute("SELECT * FROM everything").fetchall()
         assert c.execute("SELECT count(*) FROM runs").fetchone() == (3,)

@@ -19,16 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from einet import NetworkConfig, Session, Snapshot, SnapshotError
-from einet import rehearsal
+from einet import NetworkConfig, Session, Snapshot, SnapshotError, rehearsal
 from einet import session as session_module
 from einet.protocol import Change
 from einet.rehearsal import rehearse
-from einet.snapshot import SnapshotNameError, list_snapshots, snapshot_path_in
+from einet.snapshot import SnapshotNameError, inspect_snapshot, list_snapshots, open_snapshot, snapshot_path_in, write_snapshot
 
 from .conftest import ROOT, einet_cli, one_line_error, wait_for
-from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, readers_of, same_snapshot, overwritten, truncated, verdict, write_pickle, write_structural
-from einet.snapshot import inspect_snapshot, open_snapshot, write_snapshot
+from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, overwritten, readers_of, same_snapshot, truncated, verdict, write_pickle, write_structural
 
 TINY = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -53,7 +51,7 @@ def test_structural_damage_is_refused(case: str, tiny: tuple[Path, Snapshot, byt
 
 @pytest.mark.parametrize("case", sorted(UNCHECKED))
 def test_checksums_catch_silent_changes(case: str, tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
-    original, snap, _ = tiny
+    original, _snap, _ = tiny
     bad = tmp_path / "bad.h5"
     write_structural(original, bad, UNCHECKED[case], fix=False)
     with pytest.raises(SnapshotError, match="checksum"):
@@ -73,7 +71,7 @@ def test_the_header_checksum_covers_every_name_and_old_files_stay_readable(tiny:
         "an extra group": lambda h5: h5.create_group("nodes/evil"),
         "a dataset renamed": lambda h5: h5.move("groups/0", "groups/9"),
     }
-    for what, change in changes.items():
+    for _what, change in changes.items():
         write_structural(original, bad, change, fix=False)
         with pytest.raises(SnapshotError, match="header attributes fail their checksum"):
             open_snapshot(bad)
@@ -452,7 +450,7 @@ def test_of_two_racing_cli_stores_the_loser_reports_its_run_and_exists(tmp_path:
 
 
 def test_full_disk_leaves_the_old_file_intact(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
-    original, snap, data = tiny
+    original, _snap, data = tiny
     assert len(data) > 20000, "the snapshot must be larger than the file-size limit"
     target = tmp_path / "keep.h5"
     target.write_bytes(b"old content, complete")
@@ -503,6 +501,7 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
         now = open_snapshot(target)
         assert same_snapshot(now, old) or same_snapshot(now, new)
         assert [x.name for x in list_snapshots(tmp_path)] == ["x.h5"]
+
 
 # -- round two: nothing hangs, nothing outlives its parent -------------------------------------
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])

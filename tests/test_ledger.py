@@ -16,9 +16,20 @@ from tui.ledger import RunLedger
 def result(digest: str, t_start_ms: float = 0.0, t_stop_ms: float = 200.0, origin: str = "fresh", label: str = "") -> RunResult:
     """A run as the engine reports it, reduced to what the ledger reads."""
     return RunResult(
-        label=label or digest, seed=1, threads=1, origin=Origin(origin), t_start_ms=t_start_ms, t_stop_ms=t_stop_ms,  # type: ignore[arg-type]
-        senders=np.zeros(0, np.int64), times=np.zeros(0), n_recorded=0, rate_hz=0.0, psth_t_ms=np.zeros(0), psth_hz=np.zeros((0, 0)),
-        weights={}, digest=digest,
+        label=label or digest,
+        seed=1,
+        threads=1,
+        origin=Origin(origin),
+        t_start_ms=t_start_ms,
+        t_stop_ms=t_stop_ms,  # type: ignore[arg-type]
+        senders=np.zeros(0, np.int64),
+        times=np.zeros(0),
+        n_recorded=0,
+        rate_hz=0.0,
+        psth_t_ms=np.zeros(0),
+        psth_hz=np.zeros((0, 0)),
+        weights={},
+        digest=digest,
     )
 
 

@@ -12,9 +12,9 @@ import pytest
 from einet import NetworkConfig, Session
 from einet.config import ConfigError
 from einet.protocol import Change, ProtocolError
+from einet.snapshot import open_snapshot
 
 from .conftest import einet_cli
-from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).parent / "models"
 CLOCKED = str(MODELS / "clocked.py")

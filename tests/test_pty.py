@@ -79,7 +79,7 @@ def table_rows(lines: list[str]) -> list[dict[str, str]]:
     for line in lines[header_at + 1 :]:
         if not re.match(r"^ ?(\d+|h\d+) ", line):
             break
-        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [len(line)])]
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line)])]
         rows.append(dict(zip(names, cells)))
     return rows
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from einet import NetworkConfig, Session
+from einet.snapshot import open_snapshot
 from einet.store import capture
 
 from .conftest import assert_same_state, einet_cli
-from einet.snapshot import open_snapshot
 
 pytestmark = pytest.mark.reference
 

@@ -10,11 +10,11 @@ import pytest
 
 from einet import Session, SnapshotError
 from einet.analysis import spike_digest
-from einet.store import capture
 from einet.session import SessionError
+from einet.snapshot import inspect_snapshot, open_snapshot
+from einet.store import capture
 
 from .conftest import SMALL, assert_same_state
-from einet.snapshot import inspect_snapshot, open_snapshot
 
 N_EXC, N_INH = 200, 50  # the reference network at scale 0.1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -12,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from einet import NetworkConfig, Session, SnapshotError
+from einet.snapshot import open_snapshot
 from einet.store import capture
 
 from .conftest import ROOT, assert_same_state, children_of, stopped, wait_for
-from einet.snapshot import open_snapshot
 
 NET = NetworkConfig(scale=0.3, t_sim_ms=100.0)
 
@@ -44,7 +45,7 @@ def _on_first_new_child(act: Callable[[int], None], stop: threading.Event, error
             new = wait_for(lambda: (_children() - before) or stop.is_set(), 30, "a forked reader", interval=0.001)
             if isinstance(new, set):
                 act(min(new))
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=watch)
@@ -66,7 +67,7 @@ def test_blocks_cover_every_node_once_and_end_small(session: Session) -> None:
 
     blocks = plan_capture(session.network, seed=session.seed, read_nodes=False).blocks()
     assert blocks[0][0] == 1 and blocks[-1][1] == session.network.recorder_id + 1
-    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
     sizes = [hi - lo for lo, hi in blocks]
     full = sizes[0]
     assert len(blocks) >= 16 and min(sizes) > 0

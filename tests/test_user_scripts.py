@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from einet import CannotStoreError, NetworkConfig, Session
-from einet.store import capture, check_written
 from einet.cli import EXIT_CANNOT_STORE, exit_of
 from einet.engine import Engine, EngineError
+from einet.snapshot import open_snapshot
+from einet.store import capture, check_written
 
 from .conftest import einet_cli
 from .test_generic import assert_same_contents
-from einet.snapshot import open_snapshot
 
 MODELS = Path(__file__).resolve().parent / "models"
 
@@ -34,15 +34,20 @@ MODELS = Path(__file__).resolve().parent / "models"
 def test_a_model_imports_from_its_own_folder_while_loading_and_building(tmp_path: Path) -> None:
     folder = tmp_path / "mynet"
     folder.mkdir()
-    (folder / "helpers.py").write_text(textwrap.dedent("""
+    (folder / "helpers.py").write_text(
+        textwrap.dedent("""
         def make_pop(nest, n):
             return nest.Create("iaf_psc_alpha", n, params={"I_e": 400.0})
-        """))
-    (folder / "wiring.py").write_text(textwrap.dedent("""
+        """)
+    )
+    (folder / "wiring.py").write_text(
+        textwrap.dedent("""
         def connect(nest, pop):
             nest.Connect(pop, pop, {"rule": "fixed_indegree", "indegree": 2}, {"weight": 5.0})
-        """))
-    (folder / "mynet.py").write_text(textwrap.dedent("""
+        """)
+    )
+    (folder / "mynet.py").write_text(
+        textwrap.dedent("""
         from helpers import make_pop  # at load time
 
         def build(nest, scale=1.0, n=12):
@@ -51,7 +56,8 @@ def test_a_model_imports_from_its_own_folder_while_loading_and_building(tmp_path
             pop = make_pop(nest, n)
             wiring.connect(nest, pop)
             return {"pop": pop}
-        """))
+        """)
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     p = einet_cli("run", "--model", str(folder / "mynet.py"), "--t", "100", "--set", "n=9", "--json", "--no-history", cwd=elsewhere)
@@ -183,7 +189,11 @@ def test_a_store_failing_after_the_run_still_reports_the_run(tmp_path: Path) -> 
 
     p = subprocess.run(
         [sys.executable, "-m", "einet.cli", "run", "--scale", "0.05", "--t", "100", "--store", str(target), "--json", "--no-history"],
-        capture_output=True, text=True, timeout=300, preexec_fn=small_files, env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_files,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert p.returncode == 1, p.stderr
     doc = json.loads(p.stdout)
@@ -211,5 +221,5 @@ def test_a_store_checks_what_it_wrote_against_this_nest_as_a_restore_would() -> 
     check_written(snap)  # the backend's own keys of the ascii recorders are not refused
     neurons = snap.nodes[1]
     doctored = dataclasses.replace(snap, nodes=(snap.nodes[0], dataclasses.replace(neurons, uniform={**neurons.uniform, "no_such_key": 1.0}), *snap.nodes[2:]))
-    with pytest.raises(CannotStoreError, match="^einet could not restore it: iaf_psc_alpha has no parameter 'no_such_key'$"):
+    with pytest.raises(CannotStoreError, match=r"^einet could not restore it: iaf_psc_alpha has no parameter 'no_such_key'$"):
         check_written(doctored)

@@ -7,8 +7,8 @@ weight, static synapses elsewhere, driven by Poisson input.
 
 
 def build(nest, scale=1.0, n_exc=160, n_inh=40, rate_hz=10000.0, w_ext=3.0, w_ee=1.5, w_ie=1.5, w_inh=-6.0, p_conn=0.1):
-    ne = max(2, int(round(n_exc * scale)))
-    ni = max(1, int(round(n_inh * scale)))
+    ne = max(2, round(n_exc * scale))
+    ni = max(1, round(n_inh * scale))
     nest.resolution = 0.1
 
     neuron_params = {"a": 2.0, "b": 40.0, "tau_w": 150.0, "V_peak": 0.0}

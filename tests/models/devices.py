@@ -4,7 +4,7 @@ parameters and random delays. Returns nothing, so einet groups the neurons by mo
 
 
 def build(nest, scale=1.0, n=60, rate_hz=9000.0):
-    n = max(4, int(round(n * scale)))
+    n = max(4, round(n * scale))
     nest.resolution = 0.1
 
     # parrots repeating fixed spike trains

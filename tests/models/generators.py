@@ -5,7 +5,7 @@ left unconnected, its settings still part of the network)."""
 
 
 def build(nest, scale=1.0, n=20):
-    n = max(2, int(round(n * scale)))
+    n = max(2, round(n * scale))
     neurons = nest.Create("iaf_psc_alpha", n)
     neurons.V_m = nest.random.uniform(-70.0, -60.0)
 

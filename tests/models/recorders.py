@@ -5,7 +5,7 @@ multimeter writing ASCII files named by their labels under ``folder``: given to 
 
 
 def build(nest, scale=1.0, n=20, folder="recordings", via_defaults=False):
-    n = max(4, int(round(n * scale)))
+    n = max(4, round(n * scale))
     weights = nest.Create("weight_recorder")
     nest.CopyModel("stdp_synapse", "stdp_watched", {"weight_recorder": weights, "Wmax": 100.0})
     neurons = nest.Create("iaf_psc_alpha", n)

@@ -2,7 +2,7 @@
 
 
 def build(nest, scale=1.0, n_free=120, grid=8, rate_hz=8000.0):
-    n_free = max(4, int(round(n_free * scale)))
+    n_free = max(4, round(n_free * scale))
     nest.resolution = 0.1
     nest.CopyModel("iaf_psc_alpha", "my_neuron", {"tau_m": 15.0, "V_th": -52.0, "t_ref": 3.0, "C_m": 200.0})
     nest.CopyModel("static_synapse", "local_syn")

@@ -16,11 +16,11 @@ from einet import NetworkConfig, Snapshot
 from einet.engine import Engine, EngineDied, EngineError, result_from_message
 from einet.engine.launch import MpiLaunch
 from einet.runs import RunResult
+from einet.snapshot import open_snapshot
 
 from ..conftest import ROOT, assert_same_state, einet_cli
 from ..mutations import RESTORE_REFUSED, STRUCTURAL, write_structural
 from ..test_engine import Recorder, wait_for
-from einet.snapshot import open_snapshot
 
 pytestmark = pytest.mark.mpi
 
@@ -202,20 +202,23 @@ def test_a_nest_without_mpi_is_told_in_one_line(tmp_path: Path) -> None:
     # this venv's NEST is the PyPI wheel: under mpirun it refuses to start
     p = subprocess.run(
         [sys.executable, "-m", "einet.cli", "run", "--ranks", "2", "--scale", "0.05", "--t", "100"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "EINET_NEST_MPI_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "EINET_NEST_MPI_PYTHON": sys.executable},
     )
     assert p.returncode == 1 and "not compiled with MPI" in p.stderr and "make setup-mpi" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
 
 
-LONELY = '''
+LONELY = """
 def build(nest, scale=1.0):
     many = nest.Create("iaf_psc_alpha", 10, params={"I_e": 400.0})
     one = nest.Create("iaf_cond_exp", params={"V_m": -61.5})  # lives on one rank only
     nest.Connect(many, one, syn_spec={"weight": 2.0})
     nest.Connect(one, many, syn_spec={"synapse_model": "stdp_synapse", "weight": 3.0})
     return {"many": many, "one": one}
-'''
+"""
 
 
 def test_a_population_smaller_than_the_ranks_is_stored_whole(tmp_path: Path) -> None:
