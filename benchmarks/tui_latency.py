@@ -19,8 +19,8 @@ from pathlib import Path
 from textual import events
 
 from einet.config import NetworkConfig
-from tui.app import EinetApp
-from tui.screens import HelpScreen
+from einet.tui.app import EinetApp
+from einet.tui.screens import HelpScreen
 
 PRESSES = 40
 

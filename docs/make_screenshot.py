@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from einet.config import NetworkConfig
-from tui.app import EinetApp
+from einet.tui.app import EinetApp
 
 OUT = Path(__file__).resolve().parent / "screenshot.svg"
 

@@ -15,5 +15,5 @@ def visible(text: object) -> str:
     """Text from a file, a file name or a user, safe for a terminal: every character that is
     not printable (escape sequences, line breaks, bells, …) is shown as ``\\xNN`` or
     ``\\uNNNN`` instead of reaching the terminal. The one such function: the CLI prints
-    through it and the dashboard's escaping (``tui.markup``) starts with it."""
+    through it and the dashboard's escaping (``einet.tui.markup``) starts with it."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))

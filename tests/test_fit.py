@@ -6,9 +6,9 @@ import pytest
 from rich.cells import cell_len
 from rich.text import Text
 
-from tui.fit import ELLIPSIS, Column, Part, fit_columns, fit_parts, fitted_rows, shorten
-from tui.main_screen import HISTORY_COLUMNS
-from tui.screens import PICKER_COLUMNS
+from einet.tui.fit import ELLIPSIS, Column, Part, fit_columns, fit_parts, fitted_rows, shorten
+from einet.tui.main_screen import HISTORY_COLUMNS
+from einet.tui.screens import PICKER_COLUMNS
 
 ROWS = [
     ("1", "initial", "", "fresh", "12345", "0-1000", "137169", "54.9", "48a4747c3a1f"),
@@ -89,6 +89,6 @@ def test_columns_with_no_room_keep_the_most_important() -> None:
 def test_names_are_shown_as_they_are_by_textual_markup(name: str) -> None:
     from textual.content import Content
 
-    from tui.markup import textual_escape
+    from einet.tui.markup import textual_escape
 
     assert Content.from_markup(f"[b]{textual_escape(name)}[/b] ok").plain == f"{name} ok"

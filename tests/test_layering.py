@@ -1,7 +1,7 @@
 """The library loads no UI; the UI loads no NEST and no h5py; no import cycle between them.
 
 Checked twice: on the source (every import statement, those inside functions too, in every
-module of einet/ — engine/ included — and tui/), and by importing each module in a fresh
+module of einet/ — engine/ included — and einet/tui/), and by importing each module in a fresh
 interpreter and looking at what got loaded.
 """
 
@@ -16,13 +16,21 @@ from pathlib import Path
 import pytest
 
 import einet
-import tui
+import einet.tui
 
 from .conftest import ROOT
 
 # einet/cli/ is the front door: its `tui` command starts the dashboard, and the dashboard's
 # own flags are defined beside it (argparse only)
-ALLOWED = {("einet/cli/commands.py", "tui.app"), ("einet/cli/parser.py", "tui.options")}
+ALLOWED = {("einet/cli/commands.py", "einet.tui.app"), ("einet/cli/parser.py", "einet.tui.options")}
+
+
+def _module_of(path: Path) -> tuple[str, ...]:
+    return path.relative_to(ROOT).with_suffix("").parts
+
+
+def _is_ui(name: str) -> bool:
+    return name.split(".")[0] in ("textual", "textual_plotext") or name == "einet.tui" or name.startswith("einet.tui.")
 
 
 def _imports(path: Path) -> list[str]:
@@ -32,7 +40,7 @@ def _imports(path: Path) -> list[str]:
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the module's package
-                package = path.relative_to(ROOT).with_suffix("").parts[: -node.level]
+                package = _module_of(path)[: -node.level]
                 base = ".".join(package + ((node.module,) if node.module else ()))
             else:
                 base = node.module or ""
@@ -41,21 +49,22 @@ def _imports(path: Path) -> list[str]:
 
 
 def _sources(package: str) -> list[Path]:
-    return sorted((ROOT / package).rglob("*.py"))
+    """The package's source files; "einet" is the library: einet/ without the dashboard."""
+    files = sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
+    return [p for p in files if "tui" not in p.relative_to(ROOT).parts] if package == "einet" else files
 
 
 @pytest.mark.parametrize("path", _sources("einet"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_einet_source_imports_no_ui(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
     for name in _imports(path):
-        top = name.split(".")[0]
-        if top in ("textual", "textual_plotext", "tui"):
+        if _is_ui(name):
             assert (rel, name) in ALLOWED, f"{rel} imports {name}"
-        if top == "rich":
+        if name.split(".")[0] == "rich":
             assert rel.startswith("einet/cli/"), f"{rel} imports {name} (only the CLI prints with rich)"
 
 
-@pytest.mark.parametrize("path", _sources("tui"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", _sources("einet.tui"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_tui_source_imports_no_nest_no_h5py_no_cli(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
     for name in _imports(path):
@@ -86,12 +95,12 @@ def test_the_source_check_sees_imports_inside_functions(tmp_path: Path) -> None:
 
 # walk_packages recurses into subpackages only with the prefix (without it engine/ and
 # snapshot/ were never walked); the engine's child is NEST's side by design
-EINET_MODULES = ["einet"] + [m.name for m in pkgutil.walk_packages(einet.__path__, prefix="einet.") if m.name != "einet.engine.child"]
-TUI_MODULES = ["tui"] + [f"tui.{m.name}" for m in pkgutil.iter_modules(tui.__path__)]
+EINET_MODULES = ["einet"] + [m.name for m in pkgutil.walk_packages(einet.__path__, prefix="einet.") if m.name != "einet.engine.child" and not m.name.startswith("einet.tui") and not m.name.endswith(".__main__")]
+TUI_MODULES = ["einet.tui"] + [f"einet.tui.{m.name}" for m in pkgutil.iter_modules(einet.tui.__path__)]
 
 
 def _loaded_after(module: str, banned: tuple[str, ...]) -> list[str]:
-    code = f"import importlib, sys; importlib.import_module({module!r}); print(' '.join(m for m in sys.modules if m.split('.')[0] in {banned!r}))"
+    code = f"import importlib, sys; importlib.import_module({module!r}); print(' '.join(m for m in sys.modules if any(m == b or m.startswith(b + '.') for b in {banned!r})))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout.split()
@@ -103,7 +112,7 @@ def test_every_einet_module_is_walked() -> None:
 
 @pytest.mark.parametrize("module", sorted(set(EINET_MODULES)))
 def test_einet_loads_no_ui(module: str) -> None:
-    assert _loaded_after(module, ("textual", "tui")) == []
+    assert _loaded_after(module, ("textual", "einet.tui")) == []
 
 
 @pytest.mark.parametrize("module", sorted(set(TUI_MODULES)))
@@ -116,15 +125,15 @@ def test_engine_client_loads_no_nest() -> None:
 
 
 def _module_graph() -> dict[str, set[str]]:
-    """Which modules of einet/ and tui/ each one imports (at run time: imports under
+    """Which modules of einet/ (and its dashboard, einet/tui/) each one imports (at run time: imports under
     ``if TYPE_CHECKING:`` are left out), those inside functions too. ``from pkg import name``
     is an import of ``pkg.name`` when that is a module, else of ``pkg``."""
 
     def name_of(path: Path) -> str:
-        parts = path.relative_to(ROOT).with_suffix("").parts
+        parts = _module_of(path)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
-    modules = {name_of(p): p for package in ("einet", "tui") for p in _sources(package)}
+    modules = {name_of(p): p for package in ("einet", "einet.tui") for p in _sources(package)}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), str(path))
@@ -152,7 +161,7 @@ def _module_graph() -> dict[str, set[str]]:
 
 def test_no_import_cycles() -> None:
     graph = _module_graph()
-    assert {"einet.store", "einet.snapshot.model", "tui.app"} <= set(graph)
+    assert {"einet.store", "einet.snapshot.model", "einet.tui.app"} <= set(graph)
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(module: str, path: list[str]) -> None:
@@ -168,3 +177,15 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_the_import_contract_names_every_library_module() -> None:
+    """`make lint`'s import-linter contract lists the library's modules one by one (einet.tui
+    is inside einet): a module added to einet/ must be added there too."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    library = next(c for c in contracts if c["name"].startswith("The library loads no UI"))
+    here = {f"einet.{p.stem}" for p in (ROOT / "einet").glob("*.py") if p.stem != "__init__"}
+    here |= {f"einet.{p.name}" for p in (ROOT / "einet").iterdir() if (p / "__init__.py").exists() and p.name != "tui"}
+    assert set(library["source_modules"]) == here

@@ -10,7 +10,7 @@ import numpy as np
 
 from einet.history import HistoryRun
 from einet.runs import Origin, RunResult
-from tui.ledger import RunLedger
+from einet.tui.ledger import RunLedger
 
 
 def result(digest: str, t_start_ms: float = 0.0, t_stop_ms: float = 200.0, origin: str = "fresh", label: str = "") -> RunResult:
@@ -113,7 +113,7 @@ def test_an_earlier_sessions_run_is_named_only_when_no_run_of_this_session_is() 
 
 
 def test_the_ledger_loads_neither_nest_nor_textual() -> None:
-    code = "import sys, tui.ledger; print(sorted({m.split('.')[0] for m in sys.modules} & {'nest', 'textual', 'rich'}))"
+    code = "import sys, einet.tui.ledger; print(sorted({m.split('.')[0] for m in sys.modules} & {'nest', 'textual', 'rich'}))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["[]"]

@@ -22,8 +22,8 @@ from textual.pilot import Pilot
 from textual.widgets import RichLog
 
 from einet.config import NetworkConfig
-from tui.app import EinetApp
-from tui.screens import CompareScreen, HelpScreen
+from einet.tui.app import EinetApp
+from einet.tui.screens import CompareScreen, HelpScreen
 
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=100.0)
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}

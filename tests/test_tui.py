@@ -20,10 +20,10 @@ from einet.config import NetworkConfig, usable_cores
 from einet.demo import DEMO_STEPS
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot, write_snapshot
-from tui.app import EinetApp
-from tui.messages import OpProgress, TourCaption, TourEnded
-from tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
-from tui.tour import Tour
+from einet.tui.app import EinetApp
+from einet.tui.messages import OpProgress, TourCaption, TourEnded
+from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
+from einet.tui.tour import Tour
 
 from .conftest import ROOT
 from .test_ledger import result

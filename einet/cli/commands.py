@@ -257,7 +257,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from tui.app import run_app  # the one import of the UI from einet/: the `tui` command
+    from einet.tui.app import run_app  # the one import of the UI from einet/: the `tui` command
 
     return run_app(config_from_args(args), args, launch_from_args(args))
 

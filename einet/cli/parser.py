@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
     _model_flags(tui)
     _run_flags(tui, json_flag=False)
-    from tui.options import add_tui_flags  # no Textual import: only argparse flags
+    from einet.tui.options import add_tui_flags  # no Textual import: only argparse flags
 
     add_tui_flags(tui)
     _history_flags(tui, default="einet-history.sqlite in --snapshot-dir")
