@@ -39,6 +39,11 @@ def _run_flags(p: argparse.ArgumentParser, *, json_flag: bool = True, defaults: 
         p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
 
 
+def _store_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
+    p.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+
+
 def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True, default: str = "snapshots/einet-history.sqlite") -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--history", type=Path, metavar="PATH", help=f"the run history database (default: $EINET_HISTORY, else {default})")
@@ -60,16 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="build a network and simulate it")
     _model_flags(run)
     _run_flags(run)
-    run.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
-    run.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    _store_flags(run)
     _history_flags(run)
 
     restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate (runs no model code)")
     restore.add_argument("path", type=Path, help="the snapshot file")
     restore.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
     _run_flags(restore, defaults="the snapshot's")
-    restore.add_argument("--store", type=Path, metavar="PATH", help="store a snapshot at the end")
-    restore.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
+    _store_flags(restore)
     _history_flags(restore)
 
     inspect = sub.add_parser("inspect", help="show a snapshot's metadata, counts, what is not stored, and integrity")
