@@ -69,6 +69,7 @@ def rehearse(snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, 
                 stderr=subprocess.DEVNULL,
                 timeout=deadline,
                 start_new_session=True,  # Ctrl-C is the caller's; it ends the rehearsal by exiting
+                env=_without_mpi(os.environ),
             )
         except subprocess.TimeoutExpired:
             raise SnapshotError(f"restoring the snapshot did not finish within {deadline:.0f} s when rehearsed in a separate process") from None
@@ -82,6 +83,15 @@ def rehearse(snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, 
         raise SnapshotError(reply["error"])
     how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited with code {done.returncode}"
     raise SnapshotError(f"NEST {how} while rehearsing the restore (limit {limit / 1e9:.1f} GB of memory)")
+
+
+_MPI_ENV = ("OMPI_", "PMIX_", "PMI_", "OPAL_", "HYDRA_", "I_MPI_", "MPI_LOCALRANKID", "MPI_LOCALNRANKS")
+
+
+def _without_mpi(env: os._Environ[str]) -> dict[str, str]:
+    """The environment without an MPI job's variables: a rehearsal started by an MPI rank is a
+    process of its own (one kernel, no ranks), where those would make NEST join the job."""
+    return {k: v for k, v in env.items() if not k.startswith(_MPI_ENV)}
 
 
 def refused_by_nest(exc: BaseException) -> SnapshotError:

@@ -319,7 +319,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from einet import Snapshot
+    from einet import open_snapshot, write_snapshot
     from tests.conftest import wait_for
     snap = open_snapshot(sys.argv[1])
     target, mode = Path(sys.argv[2]), sys.argv[3]

@@ -55,7 +55,7 @@ async def quiet(pilot: Pilot, timeout: float = 60.0) -> None:
     await asyncio.wait_for(app.workers.wait_for_complete(), timeout)
     await asyncio.wait_for(asyncio.to_thread(app.engine.call, "ping", timeout), timeout)
     await handled(app)
-    await asyncio.wait_for(asyncio.wrap_future(app._history_io.submit(lambda: None)), timeout)  # one thread, in order
+    await asyncio.wait_for(asyncio.wrap_future(app.history_io.written()), timeout)  # one thread, in order
     await handled(app)
     assert all(w.is_finished for w in app.workers), "nothing started meanwhile"
 

@@ -90,9 +90,9 @@ def test_forked_readers_use_nests_thread_count(threads: int) -> None:
 
 def test_a_silent_worker_fails_the_store_after_the_stall_time(session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader that stops reporting (here: stopped by SIGSTOP) is taken to hang."""
-    from einet import forked
+    from einet.store import workers
 
-    monkeypatch.setattr(forked, "STALL_S", 2.0)
+    monkeypatch.setattr(workers, "STALL_S", 2.0)
     target = tmp_path / "keep.h5"
     target.write_bytes(b"old content")
     stop, halted, errors = threading.Event(), [], []

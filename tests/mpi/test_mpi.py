@@ -18,9 +18,9 @@ from einet.engine.launch import MpiLaunch
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot
 
-from ..conftest import ROOT, assert_same_state, einet_cli
+from ..conftest import ROOT, assert_same_state, einet_cli, wait_for
 from ..mutations import RESTORE_REFUSED, STRUCTURAL, write_structural
-from ..test_engine import Recorder, wait_for
+from ..test_engine import Recorder
 
 pytestmark = pytest.mark.mpi
 
@@ -47,7 +47,7 @@ def two(tmp_path: Path) -> Iterator[tuple[Engine, Recorder]]:
     assert eng.proc is not None and eng.proc.poll() is not None
     if alive:
         assert eng.proc.returncode == 0, "the MPI job ends cleanly on shutdown"
-    wait_for(lambda: not any(_running(p) for p in pids), 10)
+    wait_for(lambda: not any(_running(p) for p in pids), 10, "every rank's process to end")
 
 
 def _running(pid: int) -> bool:
@@ -90,13 +90,14 @@ def test_pause_resume_and_cancel_reach_every_rank(two: tuple[Engine, Recorder]) 
     eng, rec = two
     eng.call("build", CALL_S, config=SMALL.to_dict())
     running = eng.request("run", t_ms=1_000_000.0)
-    wait_for(lambda: len(rec.of("frame")) >= 3, 60)
+    wait_for(lambda: len(rec.of("frame")) >= 3, 60, "three frames")
     eng.call("pause", timeout_s=10)
     n1 = len(rec.of("frame"))
-    time.sleep(0.5)
+    time.sleep(0.5)  # not synchronisation: the stretch in which no step may be made
+    eng.call("ping", timeout_s=10)  # every frame sent before the ping has been counted
     assert len(rec.of("frame")) <= n1 + 1, "no steps while paused"
     eng.call("resume", timeout_s=10)
-    wait_for(lambda: len(rec.of("frame")) >= n1 + 3, 30)
+    wait_for(lambda: len(rec.of("frame")) >= n1 + 3, 30, "three more frames after resume")
     eng.call("cancel", timeout_s=10)
     result = result_from_message(running.result(30))
     assert result.cancelled and 0 < result.t_stop_ms < 1_000_000.0
@@ -108,7 +109,7 @@ def test_a_store_asked_for_while_running_is_taken_between_steps(two: tuple[Engin
     eng, rec = two
     eng.call("build", CALL_S, config=SMALL.to_dict())
     running = eng.request("run", t_ms=2000.0)
-    wait_for(lambda: len(rec.of("frame")) >= 2, 60)
+    wait_for(lambda: len(rec.of("frame")) >= 2, 60, "two frames")
     ack = eng.call("store", CALL_S, path=str(tmp_path / "mid.h5"), background=True)
     result = result_from_message(running.result(CALL_S))
     stored = rec.of("stored")
@@ -145,15 +146,15 @@ def test_a_killed_rank_ends_the_job_cleanly(two: tuple[Engine, Recorder]) -> Non
     eng, rec = two
     eng.call("build", CALL_S, config=SMALL.to_dict())
     running = eng.request("run", t_ms=1_000_000.0)
-    wait_for(lambda: len(rec.of("frame")) >= 2, 60)
+    wait_for(lambda: len(rec.of("frame")) >= 2, 60, "two frames")
     pids = list(eng.rank_pids)
     os.kill(pids[1], signal.SIGKILL)
     with pytest.raises(EngineDied) as died:
         running.result(60)
     assert "rank 1" in str(died.value) and "\n" not in str(died.value)
-    wait_for(lambda: len(rec.of("died")) == 1, 10)
-    wait_for(lambda: eng.proc is not None and eng.proc.poll() is not None, 30)
-    wait_for(lambda: not any(_running(p) for p in pids), 30)
+    wait_for(lambda: len(rec.of("died")) == 1, 10, "the engine's death to be reported")
+    wait_for(lambda: eng.proc is not None and eng.proc.poll() is not None, 30, "the launcher to exit")
+    wait_for(lambda: not any(_running(p) for p in pids), 30, "every rank's process to end")
     with pytest.raises(EngineDied):
         eng.call("ping", timeout_s=5)
 
@@ -243,10 +244,10 @@ def test_a_vanished_parent_ends_every_rank(two: tuple[Engine, Recorder]) -> None
     eng, rec = two
     eng.call("build", CALL_S, config=SMALL.to_dict())
     eng.request("run", t_ms=1_000_000.0)
-    wait_for(lambda: len(rec.of("frame")) >= 2, 60)
+    wait_for(lambda: len(rec.of("frame")) >= 2, 60, "two frames")
     eng.call("pause", timeout_s=10)  # the other ranks now wait on rank 0 between two steps
     pids = list(eng.rank_pids)
     assert eng._chan is not None
     eng._chan.close()  # the dashboard is gone without a word
-    wait_for(lambda: not any(_running(p) for p in pids), 30)
-    wait_for(lambda: eng.proc is not None and eng.proc.poll() is not None, 30)
+    wait_for(lambda: not any(_running(p) for p in pids), 30, "every rank's process to end")
+    wait_for(lambda: eng.proc is not None and eng.proc.poll() is not None, 30, "the launcher to exit")
