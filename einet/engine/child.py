@@ -1,10 +1,5 @@
-"""The engine process: hosts a :class:`~einet.session.Session` and serves the protocol.
-
-Started by :class:`einet.engine.client.Engine` as ``python -m einet.engine.child --fd N --log F``,
-or under MPI on every rank with ``--connect SOCKET`` (ranks inherit no descriptors, so rank 0
-connects back to the parent's Unix socket). File descriptors 1 and 2 point at the log file
-(``F.rankK`` on rank K > 0) for the whole life of the process, so nothing NEST prints can
-reach the terminal of the parent.
+"""The engine's server: hosts a :class:`~einet.session.Session` and serves the protocol's
+commands (:data:`COMMANDS`); :mod:`.startup` starts the process and connects it.
 
 Under MPI rank 0 serves the parent and hands every command to the other ranks, which run it
 too (NEST's calls are collective); between simulation steps rank 0 shares what the others must
@@ -13,7 +8,6 @@ do (store, cancel) and then "go on". Only rank 0 sends events.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import os
@@ -22,13 +16,12 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..text import one_line
-from .protocol import Channel, EngineState, Message, ProtocolError, groups_fields, result_message, weights_fields
+from .protocol import Channel, EngineState, Message, groups_fields, result_message, weights_fields
 
 HEARTBEAT_S = 1.0
 STORE_POLL_S = 0.2
@@ -96,14 +89,14 @@ COMMANDS: dict[str, Command] = {
 """Every command the engine serves; the one place that says which may come when."""
 
 
-class _Silent:
+class SilentChannel:
     """The channel of ranks other than 0: rank 0 alone talks to the parent."""
 
     def send(self, msg: Message) -> None:
         pass
 
 
-class _Lifeline(Channel):
+class Lifeline(Channel):
     """Rank 0's channel under MPI: losing the parent ends the whole job at once, since the other
     ranks may be waiting in a collective that rank 0 would never reach."""
 
@@ -127,7 +120,7 @@ class _Lifeline(Channel):
 
 
 class EngineServer:
-    def __init__(self, chan: Channel | _Silent, log_path: str) -> None:
+    def __init__(self, chan: Channel | SilentChannel, log_path: str) -> None:
         from ..ranks import ranks
         from ..session import Session
 
@@ -505,76 +498,3 @@ class EngineServer:
 
     def step_store(self, path: str, overwrite: bool = False, background: bool = True) -> tuple[dict[str, Any], bool]:
         return self.op_store(str(path), bool(overwrite), background=True), False
-
-
-def _log_to(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams, open for its life
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams, open for its life
-
-
-def _launcher_rank() -> int:
-    """This process's rank as the launcher tells it (Open MPI, MPICH/PMI, PMIx, Slurm), so the
-    log is chosen before NEST (and MPI) start; 0 when none says."""
-    for key in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="einet-engine")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--fd", type=int, help="a connected socket inherited from the parent")
-    where.add_argument("--connect", metavar="PATH", help="the parent's Unix socket (under MPI)")
-    p.add_argument("--log", required=True)
-    args = p.parse_args(argv)
-    if args.fd is not None:
-        _log_to(args.log)
-        return _serve(Channel(socket.socket(fileno=args.fd)), args.log)
-    from ..kernel import nest, set_log_path
-
-    rank = _launcher_rank()
-    log = args.log if rank == 0 else f"{args.log}.rank{rank}"
-    _log_to(log)
-    set_log_path(log)
-    if int(nest().Rank()) != rank:  # MPI starts with NEST: its rank is the one that counts
-        print(f"einet: the launcher said rank {rank}, NEST says {nest().Rank()}", file=sys.stderr)
-        rank = int(nest().Rank())
-    from ..ranks import ranks
-
-    if rank != 0:
-        return _serve(_Silent(), log)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(args.connect)
-    except OSError as exc:
-        print(f"einet: rank 0 cannot reach the parent at {args.connect}: {exc}", file=sys.stderr)
-        ranks().abort()
-        return 1
-    return _serve(_Lifeline(sock, ranks()), log)
-
-
-def _serve(chan: Channel | _Silent, log: str) -> int:
-    server = EngineServer(chan, log)
-    try:
-        server.serve()
-    except (ProtocolError, OSError):
-        server.ranks.abort()  # the parent is gone: under MPI the other ranks must not wait on
-        return 0
-    except BaseException:
-        if server.ranks.size > 1:
-            traceback.print_exc()
-            server.ranks.abort()  # a rank that cannot go on must not leave the others waiting
-        raise
-    finally:
-        if isinstance(chan, Channel):
-            chan.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

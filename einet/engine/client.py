@@ -129,7 +129,7 @@ class Engine:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "einet.engine.child", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],
+                [sys.executable, "-m", "einet.engine.startup", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],
                 pass_fds=[child_sock.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -361,7 +361,7 @@ def _kill_rank(pid: int) -> None:
     engine: a pid reused by another process is left alone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            if b"einet.engine.child" not in fh.read():
+            if b"einet.engine.startup" not in fh.read():
                 return
         os.kill(pid, signal.SIGKILL)
     except (OSError, ProcessLookupError):

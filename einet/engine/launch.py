@@ -81,7 +81,7 @@ class MpiLaunch:
             # this machine only: as many ranks as asked even beyond its cores, and no pinning
             # (Open MPI binds each rank to one core, which its NEST threads would then share)
             extra = ["--oversubscribe", "--bind-to", "none"]
-        return [*launcher, "-n", str(self.ranks), *extra, python, "-m", "einet.engine.child", *child_args]
+        return [*launcher, "-n", str(self.ranks), *extra, python, "-m", "einet.engine.startup", *child_args]
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
