@@ -35,10 +35,10 @@ run: setup
 test: setup-test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# ruff (lint + format check), mypy on einet/ (the dashboard einet/tui/ included), import-linter's layering contracts
+# ruff (lint + format check), mypy on einet/ and tui/, import-linter's layering contracts
 lint: $(LSTAMP)
-	$(VENV)/bin/ruff check einet tests benchmarks tools docs
-	$(VENV)/bin/ruff format --check einet tests benchmarks tools docs
+	$(VENV)/bin/ruff check einet tui tests benchmarks tools docs
+	$(VENV)/bin/ruff format --check einet tui tests benchmarks tools docs
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 

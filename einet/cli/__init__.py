@@ -11,7 +11,7 @@ after the build, before anything is simulated). Errors are one line on stderr, n
 - :mod:`.exits` — exit codes, and a failure as its code and its one line;
 - :mod:`.main` — ``main(argv)`` and the console script.
 
-The dashboard is the other front end (:mod:`einet.tui`), which the library below never imports.
+The dashboard is the other front end (``einet.tui``, source folder ``tui/``), which the library never imports.
 """
 
 from __future__ import annotations
