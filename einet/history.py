@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -614,7 +614,7 @@ def _row(result: RunResult, session: str, snapshot_sha256: str) -> dict[str, Any
     snapshot = origin.snapshot if restored and origin.snapshot and origin.snapshot != "(in memory)" else ""
     return {
         "session": session,
-        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "label": str(result.label),
         "origin": str(origin.kind),
         "snapshot": _absolute(snapshot),

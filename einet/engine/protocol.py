@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ ProtocolError = WireError
 __all__ = ["Channel", "EngineState", "Message", "ProtocolError", "groups_fields", "groups_from", "result_from_message", "result_message", "weights_fields", "weights_from"]
 
 
-class EngineState(StrEnum):
+class EngineState(str, Enum):  # (enum.StrEnum is Python 3.11+)
     """What the engine is doing: sent in ``state`` events, read by the dashboard and tests
     (a ``str``, so it compares equal to its value and prints as it)."""
 
@@ -56,6 +56,9 @@ class EngineState(StrEnum):
     STORING = "storing"
     RESTORING = "restoring"
     DEAD = "dead"
+
+    def __str__(self) -> str:
+        return self.value
 
     @property
     def idle(self) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -199,7 +199,7 @@ class Snapshot:
     """Changes still to come when it was stored (``{"t_ms", "target", "key", "value"}``)."""
     nest_version: str = ""
     einet_version: str = __version__
-    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
     source_path: str = field(default="", compare=False)
     """The file this snapshot was read from ('' if it was captured in memory)."""
