@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def rehearse(snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, 
 _MPI_ENV = ("OMPI_", "PMIX_", "PMI_", "OPAL_", "HYDRA_", "I_MPI_", "MPI_LOCALRANKID", "MPI_LOCALNRANKS")
 
 
-def _without_mpi(env: os._Environ[str]) -> dict[str, str]:
+def _without_mpi(env: Mapping[str, str]) -> dict[str, str]:
     """The environment without an MPI job's variables: a rehearsal started by an MPI rank is a
     process of its own (one kernel, no ranks), where those would make NEST join the job."""
     return {k: v for k, v in env.items() if not k.startswith(_MPI_ENV)}
