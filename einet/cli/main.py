@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from .parser import build_parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _log_to_stderr()
     try:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["tui", *argv]  # `einet --scale 0.2` is the dashboard with flags
@@ -32,6 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, line = exit_of(exc)
         print(f"einet: {line}", file=sys.stderr)
         return code
+
+
+def _log_to_stderr() -> None:
+    """einet's log lines (e.g. why the accelerator is not used) as ``einet: …`` on stderr."""
+    log = logging.getLogger("einet")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("einet: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
 
 
 def entry() -> int:

@@ -17,7 +17,8 @@ from ..snapshot import CannotStoreError, validate_snapshot
 from ..snapshot.files import Reserved, check_store_target
 from .assemble import finish, plan_capture
 from .checks import check_written
-from .workers import Child, failure_of, fork_reader, pump, read_in_workers, reap, say
+from .bulk import read_local
+from .workers import Child, failure_of, fork_reader, pump, reap, say
 
 
 # -- the background store ----------------------------------------------------------------------
@@ -151,7 +152,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
             say(fd, f"p {now - reported}")
             reported = now
 
-        buffers = read_in_workers(plan, workers, report, idle=True)
+        buffers = read_local(plan, workers, report, idle=True)
         say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         validate_snapshot(snap)

@@ -14,7 +14,8 @@ from ..ranks import ranks
 from ..snapshot.model import CannotStoreError, Snapshot
 from .assemble import finish, kernel_plan
 from .checks import refuse_unsupported
-from .connections import connection_plans, read_connections, set_keys
+from .bulk import read_local
+from .connections import connection_plans, set_keys
 from .nodes import last_spikes, node_run_of, run_status, runs_to_read
 from .plan import ModelPlan, Progress
 
@@ -39,7 +40,7 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
         with nest_output_to():
             to_read = runs_to_read(net, per_node)
             node_parts = [_local_part(run_status(nodes, keys)) for _, _, nodes, keys, _ in to_read]
-        buffers = read_connections(plan, progress)
+        buffers = read_local(plan, 1, progress)
     parts = r.gather((node_parts, [(m.model, m.keys, b) for m, b in zip(plan.models, buffers)]))
     del buffers
     snap: Snapshot | None = None

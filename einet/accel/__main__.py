@@ -1,0 +1,28 @@
+"""``python -m einet.accel``: build the accelerator for the installed NEST now (as ``make
+setup`` does), or say in one line why it cannot be built here (exit 0 either way: einet works
+without it)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def main() -> int:
+    from ..kernel import nest
+    from .build import AccelUnavailable, build, nest_of
+
+    t0 = time.perf_counter()
+    try:
+        from pathlib import Path
+
+        path = build(nest_of(Path(nest().__file__).parent))
+    except AccelUnavailable as exc:
+        print(f"einet: accelerator not built: {exc}; connections will be read through PyNEST", file=sys.stderr)
+        return 0
+    print(f"einet: accelerator ready ({path}, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

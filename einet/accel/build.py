@@ -1,0 +1,167 @@
+"""Compiling the accelerator against the NEST that is installed, once per NEST binary.
+
+The library is built from ``connections.cpp`` with NEST's own headers (shipped in the wheel,
+or installed by ``make setup-mpi``) and linked to its ``nestkernel_api.so``. It is cached under
+``$EINET_CACHE`` (default ``~/.cache/einet``) in a folder named by the SHA-256 of that
+``nestkernel_api.so``, so a different NEST never loads a library built for another.
+
+What the build needs and why: a C++20 compiler (NEST's headers use ``<concepts>``); Boost's
+headers (NEST's include them; the wheel ships none: Debian's ``libboost-dev``); the string ABI
+NEST was built with (the wheel's manylinux GCC uses the old one); an MPI build's compiler
+flags when NEST has MPI; no OpenMP (a second OpenMP runtime beside NEST's is trouble).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("connections.cpp")
+LIBRARY = "einet-connections.so"
+_BUILD_TIMEOUT_S = 600.0
+
+
+class AccelUnavailable(Exception):
+    """Why the accelerator cannot be built or used here (one line)."""
+
+
+@dataclass(frozen=True)
+class Nest:
+    """The NEST installation a library is built for."""
+
+    folder: Path
+    """The ``nest`` package folder: ``nestkernel_api.so`` and ``include/nest``."""
+    version: str
+    digest: str
+    """SHA-256 of ``nestkernel_api.so``."""
+
+    @property
+    def kernel(self) -> Path:
+        return self.folder / "nestkernel_api.so"
+
+    @property
+    def built_for(self) -> str:
+        """What a library built for this NEST says it was built for."""
+        return f"{self.version} {self.digest}"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EINET_CACHE") or Path.home() / ".cache" / "einet")
+
+
+@functools.cache
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def nest_of(folder: Path) -> Nest:
+    """The NEST installed in ``folder`` (the package folder holding ``nestkernel_api.so``)."""
+    kernel = folder / "nestkernel_api.so"
+    config = folder / "include" / "nest" / "config.h"
+    if not kernel.is_file():
+        raise AccelUnavailable(f"no nestkernel_api.so in {folder}")
+    if not config.is_file():
+        raise AccelUnavailable(f"NEST's headers are not installed ({config} is missing)")
+    found = re.search(r'#define NEST_VERSION "([^"]+)"', config.read_text(errors="replace"))
+    stat = kernel.stat()
+    return Nest(folder, found.group(1) if found else "unknown", _digest(kernel, stat.st_size, stat.st_mtime_ns))
+
+
+def library_path(nest: Nest) -> Path:
+    return cache_root() / "accel" / nest.digest[:20] / LIBRARY
+
+
+def _new_string_abi(kernel: Path) -> bool:
+    """Whether NEST was built with libstdc++'s C++11 string ABI (its symbols then name it)."""
+    with open(kernel, "rb") as f:
+        return b"B5cxx11" in f.read()
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CXX", ""), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    raise AccelUnavailable("no C++ compiler found (install g++)")
+
+
+def _mpi_flags(config: str) -> list[str]:
+    if not re.search(r"^#define HAVE_MPI 1", config, re.M):
+        return []
+    wrapper = shutil.which("mpicxx")
+    if wrapper is None:
+        raise AccelUnavailable("NEST has MPI but mpicxx (for MPI's headers) is not installed")
+    shown = subprocess.run([wrapper, "--showme:compile"], capture_output=True, text=True, check=False)
+    if shown.returncode != 0:
+        raise AccelUnavailable("mpicxx --showme:compile failed")
+    return shlex.split(shown.stdout)
+
+
+def command(nest: Nest, output: Path) -> list[str]:
+    """The compiler command that builds the library for ``nest`` into ``output``."""
+    include = nest.folder / "include" / "nest"
+    config = (include / "config.h").read_text(errors="replace")
+    if not any(Path(d, "boost", "sort", "spreadsort", "spreadsort.hpp").is_file() for d in ("/usr/include", "/usr/local/include")):
+        raise AccelUnavailable("Boost's headers are not installed (Debian: apt-get install libboost-dev)")
+    abi = "1" if _new_string_abi(nest.kernel) else "0"
+    return [
+        _compiler(),
+        "-O2",
+        "-std=c++20",
+        "-fPIC",
+        "-shared",
+        f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+        "-DNDEBUG",
+        f'-DEINET_BUILT_FOR="{nest.built_for}"',
+        f"-I{include}",
+        *_mpi_flags(config),
+        str(SOURCE),
+        "-o",
+        str(output),
+        f"-L{nest.folder}",
+        "-l:nestkernel_api.so",
+        f"-Wl,-rpath,{nest.folder}",
+        "-pthread",
+    ]
+
+
+def build(nest: Nest) -> Path:
+    """The library for ``nest``, compiled now unless cached (one build at a time per cache:
+    processes that start together wait for the first)."""
+    target = library_path(nest)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():
+            return target
+        fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=target.parent)
+        os.close(fd)
+        try:
+            try:
+                done = subprocess.run(command(nest, Path(tmp)), capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False)
+            except subprocess.TimeoutExpired:
+                raise AccelUnavailable(f"compiling the accelerator took over {_BUILD_TIMEOUT_S:.0f} s") from None
+            if done.returncode != 0:
+                (target.parent / "build.log").write_text(done.stderr)
+                first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
+                raise AccelUnavailable(f"compiling the accelerator failed ({target.parent / 'build.log'}): {first.strip()}")
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return target

@@ -1,0 +1,713 @@
+// einet's bulk connection reader: every local connection of one synapse model, read inside
+// the NEST kernel into a column-major array of doubles, one row per connection.
+//
+// Built against the installed NEST's own headers and linked to its nestkernel_api.so by
+// einet/accel/build.py, loaded with ctypes into a process that has imported nest. It reads
+// the same dictionary PyNEST's GetStatus of a connection returns (ConnectionManager's
+// get_synapse_status), without PyNEST's conversion of every value to a Python object.
+//
+// NEST keeps its connection tables private. They are reached through the explicit-
+// instantiation access rule (an explicit instantiation may name a private member), so this
+// file depends on the layout of the NEST it was built for: einet refuses to load it for any
+// other nestkernel_api.so and checks its first read in each process against PyNEST.
+//
+// No OpenMP: a forked process may not open an OpenMP region (its runtime names the parent's
+// threads), and a second OpenMP runtime beside NEST's is trouble. One std::thread per NEST
+// thread instead, each over that thread's connection tables.
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "connection_id.h"
+#include "connection_label.h"
+#include "connection_manager.h"
+#include "connector_base.h"
+#include "dictionary.h"
+#include "kernel_manager.h"
+#include "source_table.h"
+#include "static_synapse.h"
+#include "stdp_synapse.h"
+#include "stdp_synapse_hom.h"
+#include "target_identifier.h"
+#include "target_table_devices.h"
+#include "vp_manager.h"
+#include "vp_manager_impl.h"
+
+#ifndef EINET_BUILT_FOR
+#define EINET_BUILT_FOR "unknown"
+#endif
+
+namespace
+{
+
+template < typename Tag, typename Tag::type Member >
+struct Reach
+{
+  friend typename Tag::type
+  reach( Tag )
+  {
+    return Member;
+  }
+};
+
+struct Connectors
+{
+  using type = std::vector< std::vector< nest::ConnectorBase* > > nest::ConnectionManager::*;
+  friend type reach( Connectors );
+};
+template struct Reach< Connectors, &nest::ConnectionManager::connections_ >;
+
+struct Sources
+{
+  using type = nest::SourceTable nest::ConnectionManager::*;
+  friend type reach( Sources );
+};
+template struct Reach< Sources, &nest::ConnectionManager::source_table_ >;
+
+struct Devices
+{
+  using type = nest::TargetTableDevices nest::ConnectionManager::*;
+  friend type reach( Devices );
+};
+template struct Reach< Devices, &nest::ConnectionManager::target_table_devices_ >;
+
+struct ToDevices
+{
+  using type = std::vector< std::vector< std::vector< nest::ConnectorBase* > > > nest::TargetTableDevices::*;
+  friend type reach( ToDevices );
+};
+template struct Reach< ToDevices, &nest::TargetTableDevices::target_to_devices_ >;
+
+void
+say( char* err, size_t errlen, const std::string& text )
+{
+  if ( err and errlen )
+  {
+    std::strncpy( err, text.c_str(), errlen - 1 );
+    err[ errlen - 1 ] = '\0';
+  }
+}
+
+const nest::ConnectorBase*
+connector_of( const size_t tid, const nest::synindex syn_id )
+{
+  const auto& connectors = nest::kernel().connection_manager.*reach( Connectors() );
+  if ( tid < connectors.size() and syn_id < connectors[ tid ].size() )
+  {
+    return connectors[ tid ][ syn_id ];
+  }
+  return nullptr;
+}
+
+// The thread's enabled connections of syn_id in the neuron-to-neuron table, each visited with
+// its connector: get_connection lists one unless Disconnect disabled it, as GetConnections does.
+template < typename Visit >
+void
+each_neuron_connection( const size_t tid, const nest::synindex syn_id, Visit&& visit )
+{
+  const nest::ConnectorBase* conns = connector_of( tid, syn_id );
+  if ( not conns )
+  {
+    return;
+  }
+  const nest::SourceTable& sources = nest::kernel().connection_manager.*reach( Sources() );
+  std::deque< nest::ConnectionID > one;
+  const size_t n = conns->size();
+  for ( size_t lcid = 0; lcid < n; ++lcid )
+  {
+    conns->get_connection( sources.get_node_id( tid, syn_id, lcid ), 0, tid, lcid, nest::UNLABELED_CONNECTION, one );
+    if ( not one.empty() )
+    {
+      visit( one.back(), conns );
+      one.clear();
+    }
+  }
+}
+
+// The thread's connections of syn_id to and from devices. NEST's own listing of those to
+// devices derives node ids from the calling OpenMP thread, which a std::thread is not: this
+// is the same walk with the thread's virtual process named.
+std::deque< nest::ConnectionID >
+device_connections( const size_t tid, const nest::synindex syn_id )
+{
+  std::deque< nest::ConnectionID > devices;
+  const nest::TargetTableDevices& table = nest::kernel().connection_manager.*reach( Devices() );
+  const auto& to_devices = table.*reach( ToDevices() );
+  const nest::VPManager& vps = nest::kernel().vp_manager;
+  const size_t vp = vps.thread_to_vp( tid );
+  const size_t n_vp = vps.get_num_virtual_processes();
+  if ( tid < to_devices.size() )
+  {
+    for ( size_t lid = 0; lid < to_devices[ tid ].size(); ++lid )
+    {
+      const auto& by_model = to_devices[ tid ][ lid ];
+      if ( syn_id < by_model.size() and by_model[ syn_id ] )
+      {
+        const size_t source = ( lid + static_cast< size_t >( vp == 0 ) ) * n_vp + vp;
+        by_model[ syn_id ]->get_all_connections( source, 0, tid, nest::UNLABELED_CONNECTION, devices );
+      }
+    }
+  }
+  table.get_connections_from_devices_( 0, 0, tid, syn_id, nest::UNLABELED_CONNECTION, devices );
+  return devices;
+}
+
+size_t
+n_threads()
+{
+  return nest::kernel().vp_manager.get_num_threads();
+}
+
+bool
+as_double( const any_type& value, double& out )
+{
+  if ( const double* d = std::get_if< double >( &value ) )
+  {
+    out = *d;
+  }
+  else if ( const long* l = std::get_if< long >( &value ) )
+  {
+    out = static_cast< double >( *l );
+  }
+  else if ( const bool* b = std::get_if< bool >( &value ) )
+  {
+    out = *b ? 1.0 : 0.0;
+  }
+  else
+  {
+    return false;
+  }
+  return true;
+}
+
+
+// -- typed readers ---------------------------------------------------------------------------
+// For the models that hold most connections, the values are read straight out of the
+// connector's array, skipping the dictionary. Each field is named by its status key; the
+// first connection of every thread is read both ways and must agree (else the whole read
+// fails, and einet reads through PyNEST).
+
+template < typename ConnectionT >
+struct Array
+{
+  using type = BlockVector< ConnectionT > nest::Connector< ConnectionT >::*;
+  friend type reach( Array );
+};
+template < typename ConnectionT >
+struct Field
+{
+  const char* key;
+  double ConnectionT::* member;
+};
+
+#define EINET_TYPED( MODEL )                                                                    \
+  template struct Reach< Array< nest::MODEL< nest::TargetIdentifierPtrRport > >,               \
+    &nest::Connector< nest::MODEL< nest::TargetIdentifierPtrRport > >::C_ >;                     \
+  template struct Reach< Array< nest::MODEL< nest::TargetIdentifierIndex > >,                  \
+    &nest::Connector< nest::MODEL< nest::TargetIdentifierIndex > >::C_ >;
+EINET_TYPED( static_synapse )
+EINET_TYPED( stdp_synapse )
+EINET_TYPED( stdp_synapse_hom )
+
+#define EINET_FIELD( MODEL, NAME )                                                                \
+  struct MODEL##_##NAME                                                                          \
+  {                                                                                              \
+    template < typename T >                                                                      \
+    struct On                                                                                    \
+    {                                                                                            \
+      using type = double nest::MODEL< T >::*;                                                   \
+      friend type reach( On );                                                                   \
+    };                                                                                           \
+  };                                                                                             \
+  template struct Reach< MODEL##_##NAME::On< nest::TargetIdentifierPtrRport >,                 \
+    &nest::MODEL< nest::TargetIdentifierPtrRport >::NAME##_ >;                                   \
+  template struct Reach< MODEL##_##NAME::On< nest::TargetIdentifierIndex >,                    \
+    &nest::MODEL< nest::TargetIdentifierIndex >::NAME##_ >;
+EINET_FIELD( static_synapse, weight )
+EINET_FIELD( stdp_synapse_hom, weight )
+EINET_FIELD( stdp_synapse_hom, Kplus )
+EINET_FIELD( stdp_synapse, weight )
+EINET_FIELD( stdp_synapse, tau_plus )
+EINET_FIELD( stdp_synapse, lambda )
+EINET_FIELD( stdp_synapse, alpha )
+EINET_FIELD( stdp_synapse, mu_plus )
+EINET_FIELD( stdp_synapse, mu_minus )
+EINET_FIELD( stdp_synapse, Wmax )
+EINET_FIELD( stdp_synapse, Kplus )
+
+#define EINET_F( MODEL, NAME ) Field< nest::MODEL< T > > { #NAME, reach( typename MODEL##_##NAME::template On< T >() ) }
+
+template < typename T >
+std::vector< Field< nest::static_synapse< T > > >
+fields_of( const nest::static_synapse< T >* )
+{
+  return { EINET_F( static_synapse, weight ) };
+}
+
+template < typename T >
+std::vector< Field< nest::stdp_synapse_hom< T > > >
+fields_of( const nest::stdp_synapse_hom< T >* )
+{
+  return { EINET_F( stdp_synapse_hom, weight ), EINET_F( stdp_synapse_hom, Kplus ) };
+}
+
+template < typename T >
+std::vector< Field< nest::stdp_synapse< T > > >
+fields_of( const nest::stdp_synapse< T >* )
+{
+  return { EINET_F( stdp_synapse, weight ),
+    EINET_F( stdp_synapse, tau_plus ),
+    EINET_F( stdp_synapse, lambda ),
+    EINET_F( stdp_synapse, alpha ),
+    EINET_F( stdp_synapse, mu_plus ),
+    EINET_F( stdp_synapse, mu_minus ),
+    EINET_F( stdp_synapse, Wmax ),
+    EINET_F( stdp_synapse, Kplus ) };
+}
+
+// What one output column holds, for a typed reader.
+template < typename ConnectionT >
+struct Column
+{
+  enum
+  {
+    SOURCE,
+    TARGET,
+    RECEPTOR,
+    DELAY,
+    MEMBER
+  } kind;
+  double ConnectionT::* member;
+};
+
+// Where one thread's rows go, and what went wrong.
+struct Rows
+{
+  double* out;
+  long rows;  // of the whole array: a column's stride
+  long row;   // next row of this thread
+  long end;   // one past this thread's last row
+  std::string problem;
+};
+
+// Read the neuron-to-neuron connections of one thread through ConnectionT's array, if the
+// connector holds ConnectionT and every key is a field it knows. Returns false (nothing read)
+// otherwise; the caller then reads through dictionaries.
+template < typename ConnectionT >
+bool
+read_typed( const nest::ConnectorBase* base,
+  const size_t tid,
+  const nest::synindex syn_id,
+  const std::vector< std::string >& keys,
+  Rows& rows,
+  std::atomic< long >* progress )
+{
+  const auto* connector = dynamic_cast< const nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  const auto known = fields_of( static_cast< const ConnectionT* >( nullptr ) );
+  std::vector< Column< ConnectionT > > columns;
+  for ( const auto& key : keys )
+  {
+    if ( key == "source" )
+    {
+      columns.push_back( { Column< ConnectionT >::SOURCE, nullptr } );
+    }
+    else if ( key == "target" )
+    {
+      columns.push_back( { Column< ConnectionT >::TARGET, nullptr } );
+    }
+    else if ( key == "receptor" )
+    {
+      columns.push_back( { Column< ConnectionT >::RECEPTOR, nullptr } );
+    }
+    else if ( key == "delay" )
+    {
+      columns.push_back( { Column< ConnectionT >::DELAY, nullptr } );
+    }
+    else
+    {
+      const auto f = std::find_if( known.begin(), known.end(), [ & ]( const auto& k ) { return key == k.key; } );
+      if ( f == known.end() )
+      {
+        return false;
+      }
+      columns.push_back( { Column< ConnectionT >::MEMBER, f->member } );
+    }
+  }
+  const BlockVector< ConnectionT >& array = connector->*reach( Array< ConnectionT >() );
+  const nest::SourceTable& sources = nest::kernel().connection_manager.*reach( Sources() );
+  const size_t n = array.size();
+  long since = 0;
+  for ( size_t lcid = 0; lcid < n; ++lcid )
+  {
+    const ConnectionT& c = array[ lcid ];
+    if ( c.is_disabled() )
+    {
+      continue;
+    }
+    if ( rows.row >= rows.end )
+    {
+      rows.problem = "NEST listed more connections than it counted";
+      return true;
+    }
+    for ( size_t k = 0; k < columns.size(); ++k )
+    {
+      double& cell = rows.out[ rows.row + static_cast< long >( k ) * rows.rows ];
+      switch ( columns[ k ].kind )
+      {
+      case Column< ConnectionT >::SOURCE:
+        cell = static_cast< double >( sources.get_node_id( tid, syn_id, lcid ) );
+        break;
+      case Column< ConnectionT >::TARGET:
+        cell = static_cast< double >( c.get_target( tid )->get_node_id() );
+        break;
+      case Column< ConnectionT >::RECEPTOR:
+        cell = static_cast< double >( c.get_rport() );
+        break;
+      case Column< ConnectionT >::DELAY:
+        cell = c.get_delay();
+        break;
+      case Column< ConnectionT >::MEMBER:
+        cell = c.*( columns[ k ].member );
+        break;
+      }
+    }
+    ++rows.row;
+    if ( ++since == 65536 )
+    {
+      progress->fetch_add( since, std::memory_order_relaxed );
+      since = 0;
+    }
+  }
+  progress->fetch_add( since, std::memory_order_relaxed );
+  return true;
+}
+
+template < typename... ConnectionTs >
+bool
+read_any_typed( const nest::ConnectorBase* base,
+  const size_t tid,
+  const nest::synindex syn_id,
+  const std::vector< std::string >& keys,
+  Rows& rows,
+  std::atomic< long >* progress )
+{
+  return ( read_typed< ConnectionTs >( base, tid, syn_id, keys, rows, progress ) or ... );
+}
+
+// Read one thread's rows through dictionaries: one per thread for the neuron-to-neuron table,
+// filled again for every connection, so its entries stay where they are and each key is
+// looked up once (a new dictionary per connection, as PyNEST makes, costs most of the time);
+// NEST's own per-connection dictionary for connections to and from devices (few).
+void
+read_by_dictionary( const size_t tid,
+  const nest::synindex syn_id,
+  const std::vector< std::string >& keys,
+  const bool neurons,
+  Rows& rows,
+  std::atomic< long >* progress )
+{
+  const nest::ConnectionManager& cm = nest::kernel().connection_manager;
+  Dictionary scratch;
+  std::vector< const any_type* > entry( keys.size(), nullptr );
+  long since = 0;
+  const auto fill = [ & ]( const Dictionary& status, const size_t source, const bool cached )
+  {
+    if ( rows.row >= rows.end )
+    {
+      rows.problem = "NEST listed more connections than it counted";
+      return;
+    }
+    for ( size_t k = 0; k < keys.size(); ++k )
+    {
+      double& cell = rows.out[ rows.row + static_cast< long >( k ) * rows.rows ];
+      if ( keys[ k ] == "source" )
+      {
+        cell = static_cast< double >( source );
+        continue;
+      }
+      const any_type* value = cached ? entry[ k ] : nullptr;
+      if ( not value )
+      {
+        const auto it = status->find( keys[ k ] );
+        value = it == status->end() ? nullptr : &it->second.item;
+        if ( cached )
+        {
+          entry[ k ] = value;
+        }
+      }
+      if ( not value or not as_double( *value, cell ) )
+      {
+        rows.problem = "connection property " + keys[ k ] + " is missing or not a number";
+        return;
+      }
+    }
+    ++rows.row;
+    if ( ++since == 4096 )
+    {
+      progress->fetch_add( since, std::memory_order_relaxed );
+      since = 0;
+    }
+  };
+  if ( neurons )
+  {
+    each_neuron_connection( tid,
+      syn_id,
+      [ & ]( const nest::ConnectionID& c, const nest::ConnectorBase* conns )
+      {
+        if ( rows.problem.empty() )
+        {
+          conns->get_synapse_status( tid, c.get_port(), scratch );
+          fill( scratch, c.get_source_node_id(), true );
+        }
+      } );
+  }
+  for ( const auto& c : device_connections( tid, syn_id ) )
+  {
+    if ( rows.problem.empty() )
+    {
+      fill( cm.get_synapse_status( c.get_source_node_id(), c.get_target_node_id(), tid, syn_id, c.get_port() ),
+        c.get_source_node_id(),
+        false );
+    }
+  }
+  progress->fetch_add( since, std::memory_order_relaxed );
+}
+
+// One thread's rows: typed if it can (and may), else by dictionary. A typed read's first row
+// is read again by dictionary and must be equal.
+void
+read_thread( const size_t tid,
+  const nest::synindex syn_id,
+  const std::vector< std::string >& keys,
+  const bool may_type,
+  Rows& rows,
+  std::atomic< long >* progress,
+  bool& typed )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  const long first = rows.row;
+  typed = may_type
+    and read_any_typed< nest::static_synapse< TargetIdentifierPtrRport >,
+      nest::static_synapse< TargetIdentifierIndex >,
+      nest::stdp_synapse_hom< TargetIdentifierPtrRport >,
+      nest::stdp_synapse_hom< TargetIdentifierIndex >,
+      nest::stdp_synapse< TargetIdentifierPtrRport >,
+      nest::stdp_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
+  if ( typed and rows.problem.empty() and rows.row > first )
+  {
+    std::vector< double > again( keys.size() );
+    Rows check { again.data(), 1, 0, 1, "" };
+    std::atomic< long > ignored { 0 };
+    bool first_only = true;
+    each_neuron_connection( tid,
+      syn_id,
+      [ & ]( const nest::ConnectionID& c, const nest::ConnectorBase* conns )
+      {
+        if ( first_only )
+        {
+          first_only = false;
+          Dictionary status;
+          conns->get_synapse_status( tid, c.get_port(), status );
+          for ( size_t k = 0; k < keys.size(); ++k )
+          {
+            double value = static_cast< double >( c.get_source_node_id() );
+            if ( keys[ k ] != "source" )
+            {
+              const auto it = status->find( keys[ k ] );
+              if ( it == status->end() or not as_double( it->second.item, value ) )
+              {
+                check.problem = "typed reader: " + keys[ k ] + " missing";
+                return;
+              }
+            }
+            if ( value != rows.out[ first + static_cast< long >( k ) * rows.rows ] )
+            {
+              check.problem = "typed reader disagrees with NEST's status on " + keys[ k ];
+              return;
+            }
+          }
+        }
+      } );
+    rows.problem = check.problem;
+  }
+  if ( rows.problem.empty() )
+  {
+    read_by_dictionary( tid, syn_id, keys, not typed, rows, progress );
+  }
+}
+
+}  // namespace
+
+extern "C"
+{
+
+  // The NEST version and nestkernel_api.so hash this library was built for.
+  const char*
+  einet_built_for()
+  {
+    return EINET_BUILT_FOR;
+  }
+
+  // NEST's threads in this process.
+  long
+  einet_threads()
+  {
+    return static_cast< long >( n_threads() );
+  }
+
+  // Number of enabled local connections of the synapse model, per NEST thread into
+  // per_thread, or -1 (err says why).
+  long
+  einet_count( const char* model, long* per_thread, long n_per_thread, char* err, size_t errlen )
+  {
+    try
+    {
+      const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
+      const size_t threads = n_threads();
+      if ( nest::kernel().connection_manager.is_source_table_cleared() )
+      {
+        say( err, errlen, "NEST has cleared its source table (keep_source_table is off)" );
+        return -1;
+      }
+      if ( static_cast< long >( threads ) > n_per_thread )
+      {
+        say( err, errlen, "more NEST threads than expected" );
+        return -1;
+      }
+      std::vector< long > counts( threads, 0 );
+      std::vector< std::thread > workers;
+      for ( size_t tid = 0; tid < threads; ++tid )
+      {
+        workers.emplace_back(
+          [ &counts, tid, syn_id ]
+          {
+            each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* ) { ++counts[ tid ]; } );
+            counts[ tid ] += static_cast< long >( device_connections( tid, syn_id ).size() );
+          } );
+      }
+      for ( auto& w : workers )
+      {
+        w.join();
+      }
+      long total = 0;
+      for ( size_t tid = 0; tid < threads; ++tid )
+      {
+        per_thread[ tid ] = counts[ tid ];
+        total += counts[ tid ];
+      }
+      return total;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    catch ( ... )
+    {
+      say( err, errlen, "unknown C++ exception" );
+    }
+    return -1;
+  }
+
+  // Read keys of every enabled local connection of the model into out (rows x n_keys,
+  // column-major): NEST thread tid's connections go to rows [first[tid], first[tid] +
+  // per_thread[tid]), counts as einet_count gave them. done is raised as rows are read (for
+  // progress); typed_threads is set to the number of threads read by a typed reader (0 if
+  // may_type is 0). Returns the rows read, or -1 (err says why).
+  long
+  einet_read( const char* model,
+    const char** keys,
+    long n_keys,
+    const long* first,
+    const long* per_thread,
+    double* out,
+    long rows,
+    long may_type,
+    long* done,
+    long* typed_threads,
+    char* err,
+    size_t errlen )
+  {
+    try
+    {
+      const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
+      const size_t threads = n_threads();
+      const std::vector< std::string > names( keys, keys + n_keys );
+      std::vector< Rows > parts;
+      for ( size_t tid = 0; tid < threads; ++tid )
+      {
+        if ( first[ tid ] < 0 or per_thread[ tid ] < 0 or first[ tid ] + per_thread[ tid ] > rows )
+        {
+          say( err, errlen, "rows out of range" );
+          return -1;
+        }
+        parts.push_back( Rows { out, rows, first[ tid ], first[ tid ] + per_thread[ tid ], "" } );
+      }
+      auto* progress = reinterpret_cast< std::atomic< long >* >( done );
+      std::vector< char > typed( threads, 0 );
+      std::vector< std::thread > workers;
+      for ( size_t tid = 0; tid < threads; ++tid )
+      {
+        workers.emplace_back(
+          [ &, tid ]
+          {
+            bool used = false;
+            try
+            {
+              read_thread( tid, syn_id, names, may_type != 0, parts[ tid ], progress, used );
+            }
+            catch ( const std::exception& e )
+            {
+              parts[ tid ].problem = e.what();
+            }
+            catch ( ... )
+            {
+              parts[ tid ].problem = "unknown C++ exception";
+            }
+            typed[ tid ] = used;
+          } );
+      }
+      for ( auto& w : workers )
+      {
+        w.join();
+      }
+      long total = 0;
+      *typed_threads = 0;
+      for ( size_t tid = 0; tid < threads; ++tid )
+      {
+        if ( parts[ tid ].problem.empty() and parts[ tid ].row != parts[ tid ].end )
+        {
+          parts[ tid ].problem = "NEST listed fewer connections than it counted";
+        }
+        if ( not parts[ tid ].problem.empty() )
+        {
+          say( err, errlen, parts[ tid ].problem );
+          return -1;
+        }
+        total += per_thread[ tid ];
+        *typed_threads += typed[ tid ];
+      }
+      return total;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    catch ( ... )
+    {
+      say( err, errlen, "unknown C++ exception" );
+    }
+    return -1;
+  }
+}

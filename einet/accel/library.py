@@ -1,0 +1,153 @@
+"""Loading the accelerator into this process, and its two calls.
+
+The library is loaded with ctypes after NEST (it links to the ``nestkernel_api.so`` PyNEST has
+loaded, so both share one kernel), and only if it says it was built for that very file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..kernel import nest
+from .build import AccelUnavailable, Nest, build, nest_of
+
+log = logging.getLogger("einet")
+
+_MAX_THREADS = 4096
+_ERR = 1024
+_L = ctypes.c_long
+_P = ctypes.c_void_p
+
+
+class ConnectionLibrary:
+    """The loaded accelerator: counts and reads the local connections of a synapse model."""
+
+    def __init__(self, path: Path, nest_: Nest) -> None:
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise AccelUnavailable(f"the accelerator does not load: {exc}") from None
+        lib.einet_built_for.restype = ctypes.c_char_p
+        built_for = lib.einet_built_for().decode()
+        if built_for != nest_.built_for:
+            raise AccelUnavailable(f"the accelerator at {path} was built for another NEST ({built_for.split()[0]} {built_for.split()[-1][:12]}…)")
+        lib.einet_threads.restype = _L
+        lib.einet_count.restype = _L
+        lib.einet_count.argtypes = [ctypes.c_char_p, _P, _L, _P, ctypes.c_size_t]
+        lib.einet_read.restype = _L
+        lib.einet_read.argtypes = [ctypes.c_char_p, _P, _L, _P, _P, _P, _L, _L, _P, _P, _P, ctypes.c_size_t]
+        self._lib = lib
+        self.path = path
+
+    def count(self, model: str) -> np.ndarray:
+        """The enabled local connections of ``model`` per NEST thread."""
+        per_thread = np.zeros(_MAX_THREADS, dtype=np.int64)
+        err = ctypes.create_string_buffer(_ERR)
+        total = self._lib.einet_count(model.encode(), per_thread.ctypes.data, _MAX_THREADS, err, _ERR)
+        if total < 0:
+            raise AccelUnavailable(f"{model}: counting failed: {err.value.decode(errors='replace')}")
+        return per_thread[: self._lib.einet_threads()].copy()
+
+    def read(self, model: str, keys: list[str], per_thread: np.ndarray, out: np.ndarray, report: Callable[[int], None] | None = None, *, typed: bool = True) -> int:
+        """Fill ``out`` (connections × keys, column-major float64) with ``keys`` of every
+        local connection of ``model``, thread by thread as :meth:`count` gave them; ``report(k)``
+        is told of every ``k`` rows read, from this thread. Returns how many NEST threads were
+        read by a typed reader (none unless ``typed``)."""
+        if out.dtype != np.float64 or not out.flags.f_contiguous or out.shape != (int(per_thread.sum()), len(keys)):
+            raise ValueError("out must be a column-major float64 array of (connections, keys)")
+        first = np.concatenate([[0], np.cumsum(per_thread)[:-1]]).astype(np.int64)
+        per = np.ascontiguousarray(per_thread, dtype=np.int64)
+        names = (ctypes.c_char_p * len(keys))(*(k.encode() for k in keys))
+        done, typed_threads = _L(0), _L(0)
+        err = ctypes.create_string_buffer(_ERR)
+        result: list[int] = []
+
+        def call() -> None:
+            result.append(
+                self._lib.einet_read(
+                    model.encode(),
+                    ctypes.cast(names, _P),
+                    len(keys),
+                    first.ctypes.data,
+                    per.ctypes.data,
+                    out.ctypes.data,
+                    out.shape[0],
+                    int(typed),
+                    ctypes.addressof(done),
+                    ctypes.addressof(typed_threads),
+                    err,
+                    _ERR,
+                )
+            )
+
+        # the call runs in a thread of its own (ctypes lets go of the GIL) so that progress is
+        # reported from the caller's thread, which is the one its callbacks expect
+        worker = threading.Thread(target=call, name="einet-bulk-read")
+        worker.start()
+        told = 0
+        while worker.is_alive():
+            worker.join(0.1)
+            if report is not None and done.value > told:
+                report(done.value - told)
+                told = done.value
+        if not result or result[0] < 0:
+            raise AccelUnavailable(f"{model}: reading failed: {err.value.decode(errors='replace')}")
+        if report is not None and done.value > told:
+            report(done.value - told)
+        return int(typed_threads.value)
+
+
+_loaded: ConnectionLibrary | None = None
+_why_not: str | None = None
+_lock = threading.Lock()
+
+
+def connection_library() -> ConnectionLibrary | None:
+    """The accelerator for the NEST in this process, built if need be; None if it cannot be
+    had here (said once per process, in one log line) or ``EINET_ACCEL=0`` turns it off."""
+    global _loaded, _why_not
+    if os.environ.get("EINET_ACCEL", "1") == "0":
+        return None
+    with _lock:
+        if _loaded is None and _why_not is None:
+            try:
+                folder = Path(nest().__file__).parent
+                found = nest_of(folder)
+                _loaded = ConnectionLibrary(build(found), found)
+            except AccelUnavailable as exc:
+                _give_up(str(exc))
+        return _loaded
+
+
+def disable(reason: str) -> None:
+    """Read through PyNEST for the rest of this process, saying why (once)."""
+    global _loaded
+    with _lock:
+        _loaded = None
+        _give_up(reason)
+
+
+def _give_up(reason: str) -> None:
+    global _why_not
+    if _why_not is None:
+        _why_not = reason
+        log.warning("connections are read through PyNEST: %s", reason)
+
+
+def why_not() -> str | None:
+    """Why the accelerator is not in use in this process (None: it is, or was not tried)."""
+    return _why_not
+
+
+def reset() -> None:
+    """Forget what was loaded or refused (for tests that change the environment)."""
+    global _loaded, _why_not
+    with _lock:
+        _loaded, _why_not = None, None
