@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.einet-installed
 TSTAMP := $(VENV)/.einet-test-installed
 LSTAMP := $(VENV)/.einet-lint-installed
+ASTAMP := $(VENV)/.einet-accel-built
 
 .PHONY: run test test-mpi lint setup setup-test setup-lint setup-mpi bench bench-large bench-mpi fuzz soak screenshot clean
 
@@ -24,9 +25,14 @@ $(LSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[test,lint]"
 	touch $(STAMP) $(TSTAMP) $@
 
-setup: $(STAMP)
+# the C++ accelerator for stores (einet/accel), built for this NEST once; optional
+$(ASTAMP): einet/accel/connections.cpp einet/accel/build.py | $(STAMP)
+	@bash tools/setup-accel.sh $(PY)
+	@touch $@
+
+setup: $(STAMP) $(ASTAMP)
 setup-lint: $(LSTAMP)
-setup-test: $(TSTAMP)
+setup-test: $(TSTAMP) $(ASTAMP)
 	@bash tools/apt-install.sh tmux
 
 run: setup

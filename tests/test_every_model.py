@@ -1,6 +1,6 @@
 """Every node and synapse model of this NEST, in a small network of its own: built, run, stored,
-restored and stored again, both snapshots equal — or refused at store time with one line that
-names the model. A new NEST model that breaks a round trip fails here, not in a user's restore."""
+restored and stored again, both snapshots equal, its connections read by the accelerator as
+PyNEST reads them — or refused at store time with one line that names the model. A new NEST model that breaks a round trip fails here, not in a user's restore."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from einet.models import ModelBuildError
 from einet.snapshot import SnapshotError, open_snapshot
 
 from .conftest import assert_same_state
+from .test_accel import assert_bulk_equals_pynest
 
 MODEL = str(Path(__file__).parent / "models" / "any_model.py")
 
@@ -51,6 +52,7 @@ def round_trip(kind: str, model: str, folder: Path) -> tuple[str, str]:
     session.run()
     try:
         first = session.store(folder / "a.h5")
+        assert_bulk_equals_pynest(session)  # the accelerator reads this model as PyNEST does
     except SnapshotError as exc:
         return "refused", str(exc)
     session.restore(folder / "a.h5")

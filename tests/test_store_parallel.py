@@ -1,4 +1,7 @@
-"""Stores that use every core and leave the simulation running (forked readers, real NEST)."""
+"""Stores that use every core and leave the simulation running (forked readers, real NEST).
+
+The forked readers read through PyNEST: the tests of them turn the accelerator off
+(``pynest_reads``); background stores use it as users get it."""
 
 from __future__ import annotations
 
@@ -19,6 +22,12 @@ from einet.store import capture
 from .conftest import ROOT, assert_same_state, children_of, stopped, wait_for
 
 NET = NetworkConfig(scale=0.3, t_sim_ms=100.0)
+
+
+@pytest.fixture
+def pynest_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections read through PyNEST (by forked readers when asked), not the accelerator."""
+    monkeypatch.setenv("EINET_ACCEL", "0")
 
 
 @pytest.fixture
@@ -53,8 +62,10 @@ def _on_first_new_child(act: Callable[[int], None], stop: threading.Event, error
     return thread
 
 
-def test_parallel_and_serial_captures_are_equal(session: Session) -> None:
-    serial = capture(session.network, seed=session.seed, workers=1)
+def test_parallel_and_serial_captures_are_equal(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    serial = capture(session.network, seed=session.seed, workers=1)  # by the accelerator where it is built
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    assert_same_state(serial, capture(session.network, seed=session.seed, workers=1))
     for workers in (2, 3):
         assert_same_state(serial, capture(session.network, seed=session.seed, workers=workers))
     assert _children() == set(), "no worker left behind"
@@ -75,7 +86,7 @@ def test_blocks_cover_every_node_once_and_end_small(session: Session) -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_forked_readers_use_nests_thread_count(threads: int) -> None:
+def test_forked_readers_use_nests_thread_count(threads: int, pynest_reads: None) -> None:
     """A forked reader's OpenMP team must have NEST's threads, not the runtime's default (the
     cores): one too many would index a thread NEST does not have, one too few miss its
     connections."""
@@ -88,7 +99,7 @@ def test_forked_readers_use_nests_thread_count(threads: int) -> None:
     assert _children() == set()
 
 
-def test_a_silent_worker_fails_the_store_after_the_stall_time(session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_worker_fails_the_store_after_the_stall_time(session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pynest_reads: None) -> None:
     """A reader that stops reporting (here: stopped by SIGSTOP) is taken to hang."""
     from einet.store import workers
 
@@ -115,7 +126,7 @@ def test_a_silent_worker_fails_the_store_after_the_stall_time(session: Session, 
     assert _children() == set(), "the stopped worker was killed and reaped"
 
 
-def test_devices_model_parallel_equals_serial() -> None:
+def test_devices_model_parallel_equals_serial(pynest_reads: None) -> None:
     s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / "devices.py"), t_sim_ms=50.0))
     s.build()
     s.run()
@@ -152,7 +163,7 @@ def test_a_second_background_store_is_refused_while_one_runs(session: Session, t
     assert again.wait(120) == tmp_path / "two.h5" and again.ok
 
 
-def test_a_killed_worker_fails_the_store_cleanly(session: Session, tmp_path: Path) -> None:
+def test_a_killed_worker_fails_the_store_cleanly(session: Session, tmp_path: Path, pynest_reads: None) -> None:
     target = tmp_path / "keep.h5"
     target.write_bytes(b"old content")
     stop, killed, errors = threading.Event(), [], []

@@ -13,6 +13,7 @@ python=${PYTHON:-python3}
 
 if [ -f "$stamp" ] && "$venv/bin/python" -c "import nest" >/dev/null 2>&1; then
   "$venv/bin/python" -m pip install --quiet --no-deps -e "$here"   # this checkout's einet
+  bash "$here/tools/setup-accel.sh" "$venv/bin/python"             # cached per NEST binary
   echo "MPI NEST ready in $venv"
   exit 0
 fi
@@ -47,5 +48,6 @@ CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
 "$venv/bin/python" -m pip install --quiet -e "$here[test]"
 "$venv/bin/python" -c "import nest, sys; sys.exit(0 if nest.build_info.get('have_mpi') else 1)" \
   || { echo "einet: the NEST built in $venv has no MPI" >&2; exit 1; }
+bash "$here/tools/setup-accel.sh" "$venv/bin/python"
 touch "$stamp"
 echo "MPI NEST ready in $venv"

@@ -9,14 +9,12 @@ import time
 
 
 def main() -> int:
-    from ..kernel import nest
-    from .build import AccelUnavailable, build, nest_of
+    from .build import AccelUnavailable, build
+    from .library import installed
 
     t0 = time.perf_counter()
     try:
-        from pathlib import Path
-
-        path = build(nest_of(Path(nest().__file__).parent))
+        path = build(installed())
     except AccelUnavailable as exc:
         print(f"einet: accelerator not built: {exc}; connections will be read through PyNEST", file=sys.stderr)
         return 0

@@ -118,12 +118,19 @@ def connection_library() -> ConnectionLibrary | None:
     with _lock:
         if _loaded is None and _why_not is None:
             try:
-                folder = Path(nest().__file__).parent
-                found = nest_of(folder)
+                found = installed()
                 _loaded = ConnectionLibrary(build(found), found)
             except AccelUnavailable as exc:
                 _give_up(str(exc))
         return _loaded
+
+
+def installed() -> Nest:
+    """The NEST this process has imported."""
+    where = nest().__file__
+    if where is None:
+        raise AccelUnavailable("NEST's package folder is unknown")
+    return nest_of(Path(where).parent)
 
 
 def disable(reason: str) -> None:

@@ -40,4 +40,3 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None, worker
         return capture_ranks(net, seed, progress)  # type: ignore[return-value]
     plan = plan_capture(net, seed=seed)
     return finish(plan, read_local(plan, workers, progress))
-

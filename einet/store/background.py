@@ -16,8 +16,8 @@ from ..config import usable_cores
 from ..snapshot import CannotStoreError, validate_snapshot
 from ..snapshot.files import Reserved, check_store_target
 from .assemble import finish, plan_capture
-from .checks import check_written
 from .bulk import read_local
+from .checks import check_written
 from .workers import Child, failure_of, fork_reader, pump, reap, say
 
 

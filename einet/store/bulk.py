@@ -10,6 +10,7 @@ process (one log line) and the store reads through PyNEST instead.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from ..accel import AccelUnavailable, connection_library, disable

@@ -13,8 +13,8 @@ from ..network import Network, node_models, probe_node_models, settle_probes
 from ..ranks import ranks
 from ..snapshot.model import CannotStoreError, Snapshot
 from .assemble import finish, kernel_plan
-from .checks import refuse_unsupported
 from .bulk import read_local
+from .checks import refuse_unsupported
 from .connections import connection_plans, set_keys
 from .nodes import last_spikes, node_run_of, run_status, runs_to_read
 from .plan import ModelPlan, Progress

@@ -1,0 +1,156 @@
+"""The C++ accelerator reads what PyNEST reads (every synapse model: see test_every_model),
+typed and by dictionary, at any thread count, with devices and disconnected connections;
+when its guard or a check fails, stores read through PyNEST and say so once."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from einet import NetworkConfig, Session, accel
+from einet.accel import build, library
+from einet.kernel import nest
+from einet.store import bulk as bulk_module
+from einet.store import capture, plan_capture, read_connections
+from einet.store.bulk import read_bulk
+
+from .conftest import ROOT, assert_same_state
+
+
+def rows_sorted(a: np.ndarray) -> np.ndarray:
+    return a[np.lexsort(a.T[::-1])] if len(a) else a
+
+
+def assert_bulk_equals_pynest(session: Session) -> list[str]:
+    """The accelerator's arrays equal PyNEST's, row for row once sorted; returns the models."""
+    plan = plan_capture(session.network, seed=session.seed, read_nodes=False)
+    fast = read_bulk(plan)
+    assert fast is not None, f"the accelerator is not in use: {accel.why_not()}"
+    slow = read_connections(plan)
+    for m, a, b in zip(plan.models, fast, slow):
+        assert a.shape == b.shape == (m.count, len(m.keys)), m.model
+        np.testing.assert_array_equal(rows_sorted(a), rows_sorted(b), err_msg=m.model)
+    return [m.model for m in plan.models]
+
+
+@pytest.fixture(autouse=True)
+def fresh_library() -> Iterator[None]:
+    """Each test decides for itself whether the accelerator loads (and its first-read checks)."""
+    library.reset()
+    bulk_module._checked.clear()
+    yield
+    library.reset()
+    bulk_module._checked.clear()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_devices_multisynapse_and_stdp_parameters_equal_pynest(threads: int) -> None:
+    """Connections from generators and a multimeter, to a recorder (einet's), receptor ports,
+    STDP with per-connection tau_plus and delays: equal at 1 and 3 NEST threads."""
+    s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / "devices.py"), threads=threads, t_sim_ms=60.0))
+    s.build()
+    s.run()
+    assert {"static_synapse", "stdp_synapse"} <= set(assert_bulk_equals_pynest(s))
+
+
+def test_typed_and_dictionary_reads_are_equal_and_typed_is_used_where_known() -> None:
+    s = Session(NetworkConfig(scale=0.2, threads=2, t_sim_ms=60.0))
+    s.build()
+    s.run()
+    lib = accel.connection_library()
+    assert lib is not None, accel.why_not()
+    plan = plan_capture(s.network, seed=s.seed, read_nodes=False)
+    assert {"e_syn", "i_syn"} <= {m.model for m in plan.models}
+    for m in plan.models:
+        per_thread = lib.count(m.model)
+        assert int(per_thread.sum()) == m.count and len(per_thread) == 2
+        typed = np.empty((m.count, len(m.keys)), order="F")
+        by_dict = np.empty((m.count, len(m.keys)), order="F")
+        reported: list[int] = []
+        used = lib.read(m.model, m.keys, per_thread, typed, reported.append)
+        # e_syn (a copy of stdp_synapse_hom) and i_syn (of static_synapse) join neurons: typed on
+        # both threads; static_synapse only joins devices, which are read by dictionary
+        assert used == (2 if m.model in ("e_syn", "i_syn") else 0), m.model
+        assert lib.read(m.model, m.keys, per_thread, by_dict, typed=False) == 0
+        np.testing.assert_array_equal(typed, by_dict)
+        assert sum(reported) == m.count
+    assert_bulk_equals_pynest(s)
+
+
+def test_disconnected_connections_are_skipped_as_pynest_skips_them() -> None:
+    s = Session(NetworkConfig(scale=0.1, threads=2, t_sim_ms=30.0))
+    s.build()
+    s.run()
+    n = nest()
+    gone = n.GetConnections(source=n.NodeCollection([3, 4]), synapse_model="e_syn")
+    assert len(gone) > 0
+    n.Disconnect(gone)
+    assert_bulk_equals_pynest(s)
+
+
+def test_a_library_built_for_another_nest_is_refused_and_stores_read_through_pynest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The guard: a cached library whose build names another nestkernel_api.so does not load."""
+    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
+    s.build()
+    s.run()
+    real = library.installed()
+    other = build.Nest(real.folder, real.version, "0" * 64)  # what another NEST binary would hash to
+    shutil.copy(build.build(real), tmp_path / "stale.so")
+    monkeypatch.setattr(library, "nest_of", lambda folder: other)
+    monkeypatch.setattr(library, "build", lambda nest_: tmp_path / "stale.so")
+    with caplog.at_level(logging.WARNING, logger="einet"):
+        got = capture(s.network, seed=s.seed)
+        again = capture(s.network, seed=s.seed)
+    said = [r.getMessage() for r in caplog.records if r.name == "einet"]
+    assert len(said) == 1 and "built for another NEST" in said[0] and "PyNEST" in said[0], said
+    assert accel.why_not() is not None
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    assert_same_state(got, capture(s.network, seed=s.seed))
+    assert_same_state(got, again)
+
+
+@pytest.mark.parametrize("fault", ["value", "count"])
+def test_a_read_that_disagrees_with_nest_falls_back_to_pynest(fault: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The checks on a read: a sampled row PyNEST does not confirm, or a count unlike NEST's."""
+    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
+    s.build()
+    s.run()
+    lib = accel.connection_library()
+    assert lib is not None, accel.why_not()
+    real_read, real_count = lib.read, lib.count
+
+    def corrupt_read(model: str, keys: list[str], per_thread: np.ndarray, out: np.ndarray, *args: object, **kwargs: object) -> int:
+        used = real_read(model, keys, per_thread, out, *args, **kwargs)  # type: ignore[arg-type]
+        out[0, keys.index("weight")] += 1.0  # the first row is always sampled
+        return used
+
+    if fault == "value":
+        monkeypatch.setattr(lib, "read", corrupt_read)
+    else:
+        monkeypatch.setattr(lib, "count", lambda model: real_count(model) + np.eye(1, len(real_count(model)), dtype=np.int64)[0])
+    with caplog.at_level(logging.WARNING, logger="einet"):
+        got = capture(s.network, seed=s.seed)
+    said = [r.getMessage() for r in caplog.records if r.name == "einet"]
+    assert len(said) == 1 and ("differs from PyNEST" if fault == "value" else "where NEST counts") in said[0], said
+    assert accel.connection_library() is None, "off for the rest of the process"
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    assert_same_state(got, capture(s.network, seed=s.seed))
+
+
+def test_missing_build_tools_are_one_line_and_leave_stores_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
+    s.build()
+    s.run()
+    monkeypatch.setenv("EINET_CACHE", str(tmp_path))  # nothing cached: it must build
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no compiler on the PATH
+    with caplog.at_level(logging.WARNING, logger="einet"):
+        got = capture(s.network, seed=s.seed)
+    said = [r.getMessage() for r in caplog.records if r.name == "einet"]
+    assert said == ["connections are read through PyNEST: no C++ compiler found (install g++)"]
+    assert sum(len(t.source) for t in got.synapses) > 0
