@@ -4,7 +4,8 @@ functions and the handles (``_datum``) behind node and synapse collections.
 einet reads and sets status in bulk through these because PyNEST's ``get``/``set`` convert
 every value through Python objects per node and key on top of the same calls, and because a
 forked reader may only use calls that open no OpenMP region. They are internal to PyNEST: a
-NEST upgrade is this file to read.
+NEST upgrade is this file to read, and the C++ accelerator in :mod:`einet.accel`, which reads
+the kernel's connection tables directly.
 """
 
 from __future__ import annotations
