@@ -3,7 +3,8 @@
 The library is built from ``connections.cpp`` with NEST's own headers (shipped in the wheel,
 or installed by ``make setup-mpi``) and linked to its ``nestkernel_api.so``. It is cached under
 ``$EINET_CACHE`` (default ``~/.cache/einet``) in a folder named by the SHA-256 of that
-``nestkernel_api.so``, so a different NEST never loads a library built for another.
+``nestkernel_api.so`` and of the source, so a different NEST never loads a library built for
+another, and a new einet builds its own.
 
 What the build needs and why: a C++20 compiler (NEST's headers use ``<concepts>``); Boost's
 headers (NEST's include them; the wheel ships none: Debian's ``libboost-dev``); the string ABI
@@ -82,7 +83,10 @@ def nest_of(folder: Path) -> Nest:
 
 
 def library_path(nest: Nest) -> Path:
-    return cache_root() / "accel" / nest.digest[:20] / LIBRARY
+    """Where the library for ``nest`` and this einet's source is cached: a new einet or a new
+    NEST binary builds anew."""
+    source = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+    return cache_root() / "accel" / f"{nest.digest[:20]}-{source[:12]}" / LIBRARY
 
 
 def _new_string_abi(kernel: Path) -> bool:

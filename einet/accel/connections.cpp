@@ -484,6 +484,46 @@ read_by_dictionary( const size_t tid,
   progress->fetch_add( since, std::memory_order_relaxed );
 }
 
+// The enabled connections of one thread's neuron-to-neuron table, counted through
+// ConnectionT's array if the connector holds ConnectionT (else false).
+template < typename ConnectionT >
+bool
+count_typed( const nest::ConnectorBase* base, long& count )
+{
+  const auto* connector = dynamic_cast< const nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  const BlockVector< ConnectionT >& array = connector->*reach( Array< ConnectionT >() );
+  for ( const ConnectionT& c : array )
+  {
+    count += c.is_disabled() ? 0 : 1;
+  }
+  return true;
+}
+
+long
+count_thread( const size_t tid, const nest::synindex syn_id )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  long count = 0;
+  const nest::ConnectorBase* base = connector_of( tid, syn_id );
+  const bool typed = base
+    and ( count_typed< nest::static_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::static_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count ) );
+  if ( not typed )
+  {
+    each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* ) { ++count; } );
+  }
+  return count + static_cast< long >( device_connections( tid, syn_id ).size() );
+}
+
 // One thread's rows: typed if it can (and may), else by dictionary. A typed read's first row
 // is read again by dictionary and must be equal.
 void
@@ -591,11 +631,7 @@ extern "C"
       for ( size_t tid = 0; tid < threads; ++tid )
       {
         workers.emplace_back(
-          [ &counts, tid, syn_id ]
-          {
-            each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* ) { ++counts[ tid ]; } );
-            counts[ tid ] += static_cast< long >( device_connections( tid, syn_id ).size() );
-          } );
+          [ &counts, tid, syn_id ] { counts[ tid ] = count_thread( tid, syn_id ); } );
       }
       for ( auto& w : workers )
       {
@@ -608,6 +644,60 @@ extern "C"
         total += counts[ tid ];
       }
       return total;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    catch ( ... )
+    {
+      say( err, errlen, "unknown C++ exception" );
+    }
+    return -1;
+  }
+
+  // The source and target of one enabled local connection of the model (the first found):
+  // 1, or 0 if there is none, or -1 (err says why).
+  long
+  einet_first( const char* model, long* source, long* target, char* err, size_t errlen )
+  {
+    try
+    {
+      const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
+      const nest::SourceTable& sources = nest::kernel().connection_manager.*reach( Sources() );
+      for ( size_t tid = 0; tid < n_threads(); ++tid )
+      {
+        bool found = false;
+        if ( const nest::ConnectorBase* conns = connector_of( tid, syn_id ) )
+        {
+          std::deque< nest::ConnectionID > one;
+          for ( size_t lcid = 0; lcid < conns->size() and one.empty(); ++lcid )
+          {
+            conns->get_connection( sources.get_node_id( tid, syn_id, lcid ), 0, tid, lcid, nest::UNLABELED_CONNECTION, one );
+          }
+          if ( not one.empty() )
+          {
+            found = true;
+            *source = one.front().get_source_node_id();
+            *target = one.front().get_target_node_id();
+          }
+        }
+        if ( not found )
+        {
+          const auto devices = device_connections( tid, syn_id );
+          if ( not devices.empty() )
+          {
+            found = true;
+            *source = devices.front().get_source_node_id();
+            *target = devices.front().get_target_node_id();
+          }
+        }
+        if ( found )
+        {
+          return 1;
+        }
+      }
+      return 0;
     }
     catch ( const std::exception& e )
     {

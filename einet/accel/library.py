@@ -34,13 +34,18 @@ class ConnectionLibrary:
             lib = ctypes.CDLL(str(path))
         except OSError as exc:
             raise AccelUnavailable(f"the accelerator does not load: {exc}") from None
-        lib.einet_built_for.restype = ctypes.c_char_p
-        built_for = lib.einet_built_for().decode()
+        try:
+            lib.einet_built_for.restype = ctypes.c_char_p
+            built_for = lib.einet_built_for().decode()
+        except AttributeError:
+            raise AccelUnavailable(f"{path} is not einet's accelerator") from None
         if built_for != nest_.built_for:
             raise AccelUnavailable(f"the accelerator at {path} was built for another NEST ({built_for.split()[0]} {built_for.split()[-1][:12]}…)")
         lib.einet_threads.restype = _L
         lib.einet_count.restype = _L
         lib.einet_count.argtypes = [ctypes.c_char_p, _P, _L, _P, ctypes.c_size_t]
+        lib.einet_first.restype = _L
+        lib.einet_first.argtypes = [ctypes.c_char_p, _P, _P, _P, ctypes.c_size_t]
         lib.einet_read.restype = _L
         lib.einet_read.argtypes = [ctypes.c_char_p, _P, _L, _P, _P, _P, _L, _L, _P, _P, _P, ctypes.c_size_t]
         self._lib = lib
@@ -54,6 +59,15 @@ class ConnectionLibrary:
         if total < 0:
             raise AccelUnavailable(f"{model}: counting failed: {err.value.decode(errors='replace')}")
         return per_thread[: self._lib.einet_threads()].copy()
+
+    def first(self, model: str) -> tuple[int, int] | None:
+        """Source and target of one local connection of ``model`` (None: it has none here)."""
+        source, target = _L(0), _L(0)
+        err = ctypes.create_string_buffer(_ERR)
+        found = self._lib.einet_first(model.encode(), ctypes.addressof(source), ctypes.addressof(target), err, _ERR)
+        if found < 0:
+            raise AccelUnavailable(f"{model}: finding a connection failed: {err.value.decode(errors='replace')}")
+        return (int(source.value), int(target.value)) if found else None
 
     def read(self, model: str, keys: list[str], per_thread: np.ndarray, out: np.ndarray, report: Callable[[int], None] | None = None, *, typed: bool = True) -> int:
         """Fill ``out`` (connections × keys, column-major float64) with ``keys`` of every

@@ -131,14 +131,21 @@ measured by connecting each receptor type; every other model reports the type it
 
 def _receptor_types(plan: CapturePlan, data: np.ndarray) -> None:
     """Each connection's receptor as the ``receptor_type`` a Connect takes (in place)."""
-    if not len(data):
+    offsets = _receptor_offsets(plan)
+    if offsets is None or not len(data):
         return
     targets = data[:, 1].astype(np.int64)
-    models = plan.node_models[np.clip(targets, 1, len(plan.node_models)) - 1]
-    for model in np.unique(models):
-        offset = RECEPTOR_PORT_OFFSET.get(base_of(plan.net, str(model)), 0)
-        if offset:
-            data[models == model, 2] += offset
+    data[:, 2] += offsets[np.clip(targets, 1, len(offsets)) - 1]
+
+
+def _receptor_offsets(plan: CapturePlan) -> np.ndarray | None:
+    """Per node (by id - 1): what its connections' reported receptor lacks; None if nothing
+    (the models that need it are rare: decided per node, not per connection)."""
+    models = np.unique(plan.node_models)
+    shift = {str(m): RECEPTOR_PORT_OFFSET.get(base_of(plan.net, str(m)), 0) for m in models}
+    if not any(shift.values()):
+        return None
+    return np.array([shift[str(m)] for m in plan.node_models], dtype=np.float64)
 
 
 def _refer_traces(plan: CapturePlan, m: ModelPlan, data: np.ndarray) -> None:

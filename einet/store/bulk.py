@@ -69,16 +69,18 @@ def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[np.nd
 
 def check_sample(m: ModelPlan, rows: np.ndarray) -> None:
     """Raise unless each sampled row is the status PyNEST gives of a connection between the
-    same nodes (several connections may join them)."""
+    same nodes (several connections may join them). One fetch for the whole sample: each
+    fetch scans the model's whole table."""
     if len(rows) == 0:
         return
     n = nest()
     source, target = m.keys.index("source"), m.keys.index("target")
-    for i in np.unique(np.linspace(0, len(rows) - 1, _SAMPLE_ROWS).astype(int)):
-        row = rows[i]
-        handles = connection_handles(n.GetConnections(source=n.NodeCollection([int(row[source])]), target=n.NodeCollection([int(row[target])]), synapse_model=m.model))
-        candidates = connection_status(handles)
-        if not any(all(_same(float(status[k]), float(v)) for k, v in zip(m.keys, row)) for status in candidates):
+    sample = rows[np.unique(np.linspace(0, len(rows) - 1, _SAMPLE_ROWS).astype(int))]
+    ids = [sorted({int(i) for i in sample[:, k]}) for k in (source, target)]
+    fetched = connection_handles(n.GetConnections(source=n.NodeCollection(ids[0]), target=n.NodeCollection(ids[1]), synapse_model=m.model))
+    candidates = [tuple(float(status[k]) for k in m.keys) for status in connection_status(fetched)]
+    for row in sample:
+        if not any(all(_same(a, float(b)) for a, b in zip(found, row)) for found in candidates):
             raise AccelUnavailable(f"{m.model}: its row for connection {int(row[source])} → {int(row[target])} differs from PyNEST's status")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..accel import AccelUnavailable, connection_library
 from ..kernel import nest, nest_output_to
 from ..nest_api import connection_handles, connection_status, set_connection_status
 from ..network import Network
@@ -62,9 +63,17 @@ def connection_plans(net: Network) -> list[ModelPlan]:
 
 
 def _first_connection(net: Network, model: str) -> Any:
-    """A handle of one connection of ``model``: sources are searched in growing windows, as
-    fetching all of a model's connections would cost time and memory for each of them."""
+    """A handle of one connection of ``model``: the accelerator names one (fetching it is then
+    one scan of the table), else sources are searched in growing windows, as fetching all of a
+    model's connections would cost time and memory for each of them."""
     n = nest()
+    library = connection_library()
+    with contextlib.suppress(AccelUnavailable):  # a failing accelerator fails again where it reads
+        pair = library.first(model) if library is not None else None
+        if pair is not None:
+            handles = connection_handles(n.GetConnections(source=n.NodeCollection([pair[0]]), target=n.NodeCollection([pair[1]]), synapse_model=model))
+            if handles:
+                return handles[0]
     end = net.last_id + 1
     lo, width = 1, 64
     while lo < end:
