@@ -7,7 +7,7 @@ TSTAMP := $(VENV)/.einet-test-installed
 LSTAMP := $(VENV)/.einet-lint-installed
 ASTAMP := $(VENV)/.einet-accel-built
 
-.PHONY: run test test-mpi lint setup setup-test setup-lint setup-mpi bench bench-large bench-mpi fuzz soak screenshot clean
+.PHONY: run test test-mpi lint setup setup-test setup-lint setup-mpi bench bench-large bench-mpi bench-node fuzz soak screenshot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: setup-test
 
 bench-mpi: setup-test setup-mpi
 	$(PY) benchmarks/mpi.py --scale 4 --readme README.md
+
+# scale 40: 100,000 neurons, 25M connections, ~6 GB (a few minutes)
+bench-node: setup-test
+	$(PY) benchmarks/node.py --scale 40 --readme README.md
 
 bench-large: setup-test
 	$(PY) benchmarks/run.py --scales 10 --large --readme README.md

@@ -389,9 +389,74 @@ def simulate_engine(scale: float, folder: Path) -> dict[str, Any]:
     return {"seconds": seconds, **seen}
 
 
+# -- node scale (benchmarks/node.py): a short run, as a checkpoint of a long one would see it --
+NODE_T_MS = 20.0
+
+
+def node_build(scale: float, folder: Path) -> dict[str, Any]:
+    """NEST's own build of the network (Create and Connect through the model's code), and the
+    process's memory once built and run 20 ms."""
+    session = Session(NetworkConfig(scale=scale, threads=2))
+    t0 = time.perf_counter()
+    session.build()
+    seconds = time.perf_counter() - t0
+    session.run(NODE_T_MS)
+    n = nest()
+    return {"seconds": seconds, "pss_mb": _pss_kb() / 1024, "connections": int(n.num_connections)}
+
+
+def node_store(scale: float, folder: Path) -> dict[str, Any]:
+    """A store of the built network (the accelerator unless EINET_ACCEL=0), then its peak extra
+    memory (PSS of this process and its children) in a second store."""
+    from einet.accel import why_not
+
+    session = Session(NetworkConfig(scale=scale, threads=2))
+    session.build()
+    session.run(NODE_T_MS)
+    path = folder / "node.h5"
+    path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    session.store(path)
+    seconds = time.perf_counter() - t0
+    again = folder / "node-memory.h5"
+    again.unlink(missing_ok=True)
+    base = _pss_kb()
+    monitor = PssMonitor(folder)
+    session.store(again)
+    peak = max(0, monitor.peak_kb() - base) / 1024
+    again.unlink()
+    return {"seconds": seconds, "peak_extra_mb": peak, "bytes": path.stat().st_size, "accelerated": why_not() is None}
+
+
+def node_pause(scale: float, folder: Path) -> dict[str, Any]:
+    """The pause of a background store (the simulation goes on meanwhile)."""
+    session = Session(NetworkConfig(scale=scale, threads=2))
+    session.build()
+    session.run(NODE_T_MS)
+    handle = session.store(folder / "node-bg.h5", overwrite=True, background=True)
+    session.run(NODE_T_MS)
+    handle.wait()
+    return {"seconds": handle.pause_s, "store_s": handle.seconds}
+
+
+def node_restore(scale: float, folder: Path) -> dict[str, Any]:
+    """A restore of node_store's file into a fresh session, and the process's memory after."""
+    session = Session(NetworkConfig(scale=scale, threads=2))
+    base = _pss_kb()
+    monitor = PssMonitor(folder)
+    t0 = time.perf_counter()
+    session.restore(folder / "node.h5")
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_mb": (monitor.peak_kb()) / 1024, "base_mb": base / 1024}
+
+
 TASKS = {
     f.__name__.replace("_", "-"): f
     for f in (
+        node_build,
+        node_store,
+        node_pause,
+        node_restore,
         store_example,
         store_einet,
         store_scaling,

@@ -9,8 +9,10 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .model import SUFFIX, SnapshotError, SnapshotExistsError
 
@@ -123,8 +125,9 @@ def reserve(path: str | Path) -> Reserved:
     return Reserved(Path(tmp_name), fd)
 
 
-def publish(tmp: Reserved, path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
-    """Write ``image`` through the reserved descriptor, fsync it, then link that very file to
+def publish(tmp: Reserved, path: str | Path, image: bytes | Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
+    """Write ``image`` (bytes, or a function writing into the file it is given) through the
+    reserved descriptor, fsync it, then link that very file to
     ``path`` (never replaces an existing file, even one a concurrent writer just made) or, with
     ``overwrite``, rename it there. On any failure the temporary name is removed and an earlier
     file of that name is untouched; the descriptor is closed either way.
@@ -137,8 +140,11 @@ def publish(tmp: Reserved, path: str | Path, image: bytes, *, overwrite: bool = 
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        with os.fdopen(tmp.fd, "wb", closefd=False) as fh:
-            fh.write(image)
+        with os.fdopen(tmp.fd, "w+b", closefd=False) as fh:
+            if callable(image):
+                image(fh)
+            else:
+                fh.write(image)
             fh.flush()
             os.fchmod(fh.fileno(), 0o644)
             os.fsync(fh.fileno())
@@ -209,7 +215,7 @@ def check_store_target(path: str | Path, overwrite: bool = False) -> None:
         raise SnapshotError(f"cannot store {path}: folder {folder} does not exist")
 
 
-def write_atomic(path: str | Path, image: bytes, *, overwrite: bool = False) -> Path:
+def write_atomic(path: str | Path, image: bytes | Callable[[BinaryIO], None], *, overwrite: bool = False) -> Path:
     """Publish ``image`` at ``path`` atomically through a file created for it (see
     :func:`reserve` and :func:`publish`)."""
     check_store_target(path, overwrite)

@@ -23,16 +23,19 @@ and virtual storage are refused on structure, before any data is read.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
 
+from ..config import usable_cores
 from ..text import one_line
 from .files import sniff
 from .manifest import to_parts
@@ -75,36 +78,71 @@ def object_names(h5: h5py.File) -> list[str]:
 
 
 # -- writing -------------------------------------------------------------------------------
-def to_bytes(snap: Snapshot) -> bytes:
-    """The snapshot as the bytes of an HDF5 file.
+def write_h5(snap: Snapshot, fh: BinaryIO) -> None:
+    """Write the snapshot as an HDF5 file into ``fh`` (a file open for reading and writing).
 
-    Built in memory (libhdf5 crashes the process when its own disk writes fail), published by
-    :func:`einet.snapshot.files.write_atomic`.
+    HDF5 writes through ``fh``'s Python methods, so a failed write (a full disk) is a Python
+    exception here, not a crash inside libhdf5. Large datasets go chunk by chunk, each chunk
+    shuffled and compressed on a pool of threads and written as it is: the file is never
+    held whole in memory, and compressing uses every core.
     """
     manifest, arrays = to_parts(snap)
     raw = np.frombuffer(json.dumps(manifest, sort_keys=True, allow_nan=True).encode(), dtype=np.uint8)
     require(len(raw) <= MAX_MANIFEST_BYTES, f"the network's description needs {len(raw) >> 20} MiB, more than a snapshot's manifest may hold")
-    with h5py.File(f"einet-{id(snap)}-{time.monotonic_ns()}.h5", "w", driver="core", backing_store=False) as h5:
+    cores = usable_cores()
+    with h5py.File(fh, "w") as h5, ThreadPoolExecutor(max_workers=cores, thread_name_prefix="einet-deflate") as pool:
         header = snap.header()
         h5.attrs.update(header)
-        _write_dataset(h5, "manifest", raw)
+        _write_dataset(h5, "manifest", raw, pool, 2 * cores)
         for name, values in arrays.items():
-            _write_dataset(h5, name, values)
+            _write_dataset(h5, name, values, pool, 2 * cores)
         h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
-        h5.flush()
-        return bytes(h5.id.get_file_image())
 
 
-def _write_dataset(h5: h5py.File, name: str, values: np.ndarray) -> None:
+def to_bytes(snap: Snapshot) -> bytes:
+    """The snapshot as the bytes of an HDF5 file (:func:`write_h5` into memory)."""
+    buffer = io.BytesIO()
+    write_h5(snap, buffer)
+    return buffer.getvalue()
+
+
+def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor, in_flight: int) -> None:
+    """One dataset and its checksum; at most ``in_flight`` chunks wait, compressed or not."""
     values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.dtype.byteorder not in ("|", "=") else values.dtype)
-    options: dict[str, Any] = {}
-    if values.size > 1024:
-        # Byte-shuffle + fast gzip: ids in source order, uniform-ish parameters and traces
-        # shrink many times; STDP weights by ~20%. Level 1 keeps store and restore quick.
-        chunks = (min(len(values), _CHUNK), *values.shape[1:])
-        options = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "chunks": chunks}
-    ds = h5.create_dataset(name, data=values, **options)
-    ds.attrs["crc32"] = np.uint32(crc(values))
+    if values.size <= 1024 or values.ndim == 0:
+        ds = h5.create_dataset(name, data=values)
+        ds.attrs["crc32"] = np.uint32(crc(values))
+        return
+    # Byte-shuffle + fast gzip: ids in source order, uniform-ish parameters and traces shrink
+    # many times; STDP weights by ~20%. Level 1 keeps store and restore quick. The chunks are
+    # what HDF5's own shuffle and deflate filters would write, so any HDF5 reader reads them.
+    rows = min(len(values), _CHUNK)
+    ds = h5.create_dataset(name, shape=values.shape, dtype=values.dtype, chunks=(rows, *values.shape[1:]), compression="gzip", compression_opts=1, shuffle=True)
+    checksum = 0
+    pending: deque[tuple[int, Future[bytes]]] = deque()
+    for lo in range(0, len(values), rows):
+        part = values[lo : lo + rows]
+        checksum = zlib.crc32(part.data.cast("B"), checksum)
+        pending.append((lo, pool.submit(_deflate, part, rows)))
+        while len(pending) > in_flight:
+            _write_chunk(ds, *pending.popleft())
+    while pending:
+        _write_chunk(ds, *pending.popleft())
+    ds.attrs["crc32"] = np.uint32(checksum)
+
+
+def _deflate(part: np.ndarray, rows: int) -> bytes:
+    """One chunk as HDF5's shuffle then deflate (level 1) filters store it: a last chunk is
+    padded to the full chunk (HDF5 stores edge chunks whole)."""
+    if len(part) < rows:
+        part = np.concatenate([part, np.zeros((rows - len(part), *part.shape[1:]), dtype=part.dtype)])
+    width = part.dtype.itemsize
+    shuffled = part.view(np.uint8).reshape(-1, width).T.copy() if width > 1 else part.view(np.uint8)
+    return zlib.compress(shuffled.data.cast("B"), 1)
+
+
+def _write_chunk(ds: h5py.Dataset, lo: int, done: Future[bytes]) -> None:
+    ds.id.write_direct_chunk((lo, *(0,) * (ds.ndim - 1)), done.result())
 
 
 # -- reading (shared by format v2 and v1: see load.py) ---------------------------------

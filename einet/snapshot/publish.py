@@ -12,7 +12,7 @@ from .validate import validate_snapshot
 def write_snapshot(snap: Snapshot, path: str | Path, *, overwrite: bool = False) -> Path:
     """Validate ``snap`` as a reader would (refused as :class:`CannotStoreError`), then publish
     it atomically at ``path`` (never replacing an existing file unless ``overwrite``)."""
-    from .h5 import to_bytes  # h5py only when writing
+    from .h5 import write_h5  # h5py only when writing
 
     try:
         validate_snapshot(snap)
@@ -21,4 +21,4 @@ def write_snapshot(snap: Snapshot, path: str | Path, *, overwrite: bool = False)
     path = Path(path)
     if not overwrite and path.exists():
         raise SnapshotExistsError(f"{path} exists (pass overwrite to replace it)")
-    return write_atomic(path, to_bytes(snap), overwrite=overwrite)
+    return write_atomic(path, lambda fh: write_h5(snap, fh), overwrite=overwrite)

@@ -157,11 +157,10 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
         snap = finish(plan, buffers)
         validate_snapshot(snap)
         check_written(snap)
-        from ..snapshot.h5 import to_bytes
+        from ..snapshot.h5 import write_h5
 
-        image = to_bytes(snap)
-        publish(tmp, path, image, overwrite=overwrite)
-        say(fd, f"d {len(image)}")
+        publish(tmp, path, lambda fh: write_h5(snap, fh), overwrite=overwrite)
+        say(fd, f"d {path.stat().st_size}")
 
     try:
         child = fork_reader(body, plan.n_threads)

@@ -1,0 +1,86 @@
+"""Node scale: storing and restoring a network that fills a compute node, against NEST's own
+build of it, in one run (each number from a fresh process: benchmarks/worker.py).
+
+    python benchmarks/node.py --scale 40 --readme README.md      # make bench-node
+
+Measured: NEST's build (Create + Connect) and its memory; a store with the C++ accelerator
+and through PyNEST (EINET_ACCEL=0), their peak extra memory (PSS, every process); the pause
+of a background store; a restore into a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run import verdict, work  # noqa: E402 - the benchmarks share their runner
+
+MARKERS = ("<!-- bench-node:start -->", "<!-- bench-node:end -->")
+
+
+def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
+    build = work("node-build", scale, folder)
+    store = work("node-store", scale, folder)
+    if not store["accelerated"]:
+        raise SystemExit("the accelerator was not used: see `python -m einet.accel`")
+    slow = work("node-store", scale, folder / "pynest", env={"EINET_ACCEL": "0"}) if pynest else None
+    pause = work("node-pause", scale, folder)
+    restore = work("node-restore", scale, folder)
+    s, b, nest_mb = f"{scale:g}", build["seconds"], build["pss_mb"]
+    out = [
+        f"| {s} | network: {build['connections'] / 1e6:.1f}M connections, NEST's process {nest_mb / 1024:.1f} GB | | | | | |",
+        f"| {s} | store (accelerator) vs NEST's build | {b:.1f} s | {store['seconds']:.1f} s | {store['seconds'] / b:.2f}x | ≤ 1x | {verdict(store['seconds'] <= b)} |",
+    ]
+    if slow is not None:
+        out.append(f"| {s} | store through PyNEST (EINET_ACCEL=0, forked readers) vs accelerated | {slow['seconds']:.1f} s | {store['seconds']:.1f} s | {slow['seconds'] / store['seconds']:.1f}x faster | | |")
+    peak = store["peak_extra_mb"]
+    out += [
+        f"| {s} | store peak extra memory (PSS, all processes) vs NEST's | {nest_mb / 1024:.2f} GB | {peak / 1024:.2f} GB | {peak / nest_mb:.2f}x | ≤ 0.25x | {verdict(peak <= 0.25 * nest_mb)} |",
+        f"| {s} | background store: pause of the simulation | | {pause['seconds'] * 1000:.0f} ms | | ≤ 200 ms | {verdict(pause['seconds'] <= 0.2)} |",
+        f"| {s} | restore into a fresh process vs NEST's build | {b:.1f} s | {restore['seconds']:.1f} s | {restore['seconds'] / b:.2f}x | ≤ 1.5x | {verdict(restore['seconds'] <= 1.5 * b)} |",
+        f"| {s} | file size | | {store['bytes'] / 2**20:.0f} MiB | {store['bytes'] / build['connections']:.1f} B per connection | | |",
+    ]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--scale", type=float, default=40.0)
+    p.add_argument("--no-pynest", action="store_true", help="skip the (slow) store through PyNEST")
+    p.add_argument("--readme", type=Path)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="einet-bench-node-") as tmp:
+        table_rows = rows(args.scale, Path(tmp), not args.no_pynest)
+    cpu = platform.processor() or platform.machine()
+    table = "\n".join(
+        [
+            f"Measured {date.today()} on {cpu}, {os.cpu_count()} cores, 2 NEST threads, `make bench-node`:",
+            "",
+            "| scale | measure | NEST / PyNEST | einet | ratio | target | met |",
+            "|---|---|---|---|---|---|---|",
+            *table_rows,
+        ]
+    )
+    print(table)
+    if args.readme:
+        start, end = MARKERS
+        text = args.readme.read_text()
+        block = f"{start}\n{table}\n{end}"
+        if start in text and end in text:
+            text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+        else:
+            text += "\n" + block + "\n"
+        args.readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
