@@ -19,9 +19,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from run import verdict, work  # noqa: E402 - the benchmarks share their runner
+from run import verdict, work  # the script's folder is on the path: the benchmarks share their runner
 
 MARKERS = ("<!-- bench-node:start -->", "<!-- bench-node:end -->")
 
