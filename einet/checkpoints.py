@@ -24,7 +24,6 @@ from these two. See ``docs/checkpoints.md``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -124,10 +123,17 @@ class CheckpointPlan:
         the interval on the biological clock, so a resumed run keeps the same times."""
         k = math.floor(t_from / self.every_ms + 1e-9) + 1
         out = []
-        while (t := round(k * self.every_ms, 6)) < t_to - 1e-9:
+        while (t := self._mark(k)) < t_to - 1e-9:
             out.append(t)
             k += 1
         return out
+
+    def first_mark(self) -> float:
+        """When the run's first checkpoint is due."""
+        return self._mark(math.floor(self.t_start_ms / self.every_ms + 1e-9) + 1)
+
+    def _mark(self, k: int) -> float:
+        return round(k * self.every_ms, 6)
 
     def to_json(self) -> bytes:
         return json.dumps({"format": PLAN_FORMAT, "version": PLAN_VERSION, **asdict(self)}, indent=2).encode() + b"\n"
@@ -204,7 +210,20 @@ class ResumePoint:
     def remaining_ms(self) -> float:
         """Biological time left to the run's planned end (0 once it is reached)."""
         left = self.plan.t_stop_ms - self.snapshot.t_stored_ms
-        return 0.0 if self.plan.finished or left < self.snapshot.resolution_ms / 2 else left
+        return 0.0 if left < self.snapshot.resolution_ms / 2 else left
+
+
+def plan_of(path: str | Path) -> tuple[Path, CheckpointPlan]:
+    """The checkpoint folder ``path`` names (itself, or a checkpoint's folder) and its plan;
+    :class:`CheckpointUsageError` for a path that is neither."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointUsageError(f"{path}: no such checkpoint folder or file")
+    if path.is_dir():
+        return path, CheckpointPlan.read(path)
+    if time_of(path) is None:
+        raise CheckpointUsageError(f"{path} is not a checkpoint (named ckpt-<ms>ms.h5; einet restore continues any snapshot)")
+    return path.parent, CheckpointPlan.read(path.parent)
 
 
 def resume_point(path: str | Path, *, warn: Callable[[str], None] | None = None) -> ResumePoint:
@@ -214,8 +233,10 @@ def resume_point(path: str | Path, *, warn: Callable[[str], None] | None = None)
     in one line. Refuses a path that is no checkpoint folder or file
     (:class:`CheckpointUsageError`) and a folder with nothing whole to resume from
     (:class:`CheckpointError`); a named checkpoint that does not validate raises its
-    :class:`~einet.snapshot.SnapshotError`."""
+    :class:`~einet.snapshot.SnapshotError`. (A plan marked finished is :func:`plan_of`'s to tell.)"""
     path = Path(path)
+    folder, plan = plan_of(path)
+    named = not path.is_dir()
     skipped: list[str] = []
 
     def passed_over(line: str) -> None:
@@ -223,41 +244,33 @@ def resume_point(path: str | Path, *, warn: Callable[[str], None] | None = None)
         if warn is not None:
             warn(line)
 
-    if not path.exists() and not path.is_symlink():
-        raise CheckpointUsageError(f"{path}: no such checkpoint folder or file")
-    if path.is_dir():
-        folder = path
-        plan = CheckpointPlan.read(folder)
-        candidates = list_checkpoints(folder)
-    else:
-        folder = path.parent
-        if time_of(path) is None:
-            raise CheckpointUsageError(f"{path} is not a checkpoint (named ckpt-<ms>ms.h5; einet restore continues any snapshot)")
-        plan = CheckpointPlan.read(folder)
-        t = time_of(path)
-        newer = [p for p in list_checkpoints(folder) if (time_of(p) or 0.0) > (t or 0.0)]
+    if named:
+        t = time_of(path) or 0.0
+        newer = [p for p in list_checkpoints(folder) if (time_of(p) or 0.0) > t]
         if newer:
-            raise CheckpointUsageError(f"{folder} holds checkpoints newer than {path.name} ({newer[0].name}): einet resume {folder} goes on from the newest; move the newer ones away to go on from this one")
+            raise CheckpointUsageError(f"{folder} holds checkpoints newer than {path.name} ({newer[-1].name}): einet resume {folder} goes on from the newest; move the newer ones away to go on from this one")
         candidates = [path]
+    else:
+        candidates = list_checkpoints(folder)
     for partial in unfinished(folder):
         passed_over(f"skipping {visible(partial.name)}: a checkpoint whose store did not finish")
     for candidate in candidates:
         try:
             snap = open_snapshot(candidate)
         except SnapshotError as exc:
-            if path.is_file():
+            if named:
                 raise
             passed_over(f"skipping {visible(candidate.name)}: {visible(exc)}")
             continue
         if not plan.t_start_ms - 1e-6 <= snap.t_stored_ms <= plan.t_stop_ms + 1e-6:
             problem = f"stored at {snap.t_stored_ms:g} ms, outside the run's {plan.t_start_ms:g}-{plan.t_stop_ms:g} ms"
-            if path.is_file():
+            if named:
                 raise CheckpointError(f"{candidate}: {problem}")
             passed_over(f"skipping {visible(candidate.name)}: {problem}")
             continue
         return ResumePoint(folder, plan, candidate, snap, tuple(skipped))
     if not candidates:
-        raise CheckpointUsageError(f"{folder} holds no checkpoint yet (the run stopped before its first, due at {plan.marks(plan.t_start_ms, math.inf)[0]:g} ms): run it again")
+        raise CheckpointUsageError(f"{folder} holds no checkpoint yet (the run stopped before its first, due at {plan.first_mark():g} ms): run it again")
     raise CheckpointError(f"{folder}: none of its {len(candidates)} checkpoints is whole")
 
 
@@ -275,13 +288,14 @@ class Checkpointer:
     written: list[Path] = field(default_factory=list)
     skipped_ms: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    abandoned: str | None = None
+    """The checkpoint still being written when the run reached its end, and so stopped."""
     _marks: list[float] = field(default_factory=list)
     _handle: StoreHandle | None = None
 
     def run(self, t_ms: float, *, label: str, step_ms: float, on_step: Callable[[StepUpdate], None] | None = None) -> RunResult:
         """Simulate ``t_ms`` from the session's current time with checkpoints; publish the plan
-        first and mark it finished when the run reaches its end. A checkpoint still being
-        written at the end is waited for."""
+        first and mark it finished when the run reaches its end."""
         t0 = self.session.time_ms
         self.folder.mkdir(exist_ok=True)
         self.plan.write(self.folder)
@@ -294,18 +308,20 @@ class Checkpointer:
 
         try:
             result = self.session.run(t_ms, label=label, step_ms=step_ms, on_step=step, marks=self._marks)
-        except BaseException:
+        finally:
+            self._settle()
             if self._handle is not None:
-                self._handle.abandon()  # a run that failed leaves no store running behind it
-            raise
-        self._settle(wait=True)
+                # the end state is the run's (and --store's) now: a checkpoint of a moment
+                # before it is not worth waiting for, at idle priority, on a busy machine
+                self._handle.abandon()
+                self.abandoned, self._handle = self._handle.path.name, None
         if not result.cancelled and result.t_stop_ms >= self.plan.t_stop_ms - 1e-6:
             self.plan = replace(self.plan, finished=True)
             self.plan.write(self.folder)
         return result
 
     def summary(self) -> dict[str, Any]:
-        """For a run's JSON document: the folder, interval, what was written and skipped."""
+        """For a run's JSON document: the folder, interval, what was written, skipped, failed."""
         return {
             "dir": str(self.folder),
             "every_ms": self.plan.every_ms,
@@ -314,10 +330,11 @@ class Checkpointer:
             "kept": [p.name for p in reversed(list_checkpoints(self.folder))],
             "skipped_ms": list(self.skipped_ms),
             "failed": list(self.failed),
+            "abandoned": self.abandoned,
         }
 
     def _on_step(self, update: StepUpdate) -> None:
-        self._settle(wait=False)
+        self._settle()
         due = [m for m in self._marks if m <= update.t_ms + 1e-6]
         if not due:
             return
@@ -333,15 +350,10 @@ class Checkpointer:
         except (SnapshotError, OSError) as exc:
             self._fail(path, one_line(exc))
 
-    def _settle(self, *, wait: bool) -> None:
-        """Note the in-flight checkpoint's end, and rotate once it is whole."""
+    def _settle(self) -> None:
+        """Note the in-flight checkpoint's end, if it came, and rotate once it is whole."""
         h = self._handle
-        if h is None:
-            return
-        if wait:
-            with contextlib.suppress(SnapshotError):  # told below, from the handle
-                h.wait()
-        elif not h.done:
+        if h is None or not h.done:
             return
         self._handle = None
         if h.ok:
@@ -389,6 +401,7 @@ __all__ = [
     "checkpoint_name",
     "default_folder",
     "list_checkpoints",
+    "plan_of",
     "resume_point",
     "time_of",
     "unfinished",

@@ -152,15 +152,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """From the newest whole checkpoint to the run's planned end, on the stored clock, with the
     protocol's changes still to come (stored in the checkpoint), the stored seed and threads,
     checkpointing on into the same folder; then like ``run`` at its end (``--store``)."""
-    from ..checkpoints import Checkpointer, resume_point
+    from ..checkpoints import Checkpointer, plan_of, resume_point
     from ..history import file_sha256
     from ..session import Session
 
     _refuse_existing(args)
-    point = resume_point(args.path, warn=_log)
-    if point.remaining_ms == 0:
-        doc = {"resumed": False, "checkpoint_dir": str(point.folder), "checkpoint": str(point.path), "t_stop_ms": point.plan.t_stop_ms}
-        emit(args, doc, lambda: print(f"nothing to resume: the run in {visible(point.folder)} reached its planned end ({point.plan.t_stop_ms:g} ms)"))
+    folder, plan = plan_of(args.path)
+    point = None if plan.finished else resume_point(args.path, warn=_log)
+    if point is None or point.remaining_ms == 0:  # exit 0: a job script that resumes until done stops here
+        doc = {"resumed": False, "checkpoint_dir": str(folder), "t_stop_ms": plan.t_stop_ms}
+        emit(args, doc, lambda: print(f"nothing to resume: the run in {visible(folder)} reached its planned end ({plan.t_stop_ms:g} ms)"))
         return EXIT_OK
     history = HistoryRecorder(args)
     # hashed now: the checkpoint resumed from is the oldest, the first the rotation removes

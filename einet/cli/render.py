@@ -88,8 +88,8 @@ def print_checkpoints(summary: dict[str, Any]) -> None:
 
     skipped = f", {len(summary['skipped_ms'])} skipped" if summary["skipped_ms"] else ""
     failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
-    kept = ", ".join(summary["kept"]) or "none"
-    Console().print(f"  checkpoints every {summary['every_ms']:g} ms: {len(summary['written'])} written{skipped}{failed}; in {shown(summary['dir'])}: {shown(kept)}")
+    kept = f"{len(summary['kept'])} kept, newest {summary['kept'][-1]}" if summary["kept"] else "none kept"
+    Console().print(f"  checkpoints every {summary['every_ms']:g} ms: {len(summary['written'])} written{skipped}{failed}; {shown(kept)} in {shown(summary['dir'])}", soft_wrap=True)
 
 
 def demo_plots(results: Sequence[Any]) -> str:
