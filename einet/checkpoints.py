@@ -24,15 +24,16 @@ from these two. See ``docs/checkpoints.md``.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .config import ConfigError
 from .protocol import MAX_TIME_MS
@@ -90,6 +91,30 @@ def unfinished(folder: str | Path) -> list[Path]:
     return sorted(Path(folder).glob(".ckpt-*.partial"))
 
 
+class Marks(Sequence[float]):
+    """``n`` multiples of ``every_ms`` from the ``first``-th on, made as they are read: a
+    long run with a short interval has more of them than memory would hold as a list."""
+
+    def __init__(self, every_ms: float, first: int, n: int) -> None:
+        self.every_ms, self.first, self.n = every_ms, first, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> float: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[float]: ...
+
+    def __getitem__(self, i: int | slice) -> float | list[float]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return round((self.first + i % self.n) * self.every_ms, 6)
+
+
 @dataclass(frozen=True)
 class CheckpointPlan:
     """What a resume needs to know of a run besides its state: its span on the biological
@@ -118,22 +143,19 @@ class CheckpointPlan:
             if not ok:
                 raise ConfigError(message)
 
-    def marks(self, t_from: float, t_to: float) -> list[float]:
+    def marks(self, t_from: float, t_to: float) -> Marks:
         """The times in (``t_from``, ``t_to``) at which a checkpoint is due: the multiples of
         the interval on the biological clock, so a resumed run keeps the same times."""
-        k = math.floor(t_from / self.every_ms + 1e-9) + 1
-        out = []
-        while (t := self._mark(k)) < t_to - 1e-9:
-            out.append(t)
-            k += 1
-        return out
+        first = math.floor(t_from / self.every_ms + 1e-9) + 1
+        last = math.ceil(t_to / self.every_ms - 1e-9) - 1
+        return Marks(self.every_ms, first, max(0, last - first + 1))
 
     def first_mark(self) -> float:
         """When the run's first checkpoint is due."""
         return self._mark(math.floor(self.t_start_ms / self.every_ms + 1e-9) + 1)
 
     def _mark(self, k: int) -> float:
-        return round(k * self.every_ms, 6)
+        return Marks(self.every_ms, k, 1)[0]
 
     def to_json(self) -> bytes:
         return json.dumps({"format": PLAN_FORMAT, "version": PLAN_VERSION, **asdict(self)}, indent=2).encode() + b"\n"
@@ -290,7 +312,9 @@ class Checkpointer:
     failed: list[str] = field(default_factory=list)
     abandoned: str | None = None
     """The checkpoint still being written when the run reached its end, and so stopped."""
-    _marks: list[float] = field(default_factory=list)
+    _marks: Sequence[float] = ()
+    _next: int = 0
+    """Index of the next mark not yet passed."""
     _handle: StoreHandle | None = None
 
     def run(self, t_ms: float, *, label: str, step_ms: float, on_step: Callable[[StepUpdate], None] | None = None) -> RunResult:
@@ -299,7 +323,7 @@ class Checkpointer:
         t0 = self.session.time_ms
         self.folder.mkdir(exist_ok=True)
         self.plan.write(self.folder)
-        self._marks = self.plan.marks(t0, self.plan.t_stop_ms)
+        self._marks, self._next = self.plan.marks(t0, self.plan.t_stop_ms), 0
 
         def step(update: StepUpdate) -> None:
             self._on_step(update)
@@ -335,12 +359,13 @@ class Checkpointer:
 
     def _on_step(self, update: StepUpdate) -> None:
         self._settle()
-        due = [m for m in self._marks if m <= update.t_ms + 1e-6]
-        if not due:
+        k = bisect.bisect_right(self._marks, update.t_ms + 1e-6, lo=self._next)  # a long run has many marks: no scan per step
+        if k == self._next:
             return
-        self._marks = self._marks[len(due) :]
-        for missed in due[:-1]:  # steps end at every mark, so only an interval below the resolution gets here
-            self._skip(missed, "the run passed it within one step")
+        due, self._next = self._marks[self._next : k], k
+        if len(due) > 1:  # steps end at every mark: only an interval below the resolution gets here
+            self.skipped_ms.extend(due[:-1])
+            self.log(f"{len(due) - 1} checkpoints due before {update.t_ms:g} ms skipped: the interval is shorter than one step")
         if self._handle is not None:
             self._skip(update.t_ms, f"{self._handle.path.name} is still being written")
             return

@@ -190,5 +190,7 @@ def test_names_sort_as_times_and_marks_stay_on_the_clocks_multiples() -> None:
     assert sorted(names) == names and [time_of(n) for n in names] == times
     assert time_of("ckpt-12ms.h5") is None and time_of(".ckpt-0000000000100.000ms.h5.ab.partial") is None
     plan = CheckpointPlan(250.0, 1000.0, 200.0)
-    assert plan.marks(250.0, 1000.0) == [400.0, 600.0, 800.0], "a resumed run keeps the original run's times"
-    assert plan.marks(400.0, 1000.0) == [600.0, 800.0] and plan.marks(0.0, 800.0) == [200.0, 400.0, 600.0]
+    assert list(plan.marks(250.0, 1000.0)) == [400.0, 600.0, 800.0], "a resumed run keeps the original run's times"
+    assert list(plan.marks(400.0, 1000.0)) == [600.0, 800.0] and list(plan.marks(0.0, 800.0)) == [200.0, 400.0, 600.0] and list(plan.marks(0.0, 801.0)) == [200.0, 400.0, 600.0, 800.0]
+    long = CheckpointPlan(0.0, 1e12, 0.1).marks(0.0, 1e12)
+    assert len(long) == 10**13 - 1 and long[-1] == 1e12 - 0.1 and long[5] == 0.6, "made as read, never held"
