@@ -204,12 +204,13 @@ def default_folder(store: Path | None) -> Path:
 
 def check_folder(folder: Path) -> None:
     """Refuse, before anything is built, a folder a new run's checkpoints cannot go to: one
-    that holds another run's (a resume must never mix two runs), or whose parent is missing."""
+    that holds another run's checkpoints (a resume must never mix two runs), or whose parent
+    is missing. A plan without checkpoints (a run stopped before its first) is replaced."""
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise CheckpointUsageError(f"checkpoint folder {folder} is not a folder")
     if not folder.parent.is_dir():
         raise CheckpointUsageError(f"cannot make checkpoint folder {folder}: folder {folder.parent} does not exist")
-    if (folder / PLAN_NAME).exists() or list_checkpoints(folder):
+    if list_checkpoints(folder):
         raise CheckpointUsageError(f"{folder} holds the checkpoints of another run: resume it (einet resume {folder}), remove it, or choose --checkpoint-dir")
 
 

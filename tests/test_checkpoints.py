@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from einet import Session, open_snapshot
-from einet.checkpoints import PLAN_NAME, Checkpointer, CheckpointPlan, checkpoint_name, list_checkpoints, time_of, unfinished
+from einet.checkpoints import PLAN_NAME, Checkpointer, CheckpointPlan, check_folder, checkpoint_name, list_checkpoints, time_of, unfinished
 from einet.cli import main
 
 from .conftest import SMALL, children_of, one_line_error, process_state, wait_for
@@ -173,6 +173,8 @@ def test_run_refuses_bad_checkpoint_flags_before_building(args: tuple[str, ...],
 
 
 def test_a_new_run_never_mixes_its_checkpoints_with_another_runs(plan_folder: Path, before_nest: None, capsys: pytest.CaptureFixture[str]) -> None:
+    check_folder(plan_folder)  # a plan alone (a run stopped before its first checkpoint) gives way
+    (plan_folder / checkpoint_name(100.0)).write_bytes(b"")
     assert main(["run", "--checkpoint-every", "100", "--checkpoint-dir", str(plan_folder)]) == 2
     one_line_error(capsys, f"{plan_folder} holds the checkpoints of another run: resume it (einet resume {plan_folder}), remove it, or choose --checkpoint-dir")
 
