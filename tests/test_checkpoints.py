@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,37 @@ def test_names_sort_as_times_and_marks_stay_on_the_clocks_multiples() -> None:
     assert list(plan.marks(400.0, 1000.0)) == [600.0, 800.0] and list(plan.marks(0.0, 800.0)) == [200.0, 400.0, 600.0] and list(plan.marks(0.0, 801.0)) == [200.0, 400.0, 600.0, 800.0]
     long = CheckpointPlan(0.0, 1e12, 0.1).marks(0.0, 1e12)
     assert len(long) == 10**13 - 1 and long[-1] == 1e12 - 0.1 and long[5] == 0.6, "made as read, never held"
+
+
+async def test_the_dashboard_checkpoints_each_run_into_a_folder_of_its_own(tmp_path: Path) -> None:
+    import time
+
+    from einet.tui.app import EinetApp
+    from einet.tui.checkpoints import RunCheckpoints
+
+    checkpoints = RunCheckpoints(tmp_path / "ck", 200.0, keep=2)
+    app = EinetApp(SMALL.replace(t_sim_ms=1000.0, threads=1), snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite", checkpoints=checkpoints)
+
+    async def until(predicate: Callable[[], object], what: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.05)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(lambda: app.engine_status.state == "built", "the network")
+        await pilot.press("space")
+        await until(lambda: len(app.ledger.runs) == 1, "the run")
+        folder = checkpoints.folder
+        assert folder is not None and folder.parent == tmp_path / "ck"
+        await until(lambda: not app.store_busy and list_checkpoints(folder), "the first checkpoint, written after the run at the latest")
+        plan = CheckpointPlan.read(folder)
+        assert plan.finished and (plan.t_start_ms, plan.t_stop_ms, plan.every_ms, plan.keep) == (0.0, 1000.0, 200.0, 2)
+        kept = list_checkpoints(folder)
+        assert 1 <= len(kept) <= 2
+        for path in kept:
+            t = time_of(path)
+            assert t is not None and t <= open_snapshot(path).t_stored_ms < 1000.0, "taken at the first step boundary after it fell due"
+        log = "".join(line.text for line in app.query_one("#log").lines).replace(" ", "")  # lines wrap
+        assert f"checkpointsevery200msinto{folder}".replace(" ", "") in log, log[-400:]
+        await pilot.press("q")

@@ -336,6 +336,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from ..checkpoints import check_interval
+
+    check_interval(args.checkpoint_every, args.keep)
+    if args.checkpoint_every is None and (args.keep is not None or args.checkpoint_dir is not None):
+        raise UsageError("--keep and --checkpoint-dir go with --checkpoint-every MS")
     from einet.tui.app import run_app  # the one import of the UI from einet/: the `tui` command
 
     return run_app(config_from_args(args), args, launch_from_args(args))

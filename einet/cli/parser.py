@@ -44,10 +44,10 @@ def _store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
 
 
-def _checkpoint_flags(p: argparse.ArgumentParser) -> None:
+def _checkpoint_flags(p: argparse.ArgumentParser, default_dir: str = "beside --store, NAME.checkpoints/; else checkpoints/") -> None:
     p.add_argument("--checkpoint-every", type=float, metavar="MS", help="store a checkpoint every MS of biological time, in the background, into --checkpoint-dir (resume with einet resume DIR)")
     p.add_argument("--keep", type=int, metavar="K", help="checkpoints to keep, the newest (default 3)")
-    p.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="where checkpoints go (default: beside --store, NAME.checkpoints/; else checkpoints/)")
+    p.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help=f"where checkpoints go (default: {default_dir})")
 
 
 def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True, default: str = "snapshots/einet-history.sqlite") -> None:
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     from einet.tui.options import add_tui_flags  # no Textual import: only argparse flags
 
     add_tui_flags(tui)
+    _checkpoint_flags(tui, default_dir="checkpoints/ in --snapshot-dir, a folder per run")
     _history_flags(tui, default="einet-history.sqlite in --snapshot-dir")
     return parser
 
