@@ -88,6 +88,7 @@ def print_checkpoints(summary: dict[str, Any]) -> None:
 
     skipped = f", {len(summary['skipped_ms'])} skipped" if summary["skipped_ms"] else ""
     failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
+    failed += ", 1 still being written at the end abandoned" if summary.get("abandoned") else ""
     kept = f"{len(summary['kept'])} kept, newest {summary['kept'][-1]}" if summary["kept"] else "none kept"
     Console().print(f"  checkpoints every {summary['every_ms']:g} ms: {len(summary['written'])} written{skipped}{failed}; {shown(kept)} in {shown(summary['dir'])}", soft_wrap=True)
 
