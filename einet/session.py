@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol, overload
 
@@ -311,13 +312,16 @@ class Session:
         step_wall_s: float | None = None,
         on_step: StepCallback | None = None,
         cancel: threading.Event | None = None,
+        marks: Sequence[float] = (),
     ) -> RunResult:
         """Simulate for ``t_ms`` (default: the configuration's) from the current time.
 
         The run proceeds in steps of ``step_ms``; with ``step_wall_s`` the step length adapts
         so that one step takes about that much wall time. After each step ``on_step`` gets
         only the new spikes, and ``cancel`` is checked; a cancelled run ends early and is
-        marked so. A run right after another one continues it.
+        marked so. A run right after another one continues it. A step also ends at each of
+        ``marks`` (biological times, ascending), as at a protocol change: where
+        :class:`~einet.checkpoints.Checkpointer` takes a checkpoint.
         """
         net = self._require_network()
         n = nest()
@@ -351,6 +355,9 @@ class Session:
             if net.protocol and net.protocol[0].t_ms < t + this - res / 2:
                 # a step ends where the next change is due (at a step of the resolution)
                 this = max(res, math.ceil((net.protocol[0].t_ms - t) / res - 1e-9) * res)
+            k = bisect.bisect_right(marks, t + res / 2)  # a long run has many marks: no scan per step
+            if k < len(marks) and marks[k] < t + this - res / 2:
+                this = max(res, math.ceil((marks[k] - t) / res - 1e-9) * res)
             tic = time.perf_counter()
             with nest_output_to():
                 n.Simulate(this)

@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from einet.checkpoints import DEFAULT_KEEP
 from einet.children import STOP_GRACE_S
 from einet.config import NetworkConfig
 from einet.engine import Engine, EngineError, Message, result_from_message
@@ -31,12 +32,13 @@ from einet.history import history_path
 from einet.runs import Group, RunResult
 from einet.text import one_line, visible
 
+from .checkpoints import RunCheckpoints
 from .history_io import HistoryIO
 from .ledger import RunLedger
 from .live import LiveRun
 from .main_screen import MainScreen
 from .markup import escape, textual_escape
-from .messages import EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, TourCaption, TourEnded, from_engine
+from .messages import CheckpointDue, EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, TourCaption, TourEnded, from_engine
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from .tour import STORE_WAIT_S, Tour
 
@@ -75,8 +77,10 @@ class EinetApp(App[int]):
         mpi: MpiLaunch | None = None,
         history: Path | None = None,
         record: bool = True,
+        checkpoints: RunCheckpoints | None = None,
     ) -> None:
         super().__init__()
+        self.checkpoints = checkpoints
         self.config = config or NetworkConfig()
         self.snapshot_dir = snapshot_dir
         self.restore_at_start = restore
@@ -126,6 +130,8 @@ class EinetApp(App[int]):
         if event.kind == "frame":
             weights = weights_from(event.get("weight_models", []), event.arrays)
             self.live.add_frame(event.fields, event.arrays["senders"], event.arrays["times"], event.arrays.get("groups"), weights or None)
+            if self.checkpoints is not None and (due := self.checkpoints.due(float(event.fields["t_ms"]))) is not None:
+                self.post_message(CheckpointDue(due))
             return
         try:
             message = from_engine(event)
@@ -176,8 +182,19 @@ class EinetApp(App[int]):
         run = self.ledger.store_published(str(r.path))
         if run is not None:
             self.history_io.note_stored(run, r.path)
+        if self.checkpoints is not None and r.path.parent == self.checkpoints.folder:
+            for old in self.checkpoints.rotate(r.path):
+                self.main.log_line(f"removed checkpoint {escape(old.name)} (keeping the newest {self.checkpoints.keep})")
         self.refresh_bindings()
         self.main.show_status()
+
+    @on(CheckpointDue)
+    def checkpoint_due(self, message: CheckpointDue) -> None:
+        if self.store_busy:  # one store at a time: the run is not held up for a checkpoint
+            self.main.log_line(f"checkpoint {escape(message.path.name)} skipped: {escape(self.store_busy)} is still being written")
+            return
+        self.store_busy = message.path.name  # before the worker starts: the next one due sees it
+        self.run_worker(lambda: self._store(message.path), thread=True, group="cmd", exit_on_error=False)
 
     @on(StoreFailed)
     def store_failed(self, message: StoreFailed) -> None:
@@ -238,10 +255,15 @@ class EinetApp(App[int]):
         status = self.engine_status
         label = label or self.ledger.next_label(status.snapshot, status.t_ms)
         self.live.reset(label, status.t_ms, status.t_ms + t_ms)
+        if self.checkpoints is not None:
+            folder = self.checkpoints.start(label, status.t_ms, status.t_ms + t_ms)
+            self.call_from_thread(self.main.log_line, f"checkpoints every {self.checkpoints.every_ms:g} ms into {escape(str(folder))} (after a crash: einet resume {escape(str(folder))})")
         ack = self._call(op, lambda: self.engine.run(t_ms, label, continued=op == "continue"))
         if ack is None:
             return None
         result = result_from_message(ack)
+        if self.checkpoints is not None:
+            self.checkpoints.finish(result)
         self.call_from_thread(self.add_result, result)
         return result
 
@@ -543,7 +565,9 @@ def make_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | N
     """The dashboard for ``config`` with the dashboard's own flags (shared by ``einet`` and the
     tests), its engine an MPI job with ``mpi``. The CLI builds ``config`` and ``mpi``: the
     dashboard never imports the CLI (no import cycle)."""
-    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi, history=getattr(args, "history", None), record=not getattr(args, "no_history", False))
+    every = getattr(args, "checkpoint_every", None)
+    checkpoints = None if every is None else RunCheckpoints(getattr(args, "checkpoint_dir", None) or args.snapshot_dir / "checkpoints", every, getattr(args, "keep", None) or DEFAULT_KEEP)
+    return EinetApp(config, snapshot_dir=args.snapshot_dir, restore=args.restore, marker=args.marker, mpi=mpi, history=getattr(args, "history", None), record=not getattr(args, "no_history", False), checkpoints=checkpoints)
 
 
 def run_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> int:

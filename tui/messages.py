@@ -91,6 +91,13 @@ class StoreFailed(Message):
 
 
 @dataclass
+class CheckpointDue(Message):
+    """A run's frames passed the time a checkpoint is due (``--checkpoint-every``)."""
+
+    path: Path
+
+
+@dataclass
 class EngineDied(Message):
     reason: str
 

@@ -19,6 +19,7 @@ from .parser import UsageError, config_from_args, launch_from_args
 from .recorder import HistoryRecorder, history_file
 
 if TYPE_CHECKING:
+    from ..checkpoints import Checkpointer
     from ..session import SessionLike
 
 from .render import demo_plots, emit, local_time, progress, report_run, shown
@@ -39,9 +40,48 @@ def _session(args: argparse.Namespace, config: NetworkConfig) -> Iterator[Sessio
         yield session
 
 
-def _run_with_progress(session: SessionLike, label: str, quiet: bool) -> RunResult:
+def _run_with_progress(session: SessionLike, label: str, quiet: bool, checkpoints: Checkpointer | None = None, t_ms: float | None = None) -> RunResult:
     with progress(not quiet, f"simulating {label}") as update:
-        return session.run(label=label, step_ms=100.0, on_step=lambda u: update(u.progress))
+        if checkpoints is not None:
+            return checkpoints.run(session.config.t_sim_ms if t_ms is None else t_ms, label=label, step_ms=100.0, on_step=lambda u: update(u.progress))
+        return session.run(t_ms, label=label, step_ms=100.0, on_step=lambda u: update(u.progress))
+
+
+def _log(line: str) -> None:
+    print(f"einet: {line}", file=sys.stderr)
+
+
+def _checkpoint_folder(args: argparse.Namespace) -> Path | None:
+    """The folder --checkpoint-every writes to (checked now, before anything is built), or None."""
+    from ..checkpoints import check_folder, check_interval, default_folder
+
+    every = getattr(args, "checkpoint_every", None)
+    if every is None:
+        if args.keep is not None or args.checkpoint_dir is not None:
+            raise UsageError("--keep and --checkpoint-dir go with --checkpoint-every MS")
+        return None
+    check_interval(every, args.keep)
+    if getattr(args, "ranks", None) is not None:
+        # MPI ranks must not fork, and a checkpoint that stopped the run would cost the run
+        raise UsageError("--checkpoint-every stores in the background, which MPI ranks cannot: not with --ranks")
+    folder: Path = args.checkpoint_dir or default_folder(args.store)
+    check_folder(folder)
+    return folder
+
+
+def _checkpointer(args: argparse.Namespace, session: SessionLike, folder: Path | None, label: str) -> Checkpointer | None:
+    """The run's checkpoints from its current time to one run length later (None without)."""
+    if folder is None:
+        return None
+    from ..checkpoints import DEFAULT_KEEP, Checkpointer, CheckpointPlan
+    from ..session import Session
+
+    assert isinstance(session, Session)  # --ranks was refused with --checkpoint-every
+    t0 = session.time_ms
+    plan = CheckpointPlan(t0, t0 + session.config.t_sim_ms, args.checkpoint_every, args.keep or DEFAULT_KEEP, label)
+    if not args.json:
+        _log(f"checkpoints every {plan.every_ms:g} ms into {visible(folder)} (after a crash: einet resume {visible(folder)})")
+    return Checkpointer(session, folder, plan, log=_log)
 
 
 def _store(session: SessionLike, path: Path | None, overwrite: bool, quiet: bool) -> tuple[str | None, Exception | None]:
@@ -66,17 +106,20 @@ def _refuse_existing(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _refuse_existing(args)
+    folder = _checkpoint_folder(args)
     history = HistoryRecorder(args)
     with _session(args, config_from_args(args)) as session:
         session.build()
-        if args.store is not None:
+        if args.store is not None or folder is not None:
             session.check_storable()  # a refusal now, not after the whole run
-        result = _run_with_progress(session, "run 1", args.json)
+        checkpoints = _checkpointer(args, session, folder, "run 1")
+        result = _run_with_progress(session, "run 1", args.json, checkpoints)
         run_id = history.record(result)
         stored, failed = _store(session, args.store, args.overwrite, args.json)
         history.stored(run_id, args.store if stored else None)
     history.close()
-    return report_run(args, result, stored, failed)
+    extra = {"checkpoints": checkpoints.summary()} if checkpoints is not None else {}
+    return report_run(args, result, stored, failed, **extra)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -84,6 +127,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     _refuse_existing(args)
     changes = parse_changes(args.at)  # its syntax before the file is read
+    folder = _checkpoint_folder(args)
     _require_file(args.path)
     snap = open_snapshot(args.path)
     _check_model(args, snap.model)
@@ -92,14 +136,49 @@ def cmd_restore(args: argparse.Namespace) -> int:
     own = NetworkConfig(t_sim_ms=snap.t_sim_ms).replace(t_sim_ms=args.t_ms, store_workers=args.store_workers)
     with _session(args, own) as session:
         session.restore(snap, seed=args.seed, threads=args.threads, changes=changes)
-        if args.store is not None:
+        if args.store is not None or folder is not None:
             session.check_storable()
-        result = _run_with_progress(session, "restored", args.json)
+        checkpoints = _checkpointer(args, session, folder, "restored")
+        result = _run_with_progress(session, "restored", args.json, checkpoints)
         run_id = history.record(result, snapshot=args.path)
         stored, failed = _store(session, args.store, args.overwrite, args.json)
         history.stored(run_id, args.store if stored else None)
     history.close()
-    return report_run(args, result, stored, failed, snapshot=str(args.path))
+    extra = {"checkpoints": checkpoints.summary()} if checkpoints is not None else {}
+    return report_run(args, result, stored, failed, snapshot=str(args.path), **extra)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """From the newest whole checkpoint to the run's planned end, on the stored clock, with the
+    protocol's changes still to come (stored in the checkpoint), the stored seed and threads,
+    checkpointing on into the same folder; then like ``run`` at its end (``--store``)."""
+    from ..checkpoints import Checkpointer, plan_of, resume_point
+    from ..history import file_sha256
+    from ..session import Session
+
+    _refuse_existing(args)
+    folder, plan = plan_of(args.path)
+    point = None if plan.finished else resume_point(args.path, warn=_log)
+    if point is None or point.remaining_ms == 0:  # exit 0: a job script that resumes until done stops here
+        doc = {"resumed": False, "checkpoint_dir": str(folder), "t_stop_ms": plan.t_stop_ms}
+        emit(args, doc, lambda: print(f"nothing to resume: the run in {visible(folder)} reached its planned end ({plan.t_stop_ms:g} ms)"))
+        return EXIT_OK
+    history = HistoryRecorder(args)
+    # hashed now: the checkpoint resumed from is the oldest, the first the rotation removes
+    sha = file_sha256(point.path) if history.wanted else ""
+    own = NetworkConfig(t_sim_ms=point.snapshot.t_sim_ms).replace(store_workers=args.store_workers)
+    session = Session(own)
+    session.restore(point.snapshot)
+    if args.store is not None:
+        session.check_storable()
+    checkpoints = Checkpointer(session, point.folder, point.plan, log=_log)
+    label = f"{point.plan.label} (resumed)"
+    result = _run_with_progress(session, label, args.json, checkpoints, t_ms=point.remaining_ms)
+    run_id = history.record(result, snapshot=point.path, sha256=sha)
+    stored, failed = _store(session, args.store, args.overwrite, args.json)
+    history.stored(run_id, args.store if stored else None)
+    history.close()
+    return report_run(args, result, stored, failed, resumed=True, snapshot=str(point.path), checkpoints=checkpoints.summary())
 
 
 def _require_file(path: Path) -> None:
@@ -257,6 +336,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from ..checkpoints import check_interval
+
+    check_interval(args.checkpoint_every, args.keep)
+    if args.checkpoint_every is None and (args.keep is not None or args.checkpoint_dir is not None):
+        raise UsageError("--keep and --checkpoint-dir go with --checkpoint-every MS")
     from einet.tui.app import run_app  # the one import of the UI from einet/: the `tui` command
 
     return run_app(config_from_args(args), args, launch_from_args(args))
@@ -265,6 +349,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "restore": cmd_restore,
+    "resume": cmd_resume,
     "inspect": cmd_inspect,
     "demo": cmd_demo,
     "history": cmd_history,

@@ -57,7 +57,7 @@ def entry() -> int:
     return _entry()
 
 
-NEST_HERE = ("run", "restore", "demo")
+NEST_HERE = ("run", "restore", "resume", "demo")
 
 
 def _entry() -> int:

@@ -44,6 +44,12 @@ def _store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="allow --store to replace an existing file")
 
 
+def _checkpoint_flags(p: argparse.ArgumentParser, default_dir: str = "beside --store, NAME.checkpoints/; else checkpoints/") -> None:
+    p.add_argument("--checkpoint-every", type=float, metavar="MS", help="store a checkpoint every MS of biological time, in the background, into --checkpoint-dir (resume with einet resume DIR)")
+    p.add_argument("--keep", type=int, metavar="K", help="checkpoints to keep, the newest (default 3)")
+    p.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help=f"where checkpoints go (default: {default_dir})")
+
+
 def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True, default: str = "snapshots/einet-history.sqlite") -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--history", type=Path, metavar="PATH", help=f"the run history database (default: $EINET_HISTORY, else {default})")
@@ -66,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(run)
     _run_flags(run)
     _store_flags(run)
+    _checkpoint_flags(run)
     _history_flags(run)
 
     restore = sub.add_parser("restore", help="restore a snapshot into a clean kernel and simulate (runs no model code)")
@@ -73,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--model", metavar="REF", help="check that the snapshot was stored from this model")
     _run_flags(restore, defaults="the snapshot's")
     _store_flags(restore)
+    _checkpoint_flags(restore)
     _history_flags(restore)
+
+    resume = sub.add_parser("resume", help="go on with a run that checkpointed (--checkpoint-every) from its newest whole checkpoint to its planned end")
+    resume.add_argument("path", type=Path, metavar="DIR|FILE", help="the run's checkpoint folder (its newest whole checkpoint), or one checkpoint in it")
+    resume.add_argument("--store-workers", type=int, metavar="N", help="processes reading connections when storing (default: every usable core; 1: none forked)")
+    resume.add_argument("--json", action="store_true", help="print one JSON document, no progress")
+    _store_flags(resume)
+    _history_flags(resume)
 
     inspect = sub.add_parser("inspect", help="show a snapshot's metadata, counts, what is not stored, and integrity")
     inspect.add_argument("path", type=Path, help="the snapshot file")
@@ -100,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     from einet.tui.options import add_tui_flags  # no Textual import: only argparse flags
 
     add_tui_flags(tui)
+    _checkpoint_flags(tui, default_dir="checkpoints/ in --snapshot-dir, a folder per run")
     _history_flags(tui, default="einet-history.sqlite in --snapshot-dir")
     return parser
 

@@ -36,15 +36,16 @@ class HistoryRecorder:
         """Whether runs are (still) to be recorded: hashing files for it is worth it."""
         return not self._off and (self._history is None or self._history.enabled)
 
-    def record(self, result: Any, snapshot: Path | None = None) -> int | None:
-        """Record a run; ``snapshot`` is the file a restored run came from (hashed here)."""
+    def record(self, result: Any, snapshot: Path | None = None, sha256: str | None = None) -> int | None:
+        """Record a run; ``snapshot`` is the file a restored run came from (hashed here unless
+        its ``sha256`` is given: a file that may be gone by the run's end is hashed before)."""
         if not self.wanted:
             return None
         from ..history import History, file_sha256
 
         if self._history is None:
             self._history = History.open(self._path)  # type: ignore[arg-type]
-        sha = file_sha256(snapshot) if snapshot is not None and self._history.enabled else ""
+        sha = sha256 if sha256 is not None else file_sha256(snapshot) if snapshot is not None and self._history.enabled else ""
         run_id = self._history.record(result, snapshot_sha256=sha)
         self._warn()
         return run_id

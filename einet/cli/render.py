@@ -45,7 +45,13 @@ def report_run(args: argparse.Namespace, result: Any, stored: str | None, failed
     """Print a run (and a store's failure after it: ``store_error`` in JSON, its one line on
     stderr); the exit code is the store's."""
     code, line = exit_of(failed) if failed is not None else (EXIT_OK, None)
-    emit(args, {**result.summary(), **extra, "stored": stored, "store_error": line}, lambda: print_run(result, stored))
+
+    def human() -> None:
+        print_run(result, stored)
+        if "checkpoints" in extra:
+            print_checkpoints(extra["checkpoints"])
+
+    emit(args, {**result.summary(), **extra, "stored": stored, "store_error": line}, human)
     if line is not None:
         print(f"einet: {line}", file=sys.stderr)
     return code
@@ -74,6 +80,17 @@ def print_run(result: Any, stored: str | None) -> None:
         c.print("  changes: " + ", ".join(shown(f"{ch['made_at_ms']:g} ms {ch['target']}.{ch['key']}={ch['value']!r}") for ch in result.changes))
     if stored:
         c.print(f"  stored snapshot: {shown(stored)}")
+
+
+def print_checkpoints(summary: dict[str, Any]) -> None:
+    """A run's checkpoints in one line (see :meth:`einet.checkpoints.Checkpointer.summary`)."""
+    from rich.console import Console
+
+    skipped = f", {len(summary['skipped_ms'])} skipped" if summary["skipped_ms"] else ""
+    failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
+    failed += ", 1 still being written at the end abandoned" if summary.get("abandoned") else ""
+    kept = f"{len(summary['kept'])} kept, newest {summary['kept'][-1]}" if summary["kept"] else "none kept"
+    Console().print(f"  checkpoints every {summary['every_ms']:g} ms: {len(summary['written'])} written{skipped}{failed}; {shown(kept)} in {shown(summary['dir'])}", soft_wrap=True)
 
 
 def demo_plots(results: Sequence[Any]) -> str:
