@@ -72,6 +72,7 @@ def run_stoppable(command: Callable[[], int]) -> int:
     pid = os.fork()
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        die_with_parent()  # a SIGKILL of the command (a job's time limit) ends its NEST too
         return command()
     try:
         return _wait(pid)

@@ -44,6 +44,30 @@ def test_a_forked_child_dies_with_its_parent_even_by_sigkill() -> None:
     wait_for(lambda: _gone(child), 10.0, "the child to end with its parent")
 
 
+STOPPABLE = textwrap.dedent(
+    """
+    import os, sys, time
+    from einet.children import run_stoppable
+    def command():
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+        return 0
+    sys.exit(run_stoppable(command))
+    """
+)
+
+
+def test_a_cli_commands_child_dies_with_the_cli_even_by_sigkill() -> None:
+    """A job's time limit SIGKILLs ``einet run``: the child that runs NEST must not go on."""
+    parent = subprocess.Popen([sys.executable, "-c", STOPPABLE], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert child != parent.pid and not _gone(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    wait_for(lambda: _gone(child), 10.0, "the command's child to end with the CLI")
+
+
 def test_a_forked_child_leaves_with_its_code_and_never_returns_into_the_caller(tmp_path: Path) -> None:
     marker = tmp_path / "returned"
     heard = tmp_path / "error"
