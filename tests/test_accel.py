@@ -18,11 +18,14 @@ from einet.kernel import nest
 from einet.store import bulk as bulk_module
 from einet.store import capture, plan_capture, read_connections
 from einet.store.bulk import read_bulk
+from einet.store.connections import column_dtype
 
 from .conftest import ROOT, assert_same_state
 
 
-def rows_sorted(a: np.ndarray) -> np.ndarray:
+def rows_sorted(columns: list[np.ndarray]) -> np.ndarray:
+    """A model's connections as sorted rows (float64: node ids are exact)."""
+    a = np.column_stack([c.astype(np.float64) for c in columns])
     return a[np.lexsort(a.T[::-1])] if len(a) else a
 
 
@@ -33,7 +36,8 @@ def assert_bulk_equals_pynest(session: Session) -> list[str]:
     assert fast is not None, f"the accelerator is not in use: {accel.why_not()}"
     slow = read_connections(plan)
     for m, a, b in zip(plan.models, fast, slow):
-        assert a.shape == b.shape == (m.count, len(m.keys)), m.model
+        assert [c.shape for c in a] == [c.shape for c in b] == [(m.count,)] * len(m.keys), m.model
+        assert [c.dtype for c in a] == [c.dtype for c in b], m.model
         np.testing.assert_array_equal(rows_sorted(a), rows_sorted(b), err_msg=m.model)
     return [m.model for m in plan.models]
 
@@ -69,15 +73,16 @@ def test_typed_and_dictionary_reads_are_equal_and_typed_is_used_where_known() ->
     for m in plan.models:
         per_thread = lib.count(m.model)
         assert int(per_thread.sum()) == m.count and len(per_thread) == 2
-        typed = np.empty((m.count, len(m.keys)), order="F")
-        by_dict = np.empty((m.count, len(m.keys)), order="F")
+        typed = [np.empty(m.count, column_dtype(key)) for key in m.keys]
+        by_dict = [np.empty(m.count, column_dtype(key)) for key in m.keys]
         reported: list[int] = []
         used = lib.read(m.model, m.keys, per_thread, typed, reported.append)
         # e_syn (a copy of stdp_synapse_hom) and i_syn (of static_synapse) join neurons: typed on
         # both threads; static_synapse only joins devices, which are read by dictionary
         assert used == (2 if m.model in ("e_syn", "i_syn") else 0), m.model
         assert lib.read(m.model, m.keys, per_thread, by_dict, typed=False) == 0
-        np.testing.assert_array_equal(typed, by_dict)
+        for a, b in zip(typed, by_dict):
+            np.testing.assert_array_equal(a, b)
         assert sum(reported) == m.count
     assert_bulk_equals_pynest(s)
 
@@ -124,9 +129,9 @@ def test_a_read_that_disagrees_with_nest_falls_back_to_pynest(fault: str, monkey
     assert lib is not None, accel.why_not()
     real_read, real_count = lib.read, lib.count
 
-    def corrupt_read(model: str, keys: list[str], per_thread: np.ndarray, out: np.ndarray, *args: object, **kwargs: object) -> int:
-        used = real_read(model, keys, per_thread, out, *args, **kwargs)  # type: ignore[arg-type]
-        out[0, keys.index("weight")] += 1.0  # the first row is always sampled
+    def corrupt_read(model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], *args: object, **kwargs: object) -> int:
+        used = real_read(model, keys, per_thread, columns, *args, **kwargs)  # type: ignore[arg-type]
+        columns[keys.index("weight")][0] += 1.0  # the first row is always sampled
         return used
 
     if fault == "value":

@@ -16,6 +16,7 @@
 // thread instead, each over that thread's connection tables.
 
 #include <algorithm>
+#include <cstdint>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -287,14 +288,34 @@ struct Column
   double ConnectionT::* member;
 };
 
-// Where one thread's rows go, and what went wrong.
+// Where one thread's rows go, and what went wrong: one array per key, float64 or int32 (node
+// ids: half the memory of a double, and what the snapshot stores them as).
 struct Rows
 {
-  double* out;
-  long rows;  // of the whole array: a column's stride
-  long row;   // next row of this thread
-  long end;   // one past this thread's last row
+  void* const* columns;
+  const long* int32;  // per key: 1 if its array is int32, else float64
+  long row;           // next row of this thread
+  long end;           // one past this thread's last row
   std::string problem;
+
+  void
+  put( const size_t k, const double value ) const
+  {
+    if ( int32[ k ] )
+    {
+      static_cast< int32_t* >( columns[ k ] )[ row ] = static_cast< int32_t >( value );
+    }
+    else
+    {
+      static_cast< double* >( columns[ k ] )[ row ] = value;
+    }
+  }
+
+  double
+  get( const size_t k, const long at ) const
+  {
+    return int32[ k ] ? static_cast< const int32_t* >( columns[ k ] )[ at ] : static_cast< const double* >( columns[ k ] )[ at ];
+  }
 };
 
 // Read the neuron-to-neuron connections of one thread through ConnectionT's array, if the
@@ -362,23 +383,22 @@ read_typed( const nest::ConnectorBase* base,
     }
     for ( size_t k = 0; k < columns.size(); ++k )
     {
-      double& cell = rows.out[ rows.row + static_cast< long >( k ) * rows.rows ];
       switch ( columns[ k ].kind )
       {
       case Column< ConnectionT >::SOURCE:
-        cell = static_cast< double >( sources.get_node_id( tid, syn_id, lcid ) );
+        rows.put( k, static_cast< double >( sources.get_node_id( tid, syn_id, lcid ) ) );
         break;
       case Column< ConnectionT >::TARGET:
-        cell = static_cast< double >( c.get_target( tid )->get_node_id() );
+        rows.put( k, static_cast< double >( c.get_target( tid )->get_node_id() ) );
         break;
       case Column< ConnectionT >::RECEPTOR:
-        cell = static_cast< double >( c.get_rport() );
+        rows.put( k, static_cast< double >( c.get_rport() ) );
         break;
       case Column< ConnectionT >::DELAY:
-        cell = c.get_delay();
+        rows.put( k, c.get_delay() );
         break;
       case Column< ConnectionT >::MEMBER:
-        cell = c.*( columns[ k ].member );
+        rows.put( k, c.*( columns[ k ].member ) );
         break;
       }
     }
@@ -430,10 +450,9 @@ read_by_dictionary( const size_t tid,
     }
     for ( size_t k = 0; k < keys.size(); ++k )
     {
-      double& cell = rows.out[ rows.row + static_cast< long >( k ) * rows.rows ];
       if ( keys[ k ] == "source" )
       {
-        cell = static_cast< double >( source );
+        rows.put( k, static_cast< double >( source ) );
         continue;
       }
       const any_type* value = cached ? entry[ k ] : nullptr;
@@ -446,11 +465,13 @@ read_by_dictionary( const size_t tid,
           entry[ k ] = value;
         }
       }
+      double cell = 0.0;
       if ( not value or not as_double( *value, cell ) )
       {
         rows.problem = "connection property " + keys[ k ] + " is missing or not a number";
         return;
       }
+      rows.put( k, cell );
     }
     ++rows.row;
     if ( ++since == 4096 )
@@ -547,9 +568,7 @@ read_thread( const size_t tid,
       nest::stdp_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
   if ( typed and rows.problem.empty() and rows.row > first )
   {
-    std::vector< double > again( keys.size() );
-    Rows check { again.data(), 1, 0, 1, "" };
-    std::atomic< long > ignored { 0 };
+    std::string problem;
     bool first_only = true;
     each_neuron_connection( tid,
       syn_id,
@@ -568,19 +587,19 @@ read_thread( const size_t tid,
               const auto it = status->find( keys[ k ] );
               if ( it == status->end() or not as_double( it->second.item, value ) )
               {
-                check.problem = "typed reader: " + keys[ k ] + " missing";
+                problem = "typed reader: " + keys[ k ] + " missing";
                 return;
               }
             }
-            if ( value != rows.out[ first + static_cast< long >( k ) * rows.rows ] )
+            if ( ( rows.int32[ k ] ? static_cast< double >( static_cast< int32_t >( value ) ) : value ) != rows.get( k, first ) )
             {
-              check.problem = "typed reader disagrees with NEST's status on " + keys[ k ];
+              problem = "typed reader disagrees with NEST's status on " + keys[ k ];
               return;
             }
           }
         }
       } );
-    rows.problem = check.problem;
+    rows.problem = problem;
   }
   if ( rows.problem.empty() )
   {
@@ -710,8 +729,9 @@ extern "C"
     return -1;
   }
 
-  // Read keys of every enabled local connection of the model into out (rows x n_keys,
-  // column-major): NEST thread tid's connections go to rows [first[tid], first[tid] +
+  // Read keys of every enabled local connection of the model into columns (one array of
+  // rows elements per key, int32 where int32[k], else float64): NEST thread tid's
+  // connections go to rows [first[tid], first[tid] +
   // per_thread[tid]), counts as einet_count gave them. done is raised as rows are read (for
   // progress); typed_threads is set to the number of threads read by a typed reader (0 if
   // may_type is 0). Returns the rows read, or -1 (err says why).
@@ -721,7 +741,8 @@ extern "C"
     long n_keys,
     const long* first,
     const long* per_thread,
-    double* out,
+    void* const* columns,
+    const long* int32,
     long rows,
     long may_type,
     long* done,
@@ -742,7 +763,7 @@ extern "C"
           say( err, errlen, "rows out of range" );
           return -1;
         }
-        parts.push_back( Rows { out, rows, first[ tid ], first[ tid ] + per_thread[ tid ], "" } );
+        parts.push_back( Rows { columns, int32, first[ tid ], first[ tid ] + per_thread[ tid ], "" } );
       }
       auto* progress = reinterpret_cast< std::atomic< long >* >( done );
       std::vector< char > typed( threads, 0 );

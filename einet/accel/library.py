@@ -24,6 +24,7 @@ _MAX_THREADS = 4096
 _ERR = 1024
 _L = ctypes.c_long
 _P = ctypes.c_void_p
+_COLUMN_DTYPES = (np.dtype(np.float64), np.dtype(np.int32))
 
 
 class ConnectionLibrary:
@@ -47,7 +48,7 @@ class ConnectionLibrary:
         lib.einet_first.restype = _L
         lib.einet_first.argtypes = [ctypes.c_char_p, _P, _P, _P, ctypes.c_size_t]
         lib.einet_read.restype = _L
-        lib.einet_read.argtypes = [ctypes.c_char_p, _P, _L, _P, _P, _P, _L, _L, _P, _P, _P, ctypes.c_size_t]
+        lib.einet_read.argtypes = [ctypes.c_char_p, _P, _L, _P, _P, _P, _P, _L, _L, _P, _P, _P, ctypes.c_size_t]
         self._lib = lib
         self.path = path
 
@@ -69,13 +70,17 @@ class ConnectionLibrary:
             raise AccelUnavailable(f"{model}: finding a connection failed: {err.value.decode(errors='replace')}")
         return (int(source.value), int(target.value)) if found else None
 
-    def read(self, model: str, keys: list[str], per_thread: np.ndarray, out: np.ndarray, report: Callable[[int], None] | None = None, *, typed: bool = True) -> int:
-        """Fill ``out`` (connections × keys, column-major float64) with ``keys`` of every
-        local connection of ``model``, thread by thread as :meth:`count` gave them; ``report(k)``
-        is told of every ``k`` rows read, from this thread. Returns how many NEST threads were
-        read by a typed reader (none unless ``typed``)."""
-        if out.dtype != np.float64 or not out.flags.f_contiguous or out.shape != (int(per_thread.sum()), len(keys)):
-            raise ValueError("out must be a column-major float64 array of (connections, keys)")
+    def read(self, model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], report: Callable[[int], None] | None = None, *, typed: bool = True) -> int:
+        """Fill ``columns`` (one contiguous float64 or int32 array per key, one element per
+        connection) with ``keys`` of every local connection of ``model``, thread by thread as
+        :meth:`count` gave them; ``report(k)`` is told of every ``k`` rows read, from this
+        thread. Returns how many NEST threads were read by a typed reader (none unless
+        ``typed``)."""
+        rows = int(per_thread.sum())
+        if len(columns) != len(keys) or any(c.shape != (rows,) or not c.flags.c_contiguous or c.dtype not in _COLUMN_DTYPES for c in columns):
+            raise ValueError("columns must be one contiguous float64 or int32 array per key, one element per connection")
+        pointers = (_P * len(columns))(*(c.ctypes.data for c in columns))
+        int32 = np.array([c.dtype == np.int32 for c in columns], dtype=np.int64)
         first = np.concatenate([[0], np.cumsum(per_thread)[:-1]]).astype(np.int64)
         per = np.ascontiguousarray(per_thread, dtype=np.int64)
         names = (ctypes.c_char_p * len(keys))(*(k.encode() for k in keys))
@@ -91,8 +96,9 @@ class ConnectionLibrary:
                     len(keys),
                     first.ctypes.data,
                     per.ctypes.data,
-                    out.ctypes.data,
-                    out.shape[0],
+                    ctypes.cast(pointers, _P),
+                    int32.ctypes.data,
+                    rows,
                     int(typed),
                     ctypes.addressof(done),
                     ctypes.addressof(typed_threads),

@@ -12,10 +12,10 @@ from ..clock import schedule_from
 from ..kernel import nest, nest_output_to, nest_version
 from ..network import Network, node_kinds, node_models, probe_node_models
 from ..ownership import plain
-from ..snapshot.model import ID_DTYPE, NodeRun, Snapshot
+from ..snapshot.model import ID_DTYPE, NodeRun, Snapshot, SynapseTable
 from ..traces import LAST_SPIKE_CLOCKED, at_stored_time, family, lost_after, traces_of
 from .checks import not_stored_of, refuse_unsupported
-from .connections import base_of, connection_plans, set_keys, synapse_table
+from .connections import Columns, base_of, connection_plans, set_keys, synapse_table
 from .nodes import json_checked, node_runs
 from .plan import CapturePlan, ModelPlan
 
@@ -81,29 +81,30 @@ def _clock_notes(net: Network, models: list[ModelPlan], trace_taus: dict[str, di
     return notes
 
 
-def finish(plan: CapturePlan, buffers: list[np.ndarray]) -> Snapshot:
-    """The Snapshot from a plan and its filled connection arrays (reading node state first if
-    the plan has none)."""
+def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
+    """The Snapshot from a plan and its filled connection arrays, which it takes (``buffers``
+    is emptied model by model), reading node state first if the plan has none."""
     net = plan.net
     if plan.runs is None:
         with nest_output_to():
             plan.runs, plan.last_spike = node_runs(net, plan.node_models)
     runs = [schedule_from(run, plan.t_stored_ms, float(plan.kernel["resolution"])) for run in plan.runs]
-    tables = []
-    for m, buf in zip(plan.models, buffers):
-        data = buf
-        _refer_traces(plan, m, data)
+    tables: list[SynapseTable] = []
+    for m in plan.models:
+        cols = dict(zip(m.keys, buffers.pop(0)))  # taken: each model's arrays go as its table is made
+        _refer_traces(plan, m, cols)
         # einet's own recorder and multimeter are not part of the network
-        einets = (data[:, 1] == net.recorder_id) | (data[:, 0] == net.last_id if net.meter is not None else False)
+        einets = (cols["target"] == net.recorder_id) | (cols["source"] == net.last_id if net.meter is not None else False)
         if einets.any():
-            data = data[~einets]
-        _receptor_types(plan, data)
+            cols = {key: col[~einets] for key, col in cols.items()}
+        del einets
+        _receptor_types(plan, cols)
         # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
         # logger index on the target as the receptor; it was connected, and is restored, with 0
         if len(plan.loggers):
-            data[np.isin(data[:, 0], plan.loggers), 2] = 0
-        if len(data):
-            tables.append(synapse_table(m.model, m.keys, data))
+            cols["receptor"][np.isin(cols["source"], plan.loggers)] = 0
+        if len(cols["source"]):
+            tables.append(synapse_table(m.model, cols))
     return Snapshot(
         nodes=tuple(runs),
         synapses=tuple(tables),
@@ -129,13 +130,12 @@ RECEPTOR_PORT_OFFSET = {"ht_neuron": 1, "iaf_cond_alpha_mc": 1, "pp_cond_exp_mc_
 measured by connecting each receptor type; every other model reports the type it was given)."""
 
 
-def _receptor_types(plan: CapturePlan, data: np.ndarray) -> None:
+def _receptor_types(plan: CapturePlan, cols: dict[str, np.ndarray]) -> None:
     """Each connection's receptor as the ``receptor_type`` a Connect takes (in place)."""
     offsets = _receptor_offsets(plan)
-    if offsets is None or not len(data):
+    if offsets is None or not len(cols["target"]):
         return
-    targets = data[:, 1].astype(np.int64)
-    data[:, 2] += offsets[np.clip(targets, 1, len(offsets)) - 1]
+    cols["receptor"] += offsets[np.clip(cols["target"], 1, len(offsets)) - 1]
 
 
 def _receptor_offsets(plan: CapturePlan) -> np.ndarray | None:
@@ -148,19 +148,23 @@ def _receptor_offsets(plan: CapturePlan) -> np.ndarray | None:
     return np.array([shift[str(m)] for m in plan.node_models], dtype=np.float64)
 
 
-def _refer_traces(plan: CapturePlan, m: ModelPlan, data: np.ndarray) -> None:
-    """Replace a plastic model's traces by their values at the stored time (in place)."""
+def _refer_traces(plan: CapturePlan, m: ModelPlan, cols: dict[str, np.ndarray]) -> None:
+    """Replace a plastic model's traces by their values at the stored time (in place), a block
+    of connections at a time (the temporaries stay small)."""
     base = base_of(plan.net, m.model)
-    if not traces_of(base) or not len(data) or plan.last_spike is None:
+    if not traces_of(base) or not len(cols["source"]) or plan.last_spike is None:
         return
-    index = {key: i for i, key in enumerate(m.keys)}
     taus = plan.trace_taus.get(m.model, {})
+    keys = [key for key in traces_of(base) if key in cols]
+    for lo in range(0, len(cols["source"]), _TRACE_BLOCK):
+        block = slice(lo, lo + _TRACE_BLOCK)
 
-    def tau(key: str) -> Any:
-        return data[:, index[key]] if key in index else taus[key]
+        def tau(key: str, block: slice = block) -> Any:
+            return cols[key][block] if key in cols else taus[key]
 
-    sources = data[:, 0].astype(np.int64)
-    last = plan.last_spike[np.clip(sources, 0, len(plan.last_spike) - 1)]
-    columns = {key: data[:, index[key]] for key in traces_of(base) if key in index}
-    for key, values in at_stored_time(columns, tau, last, plan.t_stored_ms, base).items():
-        data[:, index[key]] = values
+        last = plan.last_spike[np.clip(cols["source"][block], 0, len(plan.last_spike) - 1)]
+        for key, values in at_stored_time({key: cols[key][block] for key in keys}, tau, last, plan.t_stored_ms, base).items():
+            cols[key][block] = values
+
+
+_TRACE_BLOCK = 1 << 20

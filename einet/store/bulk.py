@@ -16,7 +16,7 @@ import numpy as np
 from ..accel import AccelUnavailable, connection_library, disable
 from ..kernel import nest
 from ..nest_api import connection_handles, connection_status
-from .connections import allocate, read_connections
+from .connections import Columns, allocate, read_connections
 from .plan import CapturePlan, ModelPlan, Progress
 from .workers import read_in_workers
 
@@ -25,7 +25,7 @@ _checked: set[str] = set()
 """Synapse models whose reads were checked against PyNEST in this process."""
 
 
-def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False) -> list[np.ndarray]:
+def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False) -> list[Columns]:
     """This process's connections as the plan asks: by the accelerator, else through PyNEST by
     ``workers`` forked readers (see :func:`einet.store.workers.read_in_workers` for ``idle``)
     or this process."""
@@ -35,8 +35,8 @@ def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None
     return read_in_workers(plan, workers, progress, idle=idle) if workers > 1 else read_connections(plan, progress)
 
 
-def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[np.ndarray] | None:
-    """Every local connection's keys, one (connections × keys) array per model as
+def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[Columns] | None:
+    """Every local connection's keys, an array per model and key as
     :func:`einet.store.connections.allocate` makes them; None when the accelerator cannot be
     had or failed a check (then read through PyNEST)."""
     library = connection_library()
@@ -67,21 +67,24 @@ def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[np.nd
         return None
 
 
-def check_sample(m: ModelPlan, rows: np.ndarray) -> None:
+def check_sample(m: ModelPlan, columns: Columns) -> None:
     """Raise unless each sampled row is the status PyNEST gives of a connection between the
     same nodes (several connections may join them). One fetch for the whole sample: each
     fetch scans the model's whole table."""
-    if len(rows) == 0:
+    count = len(columns[0])
+    if count == 0:
         return
     n = nest()
-    source, target = m.keys.index("source"), m.keys.index("target")
-    sample = rows[np.unique(np.linspace(0, len(rows) - 1, _SAMPLE_ROWS).astype(int))]
-    ids = [sorted({int(i) for i in sample[:, k]}) for k in (source, target)]
+    cols = dict(zip(m.keys, columns))
+    sample = np.unique(np.linspace(0, count - 1, _SAMPLE_ROWS).astype(int))
+    rows = [tuple(float(cols[key][i]) for key in m.keys) for i in sample]
+    ids = [sorted({int(i) for i in cols[key][sample]}) for key in ("source", "target")]
     fetched = connection_handles(n.GetConnections(source=n.NodeCollection(ids[0]), target=n.NodeCollection(ids[1]), synapse_model=m.model))
     candidates = [tuple(float(status[k]) for k in m.keys) for status in connection_status(fetched)]
-    for row in sample:
-        if not any(all(_same(a, float(b)) for a, b in zip(found, row)) for found in candidates):
-            raise AccelUnavailable(f"{m.model}: its row for connection {int(row[source])} → {int(row[target])} differs from PyNEST's status")
+    for row in rows:
+        if not any(all(_same(a, b) for a, b in zip(found, row)) for found in candidates):
+            source, target = int(row[m.keys.index("source")]), int(row[m.keys.index("target")])
+            raise AccelUnavailable(f"{m.model}: its row for connection {source} → {target} differs from PyNEST's status")
 
 
 def _same(a: float, b: float) -> bool:

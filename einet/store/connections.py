@@ -90,10 +90,19 @@ def set_keys(net: Network, plans: list[ModelPlan]) -> None:
         m.keys = [*_CONNECTION_IDS, *net.settable_synapses[m.model][0]]
 
 
-def allocate(plan: CapturePlan, make: Callable[[tuple[int, int]], np.ndarray] = lambda shape: np.empty(shape, order="F")) -> list[np.ndarray]:
-    """One (connections × keys) float64 array per model, column-major: its columns become the
-    snapshot's arrays without a copy (a copy would raise the store's peak memory)."""
-    return [make((m.count, len(m.keys))) for m in plan.models]
+Columns = list[np.ndarray]
+"""One model's connections: an array per key of its :class:`ModelPlan` (node ids as the
+snapshot's int32, everything else float64), each of the model's count."""
+
+
+def column_dtype(key: str) -> np.dtype:
+    return ID_DTYPE if key in ("source", "target") else np.dtype(np.float64)
+
+
+def allocate(plan: CapturePlan, make: Callable[[tuple[int, ...], np.dtype], np.ndarray] = np.empty) -> list[Columns]:
+    """The arrays connections are read into, per model and key: they become the snapshot's
+    arrays without a copy (a copy would raise the store's peak memory)."""
+    return [[make((m.count,), column_dtype(key)) for key in m.keys] for m in plan.models]
 
 
 @dataclass
@@ -130,7 +139,7 @@ class Cursor:
                 raise CannotStoreError(f"{m.model}: NEST listed {int(rows)} connections but counted {m.count}")
 
 
-def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, report: Callable[[int], None]) -> None:
+def read_blocks(plan: CapturePlan, buffers: list[Columns], cursor: Cursor, report: Callable[[int], None]) -> None:
     """Take blocks of sources from ``cursor`` until none is left; for each, fetch its
     connections' handles per model and read their status into the rows taken for them.
     ``report(k)`` is told of every ``k`` connections read."""
@@ -152,14 +161,16 @@ def read_blocks(plan: CapturePlan, buffers: list[np.ndarray], cursor: Cursor, re
                 part = handles[lo : lo + BLOCK_SYNAPSES]
                 status = connection_status(part)
                 try:
-                    buffers[i][at + lo : at + lo + len(part)] = np.fromiter(map(pick, status), dtype=row, count=len(part))
+                    rows = np.fromiter(map(pick, status), dtype=row, count=len(part))
                 except (TypeError, ValueError):
                     raise CannotStoreError(f"{m.model}: a per-connection property is not a number (cannot be stored yet)") from None
+                for column, values in zip(buffers[i], rows.T):
+                    column[at + lo : at + lo + len(part)] = values
                 report(len(part))
             del handles
 
 
-def read_connections(plan: CapturePlan, progress: Progress | None = None) -> list[np.ndarray]:
+def read_connections(plan: CapturePlan, progress: Progress | None = None) -> list[Columns]:
     """Every connection's status, in this process, block by block into preallocated arrays."""
     buffers = allocate(plan)
     cursor = Cursor.local(plan)
@@ -197,16 +208,19 @@ def _probe_synapse(net: Network, model: str, conn: Any) -> None:
         net.settable_synapses[model] = (sorted(ok), sorted(failed))
 
 
-def synapse_table(model: str, keys: list[str], data: np.ndarray) -> SynapseTable:
-    cols = {key: np.ascontiguousarray(data[:, i]) for i, key in enumerate(keys)}
-    source = cols.pop("source").astype(ID_DTYPE)
-    target = cols.pop("target").astype(ID_DTYPE)
+def synapse_table(model: str, cols: dict[str, np.ndarray]) -> SynapseTable:
+    """The table of one model from its columns (taken: a column stored once for all is
+    dropped from ``cols`` at once, so its memory goes back before the next is looked at)."""
+    source = cols.pop("source").astype(ID_DTYPE, copy=False)
+    target = cols.pop("target").astype(ID_DTYPE, copy=False)
     receptor = cols.pop("receptor")
     uniform: dict[str, Any] = {}
     columns: dict[str, np.ndarray] = {}
     if (receptor != 0).any():
         cols["receptor_type"] = receptor
-    for key, col in cols.items():
+    del receptor
+    for key in list(cols):
+        col = cols.pop(key)
         if (col == col[0]).all():
             uniform[key] = int(col[0]) if key == "receptor_type" else float(col[0])
         else:

@@ -49,13 +49,13 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
             merged_status = [(lo, hi, _merge_status([p[0][k] for p in parts], hi - lo)) for k, (lo, hi, _, _, _) in enumerate(to_read)]
             plan.runs = [node_run_of(lo + 1, hi - lo, str(per_node[lo]), keys, status, layer) for (lo, hi, status), (_, _, _, keys, layer) in zip(merged_status, to_read)]
             plan.last_spike = last_spikes(net.recorder_id, merged_status)
-            merged: dict[str, tuple[list[str], list[np.ndarray]]] = {}
+            merged: dict[str, tuple[list[str], list[list[np.ndarray]]]] = {}
             for _, tables in parts:
-                for model, keys, buf in tables:
-                    merged.setdefault(model, (keys, []))[1].append(buf)
+                for model, keys, columns in tables:
+                    merged.setdefault(model, (keys, []))[1].append(columns)
             del parts
-            plan.models = [ModelPlan(model, sum(len(b) for b in bufs), keys) for model, (keys, bufs) in merged.items()]
-            snap = finish(plan, [np.concatenate(bufs) if len(bufs) > 1 else bufs[0] for _, bufs in merged.values()])
+            plan.models = [ModelPlan(model, sum(len(c[0]) for c in per_rank), keys) for model, (keys, per_rank) in merged.items()]
+            snap = finish(plan, [[np.concatenate(key_parts) for key_parts in zip(*per_rank)] for _, per_rank in merged.values()])
     return snap
 
 

@@ -38,7 +38,7 @@ from ..config import usable_cores
 from ..kernel import nest_output_to
 from ..snapshot import CannotStoreError
 from ..text import one_line
-from .connections import Cursor, allocate, read_blocks, read_connections
+from .connections import Columns, Cursor, allocate, read_blocks, read_connections
 from .plan import CapturePlan, Progress
 
 # A reader that says nothing for this long is taken to hang: a block of ~130k connections takes
@@ -179,7 +179,7 @@ def fork_reader(body: Callable[[int], None], threads: int) -> Child:
     return Child(pid, r)
 
 
-def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False) -> list[np.ndarray]:
+def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False) -> list[Columns]:
     """Fill the connection arrays with ``workers`` forked processes reading in parallel, each
     taking the next block of sources until none is left. A worker silent for ``STALL_S``
     fails the store, unless the readers run at ``idle`` priority (they may wait for cores)."""
