@@ -227,7 +227,9 @@ async def test_the_dashboard_checkpoints_each_run_into_a_folder_of_its_own(tmp_p
         assert 1 <= len(kept) <= 2
         for path in kept:
             t = time_of(path)
-            assert t is not None and t <= open_snapshot(path).t_stored_ms < 1000.0, "taken at the first step boundary after it fell due"
+            # the engine's steps follow wall time: on a loaded machine the first boundary after
+            # a checkpoint fell due may be the run's end
+            assert t is not None and t <= open_snapshot(path).t_stored_ms <= 1000.0, "taken at the first step boundary after it fell due"
         log = "".join(line.text for line in app.query_one("#log").lines).replace(" ", "")  # lines wrap
         assert f"checkpointsevery200msinto{folder}".replace(" ", "") in log, log[-400:]
         await pilot.press("q")
