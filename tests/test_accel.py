@@ -87,7 +87,7 @@ def test_typed_and_dictionary_reads_are_equal_and_typed_is_used_where_known() ->
     assert_bulk_equals_pynest(s)
 
 
-def test_disconnected_connections_are_skipped_as_pynest_skips_them() -> None:
+def test_connections_removed_or_made_since_the_last_run_are_read_as_pynest_reads_them() -> None:
     s = Session(NetworkConfig(scale=0.1, threads=2, t_sim_ms=30.0))
     s.build()
     s.run()
@@ -95,7 +95,11 @@ def test_disconnected_connections_are_skipped_as_pynest_skips_them() -> None:
     gone = n.GetConnections(source=n.NodeCollection([3, 4]), synapse_model="e_syn")
     assert len(gone) > 0
     n.Disconnect(gone)
-    assert_bulk_equals_pynest(s)
+    n.Connect(n.NodeCollection([5]), n.NodeCollection([6, 7]), syn_spec={"synapse_model": "e_syn", "weight": 0.25})
+    lib = accel.connection_library()
+    assert lib is not None and not lib.tables_are_current(), "NEST rebuilds its tables at the next fetch or run"
+    assert_bulk_equals_pynest(s)  # the store's plan has them rebuilt: both reads see the change
+    assert lib.tables_are_current()
 
 
 def test_a_library_built_for_another_nest_is_refused_and_stores_read_through_pynest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -619,6 +619,14 @@ extern "C"
     return EINET_BUILT_FOR;
   }
 
+  // 1 if connections were made or removed since NEST last built its connection tables (a
+  // GetConnections or Simulate builds them), else 0.
+  long
+  einet_connections_changed()
+  {
+    return nest::kernel().connection_manager.connections_have_changed() ? 1 : 0;
+  }
+
   // NEST's threads in this process.
   long
   einet_threads()

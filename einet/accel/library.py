@@ -43,6 +43,7 @@ class ConnectionLibrary:
         if built_for != nest_.built_for:
             raise AccelUnavailable(f"the accelerator at {path} was built for another NEST ({built_for.split()[0]} {built_for.split()[-1][:12]}…)")
         lib.einet_threads.restype = _L
+        lib.einet_connections_changed.restype = _L
         lib.einet_count.restype = _L
         lib.einet_count.argtypes = [ctypes.c_char_p, _P, _L, _P, ctypes.c_size_t]
         lib.einet_first.restype = _L
@@ -60,6 +61,11 @@ class ConnectionLibrary:
         if total < 0:
             raise AccelUnavailable(f"{model}: counting failed: {err.value.decode(errors='replace')}")
         return per_thread[: self._lib.einet_threads()].copy()
+
+    def tables_are_current(self) -> bool:
+        """Whether NEST's connection tables hold every connection made so far (nothing was
+        connected or disconnected since they were last built)."""
+        return self._lib.einet_connections_changed() == 0
 
     def first(self, model: str) -> tuple[int, int] | None:
         """Source and target of one local connection of ``model`` (None: it has none here)."""

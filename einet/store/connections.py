@@ -52,8 +52,11 @@ def connection_plans(net: Network) -> list[ModelPlan]:
     # A fetch of connections (re)builds the kernel's connection tables when connections have
     # changed since the last one or the last Simulate. Done here, in this process, so that
     # forked readers find them built: one of them rebuilding its copy-on-write copy would copy
-    # them whole.
-    n.GetConnections(source=n.NodeCollection([net.recorder_id]))
+    # them whole. The fetch scans every connection, so it is skipped when the accelerator can
+    # tell the tables are current (a background store pauses the simulation for it).
+    library = connection_library()
+    if library is None or not library.tables_are_current():
+        n.GetConnections(source=n.NodeCollection([net.recorder_id]))
     plans = []
     for model, count in connection_counts().items():  # none unsupported: see refuse_unsupported
         if model not in net.settable_synapses:
