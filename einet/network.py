@@ -610,6 +610,9 @@ def _replay(calls: Iterable[dict[str, Any]]) -> None:
             n.SetDefaults(call["model"], params)
 
 
+_CONNECT_BLOCK = 1 << 20
+
+
 def _connect(t: Any, base: str, t_stored_ms: float) -> None:
     """One array ``Connect`` per synapse model. Values shared by every connection become the
     model's defaults for the call (array Connect takes no scalar weight or delay, and each
@@ -636,7 +639,13 @@ def _connect(t: Any, base: str, t_stored_ms: float) -> None:
         before = {}
         spec |= {k: np.full(len(t), v, dtype=float) for k, v in shared.items()}
     try:
-        n.Connect(t.source.astype(np.int64), t.target.astype(np.int64), "one_to_one", spec)
+        # in blocks: NEST's array Connect converts what it is given, so one call for a whole
+        # table would hold copies of it all beside the network (blocks in order make the same
+        # connections in the same order as one call)
+        for lo in range(0, len(t), _CONNECT_BLOCK):
+            part = slice(lo, lo + _CONNECT_BLOCK)
+            block = {k: v[part] if isinstance(v, np.ndarray) else v for k, v in spec.items()}
+            n.Connect(t.source[part].astype(np.int64), t.target[part].astype(np.int64), "one_to_one", block)
     finally:
         if before:
             n.SetDefaults(t.model, before)

@@ -66,6 +66,19 @@ def test_same_seed_identical_other_seed_differs(stored: Path) -> None:
     assert [r.origin.kind for r in s.results] == ["restored"] * 3
 
 
+def test_connecting_in_blocks_makes_the_same_network_as_one_call(stored: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restore connects each table in blocks (bounded memory beside NEST): same spikes."""
+    import einet.network
+
+    s = Session(SMALL)
+    s.restore(stored)
+    whole = s.run(100.0)
+    assert max(len(t) for t in open_snapshot(stored).synapses) > 3 * 997
+    monkeypatch.setattr(einet.network, "_CONNECT_BLOCK", 997)
+    s.restore(stored)
+    assert s.run(100.0).digest == whole.digest and whole.n_spikes > 0
+
+
 def test_step_length_does_not_change_the_spikes(stored: Path) -> None:
     s = Session(SMALL)
     s.restore(stored)
