@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import logging
 import os
 import re
 import shlex
@@ -156,8 +157,10 @@ def build(nest: Nest) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=target.parent)
         os.close(fd)
         try:
+            compile_it = command(nest, Path(tmp))  # missing tools are said before anything is built
+            logging.getLogger("einet").warning("building the C++ accelerator for this NEST (once per NEST and einet version, about 15 s)")
             try:
-                done = subprocess.run(command(nest, Path(tmp)), capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False)
+                done = subprocess.run(compile_it, capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False)
             except subprocess.TimeoutExpired:
                 raise AccelUnavailable(f"compiling the accelerator took over {_BUILD_TIMEOUT_S:.0f} s") from None
             if done.returncode != 0:
