@@ -14,14 +14,35 @@ import argparse
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
 from run import verdict, work  # the script's folder is on the path: the benchmarks share their runner
 
 MARKERS = ("<!-- bench-node:start -->", "<!-- bench-node:end -->")
+
+
+def timed_cli(*args: str) -> float:
+    """Wall seconds of one `einet` command (what a user runs), failing loudly."""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "einet.cli", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"einet {' '.join(args)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return time.perf_counter() - t0
+
+
+def checkpoint_row(scale: float, folder: Path, t_ms: float, every_ms: float) -> str:
+    """A run with checkpoints against the same run without, whole `einet run` processes."""
+    common = ["run", "--scale", f"{scale:g}", "--t", f"{t_ms:g}", "--no-history", "--json"]
+    plain = timed_cli(*common)
+    checked = timed_cli(*common, "--checkpoint-every", f"{every_ms:g}", "--checkpoint-dir", str(folder / "checkpoints"))
+    taken = len(list((folder / "checkpoints").glob("ckpt-*.h5")))
+    cost = checked / plain - 1
+    return f"| {scale:g} | `einet run --t {t_ms:g}` with `--checkpoint-every {every_ms:g}` ({taken} kept) vs without, whole processes | {plain:.0f} s | {checked:.0f} s | {100 * cost:+.1f} % | ≤ +10 % | {verdict(cost <= 0.10)} |"
 
 
 def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
@@ -53,10 +74,13 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--scale", type=float, default=40.0)
     p.add_argument("--no-pynest", action="store_true", help="skip the (slow) store through PyNEST")
+    p.add_argument("--checkpoints", type=float, nargs=2, metavar=("T_MS", "EVERY_MS"), help="also time a run of T_MS with a checkpoint every EVERY_MS against one without")
     p.add_argument("--readme", type=Path)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="einet-bench-node-") as tmp:
         table_rows = rows(args.scale, Path(tmp), not args.no_pynest)
+        if args.checkpoints:
+            table_rows.append(checkpoint_row(args.scale, Path(tmp), *args.checkpoints))
     cpu = platform.processor() or platform.machine()
     table = "\n".join(
         [
