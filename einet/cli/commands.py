@@ -17,6 +17,7 @@ from ..text import visible
 from .exits import EXIT_ERROR, EXIT_OK, EXIT_SNAPSHOT
 from .parser import UsageError, config_from_args, launch_from_args
 from .recorder import HistoryRecorder, history_file
+from .trials import cmd_trials
 
 if TYPE_CHECKING:
     from ..checkpoints import Checkpointer
@@ -353,5 +354,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "inspect": cmd_inspect,
     "demo": cmd_demo,
     "history": cmd_history,
+    "trials": cmd_trials,
     "tui": cmd_tui,
 }

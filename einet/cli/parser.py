@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--snapshot-dir", type=Path, metavar="DIR", help="the history of the dashboard run with this --snapshot-dir (its einet-history.sqlite)")
     _history_flags(history, off_flag=False)
 
+    from .trials import add_trials_parser
+
+    add_trials_parser(sub, _history_flags)
+
     tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
     _model_flags(tui)
     _run_flags(tui, json_flag=False)

@@ -133,3 +133,77 @@ def local_time(iso: str) -> str:
         return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
     except (ValueError, OverflowError, OSError):
         return iso
+
+
+class TrialsProgress:
+    """The progress of a set of trials: one line per finished trial (stdout) and, on a
+    terminal, a bar with the time left (stderr)."""
+
+    def __init__(self, enabled: bool, total: int, bar: Any = None, task: Any = None) -> None:
+        self.enabled, self.total, self._bar, self._task = enabled, total, bar, task
+
+    def advance(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1)
+        print(line, flush=True)
+
+
+@contextlib.contextmanager
+def trials_progress(enabled: bool, total: int) -> Iterator[TrialsProgress]:
+    """Yields a :class:`TrialsProgress`; with ``enabled`` False it prints nothing."""
+    if not enabled or not sys.stderr.isatty():
+        yield TrialsProgress(enabled, total)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    # this process only waits for workers: the bar may refresh itself
+    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=Console(stderr=True), transient=True, redirect_stdout=True) as bar:
+        yield TrialsProgress(True, total, bar, bar.add_task("trials", total=total))
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def trial_line(row: dict[str, Any], total: int, figures: Sequence[str]) -> str:
+    """A finished trial in one line: its rates, spikes and digest, or why it failed."""
+    head = f"trial {row['trial']}/{total}  seed {row['seed']}  {visible(row['condition'])}"
+    if row.get("error"):
+        return f"{head}  FAILED: {visible(row['error'])}"
+    rates = "  ".join(f"{visible(f.split('.', 1)[1])} {_num(row.get(f))} Hz" for f in figures if f.startswith("rate_hz.") and f in row)
+    return f"{head}  {rates}  spikes {row['spikes']}  digest {row['digest'][:12]}  {row['wall_s']:.1f} s"
+
+
+def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
+    """Each figure per condition: mean, sd, 95 % CI; against the baseline the difference with
+    its 95 % interval, Welch's p and the verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    if not lines:
+        console.print("no trial finished")
+        return
+    table = Table(title=f"per condition (baseline: {shown(conditions[0])}); Welch's t-test, 95 % intervals", title_justify="left")
+    for col in ("figure", "condition", "n", "mean", "sd", "95% CI", "Δ vs baseline", "95% CI of Δ", "p", "verdict"):
+        table.add_column(shown(col), justify="right" if col in ("n", "mean", "sd", "p") else "left")
+    figure = ""
+    for line in lines:
+        s, v = line.summary, line.versus
+        digits = 0 if line.figure == "spikes" else 4 if line.figure.startswith(("weight.", "dweight.")) else 2
+        ci = "-" if s.ci_low != s.ci_low else f"{s.ci_low:.{digits}f}..{s.ci_high:.{digits}f}"
+        if v is None:
+            delta = dci = p = verdict = ""
+        else:
+            delta = _num(v.difference, digits)
+            dci = "-" if v.ci_low != v.ci_low else f"{v.ci_low:.{digits}f}..{v.ci_high:.{digits}f}"
+            p = "-" if v.p_value != v.p_value else f"{v.p_value:.3g}"
+            verdict = f"[bold red]{v.verdict}[/]" if v.verdict == "differs" else shown(v.verdict)
+        table.add_row(shown(line.figure) if line.figure != figure else "", shown(line.condition), str(s.n), _num(s.mean, digits), _num(s.sd, digits), ci, delta, dci, p, verdict)
+        figure = line.figure
+    console.print(table)
