@@ -180,8 +180,9 @@ def trial_line(row: dict[str, Any], total: int, figures: Sequence[str]) -> str:
 
 
 def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
-    """Each figure per condition: mean, sd, 95 % CI; against the baseline the difference with
-    its 95 % interval, Welch's p and the verdict."""
+    """Each figure per condition (``c1`` the baseline, named in a legend above): mean, sd and
+    95 % CI; against the baseline the difference with its 95 % interval, Welch's p and the
+    verdict. Figures equal in every trial (a static synapse's weight) are named, not tabled."""
     from rich.console import Console
     from rich.table import Table
 
@@ -189,11 +190,17 @@ def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
     if not lines:
         console.print("no trial finished")
         return
-    table = Table(title=f"per condition (baseline: {shown(conditions[0])}); Welch's t-test, 95 % intervals", title_justify="left")
-    for col in ("figure", "condition", "n", "mean", "sd", "95% CI", "Δ vs baseline", "95% CI of Δ", "p", "verdict"):
-        table.add_column(shown(col), justify="right" if col in ("n", "mean", "sd", "p") else "left")
+    for k, name in enumerate(conditions):
+        console.print(f"c{k + 1} = {shown(name)}{' (baseline)' if k == 0 and name != 'baseline' else ''}", soft_wrap=True)
+    index = {name: k for k, name in enumerate(conditions)}
+    constant = [f for f in dict.fromkeys(line.figure for line in lines) if _constant([x.summary for x in lines if x.figure == f])]
+    table = Table(title="per condition; against the baseline: Welch's t-test, 95 % intervals", title_justify="left")
+    for col in ("figure", "", "n", "mean", "sd", "95% CI", "Δ", "95% CI of Δ", "p", "verdict"):
+        table.add_column(shown(col), justify="right" if col in ("n", "mean", "sd", "p") else "left", no_wrap=col != "verdict")
     figure = ""
     for line in lines:
+        if line.figure in constant:
+            continue
         s, v = line.summary, line.versus
         digits = 0 if line.figure == "spikes" else 4 if line.figure.startswith(("weight.", "dweight.")) else 2
         ci = "-" if s.ci_low != s.ci_low else f"{s.ci_low:.{digits}f}..{s.ci_high:.{digits}f}"
@@ -204,6 +211,14 @@ def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
             dci = "-" if v.ci_low != v.ci_low else f"{v.ci_low:.{digits}f}..{v.ci_high:.{digits}f}"
             p = "-" if v.p_value != v.p_value else f"{v.p_value:.3g}"
             verdict = f"[bold red]{v.verdict}[/]" if v.verdict == "differs" else shown(v.verdict)
-        table.add_row(shown(line.figure) if line.figure != figure else "", shown(line.condition), str(s.n), _num(s.mean, digits), _num(s.sd, digits), ci, delta, dci, p, verdict)
+        table.add_row(shown(line.figure) if line.figure != figure else "", f"c{index.get(line.condition, 0) + 1}", str(s.n), _num(s.mean, digits), _num(s.sd, digits), ci, delta, dci, p, verdict)
         figure = line.figure
     console.print(table)
+    if constant:
+        console.print(f"the same in every trial: {shown(', '.join(constant))}", soft_wrap=True)
+
+
+def _constant(summaries: Sequence[Any]) -> bool:
+    means = {x.mean for x in summaries if x.n}
+    spread = [x.sd for x in summaries if x.n > 1]
+    return len(means) == 1 and bool(spread) and all(sd == 0.0 for sd in spread)

@@ -32,9 +32,8 @@ def add_trials_parser(sub: Any, history_flags: Any) -> None:
     p.add_argument("--vary", action="append", metavar="TARGET.KEY=V1,V2,…", help="one condition per value, made at the restore (repeatable: crossed); the first value is the baseline")
     p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help="simulated time per trial in ms (default: the snapshot's)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="NEST threads per trial (default 1: one trial per core is the fastest use of them)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: usable cores ÷ threads)")
-    where.add_argument("--dask", metavar="ADDRESS|local", help="run on the Dask cluster at ADDRESS (tcp://host:8786), or on a LocalCluster started here (local)")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes, or with --dask local the LocalCluster's (default: usable cores ÷ threads)")
+    p.add_argument("--dask", metavar="ADDRESS|local", help="run on the Dask cluster at ADDRESS (tcp://host:8786), or on a LocalCluster started here (local)")
     p.add_argument("--out", type=Path, metavar="FILE.parquet|.csv", help="one row per trial, written as trials finish")
     p.add_argument("--spikes", type=Path, metavar="DIR", help="each trial's spikes as DIR/trial-NNNN.parquet")
     p.add_argument("--overwrite", action="store_true", help="allow --out and --spikes to replace existing files")
@@ -47,6 +46,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--threads must be 1 or more, not {args.threads}")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be 1 or more, not {args.workers}")
+    if args.workers is not None and args.dask not in (None, "local"):
+        raise UsageError("--workers goes with local workers or --dask local; a cluster at an address has its own")
     if args.t_ms is not None and not (args.t_ms > 0 and args.t_ms < float("inf")):
         raise UsageError(f"--t must be a positive number of ms, not {args.t_ms:g}")
     if args.out is not None:
@@ -96,7 +97,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
     pool: Pool
     if args.dask is not None:
-        pool = DaskPool(args.dask, args.workers or default_workers(1), args.path)
+        pool = DaskPool(args.dask, args.workers or min(default_workers(args.threads), len(plan.trials)), args.path)
     else:
         pool = LocalPool(args.workers or min(default_workers(args.threads), len(plan.trials)))
     rows: list[dict[str, Any]] = []
