@@ -122,6 +122,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
             writer = RowWriter(args.out, columns(figures))
         if args.spikes is not None:
             args.spikes.mkdir(parents=True, exist_ok=True)
+        # what the end needs, loaded while the workers run: a Ctrl-C then ends within 2 s
+        import rich.table  # noqa: F401
+        import scipy.stats  # noqa: F401
+
         specs = [TrialSpec(set_id, t.index, t.condition, names[t.condition], t.seed, args.threads, t_ms, tuple(ch.to_dict() for ch in plan.conditions[t.condition].changes), str(args.path.resolve()), sha) for t in plan.trials]
         futures = {pool.submit(run_trial, spec): spec for spec in specs}
         with trials_progress(not quiet, len(specs)) as progress:

@@ -63,14 +63,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     2147483647, none twice."""
     text = text.strip()
     try:
-        if "," not in text:
-            n = int(text)
-            if not 1 <= n <= MAX_TRIALS:
-                raise PlanError(f"--seeds N takes 1 to {MAX_TRIALS} seeds, not {n}")
-            return tuple(range(1, n + 1))
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise PlanError(f"--seeds takes N or a list of seeds (3,7,11), not {text!r}") from None
+    if "," not in text:
+        n = seeds[0] if seeds else 0
+        if not 1 <= n <= MAX_TRIALS:
+            raise PlanError(f"--seeds N takes 1 to {MAX_TRIALS} seeds, not {n}")
+        return tuple(range(1, n + 1))
     if not seeds:
         raise PlanError("--seeds names no seed")
     bad = [s for s in seeds if not 1 <= s <= MAX_SEED]
