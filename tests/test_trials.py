@@ -336,3 +336,28 @@ def test_ctrl_c_stops_every_worker_within_two_seconds_keeping_finished_rows(stor
     assert f"interrupted: {len(kept)} of 12 trials finished" in stderr and "Traceback" not in stderr
     assert len([line for line in stdout.splitlines() if line.startswith("trial ")]) == len(kept)
     wait_for(lambda: all(process_state(pid) in ("", "Z") for pid in workers), 2, "the workers to be gone")
+
+
+def test_a_worker_process_that_dies_is_replaced_and_its_trials_run_again(stored: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rows.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "einet.cli", "trials", str(stored), "--seeds", "4", "--t", "500", "--workers", "2", "--out", str(out), "--no-history", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        workers = wait_for(lambda: children_of(proc.pid) if len(children_of(proc.pid)) >= 2 else None, 60, "two worker processes")
+        assert isinstance(workers, set)
+        wait_for(lambda: out.exists(), 120, "the first trial to start")  # the rows file opens before the trials start
+        victim = max(workers)
+        os.kill(victim, signal.SIGKILL)  # as the OOM killer would, or NEST aborting
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    doc = json.loads(stdout)
+    assert (doc["finished"], doc["failed"], doc["worker_restarts"]) == (4, 0, 1) and len({r["digest"] for r in doc["rows"]}) == 4
+    assert sorted(int(r["trial"]) for r in csv.DictReader(out.open())) == [1, 2, 3, 4]

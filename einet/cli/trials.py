@@ -72,7 +72,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     from ..snapshot import SnapshotError, inspect_snapshot
     from ..trials import TrialSet, parse_seeds, parse_vary, plan_conditions
     from ..trials.output import RowWriter, columns, condition_table, figure_names
-    from ..trials.pool import DaskPool, LocalPool, Pool, as_finished, default_workers, missing_software
+    from ..trials.pool import DaskPool, LocalPool, Pool, TrialRunner, default_workers, missing_software
     from ..trials.run import TrialSpec, check_changes, run_trial
     from .commands import _require_file
 
@@ -105,6 +105,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     interrupted = False
     writer: RowWriter | None = None
     history = HistoryRecorder(args)
+    runner: TrialRunner | None = None
     started = time.monotonic()
     t_ms = args.t_ms
     try:
@@ -127,9 +128,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
         import scipy.stats  # noqa: F401
 
         specs = [TrialSpec(set_id, t.index, t.condition, names[t.condition], t.seed, args.threads, t_ms, tuple(ch.to_dict() for ch in plan.conditions[t.condition].changes), str(args.path.resolve()), sha) for t in plan.trials]
-        futures = {pool.submit(run_trial, spec): spec for spec in specs}
+        n_workers = pool.workers
+        runner = TrialRunner(pool, specs, run_trial, restart=(lambda: LocalPool(n_workers)) if isinstance(pool, LocalPool) else None)
         with trials_progress(not quiet, len(specs)) as progress:
-            for future, spec in as_finished(futures):
+            for spec, future in runner:
                 outcome = _outcome(future, spec, missing_software)
                 row = {**outcome.row, "worker": outcome.worker}
                 if outcome.result is not None:
@@ -146,10 +148,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
                 progress.advance(trial_line(row, len(specs), figures) if not quiet else "")
     except KeyboardInterrupt:
         interrupted = True
-        pool.stop()
+        (runner.pool if runner is not None else pool).stop()
     finally:
         if not interrupted:
-            pool.close()
+            (runner.pool if runner is not None else pool).close()
         if writer is not None:
             writer.close()
         history.close()
@@ -168,6 +170,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         "finished": len(rows),
         "failed": len(failed),
         "interrupted": interrupted,
+        "worker_restarts": runner.restarts if runner is not None else 0,
         "wall_s": round(time.monotonic() - started, 3),
         "rows": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
         "statistics": [line.to_dict() for line in table],

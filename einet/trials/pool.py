@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +176,67 @@ def missing_software(exc: BaseException) -> str | None:
     return None
 
 
-def as_finished(futures: dict[cf.Future[Any], Any], poll_s: float = 0.2) -> Iterator[tuple[cf.Future[Any], Any]]:
-    """Each future with its key as it finishes. Waits in short slices, so that Ctrl-C reaches
-    this (main) thread at once however long a trial runs."""
-    pending = set(futures)
-    while pending:
-        done, pending = cf.wait(pending, timeout=poll_s, return_when=cf.FIRST_COMPLETED)
-        for f in done:
-            yield f, futures[f]
+MAX_BREAKS = 2
+"""A trial running each time its worker process died this often fails (its own fault, likely:
+NEST aborting); the others run again in fresh workers."""
+
+
+class TrialRunner:
+    """Submits ``fn(spec)`` for every spec and yields each ``(spec, future)`` as it finishes.
+
+    Waits in short slices, so that Ctrl-C reaches this (main) thread at once however long a
+    trial runs. When a local worker process dies (NEST aborting, the OOM killer, a kill), the
+    pool is broken for every trial in it: the pool is replaced (``restart``) and the unfinished
+    trials run again, except one that has been in :data:`MAX_BREAKS` broken pools, which is
+    yielded with its broken future. ``pool`` is the pool in use (to stop on Ctrl-C)."""
+
+    def __init__(self, pool: Pool, specs: list[Any], fn: Callable[..., Any], restart: Callable[[], Pool] | None = None, poll_s: float = 0.2) -> None:
+        self.pool = pool
+        self._specs, self._fn, self._restart, self._poll_s = specs, fn, restart, poll_s
+        self.restarts = 0
+
+    def __iter__(self) -> Iterator[tuple[Any, cf.Future[Any]]]:
+        pending = self._submit(self._specs)
+        breaks: dict[int, int] = {}
+        while pending:
+            done, _ = cf.wait(pending, timeout=self._poll_s, return_when=cf.FIRST_COMPLETED)
+            if self._restart is None or not any(_broken(f) for f in done):
+                for f in done:
+                    yield pending.pop(f), f
+                continue
+            # every trial still in the dead pool (the broken and those running beside them)
+            finished = {f: pending.pop(f) for f in done if not _broken(f)}
+            again = []
+            for spec in pending.values():
+                n = breaks[id(spec)] = breaks.get(id(spec), 0) + 1
+                if n < MAX_BREAKS:
+                    again.append(spec)
+                else:
+                    failed: cf.Future[Any] = cf.Future()
+                    failed.set_exception(BrokenProcessPool(f"its worker process died {n} times while it ran"))
+                    finished[failed] = spec
+            self._replace_pool()
+            pending = self._submit(again)
+            yield from ((spec, f) for f, spec in finished.items())
+
+    def _submit(self, specs: list[Any]) -> dict[cf.Future[Any], Any]:
+        """Each spec submitted; a pool found broken meanwhile is replaced and all of them
+        submitted again."""
+        for attempt in range(MAX_BREAKS + 1):
+            try:
+                return {self.pool.submit(self._fn, spec): spec for spec in specs}
+            except BrokenProcessPool:
+                if self._restart is None or attempt == MAX_BREAKS:
+                    raise
+                self._replace_pool()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replace_pool(self) -> None:
+        assert self._restart is not None
+        self.pool.stop()
+        self.pool = self._restart()
+        self.restarts += 1
+
+
+def _broken(future: cf.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
