@@ -299,7 +299,7 @@ def test_a_failing_trial_is_one_line_and_the_rest_go_on(stored: Path, tmp_path: 
     lines = done.stdout.splitlines()
     failed = [line for line in lines if "FAILED" in line]
     assert len(failed) == 2 and all("e_syn.delay=1.5" in line and "Minimum and maximum delay" in line for line in failed)
-    assert len([line for line in lines if line.startswith("trial ") and "digest" in line]) == 2
+    assert len([line for line in lines if line.startswith("trial ") and "spikes," in line]) == 2
     assert done.stderr.splitlines()[-1].startswith("einet: error: 2 of 4 trials failed")
     rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
     assert sorted((r["condition"], bool(r["error"])) for r in rows) == [("baseline", False)] * 2 + [("e_syn.delay=1.5", True)] * 2

@@ -172,17 +172,18 @@ def _num(value: Any, digits: int = 2) -> str:
 
 def trial_line(row: dict[str, Any], total: int, figures: Sequence[str]) -> str:
     """A finished trial in one line: its rates, spikes and digest, or why it failed."""
-    head = f"trial {row['trial']}/{total}  seed {row['seed']}  {visible(row['condition'])}"
+    head = f"trial {row['trial']}/{total} seed {row['seed']} {visible(row['condition'])}:"
     if row.get("error"):
-        return f"{head}  FAILED: {visible(row['error'])}"
-    rates = "  ".join(f"{visible(f.split('.', 1)[1])} {_num(row.get(f))} Hz" for f in figures if f.startswith("rate_hz.") and f in row)
-    return f"{head}  {rates}  spikes {row['spikes']}  digest {row['digest'][:12]}  {row['wall_s']:.1f} s"
+        return f"{head} FAILED: {visible(row['error'])}"
+    rates = " ".join(f"{visible(f.split('.', 1)[1])} {_num(row.get(f))} Hz" for f in figures if f.startswith("rate_hz.") and f in row)
+    return f"{head} {rates}, {row['spikes']} spikes, {row['digest'][:12]}, {row['wall_s']:.1f} s"
 
 
 def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
-    """Each figure per condition (``c1`` the baseline, named in a legend above): mean, sd and
-    95 % CI; against the baseline the difference with its 95 % interval, Welch's p and the
-    verdict. Figures equal in every trial (a static synapse's weight) are named, not tabled."""
+    """Each figure per condition (``c1`` the baseline, named in a legend above): mean with its
+    95 % CI and sd; against the baseline the difference with its 95 % interval and the verdict
+    (``--json`` has the p-values). Figures equal in every trial (a static synapse's weight) are
+    named, not tabled."""
     from rich.console import Console
     from rich.table import Table
 
@@ -194,26 +195,33 @@ def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
         console.print(f"c{k + 1} = {shown(name)}{' (baseline)' if k == 0 and name != 'baseline' else ''}", soft_wrap=True)
     index = {name: k for k, name in enumerate(conditions)}
     constant = [f for f in dict.fromkeys(line.figure for line in lines) if _constant([x.summary for x in lines if x.figure == f])]
-    table = Table(title="per condition; against the baseline: Welch's t-test, 95 % intervals", title_justify="left")
-    for col in ("figure", "", "n", "mean", "sd", "95% CI", "Δ", "95% CI of Δ", "p", "verdict"):
-        table.add_column(shown(col), justify="right" if col in ("n", "mean", "sd", "p") else "left", no_wrap=col != "verdict")
+    from rich import box
+
+    # fits 80 columns: intervals as ± their half-width (Student's and Welch's are symmetric)
+    table = Table(title="per condition: mean ± 95% CI, sd; against c1: Δ ± 95% CI (Welch's t-test)", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ("figure", "", "n", "mean", "±", "sd", "Δ", "±", "differs?"):
+        table.add_column(shown(col), justify="left" if col in ("figure", "", "differs?") else "right", no_wrap=col != "figure", overflow="fold", min_width=13 if col == "figure" else None)
     figure = ""
     for line in lines:
         if line.figure in constant:
             continue
         s, v = line.summary, line.versus
         digits = 0 if line.figure == "spikes" else 4 if line.figure.startswith(("weight.", "dweight.")) else 2
-        ci = "-" if s.ci_low != s.ci_low else f"{s.ci_low:.{digits}f}..{s.ci_high:.{digits}f}"
+        half = "" if s.ci_low != s.ci_low else _num((s.ci_high - s.ci_low) / 2, digits)
         if v is None:
-            delta = dci = p = verdict = ""
+            delta = dhalf = verdict = ""
         else:
-            delta = _num(v.difference, digits)
-            dci = "-" if v.ci_low != v.ci_low else f"{v.ci_low:.{digits}f}..{v.ci_high:.{digits}f}"
-            p = "-" if v.p_value != v.p_value else f"{v.p_value:.3g}"
-            verdict = f"[bold red]{v.verdict}[/]" if v.verdict == "differs" else shown(v.verdict)
-        table.add_row(shown(line.figure) if line.figure != figure else "", f"c{index.get(line.condition, 0) + 1}", str(s.n), _num(s.mean, digits), _num(s.sd, digits), ci, delta, dci, p, verdict)
+            delta = "-" if v.difference != v.difference else f"{v.difference:+.{digits}f}"
+            dhalf = "" if v.ci_low != v.ci_low else _num((v.ci_high - v.ci_low) / 2, digits)
+            verdict = "[bold red]yes[/]" if v.verdict == "differs" else "no" if v.verdict == "no difference detected" else "-"
+        table.add_row(shown(line.figure) if line.figure != figure else "", f"c{index.get(line.condition, 0) + 1}", str(s.n), _num(s.mean, digits), half, _num(s.sd, digits), delta, dhalf, verdict)
         figure = line.figure
     console.print(table)
+    for k, name in enumerate(conditions[1:], start=2):  # the verdicts in words
+        said = {verdict: [x.figure for x in lines if x.condition == name and x.versus is not None and x.versus.verdict == verdict and x.figure not in constant] for verdict in ("differs", "no difference detected", "too few trials")}
+        parts = [f"{verdict} in {', '.join(figs)}" for verdict, figs in said.items() if figs]
+        if parts:
+            console.print(f"c{k} against c1: {shown('; '.join(parts))}", soft_wrap=True)
     if constant:
         console.print(f"the same in every trial: {shown(', '.join(constant))}", soft_wrap=True)
 
