@@ -361,3 +361,37 @@ def test_a_worker_process_that_dies_is_replaced_and_its_trials_run_again(stored:
     doc = json.loads(stdout)
     assert (doc["finished"], doc["failed"], doc["worker_restarts"]) == (4, 0, 1) and len({r["digest"] for r in doc["rows"]}) == 4
     assert sorted(int(r["trial"]) for r in csv.DictReader(out.open())) == [1, 2, 3, 4]
+
+
+def test_ctrl_c_stops_the_trials_on_a_dask_cluster_of_others(stored: Path, tmp_path: Path) -> None:
+    """On a cluster einet did not start, its workers are not killed: Ctrl-C cancels the set's
+    tasks, and each running trial sees its task cancelled and ends at its next step."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    out = tmp_path / "rows.csv"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "einet.cli", "trials", str(stored), "--seeds", "8", "--t", "3000", "--dask", cluster.scheduler_address, "--out", str(out), "--no-history"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+
+        def running() -> int:
+            return sum(client.run(lambda dask_worker: len(dask_worker.active_threads)).values())
+
+        try:
+            wait_for(lambda: out.exists() and len(list(csv.DictReader(out.open()))) >= 1, 180, "a first finished trial")
+            wait_for(lambda: running() == 2, 30, "a trial running on each worker")
+            proc.send_signal(signal.SIGINT)
+            wait_for(lambda: running() == 0, 2.0, "the cluster's workers to stop their trials")
+            code = proc.wait(timeout=15)
+            _, stderr = proc.communicate()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+        assert len(client.scheduler_info()["workers"]) == 2  # the cluster itself goes on

@@ -127,7 +127,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
         import rich.table  # noqa: F401
         import scipy.stats  # noqa: F401
 
-        specs = [TrialSpec(set_id, t.index, t.condition, names[t.condition], t.seed, args.threads, t_ms, tuple(ch.to_dict() for ch in plan.conditions[t.condition].changes), str(args.path.resolve()), sha) for t in plan.trials]
+        specs = [
+            TrialSpec(set_id, t.index, t.condition, names[t.condition], t.seed, args.threads, t_ms, tuple(ch.to_dict() for ch in plan.conditions[t.condition].changes), str(args.path.resolve()), sha, isinstance(pool, DaskPool))
+            for t in plan.trials
+        ]
         n_workers = pool.workers
         runner = TrialRunner(pool, specs, run_trial, restart=(lambda: LocalPool(n_workers)) if isinstance(pool, LocalPool) else None)
         with trials_progress(not quiet, len(specs)) as progress:

@@ -151,7 +151,8 @@ class DaskPool(Pool):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
-            self.executor.shutdown(wait=False)  # cancels what has not finished
+            # cancels every task: a running trial sees it and ends at its next step
+            self.executor.shutdown(wait=False)
         self._close(timeout=1)
 
     def close(self) -> None:

@@ -9,12 +9,14 @@ parsed snapshot for all its trials; each trial resets the kernel and restores in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,9 @@ class TrialSpec:
     """The snapshot's path (read there when the worker holds that very file)."""
     sha256: str
     """The snapshot's SHA-256: a file or shipped copy with another is refused."""
+    dask: bool = False
+    """Runs as a Dask task: it stops at its next step once the task is cancelled (a running
+    task cannot be killed from outside)."""
 
 
 @dataclass(frozen=True)
@@ -148,12 +153,54 @@ def run_trial(spec: TrialSpec, payload: bytes | None = None) -> TrialOutcome:
         from ..network import weight_samples
 
         before = weight_samples(session.network) if session.network is not None else {}
-        result = session.run(spec.t_ms, label=f"trial {spec.index + 1}")
+        with _stop_watch(spec.dask) as cancel:
+            result = session.run(spec.t_ms, label=f"trial {spec.index + 1}", cancel=cancel)
+        if result.cancelled:
+            raise TrialStopped("the set was stopped")
     except Exception as exc:  # noqa: BLE001 - the trial fails, the set goes on
         row = _base_row(spec) | {"wall_s": round(time.perf_counter() - t0, 3), "error": f"{type(exc).__name__}: {one_line(exc)}"}
         return TrialOutcome(spec, row, None, row["error"], _worker_name())
     row = _base_row(spec) | figures(result, before) | {"wall_s": round(time.perf_counter() - t0, 3), "error": ""}
     return TrialOutcome(spec, row, result, "", _worker_name())
+
+
+class TrialStopped(RuntimeError):
+    """The set was stopped (Ctrl-C) while this trial ran."""
+
+
+STOP_POLL_S = 0.2
+"""How often a trial on a Dask worker looks whether its task was cancelled."""
+
+
+@contextlib.contextmanager
+def _stop_watch(dask: bool) -> Iterator[threading.Event | None]:
+    """On a Dask worker: a :class:`threading.Event` set once this task is cancelled (the set
+    stopped by Ctrl-C, or its client gone), which Dask cannot do to a running task itself;
+    a thread looks at the worker's own state of the task. Elsewhere None."""
+    if not dask:
+        yield None
+        return
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
+    worker, key = get_worker(), getattr(thread_state, "key", None)
+    cancel = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            task = worker.state.tasks.get(key) if key is not None else None
+            if task is None or task.state in ("cancelled", "released", "forgotten"):
+                cancel.set()
+                return
+
+    thread = threading.Thread(target=watch, name="einet-trial-stop", daemon=True)
+    thread.start()
+    try:
+        yield cancel
+    finally:
+        done.set()
+        thread.join(STOP_POLL_S * 2)
 
 
 def _base_row(spec: TrialSpec) -> dict[str, Any]:
