@@ -68,11 +68,21 @@ def _set_id() -> str:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
+    from ..trials.pool import PoolError
+
+    try:
+        return _trials(args)
+    except PoolError as exc:  # no cluster there, a worker without einet: the set cannot run
+        print(f"einet: error: {visible(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _trials(args: argparse.Namespace) -> int:
     from ..history import file_sha256
     from ..snapshot import SnapshotError, inspect_snapshot
     from ..trials import TrialSet, parse_seeds, parse_vary, plan_conditions
     from ..trials.output import RowWriter, columns, condition_table, figure_names
-    from ..trials.pool import DaskPool, LocalPool, Pool, TrialRunner, default_workers, missing_software
+    from ..trials.pool import DaskPool, LocalPool, Pool, PoolError, TrialRunner, default_workers, missing_software
     from ..trials.run import TrialSpec, check_changes, run_trial
     from .commands import _require_file
 
@@ -112,7 +122,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         try:
             checked = pool.submit(check_changes, str(args.path.resolve()), sha, tuple(tuple(ch.to_dict() for ch in c.changes) for c in plan.conditions)).result()
         except ImportError as exc:
-            raise RuntimeError(missing_software(exc) or str(exc)) from None
+            raise PoolError(missing_software(exc) or str(exc)) from None
         t_ms = args.t_ms if args.t_ms is not None else float(checked["t_sim_ms"])
         if not quiet:
             print(
@@ -200,6 +210,7 @@ def _spike_file(index: int) -> str:
 def _outcome(future: Any, spec: Any, missing_software: Any) -> Any:
     """The trial's outcome; a worker that died or lacks einet fails the trial (one line), or,
     lacking einet or NEST, the set."""
+    from ..trials.pool import PoolError
     from ..trials.run import TrialOutcome
 
     try:
@@ -207,7 +218,7 @@ def _outcome(future: Any, spec: Any, missing_software: Any) -> Any:
     except ImportError as exc:
         line = missing_software(exc)
         if line is not None:
-            raise RuntimeError(line) from None
+            raise PoolError(line) from None
         error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a worker that died: this trial fails, the set goes on
         error = f"its worker failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
