@@ -57,6 +57,24 @@ def _history_flags(p: argparse.ArgumentParser, *, off_flag: bool = True, default
         group.add_argument("--no-history", action="store_true", help="record nothing in the run history")
 
 
+def _trials_parser(sub: Any) -> None:
+    """The ``trials`` subcommand and its flags."""
+    p = sub.add_parser("trials", help="many trials from one snapshot: conditions × seeds, on every core or a Dask cluster, with per-condition statistics")
+    p.add_argument("path", type=Path, help="the snapshot file")
+    p.add_argument("--seeds", required=True, metavar="N|LIST", help="seeds 1 to N, or a list (3,7,11): one trial per seed and condition")
+    p.add_argument("--at", action="append", metavar="T:TARGET.KEY=VALUE", help="a change (repeatable): alone, a condition compared with the baseline (no change); with --vary, made in every condition")
+    p.add_argument("--vary", action="append", metavar="TARGET.KEY=V1,V2,…", help="one condition per value, made at the restore (repeatable: crossed); the first value is the baseline")
+    p.add_argument("--t", type=float, dest="t_ms", metavar="MS", help="simulated time per trial in ms (default: the snapshot's)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="NEST threads per trial (default 1: one trial per core is the fastest use of them)")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes, or with --dask local the LocalCluster's (default: usable cores ÷ threads)")
+    p.add_argument("--dask", metavar="ADDRESS|local", help="run on the Dask cluster at ADDRESS (tcp://host:8786), or on a LocalCluster started here (local)")
+    p.add_argument("--out", type=Path, metavar="FILE.parquet|.csv", help="one row per trial, written as trials finish")
+    p.add_argument("--spikes", type=Path, metavar="DIR", help="each trial's spikes as DIR/trial-NNNN.parquet")
+    p.add_argument("--overwrite", action="store_true", help="allow --out and --spikes to replace existing files")
+    p.add_argument("--json", action="store_true", help="print one JSON document, no progress")
+    _history_flags(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="einet",
@@ -108,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=50, metavar="N", help="the last N runs (default 50)")
     history.add_argument("--snapshot-dir", type=Path, metavar="DIR", help="the history of the dashboard run with this --snapshot-dir (its einet-history.sqlite)")
     _history_flags(history, off_flag=False)
+
+    _trials_parser(sub)
 
     tui = sub.add_parser("tui", help="the dashboard (also: einet with no arguments)")
     _model_flags(tui)

@@ -133,3 +133,100 @@ def local_time(iso: str) -> str:
         return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
     except (ValueError, OverflowError, OSError):
         return iso
+
+
+class TrialsProgress:
+    """The progress of a set of trials: one line per finished trial (stdout) and, on a
+    terminal, a bar with the time left (stderr)."""
+
+    def __init__(self, enabled: bool, total: int, bar: Any = None, task: Any = None) -> None:
+        self.enabled, self.total, self._bar, self._task = enabled, total, bar, task
+
+    def advance(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1)
+        print(line, flush=True)
+
+
+@contextlib.contextmanager
+def trials_progress(enabled: bool, total: int) -> Iterator[TrialsProgress]:
+    """Yields a :class:`TrialsProgress`; with ``enabled`` False it prints nothing."""
+    if not enabled or not sys.stderr.isatty():
+        yield TrialsProgress(enabled, total)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    # this process only waits for workers: the bar may refresh itself
+    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=Console(stderr=True), transient=True, redirect_stdout=True) as bar:
+        yield TrialsProgress(True, total, bar, bar.add_task("trials", total=total))
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def trial_line(row: dict[str, Any], total: int, figures: Sequence[str]) -> str:
+    """A finished trial in one line: its rates, spikes and digest, or why it failed."""
+    head = f"trial {row['trial']}/{total} seed {row['seed']} {visible(row['condition'])}:"
+    if row.get("error"):
+        return f"{head} FAILED: {visible(row['error'])}"
+    rates = " ".join(f"{visible(f.split('.', 1)[1])} {_num(row.get(f))} Hz" for f in figures if f.startswith("rate_hz.") and f in row)
+    return f"{head} {rates}, {row['spikes']} spikes, {row['digest'][:12]}, {row['wall_s']:.1f} s"
+
+
+def trials_table(lines: Sequence[Any], conditions: Sequence[str]) -> None:
+    """Each figure per condition (``c1`` the baseline, named in a legend above): mean with its
+    95 % CI and sd; against the baseline the difference with its 95 % interval and the verdict
+    (``--json`` has the p-values). Figures equal in every trial (a static synapse's weight) are
+    named, not tabled."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    if not lines:
+        console.print("no trial finished")
+        return
+    for k, name in enumerate(conditions):
+        console.print(f"c{k + 1} = {shown(name)}{' (baseline)' if k == 0 and name != 'baseline' else ''}", soft_wrap=True)
+    index = {name: k for k, name in enumerate(conditions)}
+    constant = [f for f in dict.fromkeys(line.figure for line in lines) if _constant([x.summary for x in lines if x.figure == f])]
+    from rich import box
+
+    # fits 80 columns: intervals as ± their half-width (Student's and Welch's are symmetric)
+    table = Table(title="per condition: mean ± 95% CI, sd; against c1: Δ ± 95% CI (Welch's t-test)", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ("figure", "", "n", "mean", "±", "sd", "Δ", "±", "differs?"):
+        table.add_column(shown(col), justify="left" if col in ("figure", "", "differs?") else "right", no_wrap=col != "figure", overflow="fold", min_width=13 if col == "figure" else None)
+    figure = ""
+    for line in lines:
+        if line.figure in constant:
+            continue
+        s, v = line.summary, line.versus
+        digits = 0 if line.figure == "spikes" else 4 if line.figure.startswith(("weight.", "dweight.")) else 2
+        half = "" if s.ci_low != s.ci_low else _num((s.ci_high - s.ci_low) / 2, digits)
+        if v is None:
+            delta = dhalf = verdict = ""
+        else:
+            delta = "-" if v.difference != v.difference else f"{v.difference:+.{digits}f}"
+            dhalf = "" if v.ci_low != v.ci_low else _num((v.ci_high - v.ci_low) / 2, digits)
+            verdict = "[bold red]yes[/]" if v.verdict == "differs" else "no" if v.verdict == "no difference detected" else "-"
+        table.add_row(shown(line.figure) if line.figure != figure else "", f"c{index.get(line.condition, 0) + 1}", str(s.n), _num(s.mean, digits), half, _num(s.sd, digits), delta, dhalf, verdict)
+        figure = line.figure
+    console.print(table)
+    for k, name in enumerate(conditions[1:], start=2):  # the verdicts in words
+        said = {verdict: [x.figure for x in lines if x.condition == name and x.versus is not None and x.versus.verdict == verdict and x.figure not in constant] for verdict in ("differs", "no difference detected", "too few trials")}
+        parts = [f"{verdict} in {', '.join(figs)}" for verdict, figs in said.items() if figs]
+        if parts:
+            console.print(f"c{k} against c1: {shown('; '.join(parts))}", soft_wrap=True)
+    if constant:
+        console.print(f"the same in every trial: {shown(', '.join(constant))}", soft_wrap=True)
+
+
+def _constant(summaries: Sequence[Any]) -> bool:
+    means = {x.mean for x in summaries if x.n}
+    spread = [x.sd for x in summaries if x.n > 1]
+    return len(means) == 1 and bool(spread) and all(sd == 0.0 for sd in spread)

@@ -1,0 +1,243 @@
+"""Where trials run: local worker processes or a Dask cluster, behind one interface.
+
+Both are a :class:`concurrent.futures.Executor` (a :class:`~concurrent.futures.ProcessPoolExecutor`,
+or the one a Dask ``Client`` offers), so one loop submits trials and collects them as they
+finish. A worker process keeps its NEST kernel (and the parsed snapshot) between trials.
+
+- Local: ``workers`` processes started fresh (``spawn``: NEST's threads rule out forking a
+  process that has it), which ignore Ctrl-C and die with this process; :meth:`Pool.stop` kills them.
+- Dask: an existing cluster (``--dask ADDRESS``) or a ``LocalCluster`` of process workers with
+  one thread each (``--dask local``). The snapshot is shipped once to every worker
+  (``scatter``) and checked by its SHA-256 on arrival, so no shared file system is needed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from ..text import one_line
+
+_DASK_HINT = "install einet and NEST where the Dask workers run (pip install 'einet[dask]' in their environment)"
+
+
+class PoolError(RuntimeError):
+    """Trials cannot be run there (no Dask, no cluster at the address, a worker without einet)."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers(threads: int) -> int:
+    """Usable cores ÷ NEST threads per trial, at least one."""
+    return max(1, usable_cores() // max(1, threads))
+
+
+def _worker_start() -> None:
+    """A local worker: Ctrl-C is the parent's (it stops the set and kills the workers at once,
+    which a KeyboardInterrupt raised inside NEST could not), and it dies with the parent."""
+    from ..children import die_with_parent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+class Pool:
+    """Runs functions of :mod:`einet.trials.run` on workers. ``payload`` is passed to each
+    (None: the snapshot is read by path)."""
+
+    kind = "local"
+
+    def __init__(self, executor: cf.Executor, workers: int, payload: Any = None) -> None:
+        self.executor = executor
+        self.workers = workers
+        self.payload = payload
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        return self.executor.submit(fn, *args, self.payload)
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker process{'es' if self.workers != 1 else ''}"
+
+    def stop(self) -> None:
+        """End every worker now (Ctrl-C): running trials are lost, finished ones are kept."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalPool(Pool):
+    """``workers`` local processes."""
+
+    def __init__(self, workers: int) -> None:
+        executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
+        super().__init__(executor, workers)
+
+    def stop(self) -> None:
+        # ProcessPoolExecutor has no public way to kill its workers before Python 3.14
+        # (kill_workers()); shutdown alone would wait for the trials running to end
+        processes = list(getattr(self.executor, "_processes", {}).values())
+        super().stop()
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.kill()
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.join(1.0)
+
+
+class DaskPool(Pool):
+    """A Dask cluster: ``address`` (``tcp://host:8786``, a scheduler file's address) or
+    ``"local"`` for a ``LocalCluster`` of ``workers`` processes with one thread each."""
+
+    kind = "dask"
+
+    def __init__(self, address: str, workers: int, snapshot: Path) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise PoolError("--dask needs dask.distributed: pip install 'einet[dask]'") from None
+        self.cluster: Any = None
+        self._pids: list[int] = []
+        try:
+            if address == "local":
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR)
+                client = Client(self.cluster)
+            else:
+                client = Client(address, timeout=10)
+        except (OSError, TimeoutError, ValueError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise PoolError(f"cannot reach the Dask cluster at {address}: {one_line(exc)}") from None
+        self.client = client
+        info = client.scheduler_info()
+        n = len(info.get("workers", {}))
+        if n == 0:
+            self._close()
+            raise PoolError(f"the Dask cluster at {address} has no workers")
+        if self.cluster is not None:  # ours: killed at once on Ctrl-C
+            self._pids = [int(p) for p in client.run(os.getpid).values()]
+        # shipped once to every worker: trials then need no shared file system
+        payload = client.scatter(snapshot.read_bytes(), broadcast=True)
+        super().__init__(client.get_executor(pure=False), n, payload)
+        self.address = address
+
+    def describe(self) -> str:
+        where = "a local Dask cluster" if self.cluster is not None else f"the Dask cluster at {self.address}"
+        return f"{self.workers} Dask worker{'s' if self.workers != 1 else ''} ({where})"
+
+    def stop(self) -> None:
+        for pid in self._pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            # cancels every task: a running trial sees it and ends at its next step
+            self.executor.shutdown(wait=False)
+        self._close(timeout=1)
+
+    def close(self) -> None:
+        self._close()
+
+    def _close(self, timeout: float = 10) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=timeout)
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close(timeout=timeout)
+
+
+def missing_software(exc: BaseException) -> str | None:
+    """For an error raised by a Dask worker: the one line saying it lacks einet or NEST (None
+    for any other error)."""
+    if isinstance(exc, ImportError):
+        name = getattr(exc, "name", "") or ""
+        top = name.split(".")[0]
+        if top in ("einet", "nest", "pynestkernel") or "einet" in str(exc) or "nest" in str(exc):
+            return f"a Dask worker cannot import {name or 'einet'} ({one_line(exc)}): {_DASK_HINT}"
+    return None
+
+
+MAX_BREAKS = 2
+"""A trial running each time its worker process died this often fails (its own fault, likely:
+NEST aborting); the others run again in fresh workers."""
+
+
+class TrialRunner:
+    """Submits ``fn(spec)`` for every spec and yields each ``(spec, future)`` as it finishes.
+
+    Waits in short slices, so that Ctrl-C reaches this (main) thread at once however long a
+    trial runs. When a local worker process dies (NEST aborting, the OOM killer, a kill), the
+    pool is broken for every trial in it: the pool is replaced (``restart``) and the unfinished
+    trials run again, except one that has been in :data:`MAX_BREAKS` broken pools, which is
+    yielded with its broken future. ``pool`` is the pool in use (to stop on Ctrl-C)."""
+
+    def __init__(self, pool: Pool, specs: list[Any], fn: Callable[..., Any], restart: Callable[[], Pool] | None = None, poll_s: float = 0.2) -> None:
+        self.pool = pool
+        self._specs, self._fn, self._restart, self._poll_s = specs, fn, restart, poll_s
+        self.restarts = 0
+
+    def __iter__(self) -> Iterator[tuple[Any, cf.Future[Any]]]:
+        pending = self._submit(self._specs)
+        breaks: dict[int, int] = {}
+        while pending:
+            done, _ = cf.wait(pending, timeout=self._poll_s, return_when=cf.FIRST_COMPLETED)
+            if self._restart is None or not any(_broken(f) for f in done):
+                for f in done:
+                    yield pending.pop(f), f
+                continue
+            # every trial still in the dead pool (the broken and those running beside them)
+            finished = {f: pending.pop(f) for f in done if not _broken(f)}
+            again = []
+            for spec in pending.values():
+                n = breaks[id(spec)] = breaks.get(id(spec), 0) + 1
+                if n < MAX_BREAKS:
+                    again.append(spec)
+                else:
+                    failed: cf.Future[Any] = cf.Future()
+                    failed.set_exception(BrokenProcessPool(f"its worker process died {n} times while it ran"))
+                    finished[failed] = spec
+            self._replace_pool()
+            pending = self._submit(again)
+            yield from ((spec, f) for f, spec in finished.items())
+
+    def _submit(self, specs: list[Any]) -> dict[cf.Future[Any], Any]:
+        """Each spec submitted; a pool found broken meanwhile is replaced and all of them
+        submitted again."""
+        for attempt in range(MAX_BREAKS + 1):
+            try:
+                return {self.pool.submit(self._fn, spec): spec for spec in specs}
+            except BrokenProcessPool:
+                if self._restart is None or attempt == MAX_BREAKS:
+                    raise
+                self._replace_pool()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replace_pool(self) -> None:
+        assert self._restart is not None
+        self.pool.stop()
+        self.pool = self._restart()
+        self.restarts += 1
+
+
+def _broken(future: cf.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
