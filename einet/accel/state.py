@@ -1,0 +1,240 @@
+"""The hidden-state accessor (``state.cpp``): what NEST keeps but PyNEST can neither read nor
+set, taken into numpy arrays and written back, so that a restored network continues bit for
+bit (docs/hidden-state.md).
+
+Loaded like the connection reader (:mod:`.library`): built per NEST binary and source into a
+library of its own (``einet-state.so``), and only for the very ``nestkernel_api.so`` it was
+built for. A kernel whose models have no accessor is read as far as it can be: :class:`Hidden`
+says which nodes it holds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..kernel import nest, nest_output_to
+from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build
+from .library import installed
+
+_ERR = 1024
+_L = ctypes.c_long
+_P = ctypes.c_void_p
+_C = ctypes.c_char_p
+_S = ctypes.c_size_t
+_RNG_TEXT = 1 << 16
+
+RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
+MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
+"""The node models with an accessor, by the kind code that opens each record."""
+
+
+@dataclass
+class Stdp:
+    """Kplus and t_lastspike of every local connection of one STDP synapse model."""
+
+    source: np.ndarray
+    target: np.ndarray
+    kplus: np.ndarray
+    t_lastspike: np.ndarray
+
+
+@dataclass
+class Hidden:
+    """The hidden state of one process's part of the kernel at one time.
+
+    ``nodes`` are the node ids with a record, ``offsets`` where each record starts in
+    ``records`` (one more than nodes); a record is ``kind, n_core, n_slots, n_channels,
+    n_history``, then the model's state, the archiving state, the input buffers (slot 0 the next
+    step) and the STDP spike history (see state.cpp)."""
+
+    t_ms: float
+    threads: int
+    nodes: np.ndarray
+    offsets: np.ndarray
+    records: np.ndarray
+    stdp: dict[str, Stdp] = field(default_factory=dict)
+    rngs: list[str] = field(default_factory=list)
+    """rank-synced, then vp-synced per thread, then vp-specific per thread."""
+    transit: dict[str, np.ndarray] = field(default_factory=dict)
+    """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``."""
+
+    def record(self, node_id: int) -> np.ndarray:
+        k = int(np.searchsorted(self.nodes, node_id))
+        if k == len(self.nodes) or self.nodes[k] != node_id:
+            raise KeyError(node_id)
+        return self.records[self.offsets[k] : self.offsets[k + 1]]
+
+
+class StateLibrary:
+    """The loaded accessor."""
+
+    def __init__(self, path: Path, nest_: Nest) -> None:
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise AccelUnavailable(f"the hidden-state accessor does not load: {exc}") from None
+        try:
+            lib.einet_state_built_for.restype = ctypes.c_char_p
+            built_for = lib.einet_state_built_for().decode()
+        except AttributeError:
+            raise AccelUnavailable(f"{path} is not einet's hidden-state accessor") from None
+        if built_for != nest_.built_for:
+            raise AccelUnavailable(f"the hidden-state accessor at {path} was built for another NEST")
+        for name, args in {
+            "einet_state_node_sizes": [_P, _L, _P, _P, _S],
+            "einet_state_node_read": [_P, _L, _P, _P, _P, _S],
+            "einet_state_node_write": [_P, _L, _P, _P, _P, _S],
+            "einet_state_stdp_count": [_C, _P, _S],
+            "einet_state_stdp_read": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_stdp_write": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
+            "einet_state_rng_write": [_L, _L, _C, _P, _S],
+            "einet_state_transit_count": [_P, _S],
+            "einet_state_transit_read": [_P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_write": [_P, _P, _P, _P, _L, _P, _S],
+        }.items():
+            fn = getattr(lib, name)
+            fn.restype = _L
+            fn.argtypes = args
+        self._lib = lib
+        self.path = path
+
+    def _call(self, what: str, name: str, *args: object) -> int:
+        err = ctypes.create_string_buffer(_ERR)
+        result = int(getattr(self._lib, name)(*args, err, _ERR))
+        if result < 0:
+            raise AccelUnavailable(f"{what}: {err.value.decode(errors='replace')}")
+        return result
+
+    # -- nodes
+
+    def read_nodes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(node ids with a record, offsets, records) for the local nodes among ``ids``."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        sizes = np.zeros(len(ids), dtype=np.int64)
+        self._call("sizing node records", "einet_state_node_sizes", ids.ctypes.data, len(ids), sizes.ctypes.data)
+        held = sizes > 0
+        ids, sizes = np.ascontiguousarray(ids[held]), sizes[held]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        records = np.empty(int(offsets[-1]), dtype=np.float64)
+        self._call("reading node records", "einet_state_node_read", ids.ctypes.data, len(ids), offsets.ctypes.data, records.ctypes.data)
+        return ids, offsets, records
+
+    def write_nodes(self, ids: np.ndarray, offsets: np.ndarray, records: np.ndarray) -> int:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        records = np.ascontiguousarray(records, dtype=np.float64)
+        return self._call("writing node records", "einet_state_node_write", ids.ctypes.data, len(ids), offsets.ctypes.data, records.ctypes.data)
+
+    # -- STDP connections
+
+    def stdp_count(self, model: str) -> int:
+        return self._call(model, "einet_state_stdp_count", model.encode())
+
+    def read_stdp(self, model: str) -> Stdp:
+        n = self.stdp_count(model)
+        s = Stdp(np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.float64))
+        self._call(model, "einet_state_stdp_read", model.encode(), s.source.ctypes.data, s.target.ctypes.data, s.kplus.ctypes.data, s.t_lastspike.ctypes.data, n)
+        return s
+
+    def write_stdp(self, model: str, s: Stdp) -> int:
+        a = [np.ascontiguousarray(x, dtype=d) for x, d in ((s.source, np.int64), (s.target, np.int64), (s.kplus, np.float64), (s.t_lastspike, np.float64))]
+        return self._call(model, "einet_state_stdp_write", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
+
+    # -- random generators
+
+    def read_rng(self, which: int, tid: int = 0) -> str:
+        out = ctypes.create_string_buffer(_RNG_TEXT)
+        n = self._call("reading a random generator", "einet_state_rng_read", which, tid, out, _RNG_TEXT)
+        if n >= _RNG_TEXT:
+            raise AccelUnavailable("a random generator's state is longer than expected")
+        return out.value.decode()
+
+    def write_rng(self, which: int, tid: int, text: str) -> None:
+        self._call("writing a random generator", "einet_state_rng_write", which, tid, text.encode())
+
+    # -- spikes in transit
+
+    def read_transit(self) -> dict[str, np.ndarray]:
+        n = self._call("counting spikes in transit", "einet_state_transit_count")
+        t = {k: np.empty(n, np.int64) for k in ("source", "syn_id", "tid", "lag")}
+        self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in ("source", "syn_id", "tid", "lag")), n)
+        return t
+
+    def write_transit(self, t: dict[str, np.ndarray]) -> int:
+        a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in ("source", "syn_id", "tid", "lag")]
+        return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
+
+
+_loaded: StateLibrary | None = None
+_lock = threading.Lock()
+
+
+def state_library() -> StateLibrary:
+    """The accessor for the NEST in this process, built if need be (raises
+    :class:`AccelUnavailable` saying why it cannot be had)."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            found = installed()
+            _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+        return _loaded
+
+
+def _stdp_models(lib: StateLibrary) -> list[str]:
+    """The synapse models (built-in or copies) whose local connections are of the STDP family
+    the accessor knows, and that have some."""
+    found = []
+    for model in nest().synapse_models:
+        try:
+            if lib.stdp_count(model) > 0:
+                found.append(model)
+        except AccelUnavailable:
+            continue
+    return found
+
+
+def read_hidden() -> Hidden:
+    """This process's hidden state now (between Simulate calls)."""
+    lib = state_library()
+    n = nest()
+    threads = int(n.local_num_threads)
+    with nest_output_to():
+        size = int(n.GetKernelStatus("network_size"))
+        t_ms = float(n.biological_time)
+    ids, offsets, records = lib.read_nodes(np.arange(1, size + 1, dtype=np.int64))
+    rngs = [lib.read_rng(RANK_SYNCED)]
+    rngs += [lib.read_rng(VP_SYNCED, t) for t in range(threads)]
+    rngs += [lib.read_rng(VP_SPECIFIC, t) for t in range(threads)]
+    return Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_transit())
+
+
+def write_hidden(hidden: Hidden) -> None:
+    """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
+    same threads. The kernel first makes its connection infrastructure (a Prepare/Cleanup pair:
+    sorted connections and NEST's own spike routing, which the spikes in transit are translated
+    to)."""
+    lib = state_library()
+    n = nest()
+    with nest_output_to():
+        t_ms = float(n.biological_time)
+        threads = int(n.local_num_threads)
+    if abs(t_ms - hidden.t_ms) > 1e-9 or threads != hidden.threads:
+        raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms at {hidden.threads} threads does not fit a kernel at {t_ms} ms with {threads}")
+    with nest_output_to():
+        n.Prepare()
+        n.Cleanup()
+    lib.write_nodes(hidden.nodes, hidden.offsets, hidden.records)
+    for model, s in hidden.stdp.items():
+        lib.write_stdp(model, s)
+    lib.write_rng(RANK_SYNCED, 0, hidden.rngs[0])
+    for t in range(threads):
+        lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
+        lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
+    lib.write_transit(hidden.transit)
