@@ -3,6 +3,7 @@ restored network is the continued one, spike for spike and weight for weight."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +12,41 @@ import pytest
 
 from einet import NetworkConfig, Session
 from einet.accel import AccelUnavailable
-from einet.accel.state import Hidden, read_hidden, state_library, write_hidden
+from einet.accel import state as state_module
+from einet.accel.library import installed
+from einet.accel.state import Hidden, StateLibrary, read_hidden, state_library, write_hidden
 from einet.kernel import nest, nest_output_to
 
 HERE = Path(__file__).resolve()
 
 
+WEIGHT_SCALE = {"iaf_psc_alpha": 1.0, "iaf_psc_exp": 1.6, "iaf_psc_delta": 0.02}
+"""Weights in each model's units (pA; mV for iaf_psc_delta) that give a few tens of spikes/s."""
+
+
 def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0) -> dict[str, Any]:
     """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
     synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
-    communication intervals)."""
+    communication intervals). For ``parrot_neuron``: 160 parrots repeating Poisson trains onto
+    40 ``iaf_psc_alpha`` through STDP, which inhibit each other."""
     n_e, n_i = int(160 * scale), int(40 * scale)
-    params = {"V_m": -70.0} if model != "parrot_neuron" else {}
-    e = nest.Create(model, n_e, params=params)
-    i = nest.Create(model, n_i, params=params)
+    nest.CopyModel("stdp_synapse", "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau_plus": 20.0})
     noise = nest.Create("poisson_generator", params={"rate": rate})
-    if model != "parrot_neuron":
-        e.V_m = nest.random.uniform(-70.0, -55.0)
-        i.V_m = nest.random.uniform(-70.0, -55.0)
-    nest.CopyModel("stdp_synapse", "e_stdp", {"Wmax": 60.0, "tau_plus": 20.0})
-    nest.Connect(noise, e + i, syn_spec={"weight": 25.0, "delay": 1.0})
-    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0, 30.0), "delay": 1.5})
-    nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0, "delay": 2.0})
-    nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0, "delay": 1.0})
+    if model == "parrot_neuron":
+        e = nest.Create("parrot_neuron", n_e)
+        i = nest.Create("iaf_psc_alpha", n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
+        nest.Connect(nest.Create("poisson_generator", params={"rate": 30.0}), e)
+        nest.Connect(noise, i, syn_spec={"weight": 20.0, "delay": 1.0})
+        nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 40}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0, 30.0), "delay": 1.5})
+        nest.Connect(i, i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0, "delay": 1.0})
+        return {"E": e, "I": i}
+    w = WEIGHT_SCALE[model]
+    e = nest.Create(model, n_e, params={"V_m": nest.random.uniform(-70.0, -55.0)})
+    i = nest.Create(model, n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
+    nest.Connect(noise, e + i, syn_spec={"weight": 25.0 * w, "delay": 1.0})
+    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0 * w, 30.0 * w), "delay": 1.5})
+    nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
+    nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
     return {"E": e, "I": i}
 
 
@@ -83,10 +96,49 @@ def accessor() -> None:
         pytest.skip(f"the hidden-state accessor cannot be built here: {exc}")
 
 
+@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int) -> None:
-    a, b, wa, wb, state = continued_and_restored(tmp_path, threads)
+def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: str) -> None:
+    """Same spikes (digest) and same STDP weights after 50 ms, spikes in transit included."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, model)
     assert state.stdp["e_stdp"].source.size > 0 and state.nodes.size == 200
+    assert state.transit["source"].size > 0, "no spikes in transit at the store: the test would not test them"
     assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
+
+
+def test_without_the_hidden_state_the_restored_run_departs_at_once(tmp_path: Path) -> None:
+    """The control: today's restore (no hidden state) differs from the first steps on."""
+    a, b, *_ = continued_and_restored(tmp_path, 1, hidden=False)
+    assert a.digest != b.digest
+    assert first_divergence(a, b) is not None and first_divergence(a, b) < 51.0
+
+
+def test_inside_a_communication_interval_is_refused() -> None:
+    """Spikes of an unfinished interval sit in NEST's spike registers: not read, refused."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=1, t_sim_ms=10.0))
+    s.build()
+    s.run(10.5)
+    with pytest.raises(AccelUnavailable, match="inside a communication interval"):
+        read_hidden()
+
+
+def test_the_accessor_loads_only_for_the_nest_it_was_built_for() -> None:
+    """Another nestkernel_api.so (here: its hash changed) turns the accessor off."""
+    lib = state_library()
+    other = dataclasses.replace(installed(), digest="0" * 64)
+    with pytest.raises(AccelUnavailable, match="built for another NEST"):
+        StateLibrary(lib.path, other)
+
+
+def test_a_misread_layout_is_caught_by_the_status_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first read of each model is compared with NEST's status: a record read at the wrong
+    place fails the check."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=1, t_sim_ms=10.0))
+    s.build()
+    s.run(10.0)
+    monkeypatch.setattr(state_module, "_checked", set())
+    monkeypatch.setitem(state_module._V_M_AT, 1, 4)  # I_in where V_m is
+    with pytest.raises(AccelUnavailable, match="disagrees with NEST's status"):
+        read_hidden()

@@ -546,7 +546,12 @@ pending()
   require_one_process_on_grid();
   std::vector< nest::SpikeData > found;
   const auto& sim = nest::kernel().simulation_manager;
-  if ( sim.get_slice() == 0 or sim.get_from_step() != 0 )
+  if ( sim.get_from_step() != 0 )
+  {
+    // spikes of the unfinished interval are still in the threads' spike registers
+    throw std::runtime_error( "the clock is inside a communication interval (min_delay): store at a multiple of it" );
+  }
+  if ( sim.get_slice() == 0 )
   {
     return found;
   }

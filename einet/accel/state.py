@@ -200,8 +200,46 @@ def _stdp_models(lib: StateLibrary) -> list[str]:
     return found
 
 
+_checked: set[str] = set()
+"""Node and synapse models whose records were checked against NEST's status in this process."""
+
+_V_M_AT = {1: 5, 2: 4, 3: 1}
+"""Per kind, where the membrane potential (relative to E_L) is among the record's core values."""
+
+
+def check_against_status(hidden: Hidden) -> None:
+    """The first record of each model read in this process agrees with NEST's own status of the
+    same node or connection (membrane potential, last spike time, Kplus): a layout the
+    accessor misreads fails here, before anything is stored (raises :class:`AccelUnavailable`)."""
+    n = nest()
+    kinds = hidden.records[hidden.offsets[:-1]].astype(int) if len(hidden.nodes) else np.empty(0, int)
+    for kind in np.unique(kinds):
+        model = MODEL_OF_KIND[int(kind)]
+        if model in _checked:
+            continue
+        node = int(hidden.nodes[int(np.argmax(kinds == kind))])
+        record = hidden.record(node)
+        n_core = int(record[1])
+        with nest_output_to():
+            status = n.NodeCollection([node]).get(["t_spike", "V_m", "E_L"] if kind in _V_M_AT else ["t_spike"])
+        last_spike = record[5 + n_core + 3]
+        if last_spike != float(status["t_spike"]) or (kind in _V_M_AT and record[5 + _V_M_AT[int(kind)]] + float(status["E_L"]) != float(status["V_m"])):
+            raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's status of node {node}")
+        _checked.add(model)
+    for model, s in hidden.stdp.items():
+        if model in _checked or not len(s.source):
+            continue
+        with nest_output_to():
+            conns = n.GetConnections(n.NodeCollection([int(s.source[0])]), n.NodeCollection([int(s.target[0])]), synapse_model=model)
+            kplus = conns.get("Kplus")
+        if float(s.kplus[0]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
+            raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {s.source[0]} -> {s.target[0]}")
+        _checked.add(model)
+
+
 def read_hidden() -> Hidden:
-    """This process's hidden state now (between Simulate calls)."""
+    """This process's hidden state now (between Simulate calls, at a multiple of the
+    communication interval), checked against NEST's status on first use of each model."""
     lib = state_library()
     n = nest()
     threads = int(n.local_num_threads)
@@ -212,7 +250,9 @@ def read_hidden() -> Hidden:
     rngs = [lib.read_rng(RANK_SYNCED)]
     rngs += [lib.read_rng(VP_SYNCED, t) for t in range(threads)]
     rngs += [lib.read_rng(VP_SPECIFIC, t) for t in range(threads)]
-    return Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_transit())
+    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_transit())
+    check_against_status(hidden)
+    return hidden
 
 
 def write_hidden(hidden: Hidden) -> None:
