@@ -59,12 +59,12 @@ def stdp_weights() -> np.ndarray:
     return rows[np.lexsort(rows.T[::-1])]
 
 
-def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_alpha", hidden: bool = True) -> tuple[Any, Any, np.ndarray, np.ndarray, Hidden]:
-    """Build, run 50 ms, take the hidden state and store; continue 50 ms (A). Restore, write
+def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_alpha", hidden: bool = True, t_ms: float = 50.0) -> tuple[Any, Any, np.ndarray, np.ndarray, Hidden]:
+    """Build, run ``t_ms``, take the hidden state and store; continue 50 ms (A). Restore, write
     the hidden state back, run 50 ms (B)."""
     s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": model}, threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
     s.build()
-    first = s.run(50.0)
+    first = s.run(t_ms)
     assert len(first.senders) > 100, "the network is too quiet to test anything"
     state = read_hidden()
     s.store(tmp_path / "at50.h5")
@@ -103,6 +103,7 @@ def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: 
     a, b, wa, wb, state = continued_and_restored(tmp_path, threads, model)
     assert state.stdp["e_stdp"].source.size > 0 and state.nodes.size == 200
     assert state.transit["source"].size > 0, "no spikes in transit at the store: the test would not test them"
+    assert (state.transit["reg"] == -1).all(), "at the end of an interval they are all in the receive buffer"
     assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
@@ -115,13 +116,15 @@ def test_without_the_hidden_state_the_restored_run_departs_at_once(tmp_path: Pat
     assert first_divergence(a, b) is not None and first_divergence(a, b) < 51.0
 
 
-def test_inside_a_communication_interval_is_refused() -> None:
-    """Spikes of an unfinished interval sit in NEST's spike registers: not read, refused."""
-    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=1, t_sim_ms=10.0))
-    s.build()
-    s.run(10.5)
-    with pytest.raises(AccelUnavailable, match="inside a communication interval"):
-        read_hidden()
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_store_inside_a_communication_interval_continues_exactly(tmp_path: Path, threads: int) -> None:
+    """Stored 0.5 ms into an interval (min_delay 1 ms): the spikes emitted since its beginning
+    wait in NEST's spike registers, and are carried over too."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, t_ms=50.5)
+    assert state.transit["source"].size > 0 and (state.transit["reg"] >= 0).all()
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
 
 
 def test_the_accessor_loads_only_for_the_nest_it_was_built_for() -> None:

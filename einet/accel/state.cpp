@@ -53,6 +53,7 @@
 #include "stdp_synapse.h"
 #include "stdp_synapse_hom.h"
 #include "structural_plasticity_node.h"
+#include "target.h"
 #include "target_identifier.h"
 #include "vp_manager.h"
 #include "vp_manager_impl.h"
@@ -104,6 +105,7 @@ EINET_REACH( Connectors, nest::ConnectionManager::connections_ )
 EINET_REACH( Compressed, nest::ConnectionManager::compressed_spike_data_ )
 EINET_REACH( RecvBuffer, nest::EventDeliveryManager::recv_buffer_spike_data_ )
 EINET_REACH( SendBuffer, nest::EventDeliveryManager::send_buffer_spike_data_ )
+EINET_REACH( Registers, nest::EventDeliveryManager::emitted_spikes_register_ )
 EINET_REACH( Mt64, nest::RandomGenerator< std::mt19937_64 >::rng_ )
 EINET_REACH( Mt32, nest::RandomGenerator< std::mt19937 >::rng_ )
 
@@ -538,24 +540,42 @@ require_one_process_on_grid()
   }
 }
 
-// The receive buffer's spikes still to be delivered at the beginning of the next interval
-// (none unless the clock is at the end of a whole interval after a Simulate).
-std::vector< nest::SpikeData >
+// A spike not yet delivered, and where it waits: the receive buffer (register -1: gathered at
+// the end of the last interval, delivered at the beginning of the next) or the spike register
+// of the thread that emitted it (register >= 0: emitted in the unfinished interval, gathered
+// at its end).
+struct Pending
+{
+  nest::SpikeData spike;
+  long reg;
+};
+
+std::vector< Pending >
 pending()
 {
   require_one_process_on_grid();
-  std::vector< nest::SpikeData > found;
+  std::vector< Pending > found;
   const auto& sim = nest::kernel().simulation_manager;
+  auto& edm = nest::kernel().event_delivery_manager;
   if ( sim.get_from_step() != 0 )
   {
-    // spikes of the unfinished interval are still in the threads' spike registers
-    throw std::runtime_error( "the clock is inside a communication interval (min_delay): store at a multiple of it" );
+    // inside an interval: what its beginning delivered is in the ring buffers; what was
+    // emitted since is in the threads' registers
+    const auto& registers = edm.*reach( Registers() );
+    for ( size_t t = 0; t < registers.size(); ++t )
+    {
+      for ( const nest::SpikeDataWithRank& s : *registers[ t ] )
+      {
+        found.push_back( { s.spike_data, static_cast< long >( t ) } );
+      }
+    }
+    return found;
   }
   if ( sim.get_slice() == 0 )
   {
     return found;
   }
-  const auto& recv = nest::kernel().event_delivery_manager.*reach( RecvBuffer() );
+  const auto& recv = edm.*reach( RecvBuffer() );
   const size_t per_rank = nest::kernel().mpi_manager.get_send_recv_count_spike_data_per_rank();
   if ( recv.empty() or recv[ 0 ].is_invalid_marker() )
   {
@@ -563,7 +583,7 @@ pending()
   }
   for ( size_t i = 0; i < per_rank and i < recv.size(); ++i )
   {
-    found.push_back( recv[ i ] );
+    found.push_back( { recv[ i ], -1 } );
     if ( recv[ i ].is_end_marker() )
     {
       return found;
@@ -806,9 +826,10 @@ extern "C"
   }
 
   // The spikes in transit, in delivery order: source node id, synapse model id, target thread
-  // (-1 for compressed spikes: one entry serves every thread) and lag.
+  // (-1 for compressed spikes: one entry serves every thread), lag, and where each waits
+  // (reg: -1 the receive buffer, else the spike register of that thread).
   long
-  einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long n, char* err, size_t errlen )
+  einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long* reg, long n, char* err, size_t errlen )
   {
     try
     {
@@ -822,9 +843,15 @@ extern "C"
       const bool compressed = cm.use_compressed_spikes();
       for ( long k = 0; k < n; ++k )
       {
-        const nest::SpikeData& s = spikes[ k ];
+        const nest::SpikeData& s = spikes[ k ].spike;
         syn_id[ k ] = s.get_syn_id();
         lag[ k ] = s.get_lag();
+        reg[ k ] = spikes[ k ].reg;
+        if ( s.is_flush_event() )
+        {
+          say( err, errlen, "flush events in transit are not supported" );
+          return -1;
+        }
         if ( compressed )
         {
           tid[ k ] = -1;
@@ -864,17 +891,20 @@ extern "C"
   // its connection infrastructure (sorted connections, compressed spike data) made: call after
   // a Prepare() / Cleanup() pair. Returns n, or -1.
   long
-  einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, long n, char* err, size_t errlen )
+  einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, const long* reg, long n, char* err, size_t errlen )
   {
     try
     {
       require_one_process_on_grid();
       auto& cm = nest::kernel().connection_manager;
       const auto& sim = nest::kernel().simulation_manager;
-      if ( n > 0 and ( sim.get_slice() == 0 or sim.get_from_step() != 0 ) )
+      for ( long k = 0; k < n; ++k )
       {
-        say( err, errlen, "the kernel's clock is not at the end of a whole interval" );
-        return -1;
+        if ( ( reg[ k ] < 0 ) != ( sim.get_slice() > 0 and sim.get_from_step() == 0 ) )
+        {
+          say( err, errlen, "the kernel's clock is not where the spikes in transit were read (another place in the communication interval)" );
+          return -1;
+        }
       }
       const bool compressed = cm.use_compressed_spikes();
       // where each (source, synapse model[, thread]) starts in this kernel
@@ -917,6 +947,8 @@ extern "C"
         }
       }
       std::vector< nest::SpikeData > spikes;
+      auto& edm = nest::kernel().event_delivery_manager;
+      auto& registers = edm.*reach( Registers() );
       for ( long k = 0; k < n; ++k )
       {
         const auto it = index.find( { source[ k ], syn_id[ k ], compressed ? -1 : tid[ k ] } );
@@ -925,9 +957,20 @@ extern "C"
           say( err, errlen, "spike in transit from " + std::to_string( source[ k ] ) + ": no such connection here" );
           return -1;
         }
-        spikes.emplace_back( compressed ? 0 : static_cast< size_t >( tid[ k ] ), static_cast< nest::synindex >( syn_id[ k ] ), it->second, static_cast< unsigned int >( lag[ k ] ) );
+        const size_t target_tid = compressed ? 0 : static_cast< size_t >( tid[ k ] );
+        if ( reg[ k ] >= 0 )
+        {
+          if ( static_cast< size_t >( reg[ k ] ) >= registers.size() )
+          {
+            say( err, errlen, "a spike in transit was emitted by a thread this kernel lacks" );
+            return -1;
+          }
+          const nest::Target target( target_tid, 0, static_cast< nest::synindex >( syn_id[ k ] ), it->second );
+          registers[ reg[ k ] ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
+          continue;
+        }
+        spikes.emplace_back( target_tid, static_cast< nest::synindex >( syn_id[ k ] ), it->second, static_cast< unsigned int >( lag[ k ] ) );
       }
-      auto& edm = nest::kernel().event_delivery_manager;
       auto& recv = edm.*reach( RecvBuffer() );
       auto& send = edm.*reach( SendBuffer() );
       auto& mpi = nest::kernel().mpi_manager;
@@ -942,8 +985,7 @@ extern "C"
       }
       if ( spikes.empty() )
       {
-        recv[ 0 ].set_invalid_marker();
-        return 0;
+        return n;
       }
       for ( size_t k = 0; k < spikes.size(); ++k )
       {

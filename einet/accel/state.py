@@ -29,6 +29,7 @@ _S = ctypes.c_size_t
 _RNG_TEXT = 1 << 16
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
+_TRANSIT = ("source", "syn_id", "tid", "lag", "reg")
 MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
 """The node models with an accessor, by the kind code that opens each record."""
 
@@ -61,7 +62,9 @@ class Hidden:
     rngs: list[str] = field(default_factory=list)
     """rank-synced, then vp-synced per thread, then vp-specific per thread."""
     transit: dict[str, np.ndarray] = field(default_factory=dict)
-    """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``."""
+    """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``, ``reg`` (-1:
+    the receive buffer, delivered at the next interval's beginning; else the spike register of
+    that thread, which emitted it in the unfinished interval)."""
 
     def record(self, node_id: int) -> np.ndarray:
         k = int(np.searchsorted(self.nodes, node_id))
@@ -95,8 +98,8 @@ class StateLibrary:
             "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
             "einet_state_rng_write": [_L, _L, _C, _P, _S],
             "einet_state_transit_count": [_P, _S],
-            "einet_state_transit_read": [_P, _P, _P, _P, _L, _P, _S],
-            "einet_state_transit_write": [_P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_read": [_P, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_write": [_P, _P, _P, _P, _P, _L, _P, _S],
         }.items():
             fn = getattr(lib, name)
             fn.restype = _L
@@ -163,12 +166,12 @@ class StateLibrary:
 
     def read_transit(self) -> dict[str, np.ndarray]:
         n = self._call("counting spikes in transit", "einet_state_transit_count")
-        t = {k: np.empty(n, np.int64) for k in ("source", "syn_id", "tid", "lag")}
-        self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in ("source", "syn_id", "tid", "lag")), n)
+        t = {k: np.empty(n, np.int64) for k in _TRANSIT}
+        self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in _TRANSIT), n)
         return t
 
     def write_transit(self, t: dict[str, np.ndarray]) -> int:
-        a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in ("source", "syn_id", "tid", "lag")]
+        a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in _TRANSIT]
         return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
 
 
@@ -238,8 +241,8 @@ def check_against_status(hidden: Hidden) -> None:
 
 
 def read_hidden() -> Hidden:
-    """This process's hidden state now (between Simulate calls, at a multiple of the
-    communication interval), checked against NEST's status on first use of each model."""
+    """This process's hidden state now (between Simulate calls), checked against NEST's status
+    on first use of each model."""
     lib = state_library()
     n = nest()
     threads = int(n.local_num_threads)
