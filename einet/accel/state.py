@@ -258,11 +258,11 @@ def read_hidden() -> Hidden:
     return hidden
 
 
-def write_hidden(hidden: Hidden) -> None:
+def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
     same threads. The kernel first makes its connection infrastructure (a Prepare/Cleanup pair:
     sorted connections and NEST's own spike routing, which the spikes in transit are translated
-    to)."""
+    to). With ``verify``, everything is read back and must be what was written."""
     lib = state_library()
     n = nest()
     with nest_output_to():
@@ -281,3 +281,25 @@ def write_hidden(hidden: Hidden) -> None:
         lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
         lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
     lib.write_transit(hidden.transit)
+    if verify:
+        _verify(hidden, read_hidden())
+
+
+def _rows(s: Stdp) -> np.ndarray:
+    rows = np.column_stack([s.source.astype(np.float64), s.target.astype(np.float64), s.kplus, s.t_lastspike])
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def _verify(wanted: Hidden, found: Hidden) -> None:
+    """What was written reads back the same (the round trip through the rebuilt kernel)."""
+    problems = []
+    if not (np.array_equal(wanted.nodes, found.nodes) and np.array_equal(wanted.offsets, found.offsets) and wanted.records.tobytes() == found.records.tobytes()):
+        problems.append("node records")
+    if set(wanted.stdp) != set(found.stdp) or any(_rows(wanted.stdp[m]).tobytes() != _rows(found.stdp[m]).tobytes() for m in wanted.stdp):
+        problems.append("STDP connections")
+    if wanted.rngs != found.rngs:
+        problems.append("random generators")
+    if any(not np.array_equal(wanted.transit[k], found.transit[k]) for k in _TRANSIT):
+        problems.append("spikes in transit")
+    if problems:
+        raise AccelUnavailable(f"the hidden state did not read back as written: {', '.join(problems)}")
