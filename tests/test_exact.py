@@ -24,12 +24,14 @@ WEIGHT_SCALE = {"iaf_psc_alpha": 1.0, "iaf_psc_exp": 1.6, "iaf_psc_delta": 0.02}
 """Weights in each model's units (pA; mV for iaf_psc_delta) that give a few tens of spikes/s."""
 
 
-def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0) -> dict[str, Any]:
+def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True) -> dict[str, Any]:
     """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
     synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
     communication intervals). For ``parrot_neuron``: 160 parrots repeating Poisson trains onto
     40 ``iaf_psc_alpha`` through STDP, which inhibit each other."""
     n_e, n_i = int(160 * scale), int(40 * scale)
+    if not compressed:
+        nest.use_compressed_spikes = False
     nest.CopyModel("stdp_synapse", "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau_plus": 20.0})
     noise = nest.Create("poisson_generator", params={"rate": rate})
     if model == "parrot_neuron":
@@ -59,10 +61,10 @@ def stdp_weights() -> np.ndarray:
     return rows[np.lexsort(rows.T[::-1])]
 
 
-def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_alpha", hidden: bool = True, t_ms: float = 50.0) -> tuple[Any, Any, np.ndarray, np.ndarray, Hidden]:
+def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_alpha", hidden: bool = True, t_ms: float = 50.0, **params: Any) -> tuple[Any, Any, np.ndarray, np.ndarray, Hidden]:
     """Build, run ``t_ms``, take the hidden state and store; continue 50 ms (A). Restore, write
     the hidden state back, run 50 ms (B)."""
-    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": model}, threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": model, **params}, threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
     s.build()
     first = s.run(t_ms)
     assert len(first.senders) > 100, "the network is too quiet to test anything"
@@ -105,6 +107,15 @@ def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: 
     assert state.transit["source"].size > 0, "no spikes in transit at the store: the test would not test them"
     assert (state.transit["reg"] == -1).all(), "at the end of an interval they are all in the receive buffer"
     assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("t_ms", [50.0, 50.5])
+def test_uncompressed_spikes_continue_exactly(tmp_path: Path, t_ms: float) -> None:
+    """With use_compressed_spikes off, spikes in transit name each thread's connection."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, 2, t_ms=t_ms, compressed=False)
+    assert state.transit["source"].size > 0 and (state.transit["tid"] >= 0).all()
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
 

@@ -21,14 +21,17 @@
 // member's type is deduced (template < auto >), so private nested types (State_, Buffers_)
 // need not be named.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -592,6 +595,46 @@ pending()
   return {};  // no end marker: nothing NEST would deliver
 }
 
+// Without compressed spikes NEST does not sort connections by source: a spike names one run
+// of consecutive connections from its source (a block), and a source may have several in a
+// thread's connector. A block is named by its source and its ordinal among that source's
+// blocks, which does not depend on where other sources' connections lie.
+class Blocks
+{
+public:
+  const std::vector< size_t >&
+  of( const size_t tid, const size_t syn, const long source )
+  {
+    auto found = cache_.find( { tid, syn } );
+    if ( found == cache_.end() )
+    {
+      auto& cm = nest::kernel().connection_manager;
+      const auto& connectors = cm.*reach( Connectors() );
+      std::unordered_map< long, std::vector< size_t > > starts;
+      if ( tid < connectors.size() and syn < connectors[ tid ].size() and connectors[ tid ][ syn ] )
+      {
+        long previous = 0;
+        for ( size_t lcid = 0; lcid < connectors[ tid ][ syn ]->size(); ++lcid )
+        {
+          const long src = static_cast< long >( cm.get_source_node_id( tid, static_cast< nest::synindex >( syn ), lcid ) );
+          if ( src != previous )
+          {
+            starts[ src ].push_back( lcid );
+          }
+          previous = src;
+        }
+      }
+      found = cache_.emplace( std::make_pair( tid, syn ), std::move( starts ) ).first;
+    }
+    const auto it = found->second.find( source );
+    return it == found->second.end() ? none_ : it->second;
+  }
+
+private:
+  std::map< std::pair< size_t, size_t >, std::unordered_map< long, std::vector< size_t > > > cache_;
+  const std::vector< size_t > none_;
+};
+
 }  // namespace
 
 extern "C"
@@ -826,10 +869,11 @@ extern "C"
   }
 
   // The spikes in transit, in delivery order: source node id, synapse model id, target thread
-  // (-1 for compressed spikes: one entry serves every thread), lag, and where each waits
-  // (reg: -1 the receive buffer, else the spike register of that thread).
+  // (-1 for compressed spikes: one entry serves every thread), lag, where each waits (reg: -1
+  // the receive buffer, else the spike register of that thread) and, without compressed
+  // spikes, which of its source's blocks of connections in that thread it names.
   long
-  einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long* reg, long n, char* err, size_t errlen )
+  einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long* reg, long* block, long n, char* err, size_t errlen )
   {
     try
     {
@@ -841,9 +885,11 @@ extern "C"
         return -1;
       }
       const bool compressed = cm.use_compressed_spikes();
+      Blocks blocks;
       for ( long k = 0; k < n; ++k )
       {
         const nest::SpikeData& s = spikes[ k ].spike;
+        block[ k ] = 0;
         syn_id[ k ] = s.get_syn_id();
         lag[ k ] = s.get_lag();
         reg[ k ] = spikes[ k ].reg;
@@ -870,6 +916,14 @@ extern "C"
         {
           tid[ k ] = s.get_tid();
           source[ k ] = static_cast< long >( cm.get_source_node_id( s.get_tid(), s.get_syn_id(), s.get_lcid() ) );
+          const auto& starts = blocks.of( s.get_tid(), s.get_syn_id(), source[ k ] );
+          const auto at = std::find( starts.begin(), starts.end(), s.get_lcid() );
+          if ( at == starts.end() )
+          {
+            say( err, errlen, "a spike in transit names no block of its source's connections" );
+            return -1;
+          }
+          block[ k ] = static_cast< long >( at - starts.begin() );
         }
         if ( source[ k ] == 0 )
         {
@@ -891,7 +945,7 @@ extern "C"
   // its connection infrastructure (sorted connections, compressed spike data) made: call after
   // a Prepare() / Cleanup() pair. Returns n, or -1.
   long
-  einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, const long* reg, long n, char* err, size_t errlen )
+  einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, const long* reg, const long* block, long n, char* err, size_t errlen )
   {
     try
     {
@@ -907,10 +961,22 @@ extern "C"
         }
       }
       const bool compressed = cm.use_compressed_spikes();
-      // where each (source, synapse model[, thread]) starts in this kernel
-      std::map< std::tuple< long, long, long >, size_t > index;
+      if ( n == 0 )
+      {
+        return 0;
+      }
+      // where each spike's connections start in this kernel: compressed, the index of its
+      // (source, synapse model) in NEST's table (only those of the spikes: a kernel holds far
+      // more); else its block's first connection
+      std::map< std::pair< long, long >, size_t > index;
+      Blocks blocks;
       if ( compressed )
       {
+        std::set< std::pair< long, long > > wanted;
+        for ( long k = 0; k < n; ++k )
+        {
+          wanted.insert( { source[ k ], syn_id[ k ] } );
+        }
         const auto& table = cm.*reach( Compressed() );
         for ( size_t syn = 0; syn < table.size(); ++syn )
         {
@@ -920,39 +986,48 @@ extern "C"
             {
               if ( table[ syn ][ idx ][ t ].get_lcid() != nest::invalid_lcid )
               {
-                index[ { static_cast< long >( cm.get_source_node_id( t, syn, table[ syn ][ idx ][ t ].get_lcid() ) ), static_cast< long >( syn ), -1 } ] = idx;
+                const std::pair< long, long > key { static_cast< long >( cm.get_source_node_id( t, syn, table[ syn ][ idx ][ t ].get_lcid() ) ), static_cast< long >( syn ) };
+                if ( wanted.count( key ) )
+                {
+                  index[ key ] = idx;
+                }
                 break;
               }
             }
           }
         }
       }
-      else
+      const auto first_of = [ & ]( const long k, size_t& at ) -> bool
       {
-        const auto& connectors = cm.*reach( Connectors() );
-        for ( size_t t = 0; t < connectors.size(); ++t )
+        if ( compressed )
         {
-          for ( size_t syn = 0; syn < connectors[ t ].size(); ++syn )
+          const auto it = index.find( { source[ k ], syn_id[ k ] } );
+          if ( it == index.end() )
           {
-            if ( not connectors[ t ][ syn ] )
-            {
-              continue;
-            }
-            for ( size_t lcid = connectors[ t ][ syn ]->size(); lcid-- > 0; )
-            {
-              // walking down: each source's first connection is what is kept
-              index[ { static_cast< long >( cm.get_source_node_id( t, syn, lcid ) ), static_cast< long >( syn ), static_cast< long >( t ) } ] = lcid;
-            }
+            return false;
           }
+          at = it->second;
+          return true;
         }
-      }
+        if ( tid[ k ] < 0 or block[ k ] < 0 )
+        {
+          return false;
+        }
+        const auto& starts = blocks.of( static_cast< size_t >( tid[ k ] ), static_cast< size_t >( syn_id[ k ] ), source[ k ] );
+        if ( static_cast< size_t >( block[ k ] ) >= starts.size() )
+        {
+          return false;
+        }
+        at = starts[ block[ k ] ];
+        return true;
+      };
       std::vector< nest::SpikeData > spikes;
       auto& edm = nest::kernel().event_delivery_manager;
       auto& registers = edm.*reach( Registers() );
       for ( long k = 0; k < n; ++k )
       {
-        const auto it = index.find( { source[ k ], syn_id[ k ], compressed ? -1 : tid[ k ] } );
-        if ( it == index.end() )
+        size_t first = 0;
+        if ( not first_of( k, first ) )
         {
           say( err, errlen, "spike in transit from " + std::to_string( source[ k ] ) + ": no such connection here" );
           return -1;
@@ -965,11 +1040,11 @@ extern "C"
             say( err, errlen, "a spike in transit was emitted by a thread this kernel lacks" );
             return -1;
           }
-          const nest::Target target( target_tid, 0, static_cast< nest::synindex >( syn_id[ k ] ), it->second );
+          const nest::Target target( target_tid, 0, static_cast< nest::synindex >( syn_id[ k ] ), first );
           registers[ reg[ k ] ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
           continue;
         }
-        spikes.emplace_back( target_tid, static_cast< nest::synindex >( syn_id[ k ] ), it->second, static_cast< unsigned int >( lag[ k ] ) );
+        spikes.emplace_back( target_tid, static_cast< nest::synindex >( syn_id[ k ] ), first, static_cast< unsigned int >( lag[ k ] ) );
       }
       auto& recv = edm.*reach( RecvBuffer() );
       auto& send = edm.*reach( SendBuffer() );

@@ -29,7 +29,7 @@ _S = ctypes.c_size_t
 _RNG_TEXT = 1 << 16
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
-_TRANSIT = ("source", "syn_id", "tid", "lag", "reg")
+_TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
 MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
 """The node models with an accessor, by the kind code that opens each record."""
 
@@ -64,7 +64,8 @@ class Hidden:
     transit: dict[str, np.ndarray] = field(default_factory=dict)
     """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``, ``reg`` (-1:
     the receive buffer, delivered at the next interval's beginning; else the spike register of
-    that thread, which emitted it in the unfinished interval)."""
+    that thread, which emitted it in the unfinished interval), ``block`` (without compressed
+    spikes: which of its source's runs of consecutive connections in that thread it names)."""
 
     def record(self, node_id: int) -> np.ndarray:
         k = int(np.searchsorted(self.nodes, node_id))
@@ -98,8 +99,8 @@ class StateLibrary:
             "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
             "einet_state_rng_write": [_L, _L, _C, _P, _S],
             "einet_state_transit_count": [_P, _S],
-            "einet_state_transit_read": [_P, _P, _P, _P, _P, _L, _P, _S],
-            "einet_state_transit_write": [_P, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_read": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_write": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
         }.items():
             fn = getattr(lib, name)
             fn.restype = _L
