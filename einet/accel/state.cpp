@@ -31,6 +31,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -415,6 +416,7 @@ stdp_rows_typed( nest::ConnectorBase* base, const size_t tid, const nest::synind
   }
   auto& array = connector->*reach( Array< ConnectionT >() );
   auto& cm = nest::kernel().connection_manager;
+  rows.reserve( rows.size() + array.size() );
   for ( size_t lcid = 0; lcid < array.size(); ++lcid )
   {
     ConnectionT& c = array[ lcid ];
@@ -430,31 +432,114 @@ stdp_rows_typed( nest::ConnectorBase* base, const size_t tid, const nest::synind
   return true;
 }
 
+template < typename ConnectionT >
+bool
+stdp_count_typed( nest::ConnectorBase* base, long& count )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  for ( const ConnectionT& c : connector->*reach( Array< ConnectionT >() ) )
+  {
+    count += c.is_disabled() ? 0 : 1;
+  }
+  return true;
+}
+
+// The connector of the model on every thread (null where a thread has none).
+std::vector< nest::ConnectorBase* >
+stdp_connectors( const char* model, nest::synindex& syn_id )
+{
+  syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
+  auto& connectors = nest::kernel().connection_manager.*reach( Connectors() );
+  std::vector< nest::ConnectorBase* > found( connectors.size(), nullptr );
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    if ( syn_id < connectors[ tid ].size() )
+    {
+      found[ tid ] = connectors[ tid ][ syn_id ];
+    }
+  }
+  return found;
+}
+
+void
+not_stdp( const char* model )
+{
+  throw std::runtime_error( std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family" );
+}
+
+// The enabled local connections of the model (neuron to neuron).
+long
+stdp_count( const char* model )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  long count = 0;
+  for ( nest::ConnectorBase* base : stdp_connectors( model, syn_id ) )
+  {
+    if ( base
+      and not( stdp_count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
+        or stdp_count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count )
+        or stdp_count_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, count )
+        or stdp_count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count ) ) )
+    {
+      not_stdp( model );
+    }
+  }
+  return count;
+}
+
 // Every enabled local connection of the model (neuron to neuron), thread by thread in
-// connector order, with pointers to its Kplus and t_lastspike.
+// connector order, with pointers to its Kplus and t_lastspike; one std::thread per NEST thread.
 std::vector< StdpRow >
 stdp_rows( const char* model )
 {
   using nest::TargetIdentifierIndex;
   using nest::TargetIdentifierPtrRport;
-  const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
-  auto& connectors = nest::kernel().connection_manager.*reach( Connectors() );
+  nest::synindex syn_id;
+  const auto connectors = stdp_connectors( model, syn_id );
+  std::vector< std::vector< StdpRow > > parts( connectors.size() );
+  std::vector< std::string > problems( connectors.size() );
+  std::vector< std::thread > workers;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    workers.emplace_back(
+      [ &, tid ]
+      {
+        try
+        {
+          nest::ConnectorBase* base = connectors[ tid ];
+          if ( base
+            and not( stdp_rows_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, parts[ tid ] )
+              or stdp_rows_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, parts[ tid ] )
+              or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, parts[ tid ] )
+              or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, parts[ tid ] ) ) )
+          {
+            problems[ tid ] = std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family";
+          }
+        }
+        catch ( const std::exception& e )
+        {
+          problems[ tid ] = e.what();
+        }
+      } );
+  }
+  for ( auto& w : workers )
+  {
+    w.join();
+  }
   std::vector< StdpRow > rows;
   for ( size_t tid = 0; tid < connectors.size(); ++tid )
   {
-    if ( syn_id >= connectors[ tid ].size() or not connectors[ tid ][ syn_id ] )
+    if ( not problems[ tid ].empty() )
     {
-      continue;
+      throw std::runtime_error( problems[ tid ] );
     }
-    nest::ConnectorBase* base = connectors[ tid ][ syn_id ];
-    const bool known = stdp_rows_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, rows )
-      or stdp_rows_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, rows )
-      or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, rows )
-      or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, rows );
-    if ( not known )
-    {
-      throw std::runtime_error( std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family" );
-    }
+    rows.insert( rows.end(), parts[ tid ].begin(), parts[ tid ].end() );
   }
   return rows;
 }
@@ -742,7 +827,7 @@ extern "C"
   {
     try
     {
-      return static_cast< long >( stdp_rows( model ).size() );
+      return stdp_count( model );
     }
     catch ( const std::exception& e )
     {
@@ -781,30 +866,44 @@ extern "C"
 
   // Set Kplus and t_lastspike of the local connections of the model, each matched by its
   // source and target to a stored row (repeated pairs in their order). Every local
-  // connection must find a row. Returns the number set, or -1.
+  // connection must find a row, and every row a connection. Returns the number set, or -1.
   long
   einet_state_stdp_write( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
   {
     try
     {
-      std::unordered_map< uint64_t, std::deque< long > > stored;
+      // stored rows and this kernel's connections, each ordered by (source, target) and then
+      // by their own order: the k-th of a pair takes the k-th stored row of it
+      const auto key = []( const long src, const long tgt ) { return ( static_cast< uint64_t >( src ) << 32 ) | static_cast< uint64_t >( tgt ); };
+      std::vector< std::pair< uint64_t, long > > wanted( n );
       for ( long k = 0; k < n; ++k )
       {
-        stored[ ( static_cast< uint64_t >( source[ k ] ) << 32 ) | static_cast< uint64_t >( target[ k ] ) ].push_back( k );
+        wanted[ k ] = { key( source[ k ], target[ k ] ), k };
+      }
+      std::sort( wanted.begin(), wanted.end() );
+      const std::vector< StdpRow > rows = stdp_rows( model );
+      std::vector< std::pair< uint64_t, long > > here( rows.size() );
+      for ( size_t k = 0; k < rows.size(); ++k )
+      {
+        here[ k ] = { key( rows[ k ].source, rows[ k ].target ), static_cast< long >( k ) };
+      }
+      std::sort( here.begin(), here.end() );
+      if ( here.size() != wanted.size() )
+      {
+        say( err, errlen, std::to_string( here.size() ) + " local connections, " + std::to_string( n ) + " stored" );
+        return -1;
       }
       long set = 0;
-      for ( const StdpRow& row : stdp_rows( model ) )
+      for ( size_t k = 0; k < here.size(); ++k )
       {
-        auto it = stored.find( ( static_cast< uint64_t >( row.source ) << 32 ) | static_cast< uint64_t >( row.target ) );
-        if ( it == stored.end() or it->second.empty() )
+        if ( here[ k ].first != wanted[ k ].first )
         {
+          const StdpRow& row = rows[ here[ k ].second ];
           say( err, errlen, "connection " + std::to_string( row.source ) + " -> " + std::to_string( row.target ) + " has no stored state" );
           return -1;
         }
-        const long k = it->second.front();
-        it->second.pop_front();
-        *row.kplus = kplus[ k ];
-        *row.tlast = tlast[ k ];
+        *rows[ here[ k ].second ].kplus = kplus[ wanted[ k ].second ];
+        *rows[ here[ k ].second ].tlast = tlast[ wanted[ k ].second ];
         ++set;
       }
       return set;
