@@ -4,6 +4,9 @@ restored network is the continued one, spike for spike and weight for weight."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from einet import NetworkConfig, Session
 from einet.accel import AccelUnavailable
 from einet.accel import state as state_module
 from einet.accel.library import installed
-from einet.accel.state import Hidden, StateLibrary, read_hidden, state_library, write_hidden
+from einet.accel.state import Hidden, StateLibrary, Stdp, read_hidden, state_library, write_hidden
 from einet.kernel import nest, nest_output_to
 
 HERE = Path(__file__).resolve()
@@ -118,6 +121,52 @@ def test_uncompressed_spikes_continue_exactly(tmp_path: Path, t_ms: float) -> No
     assert state.transit["source"].size > 0 and (state.transit["tid"] >= 0).all()
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
+
+
+def save(hidden: Hidden, path: Path) -> None:
+    """The hidden state as plain arrays (what a snapshot section would hold)."""
+    arrays = {"t_ms": np.array(hidden.t_ms), "threads": np.array(hidden.threads), "nodes": hidden.nodes, "offsets": hidden.offsets, "records": hidden.records, "rngs": np.array(hidden.rngs)}
+    arrays |= {f"transit_{k}": v for k, v in hidden.transit.items()}
+    for m, st in hidden.stdp.items():
+        arrays |= {f"stdp_{m}_{k}": getattr(st, k) for k in ("source", "target", "kplus", "t_lastspike")}
+    np.savez(path, **arrays)
+
+
+def load(path: Path) -> Hidden:
+    a = np.load(path)
+    models = {k[len("stdp_") : -len("_source")] for k in a.files if k.startswith("stdp_") and k.endswith("_source")}
+    stdp = {m: Stdp(*(a[f"stdp_{m}_{k}"] for k in ("source", "target", "kplus", "t_lastspike"))) for m in models}
+    transit = {k[len("transit_") :]: a[k] for k in a.files if k.startswith("transit_")}
+    return Hidden(float(a["t_ms"]), int(a["threads"]), a["nodes"], a["offsets"], a["records"], stdp, [str(r) for r in a["rngs"]], transit)
+
+
+RESTORE_ELSEWHERE = """
+import sys
+from pathlib import Path
+from einet import Session
+from einet.accel.state import write_hidden
+from tests.test_exact import load
+s = Session()
+s.restore(Path(sys.argv[1]))
+write_hidden(load(Path(sys.argv[2])))
+print(s.run(50.0).digest)
+"""
+
+
+def test_restored_in_another_process_from_files(tmp_path: Path) -> None:
+    """The snapshot and the hidden state saved as plain arrays, restored by a fresh process:
+    nothing but the files carries the state over."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=2, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    s.run(50.0)
+    save(read_hidden(), tmp_path / "hidden.npz")
+    s.store(tmp_path / "at50.h5")
+    a = s.run(50.0)
+    done = subprocess.run(
+        [sys.executable, "-c", RESTORE_ELSEWHERE, str(tmp_path / "at50.h5"), str(tmp_path / "hidden.npz")], capture_output=True, text=True, timeout=300, cwd=HERE.parents[1], env={**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == a.digest
 
 
 def test_without_the_hidden_state_the_restored_run_departs_at_once(tmp_path: Path) -> None:
