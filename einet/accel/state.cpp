@@ -48,6 +48,7 @@
 #include "mpi_manager.h"
 #include "node_manager.h"
 #include "parrot_neuron.h"
+#include "poisson_generator.h"
 #include "random_generators.h"
 #include "random_manager.h"
 #include "ring_buffer.h"
@@ -112,6 +113,8 @@ EINET_REACH( SendBuffer, nest::EventDeliveryManager::send_buffer_spike_data_ )
 EINET_REACH( Registers, nest::EventDeliveryManager::emitted_spikes_register_ )
 EINET_REACH( Mt64, nest::RandomGenerator< std::mt19937_64 >::rng_ )
 EINET_REACH( Mt32, nest::RandomGenerator< std::mt19937 >::rng_ )
+EINET_REACH( PoissonV, nest::poisson_generator::V_ )
+EINET_REACH( PoissonDist, nest::poisson_distribution::distribution_ )
 
 template < typename ConnectionT >
 struct Array
@@ -720,6 +723,59 @@ private:
   const std::vector< size_t > none_;
 };
 
+// Every thread's poisson_generator: its std::poisson_distribution keeps state between draws
+// (libstdc++'s rejection method for a mean of 12 or more caches a normal deviate), written as
+// "node_id thread <the distribution's own text>" lines.
+std::string
+devices_text()
+{
+  std::ostringstream text;
+  text.precision( 17 );
+  auto& nm = nest::kernel().node_manager;
+  for ( size_t tid = 0; tid < nest::kernel().vp_manager.get_num_threads(); ++tid )
+  {
+    for ( const auto& entry : nm.get_local_nodes( tid ) )
+    {
+      if ( auto* g = dynamic_cast< nest::poisson_generator* >( entry.get_node() ) )
+      {
+        text << g->get_node_id() << ' ' << tid << ' ' << ( ( g->*reach( PoissonV() ) ).poisson_dist_.*reach( PoissonDist() ) ) << '\n';
+      }
+    }
+  }
+  return text.str();
+}
+
+void
+set_devices_text( const std::string& text )
+{
+  std::istringstream lines( text );
+  std::string line;
+  auto& nm = nest::kernel().node_manager;
+  while ( std::getline( lines, line ) )
+  {
+    std::istringstream in( line );
+    size_t node_id = 0;
+    size_t tid = 0;
+    in >> node_id >> tid;
+    if ( in.fail() or tid >= nest::kernel().vp_manager.get_num_threads() )
+    {
+      throw std::runtime_error( "damaged device state" );
+    }
+    auto* g = dynamic_cast< nest::poisson_generator* >( nm.get_node_or_proxy( node_id, tid ) );
+    if ( not g )
+    {
+      throw std::runtime_error( "node " + std::to_string( node_id ) + " is no poisson_generator here" );
+    }
+    std::poisson_distribution< unsigned long > dist;
+    in >> dist;
+    if ( in.fail() )
+    {
+      throw std::runtime_error( "damaged device state" );
+    }
+    ( g->*reach( PoissonV() ) ).poisson_dist_.*reach( PoissonDist() ) = dist;
+  }
+}
+
 }  // namespace
 
 extern "C"
@@ -1167,6 +1223,42 @@ extern "C"
       }
       recv[ spikes.size() - 1 ].set_end_marker();
       return n;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // The poisson_generators' distribution states as text into out; returns the length (it
+  // fits if < cap), or -1.
+  long
+  einet_state_devices_read( char* out, size_t cap, char* err, size_t errlen )
+  {
+    try
+    {
+      const std::string text = devices_text();
+      if ( text.size() < cap )
+      {
+        std::memcpy( out, text.c_str(), text.size() + 1 );
+      }
+      return static_cast< long >( text.size() );
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  long
+  einet_state_devices_write( const char* text, char* err, size_t errlen )
+  {
+    try
+    {
+      set_devices_text( text );
+      return 0;
     }
     catch ( const std::exception& e )
     {

@@ -61,6 +61,8 @@ class Hidden:
     stdp: dict[str, Stdp] = field(default_factory=dict)
     rngs: list[str] = field(default_factory=list)
     """rank-synced, then vp-synced per thread, then vp-specific per thread."""
+    devices: str = ""
+    """Each thread's poisson_generator's distribution state: ``node thread text`` lines."""
     transit: dict[str, np.ndarray] = field(default_factory=dict)
     """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``, ``reg`` (-1:
     the receive buffer, delivered at the next interval's beginning; else the spike register of
@@ -99,6 +101,8 @@ class StateLibrary:
             "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
             "einet_state_rng_write": [_L, _L, _C, _P, _S],
             "einet_state_transit_count": [_P, _S],
+            "einet_state_devices_read": [_P, _S, _P, _S],
+            "einet_state_devices_write": [_C, _P, _S],
             "einet_state_transit_read": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_transit_write": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
         }.items():
@@ -162,6 +166,20 @@ class StateLibrary:
 
     def write_rng(self, which: int, tid: int, text: str) -> None:
         self._call("writing a random generator", "einet_state_rng_write", which, tid, text.encode())
+
+    # -- devices
+
+    def read_devices(self) -> str:
+        cap = 1 << 16
+        while True:
+            out = ctypes.create_string_buffer(cap)
+            n = self._call("reading devices' state", "einet_state_devices_read", out, cap)
+            if n < cap:
+                return out.value.decode()
+            cap = n + 1
+
+    def write_devices(self, text: str) -> None:
+        self._call("writing devices' state", "einet_state_devices_write", text.encode())
 
     # -- spikes in transit
 
@@ -254,7 +272,7 @@ def read_hidden() -> Hidden:
     rngs = [lib.read_rng(RANK_SYNCED)]
     rngs += [lib.read_rng(VP_SYNCED, t) for t in range(threads)]
     rngs += [lib.read_rng(VP_SPECIFIC, t) for t in range(threads)]
-    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_transit())
+    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_devices(), lib.read_transit())
     check_against_status(hidden)
     return hidden
 
@@ -281,6 +299,7 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     for t in range(threads):
         lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
         lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
+    lib.write_devices(hidden.devices)
     lib.write_transit(hidden.transit)
     if verify:
         _verify(hidden, read_hidden())
@@ -301,6 +320,8 @@ def _verify(wanted: Hidden, found: Hidden) -> None:
         problems.append("STDP connections")
     if wanted.rngs != found.rngs:
         problems.append("random generators")
+    if wanted.devices != found.devices:
+        problems.append("devices")
     if any(not np.array_equal(wanted.transit[k], found.transit[k]) for k in _TRANSIT):
         problems.append("spikes in transit")
     if problems:
