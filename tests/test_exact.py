@@ -204,6 +204,12 @@ def test_the_accessor_loads_only_for_the_nest_it_was_built_for() -> None:
         StateLibrary(lib.path, other)
 
 
+def test_einet_accel_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    with pytest.raises(AccelUnavailable, match="EINET_ACCEL=0"):
+        state_library()
+
+
 def test_a_misread_layout_is_caught_by_the_status_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first read of each model is compared with NEST's status: a record read at the wrong
     place fails the check."""

@@ -11,6 +11,7 @@ says which nodes it holds.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,8 +201,10 @@ _lock = threading.Lock()
 
 def state_library() -> StateLibrary:
     """The accessor for the NEST in this process, built if need be (raises
-    :class:`AccelUnavailable` saying why it cannot be had)."""
+    :class:`AccelUnavailable` saying why it cannot be had, or when ``EINET_ACCEL=0``)."""
     global _loaded
+    if os.environ.get("EINET_ACCEL", "1") == "0":
+        raise AccelUnavailable("EINET_ACCEL=0 turns the accelerators off")
     with _lock:
         if _loaded is None:
             found = installed()
