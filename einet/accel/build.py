@@ -30,6 +30,9 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("connections.cpp")
 LIBRARY = "einet-connections.so"
+STATE_SOURCE = Path(__file__).with_name("state.cpp")
+STATE_LIBRARY = "einet-state.so"
+"""The hidden-state accessor (docs/hidden-state.md): a library of its own."""
 _BUILD_TIMEOUT_S = 600.0
 
 
@@ -83,11 +86,12 @@ def nest_of(folder: Path) -> Nest:
     return Nest(folder, found.group(1) if found else "unknown", _digest(kernel, stat.st_size, stat.st_mtime_ns))
 
 
-def library_path(nest: Nest) -> Path:
+def library_path(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> Path:
     """Where the library for ``nest`` and this einet's source is cached: a new einet or a new
-    NEST binary builds anew."""
-    source = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
-    return cache_root() / "accel" / f"{nest.digest[:20]}-{source[:12]}" / LIBRARY
+    NEST binary builds anew. ``source`` and ``library`` name another of einet's libraries
+    (its own file name, so that libraries never overwrite each other)."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    return cache_root() / "accel" / f"{nest.digest[:20]}-{digest[:12]}" / library
 
 
 def _new_string_abi(kernel: Path) -> bool:
@@ -115,8 +119,9 @@ def _mpi_flags(config: str) -> list[str]:
     return shlex.split(shown.stdout)
 
 
-def command(nest: Nest, output: Path) -> list[str]:
-    """The compiler command that builds the library for ``nest`` into ``output``."""
+def command(nest: Nest, output: Path, source: Path = SOURCE) -> list[str]:
+    """The compiler command that builds the library for ``nest`` from ``source`` into
+    ``output``."""
     include = nest.folder / "include" / "nest"
     config = (include / "config.h").read_text(errors="replace")
     if not any(Path(d, "boost", "sort", "spreadsort", "spreadsort.hpp").is_file() for d in ("/usr/include", "/usr/local/include")):
@@ -133,7 +138,7 @@ def command(nest: Nest, output: Path) -> list[str]:
         f'-DEINET_BUILT_FOR="{nest.built_for}"',
         f"-I{include}",
         *_mpi_flags(config),
-        str(SOURCE),
+        str(source),
         "-o",
         str(output),
         f"-L{nest.folder}",
@@ -143,10 +148,11 @@ def command(nest: Nest, output: Path) -> list[str]:
     ]
 
 
-def build(nest: Nest) -> Path:
+def build(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> Path:
     """The library for ``nest``, compiled now unless cached (one build at a time per cache:
-    processes that start together wait for the first)."""
-    target = library_path(nest)
+    processes that start together wait for the first). ``source`` and ``library`` build
+    another of einet's libraries (the hidden-state accessor: ``state.cpp``)."""
+    target = library_path(nest, source, library)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +163,7 @@ def build(nest: Nest) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=target.parent)
         os.close(fd)
         try:
-            compile_it = command(nest, Path(tmp))  # missing tools are said before anything is built
+            compile_it = command(nest, Path(tmp), source)  # missing tools are said before anything is built
             logging.getLogger("einet").warning("building the C++ accelerator for this NEST (once per NEST and einet version, about 15 s)")
             try:
                 done = subprocess.run(compile_it, capture_output=True, text=True, timeout=_BUILD_TIMEOUT_S, check=False)

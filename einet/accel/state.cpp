@@ -1,0 +1,1269 @@
+// einet's hidden-state accessor: the state NEST keeps but does not let PyNEST read or set,
+// read into flat arrays and written back, so that a restored network continues bit for bit.
+//
+// What it reaches (NEST 3.10, see docs/hidden-state.md):
+// - per neuron of iaf_psc_alpha, iaf_psc_exp, iaf_psc_delta and parrot_neuron: the model's
+//   State_ (synaptic currents and their derivatives, the refractory counter), its input ring
+//   buffers (spikes and currents already delivered for the coming steps), and what every
+//   ArchivingNode keeps for STDP (Kminus, the post-synaptic spike history with its access
+//   counters, the last spike time, the number of incoming STDP connections) and
+//   StructuralPlasticityNode's time of the last calcium update;
+// - per connection of stdp_synapse and stdp_synapse_hom: Kplus and t_lastspike exactly;
+// - the random generators: rank-synced, and per thread vp-synced and vp-specific (the engine's
+//   own text serialisation: exact for the standard library's Mersenne twisters);
+// - the spikes in transit: at a Simulate boundary the spikes of the last communication
+//   interval are in the event delivery manager's receive buffer, to be delivered at the
+//   beginning of the next interval. They are read as (source node id, synapse model, thread,
+//   lag) and written back, translated to the restored kernel's connection indices.
+//
+// Built like connections.cpp (einet/accel/build.py) into a library of its own, and reaching
+// private members the same way: an explicit instantiation may name a private member. Here the
+// member's type is deduced (template < auto >), so private nested types (State_, Buffers_)
+// need not be named.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "archiving_node.h"
+#include "connection_manager.h"
+#include "connector_base.h"
+#include "event_delivery_manager.h"
+#include "histentry.h"
+#include "iaf_psc_alpha.h"
+#include "iaf_psc_delta.h"
+#include "iaf_psc_exp.h"
+#include "kernel_manager.h"
+#include "mpi_manager.h"
+#include "node_manager.h"
+#include "parrot_neuron.h"
+#include "poisson_generator.h"
+#include "random_generators.h"
+#include "random_manager.h"
+#include "ring_buffer.h"
+#include "simulation_manager.h"
+#include "source_table.h"
+#include "spike_data.h"
+#include "stdp_synapse.h"
+#include "stdp_synapse_hom.h"
+#include "structural_plasticity_node.h"
+#include "target.h"
+#include "target_identifier.h"
+#include "vp_manager.h"
+#include "vp_manager_impl.h"
+
+#ifndef EINET_BUILT_FOR
+#define EINET_BUILT_FOR "unknown"
+#endif
+
+namespace
+{
+
+template < typename Tag, auto Member >
+struct Reach
+{
+  friend auto
+  reach( Tag )
+  {
+    return Member;
+  }
+};
+
+#define EINET_REACH( NAME, MEMBER )                                                             \
+  struct NAME                                                                                  \
+  {                                                                                            \
+    friend auto reach( NAME );                                                                 \
+  };                                                                                           \
+  template struct Reach< NAME, &MEMBER >;
+
+EINET_REACH( AlphaS, nest::iaf_psc_alpha::S_ )
+EINET_REACH( AlphaB, nest::iaf_psc_alpha::B_ )
+EINET_REACH( ExpS, nest::iaf_psc_exp::S_ )
+EINET_REACH( ExpB, nest::iaf_psc_exp::B_ )
+EINET_REACH( DeltaS, nest::iaf_psc_delta::S_ )
+EINET_REACH( DeltaB, nest::iaf_psc_delta::B_ )
+EINET_REACH( ParrotB, nest::parrot_neuron::B_ )
+EINET_REACH( Chan3, nest::MultiChannelInputBuffer< 3 >::buffer_ )
+EINET_REACH( Chan4, nest::MultiChannelInputBuffer< 4 >::buffer_ )
+EINET_REACH( Ring, nest::RingBuffer::buffer_ )
+EINET_REACH( Kminus, nest::ArchivingNode::Kminus_ )
+EINET_REACH( KminusTriplet, nest::ArchivingNode::Kminus_triplet_ )
+EINET_REACH( Trace, nest::ArchivingNode::trace_ )
+EINET_REACH( LastSpike, nest::ArchivingNode::last_spike_ )
+EINET_REACH( MaxDelay, nest::ArchivingNode::max_delay_ )
+EINET_REACH( NIncoming, nest::ArchivingNode::n_incoming_ )
+EINET_REACH( History, nest::ArchivingNode::history_ )
+EINET_REACH( CaT, nest::StructuralPlasticityNode::Ca_t_ )
+EINET_REACH( CaMinus, nest::StructuralPlasticityNode::Ca_minus_ )
+EINET_REACH( Connectors, nest::ConnectionManager::connections_ )
+EINET_REACH( Compressed, nest::ConnectionManager::compressed_spike_data_ )
+EINET_REACH( RecvBuffer, nest::EventDeliveryManager::recv_buffer_spike_data_ )
+EINET_REACH( SendBuffer, nest::EventDeliveryManager::send_buffer_spike_data_ )
+EINET_REACH( Registers, nest::EventDeliveryManager::emitted_spikes_register_ )
+EINET_REACH( Mt64, nest::RandomGenerator< std::mt19937_64 >::rng_ )
+EINET_REACH( Mt32, nest::RandomGenerator< std::mt19937 >::rng_ )
+EINET_REACH( PoissonV, nest::poisson_generator::V_ )
+EINET_REACH( PoissonDist, nest::poisson_distribution::distribution_ )
+
+template < typename ConnectionT >
+struct Array
+{
+  friend auto reach( Array );
+};
+template < typename ConnectionT >
+struct Kplus
+{
+  friend auto reach( Kplus );
+};
+template < typename ConnectionT >
+struct TLast
+{
+  friend auto reach( TLast );
+};
+
+#define EINET_STDP( MODEL, T )                                                                  \
+  template struct Reach< Array< nest::MODEL< nest::T > >, &nest::Connector< nest::MODEL< nest::T > >::C_ >; \
+  template struct Reach< Kplus< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::Kplus_ >;    \
+  template struct Reach< TLast< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::t_lastspike_ >;
+EINET_STDP( stdp_synapse, TargetIdentifierPtrRport )
+EINET_STDP( stdp_synapse, TargetIdentifierIndex )
+EINET_STDP( stdp_synapse_hom, TargetIdentifierPtrRport )
+EINET_STDP( stdp_synapse_hom, TargetIdentifierIndex )
+
+void
+say( char* err, size_t errlen, const std::string& text )
+{
+  if ( err and errlen )
+  {
+    std::strncpy( err, text.c_str(), errlen - 1 );
+    err[ errlen - 1 ] = '\0';
+  }
+}
+
+// -- nodes -----------------------------------------------------------------------------------
+// A node's record is a flat run of doubles:
+//   kind, n_core, n_slots, n_channels, n_history,
+//   core[n_core], archiving[N_ARCHIVING], slots[n_slots * n_channels], history[n_history * 4]
+// Slots are in the order of the coming steps (slot d is the buffer entry get_modulo(d)), so a
+// record does not depend on where the kernel's ring-buffer origin happens to be.
+
+enum Kind
+{
+  NONE = 0,
+  IAF_PSC_ALPHA = 1,
+  IAF_PSC_EXP = 2,
+  IAF_PSC_DELTA = 3,
+  PARROT_NEURON = 4
+};
+
+constexpr size_t HEADER = 5;
+constexpr size_t N_ARCHIVING = 8;
+
+nest::Node*
+local_node( const long node_id )
+{
+  if ( node_id < 1 or not nest::kernel().node_manager.is_local_node_id( static_cast< size_t >( node_id ) ) )
+  {
+    return nullptr;
+  }
+  nest::Node* node = nest::kernel().node_manager.get_node_or_proxy( static_cast< size_t >( node_id ) );
+  return ( node and not node->is_proxy() ) ? node : nullptr;
+}
+
+// The model's core state as pointers to its fields (doubles and one int counter).
+struct Core
+{
+  Kind kind = NONE;
+  std::vector< double* > doubles;
+  int* counter = nullptr;  // refractory steps, stored after the doubles
+};
+
+Core
+core_of( nest::Node* node )
+{
+  Core c;
+  if ( auto* n = dynamic_cast< nest::iaf_psc_alpha* >( node ) )
+  {
+    auto& s = n->*reach( AlphaS() );
+    c = { IAF_PSC_ALPHA, { &s.y0_, &s.dI_ex_, &s.I_ex_, &s.dI_in_, &s.I_in_, &s.y3_ }, &s.r_ };
+  }
+  else if ( auto* n = dynamic_cast< nest::iaf_psc_exp* >( node ) )
+  {
+    auto& s = n->*reach( ExpS() );
+    c = { IAF_PSC_EXP, { &s.i_0_, &s.i_1_, &s.i_syn_ex_, &s.i_syn_in_, &s.V_m_ }, &s.r_ref_ };
+  }
+  else if ( auto* n = dynamic_cast< nest::iaf_psc_delta* >( node ) )
+  {
+    auto& s = n->*reach( DeltaS() );
+    c = { IAF_PSC_DELTA, { &s.y0_, &s.y3_, &s.refr_spikes_buffer_ }, &s.r_ };
+  }
+  else if ( dynamic_cast< nest::parrot_neuron* >( node ) )
+  {
+    c.kind = PARROT_NEURON;
+  }
+  return c;
+}
+
+// The input buffers as one table of slots x channels (several ring buffers side by side).
+struct Buffers
+{
+  size_t slots = 0;
+  size_t channels = 0;
+  std::vector< std::vector< double >* > rings;            // one per channel (RingBuffer)
+  std::vector< std::array< double, 3 > >* chan3 = nullptr;  // MultiChannelInputBuffer< 3 >
+  std::vector< std::array< double, 4 > >* chan4 = nullptr;  // MultiChannelInputBuffer< 4 >
+
+  double&
+  at( const size_t slot, const size_t channel )
+  {
+    if ( chan3 )
+    {
+      return ( *chan3 )[ slot ][ channel ];
+    }
+    if ( chan4 )
+    {
+      return ( *chan4 )[ slot ][ channel ];
+    }
+    return ( *rings[ channel ] )[ slot ];
+  }
+};
+
+Buffers
+buffers_of( nest::Node* node, const Kind kind )
+{
+  Buffers b;
+  switch ( kind )
+  {
+  case IAF_PSC_ALPHA:
+    b.chan3 = &( ( static_cast< nest::iaf_psc_alpha* >( node )->*reach( AlphaB() ) ).input_buffer_.*reach( Chan3() ) );
+    b.slots = b.chan3->size();
+    b.channels = 3;
+    break;
+  case IAF_PSC_EXP:
+    b.chan4 = &( ( static_cast< nest::iaf_psc_exp* >( node )->*reach( ExpB() ) ).input_buffer_.*reach( Chan4() ) );
+    b.slots = b.chan4->size();
+    b.channels = 4;
+    break;
+  case IAF_PSC_DELTA:
+  {
+    auto& buffers = static_cast< nest::iaf_psc_delta* >( node )->*reach( DeltaB() );
+    b.rings = { &( buffers.spikes_.*reach( Ring() ) ), &( buffers.currents_.*reach( Ring() ) ) };
+    b.slots = b.rings[ 0 ]->size();
+    b.channels = 2;
+    break;
+  }
+  case PARROT_NEURON:
+  {
+    auto& buffers = static_cast< nest::parrot_neuron* >( node )->*reach( ParrotB() );
+    b.rings = { &( buffers.n_spikes_.*reach( Ring() ) ) };
+    b.slots = b.rings[ 0 ]->size();
+    b.channels = 1;
+    break;
+  }
+  case NONE:
+    break;
+  }
+  return b;
+}
+
+size_t
+record_size( nest::Node* node )
+{
+  const Core core = core_of( node );
+  if ( core.kind == NONE )
+  {
+    return 0;
+  }
+  const Buffers b = buffers_of( node, core.kind );
+  const auto& history = static_cast< nest::ArchivingNode* >( node )->*reach( History() );
+  return HEADER + core.doubles.size() + 1 + N_ARCHIVING + b.slots * b.channels + 4 * history.size();
+}
+
+void
+read_record( nest::Node* node, double* out )
+{
+  const Core core = core_of( node );
+  Buffers b = buffers_of( node, core.kind );
+  auto* a = static_cast< nest::ArchivingNode* >( node );
+  auto* sp = static_cast< nest::StructuralPlasticityNode* >( node );
+  const auto& history = a->*reach( History() );
+  const size_t n_core = core.doubles.size() + 1;
+  double* o = out;
+  *o++ = core.kind;
+  *o++ = static_cast< double >( n_core );
+  *o++ = static_cast< double >( b.slots );
+  *o++ = static_cast< double >( b.channels );
+  *o++ = static_cast< double >( history.size() );
+  for ( const double* d : core.doubles )
+  {
+    *o++ = *d;
+  }
+  *o++ = core.counter ? *core.counter : 0;
+  *o++ = a->*reach( Kminus() );
+  *o++ = a->*reach( KminusTriplet() );
+  *o++ = a->*reach( Trace() );
+  *o++ = a->*reach( LastSpike() );
+  *o++ = a->*reach( MaxDelay() );
+  *o++ = static_cast< double >( a->*reach( NIncoming() ) );
+  *o++ = sp->*reach( CaT() );
+  *o++ = sp->*reach( CaMinus() );
+  auto& edm = nest::kernel().event_delivery_manager;
+  for ( size_t d = 0; d < b.slots; ++d )
+  {
+    const size_t slot = static_cast< size_t >( edm.get_modulo( static_cast< long >( d ) ) );
+    for ( size_t ch = 0; ch < b.channels; ++ch )
+    {
+      *o++ = b.at( slot, ch );
+    }
+  }
+  for ( const nest::histentry& h : history )
+  {
+    *o++ = h.t_;
+    *o++ = h.Kminus_;
+    *o++ = h.Kminus_triplet_;
+    *o++ = static_cast< double >( h.access_counter_ );
+  }
+}
+
+// Write a record back; the node's buffers are initialised first (as NEST's own first
+// prepare() would, which then leaves them alone), so that what is written stays.
+std::string
+write_record( nest::Node* node, const double* in, const size_t n )
+{
+  node->init();
+  Core core = core_of( node );
+  Buffers b = buffers_of( node, core.kind );
+  if ( n < HEADER or static_cast< Kind >( static_cast< int >( in[ 0 ] ) ) != core.kind )
+  {
+    return "the stored hidden state is of another model";
+  }
+  const size_t n_core = core.doubles.size() + 1;
+  const size_t slots = static_cast< size_t >( in[ 2 ] );
+  const size_t channels = static_cast< size_t >( in[ 3 ] );
+  const size_t n_history = static_cast< size_t >( in[ 4 ] );
+  if ( static_cast< size_t >( in[ 1 ] ) != n_core or slots != b.slots or channels != b.channels )
+  {
+    return "the stored input buffers do not fit this kernel's (other delays?)";
+  }
+  if ( n != HEADER + n_core + N_ARCHIVING + slots * channels + 4 * n_history )
+  {
+    return "a hidden-state record has the wrong length";
+  }
+  auto* a = static_cast< nest::ArchivingNode* >( node );
+  auto* sp = static_cast< nest::StructuralPlasticityNode* >( node );
+  const double* i = in + HEADER;
+  for ( double* d : core.doubles )
+  {
+    *d = *i++;
+  }
+  if ( core.counter )
+  {
+    *core.counter = static_cast< int >( *i );
+  }
+  ++i;
+  a->*reach( Kminus() ) = *i++;
+  a->*reach( KminusTriplet() ) = *i++;
+  a->*reach( Trace() ) = *i++;
+  a->*reach( LastSpike() ) = *i++;
+  a->*reach( MaxDelay() ) = *i++;
+  a->*reach( NIncoming() ) = static_cast< size_t >( *i++ );
+  sp->*reach( CaT() ) = *i++;
+  sp->*reach( CaMinus() ) = *i++;
+  auto& edm = nest::kernel().event_delivery_manager;
+  for ( size_t d = 0; d < slots; ++d )
+  {
+    const size_t slot = static_cast< size_t >( edm.get_modulo( static_cast< long >( d ) ) );
+    for ( size_t ch = 0; ch < channels; ++ch )
+    {
+      b.at( slot, ch ) = *i++;
+    }
+  }
+  auto& history = a->*reach( History() );
+  history.clear();
+  for ( size_t k = 0; k < n_history; ++k, i += 4 )
+  {
+    history.emplace_back( i[ 0 ], i[ 1 ], i[ 2 ], static_cast< size_t >( i[ 3 ] ) );
+  }
+  return "";
+}
+
+// -- STDP connections ------------------------------------------------------------------------
+
+struct StdpRow
+{
+  long source;
+  long target;
+  double* kplus;
+  double* tlast;
+};
+
+template < typename ConnectionT >
+bool
+stdp_rows_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, std::vector< StdpRow >& rows )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  auto& array = connector->*reach( Array< ConnectionT >() );
+  auto& cm = nest::kernel().connection_manager;
+  rows.reserve( rows.size() + array.size() );
+  for ( size_t lcid = 0; lcid < array.size(); ++lcid )
+  {
+    ConnectionT& c = array[ lcid ];
+    if ( c.is_disabled() )
+    {
+      continue;
+    }
+    rows.push_back( { static_cast< long >( cm.get_source_node_id( tid, syn_id, lcid ) ),
+      static_cast< long >( c.get_target( tid )->get_node_id() ),
+      &( c.*reach( Kplus< ConnectionT >() ) ),
+      &( c.*reach( TLast< ConnectionT >() ) ) } );
+  }
+  return true;
+}
+
+template < typename ConnectionT >
+bool
+stdp_count_typed( nest::ConnectorBase* base, long& count )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  for ( const ConnectionT& c : connector->*reach( Array< ConnectionT >() ) )
+  {
+    count += c.is_disabled() ? 0 : 1;
+  }
+  return true;
+}
+
+// The connector of the model on every thread (null where a thread has none).
+std::vector< nest::ConnectorBase* >
+stdp_connectors( const char* model, nest::synindex& syn_id )
+{
+  syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
+  auto& connectors = nest::kernel().connection_manager.*reach( Connectors() );
+  std::vector< nest::ConnectorBase* > found( connectors.size(), nullptr );
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    if ( syn_id < connectors[ tid ].size() )
+    {
+      found[ tid ] = connectors[ tid ][ syn_id ];
+    }
+  }
+  return found;
+}
+
+void
+not_stdp( const char* model )
+{
+  throw std::runtime_error( std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family" );
+}
+
+// The enabled local connections of the model (neuron to neuron).
+long
+stdp_count( const char* model )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  long count = 0;
+  for ( nest::ConnectorBase* base : stdp_connectors( model, syn_id ) )
+  {
+    if ( base
+      and not( stdp_count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
+        or stdp_count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count )
+        or stdp_count_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, count )
+        or stdp_count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count ) ) )
+    {
+      not_stdp( model );
+    }
+  }
+  return count;
+}
+
+// Every enabled local connection of the model (neuron to neuron), thread by thread in
+// connector order, with pointers to its Kplus and t_lastspike; one std::thread per NEST thread.
+std::vector< StdpRow >
+stdp_rows( const char* model )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  const auto connectors = stdp_connectors( model, syn_id );
+  std::vector< std::vector< StdpRow > > parts( connectors.size() );
+  std::vector< std::string > problems( connectors.size() );
+  std::vector< std::thread > workers;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    workers.emplace_back(
+      [ &, tid ]
+      {
+        try
+        {
+          nest::ConnectorBase* base = connectors[ tid ];
+          if ( base
+            and not( stdp_rows_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, parts[ tid ] )
+              or stdp_rows_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, parts[ tid ] )
+              or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, parts[ tid ] )
+              or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, parts[ tid ] ) ) )
+          {
+            problems[ tid ] = std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family";
+          }
+        }
+        catch ( const std::exception& e )
+        {
+          problems[ tid ] = e.what();
+        }
+      } );
+  }
+  for ( auto& w : workers )
+  {
+    w.join();
+  }
+  std::vector< StdpRow > rows;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    if ( not problems[ tid ].empty() )
+    {
+      throw std::runtime_error( problems[ tid ] );
+    }
+    rows.insert( rows.end(), parts[ tid ].begin(), parts[ tid ].end() );
+  }
+  return rows;
+}
+
+// -- random generators -----------------------------------------------------------------------
+
+nest::RngPtr
+rng_of( const long which, const long tid )
+{
+  auto& rm = nest::kernel().random_manager;
+  const long threads = static_cast< long >( nest::kernel().vp_manager.get_num_threads() );
+  if ( which == 0 )
+  {
+    return rm.get_rank_synced_rng();
+  }
+  if ( tid < 0 or tid >= threads )
+  {
+    throw std::runtime_error( "no such thread" );
+  }
+  return which == 1 ? rm.get_vp_synced_rng( tid ) : rm.get_vp_specific_rng( tid );
+}
+
+std::string
+rng_text( nest::RngPtr rng )
+{
+  std::ostringstream text;
+  if ( auto* g = dynamic_cast< nest::RandomGenerator< std::mt19937_64 >* >( rng ) )
+  {
+    text << "mt19937_64 " << ( g->*reach( Mt64() ) );
+  }
+  else if ( auto* g = dynamic_cast< nest::RandomGenerator< std::mt19937 >* >( rng ) )
+  {
+    text << "mt19937 " << ( g->*reach( Mt32() ) );
+  }
+  else
+  {
+    throw std::runtime_error( "the kernel's rng_type is not one einet can read (mt19937, mt19937_64)" );
+  }
+  return text.str();
+}
+
+void
+set_rng_text( nest::RngPtr rng, const std::string& text )
+{
+  std::istringstream in( text );
+  std::string type;
+  in >> type;
+  if ( auto* g = dynamic_cast< nest::RandomGenerator< std::mt19937_64 >* >( rng ); g and type == "mt19937_64" )
+  {
+    std::mt19937_64 engine;
+    in >> engine;
+    if ( in.fail() )
+    {
+      throw std::runtime_error( "damaged random generator state" );
+    }
+    g->*reach( Mt64() ) = engine;
+  }
+  else if ( auto* g = dynamic_cast< nest::RandomGenerator< std::mt19937 >* >( rng ); g and type == "mt19937" )
+  {
+    std::mt19937 engine;
+    in >> engine;
+    if ( in.fail() )
+    {
+      throw std::runtime_error( "damaged random generator state" );
+    }
+    g->*reach( Mt32() ) = engine;
+  }
+  else
+  {
+    throw std::runtime_error( "the stored random generator is of another type than the kernel's" );
+  }
+}
+
+// -- spikes in transit -----------------------------------------------------------------------
+
+void
+require_one_process_on_grid()
+{
+  if ( nest::kernel().mpi_manager.get_num_processes() != 1 )
+  {
+    throw std::runtime_error( "spikes in transit are read in one MPI process only" );
+  }
+  if ( nest::kernel().event_delivery_manager.get_off_grid_communication() )
+  {
+    throw std::runtime_error( "off-grid spikes in transit are not supported" );
+  }
+}
+
+// A spike not yet delivered, and where it waits: the receive buffer (register -1: gathered at
+// the end of the last interval, delivered at the beginning of the next) or the spike register
+// of the thread that emitted it (register >= 0: emitted in the unfinished interval, gathered
+// at its end).
+struct Pending
+{
+  nest::SpikeData spike;
+  long reg;
+};
+
+std::vector< Pending >
+pending()
+{
+  require_one_process_on_grid();
+  std::vector< Pending > found;
+  const auto& sim = nest::kernel().simulation_manager;
+  auto& edm = nest::kernel().event_delivery_manager;
+  if ( sim.get_from_step() != 0 )
+  {
+    // inside an interval: what its beginning delivered is in the ring buffers; what was
+    // emitted since is in the threads' registers
+    const auto& registers = edm.*reach( Registers() );
+    for ( size_t t = 0; t < registers.size(); ++t )
+    {
+      for ( const nest::SpikeDataWithRank& s : *registers[ t ] )
+      {
+        found.push_back( { s.spike_data, static_cast< long >( t ) } );
+      }
+    }
+    return found;
+  }
+  if ( sim.get_slice() == 0 )
+  {
+    return found;
+  }
+  const auto& recv = edm.*reach( RecvBuffer() );
+  const size_t per_rank = nest::kernel().mpi_manager.get_send_recv_count_spike_data_per_rank();
+  if ( recv.empty() or recv[ 0 ].is_invalid_marker() )
+  {
+    return found;
+  }
+  for ( size_t i = 0; i < per_rank and i < recv.size(); ++i )
+  {
+    found.push_back( { recv[ i ], -1 } );
+    if ( recv[ i ].is_end_marker() )
+    {
+      return found;
+    }
+  }
+  return {};  // no end marker: nothing NEST would deliver
+}
+
+// Without compressed spikes NEST does not sort connections by source: a spike names one run
+// of consecutive connections from its source (a block), and a source may have several in a
+// thread's connector. A block is named by its source and its ordinal among that source's
+// blocks, which does not depend on where other sources' connections lie.
+class Blocks
+{
+public:
+  const std::vector< size_t >&
+  of( const size_t tid, const size_t syn, const long source )
+  {
+    auto found = cache_.find( { tid, syn } );
+    if ( found == cache_.end() )
+    {
+      auto& cm = nest::kernel().connection_manager;
+      const auto& connectors = cm.*reach( Connectors() );
+      std::unordered_map< long, std::vector< size_t > > starts;
+      if ( tid < connectors.size() and syn < connectors[ tid ].size() and connectors[ tid ][ syn ] )
+      {
+        long previous = 0;
+        for ( size_t lcid = 0; lcid < connectors[ tid ][ syn ]->size(); ++lcid )
+        {
+          const long src = static_cast< long >( cm.get_source_node_id( tid, static_cast< nest::synindex >( syn ), lcid ) );
+          if ( src != previous )
+          {
+            starts[ src ].push_back( lcid );
+          }
+          previous = src;
+        }
+      }
+      found = cache_.emplace( std::make_pair( tid, syn ), std::move( starts ) ).first;
+    }
+    const auto it = found->second.find( source );
+    return it == found->second.end() ? none_ : it->second;
+  }
+
+private:
+  std::map< std::pair< size_t, size_t >, std::unordered_map< long, std::vector< size_t > > > cache_;
+  const std::vector< size_t > none_;
+};
+
+// Every thread's poisson_generator: its std::poisson_distribution keeps state between draws
+// (libstdc++'s rejection method for a mean of 12 or more caches a normal deviate), written as
+// "node_id thread <the distribution's own text>" lines.
+std::string
+devices_text()
+{
+  std::ostringstream text;
+  text.precision( 17 );
+  auto& nm = nest::kernel().node_manager;
+  for ( size_t tid = 0; tid < nest::kernel().vp_manager.get_num_threads(); ++tid )
+  {
+    for ( const auto& entry : nm.get_local_nodes( tid ) )
+    {
+      if ( auto* g = dynamic_cast< nest::poisson_generator* >( entry.get_node() ) )
+      {
+        text << g->get_node_id() << ' ' << tid << ' ' << ( ( g->*reach( PoissonV() ) ).poisson_dist_.*reach( PoissonDist() ) ) << '\n';
+      }
+    }
+  }
+  return text.str();
+}
+
+void
+set_devices_text( const std::string& text )
+{
+  std::istringstream lines( text );
+  std::string line;
+  auto& nm = nest::kernel().node_manager;
+  while ( std::getline( lines, line ) )
+  {
+    std::istringstream in( line );
+    size_t node_id = 0;
+    size_t tid = 0;
+    in >> node_id >> tid;
+    if ( in.fail() or tid >= nest::kernel().vp_manager.get_num_threads() )
+    {
+      throw std::runtime_error( "damaged device state" );
+    }
+    auto* g = dynamic_cast< nest::poisson_generator* >( nm.get_node_or_proxy( node_id, tid ) );
+    if ( not g )
+    {
+      throw std::runtime_error( "node " + std::to_string( node_id ) + " is no poisson_generator here" );
+    }
+    std::poisson_distribution< unsigned long > dist;
+    in >> dist;
+    if ( in.fail() )
+    {
+      throw std::runtime_error( "damaged device state" );
+    }
+    ( g->*reach( PoissonV() ) ).poisson_dist_.*reach( PoissonDist() ) = dist;
+  }
+}
+
+}  // namespace
+
+extern "C"
+{
+
+  const char*
+  einet_state_built_for()
+  {
+    return EINET_BUILT_FOR;
+  }
+
+  // Per node id: the length of its hidden-state record in doubles (0: not local here, or a
+  // model without an accessor). Returns the number of nodes with a record, or -1.
+  long
+  einet_state_node_sizes( const long* ids, long n, long* sizes, char* err, size_t errlen )
+  {
+    try
+    {
+      long found = 0;
+      for ( long k = 0; k < n; ++k )
+      {
+        nest::Node* node = local_node( ids[ k ] );
+        sizes[ k ] = node ? static_cast< long >( record_size( node ) ) : 0;
+        found += sizes[ k ] > 0;
+      }
+      return found;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // The records of the nodes: node k's at out[offsets[k] ... offsets[k + 1]) (sizes as
+  // einet_state_node_sizes gave them). Returns 0, or -1.
+  long
+  einet_state_node_read( const long* ids, long n, const long* offsets, double* out, char* err, size_t errlen )
+  {
+    try
+    {
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( offsets[ k + 1 ] == offsets[ k ] )
+        {
+          continue;
+        }
+        nest::Node* node = local_node( ids[ k ] );
+        if ( not node or static_cast< long >( record_size( node ) ) != offsets[ k + 1 ] - offsets[ k ] )
+        {
+          say( err, errlen, "node " + std::to_string( ids[ k ] ) + " changed while read" );
+          return -1;
+        }
+        read_record( node, out + offsets[ k ] );
+      }
+      return 0;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // Write records back (the layout of einet_state_node_read); a node with an empty record is
+  // left alone. Returns the number written, or -1.
+  long
+  einet_state_node_write( const long* ids, long n, const long* offsets, const double* in, char* err, size_t errlen )
+  {
+    try
+    {
+      long written = 0;
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( offsets[ k + 1 ] == offsets[ k ] )
+        {
+          continue;
+        }
+        nest::Node* node = local_node( ids[ k ] );
+        if ( not node )
+        {
+          say( err, errlen, "node " + std::to_string( ids[ k ] ) + " is not local here" );
+          return -1;
+        }
+        const std::string problem = write_record( node, in + offsets[ k ], static_cast< size_t >( offsets[ k + 1 ] - offsets[ k ] ) );
+        if ( not problem.empty() )
+        {
+          say( err, errlen, "node " + std::to_string( ids[ k ] ) + ": " + problem );
+          return -1;
+        }
+        ++written;
+      }
+      return written;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // The number of enabled local connections of an STDP model, or -1.
+  long
+  einet_state_stdp_count( const char* model, char* err, size_t errlen )
+  {
+    try
+    {
+      return stdp_count( model );
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // Source, target, Kplus and t_lastspike of every enabled local connection of the model.
+  long
+  einet_state_stdp_read( const char* model, long* source, long* target, double* kplus, double* tlast, long n, char* err, size_t errlen )
+  {
+    try
+    {
+      const auto rows = stdp_rows( model );
+      if ( static_cast< long >( rows.size() ) != n )
+      {
+        say( err, errlen, "the number of connections changed" );
+        return -1;
+      }
+      for ( long k = 0; k < n; ++k )
+      {
+        source[ k ] = rows[ k ].source;
+        target[ k ] = rows[ k ].target;
+        kplus[ k ] = *rows[ k ].kplus;
+        tlast[ k ] = *rows[ k ].tlast;
+      }
+      return n;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // Set Kplus and t_lastspike of the local connections of the model, each matched by its
+  // source and target to a stored row (repeated pairs in their order). Every local
+  // connection must find a row, and every row a connection. Returns the number set, or -1.
+  long
+  einet_state_stdp_write( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  {
+    try
+    {
+      // stored rows and this kernel's connections, each ordered by (source, target) and then
+      // by their own order: the k-th of a pair takes the k-th stored row of it
+      const auto key = []( const long src, const long tgt ) { return ( static_cast< uint64_t >( src ) << 32 ) | static_cast< uint64_t >( tgt ); };
+      std::vector< std::pair< uint64_t, long > > wanted( n );
+      for ( long k = 0; k < n; ++k )
+      {
+        wanted[ k ] = { key( source[ k ], target[ k ] ), k };
+      }
+      std::sort( wanted.begin(), wanted.end() );
+      const std::vector< StdpRow > rows = stdp_rows( model );
+      std::vector< std::pair< uint64_t, long > > here( rows.size() );
+      for ( size_t k = 0; k < rows.size(); ++k )
+      {
+        here[ k ] = { key( rows[ k ].source, rows[ k ].target ), static_cast< long >( k ) };
+      }
+      std::sort( here.begin(), here.end() );
+      if ( here.size() != wanted.size() )
+      {
+        say( err, errlen, std::to_string( here.size() ) + " local connections, " + std::to_string( n ) + " stored" );
+        return -1;
+      }
+      long set = 0;
+      for ( size_t k = 0; k < here.size(); ++k )
+      {
+        if ( here[ k ].first != wanted[ k ].first )
+        {
+          const StdpRow& row = rows[ here[ k ].second ];
+          say( err, errlen, "connection " + std::to_string( row.source ) + " -> " + std::to_string( row.target ) + " has no stored state" );
+          return -1;
+        }
+        *rows[ here[ k ].second ].kplus = kplus[ wanted[ k ].second ];
+        *rows[ here[ k ].second ].tlast = tlast[ wanted[ k ].second ];
+        ++set;
+      }
+      return set;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // A random generator's state as text into out (which: 0 rank-synced, 1 vp-synced of
+  // thread tid, 2 vp-specific of thread tid). Returns its length (it fits if < cap), or -1.
+  long
+  einet_state_rng_read( long which, long tid, char* out, size_t cap, char* err, size_t errlen )
+  {
+    try
+    {
+      const std::string text = rng_text( rng_of( which, tid ) );
+      if ( text.size() < cap )
+      {
+        std::memcpy( out, text.c_str(), text.size() + 1 );
+      }
+      return static_cast< long >( text.size() );
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  long
+  einet_state_rng_write( long which, long tid, const char* text, char* err, size_t errlen )
+  {
+    try
+    {
+      set_rng_text( rng_of( which, tid ), text );
+      return 0;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // The number of spikes in transit (entries of the receive buffer NEST delivers at the
+  // beginning of the next interval), or -1.
+  long
+  einet_state_transit_count( char* err, size_t errlen )
+  {
+    try
+    {
+      return static_cast< long >( pending().size() );
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // The spikes in transit, in delivery order: source node id, synapse model id, target thread
+  // (-1 for compressed spikes: one entry serves every thread), lag, where each waits (reg: -1
+  // the receive buffer, else the spike register of that thread) and, without compressed
+  // spikes, which of its source's blocks of connections in that thread it names.
+  long
+  einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long* reg, long* block, long n, char* err, size_t errlen )
+  {
+    try
+    {
+      auto& cm = nest::kernel().connection_manager;
+      const auto spikes = pending();
+      if ( static_cast< long >( spikes.size() ) != n )
+      {
+        say( err, errlen, "the number of spikes in transit changed" );
+        return -1;
+      }
+      const bool compressed = cm.use_compressed_spikes();
+      Blocks blocks;
+      for ( long k = 0; k < n; ++k )
+      {
+        const nest::SpikeData& s = spikes[ k ].spike;
+        block[ k ] = 0;
+        syn_id[ k ] = s.get_syn_id();
+        lag[ k ] = s.get_lag();
+        reg[ k ] = spikes[ k ].reg;
+        if ( s.is_flush_event() )
+        {
+          say( err, errlen, "flush events in transit are not supported" );
+          return -1;
+        }
+        if ( compressed )
+        {
+          tid[ k ] = -1;
+          source[ k ] = 0;
+          const auto& entries = cm.get_compressed_spike_data( s.get_syn_id(), s.get_lcid() );
+          for ( size_t t = 0; t < entries.size(); ++t )
+          {
+            if ( entries[ t ].get_lcid() != nest::invalid_lcid )
+            {
+              source[ k ] = static_cast< long >( cm.get_source_node_id( t, s.get_syn_id(), entries[ t ].get_lcid() ) );
+              break;
+            }
+          }
+        }
+        else
+        {
+          tid[ k ] = s.get_tid();
+          source[ k ] = static_cast< long >( cm.get_source_node_id( s.get_tid(), s.get_syn_id(), s.get_lcid() ) );
+          const auto& starts = blocks.of( s.get_tid(), s.get_syn_id(), source[ k ] );
+          const auto at = std::find( starts.begin(), starts.end(), s.get_lcid() );
+          if ( at == starts.end() )
+          {
+            say( err, errlen, "a spike in transit names no block of its source's connections" );
+            return -1;
+          }
+          block[ k ] = static_cast< long >( at - starts.begin() );
+        }
+        if ( source[ k ] == 0 )
+        {
+          say( err, errlen, "a spike in transit has no source" );
+          return -1;
+        }
+      }
+      return n;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // Put spikes in transit into the receive buffer, translated to this kernel's connection
+  // indices, for NEST to deliver at the beginning of the next interval. The kernel must have
+  // its connection infrastructure (sorted connections, compressed spike data) made: call after
+  // a Prepare() / Cleanup() pair. Returns n, or -1.
+  long
+  einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, const long* reg, const long* block, long n, char* err, size_t errlen )
+  {
+    try
+    {
+      require_one_process_on_grid();
+      auto& cm = nest::kernel().connection_manager;
+      const auto& sim = nest::kernel().simulation_manager;
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( ( reg[ k ] < 0 ) != ( sim.get_slice() > 0 and sim.get_from_step() == 0 ) )
+        {
+          say( err, errlen, "the kernel's clock is not where the spikes in transit were read (another place in the communication interval)" );
+          return -1;
+        }
+      }
+      const bool compressed = cm.use_compressed_spikes();
+      if ( n == 0 )
+      {
+        return 0;
+      }
+      // where each spike's connections start in this kernel: compressed, the index of its
+      // (source, synapse model) in NEST's table (only those of the spikes: a kernel holds far
+      // more); else its block's first connection
+      std::map< std::pair< long, long >, size_t > index;
+      Blocks blocks;
+      if ( compressed )
+      {
+        std::set< std::pair< long, long > > wanted;
+        for ( long k = 0; k < n; ++k )
+        {
+          wanted.insert( { source[ k ], syn_id[ k ] } );
+        }
+        const auto& table = cm.*reach( Compressed() );
+        for ( size_t syn = 0; syn < table.size(); ++syn )
+        {
+          for ( size_t idx = 0; idx < table[ syn ].size(); ++idx )
+          {
+            for ( size_t t = 0; t < table[ syn ][ idx ].size(); ++t )
+            {
+              if ( table[ syn ][ idx ][ t ].get_lcid() != nest::invalid_lcid )
+              {
+                const std::pair< long, long > key { static_cast< long >( cm.get_source_node_id( t, syn, table[ syn ][ idx ][ t ].get_lcid() ) ), static_cast< long >( syn ) };
+                if ( wanted.count( key ) )
+                {
+                  index[ key ] = idx;
+                }
+                break;
+              }
+            }
+          }
+        }
+      }
+      const auto first_of = [ & ]( const long k, size_t& at ) -> bool
+      {
+        if ( compressed )
+        {
+          const auto it = index.find( { source[ k ], syn_id[ k ] } );
+          if ( it == index.end() )
+          {
+            return false;
+          }
+          at = it->second;
+          return true;
+        }
+        if ( tid[ k ] < 0 or block[ k ] < 0 )
+        {
+          return false;
+        }
+        const auto& starts = blocks.of( static_cast< size_t >( tid[ k ] ), static_cast< size_t >( syn_id[ k ] ), source[ k ] );
+        if ( static_cast< size_t >( block[ k ] ) >= starts.size() )
+        {
+          return false;
+        }
+        at = starts[ block[ k ] ];
+        return true;
+      };
+      std::vector< nest::SpikeData > spikes;
+      auto& edm = nest::kernel().event_delivery_manager;
+      auto& registers = edm.*reach( Registers() );
+      for ( long k = 0; k < n; ++k )
+      {
+        size_t first = 0;
+        if ( not first_of( k, first ) )
+        {
+          say( err, errlen, "spike in transit from " + std::to_string( source[ k ] ) + ": no such connection here" );
+          return -1;
+        }
+        const size_t target_tid = compressed ? 0 : static_cast< size_t >( tid[ k ] );
+        if ( reg[ k ] >= 0 )
+        {
+          if ( static_cast< size_t >( reg[ k ] ) >= registers.size() )
+          {
+            say( err, errlen, "a spike in transit was emitted by a thread this kernel lacks" );
+            return -1;
+          }
+          const nest::Target target( target_tid, 0, static_cast< nest::synindex >( syn_id[ k ] ), first );
+          registers[ reg[ k ] ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
+          continue;
+        }
+        spikes.emplace_back( target_tid, static_cast< nest::synindex >( syn_id[ k ] ), first, static_cast< unsigned int >( lag[ k ] ) );
+      }
+      auto& recv = edm.*reach( RecvBuffer() );
+      auto& send = edm.*reach( SendBuffer() );
+      auto& mpi = nest::kernel().mpi_manager;
+      if ( spikes.size() + 1 > mpi.get_send_recv_count_spike_data_per_rank() )
+      {
+        mpi.set_buffer_size_spike_data( spikes.size() + 2 );
+      }
+      if ( recv.size() < mpi.get_buffer_size_spike_data() )
+      {
+        recv.resize( mpi.get_buffer_size_spike_data() );
+        send.resize( mpi.get_buffer_size_spike_data() );
+      }
+      if ( spikes.empty() )
+      {
+        return n;
+      }
+      for ( size_t k = 0; k < spikes.size(); ++k )
+      {
+        recv[ k ] = spikes[ k ];
+      }
+      recv[ spikes.size() - 1 ].set_end_marker();
+      return n;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  // The poisson_generators' distribution states as text into out; returns the length (it
+  // fits if < cap), or -1.
+  long
+  einet_state_devices_read( char* out, size_t cap, char* err, size_t errlen )
+  {
+    try
+    {
+      const std::string text = devices_text();
+      if ( text.size() < cap )
+      {
+        std::memcpy( out, text.c_str(), text.size() + 1 );
+      }
+      return static_cast< long >( text.size() );
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+
+  long
+  einet_state_devices_write( const char* text, char* err, size_t errlen )
+  {
+    try
+    {
+      set_devices_text( text );
+      return 0;
+    }
+    catch ( const std::exception& e )
+    {
+      say( err, errlen, e.what() );
+    }
+    return -1;
+  }
+}

@@ -1,0 +1,331 @@
+"""The hidden-state accessor (``state.cpp``): what NEST keeps but PyNEST can neither read nor
+set, taken into numpy arrays and written back, so that a restored network continues bit for
+bit (docs/hidden-state.md).
+
+Loaded like the connection reader (:mod:`.library`): built per NEST binary and source into a
+library of its own (``einet-state.so``), and only for the very ``nestkernel_api.so`` it was
+built for. A kernel whose models have no accessor is read as far as it can be: :class:`Hidden`
+says which nodes it holds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..kernel import nest, nest_output_to
+from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build
+from .library import installed
+
+_ERR = 1024
+_L = ctypes.c_long
+_P = ctypes.c_void_p
+_C = ctypes.c_char_p
+_S = ctypes.c_size_t
+_RNG_TEXT = 1 << 16
+
+RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
+_TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
+MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
+"""The node models with an accessor, by the kind code that opens each record."""
+
+
+@dataclass
+class Stdp:
+    """Kplus and t_lastspike of every local connection of one STDP synapse model."""
+
+    source: np.ndarray
+    target: np.ndarray
+    kplus: np.ndarray
+    t_lastspike: np.ndarray
+
+
+@dataclass
+class Hidden:
+    """The hidden state of one process's part of the kernel at one time.
+
+    ``nodes`` are the node ids with a record, ``offsets`` where each record starts in
+    ``records`` (one more than nodes); a record is ``kind, n_core, n_slots, n_channels,
+    n_history``, then the model's state, the archiving state, the input buffers (slot 0 the next
+    step) and the STDP spike history (see state.cpp)."""
+
+    t_ms: float
+    threads: int
+    nodes: np.ndarray
+    offsets: np.ndarray
+    records: np.ndarray
+    stdp: dict[str, Stdp] = field(default_factory=dict)
+    rngs: list[str] = field(default_factory=list)
+    """rank-synced, then vp-synced per thread, then vp-specific per thread."""
+    devices: str = ""
+    """Each thread's poisson_generator's distribution state: ``node thread text`` lines."""
+    transit: dict[str, np.ndarray] = field(default_factory=dict)
+    """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``, ``reg`` (-1:
+    the receive buffer, delivered at the next interval's beginning; else the spike register of
+    that thread, which emitted it in the unfinished interval), ``block`` (without compressed
+    spikes: which of its source's runs of consecutive connections in that thread it names)."""
+
+    def record(self, node_id: int) -> np.ndarray:
+        k = int(np.searchsorted(self.nodes, node_id))
+        if k == len(self.nodes) or self.nodes[k] != node_id:
+            raise KeyError(node_id)
+        return self.records[self.offsets[k] : self.offsets[k + 1]]
+
+
+class StateLibrary:
+    """The loaded accessor."""
+
+    def __init__(self, path: Path, nest_: Nest) -> None:
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise AccelUnavailable(f"the hidden-state accessor does not load: {exc}") from None
+        try:
+            lib.einet_state_built_for.restype = ctypes.c_char_p
+            built_for = lib.einet_state_built_for().decode()
+        except AttributeError:
+            raise AccelUnavailable(f"{path} is not einet's hidden-state accessor") from None
+        if built_for != nest_.built_for:
+            raise AccelUnavailable(f"the hidden-state accessor at {path} was built for another NEST")
+        for name, args in {
+            "einet_state_node_sizes": [_P, _L, _P, _P, _S],
+            "einet_state_node_read": [_P, _L, _P, _P, _P, _S],
+            "einet_state_node_write": [_P, _L, _P, _P, _P, _S],
+            "einet_state_stdp_count": [_C, _P, _S],
+            "einet_state_stdp_read": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_stdp_write": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
+            "einet_state_rng_write": [_L, _L, _C, _P, _S],
+            "einet_state_transit_count": [_P, _S],
+            "einet_state_devices_read": [_P, _S, _P, _S],
+            "einet_state_devices_write": [_C, _P, _S],
+            "einet_state_transit_read": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_write": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
+        }.items():
+            fn = getattr(lib, name)
+            fn.restype = _L
+            fn.argtypes = args
+        self._lib = lib
+        self.path = path
+
+    def _call(self, what: str, name: str, *args: object) -> int:
+        err = ctypes.create_string_buffer(_ERR)
+        result = int(getattr(self._lib, name)(*args, err, _ERR))
+        if result < 0:
+            raise AccelUnavailable(f"{what}: {err.value.decode(errors='replace')}")
+        return result
+
+    # -- nodes
+
+    def read_nodes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(node ids with a record, offsets, records) for the local nodes among ``ids``."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        sizes = np.zeros(len(ids), dtype=np.int64)
+        self._call("sizing node records", "einet_state_node_sizes", ids.ctypes.data, len(ids), sizes.ctypes.data)
+        held = sizes > 0
+        ids, sizes = np.ascontiguousarray(ids[held]), sizes[held]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        records = np.empty(int(offsets[-1]), dtype=np.float64)
+        self._call("reading node records", "einet_state_node_read", ids.ctypes.data, len(ids), offsets.ctypes.data, records.ctypes.data)
+        return ids, offsets, records
+
+    def write_nodes(self, ids: np.ndarray, offsets: np.ndarray, records: np.ndarray) -> int:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        records = np.ascontiguousarray(records, dtype=np.float64)
+        return self._call("writing node records", "einet_state_node_write", ids.ctypes.data, len(ids), offsets.ctypes.data, records.ctypes.data)
+
+    # -- STDP connections
+
+    def stdp_count(self, model: str) -> int:
+        return self._call(model, "einet_state_stdp_count", model.encode())
+
+    def read_stdp(self, model: str) -> Stdp:
+        n = self.stdp_count(model)
+        s = Stdp(np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.float64))
+        self._call(model, "einet_state_stdp_read", model.encode(), s.source.ctypes.data, s.target.ctypes.data, s.kplus.ctypes.data, s.t_lastspike.ctypes.data, n)
+        return s
+
+    def write_stdp(self, model: str, s: Stdp) -> int:
+        a = [np.ascontiguousarray(x, dtype=d) for x, d in ((s.source, np.int64), (s.target, np.int64), (s.kplus, np.float64), (s.t_lastspike, np.float64))]
+        return self._call(model, "einet_state_stdp_write", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
+
+    # -- random generators
+
+    def read_rng(self, which: int, tid: int = 0) -> str:
+        out = ctypes.create_string_buffer(_RNG_TEXT)
+        n = self._call("reading a random generator", "einet_state_rng_read", which, tid, out, _RNG_TEXT)
+        if n >= _RNG_TEXT:
+            raise AccelUnavailable("a random generator's state is longer than expected")
+        return out.value.decode()
+
+    def write_rng(self, which: int, tid: int, text: str) -> None:
+        self._call("writing a random generator", "einet_state_rng_write", which, tid, text.encode())
+
+    # -- devices
+
+    def read_devices(self) -> str:
+        cap = 1 << 16
+        while True:
+            out = ctypes.create_string_buffer(cap)
+            n = self._call("reading devices' state", "einet_state_devices_read", out, cap)
+            if n < cap:
+                return out.value.decode()
+            cap = n + 1
+
+    def write_devices(self, text: str) -> None:
+        self._call("writing devices' state", "einet_state_devices_write", text.encode())
+
+    # -- spikes in transit
+
+    def read_transit(self) -> dict[str, np.ndarray]:
+        n = self._call("counting spikes in transit", "einet_state_transit_count")
+        t = {k: np.empty(n, np.int64) for k in _TRANSIT}
+        self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in _TRANSIT), n)
+        return t
+
+    def write_transit(self, t: dict[str, np.ndarray]) -> int:
+        a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in _TRANSIT]
+        return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
+
+
+_loaded: StateLibrary | None = None
+_lock = threading.Lock()
+
+
+def state_library() -> StateLibrary:
+    """The accessor for the NEST in this process, built if need be (raises
+    :class:`AccelUnavailable` saying why it cannot be had, or when ``EINET_ACCEL=0``)."""
+    global _loaded
+    if os.environ.get("EINET_ACCEL", "1") == "0":
+        raise AccelUnavailable("EINET_ACCEL=0 turns the accelerators off")
+    with _lock:
+        if _loaded is None:
+            found = installed()
+            _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+        return _loaded
+
+
+def _stdp_models(lib: StateLibrary) -> list[str]:
+    """The synapse models (built-in or copies) whose local connections are of the STDP family
+    the accessor knows, and that have some."""
+    found = []
+    for model in nest().synapse_models:
+        try:
+            if lib.stdp_count(model) > 0:
+                found.append(model)
+        except AccelUnavailable:
+            continue
+    return found
+
+
+_checked: set[str] = set()
+"""Node and synapse models whose records were checked against NEST's status in this process."""
+
+_V_M_AT = {1: 5, 2: 4, 3: 1}
+"""Per kind, where the membrane potential (relative to E_L) is among the record's core values."""
+
+
+def check_against_status(hidden: Hidden) -> None:
+    """The first record of each model read in this process agrees with NEST's own status of the
+    same node or connection (membrane potential, last spike time, Kplus): a layout the
+    accessor misreads fails here, before anything is stored (raises :class:`AccelUnavailable`)."""
+    n = nest()
+    kinds = hidden.records[hidden.offsets[:-1]].astype(int) if len(hidden.nodes) else np.empty(0, int)
+    for kind in np.unique(kinds):
+        model = MODEL_OF_KIND[int(kind)]
+        if model in _checked:
+            continue
+        node = int(hidden.nodes[int(np.argmax(kinds == kind))])
+        record = hidden.record(node)
+        n_core = int(record[1])
+        with nest_output_to():
+            status = n.NodeCollection([node]).get(["t_spike", "V_m", "E_L"] if kind in _V_M_AT else ["t_spike"])
+        last_spike = record[5 + n_core + 3]
+        if last_spike != float(status["t_spike"]) or (kind in _V_M_AT and record[5 + _V_M_AT[int(kind)]] + float(status["E_L"]) != float(status["V_m"])):
+            raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's status of node {node}")
+        _checked.add(model)
+    for model, s in hidden.stdp.items():
+        if model in _checked or not len(s.source):
+            continue
+        with nest_output_to():
+            conns = n.GetConnections(n.NodeCollection([int(s.source[0])]), n.NodeCollection([int(s.target[0])]), synapse_model=model)
+            kplus = conns.get("Kplus")
+        if float(s.kplus[0]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
+            raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {s.source[0]} -> {s.target[0]}")
+        _checked.add(model)
+
+
+def read_hidden() -> Hidden:
+    """This process's hidden state now (between Simulate calls), checked against NEST's status
+    on first use of each model."""
+    lib = state_library()
+    n = nest()
+    threads = int(n.local_num_threads)
+    with nest_output_to():
+        size = int(n.GetKernelStatus("network_size"))
+        t_ms = float(n.biological_time)
+    ids, offsets, records = lib.read_nodes(np.arange(1, size + 1, dtype=np.int64))
+    rngs = [lib.read_rng(RANK_SYNCED)]
+    rngs += [lib.read_rng(VP_SYNCED, t) for t in range(threads)]
+    rngs += [lib.read_rng(VP_SPECIFIC, t) for t in range(threads)]
+    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_devices(), lib.read_transit())
+    check_against_status(hidden)
+    return hidden
+
+
+def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
+    """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
+    same threads. The kernel first makes its connection infrastructure (a Prepare/Cleanup pair:
+    sorted connections and NEST's own spike routing, which the spikes in transit are translated
+    to). With ``verify``, everything is read back and must be what was written."""
+    lib = state_library()
+    n = nest()
+    with nest_output_to():
+        t_ms = float(n.biological_time)
+        threads = int(n.local_num_threads)
+    if abs(t_ms - hidden.t_ms) > 1e-9 or threads != hidden.threads:
+        raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms at {hidden.threads} threads does not fit a kernel at {t_ms} ms with {threads}")
+    with nest_output_to():
+        n.Prepare()
+        n.Cleanup()
+    lib.write_nodes(hidden.nodes, hidden.offsets, hidden.records)
+    for model, s in hidden.stdp.items():
+        lib.write_stdp(model, s)
+    lib.write_rng(RANK_SYNCED, 0, hidden.rngs[0])
+    for t in range(threads):
+        lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
+        lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
+    lib.write_devices(hidden.devices)
+    lib.write_transit(hidden.transit)
+    if verify:
+        _verify(hidden, read_hidden())
+
+
+def _same_rows(a: Stdp, b: Stdp) -> bool:
+    """The same connections with the same values, in any order (each column compared sorted:
+    the pairing itself is the accessor's, matched by source and target)."""
+    return all(np.array_equal(np.sort(x), np.sort(y)) for x, y in ((a.source << 32 | a.target, b.source << 32 | b.target), (a.kplus, b.kplus), (a.t_lastspike, b.t_lastspike)))
+
+
+def _verify(wanted: Hidden, found: Hidden) -> None:
+    """What was written reads back the same (the round trip through the rebuilt kernel)."""
+    problems = []
+    if not (np.array_equal(wanted.nodes, found.nodes) and np.array_equal(wanted.offsets, found.offsets) and wanted.records.tobytes() == found.records.tobytes()):
+        problems.append("node records")
+    if set(wanted.stdp) != set(found.stdp) or not all(_same_rows(wanted.stdp[m], found.stdp[m]) for m in wanted.stdp):
+        problems.append("STDP connections")
+    if wanted.rngs != found.rngs:
+        problems.append("random generators")
+    if wanted.devices != found.devices:
+        problems.append("devices")
+    if any(not np.array_equal(wanted.transit[k], found.transit[k]) for k in _TRANSIT):
+        problems.append("spikes in transit")
+    if problems:
+        raise AccelUnavailable(f"the hidden state did not read back as written: {', '.join(problems)}")

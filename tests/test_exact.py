@@ -1,0 +1,222 @@
+"""Exact continuation (issue 25): with the hidden state NEST does not expose written back, a
+restored network is the continued one, spike for spike and weight for weight."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from einet import NetworkConfig, Session
+from einet.accel import AccelUnavailable
+from einet.accel import state as state_module
+from einet.accel.library import installed
+from einet.accel.state import Hidden, StateLibrary, Stdp, read_hidden, state_library, write_hidden
+from einet.kernel import nest, nest_output_to
+
+HERE = Path(__file__).resolve()
+
+
+WEIGHT_SCALE = {"iaf_psc_alpha": 1.0, "iaf_psc_exp": 1.6, "iaf_psc_delta": 0.02}
+"""Weights in each model's units (pA; mV for iaf_psc_delta) that give a few tens of spikes/s."""
+
+
+def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0) -> dict[str, Any]:
+    """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
+    synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
+    communication intervals). For ``parrot_neuron``: 160 parrots repeating Poisson trains onto
+    40 ``iaf_psc_alpha`` through STDP, which inhibit each other."""
+    n_e, n_i = int(160 * scale), int(40 * scale)
+    if not compressed:
+        nest.use_compressed_spikes = False
+    nest.CopyModel("stdp_synapse", "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau_plus": 20.0})
+    noise = nest.Create("poisson_generator", params={"rate": rate})
+    if model == "parrot_neuron":
+        e = nest.Create("parrot_neuron", n_e)
+        i = nest.Create("iaf_psc_alpha", n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
+        nest.Connect(nest.Create("poisson_generator", params={"rate": 30.0}), e)
+        nest.Connect(noise, i, syn_spec={"weight": 20.0, "delay": 1.0})
+        nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 40}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0, 30.0), "delay": 1.5})
+        nest.Connect(i, i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0, "delay": 1.0})
+        return {"E": e, "I": i}
+    w = WEIGHT_SCALE[model]
+    e = nest.Create(model, n_e, params={"V_m": nest.random.uniform(-70.0, -55.0)})
+    i = nest.Create(model, n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
+    nest.Connect(noise, e + i, syn_spec={"weight": noise_weight * w, "delay": 1.0})
+    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0 * w, 30.0 * w), "delay": 1.5})
+    nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
+    nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
+    return {"E": e, "I": i}
+
+
+def stdp_weights() -> np.ndarray:
+    """Every STDP connection's (source, target, weight), sorted."""
+    with nest_output_to():
+        conns = nest().GetConnections(synapse_model="e_stdp")
+        got = conns.get(["source", "target", "weight"])
+    rows = np.column_stack([np.asarray(got["source"], float), np.asarray(got["target"], float), np.asarray(got["weight"], float)])
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_alpha", hidden: bool = True, t_ms: float = 50.0, **params: Any) -> tuple[Any, Any, np.ndarray, np.ndarray, Hidden]:
+    """Build, run ``t_ms``, take the hidden state and store; continue 50 ms (A). Restore, write
+    the hidden state back, run 50 ms (B)."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": model, **params}, threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    first = s.run(t_ms)
+    assert len(first.senders) > 100, "the network is too quiet to test anything"
+    state = read_hidden()
+    s.store(tmp_path / "at50.h5")
+    assert read_hidden().records.tobytes() == state.records.tobytes(), "storing changed the hidden state"
+    a = s.run(50.0)
+    weights_a = stdp_weights()
+    s.restore(tmp_path / "at50.h5")
+    if hidden:
+        write_hidden(state)
+    b = s.run(50.0)
+    return a, b, weights_a, stdp_weights(), state
+
+
+def first_divergence(a: Any, b: Any) -> float | None:
+    """The first time at which the two runs' spikes differ (None: they do not)."""
+    ta = sorted(zip(np.round(a.times, 4), a.senders))
+    tb = sorted(zip(np.round(b.times, 4), b.senders))
+    for x, y in zip(ta, tb):
+        if x != y:
+            return float(min(x[0], y[0]))
+    return None if len(ta) == len(tb) else float(ta[len(tb)][0] if len(ta) > len(tb) else tb[len(ta)][0])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def accessor() -> None:
+    try:
+        state_library()
+    except AccelUnavailable as exc:
+        pytest.skip(f"the hidden-state accessor cannot be built here: {exc}")
+
+
+@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: str) -> None:
+    """Same spikes (digest) and same STDP weights after 50 ms, spikes in transit included."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, model)
+    assert state.stdp["e_stdp"].source.size > 0 and state.nodes.size == 200
+    assert state.transit["source"].size > 0, "no spikes in transit at the store: the test would not test them"
+    assert (state.transit["reg"] == -1).all(), "at the end of an interval they are all in the receive buffer"
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("t_ms", [50.0, 50.5])
+def test_uncompressed_spikes_continue_exactly(tmp_path: Path, t_ms: float) -> None:
+    """With use_compressed_spikes off, spikes in transit name each thread's connection."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, 2, t_ms=t_ms, compressed=False)
+    assert state.transit["source"].size > 0 and (state.transit["tid"] >= 0).all()
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+
+
+def save(hidden: Hidden, path: Path) -> None:
+    """The hidden state as plain arrays (what a snapshot section would hold)."""
+    arrays = {"t_ms": np.array(hidden.t_ms), "threads": np.array(hidden.threads), "nodes": hidden.nodes, "offsets": hidden.offsets, "records": hidden.records, "rngs": np.array(hidden.rngs), "devices": np.array(hidden.devices)}
+    arrays |= {f"transit_{k}": v for k, v in hidden.transit.items()}
+    for m, st in hidden.stdp.items():
+        arrays |= {f"stdp_{m}_{k}": getattr(st, k) for k in ("source", "target", "kplus", "t_lastspike")}
+    np.savez(path, **arrays)
+
+
+def load(path: Path) -> Hidden:
+    a = np.load(path)
+    models = {k[len("stdp_") : -len("_source")] for k in a.files if k.startswith("stdp_") and k.endswith("_source")}
+    stdp = {m: Stdp(*(a[f"stdp_{m}_{k}"] for k in ("source", "target", "kplus", "t_lastspike"))) for m in models}
+    transit = {k[len("transit_") :]: a[k] for k in a.files if k.startswith("transit_")}
+    return Hidden(float(a["t_ms"]), int(a["threads"]), a["nodes"], a["offsets"], a["records"], stdp, [str(r) for r in a["rngs"]], str(a["devices"]), transit)
+
+
+RESTORE_ELSEWHERE = """
+import sys
+from pathlib import Path
+from einet import Session
+from einet.accel.state import write_hidden
+from tests.test_exact import load
+s = Session()
+s.restore(Path(sys.argv[1]))
+write_hidden(load(Path(sys.argv[2])))
+print(s.run(50.0).digest)
+"""
+
+
+def test_restored_in_another_process_from_files(tmp_path: Path) -> None:
+    """The snapshot and the hidden state saved as plain arrays, restored by a fresh process:
+    nothing but the files carries the state over."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=2, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    s.run(50.0)
+    save(read_hidden(), tmp_path / "hidden.npz")
+    s.store(tmp_path / "at50.h5")
+    a = s.run(50.0)
+    done = subprocess.run(
+        [sys.executable, "-c", RESTORE_ELSEWHERE, str(tmp_path / "at50.h5"), str(tmp_path / "hidden.npz")], capture_output=True, text=True, timeout=300, cwd=HERE.parents[1], env={**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == a.digest
+
+
+def test_a_poisson_generator_with_a_large_mean_continues_exactly(tmp_path: Path) -> None:
+    """At 12 or more spikes per step libstdc++'s Poisson draw caches a normal deviate in the
+    generator (its own state, beside the random generator's): carried over too."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, 1, rate=150000.0, noise_weight=1.5)
+    assert "poisson" not in state.devices and state.devices.count("\n") == 1
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    np.testing.assert_array_equal(wa, wb)
+
+
+def test_without_the_hidden_state_the_restored_run_departs_at_once(tmp_path: Path) -> None:
+    """The control: today's restore (no hidden state) differs from the first steps on."""
+    a, b, *_ = continued_and_restored(tmp_path, 1, hidden=False)
+    assert a.digest != b.digest
+    assert first_divergence(a, b) is not None and first_divergence(a, b) < 51.0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_store_inside_a_communication_interval_continues_exactly(tmp_path: Path, threads: int) -> None:
+    """Stored 0.5 ms into an interval (min_delay 1 ms): the spikes emitted since its beginning
+    wait in NEST's spike registers, and are carried over too."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, t_ms=50.5)
+    assert state.transit["source"].size > 0 and (state.transit["reg"] >= 0).all()
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+
+
+def test_the_accessor_loads_only_for_the_nest_it_was_built_for() -> None:
+    """Another nestkernel_api.so (here: its hash changed) turns the accessor off."""
+    lib = state_library()
+    other = dataclasses.replace(installed(), digest="0" * 64)
+    with pytest.raises(AccelUnavailable, match="built for another NEST"):
+        StateLibrary(lib.path, other)
+
+
+def test_einet_accel_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    with pytest.raises(AccelUnavailable, match="EINET_ACCEL=0"):
+        state_library()
+
+
+def test_a_misread_layout_is_caught_by_the_status_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first read of each model is compared with NEST's status: a record read at the wrong
+    place fails the check."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=1, t_sim_ms=10.0))
+    s.build()
+    s.run(10.0)
+    monkeypatch.setattr(state_module, "_checked", set())
+    monkeypatch.setitem(state_module._V_M_AT, 1, 4)  # I_in where V_m is
+    with pytest.raises(AccelUnavailable, match="disagrees with NEST's status"):
+        read_hidden()
