@@ -9,16 +9,18 @@ import time
 
 
 def main() -> int:
-    from .build import AccelUnavailable, build
+    from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, build
     from .library import installed
 
     t0 = time.perf_counter()
     try:
-        path = build(installed())
+        nest_ = installed()
+        path = build(nest_)
+        build(nest_, STATE_SOURCE, STATE_LIBRARY)  # the hidden-state accessor
     except AccelUnavailable as exc:
         print(f"einet: accelerator not built: {exc}; connections will be read through PyNEST", file=sys.stderr)
         return 0
-    print(f"einet: accelerator ready ({path}, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    print(f"einet: accelerator ready ({path.parent}, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
 
 
