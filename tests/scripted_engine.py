@@ -331,11 +331,14 @@ class ScriptedEngine:
     def _op_run(self, t_ms: float, label: str | None = None) -> Message:
         if not self.built:
             raise ValueError("no network: build or restore one first")
+        if t_ms < RESOLUTION_MS:
+            raise ValueError(f"run length must be at least the resolution ({RESOLUTION_MS} ms), not {t_ms:g} ms")
         label = label or f"run {self.runs_here + 1}"
         t_start, t_stop = self.t_ms, round(self.t_ms + t_ms, 6)
         key = hashlib.sha256(f"{self.lineage} | run {t_start}-{t_stop}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
-        senders, times, spike_group = self._spikes(rng, t_start, t_stop)
+        run_seed = int.from_bytes(key[:8], "little")
+        rng = np.random.default_rng(run_seed)
+        phase = rng.uniform(0.0, BURST_PERIOD_MS)
         weights = self._weights(rng)
         groups = self.groups
         n_recorded = sum(g.size for g in groups)
@@ -344,20 +347,23 @@ class ScriptedEngine:
         self._running = True
         self._send_state()
         t, cancelled, total = t_start, False, 0
+        chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         weights_sent = time.monotonic()
         try:
             while t < t_stop - RESOLUTION_MS / 2:
                 t_next = round(min(t + self.step_ms, t_stop), 6)
-                step = (times >= t) & (times < t_next)
-                total += int(step.sum())
-                rate = analysis.population_rate(int(step.sum()), n_recorded, t_next - t)
+                # drawn step by step: a long run that is cancelled early costs only its steps
+                chunk = self._spikes(np.random.default_rng([run_seed, len(chunks)]), t, t_next, phase)
+                chunks.append(chunk)
+                total += len(chunk[0])
+                rate = analysis.population_rate(len(chunk[0]), n_recorded, t_next - t)
                 fields = {"label": label, "t_ms": t_next, "t_start_ms": t_start, "t_stop_ms": t_stop, "progress": (t_next - t_start) / (t_stop - t_start), "n_spikes_total": total, "rate_hz": rate}
                 now = time.monotonic()
                 sample = {}
                 if now - weights_sent > WEIGHTS_EVERY_S:  # as often as the engine samples them
                     weights_sent, sample = now, weights
                 weight_models, weight_arrays = weights_fields(sample)
-                self._emit("frame", {**fields, "weight_models": weight_models}, {"senders": senders[step], "times": times[step], "groups": spike_group[step], **weight_arrays})
+                self._emit("frame", {**fields, "weight_models": weight_models}, {"senders": chunk[0], "times": chunk[1], "groups": chunk[2], **weight_arrays})
                 t = self.t_ms = t_next
                 if self._between_steps(steps, wait_s=self.step_wall_s):
                     cancelled = t < t_stop - RESOLUTION_MS / 2
@@ -376,8 +382,7 @@ class ScriptedEngine:
                     fut.set_exception(EngineError(f"nothing to {op}: no run is in progress", op, "ValueError"))
         if self._dead is not None and self._dead != "engine stopped":
             raise EngineDied(self._dead, "run")
-        kept = times < t
-        senders, times, spike_group = senders[kept], times[kept], spike_group[kept]
+        senders, times, spike_group = (np.concatenate([c[k] for c in chunks]) for k in range(3))
         self.runs_here += 1
         self.lineage = key.hex()
         psth_t, _ = analysis.psth(times[:0], t_start, t, 1)
@@ -405,12 +410,11 @@ class ScriptedEngine:
         self.origin = Origin("continued")
         return over_the_wire(result_message("ack", {"op": "run", "id": next(self._ids)}, result))
 
-    def _spikes(self, rng: np.random.Generator, t_start: float, t_stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _spikes(self, rng: np.random.Generator, t_start: float, t_stop: float, phase: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Poisson spikes of every population on the resolution's grid, by time, in bursts of
         the common rhythm a balanced network shows (so raster and PSTH look like one)."""
         senders, times, group = [], [], []
         names = list(RATES_HZ)
-        phase = rng.uniform(0.0, BURST_PERIOD_MS)
         for k, (name, ids) in enumerate(self.network.groups.items()):
             rate = RATES_HZ.get(name, RATES_HZ[names[0]])
             n = rng.poisson(rate * len(ids) * (t_stop - t_start) / 1000.0)

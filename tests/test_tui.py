@@ -69,6 +69,13 @@ async def handled(pump: MessagePump, timeout: float = 10.0) -> None:
     await asyncio.wait_for(done.wait(), timeout)
 
 
+def picker_ready(app: EinetApp, files: int) -> bool:
+    """The restore picker is up with ``files`` files, each checked, their rows laid out (a
+    table lays out its rows once it has a size, which may come after the checks)."""
+    screen = app.screen
+    return isinstance(screen, RestoreScreen) and len(screen.paths) == screen.checked == screen.query_one("DataTable").row_count == files
+
+
 class Seen:
     """Every message the app handled (``run_test``'s message hook). A notification stays here
     after its toast has expired: a slow machine cannot make a test miss or miscount one."""
@@ -173,9 +180,9 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path, scripted:
 
         # l: the picker lists the snapshot with its metadata; Enter restores
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: picker_ready(app, 1))
         screen = app.screen
-        await until(pilot, lambda: str(screen.query_one("DataTable").get_cell(str(stored), "integrity")) == "ok")
+        assert str(screen.query_one("DataTable").get_cell(str(stored), "integrity")) == "ok"
         assert str(screen.query_one("DataTable").get_cell(str(stored), "network")) == "200+50"
         await pilot.press("enter")
         await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == str(stored))
@@ -298,7 +305,7 @@ async def test_demo_tour_plays_five_runs(tmp_path: Path, scripted: Callable[...,
         assert engine.ops == ["build", "build", "run", "store", "run", "restore", "run", "restore", "run", "restore", "run"], "boot's build, then the five steps"
         # v: restored runs against the continued run, next to the spread across seeds
         await pilot.press("v")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.query_one("#cmp-table").row_count == 5)  # laid out at its size
         table = app.screen.query_one("#cmp-table")
         rows = [shown_row(table, f"r{i}") for i in range(5)]
         assert rows[1]["verdict"] == "reference" and rows[0]["verdict"] == ""
@@ -321,8 +328,8 @@ async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_pat
     async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
-        await until(pilot, lambda: "INVALID" in str(app.screen.query_one("DataTable").get_cell(str(snaps / "broken.h5"), "integrity")))
+        await until(pilot, lambda: picker_ready(app, 1))
+        assert "INVALID" in str(app.screen.query_one("DataTable").get_cell(str(snaps / "broken.h5"), "integrity"))
         await pilot.press("enter")
         await until(pilot, lambda: any("damaged" in n or "not a readable" in n for n in seen.notes()))
         assert app.engine_status.state == "built", "a failed restore leaves the kernel as it was"
@@ -420,9 +427,9 @@ async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path
         status = str(app.query_one("#status").render())
         assert "run[bold red].h5" in status, status
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: picker_ready(app, 2))
         table = app.screen.query_one("DataTable")
-        await until(pilot, lambda: "checking…" not in str(table.get_row_at(0)) + str(table.get_row_at(1)))
+        assert "checking…" not in str(table.get_row_at(0)) + str(table.get_row_at(1))
         # what the user sees: a str cell would be rendered as markup, a Text cell is shown as it is
         row_cells = [c for i in range(table.row_count) for c in table.get_row_at(i)]
         assert all(isinstance(c, Text) for c in row_cells)
@@ -569,9 +576,8 @@ async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_termin
         shown.append(str(table.get_cell("h1", "run")))
         assert str(table.get_cell("h1", "run")).startswith("label\\x1b]0;pwned\\x07"), "shown, made visible"
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: picker_ready(app, 2))
         picker = app.screen.query_one("DataTable")
-        await until(pilot, lambda: app.screen.checked == 2)  # type: ignore[attr-defined]
         assert str(picker.get_cell(str(named), "file")) == "run\\x1b]0;pwned\\x07\\x1b[2J\\x1b]52;c;aGVsbG8=\\x07.h5"
         refusal = str(picker.get_cell(str(extra), "integrity"))
         assert refusal.startswith("INVALID: unexpected evil\\x1b]0;pwned\\x07"), refusal
