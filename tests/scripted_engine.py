@@ -10,9 +10,10 @@ engine's events.
 
 What it does not simulate, it derives: the network (populations, synapse models with weights,
 what a snapshot does not hold) comes from a real snapshot (``template``); a run's spikes are
-Poisson trains drawn from a seed made of the kernel's history (build or restored file, seed,
+Poisson trains drawn from a seed made of the kernel's history (build or restored state, seed,
 the runs since), so the same snapshot and seed give the same spikes, and anything else other
-spikes, as with NEST. Restores read the file with einet's own reader (a damaged file is refused
+spikes, as with NEST; nothing that differs between sessions (a file's bytes, the order of its
+connections) goes into them, so pictures of the dashboard are the same on every run. Restores read the file with einet's own reader (a damaged file is refused
 with its one line), and stores write a real snapshot (the template at the stored time, seed
 and threads) from a thread, as the engine's forked writer would.
 
@@ -91,6 +92,7 @@ class ScriptedEngine:
         self._running = False
         self._store_thread: threading.Thread | None = None
         self._abandon = threading.Event()
+        self._stored: dict[str, str] = {}  # file → the state stored there (for restores of it)
 
     # -- the kernel it pretends to hold ----------------------------------------------------
     def _reset_kernel(self) -> None:
@@ -119,7 +121,7 @@ class ScriptedEngine:
     def _weights(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         out = {}
         for model in self._weight_models():
-            w = np.asarray(self.network.synapse(model).weight, dtype=float)
+            w = np.sort(self.network.synapse(model).weight)  # a snapshot's connection order is not defined
             out[model] = w[np.sort(rng.choice(len(w), size=min(len(w), 400), replace=False))]
         return out
 
@@ -288,7 +290,9 @@ class ScriptedEngine:
         self.t_ms = self.snapshot_t_ms = snap.t_stored_ms
         self.snapshot, self.origin = str(path), Origin("restored", str(path), snap.t_stored_ms)
         self.config = NetworkConfig(model=snap.model, scale=snap.scale, params=dict(snap.params), seed=self.seed, threads=self.threads, t_sim_ms=snap.t_sim_ms)
-        self.lineage = f"restored {hashlib.sha256(Path(path).read_bytes()).hexdigest()} {self.seed} {self.threads}"
+        # what the file holds: the state this engine stored there, or (another file) what it says it is
+        held = self._stored.get(str(Path(path).resolve())) or f"{snap.model} {snap.scale} {sorted(snap.params.items())} {snap.t_stored_ms} {snap.seed} {snap.n_vp}"
+        self.lineage = f"restored {held} {self.seed} {self.threads}"
         self._send_network()
         self.state = EngineState.BUILT
         return self._ack("restore", path=str(path), t_stored_ms=snap.t_stored_ms, seed=self.seed, threads=self.threads, not_stored=list(self.network.not_stored))
@@ -299,6 +303,7 @@ class ScriptedEngine:
         if Path(path).exists() and not overwrite:
             raise ValueError(f"{path} exists (pass overwrite to replace it)")
         snap = dataclasses.replace(self.network, t_stored_ms=self.t_ms, seed=self.seed, n_vp=self.threads, source_path="")
+        self._stored[str(Path(path).resolve())] = f"{self.lineage} at {self.t_ms}"
         if not background:
             write_snapshot(snap, path, overwrite=overwrite)
             return self._ack("store", path=path, t_stored_ms=self.t_ms, bytes=Path(path).stat().st_size)
