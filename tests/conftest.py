@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -19,6 +20,28 @@ from einet import NetworkConfig, Session, Snapshot
 
 SMALL = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dashboard_of_this_checkout() -> None:
+    """The dashboard installs as ``einet.tui`` from ``tui/`` (setuptools' package-dir), so an
+    editable install maps it to the checkout it was made from: tests run from another
+    checkout sharing that venv (a git worktree, with this checkout first on PYTHONPATH) would
+    test that checkout's dashboard. In this process, ``einet.tui`` is this checkout's ``tui/``."""
+    here = ROOT / "tui"
+    found = importlib.util.find_spec("einet.tui")
+    if found is not None and found.origin is not None and Path(found.origin).resolve().parent == here.resolve():
+        return
+    spec = importlib.util.spec_from_file_location("einet.tui", here / "__init__.py", submodule_search_locations=[str(here)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["einet.tui"] = module
+    spec.loader.exec_module(module)
+    import einet
+
+    einet.tui = module  # type: ignore[attr-defined]  # as the import system binds a subpackage
+
+
+_dashboard_of_this_checkout()
 
 
 @pytest.fixture(scope="session", autouse=True)

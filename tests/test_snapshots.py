@@ -2,10 +2,12 @@
 120x40: the first screen, after a run, after build → run → store → restore → seed rerun, the
 help, the restore picker and the compare view.
 
-The real engine runs the small network (same NEST, seed and threads: the same spikes and
-digests on every machine). What changes from run to run — temporary paths, pids, timings in
-the log, toasts — is kept out: the snapshot folder is relative, the log is cleared before the
-picture. Update the pictures after a deliberate change with ``pytest tests/test_snapshots.py
+A scripted engine (``tests/scripted_engine.py``) plays the small network: the engine's events
+and replies without NEST, its spikes drawn from fixed seeds, its snapshots written from one
+the real NEST stored (``stored``), so every machine draws the same pictures. (The dashboard
+on the real engine: ``test_tui.py`` and, in a real terminal, ``test_pty.py``.) What changes
+from run to run — temporary paths, timings in the log, toasts — is kept out: the snapshot
+folder is relative, the log is cleared before the picture. Update the pictures after a deliberate change with ``pytest tests/test_snapshots.py
 --snapshot-update`` and look at them (``--snapshot-report`` writes an HTML diff on failure).
 """
 
@@ -24,6 +26,8 @@ from textual.widgets import RichLog
 from einet.config import NetworkConfig
 from einet.tui.app import EinetApp
 from einet.tui.screens import CompareScreen, HelpScreen
+
+from .scripted_engine import ScriptedEngine
 
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=100.0)
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
@@ -53,7 +57,7 @@ async def quiet(pilot: Pilot, timeout: float = 60.0) -> None:
     the history thread done, and every message these posted handled."""
     app = app_of(pilot)
     await asyncio.wait_for(app.workers.wait_for_complete(), timeout)
-    await asyncio.wait_for(asyncio.to_thread(app.engine.call, "ping", timeout), timeout)
+    await asyncio.wait_for(asyncio.to_thread(app.engine.ping, timeout), timeout)
     await handled(app)
     await asyncio.wait_for(asyncio.wrap_future(app.history_io.written()), timeout)  # one thread, in order
     await handled(app)
@@ -181,8 +185,8 @@ VIEWS: dict[str, Callable[[Pilot], Awaitable[None]]] = {
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("view", VIEWS)
-def test_dashboard_looks_right(view: str, size: str, snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_looks_right(view: str, size: str, snap_compare, tmp_path: Path, stored: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EINET_HISTORY", str(tmp_path / "history.sqlite"))
-    app = EinetApp(CONFIG, snapshot_dir=Path("snaps"), log_dir=tmp_path / "logs", marker="dot")
+    app = EinetApp(CONFIG, snapshot_dir=Path("snaps"), log_dir=tmp_path / "logs", marker="dot", engine=ScriptedEngine(stored))
     assert snap_compare(app, terminal_size=SIZES[size], run_before=VIEWS[view])

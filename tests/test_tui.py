@@ -1,4 +1,12 @@
-"""The dashboard driven by keys, with the real engine (and so the real NEST) at small scale."""
+"""The dashboard driven by keys.
+
+Most tests drive it with a scripted engine (``tests/scripted_engine.py``: the engine's events
+and replies, no NEST), which makes what they check — keys, dialogs, layout, the run table,
+notifications, the history — quick and exact. A few run end to end on the real engine (and
+so the real NEST) at small scale: the main flow (build, run, store, reset, restore, seed
+reruns, whose digests NEST makes identical or not), which also holds the scripted engine's
+events and replies to the real one's, and a run stuck inside one NEST call.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +17,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.text import Text
 from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.notifications import Notify
 from textual.pilot import Pilot
 
-from einet.config import NetworkConfig, usable_cores
+from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS
+from einet.engine import Message as WireMessage
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot, write_snapshot
 from einet.tui.app import EinetApp
@@ -25,7 +36,8 @@ from einet.tui.messages import OpProgress, TourCaption, TourEnded
 from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from einet.tui.tour import Tour
 
-from .conftest import ROOT
+from .conftest import ROOT, wait_for
+from .scripted_engine import ScriptedEngine
 from .test_ledger import result
 
 CONFIG = NetworkConfig(scale=0.1, t_sim_ms=200.0)
@@ -57,6 +69,13 @@ async def handled(pump: MessagePump, timeout: float = 10.0) -> None:
     await asyncio.wait_for(done.wait(), timeout)
 
 
+def picker_ready(app: EinetApp, files: int) -> bool:
+    """The restore picker is up with ``files`` files, each checked, their rows laid out (a
+    table lays out its rows once it has a size, which may come after the checks)."""
+    screen = app.screen
+    return isinstance(screen, RestoreScreen) and len(screen.paths) == screen.checked == screen.query_one("DataTable").row_count == files
+
+
 class Seen:
     """Every message the app handled (``run_test``'s message hook). A notification stays here
     after its toast has expired: a slow machine cannot make a test miss or miscount one."""
@@ -74,12 +93,58 @@ class Seen:
         return [m.notification.title for m in self.messages if isinstance(m, Notify)]
 
 
-def make(tmp_path: Path, config: NetworkConfig = CONFIG) -> EinetApp:
-    return EinetApp(config, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite")
+def make(tmp_path: Path, config: NetworkConfig = CONFIG, engine: ScriptedEngine | None = None) -> EinetApp:
+    """The dashboard on ``engine`` (without one: the real engine, NEST in a child process)."""
+    return EinetApp(config, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite", engine=engine)
 
 
-async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
+@pytest.fixture
+def scripted(stored: Path) -> Callable[..., ScriptedEngine]:
+    """Scripted engines on the small network (``stored`` is the snapshot it shows and stores)."""
+    return lambda **kwargs: ScriptedEngine(stored, **kwargs)
+
+
+class Shapes:
+    """What an engine says, reduced to its form: per event kind and per command's reply, the
+    names of its fields and arrays (the numbered ``weights/K``, ``raster/K`` as one)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, set[str]] = {}
+        self.replies: dict[str, set[str]] = {}
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def form(msg: WireMessage) -> set[str]:
+        return set(msg.fields) | {"array " + name.split("/")[0] for name in msg.arrays}
+
+    def event(self, msg: WireMessage) -> None:
+        if msg.kind != "heartbeat":  # the idle real engine's, every second
+            with self.lock:
+                self.events.setdefault(msg.kind, set()).update(self.form(msg))
+
+    def tap(self, engine: Any) -> None:
+        """Record ``engine``'s events (before the dashboard gets them) and its replies."""
+        forward, call = engine.on_event, engine.call
+
+        def on_event(msg: WireMessage) -> None:
+            self.event(msg)
+            forward(msg)
+
+        def recorded_call(op: str, timeout_s: float | None = None, **args: Any) -> WireMessage:
+            reply = call(op, timeout_s, **args)
+            with self.lock:
+                self.replies.setdefault(op, set()).update(self.form(reply))
+            return reply
+
+        engine.on_event, engine.call = on_event, recorded_call
+
+
+async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """End to end on the real engine; then the scripted engine says everything the real one
+    said here in the same form (so the tests driven by it see what the dashboard will see)."""
     app = make(tmp_path)
+    real = Shapes()
+    real.tap(app.engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         assert app.check_action("continue_run", ()) is None, "nothing to continue yet: greyed out"
@@ -115,9 +180,9 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
 
         # l: the picker lists the snapshot with its metadata; Enter restores
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: picker_ready(app, 1))
         screen = app.screen
-        await until(pilot, lambda: str(screen.query_one("DataTable").get_cell(str(stored), "integrity")) == "ok")
+        assert str(screen.query_one("DataTable").get_cell(str(stored), "integrity")) == "ok"
         assert str(screen.query_one("DataTable").get_cell(str(stored), "network")) == "200+50"
         await pilot.press("enter")
         await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == str(stored))
@@ -158,11 +223,33 @@ async def test_run_store_reset_restore_and_seed_reruns(tmp_path: Path) -> None:
         assert "spikes in transit" in app.screen.text and "iaf_psc_delta: post_trace, t_spike" in app.screen.text, "the not-stored list of this network"
         await pilot.press("escape")
         await pilot.press("q")
-    assert app.engine.proc is not None and app.engine.proc.poll() is not None, "quitting stops the engine"
+    assert app.engine.proc is not None and app.engine.proc.poll() is not None, "quitting stops the engine"  # type: ignore[attr-defined]
+
+    fake = Shapes()
+    engine = scripted()
+    engine.on_event = fake.event
+    fake.tap(engine)
+    engine.start()
+    engine.build(CONFIG)
+    engine.run(200.0, "run 1")
+    engine.run(200.0, "run 2", continued=True)
+    engine.store(tmp_path / "scripted.h5", background=True)
+    wait_for(lambda: "stored" in fake.events, 30, "the scripted store's end")
+    engine.reset()
+    engine.restore(tmp_path / "scripted.h5", seed=4242)
+    engine.run(200.0)
+    engine.close()
+    assert set(real.replies) == {"build", "run", "continue", "store", "reset", "restore"}
+    assert fake.replies == real.replies
+    # a short background store may end before the engine reports its progress
+    assert {"state", "network", "frame", "stored"} <= fake.events.keys() & real.events.keys() and fake.events.keys() - real.events.keys() <= {"progress"}
+    for kind in fake.events.keys() & real.events.keys():
+        assert fake.events[kind] == real.events[kind], kind
 
 
-async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
-    app = make(tmp_path, CONFIG.replace(t_sim_ms=60_000.0))
+async def test_pause_resume_cancel_and_store_names(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    engine = scripted(step_ms=50.0, step_wall_s=0.2)  # live, but not flooding the dashboard with frames
+    app = make(tmp_path, CONFIG.replace(t_sim_ms=60_000.0), engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         assert app.main.has_class("narrow") and app.main.has_class("short")
@@ -173,10 +260,11 @@ async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
         t = app.live.view().t_ms
         await holds(pilot, lambda: app.live.view().t_ms == t, 0.4)
         await pilot.press("space")
-        await until(pilot, lambda: app.engine_status.state == "running", timeout=5)
+        await until(pilot, lambda: app.engine_status.state == "running" and app.live.view().t_ms > t, timeout=5)
         await pilot.press("escape")
         await until(pilot, lambda: len(app.ledger.runs) == 1, timeout=10)
-        assert app.ledger.runs[0].cancelled and app.ledger.runs[0].t_stop_ms < 60_000.0
+        assert app.ledger.runs[0].cancelled and t < app.ledger.runs[0].t_stop_ms < 60_000.0
+        assert engine.ops == ["build", "run", "pause", "resume", "cancel"], "space, space, escape: each once"
 
         # names that would leave the folder are refused; an existing name is never overwritten
         await pilot.press("s")
@@ -203,8 +291,10 @@ async def test_pause_resume_cancel_and_store_names(tmp_path: Path) -> None:
         await pilot.press("q")
 
 
-async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
-    app = make(tmp_path)
+async def test_demo_tour_plays_five_runs(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """(The demo's runs on the real NEST, their digests identical or not: test_cli.py's test_demo_five_runs.)"""
+    engine = scripted()
+    app = make(tmp_path, engine=engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("d")
@@ -212,9 +302,10 @@ async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
         assert [r.label for r in app.ledger.runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
         assert app.ledger.identical() == [None, None, None, 2, None]
         assert len(list((tmp_path / "snaps").glob("demo-*.h5"))) == 1
+        assert engine.ops == ["build", "build", "run", "store", "run", "restore", "run", "restore", "run", "restore", "run"], "boot's build, then the five steps"
         # v: restored runs against the continued run, next to the spread across seeds
         await pilot.press("v")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.query_one("#cmp-table").row_count == 5)  # laid out at its size
         table = app.screen.query_one("#cmp-table")
         rows = [shown_row(table, f"r{i}") for i in range(5)]
         assert rows[1]["verdict"] == "reference" and rows[0]["verdict"] == ""
@@ -226,8 +317,10 @@ async def test_demo_tour_plays_five_runs(tmp_path: Path) -> None:
         await pilot.press("q")
 
 
-async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_path: Path) -> None:
-    app = make(tmp_path)
+async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """(The client seeing a real engine killed: test_engine.py's test_killed_engine_is_detected_and_a_fresh_one_works.)"""
+    engine = scripted()
+    app = make(tmp_path, engine=engine)
     snaps = tmp_path / "snaps"
     snaps.mkdir()
     (snaps / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
@@ -235,26 +328,28 @@ async def test_engine_errors_are_notifications_and_the_app_keeps_working(tmp_pat
     async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
-        await until(pilot, lambda: "INVALID" in str(app.screen.query_one("DataTable").get_cell(str(snaps / "broken.h5"), "integrity")))
+        await until(pilot, lambda: picker_ready(app, 1))
+        assert "INVALID" in str(app.screen.query_one("DataTable").get_cell(str(snaps / "broken.h5"), "integrity"))
         await pilot.press("enter")
         await until(pilot, lambda: any("damaged" in n or "not a readable" in n for n in seen.notes()))
         assert app.engine_status.state == "built", "a failed restore leaves the kernel as it was"
         await pilot.press("space")
         await until(pilot, lambda: len(app.ledger.runs) == 1)
 
-        # the engine dies: the app says so and starts a fresh one
-        assert app.engine.pid is not None
-        os.kill(app.engine.pid, signal.SIGKILL)
+        # the engine dies (as the client reports a killed one): the app says so and starts a fresh one
+        engine.kill(f"engine process exited (code {-signal.SIGKILL})")
         await until(pilot, lambda: any("exited" in n for n in seen.notes()))
-        await until(pilot, lambda: app.engine_status.state == "empty", timeout=60)
+        await until(pilot, lambda: app.engine_status.state == "empty" and engine.starts == 2)
+        assert app.ledger.runs[0].n_spikes > 0 and app.check_action("run_pause", ()) is None, "the run is still listed; nothing to run in an empty kernel"
         await pilot.press("b")
         await until(pilot, lambda: app.engine_status.state == "built")
+        assert engine.ops[-1] == "build"
         await pilot.press("q")
 
 
-async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Path) -> None:
-    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
+async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    engine = scripted()
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite", engine=engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(stored))
         assert app.engine_status.snapshot == str(stored) and app.engine_status.t_ms == 200.0 and [g.name for g in app.groups] == ["E", "I"]
@@ -262,46 +357,56 @@ async def test_restore_flag_opens_a_snapshot_at_start(tmp_path: Path, stored: Pa
         await pilot.press("space")
         await until(pilot, lambda: len(app.ledger.runs) == 1)
         assert app.ledger.runs[0].origin.kind == "restored"
+        assert engine.asked[0] == ("restore", {"path": str(stored), "seed": None, "threads": None}), "restored, never built first"
         await pilot.press("q")
 
 
-async def test_store_during_a_run_does_not_stop_it(tmp_path: Path) -> None:
-    """s while running: the state is taken at a step boundary, a forked process writes it, the
-    run goes on; the file holds the state at the time the store was asked for."""
-    app = make(tmp_path, CONFIG.replace(t_sim_ms=600_000.0))
+async def test_store_during_a_run_does_not_stop_it(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """s while running: the state is taken at a step boundary, the file is written while the
+    run goes on; the file holds the state at the time the store was asked for. Only when
+    NEST's threads leave no core free (the second store) does the log say the store waits for
+    the run. (The engine's forked store during a real run: test_engine.py's
+    test_background_store_during_a_run.)"""
+    engine = scripted(step_ms=50.0, step_wall_s=0.2)  # live, but not flooding the dashboard with frames
+    app = make(tmp_path, CONFIG.replace(t_sim_ms=600_000.0), engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         await pilot.press("space")
         await until(pilot, lambda: app.engine_status.state == "running" and app.live.view().t_ms > 100)
-        assert app.check_action("store", ()) is True, "s applies while running"
-        await pilot.press("s")
-        await until(pilot, lambda: isinstance(app.screen, StoreScreen))
-        app.screen.query_one("Input").value = "mid-run"
-        await pilot.press("enter")
-        path = tmp_path / "snaps" / "mid-run.h5"
-        await until(pilot, lambda: app.current_snapshot == str(path), timeout=30)  # the state is taken
-        replied_at = app.live.view().t_ms
-        await until(pilot, lambda: app.live.view().t_ms > replied_at + 50, timeout=30)
-        assert app.engine_status.state == "running", "the store did not stop the run"
-        every_core = usable_cores() <= app.engine_status.threads
-        if not every_core:  # a core to spare: the file is written while the run goes on
-            await until(pilot, lambda: not app.store_busy and path.exists(), timeout=60)
-            assert app.engine_status.state == "running"
+        taken = []
+        for name, free_cores in (("mid-run", 1), ("mid-run-2", 0)):
+            engine.free_cores = free_cores
+            engine.store_gate.clear()  # the file is published when the test says
+            assert app.check_action("store", ()) is True, "s applies while running"
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, StoreScreen))
+            app.screen.query_one("Input").value = name
+            await pilot.press("enter")
+            path = tmp_path / "snaps" / f"{name}.h5"
+            await until(pilot, lambda path=path: app.current_snapshot == str(path), timeout=30)  # the state is taken
+            assert app.store_busy == path.name and app.check_action("store", ()) is None, "one store at a time"
+            replied_at = app.live.view().t_ms
+            await until(pilot, lambda t=replied_at: app.live.view().t_ms > t + 50, timeout=30)
+            assert app.engine_status.state == "running" and not path.exists(), "the store did not stop the run"
+            engine.store_gate.set()
+            await until(pilot, lambda path=path: not app.store_busy and path.exists(), timeout=30)
+            assert app.engine_status.state == "running", "published while the run goes on"
+            taken.append(open_snapshot(path).t_stored_ms)
+            assert 0.0 < taken[-1] <= replied_at, "taken during the run, when asked"
+            log = "".join(line.text.strip() for line in app.query_one("#log").lines).replace(" ", "")  # lines wrap
+            assert f"{name}.h5in" in log and "inthebackground" in log, log[-300:]
+            assert log.count("readsatidlepriority") == (1 - free_cores), "told why a store waits for the run only when it does"
         await pilot.press("escape")
         await until(pilot, lambda: len(app.ledger.runs) == 1, timeout=30)
-        # NEST's threads on every core: the store reads at idle priority, mostly once the run stops
-        await until(pilot, lambda: not app.store_busy and path.exists(), timeout=60)
-        snap = open_snapshot(path)
-        assert 0.0 < snap.t_stored_ms < app.ledger.runs[0].t_stop_ms, "taken during the run"
-        log = "".join(line.text.strip() for line in app.query_one("#log").lines)  # lines wrap
-        assert "mid-run.h5in" in log.replace(" ", "") and "in the background" in log, log[-300:]
-        assert ("reads at idle priority" in log) == every_core, "told why a store waits for the run only when it does"
+        assert taken[0] < taken[1] < app.ledger.runs[0].t_stop_ms
+        assert [args["path"] for op, args in engine.asked if op == "store"] == [str(tmp_path / "snaps" / "mid-run.h5"), str(tmp_path / "snaps" / "mid-run-2.h5")]
+        assert all(args["background"] for op, args in engine.asked if op == "store")
         assert not list((tmp_path / "snaps").glob(".*.partial"))
         await pilot.press("q")
 
 
-async def test_a_workers_unexpected_exception_reaches_the_user(tmp_path: Path) -> None:
-    app = make(tmp_path)
+async def test_a_workers_unexpected_exception_reaches_the_user(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    app = make(tmp_path, engine=scripted())
     seen = Seen()
     async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
@@ -315,21 +420,21 @@ async def test_a_workers_unexpected_exception_reaches_the_user(tmp_path: Path) -
         await pilot.press("q")
 
 
-async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path, stored: Path) -> None:
+async def test_names_from_files_are_shown_as_text_never_as_markup(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
     folder = tmp_path / "[b]snaps["  # a folder name that is Rich markup, and broken markup
     folder.mkdir()
     named = folder / "run[bold red].h5"
     named.write_bytes(stored.read_bytes())
     (folder / "bad[red].h5").write_bytes(b"\x1b[31mnot a snapshot")
-    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite")
+    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=tmp_path / "history.sqlite", engine=scripted())
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(named))
         status = str(app.query_one("#status").render())
         assert "run[bold red].h5" in status, status
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: picker_ready(app, 2))
         table = app.screen.query_one("DataTable")
-        await until(pilot, lambda: "checking…" not in str(table.get_row_at(0)) + str(table.get_row_at(1)))
+        assert "checking…" not in str(table.get_row_at(0)) + str(table.get_row_at(1))
         # what the user sees: a str cell would be rendered as markup, a Text cell is shown as it is
         row_cells = [c for i in range(table.row_count) for c in table.get_row_at(i)]
         assert all(isinstance(c, Text) for c in row_cells)
@@ -352,9 +457,9 @@ def shown_row(table, key: str) -> dict[str, str]:  # type: ignore[no-untyped-def
     return {str(c.label): str(table.get_cell(key, c.key)) for c in table.columns.values()}
 
 
-async def test_history_survives_a_restart_and_names_identical_runs_of_earlier_sessions(tmp_path: Path) -> None:
+async def test_history_survives_a_restart_and_names_identical_runs_of_earlier_sessions(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
     db = tmp_path / "history.sqlite"
-    first = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    first = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db, engine=scripted())
     async with first.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: first.engine_status.state == "built")
         await pilot.press("space")
@@ -368,7 +473,7 @@ async def test_history_survives_a_restart_and_names_identical_runs_of_earlier_se
         assert run.digest.startswith(row["digest"]) and len(row["digest"]) >= 7
         await pilot.press("q")
 
-    again = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    again = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db, engine=scripted())
     async with again.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: again.engine_status.state == "built" and len(again.ledger.earlier) == 1)
         table = again.query_one("#history")
@@ -383,11 +488,11 @@ async def test_history_survives_a_restart_and_names_identical_runs_of_earlier_se
         await pilot.press("q")
 
 
-async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_path: Path) -> None:
+async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
     db = tmp_path / "history.sqlite"
     junk = os.urandom(4096)
     db.write_bytes(junk)
-    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db, engine=scripted())
     seen = Seen()
     async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and any("run history off" in n for n in seen.notes()))
@@ -401,10 +506,10 @@ async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_pa
     assert db.read_bytes() == junk, "a damaged history is left as it was"
 
 
-async def test_notifications_never_cover_the_run_table(tmp_path: Path) -> None:
+async def test_notifications_never_cover_the_run_table(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
     """At 80x24 a toast (the restore's lasts 6 s) sits over the raster's top right, below the
     status line, never over the run table where a seed rerun's digest appears."""
-    app = make(tmp_path)
+    app = make(tmp_path, engine=scripted())
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
         app.notify("not restored: spikes in transit, random stream — ? lists all", title="restored snap.h5", timeout=6)
@@ -449,7 +554,7 @@ HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;aGVsbG8=\x07"
 """Set the terminal's title, clear the screen, write the clipboard (OSC 52)."""
 
 
-async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_terminal(tmp_path: Path, stored: Path) -> None:
+async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_terminal(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
     import numpy as np
 
     from einet.history import History
@@ -466,7 +571,7 @@ async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_termin
     db = tmp_path / "history.sqlite"
     with History.open(db) as history:
         assert history.record(synthetic(1, label=f"label{HOSTILE}")) == 1
-    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=db)
+    app = EinetApp(CONFIG, snapshot_dir=folder, restore=named, log_dir=tmp_path / "logs", marker="dot", history=db, engine=scripted())
     seen = Seen()
     async with app.run_test(size=(200, 50), message_hook=seen) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(named) and len(app.ledger.earlier) == 1)
@@ -476,9 +581,8 @@ async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_termin
         shown.append(str(table.get_cell("h1", "run")))
         assert str(table.get_cell("h1", "run")).startswith("label\\x1b]0;pwned\\x07"), "shown, made visible"
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await until(pilot, lambda: picker_ready(app, 2))
         picker = app.screen.query_one("DataTable")
-        await until(pilot, lambda: app.screen.checked == 2)  # type: ignore[attr-defined]
         assert str(picker.get_cell(str(named), "file")) == "run\\x1b]0;pwned\\x07\\x1b[2J\\x1b]52;c;aGVsbG8=\\x07.h5"
         refusal = str(picker.get_cell(str(extra), "integrity"))
         assert refusal.startswith("INVALID: unexpected evil\\x1b]0;pwned\\x07"), refusal
@@ -491,12 +595,12 @@ async def test_escape_sequences_in_file_and_dataset_names_never_reach_the_termin
         await pilot.press("q")
 
 
-async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(tmp_path: Path) -> None:
+async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
     from .test_history import HOSTILE_SQL, hostile_history
 
     db = tmp_path / "history.sqlite"
     before = hostile_history(db, HOSTILE_SQL["an insert trigger that loops"])
-    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db)
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", log_dir=tmp_path / "logs", history=db, engine=scripted())
     seen = Seen()
     async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and any("holds SQL einet did not write" in n for n in seen.notes()))
@@ -508,18 +612,22 @@ async def test_a_history_holding_a_looping_trigger_gives_one_warning_and_quits(t
     assert not app.is_running and db.read_bytes() == before
 
 
-async def test_b_after_a_restore_builds_the_dashboards_model_never_the_snapshots(tmp_path: Path, stored: Path) -> None:
+async def test_b_after_a_restore_builds_the_dashboards_model_never_the_snapshots(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """What the dashboard asks the engine to build (that a build imports only the model it is
+    given: test_hostile.py's test_only_a_model_the_user_names_is_ever_imported)."""
     import dataclasses
 
     from .test_hostile import model_that_marks
 
     model, marker = model_that_marks(tmp_path)
     hostile = write_snapshot(dataclasses.replace(open_snapshot(stored), model=str(model)), tmp_path / "hostile.h5")
-    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=hostile, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite")
+    engine = scripted()
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=hostile, log_dir=tmp_path / "logs", history=tmp_path / "history.sqlite", engine=engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == str(hostile))
         await pilot.press("b")
         await until(pilot, lambda: app.engine_status.state == "built" and app.engine_status.snapshot == "")
+        assert [args for op, args in engine.asked if op == "build"] == [{"config": CONFIG.to_dict()}], "the dashboard's own network"
         await pilot.press("space")
         await until(pilot, lambda: len(app.ledger.runs) == 1)
         assert app.ledger.runs[0].origin.kind == "fresh" and app.ledger.runs[0].model == CONFIG.model

@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -26,6 +26,7 @@ from einet.checkpoints import DEFAULT_KEEP
 from einet.children import STOP_GRACE_S
 from einet.config import NetworkConfig
 from einet.engine import Engine, EngineError, Message, result_from_message
+from einet.engine.client import EventCallback
 from einet.engine.launch import MpiLaunch
 from einet.engine.protocol import EngineState, weights_from
 from einet.history import history_path
@@ -43,9 +44,34 @@ from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, Se
 from .tour import STORE_WAIT_S, Tour
 
 
+class EngineClient(Protocol):
+    """What the dashboard asks of its engine: :class:`einet.engine.Engine`'s typed commands
+    and life cycle, its events through ``on_event``. Tests give a scripted one."""
+
+    on_event: EventCallback | None
+    ranks: int
+
+    @property
+    def pid(self) -> int | None: ...
+    def start(self, timeout_s: float = ...) -> Message: ...
+    def close(self, timeout_s: float = ..., *, abandon_store: bool = ...) -> None: ...
+    def kill(self, reason: str = ...) -> None: ...
+    def build(self, config: NetworkConfig, timeout_s: float | None = ...) -> Message: ...
+    def run(self, t_ms: float, label: str | None = ..., *, continued: bool = ..., timeout_s: float | None = ...) -> Message: ...
+    def store(self, path: str | Path, *, overwrite: bool = ..., background: bool = ..., timeout_s: float | None = ...) -> Message: ...
+    def restore(self, path: str | Path, *, seed: int | None = ..., threads: int | None = ..., timeout_s: float | None = ...) -> Message: ...
+    def reset(self, timeout_s: float | None = ...) -> Message: ...
+    def ping(self, timeout_s: float | None = ...) -> Message: ...
+    def pause(self, timeout_s: float | None = ...) -> Message: ...
+    def resume(self, timeout_s: float | None = ...) -> Message: ...
+    def cancel(self, timeout_s: float | None = ...) -> Message: ...
+
+
 class EinetApp(App[int]):
     """The dashboard. ``config`` is the network built at start (unless ``restore`` is given);
-    runs are recorded in the history next to the snapshots (``EINET_HISTORY`` overrides)."""
+    runs are recorded in the history next to the snapshots (``EINET_HISTORY`` overrides).
+    ``engine`` replaces the NEST engine process the app otherwise starts (its events are
+    sent to the app)."""
 
     TITLE = "einet"
     CSS_PATH = "einet.tcss"
@@ -78,6 +104,7 @@ class EinetApp(App[int]):
         history: Path | None = None,
         record: bool = True,
         checkpoints: RunCheckpoints | None = None,
+        engine: EngineClient | None = None,
     ) -> None:
         super().__init__()
         self.checkpoints = checkpoints
@@ -85,13 +112,14 @@ class EinetApp(App[int]):
         self.snapshot_dir = snapshot_dir
         self.restore_at_start = restore
         self.marker = marker
-        self.engine = Engine(log_dir=log_dir, on_event=self._from_engine, mpi=mpi)
+        self.engine: EngineClient = engine if engine is not None else Engine(log_dir=log_dir, mpi=mpi)
+        self.engine.on_event = self._from_engine
         self.engine_status = EngineStatus()
         self.live = LiveRun()
         self.ledger = RunLedger()
         self.history_io = HistoryIO(history or history_path(snapshot_dir), self.post_message)
         self.record = record
-        self.tour = Tour(_DemoSteps(self), lambda: bool(self.store_busy), self.post_message)
+        self.tour = Tour(DemoSteps(self), lambda: bool(self.store_busy), self.post_message)
         self.touring = False
         self.main = MainScreen()
         self.busy_op = ""  # an operation's progress, for the status line
@@ -194,7 +222,7 @@ class EinetApp(App[int]):
             self.main.log_line(f"checkpoint {escape(message.path.name)} skipped: {escape(self.store_busy)} is still being written")
             return
         self.store_busy = message.path.name  # before the worker starts: the next one due sees it
-        self.run_worker(lambda: self._store(message.path), thread=True, group="cmd", exit_on_error=False)
+        self.run_worker(lambda: self.store_snapshot(message.path), thread=True, group="cmd", exit_on_error=False)
 
     @on(StoreFailed)
     def store_failed(self, message: StoreFailed) -> None:
@@ -229,11 +257,13 @@ class EinetApp(App[int]):
         if not build:
             return
         if self.restore_at_start is not None:
-            self._restore(self.restore_at_start)
+            self.restore_snapshot(self.restore_at_start)
         else:
-            self._build()
+            self.build_network()
 
     # -- engine commands (worker threads) ------------------------------------------------
+    # Each asks the engine, waits for its reply and hands what it changes to the UI thread;
+    # the keys' actions and the demo tour's steps (``DemoSteps``) use them.
     def _call(self, op: str, command: Callable[[], Message]) -> Message | None:
         """Run one of the engine's commands and wait (worker threads only); failures become
         notifications naming ``op``."""
@@ -244,13 +274,13 @@ class EinetApp(App[int]):
             self.call_from_thread(self.main.log_line, f"[red]{op} failed: {escape(str(exc))}[/]")
             return None
 
-    def _build(self) -> bool:
+    def build_network(self) -> bool:
         ack = self._call("build", lambda: self.engine.build(self.config))
         if ack is not None:
             self.call_from_thread(self.ledger.new_kernel)
         return ack is not None
 
-    def _run(self, label: str | None = None, t_ms: float | None = None, op: str = "run") -> RunResult | None:
+    def run_network(self, label: str | None = None, t_ms: float | None = None, op: str = "run") -> RunResult | None:
         t_ms = self.config.t_sim_ms if t_ms is None else t_ms
         status = self.engine_status
         label = label or self.ledger.next_label(status.snapshot, status.t_ms)
@@ -267,7 +297,7 @@ class EinetApp(App[int]):
         self.call_from_thread(self.add_result, result)
         return result
 
-    def _store(self, path: Path) -> bool:
+    def store_snapshot(self, path: Path) -> bool:
         """Store in the background: the engine takes the state at its next step boundary (a
         run goes on) and a forked process writes the file; ``Stored`` reports the end."""
         self.call_from_thread(self._store_started, path.name)
@@ -275,15 +305,15 @@ class EinetApp(App[int]):
         self.call_from_thread(self._store_taken, path, ack)
         return ack is not None
 
-    def _restore(self, path: Path, seed: int | None = None) -> bool:
+    def restore_snapshot(self, path: Path, seed: int | None = None) -> bool:
         ack = self._call("restore", lambda: self.engine.restore(path, seed=seed))
         if ack is not None:
             self.call_from_thread(self._restored, path, ack)
         return ack is not None
 
     def _rerun(self, path: Path, seed: int) -> None:
-        if self._restore(path, seed):
-            self._run(f"restored, seed {seed}")
+        if self.restore_snapshot(path, seed):
+            self.run_network(f"restored, seed {seed}")
 
     # -- what the commands' replies change (UI thread) -----------------------------------
     def add_result(self, result: RunResult) -> None:
@@ -402,10 +432,10 @@ class EinetApp(App[int]):
         elif state == EngineState.PAUSED:
             self._send("resume", self.engine.resume)
         elif state == EngineState.BUILT:
-            self.run_worker(lambda: self._run(), thread=True, group="run", exit_on_error=False)
+            self.run_worker(lambda: self.run_network(), thread=True, group="run", exit_on_error=False)
 
     def action_continue_run(self) -> None:
-        self.run_worker(lambda: self._run(f"run {len(self.ledger.runs) + 1} (continued)", op="continue"), thread=True, group="run", exit_on_error=False)
+        self.run_worker(lambda: self.run_network(f"run {len(self.ledger.runs) + 1} (continued)", op="continue"), thread=True, group="run", exit_on_error=False)
 
     def _send(self, op: str, command: Callable[[], Message]) -> None:
         """Pause/resume/cancel without blocking the UI; failures are notified like any command's.
@@ -418,13 +448,13 @@ class EinetApp(App[int]):
     def action_build(self) -> None:
         self.engine_status = replace(self.engine_status, state=EngineState.BUILDING)
         self.refresh_bindings()
-        self.run_worker(lambda: self._build() and self.call_from_thread(self.main.log_line, "built a fresh network"), thread=True, group="cmd", exit_on_error=False)
+        self.run_worker(lambda: self.build_network() and self.call_from_thread(self.main.log_line, "built a fresh network"), thread=True, group="cmd", exit_on_error=False)
 
     def action_store(self) -> None:
         def stored(path: Path | None) -> None:
             if path is not None:
                 self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-                self.run_worker(lambda: self._store(path), thread=True, group="cmd", exit_on_error=False)
+                self.run_worker(lambda: self.store_snapshot(path), thread=True, group="cmd", exit_on_error=False)
 
         self.push_screen(StoreScreen(self.snapshot_dir), stored)
 
@@ -446,7 +476,7 @@ class EinetApp(App[int]):
     def action_restore(self) -> None:
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self.run_worker(lambda: self._restore(path), thread=True, group="cmd", exit_on_error=False)
+                self.run_worker(lambda: self.restore_snapshot(path), thread=True, group="cmd", exit_on_error=False)
 
         self.push_screen(RestoreScreen(self.snapshot_dir), chosen)
 
@@ -542,23 +572,23 @@ class EinetApp(App[int]):
         self.history_io.close()
 
 
-class _DemoSteps:
+class DemoSteps:
     """The demo's steps as the dashboard's engine commands (worker thread), for :class:`Tour`."""
 
     def __init__(self, app: EinetApp) -> None:
         self.app = app
 
     def build(self) -> bool:
-        return self.app._build()
+        return self.app.build_network()
 
     def store(self, path: Path) -> bool:
-        return self.app._store(path)
+        return self.app.store_snapshot(path)
 
     def restore(self, path: Path, seed: int) -> bool:
-        return self.app._restore(path, seed)
+        return self.app.restore_snapshot(path, seed)
 
     def run(self, label: str) -> RunResult | None:
-        return self.app._run(label)
+        return self.app.run_network(label)
 
 
 def make_app(config: NetworkConfig, args: argparse.Namespace, mpi: MpiLaunch | None = None) -> EinetApp:
