@@ -610,7 +610,7 @@ def _replay(calls: Iterable[dict[str, Any]]) -> None:
             n.SetDefaults(call["model"], params)
 
 
-_CONNECT_BLOCK = 1 << 20
+_CONNECT_BLOCK = 1 << 23
 
 
 def _connect(t: Any, base: str, t_stored_ms: float) -> None:
@@ -641,7 +641,8 @@ def _connect(t: Any, base: str, t_stored_ms: float) -> None:
     try:
         # in blocks: NEST's array Connect converts what it is given, so one call for a whole
         # table would hold copies of it all beside the network (blocks in order make the same
-        # connections in the same order as one call)
+        # connections in the same order as one call). Large blocks: each call also costs time
+        # that grows with the connections already made (README, "Networks that fill a node").
         for lo in range(0, len(t), _CONNECT_BLOCK):
             part = slice(lo, lo + _CONNECT_BLOCK)
             block = {k: v[part] if isinstance(v, np.ndarray) else v for k, v in spec.items()}
