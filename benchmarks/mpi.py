@@ -16,6 +16,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from run import write_table  # the script's folder is on the path: the benchmarks share their runner
+
 from einet.config import NetworkConfig
 from einet.engine import Engine, result_from_message
 from einet.engine.launch import MpiLaunch
@@ -82,11 +84,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.readme:
-        text = args.readme.read_text()
-        start, end = MARKERS
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        args.readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+        write_table(args.readme, MARKERS, table)
 
 
 if __name__ == "__main__":

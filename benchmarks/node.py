@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from run import verdict, work  # the script's folder is on the path: the benchmarks share their runner
+from run import verdict, work, write_table  # the script's folder is on the path: the benchmarks share their runner
 
 MARKERS = ("<!-- bench-node:start -->", "<!-- bench-node:end -->")
 
@@ -93,14 +92,7 @@ def main() -> int:
     )
     print(table)
     if args.readme:
-        start, end = MARKERS
-        text = args.readme.read_text()
-        block = f"{start}\n{table}\n{end}"
-        if start in text and end in text:
-            text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-        else:
-            text += "\n" + block + "\n"
-        args.readme.write_text(text)
+        write_table(args.readme, MARKERS, table)
     return 0
 
 

@@ -198,15 +198,20 @@ def main() -> int:
     table = "\n".join([f"Measured {date.today()} on {cpu}, {subprocess.os.cpu_count()} cores, 2 NEST threads, `make {'bench-large' if args.large else 'bench'}`:", "", *header, *rows])
     print(table)
     if args.readme:
-        START, END = MARKERS[args.large]
-        text = args.readme.read_text()
-        block = f"{START}\n{table}\n{END}"
-        if START in text and END in text:
-            text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-        else:
-            text += "\n" + block + "\n"
-        args.readme.write_text(text)
+        write_table(args.readme, MARKERS[args.large], table)
     return 0
+
+
+def write_table(readme: Path, markers: tuple[str, str], table: str) -> None:
+    """Put ``table`` between the README's markers (appended with them if they are missing)."""
+    start, end = markers
+    text = readme.read_text()
+    block = f"{start}\n{table}\n{end}"
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text += "\n" + block + "\n"
+    readme.write_text(text)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ flags when NEST has MPI; no OpenMP (a second OpenMP runtime beside NEST's is tro
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import functools
 import hashlib
@@ -178,3 +179,21 @@ def build(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> Path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     return target
+
+
+def load(path: Path, nest: Nest, what: str, built_for_symbol: str) -> ctypes.CDLL:
+    """The library at ``path``, loaded only if its ``built_for_symbol()`` names ``nest``'s very
+    binary (a library built for another NEST reads another memory layout)."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise AccelUnavailable(f"the {what} does not load: {exc}") from None
+    try:
+        function = getattr(lib, built_for_symbol)
+        function.restype = ctypes.c_char_p
+        built_for = function().decode()
+    except AttributeError:
+        raise AccelUnavailable(f"{path} is not einet's {what}") from None
+    if built_for != nest.built_for:
+        raise AccelUnavailable(f"the {what} at {path} was built for another NEST ({built_for.split()[0]} {built_for.split()[-1][:12]}…)")
+    return lib

@@ -107,6 +107,26 @@ connector_of( const size_t tid, const nest::synindex syn_id )
   return nullptr;
 }
 
+// body()'s value; a C++ exception becomes -1 with its text in err (none may reach ctypes).
+template < typename Body >
+long
+guarded( char* err, size_t errlen, Body&& body )
+{
+  try
+  {
+    return body();
+  }
+  catch ( const std::exception& e )
+  {
+    say( err, errlen, e.what() );
+  }
+  catch ( ... )
+  {
+    say( err, errlen, "unknown C++ exception" );
+  }
+  return -1;
+}
+
 // The thread's enabled connections of syn_id in the neuron-to-neuron table, each visited with
 // its connector: get_connection lists one unless Disconnect disabled it, as GetConnections does.
 template < typename Visit >
@@ -639,8 +659,7 @@ extern "C"
   long
   einet_count( const char* model, long* per_thread, long n_per_thread, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
       const size_t threads = n_threads();
       if ( nest::kernel().connection_manager.is_source_table_cleared() )
@@ -671,16 +690,7 @@ extern "C"
         total += counts[ tid ];
       }
       return total;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    catch ( ... )
-    {
-      say( err, errlen, "unknown C++ exception" );
-    }
-    return -1;
+    } );
   }
 
   // The source and target of one enabled local connection of the model (the first found):
@@ -688,8 +698,7 @@ extern "C"
   long
   einet_first( const char* model, long* source, long* target, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
       const nest::SourceTable& sources = nest::kernel().connection_manager.*reach( Sources() );
       for ( size_t tid = 0; tid < n_threads(); ++tid )
@@ -725,16 +734,7 @@ extern "C"
         }
       }
       return 0;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    catch ( ... )
-    {
-      say( err, errlen, "unknown C++ exception" );
-    }
-    return -1;
+    } );
   }
 
   // Read keys of every enabled local connection of the model into columns (one array of
@@ -758,8 +758,7 @@ extern "C"
     char* err,
     size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       const nest::synindex syn_id = nest::kernel().model_manager.get_synapse_model_id( model );
       const size_t threads = n_threads();
       const std::vector< std::string > names( keys, keys + n_keys );
@@ -818,15 +817,6 @@ extern "C"
         *typed_threads += typed[ tid ];
       }
       return total;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    catch ( ... )
-    {
-      say( err, errlen, "unknown C++ exception" );
-    }
-    return -1;
+    } );
   }
 }

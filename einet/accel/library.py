@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import nest
-from .build import AccelUnavailable, Nest, build, nest_of
+from .build import AccelUnavailable, Nest, build, load, nest_of
 
 log = logging.getLogger("einet")
 
@@ -31,17 +31,7 @@ class ConnectionLibrary:
     """The loaded accelerator: counts and reads the local connections of a synapse model."""
 
     def __init__(self, path: Path, nest_: Nest) -> None:
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError as exc:
-            raise AccelUnavailable(f"the accelerator does not load: {exc}") from None
-        try:
-            lib.einet_built_for.restype = ctypes.c_char_p
-            built_for = lib.einet_built_for().decode()
-        except AttributeError:
-            raise AccelUnavailable(f"{path} is not einet's accelerator") from None
-        if built_for != nest_.built_for:
-            raise AccelUnavailable(f"the accelerator at {path} was built for another NEST ({built_for.split()[0]} {built_for.split()[-1][:12]}…)")
+        lib = load(path, nest_, "accelerator", "einet_built_for")
         lib.einet_threads.restype = _L
         lib.einet_connections_changed.restype = _L
         lib.einet_count.restype = _L

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import nest, nest_output_to
-from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build
+from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, load
 from .library import installed
 
 _ERR = 1024
@@ -81,17 +81,7 @@ class StateLibrary:
     """The loaded accessor."""
 
     def __init__(self, path: Path, nest_: Nest) -> None:
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError as exc:
-            raise AccelUnavailable(f"the hidden-state accessor does not load: {exc}") from None
-        try:
-            lib.einet_state_built_for.restype = ctypes.c_char_p
-            built_for = lib.einet_state_built_for().decode()
-        except AttributeError:
-            raise AccelUnavailable(f"{path} is not einet's hidden-state accessor") from None
-        if built_for != nest_.built_for:
-            raise AccelUnavailable(f"the hidden-state accessor at {path} was built for another NEST")
+        lib = load(path, nest_, "hidden-state accessor", "einet_state_built_for")
         for name, args in {
             "einet_state_node_sizes": [_P, _L, _P, _P, _S],
             "einet_state_node_read": [_P, _L, _P, _P, _P, _S],

@@ -17,7 +17,7 @@ from ..accel import AccelUnavailable, connection_library, disable
 from ..kernel import nest
 from ..nest_api import connection_handles, connection_status
 from .connections import Columns, allocate, read_connections
-from .plan import CapturePlan, ModelPlan, Progress
+from .plan import CapturePlan, ModelPlan, Progress, ReadCounter
 from .workers import read_in_workers
 
 _SAMPLE_ROWS = 6
@@ -42,15 +42,7 @@ def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[Colum
     library = connection_library()
     if library is None:
         return None
-    total = max(1, plan.n_connections)
-    done = 0
-
-    def report(k: int) -> None:
-        nonlocal done
-        done += k
-        if progress is not None:
-            progress(min(1.0, done / total))
-
+    report = ReadCounter(plan.n_connections, progress)
     try:
         buffers = allocate(plan)
         for m, buffer in zip(plan.models, buffers):

@@ -18,7 +18,7 @@ from ..kernel import nest, nest_output_to
 from ..nest_api import connection_handles, connection_status, set_connection_status
 from ..network import Network
 from ..snapshot.model import ID_DTYPE, INT_DTYPE, CannotStoreError, SynapseTable
-from .plan import BLOCK_SYNAPSES, CapturePlan, ModelPlan, Progress
+from .plan import BLOCK_SYNAPSES, CapturePlan, ModelPlan, Progress, ReadCounter
 
 _CONNECTION_IDS = ("source", "target", "receptor")
 
@@ -177,17 +177,8 @@ def read_connections(plan: CapturePlan, progress: Progress | None = None) -> lis
     """Every connection's status, in this process, block by block into preallocated arrays."""
     buffers = allocate(plan)
     cursor = Cursor.local(plan)
-    total = max(1, plan.n_connections)
-    done = 0
-
-    def report(k: int) -> None:
-        nonlocal done
-        done += k
-        if progress is not None:
-            progress(done / total)
-
     with nest_output_to():
-        read_blocks(plan, buffers, cursor, report)
+        read_blocks(plan, buffers, cursor, ReadCounter(plan.n_connections, progress))
     cursor.check_complete(plan)
     return buffers
 

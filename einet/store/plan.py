@@ -36,6 +36,21 @@ Progress = Callable[[float], None]
 
 
 @dataclass
+class ReadCounter:
+    """Connections read so far (call it with each ``k`` more), told to ``progress`` as a
+    fraction of ``total``."""
+
+    total: int
+    progress: Progress | None = None
+    done: int = 0
+
+    def __call__(self, k: int) -> None:
+        self.done += k
+        if self.progress is not None:
+            self.progress(min(1.0, self.done / max(1, self.total)))
+
+
+@dataclass
 class ModelPlan:
     """One synapse model's connections: how many the kernel holds, and the keys to read."""
 

@@ -39,7 +39,7 @@ from ..kernel import nest_output_to
 from ..snapshot import CannotStoreError
 from ..text import one_line
 from .connections import Columns, Cursor, allocate, read_blocks, read_connections
-from .plan import CapturePlan, Progress
+from .plan import CapturePlan, Progress, ReadCounter
 
 # A reader that says nothing for this long is taken to hang: a block of ~130k connections takes
 # about a second to fetch and read, so only a reader that cannot go on stays silent this long.
@@ -189,18 +189,11 @@ def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None =
         return read_connections(plan, progress)
     buffers = allocate(plan, _shared)
     cursor = Cursor(_shared((1 + len(plan.models),), np.int64), multiprocessing.get_context("fork").Lock())
-    total = max(1, plan.n_connections)
-    done = 0
+    on_read = ReadCounter(plan.n_connections, progress)
 
     def body(fd: int) -> None:
         with nest_output_to():
             read_blocks(plan, buffers, cursor, lambda k: say(fd, f"p {k}"))
-
-    def on_read(k: int) -> None:
-        nonlocal done
-        done += k
-        if progress is not None:
-            progress(done / total)
 
     children: list[Child] = []
     try:
@@ -215,8 +208,8 @@ def read_in_workers(plan: CapturePlan, workers: int, progress: Progress | None =
         if problem:
             raise CannotStoreError(f"store failed: {problem}")
         cursor.check_complete(plan)
-        if done != plan.n_connections:
-            raise CannotStoreError(f"store failed: workers read {done} of {plan.n_connections} connections")
+        if on_read.done != plan.n_connections:
+            raise CannotStoreError(f"store failed: workers read {on_read.done} of {plan.n_connections} connections")
     finally:
         reap(children, kill=True)
     return buffers
