@@ -91,7 +91,7 @@ def library_path(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> P
     """Where the library for ``nest`` and this einet's source is cached: a new einet or a new
     NEST binary builds anew. ``source`` and ``library`` name another of einet's libraries
     (its own file name, so that libraries never overwrite each other)."""
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in (source, *sorted(source.parent.glob("*.h"))))).hexdigest()  # its headers too
     return cache_root() / "accel" / f"{nest.digest[:20]}-{digest[:12]}" / library
 
 

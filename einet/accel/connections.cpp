@@ -45,6 +45,11 @@
 #define EINET_BUILT_FOR "unknown"
 #endif
 
+#include "guard.h"
+
+using einet::guarded;
+using einet::say;
+
 namespace
 {
 
@@ -86,15 +91,6 @@ struct ToDevices
 };
 template struct Reach< ToDevices, &nest::TargetTableDevices::target_to_devices_ >;
 
-void
-say( char* err, size_t errlen, const std::string& text )
-{
-  if ( err and errlen )
-  {
-    std::strncpy( err, text.c_str(), errlen - 1 );
-    err[ errlen - 1 ] = '\0';
-  }
-}
 
 const nest::ConnectorBase*
 connector_of( const size_t tid, const nest::synindex syn_id )
@@ -105,26 +101,6 @@ connector_of( const size_t tid, const nest::synindex syn_id )
     return connectors[ tid ][ syn_id ];
   }
   return nullptr;
-}
-
-// body()'s value; a C++ exception becomes -1 with its text in err (none may reach ctypes).
-template < typename Body >
-long
-guarded( char* err, size_t errlen, Body&& body )
-{
-  try
-  {
-    return body();
-  }
-  catch ( const std::exception& e )
-  {
-    say( err, errlen, e.what() );
-  }
-  catch ( ... )
-  {
-    say( err, errlen, "unknown C++ exception" );
-  }
-  return -1;
 }
 
 // The thread's enabled connections of syn_id in the neuron-to-neuron table, each visited with

@@ -67,6 +67,11 @@
 #define EINET_BUILT_FOR "unknown"
 #endif
 
+#include "guard.h"
+
+using einet::guarded;
+using einet::say;
+
 namespace
 {
 
@@ -141,15 +146,6 @@ EINET_STDP( stdp_synapse, TargetIdentifierIndex )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierPtrRport )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierIndex )
 
-void
-say( char* err, size_t errlen, const std::string& text )
-{
-  if ( err and errlen )
-  {
-    std::strncpy( err, text.c_str(), errlen - 1 );
-    err[ errlen - 1 ] = '\0';
-  }
-}
 
 // -- nodes -----------------------------------------------------------------------------------
 // A node's record is a flat run of doubles:
@@ -792,8 +788,7 @@ extern "C"
   long
   einet_state_node_sizes( const long* ids, long n, long* sizes, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       long found = 0;
       for ( long k = 0; k < n; ++k )
       {
@@ -802,12 +797,7 @@ extern "C"
         found += sizes[ k ] > 0;
       }
       return found;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // The records of the nodes: node k's at out[offsets[k] ... offsets[k + 1]) (sizes as
@@ -815,8 +805,7 @@ extern "C"
   long
   einet_state_node_read( const long* ids, long n, const long* offsets, double* out, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       for ( long k = 0; k < n; ++k )
       {
         if ( offsets[ k + 1 ] == offsets[ k ] )
@@ -832,12 +821,7 @@ extern "C"
         read_record( node, out + offsets[ k ] );
       }
       return 0;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // Write records back (the layout of einet_state_node_read); a node with an empty record is
@@ -845,8 +829,7 @@ extern "C"
   long
   einet_state_node_write( const long* ids, long n, const long* offsets, const double* in, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       long written = 0;
       for ( long k = 0; k < n; ++k )
       {
@@ -869,35 +852,23 @@ extern "C"
         ++written;
       }
       return written;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // The number of enabled local connections of an STDP model, or -1.
   long
   einet_state_stdp_count( const char* model, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       return stdp_count( model );
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // Source, target, Kplus and t_lastspike of every enabled local connection of the model.
   long
   einet_state_stdp_read( const char* model, long* source, long* target, double* kplus, double* tlast, long n, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       const auto rows = stdp_rows( model );
       if ( static_cast< long >( rows.size() ) != n )
       {
@@ -912,12 +883,7 @@ extern "C"
         tlast[ k ] = *rows[ k ].tlast;
       }
       return n;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // Set Kplus and t_lastspike of the local connections of the model, each matched by its
@@ -926,8 +892,7 @@ extern "C"
   long
   einet_state_stdp_write( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       // stored rows and this kernel's connections, each ordered by (source, target) and then
       // by their own order: the k-th of a pair takes the k-th stored row of it
       const auto key = []( const long src, const long tgt ) { return ( static_cast< uint64_t >( src ) << 32 ) | static_cast< uint64_t >( tgt ); };
@@ -963,12 +928,7 @@ extern "C"
         ++set;
       }
       return set;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // A random generator's state as text into out (which: 0 rank-synced, 1 vp-synced of
@@ -976,35 +936,23 @@ extern "C"
   long
   einet_state_rng_read( long which, long tid, char* out, size_t cap, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       const std::string text = rng_text( rng_of( which, tid ) );
       if ( text.size() < cap )
       {
         std::memcpy( out, text.c_str(), text.size() + 1 );
       }
       return static_cast< long >( text.size() );
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   long
   einet_state_rng_write( long which, long tid, const char* text, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       set_rng_text( rng_of( which, tid ), text );
       return 0;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // The number of spikes in transit (entries of the receive buffer NEST delivers at the
@@ -1012,15 +960,9 @@ extern "C"
   long
   einet_state_transit_count( char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       return static_cast< long >( pending().size() );
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // The spikes in transit, in delivery order: source node id, synapse model id, target thread
@@ -1030,8 +972,7 @@ extern "C"
   long
   einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long* reg, long* block, long n, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       auto& cm = nest::kernel().connection_manager;
       const auto spikes = pending();
       if ( static_cast< long >( spikes.size() ) != n )
@@ -1087,12 +1028,7 @@ extern "C"
         }
       }
       return n;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // Put spikes in transit into the receive buffer, translated to this kernel's connection
@@ -1102,8 +1038,7 @@ extern "C"
   long
   einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, const long* reg, const long* block, long n, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       require_one_process_on_grid();
       auto& cm = nest::kernel().connection_manager;
       const auto& sim = nest::kernel().simulation_manager;
@@ -1223,12 +1158,7 @@ extern "C"
       }
       recv[ spikes.size() - 1 ].set_end_marker();
       return n;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   // The poisson_generators' distribution states as text into out; returns the length (it
@@ -1236,34 +1166,22 @@ extern "C"
   long
   einet_state_devices_read( char* out, size_t cap, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       const std::string text = devices_text();
       if ( text.size() < cap )
       {
         std::memcpy( out, text.c_str(), text.size() + 1 );
       }
       return static_cast< long >( text.size() );
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 
   long
   einet_state_devices_write( const char* text, char* err, size_t errlen )
   {
-    try
-    {
+    return guarded( err, errlen, [ & ]() -> long {
       set_devices_text( text );
       return 0;
-    }
-    catch ( const std::exception& e )
-    {
-      say( err, errlen, e.what() );
-    }
-    return -1;
+    } );
   }
 }
