@@ -26,7 +26,7 @@ $(LSTAMP): pyproject.toml | $(PY)
 	touch $(STAMP) $(TSTAMP) $@
 
 # the C++ accelerator for stores (einet/accel), built for this NEST once; optional
-$(ASTAMP): einet/accel/connections.cpp einet/accel/state.cpp einet/accel/build.py | $(STAMP)
+$(ASTAMP): einet/accel/connections.cpp einet/accel/state.cpp einet/accel/guard.h einet/accel/build.py | $(STAMP)
 	@bash tools/setup-accel.sh $(PY)
 	@touch $@
 
