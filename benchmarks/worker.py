@@ -105,10 +105,10 @@ def _pss_kb() -> int:
     return 0
 
 
-def _built(scale: float, threads: int = 2) -> Session:
+def _built(scale: float, threads: int = 2, t_ms: float = T_SIM) -> Session:
     session = Session(NetworkConfig(scale=scale, threads=threads))
     session.build()
-    session.run(T_SIM)
+    session.run(t_ms)
     return session
 
 
@@ -410,9 +410,7 @@ def node_store(scale: float, folder: Path) -> dict[str, Any]:
     memory (PSS of this process and its children) in a second store."""
     from einet.accel import why_not
 
-    session = Session(NetworkConfig(scale=scale, threads=2))
-    session.build()
-    session.run(NODE_T_MS)
+    session = _built(scale, t_ms=NODE_T_MS)
     path = folder / "node.h5"
     path.unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -430,9 +428,7 @@ def node_store(scale: float, folder: Path) -> dict[str, Any]:
 
 def node_pause(scale: float, folder: Path) -> dict[str, Any]:
     """The pause of a background store (the simulation goes on meanwhile)."""
-    session = Session(NetworkConfig(scale=scale, threads=2))
-    session.build()
-    session.run(NODE_T_MS)
+    session = _built(scale, t_ms=NODE_T_MS)
     handle = session.store(folder / "node-bg.h5", overwrite=True, background=True)
     session.run(NODE_T_MS)
     handle.wait()

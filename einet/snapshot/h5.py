@@ -23,7 +23,6 @@ and virtual storage are refused on structure, before any data is read.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import zlib
 from collections import deque
@@ -97,13 +96,6 @@ def write_h5(snap: Snapshot, fh: BinaryIO) -> None:
         for name, values in arrays.items():
             _write_dataset(h5, name, values, pool, 2 * cores)
         h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
-
-
-def to_bytes(snap: Snapshot) -> bytes:
-    """The snapshot as the bytes of an HDF5 file (:func:`write_h5` into memory)."""
-    buffer = io.BytesIO()
-    write_h5(snap, buffer)
-    return buffer.getvalue()
 
 
 def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor, in_flight: int) -> None:
