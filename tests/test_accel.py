@@ -5,7 +5,10 @@ when its guard or a check fails, stores read through PyNEST and say so once."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +166,29 @@ def test_missing_build_tools_are_one_line_and_leave_stores_working(tmp_path: Pat
     said = [r.getMessage() for r in caplog.records if r.name == "einet"]
     assert said == ["connections are read through PyNEST: no C++ compiler found (install g++)"]
     assert sum(len(t.source) for t in got.synapses) > 0
+
+
+def test_the_same_nest_in_another_folder_never_loads_the_first_folders_kernel(tmp_path: Path) -> None:
+    """Two environments (two checkouts' venvs) with the same NEST wheel share one cache: each
+    gets its own library, since a library finds nestkernel_api.so by its run path and one built
+    for the other folder would load a second NEST kernel into the process (a crash at exit)."""
+    real = library.installed()
+    build.build(real)  # the first environment's library is cached
+    site = tmp_path / "site"
+    shutil.copytree(real.folder, site / "nest", symlinks=True)
+    (site / "nest_simulator.libs").symlink_to(real.folder.parent / "nest_simulator.libs")
+    child = f"""
+import nest, pathlib
+assert pathlib.Path(nest.__file__).parent == pathlib.Path({str(site / 'nest')!r}), nest.__file__
+from einet import NetworkConfig, Session, accel
+s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
+s.build(); s.run(); s.store({str(tmp_path / 's.h5')!r})
+kernels = {{line.split()[-1] for line in open('/proc/self/maps') if line.rstrip().endswith('nestkernel_api.so')}}
+print(sorted(kernels)); print(accel.why_not())
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "CXX": "no-such-compiler", "PATH": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kernels, why_not = done.stdout.strip().splitlines()[-2:]
+    assert kernels == repr([str(site / "nest" / "nestkernel_api.so")])
+    assert why_not == "no C++ compiler found (install g++)"  # it tried to build its own, not to reuse the other's

@@ -3,8 +3,11 @@
 The library is built from ``connections.cpp`` with NEST's own headers (shipped in the wheel,
 or installed by ``make setup-mpi``) and linked to its ``nestkernel_api.so``. It is cached under
 ``$EINET_CACHE`` (default ``~/.cache/einet``) in a folder named by the SHA-256 of that
-``nestkernel_api.so`` and of the source, so a different NEST never loads a library built for
-another, and a new einet builds its own.
+``nestkernel_api.so``, of the folder it is installed in and of the source, so a different NEST
+never loads a library built for another, and a new einet builds its own. The folder counts
+because the library finds ``nestkernel_api.so`` by its run path: the same binary installed in
+two environments (two checkouts' venvs sharing one cache) must not have one environment's
+library load the other's kernel beside its own, a second NEST in one process.
 
 What the build needs and why: a C++20 compiler (NEST's headers use ``<concepts>``); Boost's
 headers (NEST's include them; the wheel ships none: Debian's ``libboost-dev``); the string ABI
@@ -57,8 +60,9 @@ class Nest:
 
     @property
     def built_for(self) -> str:
-        """What a library built for this NEST says it was built for."""
-        return f"{self.version} {self.digest}"
+        """What a library built for this NEST says it was built for: its version, binary and
+        folder (the library's run path)."""
+        return f"{self.version} {self.digest} {self.folder}"
 
 
 def cache_root() -> Path:
@@ -84,7 +88,7 @@ def nest_of(folder: Path) -> Nest:
         raise AccelUnavailable(f"NEST's headers are not installed ({config} is missing)")
     found = re.search(r'#define NEST_VERSION "([^"]+)"', config.read_text(errors="replace"))
     stat = kernel.stat()
-    return Nest(folder, found.group(1) if found else "unknown", _digest(kernel, stat.st_size, stat.st_mtime_ns))
+    return Nest(folder.resolve(), found.group(1) if found else "unknown", _digest(kernel, stat.st_size, stat.st_mtime_ns))
 
 
 def library_path(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> Path:
@@ -92,7 +96,8 @@ def library_path(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> P
     NEST binary builds anew. ``source`` and ``library`` name another of einet's libraries
     (its own file name, so that libraries never overwrite each other)."""
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in (source, *sorted(source.parent.glob("*.h"))))).hexdigest()  # its headers too
-    return cache_root() / "accel" / f"{nest.digest[:20]}-{digest[:12]}" / library
+    where = hashlib.sha256(str(nest.folder).encode()).hexdigest()
+    return cache_root() / "accel" / f"{nest.digest[:20]}-{where[:8]}-{digest[:12]}" / library
 
 
 def _new_string_abi(kernel: Path) -> bool:
@@ -195,5 +200,6 @@ def load(path: Path, nest: Nest, what: str, built_for_symbol: str) -> ctypes.CDL
     except AttributeError:
         raise AccelUnavailable(f"{path} is not einet's {what}") from None
     if built_for != nest.built_for:
-        raise AccelUnavailable(f"the {what} at {path} was built for another NEST ({built_for.split()[0]} {built_for.split()[-1][:12]}…)")
+        version, digest, folder = (built_for.split(" ", 2) + ["", ""])[:3]
+        raise AccelUnavailable(f"the {what} at {path} was built for another NEST ({version} {digest[:12]}… in {folder})")
     return lib
