@@ -200,6 +200,6 @@ def load(path: Path, nest: Nest, what: str, built_for_symbol: str) -> ctypes.CDL
     except AttributeError:
         raise AccelUnavailable(f"{path} is not einet's {what}") from None
     if built_for != nest.built_for:
-        version, digest, folder = (built_for.split(" ", 2) + ["", ""])[:3]
+        version, digest, folder = [*built_for.split(" ", 2), "", ""][:3]
         raise AccelUnavailable(f"the {what} at {path} was built for another NEST ({version} {digest[:12]}… in {folder})")
     return lib
