@@ -11,6 +11,7 @@ inside the records, every record's header consistent with its length, no NaN.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -58,8 +59,7 @@ META_KEYS = {
 }
 
 HIDDEN_STORED = (
-    "the hidden state of {models}: synaptic currents, refractory counters, input buffers, STDP history and last-spike times, "
-    "random generators, spikes in transit — a restore on the same NEST with the same threads is the continued run"
+    "the hidden state of {models}: synaptic currents, refractory counters, input buffers, STDP history and last-spike times, random generators, spikes in transit — a restore on the same NEST with the same threads is the continued run"
 )
 HIDDEN_NOT_STORED = "the hidden state of {models} (einet has no accessor for them): synaptic currents, refractory countdowns, input buffers, connections' last-spike times"
 
@@ -187,7 +187,7 @@ def check_hidden(section: HiddenSection, n_nodes: int) -> None:
         _require(bool(np.isfinite(a[f"stdp/{k}/kplus"]).all() and np.isfinite(a[f"stdp/{k}/t_lastspike"]).all()), f"stdp entry {k} holds values that are not finite")
     rng_offsets, text = a["rng/offsets"], a["rng/text"]
     _require(rng_offsets[0] == 0 and rng_offsets[-1] == len(text) and bool((np.diff(rng_offsets) > 0).all()), "rng offsets are inconsistent")
-    for lo, hi in zip(rng_offsets[:-1], rng_offsets[1:]):
+    for lo, hi in itertools.pairwise(rng_offsets):
         engine = text[lo:hi].tobytes()
         _require(hi - lo <= MAX_RNG_TEXT and re.fullmatch(rb"(mt19937_64|mt19937)( [0-9]+)+", engine) is not None and engine.split(b" ", 1)[0].decode() == meta["rng_type"], "a random generator's state is damaged")
     devices = a["devices/text"].tobytes()

@@ -6,6 +6,7 @@ taken by this very NEST binary with the same virtual processes.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..kernel import nest, nest_output_to
 from ..network import Network, node_kinds, node_models
 from ..ranks import ranks
 from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, TRANSIT, HiddenSection
-from ..snapshot.model import GENERAL_NOT_STORED, FLOAT_DTYPE, ID_DTYPE, INT_DTYPE, Snapshot
+from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
 from ..text import one_line
 from .connections import base_of
 from .plan import CapturePlan
@@ -88,7 +89,7 @@ def take_hidden(plan: CapturePlan) -> None:
         "transit": len(hidden.transit["source"]),
         "uncovered": uncovered,
     }
-    arrays = {"nodes/id": hidden.nodes.astype(ID_DTYPE), "nodes/offsets": hidden.offsets.astype(INT_DTYPE), "nodes/records": hidden.records.astype(FLOAT_DTYPE)}
+    arrays: dict[str, np.ndarray] = {"nodes/id": hidden.nodes.astype(ID_DTYPE), "nodes/offsets": hidden.offsets.astype(INT_DTYPE), "nodes/records": hidden.records.astype(FLOAT_DTYPE)}
     for k, s in enumerate(hidden.stdp.values()):
         arrays |= {f"stdp/{k}/source": s.source.astype(ID_DTYPE), f"stdp/{k}/target": s.target.astype(ID_DTYPE), f"stdp/{k}/kplus": s.kplus.astype(FLOAT_DTYPE), f"stdp/{k}/t_lastspike": s.t_lastspike.astype(FLOAT_DTYPE)}
     arrays["rng/text"] = np.frombuffer(b"".join(text), dtype=np.uint8).copy()
@@ -194,7 +195,7 @@ def hidden_of(section: HiddenSection, *, generators: bool) -> Hidden:
         except Exception as exc:  # noqa: BLE001 - NEST's refusal of an unknown model
             raise AccelUnavailable(f"spikes in transit of a synapse model this kernel lacks: {one_line(exc, 120)}") from None
     offsets, text = a["rng/offsets"], a["rng/text"].tobytes().decode("ascii")
-    rngs = [text[lo:hi] for lo, hi in zip(offsets[:-1], offsets[1:])] if generators else []
+    rngs = [text[lo:hi] for lo, hi in itertools.pairwise(offsets)] if generators else []
     transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
     transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
     stdp = {e["model"]: Stdp(*(a[f"stdp/{k}/{key}"].astype(np.int64 if key in ("source", "target") else np.float64) for key in ("source", "target", "kplus", "t_lastspike"))) for k, e in enumerate(meta["stdp"])}
