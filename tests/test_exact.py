@@ -221,6 +221,26 @@ def test_without_the_accessor_the_restore_is_todays_with_a_note(tmp_path: Path, 
     assert not s.exact and s.hidden_note.startswith("hidden state not restored: the accessor is not available")
 
 
+def test_a_hidden_write_that_fails_part_way_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails once begun (node records written, then a refusal) leaves no mixed
+    network: it is rebuilt without the section, as today's restore, with the note."""
+    from einet.store import hidden as store_hidden
+
+    stored_and_continued(tmp_path / "at50.h5", 1)
+    s = Session()
+    s.restore(dataclasses.replace(open_snapshot(tmp_path / "at50.h5"), hidden=None))
+    todays = s.run(20.0).digest
+
+    def fails(hidden: Hidden, **_: Any) -> None:
+        state_library().write_nodes(hidden.nodes, hidden.offsets, hidden.records)
+        raise AccelUnavailable("connection 1 -> 2 has no stored state")
+
+    monkeypatch.setattr(store_hidden, "write_hidden", fails)
+    s.restore(tmp_path / "at50.h5")
+    assert not s.exact and s.hidden_note == "hidden state not restored: connection 1 -> 2 has no stored state"
+    assert s.run(20.0).digest == todays
+
+
 def test_a_store_without_the_accessor_names_what_it_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """EINET_ACCEL=0: no hidden section (today's snapshot), the general lines in not_stored."""
     from einet.snapshot import GENERAL_NOT_STORED, inspect_snapshot

@@ -186,19 +186,26 @@ class StateLibrary:
 
 
 _loaded: StateLibrary | None = None
+_refused: str | None = None
 _lock = threading.Lock()
 
 
 def state_library() -> StateLibrary:
     """The accessor for the NEST in this process, built if need be (raises
     :class:`AccelUnavailable` saying why it cannot be had, or when ``EINET_ACCEL=0``)."""
-    global _loaded
+    global _loaded, _refused
     if os.environ.get("EINET_ACCEL", "1") == "0":
         raise AccelUnavailable("EINET_ACCEL=0 turns the accelerators off")
     with _lock:
         if _loaded is None:
-            found = installed()
-            _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+            if _refused is not None:  # a failed build is not tried again at every store
+                raise AccelUnavailable(_refused)
+            try:
+                found = installed()
+                _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+            except AccelUnavailable as exc:
+                _refused = str(exc)
+                raise
         return _loaded
 
 
