@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import Any
 
 import numpy as np
 
-from ..accel.build import AccelUnavailable
+from ..accel.build import AccelUnavailable, Nest
 from ..accel.library import installed
 from ..accel.state import Hidden, Stdp, read_hidden, state_library, write_hidden
 from ..kernel import nest, nest_output_to
-from ..network import Network, node_kinds, node_models
+from ..network import Network, base_models, node_kinds, node_models
 from ..ranks import ranks
 from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, TRANSIT, HiddenSection
 from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
 from ..text import one_line
+from ..traces import traces_of
 from .connections import base_of
 from .plan import CapturePlan
 
@@ -61,9 +63,15 @@ def take_hidden(plan: CapturePlan) -> None:
         hidden = read_hidden()
         with nest_output_to():
             status = nest().GetKernelStatus()
+        section = _section(plan, found, hidden, status)
     except AccelUnavailable as exc:
         _say_once(f"hidden state not stored: {one_line(exc)}", quiet="EINET_ACCEL=0" in str(exc))
         return
+    plan.hidden = section
+    plan.not_stored = _not_stored(plan, section.meta["uncovered"])
+
+
+def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, Any]) -> HiddenSection:
     res = float(status["resolution"])
     min_steps, max_steps = round(float(status["min_delay"]) / res), round(float(status["max_delay"]) / res)
     uncovered = uncovered_models(plan.net, plan)
@@ -77,7 +85,7 @@ def take_hidden(plan: CapturePlan) -> None:
         "ranks": 1,
         "threads": int(hidden.threads),
         "step_in_interval": round(hidden.t_ms / res) % min_steps,
-        "buffer_slots": min_steps + max_steps,
+        "buffer_slots": _buffer_slots(hidden, min_steps + max_steps),
         "rng_type": text[0].split(b" ", 1)[0].decode(),
         "compressed_spikes": bool(status["use_compressed_spikes"]),
         "node_models": _node_counts(hidden),
@@ -97,8 +105,16 @@ def take_hidden(plan: CapturePlan) -> None:
     arrays["devices/text"] = np.frombuffer(hidden.devices.encode("ascii"), dtype=np.uint8).copy()
     transit = {**hidden.transit, "syn": syn}
     arrays |= {f"transit/{key}": np.asarray(transit[key]).astype(ID_DTYPE) for key in TRANSIT}
-    plan.hidden = HiddenSection(meta, arrays)
-    plan.not_stored = _not_stored(plan, uncovered)
+    return HiddenSection(meta, arrays)
+
+
+def _buffer_slots(hidden: Hidden, kernels: int) -> int:
+    """The input buffers' length, as the records have them (NEST sized them at its last
+    prepare; the kernel's status may have moved on), else the kernel's ``min + max_delay``."""
+    slots = np.unique(hidden.records[hidden.offsets[:-1] + 2]) if len(hidden.nodes) else np.array([kernels])
+    if len(slots) != 1:
+        raise AccelUnavailable("the nodes' input buffers have different lengths")
+    return int(slots[0])
 
 
 def _node_counts(hidden: Hidden) -> dict[str, int]:
@@ -168,6 +184,12 @@ def why_not_written(snap: Snapshot) -> str | None:
         return f"the accessor is not available ({one_line(exc)})"
     if found.digest != meta["nest_binary"]:
         return f"NEST binary differs (stored by NEST {meta['nest_version']} {meta['nest_binary'][:12]}…, this is {found.version} {found.digest[:12]}…)"
+    bases = base_models(snap)
+    traced = [m for m in meta["uncovered"] if traces_of(bases.get(m, m))]
+    if traced:
+        # their stored traces are referred to their sources' last spikes (einet.traces), which
+        # the node records would move while the connections' own t_lastspike stays at 0
+        return f"{', '.join(traced)} (no accessor) keeps traces the section's last spikes would shift"
     with nest_output_to():
         status = nest().GetKernelStatus()
     res = float(status["resolution"])
@@ -175,7 +197,6 @@ def why_not_written(snap: Snapshot) -> str | None:
     lags = section.arrays["transit/lag"]
     checks = [
         (int(status["local_num_threads"]) == meta["threads"], f"other threads ({status['local_num_threads']}, stored with {meta['threads']})"),
-        (min_steps + max_steps == meta["buffer_slots"], "other delays (the input buffers do not fit)"),
         (not len(lags) or int(lags.max()) < min_steps, "spikes in transit at lags beyond the kernel's communication interval"),
         (round(float(status["biological_time"]) / res) % min_steps == meta["step_in_interval"], "the clock is at another place in the communication interval"),
         (str(status["rng_type"]) == meta["rng_type"], f"another random generator type ({status['rng_type']})"),
