@@ -193,7 +193,7 @@ def why_not_written(snap: Snapshot) -> str | None:
     with nest_output_to():
         status = nest().GetKernelStatus()
     res = float(status["resolution"])
-    min_steps, max_steps = round(float(status["min_delay"]) / res), round(float(status["max_delay"]) / res)
+    min_steps = round(float(status["min_delay"]) / res)
     lags = section.arrays["transit/lag"]
     checks = [
         (int(status["local_num_threads"]) == meta["threads"], f"other threads ({status['local_num_threads']}, stored with {meta['threads']})"),
