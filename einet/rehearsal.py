@@ -121,4 +121,5 @@ def sampled(snap: Snapshot) -> Snapshot:
                 rows.append(np.array([np.argmin(column), np.argmax(column)]))
         keep = np.unique(np.concatenate(rows))
         tables.append(SynapseTable(t.model, t.source[keep], t.target[keep], {k: v[keep] for k, v in t.columns.items()}, dict(t.uniform)))
-    return dataclasses.replace(snap, synapses=tuple(tables))
+    # the hidden section belongs to the whole network: rehearsed with the whole tables only
+    return dataclasses.replace(snap, synapses=tuple(tables), hidden=None)

@@ -87,6 +87,9 @@ class RunResult:
     model: str = ""
     cancelled: bool = False
     bit_comparable: bool = True
+    exact: bool = False
+    """Its network was restored with its whole hidden state: the run is the continued run of
+    the snapshot's, spike for spike (docs/hidden-state.md)."""
     wall_s: float = 0.0
     ranks: int = 1
     """MPI ranks the run used (each with ``threads`` threads)."""
@@ -135,6 +138,7 @@ class RunResult:
             "digest": self.digest,
             "cancelled": self.cancelled,
             "bit_comparable": self.bit_comparable,
+            "exact": self.exact,
             "wall_s": round(self.wall_s, 3),
             "changes": [dict(c) for c in self.changes],
         }

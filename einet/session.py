@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import threading
 import time
@@ -24,6 +25,9 @@ from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
 from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
+from .store.hidden import HiddenWriteFailed, write_back
+
+log = logging.getLogger("einet")
 
 StepCallback = Callable[[StepUpdate], None]
 
@@ -82,6 +86,11 @@ class Session:
         self.snapshot_path: str = ""
         self.snapshot_t_ms = 0.0
         self.bit_comparable = True
+        self.exact = False
+        """Whether the network is the continued run of the snapshot it was restored from, bit
+        for bit: its hidden state written back whole (docs/hidden-state.md)."""
+        self.hidden_note = ""
+        """Why the last restore was not exact, in one line ('' if it was, or nothing was restored)."""
         self._next_origin: Origin | None = None
         self._made: list[dict[str, object]] = []
         self._background: StoreHandle | None = None
@@ -141,6 +150,7 @@ class Session:
         self.network = net
         self.seed, self.threads = self.config.seed, self.config.threads
         self.snapshot_path, self.snapshot_t_ms, self.bit_comparable = "", 0.0, True
+        self.exact, self.hidden_note = False, ""
         self._next_origin = Origin("fresh")
 
     def _start_protocol(self, net: Network, changes: list[Change], *, check: list[Change]) -> None:
@@ -278,7 +288,30 @@ class Session:
             if self.network is not None and r.is_root:
                 self._rehearse(snap, seed=seed, threads=threads, changes=changes)
         self.network = None
-        with r.together():
+        net = self._rebuild(snap, threads=threads, seed=seed, config=config)
+        exact, note = False, ""
+        if snap.hidden is not None:
+            # last, once the network is rebuilt and checked: a write that fails part way is
+            # undone by rebuilding without it (the restore is then today's, and says why)
+            try:
+                exact, note = write_back(snap, seed=seed)
+            except HiddenWriteFailed as exc:
+                note = str(exc)
+                net = self._rebuild(snap, threads=threads, seed=seed, config=config)
+            if note:
+                log.warning(note)
+        self._start_protocol(net, pending, check=list(changes))
+        self.network = net
+        self.config, self.seed, self.threads = config, seed, threads
+        self.snapshot_path = snap.source_path
+        self.snapshot_t_ms = snap.t_stored_ms
+        self.bit_comparable = threads * r.size == snap.n_vp
+        self.exact, self.hidden_note = exact and not changes, note if snap.hidden is not None else "the snapshot holds no hidden state"
+        self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)
+        return snap
+
+    def _rebuild(self, snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
+        with ranks().together():
             try:
                 net = rebuild(snap, threads=threads, seed=seed, config=config)
             except SnapshotError:
@@ -286,14 +319,7 @@ class Session:
             except Exception as exc:  # NEST's own refusal of a value: the file's fault
                 raise refused_by_nest(exc) from exc
         settle_probes(net)
-        self._start_protocol(net, pending, check=list(changes))
-        self.network = net
-        self.config, self.seed, self.threads = config, seed, threads
-        self.snapshot_path = snap.source_path
-        self.snapshot_t_ms = snap.t_stored_ms
-        self.bit_comparable = threads * r.size == snap.n_vp
-        self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)
-        return snap
+        return net
 
     def _rehearse(self, snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, ...]) -> None:
         # a network to lose: NEST must have built this one once elsewhere (see einet.rehearsal)
@@ -408,6 +434,7 @@ class Session:
             digest=analysis.spike_digest(senders, times, res),
             cancelled=cancelled,
             bit_comparable=self.bit_comparable,
+            exact=self.exact,
             wall_s=time.perf_counter() - wall0,
             ranks=r.size,
             groups=groups,

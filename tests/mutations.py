@@ -157,7 +157,7 @@ def _virtual(h5: h5py.File) -> None:
 
 STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "not an einet file": lambda h5: h5.attrs.__setitem__("format", "other"),
-    "future format version": lambda h5: h5.attrs.__setitem__("format_version", 4),
+    "future format version": lambda h5: h5.attrs.__setitem__("format_version", 5),
     "missing dataset": lambda h5: h5.__delitem__(_syn(h5, "e_syn") + "/Kplus"),
     "missing manifest": lambda h5: h5.__delitem__("manifest"),
     "extra dataset": lambda h5: h5.create_dataset(_syn(h5, "e_syn") + "/evil", data=np.zeros(3)),
@@ -183,6 +183,27 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "seed outside NEST's range": lambda h5: (h5.attrs.__setitem__("seed", 0), _manifest(lambda m, _: m["header"].__setitem__("seed", 0))(h5)),
     "population ids out of range": _set("groups/0", lambda a: a + 10**6),
     "two tables for one model": _manifest(lambda m, h5: m["synapses"].__setitem__(1, dict(m["synapses"][1], model=m["synapses"][0]["model"]))),
+    # the hidden section (format 4): whatever reaches the C++ writer must have passed these
+    "hidden: a NaN in a node record": _poke("hidden/nodes/records", 8, np.nan),
+    "hidden: records of the wrong dtype": _set("hidden/nodes/records", lambda a: a.astype(np.float32)),
+    "hidden: records shorter than declared": _set("hidden/nodes/records", lambda a: a[:-1]),
+    "hidden: offsets past the records": _set("hidden/nodes/offsets", lambda a: a * 2),
+    "hidden: a record of an unknown kind": _poke("hidden/nodes/records", 0, 99.0),
+    "hidden: a record longer than its header says": _poke("hidden/nodes/records", 4, 1e6),
+    "hidden: a node id out of range": _poke("hidden/nodes/id", 0, 10**6),
+    "hidden: node ids not ascending": _set("hidden/nodes/id", lambda a: a[::-1].copy()),
+    "hidden: an infinite t_lastspike": _poke("hidden/stdp/0/t_lastspike", 0, np.inf),
+    "hidden: an STDP source out of range": _poke("hidden/stdp/0/source", 0, -5),
+    "hidden: a damaged random generator": _poke("hidden/rng/text", 20, ord("x")),
+    "hidden: rng offsets out of order": _set("hidden/rng/offsets", lambda a: a[::-1].copy()),
+    "hidden: its own version from the future": _manifest(lambda m, h5: m["hidden"].__setitem__("version", 2)),
+    "hidden: a NEST binary that is no hash": _manifest(lambda m, h5: m["hidden"].__setitem__("nest_binary", "../../etc/passwd")),
+    "hidden: another time than the stored one": _manifest(lambda m, h5: m["hidden"].__setitem__("t_ms", m["hidden"]["t_ms"] + 1.0)),
+    "hidden: more threads than virtual processes": _manifest(lambda m, h5: m["hidden"].__setitem__("threads", 64)),
+    "hidden: more STDP rows than connections": _manifest(lambda m, h5: m["hidden"]["stdp"][0].__setitem__("count", 10**9)),
+    "hidden: a node model without an accessor": _manifest(lambda m, h5: m["hidden"]["node_models"].__setitem__("hh_psc_alpha", 1)),
+    "hidden: an extra key": _manifest(lambda m, h5: m["hidden"].__setitem__("evil", 1)),
+    "hidden: in a format 3 file": lambda h5: (h5.attrs.__setitem__("format_version", 3), _manifest(lambda m, _: m["header"].__setitem__("format_version", 3))(h5)),
 }
 """Damage einet must refuse when opening the file (checksums made consistent again)."""
 

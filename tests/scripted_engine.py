@@ -302,7 +302,7 @@ class ScriptedEngine:
             raise ValueError("no network: build or restore one first")
         if Path(path).exists() and not overwrite:
             raise ValueError(f"{path} exists (pass overwrite to replace it)")
-        snap = dataclasses.replace(self.network, t_stored_ms=self.t_ms, seed=self.seed, n_vp=self.threads, source_path="")
+        snap = dataclasses.replace(self.network, t_stored_ms=self.t_ms, seed=self.seed, n_vp=self.threads, source_path="", hidden=None)
         self._stored[str(Path(path).resolve())] = f"{self.lineage} at {self.t_ms}"
         if not background:
             write_snapshot(snap, path, overwrite=overwrite)

@@ -4,7 +4,9 @@ restored network is the continued one, spike for spike and weight for weight."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +19,9 @@ from einet import NetworkConfig, Session
 from einet.accel import AccelUnavailable
 from einet.accel import state as state_module
 from einet.accel.library import installed
-from einet.accel.state import Hidden, StateLibrary, Stdp, read_hidden, state_library, write_hidden
+from einet.accel.state import Hidden, StateLibrary, read_hidden, state_library
 from einet.kernel import nest, nest_output_to
+from einet.snapshot import open_snapshot
 
 HERE = Path(__file__).resolve()
 
@@ -65,8 +68,8 @@ def stdp_weights() -> np.ndarray:
 
 
 def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_alpha", hidden: bool = True, t_ms: float = 50.0, **params: Any) -> tuple[Any, Any, np.ndarray, np.ndarray, Hidden]:
-    """Build, run ``t_ms``, take the hidden state and store; continue 50 ms (A). Restore, write
-    the hidden state back, run 50 ms (B)."""
+    """Build, run ``t_ms``, store (the hidden state read too, for the assertions); continue 50 ms
+    (A). Restore the file (its hidden section written back, or without it), run 50 ms (B)."""
     s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": model, **params}, threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
     s.build()
     first = s.run(t_ms)
@@ -76,10 +79,14 @@ def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_a
     assert read_hidden().records.tobytes() == state.records.tobytes(), "storing changed the hidden state"
     a = s.run(50.0)
     weights_a = stdp_weights()
-    s.restore(tmp_path / "at50.h5")
     if hidden:
-        write_hidden(state)
+        s.restore(tmp_path / "at50.h5")
+        assert s.exact and s.hidden_note == "", s.hidden_note
+    else:
+        s.restore(dataclasses.replace(open_snapshot(tmp_path / "at50.h5"), hidden=None))
+        assert not s.exact
     b = s.run(50.0)
+    assert b.exact == hidden
     return a, b, weights_a, stdp_weights(), state
 
 
@@ -123,50 +130,155 @@ def test_uncompressed_spikes_continue_exactly(tmp_path: Path, t_ms: float) -> No
     np.testing.assert_array_equal(wa, wb)
 
 
-def save(hidden: Hidden, path: Path) -> None:
-    """The hidden state as plain arrays (what a snapshot section would hold)."""
-    arrays = {"t_ms": np.array(hidden.t_ms), "threads": np.array(hidden.threads), "nodes": hidden.nodes, "offsets": hidden.offsets, "records": hidden.records, "rngs": np.array(hidden.rngs), "devices": np.array(hidden.devices)}
-    arrays |= {f"transit_{k}": v for k, v in hidden.transit.items()}
-    for m, st in hidden.stdp.items():
-        arrays |= {f"stdp_{m}_{k}": getattr(st, k) for k in ("source", "target", "kplus", "t_lastspike")}
-    np.savez(path, **arrays)
-
-
-def load(path: Path) -> Hidden:
-    a = np.load(path)
-    models = {k[len("stdp_") : -len("_source")] for k in a.files if k.startswith("stdp_") and k.endswith("_source")}
-    stdp = {m: Stdp(*(a[f"stdp_{m}_{k}"] for k in ("source", "target", "kplus", "t_lastspike"))) for m in models}
-    transit = {k[len("transit_") :]: a[k] for k in a.files if k.startswith("transit_")}
-    return Hidden(float(a["t_ms"]), int(a["threads"]), a["nodes"], a["offsets"], a["records"], stdp, [str(r) for r in a["rngs"]], str(a["devices"]), transit)
-
-
 RESTORE_ELSEWHERE = """
-import sys
-from pathlib import Path
+import json, sys
 from einet import Session
-from einet.accel.state import write_hidden
-from tests.test_exact import load
 s = Session()
-s.restore(Path(sys.argv[1]))
-write_hidden(load(Path(sys.argv[2])))
-print(s.run(50.0).digest)
+s.restore(sys.argv[1])
+r = s.run(50.0)
+print(json.dumps({"digest": r.digest, "exact": r.exact, "note": s.hidden_note}))
 """
 
 
-def test_restored_in_another_process_from_files(tmp_path: Path) -> None:
-    """The snapshot and the hidden state saved as plain arrays, restored by a fresh process:
-    nothing but the files carries the state over."""
+def restored_elsewhere(path: Path) -> dict[str, Any]:
+    """The snapshot file restored by a fresh process, run 50 ms: nothing but the file carries
+    the state over."""
+    done = subprocess.run([sys.executable, "-c", RESTORE_ELSEWHERE, str(path)], capture_output=True, text=True, timeout=300, cwd=HERE.parents[1], env={**os.environ, "PYTHONPATH": str(HERE.parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {**json.loads(done.stdout.splitlines()[-1]), "stderr": done.stderr}
+
+
+def stored_and_continued(path: Path, threads: int) -> Any:
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    s.run(50.0)
+    s.store(path)
+    return s.run(50.0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_file_restored_in_another_process_is_the_continued_run(tmp_path: Path, threads: int) -> None:
+    """Session.store, continue (A); a fresh process restores the file and runs (B): A == B."""
+    a = stored_and_continued(tmp_path / "at50.h5", threads)
+    b = restored_elsewhere(tmp_path / "at50.h5")
+    assert b["exact"] is True and b["note"] == ""
+    assert b["digest"] == a.digest
+
+
+def test_the_cli_store_and_restore_continue_exactly(tmp_path: Path) -> None:
+    """``einet run --store`` and ``einet restore`` (fresh processes): the restored run is the
+    continued run, and its JSON says so."""
+    from .conftest import einet_cli
+
+    common = ("--model", f"{HERE}:alpha_network", "--threads", "2", "--seed", "4321", "--t", "50", "--json")
+    done = einet_cli("run", *common, "--store", str(tmp_path / "cli.h5"))
+    assert done.returncode == 0, done.stderr[-2000:]
     s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=2, seed=4321, t_sim_ms=50.0, store_workers=1))
     s.build()
     s.run(50.0)
-    save(read_hidden(), tmp_path / "hidden.npz")
-    s.store(tmp_path / "at50.h5")
     a = s.run(50.0)
-    done = subprocess.run(
-        [sys.executable, "-c", RESTORE_ELSEWHERE, str(tmp_path / "at50.h5"), str(tmp_path / "hidden.npz")], capture_output=True, text=True, timeout=300, cwd=HERE.parents[1], env={**os.environ, "PYTHONPATH": str(HERE.parents[1])}
-    )
+    done = einet_cli("restore", str(tmp_path / "cli.h5"), "--t", "50", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == a.digest
+    b = json.loads(done.stdout)
+    assert b["exact"] is True and b["digest"] == a.digest
+    assert "hidden state" not in done.stderr
+
+
+def test_another_nest_binary_turns_the_hidden_section_off(tmp_path: Path) -> None:
+    """A file whose recorded NEST binary is another (its hash edited, checksums made right
+    again): restored as without the section, with a one-line note, not exact."""
+    import h5py
+
+    from .mutations import _fix_checksums, _manifest
+
+    a = stored_and_continued(tmp_path / "at50.h5", 1)
+    other = tmp_path / "other.h5"
+    shutil.copyfile(tmp_path / "at50.h5", other)
+    with h5py.File(other, "r+") as h5:
+        _manifest(lambda m, _: m["hidden"].__setitem__("nest_binary", "0" * 64))(h5)
+        _fix_checksums(h5)
+    b = restored_elsewhere(other)
+    assert b["exact"] is False
+    assert b["note"].startswith("hidden state not restored: NEST binary differs") and "\n" not in b["note"]
+    assert "hidden state not restored: NEST binary differs" in b["stderr"]  # logged (the CLI prefixes "einet: ")
+    assert b["digest"] != a.digest  # today's restore: it departs at once (the control below)
+
+
+def test_another_seed_restores_all_but_the_generators(tmp_path: Path) -> None:
+    """``--seed N`` asks for another stream: the rest of the hidden state is still written."""
+    stored_and_continued(tmp_path / "at50.h5", 1)
+    s = Session()
+    s.restore(tmp_path / "at50.h5", seed=99)
+    assert not s.exact and "random generators" in s.hidden_note
+    assert not s.run(10.0).exact
+
+
+def test_without_the_accessor_the_restore_is_todays_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stored_and_continued(tmp_path / "at50.h5", 1)
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    s = Session()
+    s.restore(tmp_path / "at50.h5")
+    assert not s.exact and s.hidden_note.startswith("hidden state not restored: the accessor is not available")
+
+
+def test_a_hidden_write_that_fails_part_way_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails once begun (node records written, then a refusal) leaves no mixed
+    network: it is rebuilt without the section, as today's restore, with the note."""
+    from einet.store import hidden as store_hidden
+
+    stored_and_continued(tmp_path / "at50.h5", 1)
+    s = Session()
+    s.restore(dataclasses.replace(open_snapshot(tmp_path / "at50.h5"), hidden=None))
+    todays = s.run(20.0).digest
+
+    def fails(hidden: Hidden, **_: Any) -> None:
+        state_library().write_nodes(hidden.nodes, hidden.offsets, hidden.records)
+        raise AccelUnavailable("connection 1 -> 2 has no stored state")
+
+    monkeypatch.setattr(store_hidden, "write_hidden", fails)
+    s.restore(tmp_path / "at50.h5")
+    assert not s.exact and s.hidden_note == "hidden state not restored: connection 1 -> 2 has no stored state"
+    assert s.run(20.0).digest == todays
+
+
+def test_a_store_without_the_accessor_names_what_it_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EINET_ACCEL=0: no hidden section (today's snapshot), the general lines in not_stored."""
+    from einet.snapshot import GENERAL_NOT_STORED, inspect_snapshot
+
+    monkeypatch.setenv("EINET_ACCEL", "0")
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=1, seed=4321, t_sim_ms=10.0, store_workers=1))
+    s.build()
+    s.run(10.0)
+    snap = s.store(tmp_path / "plain.h5")
+    assert snap is not None and snap.hidden is None
+    info = inspect_snapshot(tmp_path / "plain.h5").to_dict()
+    assert info["hidden"] is None and set(GENERAL_NOT_STORED) <= set(info["not_stored"])
+
+
+def test_a_model_without_an_accessor_is_named_and_the_rest_is_stored(tmp_path: Path) -> None:
+    """iaf_cond_alpha has no accessor: the section holds the rest, not_stored names it, and a
+    restore writes what there is but is not exact."""
+    from einet.snapshot import inspect_snapshot
+
+    s = Session(NetworkConfig(model=f"{HERE}:mixed_network", threads=1, seed=4321, t_sim_ms=20.0, store_workers=1))
+    s.build()
+    s.run(20.0)
+    snap = s.store(tmp_path / "mixed.h5")
+    assert snap is not None and snap.hidden is not None
+    assert snap.hidden.meta["uncovered"] == ["iaf_cond_alpha"]
+    info = inspect_snapshot(tmp_path / "mixed.h5").to_dict()
+    assert any(line.startswith("the hidden state of iaf_cond_alpha") for line in info["not_stored"])
+    assert info["hidden"]["uncovered"] == ["iaf_cond_alpha"]
+    s.restore(tmp_path / "mixed.h5")
+    assert not s.exact and "iaf_cond_alpha" in s.hidden_note
+
+
+def mixed_network(nest: Any, scale: float = 1.0) -> dict[str, Any]:
+    """The alpha network beside a few iaf_cond_alpha (a model without an accessor)."""
+    pops = alpha_network(nest, scale)
+    c = nest.Create("iaf_cond_alpha", 10)
+    nest.Connect(pops["E"], c, {"rule": "fixed_indegree", "indegree": 10}, {"weight": 2.0, "delay": 1.0})
+    return {**pops, "C": c}
 
 
 def test_a_poisson_generator_with_a_large_mean_continues_exactly(tmp_path: Path) -> None:

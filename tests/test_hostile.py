@@ -203,7 +203,7 @@ def one_node_runs(snap: Snapshot, n: int, path: Path) -> Snapshot:
 
     nodes = tuple(NodeRun(first_id=i + 1, count=1, model="iaf_psc_alpha", uniform={"V_m": -70.0 + (i % 13) / 2}) for i in range(n))
     ids = np.arange(1, n + 1, dtype=np.int32)
-    many = dataclasses.replace(snap, nodes=nodes, synapses=(), groups={"odd": ids[0::2], "even": ids[1::2]}, model_calls=(), protocol=(), kernel_set=())
+    many = dataclasses.replace(snap, nodes=nodes, synapses=(), groups={"odd": ids[0::2], "even": ids[1::2]}, model_calls=(), protocol=(), kernel_set=(), hidden=None)  # the hidden section was the old network's
     write_snapshot(many, path)
     return many
 
@@ -249,7 +249,7 @@ def crafted(original: Path, target: Path, nodes: list[dict], datasets: dict[str,
 
     def change(h5: h5py.File) -> None:
         m = json.loads(h5["manifest"][()].tobytes())
-        m.update(nodes=nodes, synapses=[], groups=[{"name": "all", "count": 1}], model_calls=[], protocol=[])
+        m.update(nodes=nodes, synapses=[], groups=[{"name": "all", "count": 1}], model_calls=[], protocol=[], hidden=None)
         m["kernel"]["set"] = []
         for name in list(h5):
             del h5[name]

@@ -186,19 +186,26 @@ class StateLibrary:
 
 
 _loaded: StateLibrary | None = None
+_refused: str | None = None
 _lock = threading.Lock()
 
 
 def state_library() -> StateLibrary:
     """The accessor for the NEST in this process, built if need be (raises
     :class:`AccelUnavailable` saying why it cannot be had, or when ``EINET_ACCEL=0``)."""
-    global _loaded
+    global _loaded, _refused
     if os.environ.get("EINET_ACCEL", "1") == "0":
         raise AccelUnavailable("EINET_ACCEL=0 turns the accelerators off")
     with _lock:
         if _loaded is None:
-            found = installed()
-            _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+            if _refused is not None:  # a failed build is not tried again at every store
+                raise AccelUnavailable(_refused)
+            try:
+                found = installed()
+                _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+            except AccelUnavailable as exc:
+                _refused = str(exc)
+                raise
         return _loaded
 
 
@@ -272,7 +279,7 @@ def read_hidden() -> Hidden:
 
 def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
-    same threads. The kernel first makes its connection infrastructure (a Prepare/Cleanup pair:
+    same threads (``hidden.rngs`` empty: the generators are left as they are). The kernel first makes its connection infrastructure (a Prepare/Cleanup pair:
     sorted connections and NEST's own spike routing, which the spikes in transit are translated
     to). With ``verify``, everything is read back and must be what was written."""
     lib = state_library()
@@ -288,10 +295,11 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     lib.write_nodes(hidden.nodes, hidden.offsets, hidden.records)
     for model, s in hidden.stdp.items():
         lib.write_stdp(model, s)
-    lib.write_rng(RANK_SYNCED, 0, hidden.rngs[0])
-    for t in range(threads):
-        lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
-        lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
+    if hidden.rngs:  # none: the generators keep the new seed's streams
+        lib.write_rng(RANK_SYNCED, 0, hidden.rngs[0])
+        for t in range(threads):
+            lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
+            lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
     lib.write_devices(hidden.devices)
     lib.write_transit(hidden.transit)
     if verify:
@@ -311,7 +319,7 @@ def _verify(wanted: Hidden, found: Hidden) -> None:
         problems.append("node records")
     if set(wanted.stdp) != set(found.stdp) or not all(_same_rows(wanted.stdp[m], found.stdp[m]) for m in wanted.stdp):
         problems.append("STDP connections")
-    if wanted.rngs != found.rngs:
+    if wanted.rngs and wanted.rngs != found.rngs:
         problems.append("random generators")
     if wanted.devices != found.devices:
         problems.append("devices")

@@ -381,7 +381,7 @@ class EngineServer:
         finally:
             self.state = EngineState.BUILT if self.session.built else EngineState.EMPTY
             self.send_network()
-        return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads, "not_stored": self.session.not_stored()}
+        return {"path": str(path), "t_stored_ms": snap.t_stored_ms, "seed": self.session.seed, "threads": self.session.threads, "not_stored": self.session.not_stored(), "exact": self.session.exact, "hidden_note": self.session.hidden_note}
 
     def op_run(self, t_ms: float | None = None, label: str | None = None) -> Message:
         self.cancel.clear()

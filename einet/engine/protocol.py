@@ -131,6 +131,7 @@ def result_message(kind: str, fields: dict[str, Any], result: RunResult) -> Mess
         "digest": result.digest,
         "cancelled": result.cancelled,
         "bit_comparable": result.bit_comparable,
+        "exact": result.exact,
         "wall_s": result.wall_s,
         "model": result.model,
         "changes": [dict(c) for c in result.changes],

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .hidden import stored_lines
 from .model import FORMAT, STORED, NodeRun, Snapshot
 
 
@@ -39,6 +40,9 @@ class SnapshotInfo:
     recorders: list[dict[str, Any]] = field(default_factory=list)
     """The model's recorders per node run: model, first_id, count, record_to and label as
     stored (a restore records to memory whatever the backend was)."""
+    hidden: dict[str, Any] | None = None
+    """The hidden section's description (its manifest object; None: none stored)."""
+    stored: list[str] = field(default_factory=lambda: list(STORED))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,8 +68,9 @@ class SnapshotInfo:
             "weight_stats": self.weight_stats,
             "stored_keys": self.stored_keys,
             "recorders": self.recorders,
-            "stored": STORED,
+            "stored": self.stored,
             "not_stored": self.not_stored,
+            "hidden": self.hidden,
         }
 
     @classmethod
@@ -98,6 +103,8 @@ class SnapshotInfo:
             not_stored=list(snap.not_stored),
             stored_keys=stored_keys_of(snap),
             recorders=[recorder_of(run) for run in snap.nodes if "record_to" in run.keys()],
+            hidden=dict(snap.hidden.meta) if snap.hidden is not None else None,
+            stored=stored_lines(snap.hidden),
         )
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import STORED, NodeRun, Snapshot, SynapseTable
+from .hidden import HiddenSection, stored_lines
+from .model import NodeRun, Snapshot, SynapseTable
 
 
 def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -45,10 +46,13 @@ def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "nodes": nodes,
         "synapses": synapses,
         "groups": groups,
-        "stored": STORED,
+        "stored": stored_lines(snap.hidden),
         "not_stored": list(snap.not_stored),
         "protocol": [dict(c) for c in snap.protocol],
+        "hidden": snap.hidden.meta if snap.hidden is not None else None,
     }
+    if snap.hidden is not None:
+        arrays |= {f"hidden/{name}": values for name, values in snap.hidden.arrays.items()}
     return manifest, arrays
 
 
@@ -104,5 +108,6 @@ def from_parts(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source_p
         einet_version=str(h["einet_version"]),
         created=str(h["created"]),
         format_version=int(manifest.get("read_from_version", h["format_version"])),
+        hidden=HiddenSection(dict(hidden), {name[len("hidden/") :]: values for name, values in arrays.items() if name.startswith("hidden/")}) if (hidden := manifest.get("hidden")) else None,  # none before version 4
         source_path=source_path,
     )

@@ -15,17 +15,21 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import __version__
 from ..config import NetworkConfig
 
+if TYPE_CHECKING:
+    from .hidden import HiddenSection
+
 FORMAT = "einet-snapshot"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
-"""Version 3 added the protocol still to come and presynaptic traces referred to the stored time."""
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+"""Version 3 added the protocol still to come and presynaptic traces referred to the stored time;
+version 4 the hidden section (:mod:`.hidden`)."""
 SUFFIX = ".h5"
 
 ID_DTYPE = np.dtype("<i4")
@@ -201,6 +205,8 @@ class Snapshot:
     einet_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
+    hidden: HiddenSection | None = field(default=None, compare=False)
+    """The state NEST does not expose (format 4; None: not stored, see :mod:`.hidden`)."""
     source_path: str = field(default="", compare=False)
     """The file this snapshot was read from ('' if it was captured in memory)."""
 

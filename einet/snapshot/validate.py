@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..protocol import MAX_TIME_MS
+from .hidden import check_hidden, hidden_arrays
 from .manifest import to_parts
 from .model import ARRAY_DTYPES, BOOL_DTYPE, FLOAT_DTYPE, FORMAT, ID_DTYPE, INT_DTYPE, READABLE_VERSIONS, Snapshot, SnapshotError
 
@@ -92,7 +93,7 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
     """
     m = _dict(manifest, "manifest")
     version = check_header(m.get("header"))["format_version"]
-    want_keys = {"header", "model", "kernel", "model_calls", "nodes", "synapses", "groups", "stored", "not_stored", *(("protocol",) if version >= 3 else ())}
+    want_keys = {"header", "model", "kernel", "model_calls", "nodes", "synapses", "groups", "stored", "not_stored", *(("protocol",) if version >= 3 else ()), *(("hidden",) if version >= 4 else ())}
     require(set(m) == want_keys, f"manifest keys differ from the format's: {', '.join(sorted(set(m) ^ want_keys))[:80]}")
     for k, change in enumerate(_list(m.get("protocol", []), "protocol")):
         check_change(change, f"protocol change {k}")
@@ -213,6 +214,11 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[np.dtype, tuple
         names.append(_name(e["name"], f"group {k} name"))
         arrays[f"groups/{k}"] = (ID_DTYPE, (_int(e["count"], f"group {k} count", 1, n_nodes),))
     require(len(set(names)) == len(names), "two populations have the same name")
+    if m.get("hidden") is not None:
+        h = m["header"]
+        tables = {e["model"]: e["count"] for e in m["synapses"]}
+        for name, spec in hidden_arrays(m["hidden"], t_stored_ms=h["t_stored_ms"], n_vp=h["n_vp"], n_nodes=n_nodes, tables=tables).items():
+            arrays[f"hidden/{name}"] = spec
     return arrays
 
 
@@ -283,6 +289,8 @@ def check_values(snap: Snapshot) -> None:
     for name, ids in snap.groups.items():
         require(len(ids) > 0 and int(ids.min()) >= 1 and int(ids.max()) <= n, f"population {name!r} has ids outside 1..{n}")
         require(bool((np.diff(ids) > 0).all()), f"population {name!r} ids must be sorted and unique")
+    if snap.hidden is not None:
+        check_hidden(snap.hidden, n)
 
 
 def json_text(value: Any) -> str:
@@ -291,5 +299,8 @@ def json_text(value: Any) -> str:
 
 def validate_snapshot(snap: Snapshot) -> None:
     """The checks a reader applies, on an in-memory snapshot (raises :class:`SnapshotError`)."""
-    expected_arrays(to_parts(snap)[0])
+    manifest, arrays = to_parts(snap)
+    for name, (dtype, shape) in expected_arrays(manifest).items():
+        if name.startswith("hidden/"):  # made by einet from the accessor's arrays: as declared
+            require(arrays[name].dtype == dtype and arrays[name].shape == shape, f"{name} is not the {dtype} {shape} its manifest declares")
     check_values(snap)

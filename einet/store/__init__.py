@@ -8,7 +8,8 @@
 - :mod:`.checks` — what a store refuses or says it does not hold, decided before reading;
 - :mod:`.workers` — forked processes reading connections on every core, copy-on-write;
 - :mod:`.background` — a store that leaves the simulation running;
-- :mod:`.mpi` — every rank reading its own share, rank 0 building the Snapshot.
+- :mod:`.mpi` — every rank reading its own share, rank 0 building the Snapshot;
+- :mod:`.hidden` — the state NEST does not expose, read at the store's instant and written back by a restore.
 
 :func:`capture` chooses the reader (:func:`.bulk.read_local`). Whatever cannot be stored faithfully is refused with one
 line.
@@ -24,6 +25,7 @@ from .background import StoreHandle, store_in_background
 from .bulk import read_local
 from .checks import check_storable, check_written, not_stored_of
 from .connections import read_connections
+from .hidden import take_hidden
 from .mpi import capture_ranks
 from .plan import Progress
 from .workers import default_workers, read_in_workers
@@ -39,4 +41,5 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None, worker
     if ranks().size > 1:
         return capture_ranks(net, seed, progress)  # type: ignore[return-value]
     plan = plan_capture(net, seed=seed)
+    take_hidden(plan)
     return finish(plan, read_local(plan, workers, progress))

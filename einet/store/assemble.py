@@ -122,6 +122,7 @@ def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
         not_stored=tuple(plan.not_stored),
         protocol=tuple(c.to_dict() for c in net.protocol if c.t_ms > plan.t_stored_ms),
         nest_version=nest_version(),
+        hidden=plan.hidden,
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import usable_cores
 from ..network import Network
+from ..snapshot.hidden import HiddenSection
 from ..snapshot.model import NodeRun
 
 # Status reads cost ~3.5 µs per synapse whatever is asked and block size barely changes
@@ -86,6 +87,8 @@ class CapturePlan:
     """Per synapse model with traces: its model-wide time constants (see :mod:`einet.traces`)."""
     last_spike: np.ndarray | None = None
     """Each node's last spike time by id (index 0 unused; < 0: none), read with node state."""
+    hidden: HiddenSection | None = None
+    """The state NEST does not expose, read at the plan's instant (:mod:`.hidden`)."""
 
     @property
     def n_connections(self) -> int:

@@ -1,0 +1,204 @@
+"""The hidden section of a snapshot (format version 4): the state NEST keeps but does not let
+PyNEST set, as einet's accessor (``einet/accel/state.cpp``) reads it — node records with their
+input buffers, STDP connections' exact Kplus and t_lastspike, the random generators, the
+Poisson generators' distributions and the spikes in transit (``docs/hidden-state.md``).
+
+Pure data and checks (no NEST): the manifest's ``hidden`` object is checked before any array is
+read (:func:`hidden_arrays`) and the arrays against it and the network after
+(:func:`check_hidden`). Whatever reaches the C++ writer has passed both: ids in range, offsets
+inside the records, every record's header consistent with its length, no NaN.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .model import FLOAT_DTYPE, ID_DTYPE, INT_DTYPE, STORED, SnapshotError
+
+HIDDEN_VERSION = 1
+BYTE_DTYPE = np.dtype("|u1")
+
+MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
+"""The node models with an accessor, by the kind code that opens each record."""
+KIND_OF_MODEL = {m: k for k, m in MODEL_OF_KIND.items()}
+SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1)}
+"""Per kind: its core values (the model's doubles and its refractory counter) and input channels."""
+HEADER, N_ARCHIVING = 5, 8
+STDP_BASES = ("stdp_synapse", "stdp_synapse_hom")
+"""Synapse models whose hidden state (Kplus, t_lastspike) the accessor reads."""
+RNG_TYPES = ("mt19937_64", "mt19937")
+TRANSIT = ("source", "syn", "tid", "lag", "reg", "block")
+MAX_RNG_TEXT = 1 << 16
+MAX_TRANSIT_MODELS = 4096
+
+META_KEYS = {
+    "version",
+    "nest_version",
+    "nest_binary",
+    "t_ms",
+    "ranks",
+    "threads",
+    "step_in_interval",
+    "buffer_slots",
+    "rng_type",
+    "compressed_spikes",
+    "node_models",
+    "n_records",
+    "stdp",
+    "rng_bytes",
+    "devices_bytes",
+    "transit_models",
+    "transit",
+    "uncovered",
+}
+
+HIDDEN_STORED = (
+    "the hidden state of {models}: synaptic currents, refractory counters, input buffers, STDP history and last-spike times, random generators, spikes in transit — a restore on the same NEST with the same threads is the continued run"
+)
+HIDDEN_NOT_STORED = "the hidden state of {models} (einet has no accessor for them): synaptic currents, refractory countdowns, input buffers, connections' last-spike times"
+
+
+@dataclass(frozen=True)
+class HiddenSection:
+    """A snapshot's hidden section: the manifest's ``hidden`` object and its arrays, named as in
+    the file below ``/hidden/`` (``nodes/id``, ``stdp/0/kplus``, ``rng/text``, …)."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every node and synapse model of the network has its hidden state here."""
+        return not self.meta["uncovered"]
+
+    def text(self, name: str) -> str:
+        return self.arrays[f"{name}/text"].tobytes().decode("ascii")
+
+
+def stored_lines(section: HiddenSection | None) -> list[str]:
+    """What a snapshot holds (the manifest's ``stored``): the hidden section's line with it."""
+    if section is None:
+        return list(STORED)
+    models = [*section.meta["node_models"], *(e["model"] for e in section.meta["stdp"])]
+    return [*STORED, HIDDEN_STORED.format(models=", ".join(models) or "no model")]
+
+
+def _require(ok: bool | np.bool_, message: str) -> None:
+    if not ok:
+        raise SnapshotError(f"hidden section: {message}")
+
+
+def _whole(value: Any, what: str, lo: int, hi: int) -> int:
+    _require(type(value) is int and lo <= value <= hi, f"{what} must be a whole number in [{lo}, {hi}]")
+    return int(value)
+
+
+def _model_name(value: Any, what: str) -> str:
+    _require(isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable(), f"{what} must be a model name")
+    return str(value)
+
+
+def hidden_arrays(meta: Any, *, t_stored_ms: float, n_vp: int, n_nodes: int, tables: dict[str, int]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Check the manifest's ``hidden`` object (``tables``: synapse model → connections stored)
+    and return the arrays it declares below ``hidden/``, with dtype and shape."""
+    _require(isinstance(meta, dict) and set(meta) == META_KEYS, f"its keys differ from the format's: {', '.join(sorted(set(meta) ^ META_KEYS))[:80] if isinstance(meta, dict) else 'not a mapping'}")
+    _require(meta["version"] == HIDDEN_VERSION and type(meta["version"]) is int, f"version {meta['version']!r} is not supported (this einet reads {HIDDEN_VERSION})")
+    _require(isinstance(meta["nest_version"], str) and len(meta["nest_version"]) <= 200 and meta["nest_version"].isprintable(), "nest_version must be printable text")
+    _require(isinstance(meta["nest_binary"], str) and re.fullmatch(r"[0-9a-f]{64}", meta["nest_binary"]) is not None, "nest_binary must be a SHA-256 in hex")
+    t = meta["t_ms"]
+    _require(isinstance(t, float) and math.isfinite(t) and abs(t - t_stored_ms) <= 1e-9, f"t_ms must be the stored time {t_stored_ms:g} ms")
+    _require(_whole(meta["ranks"], "ranks", 1, 1) * _whole(meta["threads"], "threads", 1, n_vp) == n_vp, f"ranks × threads must be the stored n_vp {n_vp}")
+    _whole(meta["step_in_interval"], "step_in_interval", 0, 1 << 31)
+    slots = _whole(meta["buffer_slots"], "buffer_slots", 1, 1 << 24)
+    _require(meta["rng_type"] in RNG_TYPES, f"rng_type must be one of {', '.join(RNG_TYPES)}")
+    _require(isinstance(meta["compressed_spikes"], bool), "compressed_spikes must be true or false")
+    models = meta["node_models"]
+    _require(isinstance(models, dict) and all(m in KIND_OF_MODEL for m in models), f"node_models must name models among {', '.join(KIND_OF_MODEL)}")
+    n = sum(_whole(c, f"node_models {m}", 1, n_nodes) for m, c in models.items())
+    _require(n <= n_nodes, f"{n} node records for {n_nodes} nodes")
+    records = _whole(meta["n_records"], "n_records", 0, 1 << 40)
+    _require(records >= n * (HEADER + 1 + N_ARCHIVING + slots), "n_records is too small for its node records")
+    out: dict[str, tuple[np.dtype, tuple[int, ...]]] = {"nodes/id": (ID_DTYPE, (n,)), "nodes/offsets": (INT_DTYPE, (n + 1,)), "nodes/records": (FLOAT_DTYPE, (records,))}
+    _require(isinstance(meta["stdp"], list), "stdp must be a list")
+    seen: set[str] = set()
+    for k, e in enumerate(meta["stdp"]):
+        _require(isinstance(e, dict) and set(e) == {"model", "count"}, f"stdp entry {k} must have model and count")
+        model = _model_name(e["model"], f"stdp entry {k} model")
+        _require(model in tables and model not in seen, f"stdp entry {k}: {model} is not one of the snapshot's synapse tables (or is repeated)")
+        seen.add(model)
+        count = _whole(e["count"], f"stdp entry {k} count", 0, tables[model])
+        out |= {f"stdp/{k}/{key}": (ID_DTYPE, (count,)) for key in ("source", "target")}
+        out |= {f"stdp/{k}/{key}": (FLOAT_DTYPE, (count,)) for key in ("kplus", "t_lastspike")}
+    threads = meta["threads"]
+    out["rng/text"] = (BYTE_DTYPE, (_whole(meta["rng_bytes"], "rng_bytes", 1, (2 * threads + 1) * MAX_RNG_TEXT),))
+    out["rng/offsets"] = (INT_DTYPE, (2 * threads + 2,))
+    out["devices/text"] = (BYTE_DTYPE, (_whole(meta["devices_bytes"], "devices_bytes", 0, 1 << 32),))
+    names = meta["transit_models"]
+    _require(isinstance(names, list) and len(names) <= MAX_TRANSIT_MODELS, "transit_models must be a list of models")
+    for k, name in enumerate(names):
+        _model_name(name, f"transit_models {k}")
+    transit = _whole(meta["transit"], "transit", 0, 1 << 40)
+    out |= {f"transit/{key}": (ID_DTYPE, (transit,)) for key in TRANSIT}
+    _require(isinstance(meta["uncovered"], list), "uncovered must be a list of models")
+    for k, name in enumerate(meta["uncovered"]):
+        _model_name(name, f"uncovered {k}")
+    return out
+
+
+def _in(values: np.ndarray, lo: int, hi: int, what: str) -> None:
+    if len(values):
+        _require(int(values.min()) >= lo and int(values.max()) <= hi, f"{what} outside {lo}..{hi}")
+
+
+def check_hidden(section: HiddenSection, n_nodes: int) -> None:
+    """The arrays against the manifest's ``hidden`` object and the network (after reading)."""
+    meta, a = section.meta, section.arrays
+    threads, slots = int(meta["threads"]), int(meta["buffer_slots"])
+    ids, offsets, records = a["nodes/id"], a["nodes/offsets"], a["nodes/records"]
+    _in(ids, 1, n_nodes, "node ids")
+    _require(bool((np.diff(ids) > 0).all()), "node ids must be ascending")
+    _require(offsets[0] == 0 and offsets[-1] == len(records) and bool((np.diff(offsets) >= HEADER + 1 + N_ARCHIVING).all()), "node offsets are inconsistent")
+    _require(not np.isnan(records).any(), "node records hold NaN")
+    starts = offsets[:-1]
+    head = np.stack([records[starts + j] for j in range(HEADER)]) if len(ids) else np.zeros((HEADER, 0))
+    kind, n_core, n_slots, n_channels, n_history = head
+    _require(bool(np.isin(kind, list(MODEL_OF_KIND)).all()), "a node record is of an unknown kind")
+    kinds = kind.astype(np.int64)
+    core_of = np.zeros(max(MODEL_OF_KIND) + 1)
+    channels_of = np.zeros(max(MODEL_OF_KIND) + 1)
+    for k, (core, channels) in SHAPE_OF_KIND.items():
+        core_of[k], channels_of[k] = core, channels
+    _require(bool((n_core == core_of[kinds]).all() and (n_channels == channels_of[kinds]).all()), "a node record's header does not fit its kind")
+    _require(bool((n_slots == slots).all()), f"a node record's input buffers are not the {slots} slots of buffer_slots")
+    _require(bool((n_history >= 0).all() and (n_history == np.floor(n_history)).all() and (n_history <= 1 << 30).all()), "a node record's history length is not a count")
+    _require(bool((np.diff(offsets) == HEADER + n_core + N_ARCHIVING + n_slots * n_channels + 4 * n_history).all()), "a node record's length does not fit its header")
+    _require(bool((records[starts + HEADER + n_core.astype(np.int64) - 1] >= 0).all()) if len(ids) else True, "a refractory counter is negative")
+    counted = {MODEL_OF_KIND[int(k)]: int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
+    _require(counted == meta["node_models"], "node_models does not count the node records")
+    for k, _ in enumerate(meta["stdp"]):
+        _in(a[f"stdp/{k}/source"], 1, n_nodes, f"stdp entry {k} sources")
+        _in(a[f"stdp/{k}/target"], 1, n_nodes, f"stdp entry {k} targets")
+        _require(bool(np.isfinite(a[f"stdp/{k}/kplus"]).all() and np.isfinite(a[f"stdp/{k}/t_lastspike"]).all()), f"stdp entry {k} holds values that are not finite")
+    rng_offsets, text = a["rng/offsets"], a["rng/text"]
+    _require(rng_offsets[0] == 0 and rng_offsets[-1] == len(text) and bool((np.diff(rng_offsets) > 0).all()), "rng offsets are inconsistent")
+    for lo, hi in itertools.pairwise(rng_offsets):
+        engine = text[lo:hi].tobytes()
+        _require(hi - lo <= MAX_RNG_TEXT and re.fullmatch(rb"(mt19937_64|mt19937)( [0-9]+)+", engine) is not None and engine.split(b" ", 1)[0].decode() == meta["rng_type"], "a random generator's state is damaged")
+    devices = a["devices/text"].tobytes()
+    _require(re.fullmatch(rb"([0-9]+ [0-9]+ [0-9eE+\-. ]+\n)*", devices) is not None, "the devices' state is damaged")
+    for line in devices.splitlines():
+        node, tid = (int(x) for x in line.split(b" ", 2)[:2])
+        _require(1 <= node <= n_nodes and tid < threads, "the devices' state names a node or thread the network lacks")
+    t = {key: a[f"transit/{key}"] for key in TRANSIT}
+    _in(t["source"], 1, n_nodes, "spikes in transit: senders")
+    _in(t["syn"], 0, len(meta["transit_models"]) - 1, "spikes in transit: synapse models")
+    _in(t["tid"], -1, -1, "spikes in transit: target threads") if meta["compressed_spikes"] else _in(t["tid"], 0, threads - 1, "spikes in transit: target threads")
+    _in(t["lag"], 0, slots - 1, "spikes in transit: lags")
+    _in(t["reg"], -1, -1, "spikes in transit: registers") if meta["step_in_interval"] == 0 else _in(t["reg"], 0, threads - 1, "spikes in transit: registers")
+    _in(t["block"], 0, 0 if meta["compressed_spikes"] else 1 << 30, "spikes in transit: blocks")

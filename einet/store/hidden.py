@@ -1,0 +1,244 @@
+"""The hidden section both ways (docs/hidden-state.md): taken by a store at its instant
+(:func:`take_hidden`, in this process: a background store's forked child never calls into
+the kernel for it) and written back by a restore (:func:`write_back`) when the snapshot was
+taken by this very NEST binary with the same virtual processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..accel.build import AccelUnavailable, Nest
+from ..accel.library import installed
+from ..accel.state import Hidden, Stdp, read_hidden, state_library, write_hidden
+from ..kernel import nest, nest_output_to
+from ..network import Network, base_models, node_kinds, node_models
+from ..ranks import ranks
+from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, TRANSIT, HiddenSection
+from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
+from ..text import one_line
+from ..traces import traces_of
+from .connections import base_of
+from .plan import CapturePlan
+
+log = logging.getLogger("einet")
+
+COVERED_SYNAPSES = frozenset({"static_synapse", "static_synapse_hom_w", *STDP_BASES})
+"""Synapse models without hidden state of their own, or with one the accessor reads."""
+COVERED_DEVICES = frozenset({"poisson_generator"})
+"""Devices whose hidden state (a Poisson distribution's cache) the accessor reads; recorders
+have none that a run depends on."""
+
+_said: set[str] = set()
+
+
+class HiddenWriteFailed(Exception):
+    """Writing the hidden state back failed after it had begun: the kernel must be rebuilt."""
+
+
+def uncovered_models(net: Network, plan: CapturePlan) -> list[str]:
+    """The network's node and synapse models whose hidden state einet cannot read."""
+    models, kinds = node_models(net), node_kinds(net)
+    out = []
+    for model in dict.fromkeys(models.tolist()):
+        kind = kinds[int(np.argmax(models == model))]
+        if base_of(net, model) not in KIND_OF_MODEL and base_of(net, model) not in COVERED_DEVICES and kind != "recorder":
+            out.append(str(model))
+    return out + [m.model for m in plan.models if m.count and base_of(net, m.model) not in COVERED_SYNAPSES]
+
+
+def take_hidden(plan: CapturePlan) -> None:
+    """Read the hidden state now (between two Simulate calls, in this process) into
+    ``plan.hidden``, and say in ``plan.not_stored`` what of it stays lost. Without the
+    accessor, under MPI, or for a kernel it cannot read (another random generator type), the
+    plan is left as it is: the store is today's, its general lines say what it lacks."""
+    if ranks().size > 1:
+        return
+    try:
+        found = installed()
+        hidden = read_hidden()
+        with nest_output_to():
+            status = nest().GetKernelStatus()
+        section = _section(plan, found, hidden, status)
+    except AccelUnavailable as exc:
+        _say_once(f"hidden state not stored: {one_line(exc)}", quiet="EINET_ACCEL=0" in str(exc))
+        return
+    plan.hidden = section
+    plan.not_stored = _not_stored(plan, section.meta["uncovered"])
+
+
+def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, Any]) -> HiddenSection:
+    res = float(status["resolution"])
+    min_steps, max_steps = round(float(status["min_delay"]) / res), round(float(status["max_delay"]) / res)
+    uncovered = uncovered_models(plan.net, plan)
+    transit_models, syn = _transit_models(hidden.transit["syn_id"])
+    text = [t.encode("ascii") for t in hidden.rngs]
+    meta = {
+        "version": HIDDEN_VERSION,
+        "nest_version": found.version,
+        "nest_binary": found.digest,
+        "t_ms": float(hidden.t_ms),
+        "ranks": 1,
+        "threads": int(hidden.threads),
+        "step_in_interval": round(hidden.t_ms / res) % min_steps,
+        "buffer_slots": _buffer_slots(hidden, min_steps + max_steps),
+        "rng_type": text[0].split(b" ", 1)[0].decode(),
+        "compressed_spikes": bool(status["use_compressed_spikes"]),
+        "node_models": _node_counts(hidden),
+        "n_records": len(hidden.records),
+        "stdp": [{"model": m, "count": len(s.source)} for m, s in hidden.stdp.items()],
+        "rng_bytes": sum(len(t) for t in text),
+        "devices_bytes": len(hidden.devices.encode("ascii")),
+        "transit_models": transit_models,
+        "transit": len(hidden.transit["source"]),
+        "uncovered": uncovered,
+    }
+    arrays: dict[str, np.ndarray] = {"nodes/id": hidden.nodes.astype(ID_DTYPE), "nodes/offsets": hidden.offsets.astype(INT_DTYPE), "nodes/records": hidden.records.astype(FLOAT_DTYPE)}
+    for k, s in enumerate(hidden.stdp.values()):
+        arrays |= {f"stdp/{k}/source": s.source.astype(ID_DTYPE), f"stdp/{k}/target": s.target.astype(ID_DTYPE), f"stdp/{k}/kplus": s.kplus.astype(FLOAT_DTYPE), f"stdp/{k}/t_lastspike": s.t_lastspike.astype(FLOAT_DTYPE)}
+    arrays["rng/text"] = np.frombuffer(b"".join(text), dtype=np.uint8).copy()
+    arrays["rng/offsets"] = np.array([0, *np.cumsum([len(t) for t in text])], dtype=INT_DTYPE)
+    arrays["devices/text"] = np.frombuffer(hidden.devices.encode("ascii"), dtype=np.uint8).copy()
+    transit = {**hidden.transit, "syn": syn}
+    arrays |= {f"transit/{key}": np.asarray(transit[key]).astype(ID_DTYPE) for key in TRANSIT}
+    return HiddenSection(meta, arrays)
+
+
+def _buffer_slots(hidden: Hidden, kernels: int) -> int:
+    """The input buffers' length, as the records have them (NEST sized them at its last
+    prepare; the kernel's status may have moved on), else the kernel's ``min + max_delay``."""
+    slots = np.unique(hidden.records[hidden.offsets[:-1] + 2]) if len(hidden.nodes) else np.array([kernels])
+    if len(slots) != 1:
+        raise AccelUnavailable("the nodes' input buffers have different lengths")
+    return int(slots[0])
+
+
+def _node_counts(hidden: Hidden) -> dict[str, int]:
+    from ..snapshot.hidden import MODEL_OF_KIND
+
+    kinds = hidden.records[hidden.offsets[:-1]].astype(np.int64) if len(hidden.nodes) else np.empty(0, np.int64)
+    return {MODEL_OF_KIND[int(k)]: int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
+
+
+def _transit_models(syn_ids: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The synapse models of the kernel's synapse ids used by spikes in transit, and each
+    spike's index into them."""
+    used = sorted({int(i) for i in syn_ids})
+    if not used:
+        return [], np.zeros(len(syn_ids), np.int64)
+    n = nest()
+    name = {}
+    with nest_output_to():
+        for model in n.synapse_models:
+            i = int(n.GetDefaults(model, "synapse_modelid"))
+            if i in used:
+                name[i] = str(model)
+    missing = set(used) - set(name)
+    if missing:
+        raise AccelUnavailable(f"spikes in transit name synapse model ids {sorted(missing)} this kernel does not know")
+    return [name[i] for i in used], np.searchsorted(np.array(used), syn_ids)
+
+
+def _not_stored(plan: CapturePlan, uncovered: list[str]) -> list[str]:
+    """The plan's not-stored lines with the hidden section's: the general lines on state NEST
+    does not expose (and per model what a covered model's status reads but cannot set) go; one
+    line names the models whose hidden state stays lost."""
+    covered_nodes = {m for m in plan.net.settable_nodes if m not in uncovered}
+    covered_stdp = {m.model for m in plan.models if base_of(plan.net, m.model) in STDP_BASES}
+    lost = GENERAL_NOT_STORED[:3]
+
+    def kept(line: str) -> bool:
+        if line in lost:
+            return False
+        if any(line.startswith(f"{m}: ") for m in covered_nodes):
+            return False
+        return not any(line.startswith(f"{m} connections: ") for m in covered_stdp)
+
+    return [line for line in plan.not_stored if kept(line)] + ([HIDDEN_NOT_STORED.format(models=", ".join(uncovered))] if uncovered else [])
+
+
+def _say_once(line: str, *, quiet: bool = False) -> None:
+    if line not in _said:
+        _said.add(line)
+        (log.info if quiet else log.warning)(line)
+
+
+# -- restore ------------------------------------------------------------------------------------
+def why_not_written(snap: Snapshot) -> str | None:
+    """Why the snapshot's hidden section cannot be written into the kernel just rebuilt from it
+    (None: it can). Reads the kernel only: nothing is changed."""
+    section = snap.hidden
+    if section is None:
+        return "the snapshot holds none"
+    meta = section.meta
+    if ranks().size > 1:
+        return "MPI (it is read and written in one process only)"
+    try:
+        found = installed()
+        state_library()
+    except AccelUnavailable as exc:
+        return f"the accessor is not available ({one_line(exc)})"
+    if found.digest != meta["nest_binary"]:
+        return f"NEST binary differs (stored by NEST {meta['nest_version']} {meta['nest_binary'][:12]}…, this is {found.version} {found.digest[:12]}…)"
+    bases = base_models(snap)
+    traced = [m for m in meta["uncovered"] if traces_of(bases.get(m, m))]
+    if traced:
+        # their stored traces are referred to their sources' last spikes (einet.traces), which
+        # the node records would move while the connections' own t_lastspike stays at 0
+        return f"{', '.join(traced)} (no accessor) keeps traces the section's last spikes would shift"
+    with nest_output_to():
+        status = nest().GetKernelStatus()
+    res = float(status["resolution"])
+    min_steps = round(float(status["min_delay"]) / res)
+    lags = section.arrays["transit/lag"]
+    checks = [
+        (int(status["local_num_threads"]) == meta["threads"], f"other threads ({status['local_num_threads']}, stored with {meta['threads']})"),
+        (not len(lags) or int(lags.max()) < min_steps, "spikes in transit at lags beyond the kernel's communication interval"),
+        (round(float(status["biological_time"]) / res) % min_steps == meta["step_in_interval"], "the clock is at another place in the communication interval"),
+        (str(status["rng_type"]) == meta["rng_type"], f"another random generator type ({status['rng_type']})"),
+        (bool(status["use_compressed_spikes"]) == meta["compressed_spikes"], "use_compressed_spikes differs"),
+    ]
+    return next((why for ok, why in checks if not ok), None)
+
+
+def hidden_of(section: HiddenSection, *, generators: bool) -> Hidden:
+    """The accessor's form of a validated section, synapse ids those of this kernel
+    (raises :class:`AccelUnavailable` for a synapse model it does not know)."""
+    a, meta = section.arrays, section.meta
+    n = nest()
+    with nest_output_to():
+        try:
+            ids = np.array([int(n.GetDefaults(m, "synapse_modelid")) for m in meta["transit_models"]], dtype=np.int64)
+        except Exception as exc:  # noqa: BLE001 - NEST's refusal of an unknown model
+            raise AccelUnavailable(f"spikes in transit of a synapse model this kernel lacks: {one_line(exc, 120)}") from None
+    offsets, text = a["rng/offsets"], a["rng/text"].tobytes().decode("ascii")
+    rngs = [text[lo:hi] for lo, hi in itertools.pairwise(offsets)] if generators else []
+    transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
+    transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
+    stdp = {e["model"]: Stdp(*(a[f"stdp/{k}/{key}"].astype(np.int64 if key in ("source", "target") else np.float64) for key in ("source", "target", "kplus", "t_lastspike"))) for k, e in enumerate(meta["stdp"])}
+    return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
+
+
+def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str]:
+    """Write the snapshot's hidden section into the kernel just rebuilt from it, if it fits:
+    (whether the restored network is now the continued one, a note saying what was not
+    written and why, or ''). A failure once writing began raises :class:`HiddenWriteFailed`
+    (the kernel is then part written: rebuild it)."""
+    why = why_not_written(snap)
+    if why is not None:
+        return False, f"hidden state not restored: {why}"
+    assert snap.hidden is not None
+    generators = seed == snap.seed
+    try:
+        write_hidden(hidden_of(snap.hidden, generators=generators))
+    except AccelUnavailable as exc:
+        raise HiddenWriteFailed(f"hidden state not restored: {one_line(exc)}") from None
+    if not generators:
+        return False, f"hidden state restored but the random generators (seed {seed} asks for another stream than the stored {snap.seed})"
+    if not snap.hidden.complete:
+        return False, f"hidden state restored but for {', '.join(snap.hidden.meta['uncovered'])} (einet has no accessor for them)"
+    return True, ""
