@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from einet.cli import main
+from einet.snapshot import FORMAT_VERSION
 
 from .conftest import ROOT, einet_cli, one_line_error, wait_for
 
@@ -59,7 +60,7 @@ def test_inspect_json(cli_snapshot: tuple[Path, dict], capsys: pytest.CaptureFix
     out, err = capsys.readouterr()
     assert err == "", err
     doc = json.loads(out)
-    assert doc["format"] == "einet-snapshot" and doc["format_version"] == 3 and doc["valid"] is True
+    assert doc["format"] == "einet-snapshot" and doc["format_version"] == FORMAT_VERSION and doc["valid"] is True
     assert doc["neurons"] == {"E": 200, "I": 50}
     assert doc["synapses"] == {"e_syn": 50000, "i_syn": 12500, "static_synapse": 250}, "the drive's connections too"
     assert doc["node_models"] == {"iaf_psc_delta": 250, "poisson_generator": 1}

@@ -44,6 +44,7 @@ def mpi_python() -> str:
 
 
 @functools.cache
+@functools.cache
 def _is_open_mpi(launcher: str) -> bool:
     try:
         out = subprocess.run([launcher, "--version"], capture_output=True, text=True, timeout=10).stdout
@@ -77,7 +78,7 @@ class MpiLaunch:
         launcher = self.launcher
         python = mpi_python()
         extra: list[str] = []
-        if not self.mpirun.strip() and _is_open_mpi(launcher[0]) and not _in_allocation():
+        if self._here():
             # this machine only: as many ranks as asked even beyond its cores, and no pinning
             # (Open MPI binds each rank to one core, which its NEST threads would then share)
             extra = ["--oversubscribe", "--bind-to", "none"]
@@ -89,7 +90,18 @@ class MpiLaunch:
             # Open MPI refuses root unless told twice; only ever set for a user who is root
             env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
             env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        if self._here():
+            # ranks and their NEST threads share this machine's cores: a rank waiting for a
+            # message, or a thread at NEST's barriers, must give its core away, not spin on it
+            # (a 2x2 job on 2 busy cores took minutes for what takes seconds)
+            env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
+            env.setdefault("OMP_WAIT_POLICY", "passive")
         return env
+
+    def _here(self) -> bool:
+        """Whether the job runs on this machine by einet's own ``mpirun`` (not in a cluster
+        allocation, nor by a launcher the user named)."""
+        return not self.mpirun.strip() and _is_open_mpi(self.launcher[0]) and not _in_allocation()
 
 
 def _in_allocation() -> bool:

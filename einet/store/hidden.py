@@ -219,8 +219,17 @@ def hidden_of(section: HiddenSection, *, generators: bool) -> Hidden:
     rngs = [text[lo:hi] for lo, hi in itertools.pairwise(offsets)] if generators else []
     transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
     transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
-    stdp = {e["model"]: Stdp(*(a[f"stdp/{k}/{key}"].astype(np.int64 if key in ("source", "target") else np.float64) for key in ("source", "target", "kplus", "t_lastspike"))) for k, e in enumerate(meta["stdp"])}
+    stdp = {e["model"]: _from_covered(Stdp(*(a[f"stdp/{k}/{key}"].astype(np.int64 if key in ("source", "target") else np.float64) for key in ("source", "target", "kplus", "t_lastspike"))), a["nodes/id"]) for k, e in enumerate(meta["stdp"])}
     return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
+
+
+def _from_covered(s: Stdp, covered: np.ndarray) -> Stdp:
+    """The connections whose sources' spike history the section also restores. The others
+    keep the trace the rebuild gave them (referred to a last spike at 0, as their restored
+    sources report none): given their true last spike, a later store would refer the trace
+    to the wrong time (einet.traces) and lose it."""
+    keep = np.isin(s.source, covered)
+    return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
 
 
 def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str]:
