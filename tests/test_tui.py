@@ -25,9 +25,11 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.notifications import Notify
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS
+from einet.history import History
 from einet.engine import Message as WireMessage
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot, write_snapshot
@@ -35,6 +37,8 @@ from einet.tui.app import EinetApp
 from einet.tui.messages import OpProgress, TourCaption, TourEnded
 from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from einet.tui.tour import Tour
+from einet.tui.trials import TrialsDialog, TrialsScreen
+from einet.tui.widgets import StatusLine
 
 from .conftest import ROOT, wait_for
 from .scripted_engine import ScriptedEngine
@@ -700,3 +704,68 @@ def test_escape_ends_a_tour_waiting_for_its_store(tmp_path: Path) -> None:
 def test_a_backlog_of_progress_collapses_into_the_newest() -> None:
     assert OpProgress("store", 0.2).can_replace(OpProgress("store", 0.4))
     assert not OpProgress("store", 0.2).can_replace(OpProgress("restore", 0.4)), "another operation's progress is its own"
+
+
+# -- trials from the dashboard's snapshot (t) -------------------------------------------------
+async def fill_trials_dialog(pilot: Pilot, app: EinetApp, **fields: str) -> TrialsDialog:
+    """Open the trials dialog (t) and type ``fields`` (seeds, vary, at, t, workers) into it."""
+    await pilot.press("t")
+    await until(pilot, lambda: isinstance(app.screen, TrialsDialog))
+    dialog = app.screen
+    assert isinstance(dialog, TrialsDialog)
+    for name, value in fields.items():
+        dialog.query_one(f"#{name}", Input).value = value
+    return dialog
+
+
+async def test_trials_from_the_restored_snapshot_run_beside_the_engine(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """End to end: real trials (NEST in one worker process, never in the dashboard's) from the
+    snapshot the dashboard restored; the view fills in, the engine stays usable, every trial is
+    in the history with its set, and the compare view is given the seed reruns."""
+    engine = scripted()
+    db = tmp_path / "history.sqlite"
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", marker="dot", history=db, engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(stored))
+        await fill_trials_dialog(pilot, app, seeds="2", t="50", workers="1")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TrialsScreen))
+        set_id = app.trials_running
+        assert set_id and app.trial_sets[set_id].total == 2
+        # the engine is not the trials': a run goes on while they start
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main)
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        await pilot.press("t")  # a set running: t shows it
+        await until(pilot, lambda: isinstance(app.screen, TrialsScreen))
+        await until(pilot, lambda: not app.trials_running, timeout=90)
+        book = app.trial_sets[set_id]
+        assert book.state == "done" and len(book.rows) == 2 and not book.failed, book
+        assert sorted(r["seed"] for r in book.rows) == [1, 2] and all(r["t_start_ms"] == 200.0 and r["t_stop_ms"] == 250.0 for r in book.rows)
+        assert book.figures[:2] == ("rate_hz.E", "rate_hz.I") and book.where == "1 local worker process"
+        # the view: the E rate (the raster's population) per condition, from the library's statistics
+        screen = app.screen
+        assert isinstance(screen, TrialsScreen)
+        await handled(screen)
+        assert screen.figure == "rate_hz.E"
+        rates = [float(r["rate_hz.E"]) for r in book.rows]
+        row = shown_row(screen.query_one("#trials-table"), "c0")
+        assert row["n"] == "2" and row["mean"] == f"{sum(rates) / 2:.3g}" and row["Δ baseline"] == "baseline"
+        assert "2 seed reruns" in str(screen.query_one("#trials-verdict", StatusLine).parts[0].text)
+        # the seed reruns reach the compare view; no trial is a run of this session's table
+        assert [(r.snapshot, r.seed, r.length_ms) for r in sorted(book.reruns, key=lambda r: r.seed)] == [(str(stored), 1, 50.0), (str(stored), 2, 50.0)]
+        assert len(app.ledger.runs) == 1
+        await pilot.press("escape")
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert isinstance(app.screen, CompareScreen) and len(app.screen.reruns) == 2
+        await pilot.press("escape")
+        await history_written(pilot, app)  # the trials are recorded (in order, on its thread)
+        await pilot.press("q")
+    with History.open(db) as history:
+        recorded = history.runs()
+    trials = [r for r in recorded if r.trial_set]
+    assert sorted(r.digest for r in trials) == sorted(r["digest"] for r in book.rows)
+    assert all(r.trial_set == set_id and r.snapshot == str(stored) and r.origin == "restored" for r in trials)
+    assert [r.trial_set for r in recorded if r.label.startswith("run")] == [""], "the dashboard's own run is in no set"
