@@ -25,19 +25,21 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.notifications import Notify
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS
-from einet.history import History
 from einet.engine import Message as WireMessage
+from einet.history import History
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot, write_snapshot
+from einet.trials import compare, summarise
 from einet.tui.app import EinetApp
 from einet.tui.messages import OpProgress, TourCaption, TourEnded
 from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from einet.tui.tour import Tour
 from einet.tui.trials import TrialsDialog, TrialsScreen
+from einet.tui.trials_book import TrialsBook
 from einet.tui.widgets import StatusLine
 
 from .conftest import ROOT, wait_for
@@ -769,3 +771,95 @@ async def test_trials_from_the_restored_snapshot_run_beside_the_engine(tmp_path:
     assert sorted(r.digest for r in trials) == sorted(r["digest"] for r in book.rows)
     assert all(r.trial_set == set_id and r.snapshot == str(stored) and r.origin == "restored" for r in trials)
     assert [r.trial_set for r in recorded if r.label.startswith("run")] == [""], "the dashboard's own run is in no set"
+
+
+async def test_trials_need_a_snapshot_and_bad_fields_are_one_line(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    seen = Seen()
+    app = make(tmp_path, engine=scripted())
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built")
+        await pilot.press("t")  # a fresh build: no snapshot to branch from
+        await until(pilot, lambda: any("trials need a snapshot" in n for n in seen.notes()))
+        assert app.screen is app.main and not app.trial_sets
+        app.current_snapshot = str(stored)
+        # the library's own parsers judge the fields; each refusal is one line, no set starts
+        for fields, words in (
+            ({"seeds": "0"}, "--seeds N takes 1 to"),
+            ({"vary": "noise.rate"}, "--vary takes TARGET.KEY=V1,V2"),
+            ({"at": "E.I_e=1"}, "--at takes"),
+            ({"at": "'0:E.I_e=1"}, "changes: No closing quotation"),
+            ({"t": "-5"}, "run length must be a positive number"),
+            ({"workers": "two"}, "workers must be a whole number"),
+        ):
+            dialog = await fill_trials_dialog(pilot, app, **fields)
+            await pilot.press("enter")
+            problem = dialog.query_one("#problem", Static)
+            await until(pilot, lambda problem=problem: str(problem.render()) != "")
+            text = str(problem.render())
+            assert words in text and "\n" not in text and "Traceback" not in text, text
+            assert isinstance(app.screen, TrialsDialog) and not app.trial_sets
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is app.main)
+        await pilot.press("q")
+
+
+def trials_book(rates: dict[int, list[float]], state: str = "running", total: int = 6) -> TrialsBook:
+    """A set of two conditions as the trials' thread would post it, its rows made by hand."""
+    rows = []
+    for condition, values in rates.items():
+        for seed, rate in enumerate(values, 1):
+            rows.append({"trial": len(rows) + 1, "condition": ["baseline", "E.I_e=2000"][condition], "condition_index": condition, "seed": seed, "rate_hz.E": rate, "cv.E": 0.5, "spikes": int(rate * 10), "error": ""})
+    rows.append({"trial": len(rows) + 1, "condition": "baseline", "condition_index": 0, "seed": 9, "error": "ProtocolError: no such thing"})
+    return TrialsBook("set-1", "/x/warm.h5", ("baseline", "E.I_e=2000"), total, ("rate_hz.E", "cv.E", "weight.none"), 50.0, "2 local worker processes", state, rows=tuple(rows))  # type: ignore[arg-type]
+
+
+async def test_the_trials_view_shows_the_librarys_statistics_at_80x24_and_stops(tmp_path: Path) -> None:
+    """The view given sets made by hand: per condition the summary and the difference to the
+    baseline as einet.trials.stats has them, a page per figure, a failed trial counted, and s
+    stopping a running set."""
+    from textual.app import App
+
+    stops: list[bool] = []
+    baseline, driven = [10.0, 12.0, 11.0], [30.0, 33.0, 31.5]
+    book = trials_book({0: baseline[:2]})
+
+    class Host(App[None]):
+        CSS_PATH = str(ROOT / "tui" / "einet.tcss")
+
+        def on_mount(self) -> None:
+            self.push_screen(TrialsScreen(book, "dot", lambda: stops.append(True), "rate_hz.E"))
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, TrialsScreen) and app.screen.query_one("#trials-table").row_count >= 1)
+        screen = app.screen
+        assert isinstance(screen, TrialsScreen)
+        # a set part way: the baseline's two trials, the other condition none yet
+        table = screen.query_one("#trials-table")
+        assert shown_row(table, "c0")["n"] == "2"
+        status = str(screen.query_one("#trials-status", StatusLine).parts[0].text)
+        assert "3 of 6 trials" in status and "1 failed" in status and "running" in status
+        await pilot.press("s")
+        assert stops == [True], "s asks the app to stop the set"
+        # the set as it ended: both conditions, the figures of einet.trials.stats
+        screen.show(trials_book({0: baseline, 1: driven}, "done", total=7))
+        await handled(screen)
+        assert screen.check_action("stop", ()) is None, "a finished set cannot be stopped"
+        summary, versus = summarise(driven), compare(driven, baseline)
+        row = shown_row(table, "c1")
+        assert (row["n"], row["mean"], row["sd"]) == ("3", f"{summary.mean:.3g}", f"{summary.sd:.3g}")
+        assert row["Δ baseline"] == f"{versus.difference:.3g}" and row["verdict"] == "differs" == versus.verdict
+        verdict = str(screen.query_one("#trials-verdict", StatusLine).parts[0].text)
+        assert verdict.startswith("rate_hz.E against the baseline: 2 differs (Δ +20.5")
+        # j pages to the next figure the trials have (weight.none has no value in any row: no page)
+        assert screen.book.pages == ("rate_hz.E", "cv.E", "spikes")
+        await pilot.press("j")
+        await handled(screen)
+        assert screen.figure == "cv.E" and shown_row(table, "c1")["verdict"] == "no difference detected"
+        await pilot.press("j")
+        await handled(screen)
+        assert screen.figure == "spikes" and screen.check_action("page", (1,)) is None
+        # everything is in 80 columns: the table kept its key columns
+        assert {"condition", "n", "mean", "verdict"} <= {str(c.label) for c in table.columns.values()}
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, TrialsScreen))

@@ -323,14 +323,27 @@ def cmd_history(args: argparse.Namespace) -> int:
         table = Table(title=f"run history: {shown(path)}")
         sets = any(r.trial_set for r in runs)  # the column only where trials were run
         for col in ("id", "when", "label", *(("set",) if sets else ()), "origin", "seed", "threads", "t [ms]", "spikes", "rate [Hz]", "digest", "same as"):
-            table.add_column(shown(col), justify="right" if col in ("id", "seed", "spikes", "rate [Hz]", "same as") else "left", no_wrap=col in ("when", "t [ms]", "digest"))  # "[ms]" is markup
+            table.add_column(shown(col), justify="right" if col in ("id", "seed", "spikes", "rate [Hz]", "same as") else "left", no_wrap=col in ("when", "t [ms]", "digest", "set"))  # "[ms]" is markup
         for r, s in zip(runs, same):
             origin = f"restored {Path(r.snapshot).name}" if r.origin == "restored" and r.snapshot else r.origin
             if r.cancelled:
                 origin += " (cancelled)"
             layout = f"{r.ranks}×{r.threads}" if r.ranks > 1 else str(r.threads)
             rate = "" if r.rate_hz is None else f"{r.rate_hz:.2f}"
-            table.add_row(str(r.id), shown(local_time(r.recorded_at)), shown(r.label), *((shown(r.trial_set),) if sets else ()), shown(origin), str(r.seed), layout, f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.spikes), rate, shown(r.digest[:8]), "" if s is None else str(s.id))
+            table.add_row(
+                str(r.id),
+                shown(local_time(r.recorded_at)),
+                shown(r.label),
+                *((shown(r.trial_set),) if sets else ()),
+                shown(origin),
+                str(r.seed),
+                layout,
+                f"{r.t_start_ms:g}-{r.t_stop_ms:g}",
+                str(r.spikes),
+                rate,
+                shown(r.digest[:8]),
+                "" if s is None else str(s.id),
+            )
         console = Console(width=None if sys.stdout.isatty() else 120)
         console.print(table)
 

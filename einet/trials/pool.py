@@ -146,6 +146,11 @@ class DaskPool(Pool):
         if n == 0:
             self._close()
             raise PoolError(f"the Dask cluster at {address} has no workers")
+        lacking = _lacking(client)
+        if lacking:
+            self._close()
+            where, names = lacking
+            raise PoolError(f"a Dask worker cannot import {' or '.join(names)} ({where}): {_DASK_HINT}")
         if self.cluster is not None:  # ours: killed at once on Ctrl-C
             self._pids = [int(p) for p in client.run(os.getpid).values()]
         # shipped once to every worker: trials then need no shared file system
@@ -175,6 +180,25 @@ class DaskPool(Pool):
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close(timeout=timeout)
+
+
+def _lacking(client: Any) -> tuple[str, list[str]] | None:
+    """The first worker of ``client``'s cluster that cannot import einet or NEST, and what it
+    lacks (None: every worker has both). The question is sent by value (:mod:`.probe`), so a
+    worker without einet can answer it."""
+    import cloudpickle
+
+    from . import probe
+
+    cloudpickle.register_pickle_by_value(probe)
+    try:
+        answers = client.run(probe.missing_modules)
+    finally:
+        cloudpickle.unregister_pickle_by_value(probe)
+    for worker, missing in sorted(answers.items()):
+        if missing:
+            return str(worker), list(missing)
+    return None
 
 
 def missing_software(exc: BaseException) -> str | None:
