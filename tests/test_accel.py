@@ -179,10 +179,10 @@ def test_the_same_nest_in_another_folder_never_loads_the_first_folders_kernel(tm
     (site / "nest_simulator.libs").symlink_to(real.folder.parent / "nest_simulator.libs")
     child = f"""
 import nest, pathlib
-assert pathlib.Path(nest.__file__).parent == pathlib.Path({str(site / "nest")!r}), nest.__file__
+assert pathlib.Path(nest.__file__).parent == pathlib.Path({str(site / 'nest')!r}), nest.__file__
 from einet import NetworkConfig, Session, accel
 s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
-s.build(); s.run(); s.store({str(tmp_path / "s.h5")!r})
+s.build(); s.run(); s.store({str(tmp_path / 's.h5')!r})
 kernels = {{line.split()[-1] for line in open('/proc/self/maps') if line.rstrip().endswith('nestkernel_api.so')}}
 print(sorted(kernels)); print(accel.why_not())
 """
