@@ -60,16 +60,42 @@ class Versus:
         return d <= 2 * s
 
 
+@dataclass(frozen=True)
+class SeedRerun:
+    """A run restored from ``snapshot`` with ``seed`` and no change, made elsewhere than the
+    compared runs (a trial of ``einet trials`` or the dashboard's ``t``): its figures count in
+    the spread across seeds. ``mean_weights``: per synapse model, the mean of its weight sample."""
+
+    snapshot: str
+    seed: int
+    length_ms: float
+    rate_hz: float
+    cv: float
+    mean_weights: Mapping[str, float]
+
+    @classmethod
+    def of(cls, run: RunResult, snapshot: str) -> SeedRerun:
+        """The figures of ``run``, restored from ``snapshot`` (its spikes are not kept)."""
+        return cls(snapshot, run.seed, run.t_stop_ms - run.t_start_ms, run.rate_hz, isi_cv(run.senders, run.times), {m: mean_weight(run.weights, m) for m in run.weights})
+
+    def stats(self, weight_model: str = "") -> RunStats:
+        """As :func:`run_stats` gives them (``weight_model``, else the first sampled model)."""
+        model = weight_model or next(iter(self.mean_weights), "")
+        return RunStats(self.rate_hz, self.cv, self.mean_weights.get(model, math.nan))
+
+
 def run_stats(run: RunResult, weight_model: str = "") -> RunStats:
     return RunStats(run.rate_hz, isi_cv(run.senders, run.times), mean_weight(run.weights, weight_model))
 
 
-def versus_continued(runs: Sequence[RunResult], continued_from: Mapping[str, int], weight_model: str = "", *, stats: Sequence[RunStats] | None = None) -> list[Versus | None]:
+def versus_continued(runs: Sequence[RunResult], continued_from: Mapping[str, int], weight_model: str = "", *, stats: Sequence[RunStats] | None = None, reruns: Sequence[SeedRerun] = ()) -> list[Versus | None]:
     """For each run restored from a snapshot named in ``continued_from`` (snapshot path →
     index of the run that continued from it), how it compares; None for the others.
 
     Only runs of the same length as the continued run are compared with it. ``stats``: the
-    runs' :func:`run_stats`, if already computed."""
+    runs' :func:`run_stats`, if already computed. ``reruns``: seed reruns made elsewhere
+    (trials); those of the snapshot, of the same length, join the spread across seeds, one
+    run per seed (a seed among ``runs`` is taken from there)."""
     stats = [run_stats(r, weight_model) for r in runs] if stats is None else stats
     out: list[Versus | None] = []
     for i, r in enumerate(runs):
@@ -82,11 +108,14 @@ def versus_continued(runs: Sequence[RunResult], continued_from: Mapping[str, int
         for j, other in enumerate(runs):
             if other.origin.kind == "restored" and other.origin.snapshot == r.origin.snapshot and _same_length(other, r) and not other.cancelled:
                 first_per_seed.setdefault(other.seed, j)
-        seeds = list(first_per_seed.values())
+        per_seed = {seed: stats[j] for seed, j in first_per_seed.items()}
+        for rerun in reruns:
+            if rerun.snapshot == r.origin.snapshot and abs(rerun.length_ms - (r.t_stop_ms - r.t_start_ms)) < 1e-6:
+                per_seed.setdefault(rerun.seed, rerun.stats(weight_model))
         spread = None
-        if len(seeds) >= 2:
-            spread = RunStats(*(_std([stats[j].get(m) for j in seeds]) for m in METRICS))
-        out.append(Versus(c, delta, spread, len(seeds)))
+        if len(per_seed) >= 2:
+            spread = RunStats(*(_std([st.get(m) for st in per_seed.values()]) for m in METRICS))
+        out.append(Versus(c, delta, spread, len(per_seed)))
     return out
 
 

@@ -50,9 +50,9 @@ HISTORY_FILE = "einet-history.sqlite"
 HISTORY_ENV = "EINET_HISTORY"
 """Environment variable naming the history file; it wins over every default."""
 
-SCHEMA_VERSION = 2
-"""``PRAGMA user_version`` of the layout below; a file with a higher one is left alone, one of
-version 1 (no ``changes`` column) gains the column."""
+SCHEMA_VERSION = 3
+"""``PRAGMA user_version`` of the layout below; a file with a higher one is left alone, an older
+one gains the columns it lacks (version 1: ``changes`` and ``trial_set``; version 2: ``trial_set``)."""
 
 DEFAULT_TIMEOUT_S = 3.0
 """How long a write waits for another process's write to finish before the history turns off."""
@@ -90,6 +90,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("stored", "TEXT NOT NULL DEFAULT ''"),
     ("stored_sha256", "TEXT NOT NULL DEFAULT ''"),
     ("changes", "TEXT NOT NULL DEFAULT ''"),
+    ("trial_set", "TEXT NOT NULL DEFAULT ''"),
 )
 _NAMES = tuple(name for name, _ in _COLUMNS)
 
@@ -102,9 +103,13 @@ def _create_statements(columns: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
 
 
 _SCHEMA = _create_statements(_COLUMNS)
-_SCHEMA_V1 = _create_statements(tuple(c for c in _COLUMNS if c[0] != "changes"))
+_SCHEMA_V2 = _create_statements(tuple(c for c in _COLUMNS if c[0] != "trial_set"))
+"""Version 2's layout, as a new file had it (version 3 added ``trial_set`` by ALTER TABLE)."""
+_SCHEMA_V1 = _create_statements(tuple(c for c in _COLUMNS if c[0] not in ("changes", "trial_set")))
 """Version 1's layout, as einet 0.x created it (version 2 added ``changes`` by ALTER TABLE)."""
 _UPGRADE_V2 = "ALTER TABLE runs ADD COLUMN changes TEXT NOT NULL DEFAULT ''"
+_UPGRADE_V3 = "ALTER TABLE runs ADD COLUMN trial_set TEXT NOT NULL DEFAULT ''"
+# "set" is an SQL keyword: the column is trial_set (a run's set of trials, '' for other runs)
 
 
 def history_path(snapshot_dir: Path) -> Path:
@@ -153,6 +158,9 @@ class HistoryRun:
     stored_sha256: str = ""
     changes: str = ""
     """The protocol's changes made for the run, as JSON (a list; '' for none)."""
+    trial_set: str = ""
+    """The set of trials the run belongs to (``einet trials``, the dashboard's ``t``; '' for
+    any other run, and for runs recorded before einet kept it)."""
 
     @property
     def short_digest(self) -> str:
@@ -334,16 +342,17 @@ class History:
             return ""
         return self._warning.removeprefix("run history off: ").removesuffix("; runs are not recorded")
 
-    def record(self, result: RunResult, *, snapshot_sha256: str = "") -> int | None:
+    def record(self, result: RunResult, *, snapshot_sha256: str = "", trial_set: str = "") -> int | None:
         """Record a run; returns its id, or None when the history is (or turns) off.
 
         For a restored run, ``snapshot_sha256`` is the SHA-256 of the file it came from (see
-        :func:`file_sha256`). The ISI CV and the mean weight are computed here.
+        :func:`file_sha256`); ``trial_set`` names the set of trials it is one of. The ISI CV and
+        the mean weight are computed here.
         """
         if self._conn is None:
             return None
         try:
-            row = _row(result, self.session, snapshot_sha256)
+            row = _row(result, self.session, snapshot_sha256, trial_set)
         except Exception as exc:  # noqa: BLE001 - a malformed result must not stop the caller
             with self._lock:
                 self._turn_off(f"could not record run {result.label!r} ({type(exc).__name__}: {exc})")
@@ -509,12 +518,15 @@ def _prepare(conn: sqlite3.Connection, path: Path, timeout_s: float) -> int:
 
 
 def _upgrade(conn: sqlite3.Connection) -> None:
-    """Version 1 → 2: the ``changes`` column (another process may be upgrading it right now)."""
+    """Version 1 → 2: the ``changes`` column; 2 → 3: ``trial_set`` (another process may be
+    upgrading it right now). Old rows get '' in both: no changes recorded, no set."""
     with _immediate(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         _check_schema(conn, version)  # as it is now, in this transaction
         if version == 1:
             conn.execute(_UPGRADE_V2)
+        if version in (1, 2):
+            conn.execute(_UPGRADE_V3)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -552,8 +564,8 @@ _EINET_SCHEMAS: dict[int, tuple[Schema, ...]] = {}
 
 
 def _einet_schemas(version: int) -> tuple[Schema, ...]:
-    """The schemas einet makes at ``version``, made in memory by the same statements (version 2:
-    a new file, and one upgraded from version 1, whose table SQL ALTER TABLE rewrote)."""
+    """The schemas einet makes at ``version``, made in memory by the same statements (a new
+    file, and those upgraded from each older version, whose table SQL ALTER TABLE rewrote)."""
     if not _EINET_SCHEMAS:
 
         def made(*statements: str) -> Schema:
@@ -562,7 +574,9 @@ def _einet_schemas(version: int) -> tuple[Schema, ...]:
                     mem.execute(statement)
                 return _schema_in(mem)
 
-        _EINET_SCHEMAS.update({0: (frozenset(),), 1: (made(*_SCHEMA_V1),), 2: (made(*_SCHEMA), made(*_SCHEMA_V1, _UPGRADE_V2))})
+        v2 = (made(*_SCHEMA_V2), made(*_SCHEMA_V1, _UPGRADE_V2))
+        v3 = (made(*_SCHEMA), made(*_SCHEMA_V2, _UPGRADE_V3), made(*_SCHEMA_V1, _UPGRADE_V2, _UPGRADE_V3))
+        _EINET_SCHEMAS.update({0: (frozenset(),), 1: (made(*_SCHEMA_V1),), 2: v2, 3: v3})
     return _EINET_SCHEMAS.get(version, ())
 
 
@@ -608,7 +622,7 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchall()
 
 
-def _row(result: RunResult, session: str, snapshot_sha256: str) -> dict[str, Any]:
+def _row(result: RunResult, session: str, snapshot_sha256: str, trial_set: str = "") -> dict[str, Any]:
     origin = result.origin
     restored = origin.kind == "restored"
     snapshot = origin.snapshot if restored and origin.snapshot and origin.snapshot != "(in memory)" else ""
@@ -638,6 +652,7 @@ def _row(result: RunResult, session: str, snapshot_sha256: str) -> dict[str, Any
         "stored": "",
         "stored_sha256": "",
         "changes": json.dumps([dict(c) for c in result.changes], allow_nan=False) if result.changes else "",
+        "trial_set": str(trial_set),
     }
 
 

@@ -73,3 +73,27 @@ def draw_weights(plt: Any, samples: Sequence[tuple[str, np.ndarray]], *, model: 
     plt.title(title or (f"{model} weights: density" if model else "weights: density"))
     if xlabel:
         plt.xlabel(xlabel)
+
+
+def draw_conditions(plt: Any, names: Sequence[str], values: Sequence[Sequence[float]], intervals: Sequence[tuple[float, float, float]], *, marker: str = "dot", title: str = "", ylabel: str = "") -> None:
+    """One figure of a set of trials: per condition (x = 1, 2, …, labelled with ``names``) one
+    point per trial (``values``), and its mean with the 95 % interval (``intervals``: (mean,
+    low, high), NaN where there is none) as a bar from low to high and a cross at the mean.
+    Trials of a condition are spread a little sideways so equal values stay apart."""
+    for i, vals in enumerate(values):
+        color = COLORS[i % len(COLORS)]
+        finite = [float(v) for v in vals if v is not None and np.isfinite(v)]
+        if finite:
+            jitter = np.linspace(-0.15, 0.15, len(finite)) if len(finite) > 1 else np.zeros(1)
+            plt.scatter((i + 1 + jitter).tolist(), finite, marker=marker, color=color)
+        mean, low, high = intervals[i] if i < len(intervals) else (float("nan"),) * 3
+        if np.isfinite(low) and np.isfinite(high):
+            plt.plot([i + 1.3, i + 1.3], [low, high], color=color, marker=marker)
+        if np.isfinite(mean):
+            plt.scatter([i + 1.3], [mean], marker="x", color=color)
+    n = max(1, len(names))
+    plt.xlim(0.5, n + 0.5)
+    plt.xticks(list(range(1, n + 1)), [str(k) for k in range(1, n + 1)])
+    plt.title(title)
+    if ylabel:
+        plt.ylabel(ylabel)

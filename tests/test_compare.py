@@ -3,6 +3,7 @@ spread across seeds (real runs of the small network)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from einet import NetworkConfig, Session
 from einet.analysis import isi_cv, mean_weight
-from einet.compare import run_stats, versus_continued
+from einet.compare import MIN_SEEDS, SeedRerun, run_stats, versus_continued
 from einet.demo import run_demo
 
 from .conftest import SMALL
@@ -88,3 +89,32 @@ def test_three_seeds_give_a_verdict(tmp_path: Path) -> None:
     rates = [r.rate_hz for r in runs[1:]]
     assert math.isclose(v.spread.rate_hz, float(np.std(rates, ddof=1)))
     assert v.within("rate_hz") == (abs(v.delta.rate_hz) <= 2 * v.spread.rate_hz)
+
+
+def test_seed_reruns_made_as_trials_count_in_the_spread(tmp_path: Path) -> None:
+    """Trials without a change are seed reruns of their snapshot: with them, one restored run
+    of the session reaches MIN_SEEDS and gets a verdict. Reruns of another snapshot or length
+    do not count, nor one of a seed the session's runs already have."""
+    session = Session(NetworkConfig(scale=0.1, t_sim_ms=100.0))
+    session.build()
+    session.run()
+    path = tmp_path / "d.h5"
+    session.store(path)
+    continued = session.run()
+    session.restore(path, seed=1)
+    restored = session.run()
+    trials = []
+    for seed in (2, 3, 1):
+        session.restore(path, seed=seed)
+        trials.append(session.run())
+    snapshot = restored.origin.snapshot
+    reruns = [SeedRerun.of(t, snapshot) for t in trials]
+    assert reruns[2].stats("e_syn") == run_stats(restored, "e_syn"), "a rerun's figures are the run's"
+    others = [dataclasses.replace(reruns[0], snapshot="/elsewhere.h5", seed=7), dataclasses.replace(reruns[0], length_ms=50.0, seed=8)]
+    [none, v] = versus_continued([continued, restored], {snapshot: 0}, "e_syn", reruns=[*reruns, *others])
+    assert none is None and v is not None and v.n_seeds == MIN_SEEDS == 3
+    rates = [restored.rate_hz, trials[0].rate_hz, trials[1].rate_hz]
+    assert v.spread is not None and math.isclose(v.spread.rate_hz, float(np.std(rates, ddof=1)))
+    assert v.within("rate_hz") == (abs(v.delta.rate_hz) <= 2 * v.spread.rate_hz) and v.within("rate_hz") is not None
+    [_, alone] = versus_continued([continued, restored], {snapshot: 0}, "e_syn")
+    assert alone is not None and alone.n_seeds == 1 and alone.within("rate_hz") is None, "without the trials: no verdict"

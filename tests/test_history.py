@@ -18,6 +18,7 @@ import pytest
 
 from einet import NetworkConfig, Session
 from einet.analysis import isi_cv, mean_weight, spike_digest
+from einet.cli import main
 from einet.history import HISTORY_FILE, SCHEMA_VERSION, History, HistoryRun, file_sha256, history_path
 from einet.runs import Origin, RunResult
 
@@ -365,7 +366,7 @@ def test_a_version_1_history_gains_the_changes_column(tmp_path: Path) -> None:
 
     path = tmp_path / "v1.sqlite"
     with contextlib.closing(sqlite3.connect(path)) as c:
-        columns = ", ".join(f"{n} {t}" for n, t in _COLUMNS if n != "changes")
+        columns = ", ".join(f"{n} {t}" for n, t in _COLUMNS if n not in ("changes", "trial_set"))
         c.execute(f"CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
         c.execute("CREATE INDEX runs_digest ON runs (digest, id)")
         c.execute("PRAGMA user_version = 1")
@@ -379,7 +380,7 @@ def test_a_version_1_history_gains_the_changes_column(tmp_path: Path) -> None:
         runs = h.runs()
     assert [r.changes for r in runs] == ["", json.dumps([dict(changed.changes[0])])]
     with contextlib.closing(sqlite3.connect(path)) as c:
-        assert c.execute("PRAGMA user_version").fetchone() == (2,)
+        assert c.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
 
 
 def test_history_finds_the_dashboards_history_by_its_snapshot_dir(tmp_path: Path) -> None:
@@ -549,3 +550,36 @@ def test_ctrl_c_ends_a_query_and_reaches_the_caller(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "h.sqlite")], capture_output=True, text=True, timeout=120, cwd=ROOT)
     what, took, enabled = p.stdout.split()
     assert what == "interrupted" and float(took) < 4 and enabled == "True", (p.stdout, p.stderr)
+
+
+def test_a_version_2_history_gains_the_set_column_and_old_rows_have_no_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A history written before sets of trials had a column (schema 2: the set only in the
+    label) is upgraded in place: its runs stay, with no set; trials record theirs; ``einet
+    history`` shows the set (a column, and ``trial_set`` in --json)."""
+    from einet.history import _SCHEMA_V2
+
+    h = tmp_path / "v2.sqlite"
+    with contextlib.closing(sqlite3.connect(h, isolation_level=None)) as c:
+        c.execute("PRAGMA journal_mode = WAL")
+        for statement in _SCHEMA_V2:
+            c.execute(statement)
+        c.execute("PRAGMA user_version = 2")
+        c.execute(
+            "INSERT INTO runs (session, recorded_at, label, origin, snapshot, snapshot_sha256, seed, threads, ranks, n_vp, t_start_ms, t_stop_ms, spikes, digest, model, cancelled, bit_comparable, changes) VALUES ('s', '2026-01-01T00:00:00+00:00', 'trials 20260101-000000-abcd #1 seed 1 baseline', 'restored', '/x/warm.h5', 'ab', 1, 1, 1, 1, 0.0, 100.0, 5, 'abc', 'm', 0, 1, '')"
+        )
+    for _ in range(2):  # upgraded, then reopened as a version 3 file
+        with History.open(h) as history:
+            assert history.enabled, history.warning
+            assert history.record(synthetic(1, label="trial"), trial_set="20261130-120000-beef") is not None
+            assert history.record(synthetic(2, label="plain")) is not None
+    with History.open(h) as history:
+        runs = history.runs()
+    assert [(r.label[:6], r.trial_set) for r in runs] == [("trials", ""), ("trial", "20261130-120000-beef"), ("plain", ""), ("trial", "20261130-120000-beef"), ("plain", "")]
+    with contextlib.closing(sqlite3.connect(h)) as c:
+        assert c.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    doc = history_json(h)
+    assert [r["trial_set"] for r in doc["runs"]] == ["", "20261130-120000-beef", "", "20261130-120000-beef", ""]
+    assert main(["history", "--history", str(h)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if " id " in line)
+    assert " set " in header and sum("20261130-120000-beef" in line for line in out.splitlines()) == 2, out

@@ -262,12 +262,12 @@ def test_local_trials_rows_statistics_spikes_and_history(local_set: tuple[Path, 
     versus = off["vs_baseline"]
     assert versus["difference"] == pytest.approx(sum(rates_off) / 3 - sum(rates_on) / 3) and versus["ci_low"] > 0 and versus["verdict"] == "differs"
     assert versus == compare(rates_off, rates_on).to_dict()
-    # every trial in the run history, named with its set, from the snapshot by its SHA-256
+    # every trial in the run history, with its set (a field, and in the label), from the snapshot by its SHA-256
     with History.open(folder / "h.sqlite") as history:
         recorded = history.runs()
     assert len(recorded) == 6
     assert sorted(r.digest for r in recorded) == sorted(r["digest"] for r in rows)
-    assert all(doc["set"] in r.label and r.origin == "restored" and r.snapshot == str(stored) and r.snapshot_sha256 == doc["sha256"] for r in recorded)
+    assert all(doc["set"] in r.label and r.trial_set == doc["set"] and r.origin == "restored" and r.snapshot == str(stored) and r.snapshot_sha256 == doc["sha256"] for r in recorded)
     assert sorted((r.seed, r.spikes) for r in recorded) == sorted((r["seed"], r["spikes"]) for r in rows)
 
 
@@ -395,3 +395,32 @@ def test_ctrl_c_stops_the_trials_on_a_dask_cluster_of_others(stored: Path, tmp_p
                 proc.kill()
         assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
         assert len(client.scheduler_info()["workers"]) == 2  # the cluster itself goes on
+
+
+def test_a_dask_worker_without_einet_stops_the_set_with_one_line(stored: Path, tmp_path: Path) -> None:
+    """A real Dask worker in an environment without einet: the venv's site-packages without
+    its .pth files (``-S``: einet's editable install is not hooked in; ``-I``: no PYTHONPATH,
+    no current folder), so Dask imports and einet does not. The set stops with one line."""
+    import logging
+    import sysconfig
+
+    from distributed import Client, LocalCluster
+
+    site = sysconfig.get_paths()["purelib"]
+    start = f"import sys; sys.path.append({site!r}); from distributed.cli.dask_worker import main; sys.argv[0] = 'dask-worker'; main()"
+    probe = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.append({site!r}); import distributed\ntry:\n    import einet\nexcept ImportError:\n    print('no einet')"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert probe.stdout.strip() == "no einet", probe.stderr
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        worker = subprocess.Popen([sys.executable, "-I", "-S", "-c", start, cluster.scheduler_address, "--nthreads", "1", "--no-nanny", "--no-dashboard"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            client.wait_for_workers(1, timeout=60)
+            done = einet_cli("trials", str(stored), "--seeds", "2", "--t", T_MS, "--dask", cluster.scheduler_address, "--no-history", timeout=120)
+        finally:
+            worker.kill()
+            worker.wait(10)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and done.stdout == "", done
+    assert lines[-1].startswith("einet: error: a Dask worker cannot import einet") and "install einet and NEST where the Dask workers run" in lines[-1], done.stderr
+    assert "Traceback" not in done.stderr and all(line.startswith("einet: ") for line in lines), done.stderr

@@ -25,16 +25,22 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 from textual.notifications import Notify
 from textual.pilot import Pilot
+from textual.widgets import Input, Static
 
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS
 from einet.engine import Message as WireMessage
+from einet.history import History
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot, write_snapshot
+from einet.trials import compare, summarise
 from einet.tui.app import EinetApp
 from einet.tui.messages import OpProgress, TourCaption, TourEnded
 from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from einet.tui.tour import Tour
+from einet.tui.trials import TrialsDialog, TrialsScreen
+from einet.tui.trials_book import TrialsBook
+from einet.tui.widgets import StatusLine
 
 from .conftest import ROOT, wait_for
 from .scripted_engine import ScriptedEngine
@@ -700,3 +706,160 @@ def test_escape_ends_a_tour_waiting_for_its_store(tmp_path: Path) -> None:
 def test_a_backlog_of_progress_collapses_into_the_newest() -> None:
     assert OpProgress("store", 0.2).can_replace(OpProgress("store", 0.4))
     assert not OpProgress("store", 0.2).can_replace(OpProgress("restore", 0.4)), "another operation's progress is its own"
+
+
+# -- trials from the dashboard's snapshot (t) -------------------------------------------------
+async def fill_trials_dialog(pilot: Pilot, app: EinetApp, **fields: str) -> TrialsDialog:
+    """Open the trials dialog (t) and type ``fields`` (seeds, vary, at, t, workers) into it."""
+    await pilot.press("t")
+    await until(pilot, lambda: isinstance(app.screen, TrialsDialog))
+    dialog = app.screen
+    assert isinstance(dialog, TrialsDialog)
+    for name, value in fields.items():
+        dialog.query_one(f"#{name}", Input).value = value
+    return dialog
+
+
+async def test_trials_from_the_restored_snapshot_run_beside_the_engine(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """End to end: real trials (NEST in one worker process, never in the dashboard's) from the
+    snapshot the dashboard restored; the view fills in, the engine stays usable, every trial is
+    in the history with its set, and the compare view is given the seed reruns."""
+    engine = scripted()
+    db = tmp_path / "history.sqlite"
+    app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", marker="dot", history=db, engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(stored))
+        await fill_trials_dialog(pilot, app, seeds="2", t="50", workers="1")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TrialsScreen))
+        set_id = app.trials_running
+        assert set_id and app.trial_sets[set_id].total == 2
+        # the engine is not the trials': a run goes on while they start
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main)
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.ledger.runs) == 1)
+        await pilot.press("t")  # a set running: t shows it
+        await until(pilot, lambda: isinstance(app.screen, TrialsScreen))
+        await until(pilot, lambda: not app.trials_running, timeout=90)
+        book = app.trial_sets[set_id]
+        assert book.state == "done" and len(book.rows) == 2 and not book.failed, book
+        assert sorted(r["seed"] for r in book.rows) == [1, 2] and all(r["t_start_ms"] == 200.0 and r["t_stop_ms"] == 250.0 for r in book.rows)
+        assert book.figures[:2] == ("rate_hz.E", "rate_hz.I") and book.where == "1 local worker process"
+        # the view: the E rate (the raster's population) per condition, from the library's statistics
+        screen = app.screen
+        assert isinstance(screen, TrialsScreen)
+        await handled(screen)
+        assert screen.figure == "rate_hz.E"
+        rates = [float(r["rate_hz.E"]) for r in book.rows]
+        row = shown_row(screen.query_one("#trials-table"), "c0")
+        assert row["n"] == "2" and row["mean"] == f"{sum(rates) / 2:.3g}" and row["Δ baseline"] == "baseline"
+        assert "2 seed reruns" in str(screen.query_one("#trials-verdict", StatusLine).parts[0].text)
+        # the seed reruns reach the compare view; no trial is a run of this session's table
+        assert [(r.snapshot, r.seed, r.length_ms) for r in sorted(book.reruns, key=lambda r: r.seed)] == [(str(stored), 1, 50.0), (str(stored), 2, 50.0)]
+        assert len(app.ledger.runs) == 1
+        await pilot.press("escape")
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert isinstance(app.screen, CompareScreen) and len(app.screen.reruns) == 2
+        await pilot.press("escape")
+        await history_written(pilot, app)  # the trials are recorded (in order, on its thread)
+        await pilot.press("q")
+    with History.open(db) as history:
+        recorded = history.runs()
+    trials = [r for r in recorded if r.trial_set]
+    assert sorted(r.digest for r in trials) == sorted(r["digest"] for r in book.rows)
+    assert all(r.trial_set == set_id and r.snapshot == str(stored) and r.origin == "restored" for r in trials)
+    assert [r.trial_set for r in recorded if r.label.startswith("run")] == [""], "the dashboard's own run is in no set"
+
+
+async def test_trials_need_a_snapshot_and_bad_fields_are_one_line(tmp_path: Path, stored: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    seen = Seen()
+    app = make(tmp_path, engine=scripted())
+    async with app.run_test(size=(80, 24), message_hook=seen) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built")
+        await pilot.press("t")  # a fresh build: no snapshot to branch from
+        await until(pilot, lambda: any("trials need a snapshot" in n for n in seen.notes()))
+        assert app.screen is app.main and not app.trial_sets
+        app.current_snapshot = str(stored)
+        # the library's own parsers judge the fields; each refusal is one line, no set starts
+        for fields, words in (
+            ({"seeds": "0"}, "--seeds N takes 1 to"),
+            ({"vary": "noise.rate"}, "--vary takes TARGET.KEY=V1,V2"),
+            ({"at": "E.I_e=1"}, "--at takes"),
+            ({"at": "'0:E.I_e=1"}, "changes: No closing quotation"),
+            ({"t": "-5"}, "run length must be a positive number"),
+            ({"workers": "two"}, "workers must be a whole number"),
+        ):
+            dialog = await fill_trials_dialog(pilot, app, **fields)
+            await pilot.press("enter")
+            problem = dialog.query_one("#problem", Static)
+            await until(pilot, lambda problem=problem: str(problem.render()) != "")
+            text = str(problem.render())
+            assert words in text and "\n" not in text and "Traceback" not in text, text
+            assert isinstance(app.screen, TrialsDialog) and not app.trial_sets
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is app.main)
+        await pilot.press("q")
+
+
+def trials_book(rates: dict[int, list[float]], state: str = "running", total: int = 6) -> TrialsBook:
+    """A set of two conditions as the trials' thread would post it, its rows made by hand."""
+    rows = []
+    for condition, values in rates.items():
+        for seed, rate in enumerate(values, 1):
+            rows.append({"trial": len(rows) + 1, "condition": ["baseline", "E.I_e=2000"][condition], "condition_index": condition, "seed": seed, "rate_hz.E": rate, "cv.E": 0.5, "spikes": int(rate * 10), "error": ""})
+    rows.append({"trial": len(rows) + 1, "condition": "baseline", "condition_index": 0, "seed": 9, "error": "ProtocolError: no such thing"})
+    return TrialsBook("set-1", "/x/warm.h5", ("baseline", "E.I_e=2000"), total, ("rate_hz.E", "cv.E", "weight.none"), 50.0, "2 local worker processes", state, rows=tuple(rows))  # type: ignore[arg-type]
+
+
+async def test_the_trials_view_shows_the_librarys_statistics_at_80x24_and_stops(tmp_path: Path) -> None:
+    """The view given sets made by hand: per condition the summary and the difference to the
+    baseline as einet.trials.stats has them, a page per figure, a failed trial counted, and s
+    stopping a running set."""
+    from textual.app import App
+
+    stops: list[bool] = []
+    baseline, driven = [10.0, 12.0, 11.0], [30.0, 33.0, 31.5]
+    book = trials_book({0: baseline[:2]})
+
+    class Host(App[None]):
+        CSS_PATH = str(ROOT / "tui" / "einet.tcss")
+
+        def on_mount(self) -> None:
+            self.push_screen(TrialsScreen(book, "dot", lambda: stops.append(True), "rate_hz.E"))
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, TrialsScreen) and app.screen.query_one("#trials-table").row_count >= 1)
+        screen = app.screen
+        assert isinstance(screen, TrialsScreen)
+        # a set part way: the baseline's two trials, the other condition none yet
+        table = screen.query_one("#trials-table")
+        assert shown_row(table, "c0")["n"] == "2"
+        status = str(screen.query_one("#trials-status", StatusLine).parts[0].text)
+        assert "3 of 6 trials" in status and "1 failed" in status and "running" in status
+        await pilot.press("s")
+        assert stops == [True], "s asks the app to stop the set"
+        # the set as it ended: both conditions, the figures of einet.trials.stats
+        screen.show(trials_book({0: baseline, 1: driven}, "done", total=7))
+        await handled(screen)
+        assert screen.check_action("stop", ()) is None, "a finished set cannot be stopped"
+        summary, versus = summarise(driven), compare(driven, baseline)
+        row = shown_row(table, "c1")
+        assert (row["n"], row["mean"], row["sd"]) == ("3", f"{summary.mean:.3g}", f"{summary.sd:.3g}")
+        assert row["Δ baseline"] == f"{versus.difference:.3g}" and row["verdict"] == "differs" == versus.verdict
+        verdict = str(screen.query_one("#trials-verdict", StatusLine).parts[0].text)
+        assert verdict.startswith("rate_hz.E against the baseline: 2 differs (Δ +20.5")
+        # j pages to the next figure the trials have (weight.none has no value in any row: no page)
+        assert screen.book.pages == ("rate_hz.E", "cv.E", "spikes")
+        await pilot.press("j")
+        await handled(screen)
+        assert screen.figure == "cv.E" and shown_row(table, "c1")["verdict"] == "no difference detected"
+        await pilot.press("j")
+        await handled(screen)
+        assert screen.figure == "spikes" and screen.check_action("page", (1,)) is None
+        # everything is in 80 columns: the table kept its key columns
+        assert {"condition", "n", "mean", "verdict"} <= {str(c.label) for c in table.columns.values()}
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, TrialsScreen))

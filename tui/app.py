@@ -11,6 +11,7 @@ runs were is the ledger's (``ledger``), the history file is written on its own t
 from __future__ import annotations
 
 import argparse
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -26,12 +27,13 @@ from einet.checkpoints import DEFAULT_KEEP
 from einet.children import STOP_GRACE_S
 from einet.config import NetworkConfig
 from einet.engine import Engine, EngineError, Message, result_from_message
-from einet.engine.client import EventCallback
+from einet.engine.client import EventCallback, default_log_dir
 from einet.engine.launch import MpiLaunch
 from einet.engine.protocol import EngineState, weights_from
 from einet.history import history_path
 from einet.runs import Group, RunResult
 from einet.text import one_line, visible
+from einet.trials.plan import new_set_id
 
 from .checkpoints import RunCheckpoints
 from .history_io import HistoryIO
@@ -39,9 +41,11 @@ from .ledger import RunLedger
 from .live import LiveRun
 from .main_screen import MainScreen
 from .markup import escape, textual_escape
-from .messages import CheckpointDue, EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, TourCaption, TourEnded, from_engine
+from .messages import CheckpointDue, EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, TourCaption, TourEnded, TrialsProgress, from_engine
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from .tour import STORE_WAIT_S, Tour
+from .trials import TrialsDialog, TrialsScreen, prepare_workers, run_set
+from .trials_book import TrialsBook, TrialsRequest
 
 
 class EngineClient(Protocol):
@@ -84,6 +88,7 @@ class EinetApp(App[int]):
         Binding("l", "restore", "Restore", id="restore"),
         Binding("n", "rerun_seed", "Seed rerun", id="rerun-seed"),
         Binding("v", "compare", "Compare", id="compare"),
+        Binding("t", "trials", "Trials", id="trials"),
         Binding("p", "next_population", "Population", id="next-population"),
         Binding("w", "next_weights", "Weights of", id="next-weights"),
         Binding("d", "demo", "Demo", id="demo"),
@@ -131,6 +136,12 @@ class EinetApp(App[int]):
         self.not_stored: list[str] = []
         self.store_busy = ""  # name of the snapshot a background store is writing
         self.store_progress = 0.0
+        self.log_dir = Path(log_dir) if log_dir is not None else default_log_dir()
+        self.trial_sets: dict[str, TrialsBook] = {}
+        """Every set of trials of this session, by id (the newest state of each)."""
+        self.trials_running = ""  # the set of trials running now ('' for none)
+        self._trials_cancel = threading.Event()
+        prepare_workers()
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -409,6 +420,7 @@ class EinetApp(App[int]):
             "rerun_seed": idle and bool(self.current_snapshot) and not self.store_busy,
             "demo": idle,
             "compare": bool(self.ledger.runs),
+            "trials": True,  # without a snapshot it says so in one line
             "next_population": len(self.groups) > 1,
             "next_weights": len(self.weight_models) > 1,
             "stop": self.touring or state.simulating,
@@ -491,7 +503,72 @@ class EinetApp(App[int]):
 
     def action_compare(self) -> None:
         ledger = self.ledger
-        self.push_screen(CompareScreen(ledger.runs, ledger.same_as, ledger.continued_from, self.marker, self.group, self.weight_model))
+        reruns = [r for book in self.trial_sets.values() for r in book.reruns]
+        self.push_screen(CompareScreen(ledger.runs, ledger.same_as, ledger.continued_from, self.marker, self.group, self.weight_model, reruns))
+
+    # -- trials from the current snapshot (worker processes beside the engine) -----------
+    def action_trials(self) -> None:
+        if self.trials_running:  # one set at a time: t shows the one running
+            self.push_screen(TrialsScreen(self.trial_sets[self.trials_running], self.marker, self.stop_trials, self._trials_figure()))
+            return
+        snapshot = self.current_snapshot
+        if not snapshot:
+            self.notify("trials need a snapshot: store one (s) or restore one (l) first", severity="warning", title="trials")
+            return
+        if self.store_busy and Path(snapshot).name == self.store_busy:
+            self.notify(f"{textual_escape(self.store_busy)} is still being written: trials start once it is stored", severity="warning", title="trials")
+            return
+
+        def chosen(request: TrialsRequest | None) -> None:
+            if request is not None:
+                self.start_trials(request)
+
+        self.push_screen(TrialsDialog(snapshot, self.config.t_sim_ms), chosen)
+
+    def start_trials(self, request: TrialsRequest) -> None:
+        """Start a set (UI thread) and show its view."""
+        set_id = new_set_id()
+        book = TrialsBook(set_id, str(request.snapshot), tuple(c.name for c in request.plan.conditions), len(request.plan.trials))
+        self.trial_sets[set_id] = book
+        self.trials_running = set_id
+        self._trials_cancel = cancel = threading.Event()
+        self.main.log_line(f"trials {set_id}: {len(request.plan.trials)} trials from {escape(request.snapshot.name)} on {request.workers} worker process{'es' if request.workers != 1 else ''}")
+        self.push_screen(TrialsScreen(book, self.marker, self.stop_trials, self._trials_figure()))
+        self.run_worker(lambda: self._run_trials(request, book, cancel), thread=True, group="trials", exit_on_error=False, name=f"trials {set_id}")
+
+    def _trials_figure(self) -> str:
+        """The view opens on the rate of the population the raster shows."""
+        return f"rate_hz.{self.group.name}" if self.group is not None else ""
+
+    def _run_trials(self, request: TrialsRequest, book: TrialsBook, cancel: threading.Event) -> None:
+        log = self.log_dir / f"engine-trials-{book.set_id}.log"  # engine-*: pruned with the engine's logs
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        run_set(request, book, cancel, self.post_message, log, self._record_trial)
+
+    def _record_trial(self, result: RunResult, sha256: str, trial_set: str) -> None:
+        if self.record:
+            self.history_io.record_trial(result, sha256, trial_set)
+
+    def stop_trials(self) -> None:
+        """Stop the running set: its workers end now, its finished trials stay."""
+        self._trials_cancel.set()
+
+    @on(TrialsProgress)
+    def trials_progress(self, message: TrialsProgress) -> None:
+        book = message.book
+        self.trial_sets[book.set_id] = book
+        if not book.running and self.trials_running == book.set_id:
+            self.trials_running = ""
+            done = f"trials {book.set_id}: {len(book.rows)} of {book.total} finished" + (f", {len(book.failed)} failed" if book.failed else "")
+            if book.state == "failed":
+                self.notify(textual_escape(book.problem), severity="error", title="trials failed")
+                self.main.log_line(f"[red]trials {book.set_id} failed: {escape(book.problem)}[/]")
+            else:
+                self.notify(textual_escape(done + (" (stopped)" if book.state == "stopped" else "")), title="trials")
+                self.main.log_line(escape(done) + (" (stopped)" if book.state == "stopped" else ""))
+        screen = self.screen
+        if isinstance(screen, TrialsScreen) and screen.book.set_id == book.set_id:
+            screen.show(book)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.not_stored, self.engine_status.protocol))
@@ -552,6 +629,7 @@ class EinetApp(App[int]):
     # -- quitting ------------------------------------------------------------------------
     async def action_quit(self) -> None:
         self.tour.stop()
+        self.stop_trials()
         if self.store_busy:
 
             def answered(wait: bool | None) -> None:
@@ -568,6 +646,7 @@ class EinetApp(App[int]):
         self.call_from_thread(self.exit, 0)
 
     def on_unmount(self) -> None:
+        self.stop_trials()  # the set's thread kills its workers within a poll
         self.engine.close(timeout_s=3.0)
         self.history_io.close()
 

@@ -40,6 +40,11 @@ class HistoryIO:
     def record(self, index: int, result: RunResult) -> None:
         self._thread.submit(self._record, index, result)
 
+    def record_trial(self, result: RunResult, sha256: str, trial_set: str) -> None:
+        """A trial of set ``trial_set`` (any thread): recorded with its set, not in this
+        session's run table (the trials view shows it)."""
+        self._thread.submit(self._record_trial, result, sha256, trial_set)
+
     def note_stored(self, index: int, path: Path) -> None:
         """The snapshot at ``path`` holds the end state of this session's run ``index``."""
         self._thread.submit(self._note_stored, index, path)
@@ -77,6 +82,10 @@ class HistoryIO:
         first = history.first_with_digest(result.digest, before_id=run_id) if run_id is not None else None
         earlier = first if first is not None and first.session != history.session else None
         self._post(RunRecorded(index, run_id, earlier, history.warning))
+
+    def _record_trial(self, result: RunResult, sha256: str, trial_set: str) -> None:
+        if self.history is not None and self.history.enabled:
+            self.history.record(result, snapshot_sha256=sha256, trial_set=trial_set)
 
     def _note_stored(self, index: int, path: Path) -> None:
         run_id = self._ids.get(index)

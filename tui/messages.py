@@ -18,6 +18,8 @@ from einet.engine.protocol import EngineState, groups_from
 from einet.history import HistoryRun
 from einet.runs import Group
 
+from .trials_book import TrialsBook
+
 
 @dataclass(frozen=True)
 class EngineStatus:
@@ -161,3 +163,11 @@ class TourEnded(Message):
     """(From the tour's worker.) ``complete``: every step ran; otherwise it was stopped or a step failed."""
 
     complete: bool
+
+
+@dataclass
+class TrialsProgress(Message):
+    """(From the trials' worker.) The set as it stands: started, a trial finished, or ended.
+    Each carries the whole set so far (immutable), so a handler draws it as it is."""
+
+    book: TrialsBook

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen, Screen
 from textual.validation import Function, Integer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from einet.compare import MIN_SEEDS, Versus, run_stats, versus_continued
+from einet.compare import MIN_SEEDS, SeedRerun, Versus, run_stats, versus_continued
 from einet.config import SEED_MAX
 from einet.runs import Group, RunResult
 from einet.snapshot import GENERAL_NOT_STORED, STORED, SnapshotInfo, SnapshotNameError, inspect_snapshot, list_snapshots, snapshot_path_in
@@ -226,6 +226,7 @@ HELP = """
 | `l` | restore a snapshot from the folder |
 | `n` | rerun the current snapshot with a chosen seed |
 | `v` | compare view: every run's raster (paged: `j`/`k`), weights, and numbers |
+| `t` | trials from the current snapshot: seeds, changes, workers; a view fills in as they finish (`s` stops) |
 | `p` | next population (raster) |
 | `w` | next synapse model (weight histogram) |
 | `d` | demo tour: the example's five runs (Escape stops) |
@@ -248,6 +249,18 @@ its difference to the run that continued from the same snapshot, and *σ* the sp
 deviation) across the runs restored from it with different seeds (`n` reruns with a seed).
 *within 2σ* means the restore changed nothing the network's own noise would not; it is judged
 from 3 seeds on.
+Seed reruns run as trials (`t` with no change) count in σ too.
+
+## Trials (`t`)
+
+From the snapshot last stored or restored: conditions (`vary`: `TARGET.KEY=V1,V2`, one
+condition per value; `changes`: `T:TARGET.KEY=VALUE`, made in every condition; the syntax of
+`einet trials --vary/--at`) × seeds, each trial restored, changed and run in a worker process
+beside the engine, which stays usable. The view shows one figure per page (`j`/`k`): a point
+per trial, each condition's mean (x) and 95 % interval (bar), the table (mean, sd, interval,
+difference to the baseline with its interval, Welch's verdict), and the verdict line. `s`
+stops the set (finished trials stay), Escape closes the view (the set goes on: `t` shows it).
+Each trial is in the run history with its set.
 
 A restored network goes on from the stored time, on the stored clock: devices act at the
 same times as in the continued run, and STDP's presynaptic traces are carried over. For a
@@ -322,11 +335,12 @@ def _versus(delta: float, spread: float | None, digits: int = 2) -> str:
     return d if spread is None or math.isnan(spread) else f"{d} ({spread:.{digits}f})"
 
 
-def compare_rows(runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], weight_model: str) -> list[Row]:
+def compare_rows(runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], weight_model: str, reruns: Sequence[SeedRerun] = ()) -> list[Row]:
     """The compare table: per run its numbers; per restored run its difference to the run
-    that continued from its snapshot, next to the spread across seeds (σ)."""
+    that continued from its snapshot, next to the spread across seeds (σ), to which seed
+    reruns made as trials (``reruns``) count too."""
     stats = [run_stats(r, weight_model) for r in runs]
-    versus = versus_continued(runs, continued_from, weight_model, stats=stats)
+    versus = versus_continued(runs, continued_from, weight_model, stats=stats, reruns=reruns)
     references = {v.continued for v in versus if v is not None}
     rows = []
     for i, (r, v, st) in enumerate(zip(runs, versus, stats)):
@@ -361,9 +375,10 @@ class CompareScreen(Screen[None]):
         Binding("k,pageup", "page(-1)", "Previous runs", id="compare-previous"),
     ]
 
-    def __init__(self, runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], marker: str, group: Group | None = None, weight_model: str = "") -> None:
+    def __init__(self, runs: Sequence[RunResult], same_as: Sequence[str], continued_from: Mapping[str, int], marker: str, group: Group | None = None, weight_model: str = "", reruns: Sequence[SeedRerun] = ()) -> None:
         super().__init__()
         self.runs = list(runs)
+        self.reruns = tuple(reruns)
         self.same_as = list(same_as)
         self.continued_from = dict(continued_from)
         self.group = group
@@ -382,7 +397,7 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(WeightsPlot).marker = self.marker
-        self.query_one(FittedTable).set_rows(compare_rows(self.runs, self.same_as, self.continued_from, self.weight_model), cursor_to_end=False)
+        self.query_one(FittedTable).set_rows(compare_rows(self.runs, self.same_as, self.continued_from, self.weight_model, self.reruns), cursor_to_end=False)
         if not self.runs:
             self.notify("no runs yet", severity="warning")
 
@@ -429,10 +444,20 @@ class CompareScreen(Screen[None]):
         self.query_one("#cmp-note", StatusLine).show(
             [
                 Part(escape(paging), None, 0),
-                Part("Δ: restored run − the run that continued from its snapshot; σ: spread across seeds", "Δ vs continued, σ across seeds", 1),
+                Part(f"Δ: restored run − the run that continued from its snapshot; σ: spread across seeds{self._trials_note()}", f"Δ vs continued, σ across seeds{self._trials_note()}", 1),
             ]
         )
         self.refresh_bindings()
+
+    def _trials_note(self) -> str:
+        """How many trials count in a spread: seed reruns of a snapshot a run continued from,
+        as long as that run."""
+        n = 0
+        for rerun in self.reruns:
+            c = self.continued_from.get(rerun.snapshot)
+            if c is not None and c < len(self.runs) and abs(self.runs[c].t_stop_ms - self.runs[c].t_start_ms - rerun.length_ms) < 1e-6:
+                n += 1
+        return f", {n} of them trials" if n else ""
 
     def action_close(self) -> None:
         self.dismiss(None)

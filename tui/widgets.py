@@ -19,7 +19,7 @@ from textual.events import Resize
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from einet.plots import COLORS, draw_psth, draw_raster, draw_weights
+from einet.plots import COLORS, draw_conditions, draw_psth, draw_raster, draw_weights
 from einet.runs import Group
 from einet.text import visible
 
@@ -128,6 +128,30 @@ class WeightsPlot(_Plot[WeightsData]):
         name = d.model or "synapse"
         title = self.title(f"{name} weights: density" + (", x: weight" if compact else ""), f"{name} weights", "weights")
         draw_weights(self.plt, samples, model=d.model, marker=self.marker, title=title, xlabel="" if compact else "weight")
+
+
+@dataclass(frozen=True)
+class ConditionsData:
+    """One figure of a set of trials: per condition its trials' values and (mean, 95 % low, high)."""
+
+    figure: str
+    conditions: tuple[str, ...]
+    values: tuple[tuple[float, ...], ...]
+    intervals: tuple[tuple[float, float, float], ...]
+    note: str = ""
+
+
+class ConditionsPlot(_Plot[ConditionsData]):
+    """A set's trials: per condition (numbered as in the table) a point per trial, and its mean
+    (x) with the 95 % interval (a bar beside the points)."""
+
+    def _draw(self, compact: bool) -> None:
+        d = self.data
+        if d is None or not any(d.values):
+            self.plt.title(f"{d.figure if d is not None else 'trials'}: no trial finished yet")
+            return
+        title = self.title(f"{d.figure} per trial, by condition (x: mean, bar: 95 % interval){d.note}", f"{d.figure} per trial, by condition{d.note}", d.figure)
+        draw_conditions(self.plt, d.conditions, d.values, d.intervals, marker=self.marker, title=title)
 
 
 def legend_name(number: str, label: str, width: int = 14) -> str:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
-import secrets
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -324,15 +321,29 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"no runs recorded yet in {visible(path)}")
             return
         table = Table(title=f"run history: {shown(path)}")
-        for col in ("id", "when", "label", "origin", "seed", "threads", "t [ms]", "spikes", "rate [Hz]", "digest", "same as"):
-            table.add_column(shown(col), justify="right" if col in ("id", "seed", "spikes", "rate [Hz]", "same as") else "left", no_wrap=col in ("when", "t [ms]", "digest"))  # "[ms]" is markup
+        sets = any(r.trial_set for r in runs)  # the column only where trials were run
+        for col in ("id", "when", "label", *(("set",) if sets else ()), "origin", "seed", "threads", "t [ms]", "spikes", "rate [Hz]", "digest", "same as"):
+            table.add_column(shown(col), justify="right" if col in ("id", "seed", "spikes", "rate [Hz]", "same as") else "left", no_wrap=col in ("when", "t [ms]", "digest", "set"))  # "[ms]" is markup
         for r, s in zip(runs, same):
             origin = f"restored {Path(r.snapshot).name}" if r.origin == "restored" and r.snapshot else r.origin
             if r.cancelled:
                 origin += " (cancelled)"
             layout = f"{r.ranks}×{r.threads}" if r.ranks > 1 else str(r.threads)
             rate = "" if r.rate_hz is None else f"{r.rate_hz:.2f}"
-            table.add_row(str(r.id), shown(local_time(r.recorded_at)), shown(r.label), shown(origin), str(r.seed), layout, f"{r.t_start_ms:g}-{r.t_stop_ms:g}", str(r.spikes), rate, shown(r.digest[:8]), "" if s is None else str(s.id))
+            table.add_row(
+                str(r.id),
+                shown(local_time(r.recorded_at)),
+                shown(r.label),
+                *((shown(r.trial_set),) if sets else ()),
+                shown(origin),
+                str(r.seed),
+                layout,
+                f"{r.t_start_ms:g}-{r.t_stop_ms:g}",
+                str(r.spikes),
+                rate,
+                shown(r.digest[:8]),
+                "" if s is None else str(s.id),
+            )
         console = Console(width=None if sys.stdout.isatty() else 120)
         console.print(table)
 
@@ -375,12 +386,6 @@ def _check_trials_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--spikes {args.spikes} is not a folder")
 
 
-def _set_id() -> str:
-    """A set's name in the run history: when it started, and a random tail for sets started
-    in one second."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
 def cmd_trials(args: argparse.Namespace) -> int:
     from ..trials.pool import PoolError
 
@@ -396,8 +401,9 @@ def _trials(args: argparse.Namespace) -> int:
     from ..snapshot import SnapshotError, inspect_snapshot
     from ..trials import TrialSet, parse_seeds, parse_vary, plan_conditions
     from ..trials.output import RowWriter, columns, condition_table, figure_names
-    from ..trials.pool import DaskPool, LocalPool, Pool, PoolError, TrialRunner, default_workers, missing_software
-    from ..trials.run import TrialSpec, check_changes, run_trial
+    from ..trials.plan import new_set_id
+    from ..trials.pool import DaskPool, LocalPool, Pool, PoolError, TrialRunner, default_workers, missing_software, outcome_of
+    from ..trials.run import check_changes, for_history, run_trial, trial_specs
 
     _check_trials_args(args)
     seeds = parse_seeds(args.seeds)
@@ -414,7 +420,7 @@ def _trials(args: argparse.Namespace) -> int:
         if clash:
             raise UsageError(f"{clash[0]} exists: choose another --spikes folder or pass --overwrite")
     figures = figure_names(list(info.groups), [m for m in info.weight_stats])
-    set_id = _set_id()
+    set_id = new_set_id()
     names = [c.name for c in plan.conditions]
     quiet = args.json
 
@@ -450,22 +456,17 @@ def _trials(args: argparse.Namespace) -> int:
         import rich.table  # noqa: F401
         import scipy.stats  # noqa: F401
 
-        specs = [
-            TrialSpec(set_id, t.index, t.condition, names[t.condition], t.seed, args.threads, t_ms, tuple(ch.to_dict() for ch in plan.conditions[t.condition].changes), str(args.path.resolve()), sha, isinstance(pool, DaskPool))
-            for t in plan.trials
-        ]
+        specs = trial_specs(plan, set_id, args.path, sha, threads=args.threads, t_ms=t_ms, dask=isinstance(pool, DaskPool))
         n_workers = pool.workers
         runner = TrialRunner(pool, specs, run_trial, restart=(lambda: LocalPool(n_workers)) if isinstance(pool, LocalPool) else None)
         with trials_progress(not quiet, len(specs)) as progress:
             for spec, future in runner:
-                outcome = _outcome(future, spec, missing_software)
+                outcome = outcome_of(future, spec)
                 row = {**outcome.row, "worker": outcome.worker}
                 if outcome.result is not None:
-                    result = dataclasses.replace(outcome.result, label=f"trials {set_id} #{spec.index + 1} seed {spec.seed} {spec.condition_name}"[:200])
-                    result = dataclasses.replace(result, origin=dataclasses.replace(result.origin, snapshot=str(args.path)))
-                    history.record(result, sha256=sha)
+                    history.record(for_history(outcome.result, spec, args.path), sha256=sha, trial_set=set_id)
                     if args.spikes is not None:
-                        result.spikes_frame().to_parquet(args.spikes / _spike_file(spec.index))
+                        outcome.result.spikes_frame().to_parquet(args.spikes / _spike_file(spec.index))
                 rows.append(row)
                 if outcome.error:
                     failed.append(row)
@@ -518,25 +519,6 @@ def _trials(args: argparse.Namespace) -> int:
 
 def _spike_file(index: int) -> str:
     return f"trial-{index + 1:04d}.parquet"
-
-
-def _outcome(future: Any, spec: Any, missing_software: Any) -> Any:
-    """The trial's outcome; a worker that died or lacks einet fails the trial (one line), or,
-    lacking einet or NEST, the set."""
-    from ..trials.pool import PoolError
-    from ..trials.run import TrialOutcome
-
-    try:
-        return future.result()
-    except ImportError as exc:
-        line = missing_software(exc)
-        if line is not None:
-            raise PoolError(line) from None
-        error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001 - a worker that died: this trial fails, the set goes on
-        error = f"its worker failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-    row = {"set": spec.set_id, "trial": spec.index + 1, "condition": spec.condition_name, "condition_index": spec.condition, "seed": spec.seed, "threads": spec.threads, "error": error}
-    return TrialOutcome(spec, row, None, error, "")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -36,9 +36,10 @@ class HistoryRecorder:
         """Whether runs are (still) to be recorded: hashing files for it is worth it."""
         return not self._off and (self._history is None or self._history.enabled)
 
-    def record(self, result: Any, snapshot: Path | None = None, sha256: str | None = None) -> int | None:
+    def record(self, result: Any, snapshot: Path | None = None, sha256: str | None = None, trial_set: str = "") -> int | None:
         """Record a run; ``snapshot`` is the file a restored run came from (hashed here unless
-        its ``sha256`` is given: a file that may be gone by the run's end is hashed before)."""
+        its ``sha256`` is given: a file that may be gone by the run's end is hashed before);
+        ``trial_set`` names the set of trials it is one of."""
         if not self.wanted:
             return None
         from ..history import History, file_sha256
@@ -46,7 +47,7 @@ class HistoryRecorder:
         if self._history is None:
             self._history = History.open(self._path)  # type: ignore[arg-type]
         sha = sha256 if sha256 is not None else file_sha256(snapshot) if snapshot is not None and self._history.enabled else ""
-        run_id = self._history.record(result, snapshot_sha256=sha)
+        run_id = self._history.record(result, snapshot_sha256=sha, trial_set=trial_set)
         self._warn()
         return run_id
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from ..config import ConfigError, parse_value
@@ -93,6 +95,12 @@ def parse_vary(text: str) -> tuple[Change, ...]:
     if len({repr(c.value) for c in changes}) != len(changes):
         raise PlanError(f"--vary names a value twice ({text})")
     return changes
+
+
+def new_set_id() -> str:
+    """A set's name in the run history: when it started (UTC), and a random tail for sets
+    started in one second."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def _value(value: Any) -> str:

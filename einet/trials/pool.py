@@ -19,12 +19,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from ..text import one_line
+from .run import TrialOutcome, TrialSpec, failed_outcome
 
 _DASK_HINT = "install einet and NEST where the Dask workers run (pip install 'einet[dask]' in their environment)"
 
@@ -46,13 +48,20 @@ def default_workers(threads: int) -> int:
     return max(1, usable_cores() // max(1, threads))
 
 
-def _worker_start() -> None:
+def _worker_start(log: str | None = None) -> None:
     """A local worker: Ctrl-C is the parent's (it stops the set and kills the workers at once,
-    which a KeyboardInterrupt raised inside NEST could not), and it dies with the parent."""
+    which a KeyboardInterrupt raised inside NEST could not), and it dies with the parent.
+    With ``log``, everything it writes to its descriptors 1 and 2 goes there (under the
+    dashboard, whose terminal a worker's warning or traceback would scribble over)."""
     from ..children import die_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+    if log is not None:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 class Pool:
@@ -87,11 +96,13 @@ class Pool:
 
 
 class LocalPool(Pool):
-    """``workers`` local processes."""
+    """``workers`` local processes; with ``log``, their output goes to that file. They die
+    with the thread that started them (``die_with_parent``): start and use a pool on one thread."""
 
-    def __init__(self, workers: int) -> None:
-        executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
+    def __init__(self, workers: int, log: Path | None = None) -> None:
+        executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start, initargs=(None if log is None else str(log),))
         super().__init__(executor, workers)
+        self.log = log
 
     def stop(self) -> None:
         # ProcessPoolExecutor has no public way to kill its workers before Python 3.14
@@ -135,6 +146,11 @@ class DaskPool(Pool):
         if n == 0:
             self._close()
             raise PoolError(f"the Dask cluster at {address} has no workers")
+        lacking = _lacking(client)
+        if lacking:
+            self._close()
+            where, names = lacking
+            raise PoolError(f"a Dask worker cannot import {' or '.join(names)} ({where}): {_DASK_HINT}")
         if self.cluster is not None:  # ours: killed at once on Ctrl-C
             self._pids = [int(p) for p in client.run(os.getpid).values()]
         # shipped once to every worker: trials then need no shared file system
@@ -166,6 +182,25 @@ class DaskPool(Pool):
                 self.cluster.close(timeout=timeout)
 
 
+def _lacking(client: Any) -> tuple[str, list[str]] | None:
+    """The first worker of ``client``'s cluster that cannot import einet or NEST, and what it
+    lacks (None: every worker has both). The question is sent by value (:mod:`.probe`), so a
+    worker without einet can answer it."""
+    import cloudpickle
+
+    from . import probe
+
+    cloudpickle.register_pickle_by_value(probe)
+    try:
+        answers = client.run(probe.missing_modules)
+    finally:
+        cloudpickle.unregister_pickle_by_value(probe)
+    for worker, missing in sorted(answers.items()):
+        if missing:
+            return str(worker), list(missing)
+    return None
+
+
 def missing_software(exc: BaseException) -> str | None:
     """For an error raised by a Dask worker: the one line saying it lacks einet or NEST (None
     for any other error)."""
@@ -189,17 +224,23 @@ class TrialRunner:
     trial runs. When a local worker process dies (NEST aborting, the OOM killer, a kill), the
     pool is broken for every trial in it: the pool is replaced (``restart``) and the unfinished
     trials run again, except one that has been in :data:`MAX_BREAKS` broken pools, which is
-    yielded with its broken future. ``pool`` is the pool in use (to stop on Ctrl-C)."""
+    yielded with its broken future. ``pool`` is the pool in use (to stop on Ctrl-C).
 
-    def __init__(self, pool: Pool, specs: list[Any], fn: Callable[..., Any], restart: Callable[[], Pool] | None = None, poll_s: float = 0.2) -> None:
+    ``cancel`` (set from another thread: the dashboard's stop key) ends the iteration within a
+    slice, the trials not yet yielded left to the caller to stop (:meth:`Pool.stop`)."""
+
+    def __init__(self, pool: Pool, specs: list[Any], fn: Callable[..., Any], restart: Callable[[], Pool] | None = None, poll_s: float = 0.2, cancel: threading.Event | None = None) -> None:
         self.pool = pool
         self._specs, self._fn, self._restart, self._poll_s = specs, fn, restart, poll_s
+        self._cancel = cancel
         self.restarts = 0
 
     def __iter__(self) -> Iterator[tuple[Any, cf.Future[Any]]]:
         pending = self._submit(self._specs)
         breaks: dict[int, int] = {}
         while pending:
+            if self._cancel is not None and self._cancel.is_set():
+                return
             done, _ = cf.wait(pending, timeout=self._poll_s, return_when=cf.FIRST_COMPLETED)
             if self._restart is None or not any(_broken(f) for f in done):
                 for f in done:
@@ -237,6 +278,23 @@ class TrialRunner:
         self.pool.stop()
         self.pool = self._restart()
         self.restarts += 1
+
+
+def outcome_of(future: cf.Future[Any], spec: TrialSpec) -> TrialOutcome:
+    """A finished trial's outcome. A worker that died, or failed outside the trial, fails this
+    trial (one line); one that cannot import einet or NEST fails the set: raises
+    :class:`PoolError` with its one line."""
+    try:
+        outcome: TrialOutcome = future.result()
+        return outcome
+    except ImportError as exc:
+        line = missing_software(exc)
+        if line is not None:
+            raise PoolError(line) from None
+        error = f"{type(exc).__name__}: {one_line(exc)}"
+    except Exception as exc:  # noqa: BLE001 - a worker that died: this trial fails, the set goes on
+        error = f"its worker failed: {type(exc).__name__}: {one_line(exc)[:300]}"
+    return failed_outcome(spec, error)
 
 
 def _broken(future: cf.Future[Any]) -> bool:

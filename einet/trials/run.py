@@ -10,6 +10,7 @@ parsed snapshot for all its trials; each trial resets the kernel and restores in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import socket
@@ -31,6 +32,7 @@ from ..text import one_line
 if TYPE_CHECKING:
     from ..session import Session
     from ..snapshot import Snapshot
+    from .plan import TrialSet
 
 FANO_BIN_MS = 10.0
 """Bins of the population spike counts whose Fano factor is reported (the PSTH's bins)."""
@@ -71,6 +73,27 @@ class TrialOutcome:
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+def trial_specs(plan: TrialSet, set_id: str, snapshot: Path, sha256: str, *, threads: int, t_ms: float, dask: bool = False) -> list[TrialSpec]:
+    """The specs of every trial of ``plan`` from ``snapshot`` (with its SHA-256), as plain data
+    for the workers."""
+    names = [c.name for c in plan.conditions]
+    path = str(Path(snapshot).resolve())
+    return [TrialSpec(set_id, t.index, t.condition, names[t.condition], t.seed, threads, t_ms, tuple(ch.to_dict() for ch in plan.conditions[t.condition].changes), path, sha256, dask) for t in plan.trials]
+
+
+def failed_outcome(spec: TrialSpec, error: str) -> TrialOutcome:
+    """The outcome of a trial that failed outside its own code (its worker died, say)."""
+    row = _base_row(spec) | {"error": error}
+    return TrialOutcome(spec, row, None, error, "")
+
+
+def for_history(result: RunResult, spec: TrialSpec, snapshot: Path | str) -> RunResult:
+    """A trial's run as the run history records it: labelled ``trials SET #K seed S
+    CONDITION``, restored from ``snapshot`` as the user named it (not a worker's copy)."""
+    labelled = dataclasses.replace(result, label=f"trials {spec.set_id} #{spec.index + 1} seed {spec.seed} {spec.condition_name}"[:200])
+    return dataclasses.replace(labelled, origin=dataclasses.replace(labelled.origin, snapshot=str(snapshot)))
 
 
 class ShippedSnapshotError(RuntimeError):
