@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --scales 1 4 --readme README.md
     python benchmarks/run.py --scales 10 --large          # make bench-large
+    python benchmarks/run.py --only trials --readme README.md   # the trials table alone
 
 Each number comes from a fresh process (benchmarks/worker.py), so peak memory is that of
 the measured step alone. Ratios matter more than seconds on a shared machine.
@@ -18,16 +19,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 MARKERS = {False: ("<!-- bench:start -->", "<!-- bench:end -->"), True: ("<!-- bench-large:start -->", "<!-- bench-large:end -->")}
+TRIALS_MARKERS = ("<!-- bench-trials:start -->", "<!-- bench-trials:end -->")
 
 # Targets from the issues: (key, comparison, threshold by scale)
 STORE_SPEEDUP = {1: 4.0, 4: 4.0, 10: 5.0}  # with every core (2 here); 2.0 / 2.2 / 3.0 on one
 PAUSE_S = {1: 0.15, 4: 0.3, 10: 0.6}
+TRIALS_WORKERS = 2
+TRIALS_SPEEDUP = 0.85  # × workers: 1.7x with 2
+DASK_OVERHEAD = 0.10
 
 
 def work(task: str, scale: float, folder: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -174,12 +180,124 @@ def dashboard_rows(scale: float, folder: Path) -> list[str]:
     ]
 
 
+# One process doing the trials one after another, as a user would script it: restore the
+# snapshot (by path) with each seed, run, summarise (the figures `einet trials` computes).
+SEQUENTIAL = """
+import json, sys
+from einet import Session
+from einet.network import weight_samples
+from einet.trials.run import figures
+path, t_ms, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+session = Session(keep_results=False)
+digests = []
+for seed in map(int, sys.argv[4].split(",")):
+    session.restore(path, seed=seed, threads=threads)
+    before = weight_samples(session.network)
+    digests.append(figures(session.run(t_ms), before)["digest"])
+print(json.dumps({"digests": digests}))
+"""
+
+
+def _timed(argv: list[str], what: str) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of a whole process (what a user waits for) and the JSON it printed last."""
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"benchmark {what} failed: {p.stderr.strip().splitlines()[-1:]}")
+    return seconds, json.loads(p.stdout[p.stdout.index("{") :])
+
+
+def trials_rows(scale: float, n: int, t_ms: float, reps: int, folder: Path) -> tuple[list[str], list[str]]:
+    """``n`` trials of ``t_ms`` from one stored snapshot: one process doing them one after
+    another (1 NEST thread, as each trial has; and once with 2) vs ``einet trials`` on
+    :data:`TRIALS_WORKERS` local workers vs on a ``--dask local`` cluster of as many, whole
+    processes, ``reps`` interleaved rounds, medians. Returns the rows and the targets missed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    snap = folder / "warm.h5"
+    print(f"trials: warming up scale {scale:g} and storing ...", file=sys.stderr, flush=True)
+    _timed(["-m", "einet.cli", "run", "--scale", f"{scale:g}", "--t", "1000", "--store", str(snap), "--overwrite", "--no-history", "--json"], "warm-up")
+    seeds = ",".join(str(k) for k in range(1, n + 1))
+    w = TRIALS_WORKERS
+    cli = ["-m", "einet.cli", "trials", str(snap), "--seeds", seeds, "--t", f"{t_ms:g}", "--threads", "1", "--workers", str(w), "--json", "--no-history"]
+    runs: dict[str, list[tuple[float, dict[str, Any]]]] = {"seq": [], "seq2": [], "local": [], "dask": []}
+    for k in range(reps):
+        print(f"trials: round {k + 1} of {reps} ...", file=sys.stderr, flush=True)
+        runs["seq"].append(_timed(["-c", SEQUENTIAL, str(snap), f"{t_ms:g}", "1", seeds], "sequential"))
+        runs["local"].append(_timed(cli, "einet trials"))
+        runs["dask"].append(_timed([*cli, "--dask", "local"], "einet trials --dask local"))
+        if k == 0:  # the other way to use every core: NEST's own threads (not bit-comparable)
+            runs["seq2"].append(_timed(["-c", SEQUENTIAL, str(snap), f"{t_ms:g}", str(w), seeds], "sequential"))
+
+    def med(key: str) -> float:
+        return statistics.median(t for t, _ in runs[key])
+
+    seq, seq2, local, dask = med("seq"), med("seq2"), med("local"), med("dask")
+    speed, speed2, overhead = seq / local, seq2 / local, dask / local - 1
+    target = TRIALS_SPEEDUP * w
+    # the same seeds, threads and snapshot: the same digest in every process that ran them
+    digests = {tuple(doc["digests"]) for _, doc in runs["seq"]}
+    for key in ("local", "dask"):
+        digests |= {tuple(r["digest"] for r in sorted(doc["rows"], key=lambda r: r["seed"])) for _, doc in runs[key]}
+    failed = sum(doc["failed"] for key in ("local", "dask") for _, doc in runs[key])
+    same = len(digests) == 1 and failed == 0
+    s, what = f"{scale:g}", f"{n} trials of {t_ms:g} ms from one snapshot"
+    rows = [
+        f"| {s} | {what}: one process restoring, running and summarising them one after another (1 NEST thread) vs `einet trials --workers {w}` (1 thread each), "
+        f"whole processes, medians of {reps} | {seq:.1f} s | {local:.1f} s | {speed:.2f}x faster | ≥ {target:.2f}x ({TRIALS_SPEEDUP} × workers) | {verdict(speed >= target)} |",
+        f"| {s} | … that process with {w} NEST threads instead (the other way to use the cores; other digests), one round | {seq2:.1f} s | {local:.1f} s | {speed2:.2f}x faster | | |",
+        f"| {s} | {what}: `einet trials --workers {w}` vs `--dask local --workers {w}` (starting the LocalCluster included), whole processes, medians of {reps} "
+        f"| {local:.1f} s | {dask:.1f} s | {100 * overhead:+.1f} % | ≤ +{100 * DASK_OVERHEAD:.0f} % | {verdict(overhead <= DASK_OVERHEAD)} |",
+        f"| {s} | … the same digest for each seed in every run: one process (1 thread), local workers, Dask ({failed} trials failed) | | {'identical' if same else 'differ'} | | identical | {verdict(same)} |",
+    ]
+    missed = [
+        m
+        for m, ok in (
+            (f"{w} workers {speed:.2f}x faster than one process (target {target:.2f}x)", speed >= target),
+            (f"Dask's overhead {100 * overhead:+.1f} % (target ≤ +{100 * DASK_OVERHEAD:.0f} %)", overhead <= DASK_OVERHEAD),
+            ("digests differ between processes", same),
+        )
+        if not ok
+    ]
+    return rows, missed
+
+
+def trials_table(rows: list[str], missed: list[str]) -> str:
+    cpu = platform.processor() or platform.machine()
+    met = f"**Targets not met: {'; '.join(missed)}.**" if missed else "Every target met."
+    return "\n".join(
+        [
+            f"Measured {date.today()} on {cpu}, {os.cpu_count()} cores, `make bench` (alone: `python benchmarks/run.py --only trials`):",
+            "",
+            "| scale | measure | one process / local | einet trials | ratio | target | met |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            met,
+        ]
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--scales", type=float, nargs="+", default=[1, 4])
     p.add_argument("--readme", type=Path)
     p.add_argument("--large", action="store_true", help="snapshot store only (scale 10 takes minutes)")
+    p.add_argument("--only", choices=["trials"], help="only this part (its own table: the others are left as they are)")
+    p.add_argument("--trials", type=int, default=8, metavar="N", help="trials per set (default 8)")
+    p.add_argument("--trials-t", type=float, default=1000.0, metavar="MS", help="simulated time per trial (default 1000)")
+    p.add_argument("--trials-scale", type=float, default=1.0, metavar="S", help="network scale of the trials (default 1)")
+    p.add_argument("--trials-reps", type=int, default=3, metavar="N", help="interleaved rounds of the trials part, medians (default 3)")
     args = p.parse_args()
+    if args.only == "trials" or not args.large:
+        with tempfile.TemporaryDirectory(prefix="einet-bench-trials-") as tmp:
+            t_rows, missed = trials_rows(args.trials_scale, args.trials, args.trials_t, args.trials_reps, Path(tmp))
+        trials = trials_table(t_rows, missed)
+        print(trials)
+        if args.readme:
+            write_table(args.readme, TRIALS_MARKERS, trials)
+        if args.only == "trials":
+            return 0
     header = [
         "| scale | measure | example's way | einet | ratio | target | met |",
         "|---|---|---|---|---|---|---|",

@@ -28,7 +28,7 @@ from einet.trials import TrialSet, compare, parse_seeds, parse_vary, plan_condit
 from einet.trials.output import RowWriter, columns, condition_table, figure_names
 from einet.trials.plan import PlanError
 from einet.trials.pool import missing_software
-from einet.trials.run import ShippedSnapshotError, fano_factor, snapshot_file
+from einet.trials.run import ShippedSnapshotError, fano_factor, holds_snapshot, snapshot_file
 
 from .conftest import children_of, einet_cli, one_line_error, process_state, wait_for
 
@@ -163,6 +163,9 @@ def test_snapshot_read_by_path_or_shipped_and_checked(tmp_path: Path, monkeypatc
     path.write_bytes(data + b"changed")
     with pytest.raises(ShippedSnapshotError, match="another file"):
         snapshot_file(str(path), sha, None)
+    # what a Dask worker is asked before the set: does it hold that very file there?
+    assert not holds_snapshot(str(path), sha) and not holds_snapshot(str(tmp_path / "missing.h5"), sha)
+    assert holds_snapshot(str(path), hashlib.sha256(data + b"changed").hexdigest())
 
 
 def test_a_worker_without_einet_or_nest_is_one_clear_line() -> None:
@@ -184,6 +187,7 @@ def test_a_worker_without_einet_or_nest_is_one_clear_line() -> None:
         (["--seeds", "2", "--workers", "0"], 2, "--workers must be"),
         (["--seeds", "2", "--workers", "2", "--dask", "tcp://127.0.0.1:1"], 2, "--workers goes with"),
         (["--seeds", "2", "--threads", "0"], 2, "--threads must be"),
+        (["--seeds", "2", "--ship"], 2, "--ship goes with --dask"),
         (["--seeds", "2", "--t", "-5"], 2, "--t must be"),
     ],
 )
@@ -286,9 +290,42 @@ def test_a_trial_is_the_restore_with_its_seed_and_changes(local_set: tuple[Path,
 def test_dask_local_cluster_gives_the_same_digests(local_set: tuple[Path, dict[str, Any]], stored: Path, tmp_path: Path) -> None:
     _, local = local_set
     _, doc = _trial_set(tmp_path, str(stored), "--seeds", "3", "--vary", "E.I_e=0,2000", "--t", T_MS, "--dask", "local", "--workers", "2", "--no-history")
-    assert doc["where"] == "2 Dask workers (a local Dask cluster)" and doc["finished"] == 6
+    assert doc["where"] == "2 Dask workers (a local Dask cluster; the snapshot read from its path)" and doc["finished"] == 6
     assert len({r["worker"] for r in doc["rows"]} - {r["worker"] for r in local["rows"]}) >= 1  # not the local workers
     assert {(r["seed"], r["condition"]): r["digest"] for r in doc["rows"]} == {(r["seed"], r["condition"]): r["digest"] for r in local["rows"]}
+
+
+def test_dask_reads_the_snapshot_by_path_or_ships_it_with_the_same_digests(local_set: tuple[Path, dict[str, Any]], stored: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers that hold the same file at its path (checked there by SHA-256) read it there;
+    with ship=True, or when a worker does not hold it, it is shipped. The same trials give
+    the same digests either way, and as on local workers."""
+    import logging
+
+    from distributed import LocalCluster
+
+    import einet.trials.run as trial_run
+    from einet.trials.pool import DaskPool
+    from einet.trials.run import TrialSpec, run_trial
+
+    _, local = local_set
+    plan = TrialSet(plan_conditions((), (parse_vary("E.I_e=0,2000"),)), (1, 2))
+    sha, path = file_sha256(stored), str(stored.resolve())
+    specs = [TrialSpec("s", t.index, t.condition, plan.conditions[t.condition].name, t.seed, 1, float(T_MS), tuple(c.to_dict() for c in plan.conditions[t.condition].changes), path, sha, dask=True) for t in plan.trials]
+    digests = {}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster:
+        for ship in (False, True):
+            with DaskPool(cluster.scheduler_address, 0, stored, ship=ship) as pool:
+                assert pool.ships is ship and (pool.payload is None) is not ship
+                assert pool.describe().endswith("the snapshot shipped to each)" if ship else "the snapshot read from its path)")
+                outcomes = [f.result() for f in [pool.submit(run_trial, spec) for spec in specs]]
+            assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+            digests[ship] = {(o.spec.seed, o.spec.condition_name): o.row["digest"] for o in outcomes}
+        # a worker that does not hold the file (here: every one says so): shipped
+        monkeypatch.setattr(trial_run, "warm_up", lambda *args: False)  # sent to the workers by value
+        with DaskPool(cluster.scheduler_address, 0, stored) as pool:
+            assert pool.ships and pool.payload is not None
+    assert digests[False] == digests[True]
+    assert digests[False] == {(r["seed"], r["condition"]): r["digest"] for r in local["rows"] if r["seed"] in (1, 2)}
 
 
 def test_a_failing_trial_is_one_line_and_the_rest_go_on(stored: Path, tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def run_set(request: TrialsRequest, book: TrialsBook, cancel: threading.Event, p
         return book
     sha = file_sha256(snapshot)
     conditions = request.plan.conditions
-    pool = LocalPool(request.workers, log)
+    pool = LocalPool(request.workers, (str(snapshot.resolve()), sha), log)
     runner: TrialRunner | None = None
     try:
         check = pool.submit(check_changes, str(snapshot.resolve()), sha, tuple(tuple(ch.to_dict() for ch in c.changes) for c in conditions))
@@ -144,7 +144,7 @@ def run_set(request: TrialsRequest, book: TrialsBook, cancel: threading.Event, p
         book = TrialsBook(book.set_id, book.snapshot, book.conditions, book.total, tuple(figure_names(list(info.groups), list(info.weight_stats))), request.t_ms, pool.describe(), "running")
         post(TrialsProgress(book))
         specs = trial_specs(request.plan, book.set_id, snapshot, sha, threads=1, t_ms=request.t_ms)
-        runner = TrialRunner(pool, specs, run_trial, restart=lambda: LocalPool(request.workers, log), poll_s=POLL_S, cancel=cancel)
+        runner = TrialRunner(pool, specs, run_trial, restart=lambda: LocalPool(request.workers, (str(snapshot.resolve()), sha), log), poll_s=POLL_S, cancel=cancel)
         for spec, future in runner:
             outcome = outcome_of(future, spec)
             rerun = None

@@ -373,6 +373,8 @@ def _check_trials_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers must be 1 or more, not {args.workers}")
     if args.workers is not None and args.dask not in (None, "local"):
         raise UsageError("--workers goes with local workers or --dask local; a cluster at an address has its own")
+    if getattr(args, "ship", False) and args.dask is None:
+        raise UsageError("--ship goes with --dask: local workers read the snapshot from its path")
     if args.t_ms is not None and not (args.t_ms > 0 and args.t_ms < float("inf")):
         raise UsageError(f"--t must be a positive number of ms, not {args.t_ms:g}")
     if args.out is not None:
@@ -426,9 +428,9 @@ def _trials(args: argparse.Namespace) -> int:
 
     pool: Pool
     if args.dask is not None:
-        pool = DaskPool(args.dask, args.workers or min(default_workers(args.threads), len(plan.trials)), args.path)
+        pool = DaskPool(args.dask, args.workers or min(default_workers(args.threads), len(plan.trials)), args.path, ship=getattr(args, "ship", False))
     else:
-        pool = LocalPool(args.workers or min(default_workers(args.threads), len(plan.trials)))
+        pool = LocalPool(args.workers or min(default_workers(args.threads), len(plan.trials)), (str(args.path.resolve()), sha))
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     interrupted = False
@@ -438,8 +440,13 @@ def _trials(args: argparse.Namespace) -> int:
     started = time.monotonic()
     t_ms = args.t_ms
     try:
+        checking = pool.submit(check_changes, str(args.path.resolve()), sha, tuple(tuple(ch.to_dict() for ch in c.changes) for c in plan.conditions))
+        # what the end needs, loaded while a worker checks: a Ctrl-C then ends within 2 s
+        import rich.table  # noqa: F401
+        import scipy.stats  # noqa: F401
+
         try:
-            checked = pool.submit(check_changes, str(args.path.resolve()), sha, tuple(tuple(ch.to_dict() for ch in c.changes) for c in plan.conditions)).result()
+            checked = checking.result()
         except ImportError as exc:
             raise PoolError(missing_software(exc) or str(exc)) from None
         t_ms = args.t_ms if args.t_ms is not None else float(checked["t_sim_ms"])
@@ -452,13 +459,9 @@ def _trials(args: argparse.Namespace) -> int:
             writer = RowWriter(args.out, columns(figures))
         if args.spikes is not None:
             args.spikes.mkdir(parents=True, exist_ok=True)
-        # what the end needs, loaded while the workers run: a Ctrl-C then ends within 2 s
-        import rich.table  # noqa: F401
-        import scipy.stats  # noqa: F401
-
         specs = trial_specs(plan, set_id, args.path, sha, threads=args.threads, t_ms=t_ms, dask=isinstance(pool, DaskPool))
         n_workers = pool.workers
-        runner = TrialRunner(pool, specs, run_trial, restart=(lambda: LocalPool(n_workers)) if isinstance(pool, LocalPool) else None)
+        runner = TrialRunner(pool, specs, run_trial, restart=(lambda: LocalPool(n_workers, (str(args.path.resolve()), sha))) if isinstance(pool, LocalPool) else None)
         with trials_progress(not quiet, len(specs)) as progress:
             for spec, future in runner:
                 outcome = outcome_of(future, spec)

@@ -68,6 +68,7 @@ def _trials_parser(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N", help="NEST threads per trial (default 1: one trial per core is the fastest use of them)")
     p.add_argument("--workers", type=int, metavar="N", help="local worker processes, or with --dask local the LocalCluster's (default: usable cores ÷ threads)")
     p.add_argument("--dask", metavar="ADDRESS|local", help="run on the Dask cluster at ADDRESS (tcp://host:8786), or on a LocalCluster started here (local)")
+    p.add_argument("--ship", action="store_true", help="with --dask: send the snapshot to every worker (default: read from its path where every worker holds the same file, by SHA-256; else sent)")
     p.add_argument("--out", type=Path, metavar="FILE.parquet|.csv", help="one row per trial, written as trials finish")
     p.add_argument("--spikes", type=Path, metavar="DIR", help="each trial's spikes as DIR/trial-NNNN.parquet")
     p.add_argument("--overwrite", action="store_true", help="allow --out and --spikes to replace existing files")

@@ -7,8 +7,10 @@ finish. A worker process keeps its NEST kernel (and the parsed snapshot) between
 - Local: ``workers`` processes started fresh (``spawn``: NEST's threads rule out forking a
   process that has it), which ignore Ctrl-C and die with this process; :meth:`Pool.stop` kills them.
 - Dask: an existing cluster (``--dask ADDRESS``) or a ``LocalCluster`` of process workers with
-  one thread each (``--dask local``). The snapshot is shipped once to every worker
-  (``scatter``) and checked by its SHA-256 on arrival, so no shared file system is needed.
+  one thread each (``--dask local``). Each worker is asked first whether it reads the same file
+  at the snapshot's path (its SHA-256, computed there): if every one does (a shared file
+  system, or one machine), trials read it by path; else, or with ``ship=True``, it is shipped
+  once to every worker (``scatter``) and checked by its SHA-256 on arrival.
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ def default_workers(threads: int) -> int:
     return max(1, usable_cores() // max(1, threads))
 
 
-def _worker_start(log: str | None = None) -> None:
+def _worker_start(path: str = "", sha256: str = "", log: str | None = None) -> None:
     """A local worker: Ctrl-C is the parent's (it stops the set and kills the workers at once,
-    which a KeyboardInterrupt raised inside NEST could not), and it dies with the parent.
-    With ``log``, everything it writes to its descriptors 1 and 2 goes there (under the
-    dashboard, whose terminal a worker's warning or traceback would scribble over)."""
+    which a KeyboardInterrupt raised inside NEST could not), and it dies with the parent. It
+    then imports NEST and parses the snapshot (:func:`~einet.trials.run.warm_up`); whatever
+    fails there, its first trial says. einet's log warnings (a restore's note that the hidden
+    state was not restored, at every trial with other threads than stored) stay out of the
+    parent's terminal: with no handler, Python would print each on stderr. With ``log``,
+    everything it writes to its descriptors 1 and 2 goes there (under the dashboard, whose
+    terminal a worker's warning or traceback would scribble over)."""
     from ..children import die_with_parent
+    from .run import warm_up
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
@@ -62,6 +69,9 @@ def _worker_start(log: str | None = None) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
+    logging.getLogger("einet").addHandler(logging.NullHandler())
+    with contextlib.suppress(Exception):
+        warm_up(path, sha256)
 
 
 class Pool:
@@ -96,13 +106,18 @@ class Pool:
 
 
 class LocalPool(Pool):
-    """``workers`` local processes; with ``log``, their output goes to that file. They die
-    with the thread that started them (``die_with_parent``): start and use a pool on one thread."""
+    """``workers`` local processes, all started at once, each importing NEST and parsing the
+    snapshot (``snapshot``: its path and SHA-256) as it starts: an executor would start them
+    one by one as trials arrive, each then spending its first trial's first seconds on that.
+    With ``log``, their output goes to that file. They die with the thread that started them
+    (``die_with_parent``): start and use a pool on one thread."""
 
-    def __init__(self, workers: int, log: Path | None = None) -> None:
-        executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start, initargs=(None if log is None else str(log),))
+    def __init__(self, workers: int, snapshot: tuple[str, str] = ("", ""), log: Path | None = None) -> None:
+        executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start, initargs=(*snapshot, None if log is None else str(log)))
         super().__init__(executor, workers)
         self.log = log
+        for _ in range(workers):  # a process per task submitted while none is idle
+            executor.submit(int)
 
     def stop(self) -> None:
         # ProcessPoolExecutor has no public way to kill its workers before Python 3.14
@@ -123,7 +138,7 @@ class DaskPool(Pool):
 
     kind = "dask"
 
-    def __init__(self, address: str, workers: int, snapshot: Path) -> None:
+    def __init__(self, address: str, workers: int, snapshot: Path, *, ship: bool = False) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -153,14 +168,42 @@ class DaskPool(Pool):
             raise PoolError(f"a Dask worker cannot import {' or '.join(names)} ({where}): {_DASK_HINT}")
         if self.cluster is not None:  # ours: killed at once on Ctrl-C
             self._pids = [int(p) for p in client.run(os.getpid).values()]
-        # shipped once to every worker: trials then need no shared file system
-        payload = client.scatter(snapshot.read_bytes(), broadcast=True)
+        holds = self._warm_up(client, snapshot, ask=not ship)
+        self.ships = ship or not holds
+        payload = None
+        if self.ships:  # once to every worker: trials then need no shared file system
+            payload = client.scatter(snapshot.read_bytes(), broadcast=True)
         super().__init__(client.get_executor(pure=False), n, payload)
         self.address = address
 
+    @staticmethod
+    def _warm_up(client: Any, snapshot: Path, ask: bool) -> bool:
+        """Every worker imports NEST now, all at once (:func:`~einet.trials.run.warm_up`, a task
+        on each); with ``ask``, it also says whether it reads the very file at the snapshot's
+        path, by its SHA-256 computed there. True when every one does. A worker that cannot
+        answer (no einet or NEST there, gone) counts as no: the snapshot is then shipped, and
+        the check before the first trial says what is missing."""
+        from distributed import wait
+
+        from ..history import file_sha256
+        from .run import warm_up
+
+        args = (str(snapshot.resolve()), file_sha256(snapshot)) if ask else ()
+        try:
+            names = list(client.ncores())
+            asked = [client.submit(warm_up, *args, workers=[w], allow_other_workers=False, pure=False) for w in names]
+            _, late = wait(asked, timeout=WARM_UP_S)
+            if late:  # a worker gone meanwhile: its task would wait for it for ever
+                client.cancel(list(late))
+                return False
+            return bool(names) and all(f.result() for f in asked)
+        except Exception:  # noqa: BLE001 - any doubt: ship it
+            return False
+
     def describe(self) -> str:
         where = "a local Dask cluster" if self.cluster is not None else f"the Dask cluster at {self.address}"
-        return f"{self.workers} Dask worker{'s' if self.workers != 1 else ''} ({where})"
+        how = "the snapshot shipped to each" if self.ships else "the snapshot read from its path"
+        return f"{self.workers} Dask worker{'s' if self.workers != 1 else ''} ({where}; {how})"
 
     def stop(self) -> None:
         for pid in self._pids:
@@ -199,6 +242,10 @@ def _lacking(client: Any) -> tuple[str, list[str]] | None:
         if missing:
             return str(worker), list(missing)
     return None
+
+
+WARM_UP_S = 300.0
+"""How long Dask workers may take to import NEST and hash the snapshot before the set."""
 
 
 def missing_software(exc: BaseException) -> str | None:

@@ -108,6 +108,28 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def holds_snapshot(path: str, sha256: str) -> bool:
+    """Whether this worker reads the file with ``sha256`` at ``path`` (then it need not be
+    shipped to it)."""
+    from ..history import file_sha256
+
+    return file_sha256(Path(path)) == sha256
+
+
+def warm_up(path: str = "", sha256: str = "") -> bool:
+    """Ahead of this worker's first trial, so that all workers do it at once rather than
+    each at its first trial: import NEST and, when this worker holds the snapshot with
+    ``sha256`` at ``path``, parse it. Returns whether it holds it (a Dask worker is asked this
+    before the set: the snapshot need then not be shipped to it)."""
+    from ..kernel import nest
+
+    nest()  # PyNEST, imported once per worker
+    if not path or not holds_snapshot(path, sha256):
+        return False
+    _parsed(path, sha256)
+    return True
+
+
 def snapshot_file(path: str, sha256: str, payload: bytes | None) -> str:
     """Where this worker reads the snapshot: ``path`` when it holds the file with ``sha256``,
     else the shipped ``payload`` (its SHA-256 checked on arrival) in a file of its own."""
@@ -117,7 +139,7 @@ def snapshot_file(path: str, sha256: str, payload: bytes | None) -> str:
         have = file_sha256(Path(path))
         if have != sha256:
             why = "cannot be read" if not have else "holds another file (SHA-256 differs)"
-            raise ShippedSnapshotError(f"the snapshot {path} {why} on worker {socket.gethostname()}: use a shared file system or let einet ship it")
+            raise ShippedSnapshotError(f"the snapshot {path} {why} on worker {socket.gethostname()}: use a shared file system or let einet ship it (--ship)")
         return path
     if hashlib.sha256(payload).hexdigest() != sha256:
         raise ShippedSnapshotError(f"the snapshot shipped to worker {socket.gethostname()} arrived damaged (SHA-256 differs)")
