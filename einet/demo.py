@@ -30,7 +30,7 @@ DEMO_STEPS: tuple[DemoStep, ...] = (
     DemoStep("build", "initial", "Build a fresh network (random V_m) and simulate: the initial run."),
     DemoStep("store", "", "Store every node's state and every connection (weights, delays, traces) to a snapshot."),
     DemoStep("continue", "continued", "Continue the same kernel: full state, including spikes in transit."),
-    DemoStep("restore", "restored", "Reset the kernel, restore the snapshot and simulate on from the stored time with the same seed."),
+    DemoStep("restore", "restored", "Reset the kernel, restore the snapshot (with the state NEST hides, where einet can read it) and simulate on from the stored time with the same seed."),
     DemoStep("restore", "restored, same seed", "Again: same snapshot, same seed, same threads: spikes are identical."),
     DemoStep("restore", "restored, other seed", f"Again with seed {OTHER_SEED}: the Poisson drive changes, so spikes differ.", True),
 )

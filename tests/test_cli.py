@@ -73,7 +73,9 @@ def test_inspect_json(cli_snapshot: tuple[Path, dict], capsys: pytest.CaptureFix
     assert keys["synapses"]["e_syn"]["per connection"] == ["Kplus", "weight"] and keys["synapses"]["e_syn"]["shared"] == ["delay"]
     assert "V_m" in keys["nodes"]["iaf_psc_delta"]["per node"] and "C_m" in keys["nodes"]["iaf_psc_delta"]["shared"]
     assert "rate" in keys["nodes"]["poisson_generator"]["shared"]
-    assert any("transit" in s for s in doc["not_stored"]) and any(s.startswith("iaf_psc_delta: post_trace, t_spike") for s in doc["not_stored"])
+    # the hidden section holds the rest: spikes in transit, last spikes, random generators
+    assert not any("transit" in s or "t_spike" in s for s in doc["not_stored"]), doc["not_stored"]
+    assert doc["hidden"]["uncovered"] == [] and doc["hidden"]["stdp"] == [{"count": 50000, "model": "e_syn"}]
 
 
 def test_demo_five_runs(tmp_path: Path) -> None:
@@ -81,7 +83,8 @@ def test_demo_five_runs(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     runs = json.loads(p.stdout)["runs"]
     assert [r["label"] for r in runs] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
-    assert runs[3]["identical_to"] == "restored" and runs[3]["digest"] == runs[2]["digest"]
+    assert runs[2]["exact"] is True and runs[2]["digest"] == runs[1]["digest"] and runs[2]["identical_to"] == "continued", "an exact restore is the continued run"
+    assert runs[3]["identical_to"] == "continued" and runs[3]["digest"] == runs[2]["digest"]
     assert runs[4]["identical_to"] is None and runs[4]["digest"] != runs[2]["digest"]
     assert runs[1]["t_start_ms"] == 200.0 and runs[2]["t_start_ms"] == 200.0, "a restored run goes on from the stored time"
 

@@ -624,7 +624,7 @@ class EinetApp(App[int]):
         self.add_class("captioned")  # the closing caption stays until the next key
         self.refresh_bindings()
         self.main.show_intro()
-        self.main.caption("demo complete: runs 'restored' and 'restored, same seed' are identical; the other seed differs — press v to compare" if message.complete else "demo stopped")
+        self.main.caption("demo complete: the same seed's restored runs are identical (to the continued run too, when the restore was exact); the other seed differs — press v to compare" if message.complete else "demo stopped")
 
     # -- quitting ------------------------------------------------------------------------
     async def action_quit(self) -> None:
