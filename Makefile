@@ -38,8 +38,12 @@ setup-test: $(TSTAMP) $(ASTAMP)
 run: setup
 	$(VENV)/bin/einet $(ARGS)
 
+# the tests on every core (pytest-xdist, a process each, by file), then alone those that time
+# how soon something happens (marked serial: a busy neighbour would make them flaky)
+TEST_WORKERS ?= auto
 test: setup-test
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile -m "not mpi and not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "serial and not mpi" $(PYTEST_ARGS)
 
 # ruff (lint + format check), mypy on einet/ and tui/, import-linter's layering contracts
 lint: $(LSTAMP)

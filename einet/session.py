@@ -293,13 +293,15 @@ class Session:
         if snap.hidden is not None:
             # last, once the network is rebuilt and checked: a write that fails part way is
             # undone by rebuilding without it (the restore is then today's, and says why)
+            asked = False
             try:
-                exact, note = write_back(snap, seed=seed)
+                exact, note, asked = write_back(snap, seed=seed)
             except HiddenWriteFailed as exc:
                 note = str(exc)
                 net = self._rebuild(snap, threads=threads, seed=seed, config=config)
             if note:
-                log.warning(note)
+                # another seed or other threads make another run: no surprise, no warning
+                (log.info if asked else log.warning)(note)
         self._start_protocol(net, pending, check=list(changes))
         self.network = net
         self.config, self.seed, self.threads = config, seed, threads

@@ -18,6 +18,12 @@ import pytest
 
 from einet import NetworkConfig, Session, Snapshot
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # tests run side by side, each NEST with its threads: more threads than cores, so a thread
+    # at one of NEST's OpenMP barriers must give its core away rather than spin on it (set
+    # before NEST loads, here and in every process the tests start)
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 SMALL = NetworkConfig(scale=0.1, t_sim_ms=200.0)
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -295,7 +295,7 @@ class ScriptedEngine:
         self.lineage = f"restored {held} {self.seed} {self.threads}"
         self._send_network()
         self.state = EngineState.BUILT
-        return self._ack("restore", path=str(path), t_stored_ms=snap.t_stored_ms, seed=self.seed, threads=self.threads, not_stored=list(self.network.not_stored))
+        return self._ack("restore", path=str(path), t_stored_ms=snap.t_stored_ms, seed=self.seed, threads=self.threads, not_stored=list(self.network.not_stored), exact=False, hidden_note="the snapshot holds no hidden state")
 
     def _op_store(self, path: str, overwrite: bool = False, background: bool = False) -> Message:
         if not self.built:

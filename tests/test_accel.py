@@ -17,6 +17,7 @@ import pytest
 
 from einet import NetworkConfig, Session, accel
 from einet.accel import build, library
+from einet.accel.state import state_library
 from einet.kernel import nest
 from einet.store import bulk as bulk_module
 from einet.store import capture, plan_capture, read_connections
@@ -47,7 +48,11 @@ def assert_bulk_equals_pynest(session: Session) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def fresh_library() -> Iterator[None]:
-    """Each test decides for itself whether the accelerator loads (and its first-read checks)."""
+    """Each test decides for itself whether the accelerator loads (and its first-read checks).
+    The hidden-state accessor is loaded first, for the real NEST: a test that breaks the
+    connection reader's build (another NEST, no compiler) must not have it built or refused
+    for the rest of the process."""
+    state_library()
     library.reset()
     bulk_module._checked.clear()
     yield

@@ -217,6 +217,7 @@ def _ended(pid: int, fd: int, timeout: float) -> tuple[int, str, float]:
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), took
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("how", ["terminal", "kill"])
 def test_ctrl_c_ends_a_cli_run_while_nest_is_stuck_inside_one_call(how: str, tmp_path: Path) -> None:
     import signal

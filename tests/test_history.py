@@ -179,7 +179,7 @@ def test_demo_records_its_five_runs(tmp_path: Path) -> None:
     assert [r["label"] for r in runs] == [r["label"] for r in demo] == ["initial", "continued", "restored", "restored, same seed", "restored, other seed"]
     assert [r["digest"] for r in runs] == [r["digest"] for r in demo]
     assert [r["origin"] for r in runs] == ["fresh", "continued", "restored", "restored", "restored"]
-    assert [r["identical_to"] for r in runs] == [None, None, None, 3, None]
+    assert [r["identical_to"] for r in runs] == [None, None, 2, 2, None], "an exact restore is the continued run (run 2), and so is its rerun"
     assert len({r["session"] for r in runs}) == 1
     sha = sha256_of(x)
     assert runs[0]["stored"] == os.path.abspath(x) and runs[0]["stored_sha256"] == sha
@@ -307,6 +307,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         assert c.execute("SELECT count(*) FROM runs").fetchone() == (n_writers * n_rows,)
 
 
+@pytest.mark.serial
 def test_a_locked_history_gives_up_in_time(tmp_path: Path) -> None:
     h = tmp_path / "h.sqlite"
     history = History.open(h, timeout_s=0.2)
@@ -511,6 +512,7 @@ def test_the_authorizer_refuses_what_a_trigger_or_view_would_run(tmp_path: Path)
         assert c.execute("SELECT count(*) FROM runs").fetchone() == (3,)
 
 
+@pytest.mark.serial
 def test_every_query_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from einet import history as module
 
@@ -529,6 +531,7 @@ def test_every_query_has_a_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert c.execute("SELECT 1").fetchone() == (1,), "no deadline between operations"
 
 
+@pytest.mark.serial
 def test_ctrl_c_ends_a_query_and_reaches_the_caller(tmp_path: Path) -> None:
     """SQLite looks at no signal and Python drops a KeyboardInterrupt raised while SQLite calls
     back: the query fails as "interrupted", and the history raises the interrupt again (the

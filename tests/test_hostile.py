@@ -94,6 +94,7 @@ def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path:
         assert verdict(bad, snap).startswith("refused"), f"cut at {offset}"
 
 
+@pytest.mark.serial
 def test_a_file_that_makes_hdf5_loop_is_refused_in_time() -> None:
     """Found by `make fuzz`: four flipped bits make libhdf5 spin forever reading an attribute."""
     looping = ROOT / "tests" / "data" / "hdf5-hangs.h5"
@@ -208,6 +209,7 @@ def one_node_runs(snap: Snapshot, n: int, path: Path) -> Snapshot:
     return many
 
 
+@pytest.mark.serial
 def test_restoring_many_one_node_runs_takes_time_linear_in_the_runs(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
     """NEST's Create walks every node made before, so a Create per run made a restore of
     200,000 one-node runs take minutes; the runs of one model are made by one Create."""
@@ -504,6 +506,7 @@ def test_kill_during_store_leaves_old_or_new(tiny: tuple[Path, Snapshot, bytes],
 
 
 # -- round two: nothing hangs, nothing outlives its parent -------------------------------------
+@pytest.mark.serial
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupt_or_kill_during_a_damaged_read_leaves_no_process(how: signal.Signals, tmp_path: Path) -> None:
     looping = tmp_path / "loops.h5"

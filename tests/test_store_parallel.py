@@ -40,8 +40,16 @@ def session() -> Session:
 
 
 def _children() -> set[int]:
-    """Live (or zombie) child processes of this process."""
-    return children_of(os.getpid())
+    """Live (or zombie) child processes of this process but multiprocessing's resource
+    tracker (a test of trials in this process may have started it; it lives as long as we do)."""
+    return {pid for pid in children_of(os.getpid()) if b"resource_tracker" not in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _on_first_new_child(act: Callable[[int], None], stop: threading.Event, errors: list[BaseException]) -> threading.Thread:

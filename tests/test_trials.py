@@ -342,6 +342,7 @@ def test_a_failing_trial_is_one_line_and_the_rest_go_on(stored: Path, tmp_path: 
     assert sorted((r["condition"], bool(r["error"])) for r in rows) == [("baseline", False)] * 2 + [("e_syn.delay=1.5", True)] * 2
 
 
+@pytest.mark.serial
 def test_ctrl_c_stops_every_worker_within_two_seconds_keeping_finished_rows(stored: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     proc = subprocess.Popen(
@@ -400,6 +401,7 @@ def test_a_worker_process_that_dies_is_replaced_and_its_trials_run_again(stored:
     assert sorted(int(r["trial"]) for r in csv.DictReader(out.open())) == [1, 2, 3, 4]
 
 
+@pytest.mark.serial
 def test_ctrl_c_stops_the_trials_on_a_dask_cluster_of_others(stored: Path, tmp_path: Path) -> None:
     """On a cluster einet did not start, its workers are not killed: Ctrl-C cancels the set's
     tasks, and each running trial sees its task cancelled and ends at its next step."""

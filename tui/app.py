@@ -44,7 +44,7 @@ from .markup import escape, textual_escape
 from .messages import CheckpointDue, EngineDied, EngineStatus, HistoryOpened, NestLog, NetworkChanged, OpProgress, RunRecorded, StateChanged, Stored, StoreFailed, TourCaption, TourEnded, TrialsProgress, from_engine
 from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from .tour import STORE_WAIT_S, Tour
-from .trials import TrialsDialog, TrialsScreen, prepare_workers, run_set
+from .trials import TrialsDialog, TrialsScreen, run_set
 from .trials_book import TrialsBook, TrialsRequest
 
 
@@ -141,7 +141,6 @@ class EinetApp(App[int]):
         """Every set of trials of this session, by id (the newest state of each)."""
         self.trials_running = ""  # the set of trials running now ('' for none)
         self._trials_cancel = threading.Event()
-        prepare_workers()
 
     def get_default_screen(self) -> Screen:
         return self.main

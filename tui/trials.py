@@ -45,12 +45,17 @@ POLL_S = 0.2
 
 
 def prepare_workers() -> None:
-    """Start multiprocessing's resource tracker now, before the app runs: started later, it
-    is handed ``sys.stderr``'s descriptor, which under Textual is a capture whose ``fileno()``
-    is -1, and starting the workers fails ("bad value(s) in fds_to_keep")."""
+    """Start multiprocessing's resource tracker (before a set's first workers): it is handed
+    ``sys.stderr``'s descriptor, which under Textual is a capture whose ``fileno()`` is -1, and
+    starting the workers would fail ("bad value(s) in fds_to_keep"). It gets the null device
+    instead: what it would say must not scribble over the dashboard either. Started only when
+    trials run, not with the app (a dashboard without trials leaves no extra process)."""
+    import contextlib
+    import os
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        resource_tracker.ensure_running()
 
 
 def default_workers() -> int:
@@ -129,6 +134,7 @@ def run_set(request: TrialsRequest, book: TrialsBook, cancel: threading.Event, p
         return book
     sha = file_sha256(snapshot)
     conditions = request.plan.conditions
+    prepare_workers()
     pool = LocalPool(request.workers, (str(snapshot.resolve()), sha), log)
     runner: TrialRunner | None = None
     try:

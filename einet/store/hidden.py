@@ -168,6 +168,9 @@ def _say_once(line: str, *, quiet: bool = False) -> None:
 
 
 # -- restore ------------------------------------------------------------------------------------
+OTHER_THREADS = "other threads"
+
+
 def why_not_written(snap: Snapshot) -> str | None:
     """Why the snapshot's hidden section cannot be written into the kernel just rebuilt from it
     (None: it can). Reads the kernel only: nothing is changed."""
@@ -196,7 +199,7 @@ def why_not_written(snap: Snapshot) -> str | None:
     min_steps = round(float(status["min_delay"]) / res)
     lags = section.arrays["transit/lag"]
     checks = [
-        (int(status["local_num_threads"]) == meta["threads"], f"other threads ({status['local_num_threads']}, stored with {meta['threads']})"),
+        (int(status["local_num_threads"]) == meta["threads"], f"{OTHER_THREADS} ({status['local_num_threads']}, stored with {meta['threads']})"),
         (not len(lags) or int(lags.max()) < min_steps, "spikes in transit at lags beyond the kernel's communication interval"),
         (round(float(status["biological_time"]) / res) % min_steps == meta["step_in_interval"], "the clock is at another place in the communication interval"),
         (str(status["rng_type"]) == meta["rng_type"], f"another random generator type ({status['rng_type']})"),
@@ -232,14 +235,16 @@ def _from_covered(s: Stdp, covered: np.ndarray) -> Stdp:
     return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
 
 
-def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str]:
+def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str, bool]:
     """Write the snapshot's hidden section into the kernel just rebuilt from it, if it fits:
-    (whether the restored network is now the continued one, a note saying what was not
-    written and why, or ''). A failure once writing began raises :class:`HiddenWriteFailed`
-    (the kernel is then part written: rebuild it)."""
+    (whether the restored network is now the continued one; a note saying what was not
+    written and why, or ''; whether that follows from what the restore was asked for, another
+    seed or other threads, rather than from something the user may not know of). A failure
+    once writing began raises :class:`HiddenWriteFailed` (the kernel is then part written:
+    rebuild it)."""
     why = why_not_written(snap)
     if why is not None:
-        return False, f"hidden state not restored: {why}"
+        return False, f"hidden state not restored: {why}", why.startswith(OTHER_THREADS)
     assert snap.hidden is not None
     generators = seed == snap.seed
     try:
@@ -247,7 +252,7 @@ def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str]:
     except AccelUnavailable as exc:
         raise HiddenWriteFailed(f"hidden state not restored: {one_line(exc)}") from None
     if not generators:
-        return False, f"hidden state restored but the random generators (seed {seed} asks for another stream than the stored {snap.seed})"
+        return False, f"hidden state restored but the random generators (seed {seed} asks for another stream than the stored {snap.seed})", True
     if not snap.hidden.complete:
-        return False, f"hidden state restored but for {', '.join(snap.hidden.meta['uncovered'])} (einet has no accessor for them)"
-    return True, ""
+        return False, f"hidden state restored but for {', '.join(snap.hidden.meta['uncovered'])} (einet has no accessor for them)", False
+    return True, "", False
