@@ -22,6 +22,7 @@
 // need not be named.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -543,6 +544,168 @@ stdp_rows( const char* model )
   return rows;
 }
 
+// Writing in the order of the restore's Connect: einet's restore connects a model's stored
+// rows in their order (one array Connect), and NEST appends each connection to its target's
+// thread's connector, so before NEST sorts them (at the next Prepare) thread t's connector
+// holds exactly the rows whose target is a neuron on thread t, in row order. A connection
+// that is not its row (the connectors were sorted or changed since) makes the whole write
+// answer ORDER_DIFFERS: the caller then matches by source and target instead.
+
+constexpr long ORDER_DIFFERS = -2;
+
+// Per node id (index 0 unused): the thread of a neuron local here (a node with proxies: its
+// connections are in the connectors), -1 for a device or a node of another process.
+std::vector< int >
+neuron_threads()
+{
+  auto& nm = nest::kernel().node_manager;
+  const size_t size = nm.size();
+  std::vector< int > out( size + 1, -1 );
+  for ( size_t id = 1; id <= size; ++id )
+  {
+    if ( not nm.is_local_node_id( id ) )
+    {
+      continue;
+    }
+    const nest::Node* node = nm.get_node_or_proxy( id );
+    if ( node and not node->is_proxy() and node->has_proxies() )
+    {
+      out[ id ] = static_cast< int >( node->get_thread() );
+    }
+  }
+  return out;
+}
+
+struct OrderedRows
+{
+  const long* source;
+  const long* target;
+  const double* kplus;
+  const double* tlast;
+  long n;
+  const std::vector< int >* threads;
+
+  // the thread whose connector holds row k (-1: to or from a device, in no connector)
+  int
+  thread_of( const long k ) const
+  {
+    const auto& t = *threads;
+    const long s = source[ k ];
+    const long g = target[ k ];
+    if ( s < 1 or g < 1 or s >= static_cast< long >( t.size() ) or g >= static_cast< long >( t.size() ) or t[ s ] < 0 )
+    {
+      return -1;
+    }
+    return t[ g ];
+  }
+};
+
+// 1: written; 0: the connector holds no ConnectionT; ORDER_DIFFERS.
+template < typename ConnectionT >
+long
+write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, const OrderedRows& rows )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return 0;
+  }
+  auto& array = connector->*reach( Array< ConnectionT >() );
+  auto& cm = nest::kernel().connection_manager;
+  const int me = static_cast< int >( tid );
+  long k = 0;
+  for ( size_t lcid = 0; lcid < array.size(); ++lcid )
+  {
+    ConnectionT& c = array[ lcid ];
+    while ( k < rows.n and rows.thread_of( k ) != me )
+    {
+      ++k;
+    }
+    if ( k == rows.n or c.is_disabled() or static_cast< long >( cm.get_source_node_id( tid, syn_id, lcid ) ) != rows.source[ k ]
+      or static_cast< long >( c.get_target( tid )->get_node_id() ) != rows.target[ k ] or not std::isfinite( rows.kplus[ k ] )
+      or not std::isfinite( rows.tlast[ k ] ) )
+    {
+      return ORDER_DIFFERS;
+    }
+    c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ k ];
+    c.*reach( TLast< ConnectionT >() ) = rows.tlast[ k ];
+    ++k;
+  }
+  while ( k < rows.n and rows.thread_of( k ) != me )
+  {
+    ++k;
+  }
+  return k == rows.n ? 1 : ORDER_DIFFERS;
+}
+
+// Write Kplus and t_lastspike row by row in connect order (see above); one std::thread per
+// NEST thread. Returns the rows written, or ORDER_DIFFERS.
+long
+stdp_write_ordered( const char* model, const OrderedRows& rows )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  const auto connectors = stdp_connectors( model, syn_id );
+  std::vector< long > results( connectors.size(), 1 );
+  std::vector< std::string > problems( connectors.size() );
+  std::vector< std::thread > workers;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    workers.emplace_back(
+      [ &, tid ]
+      {
+        try
+        {
+          nest::ConnectorBase* base = connectors[ tid ];
+          if ( not base )
+          {
+            // no connection of the model on this thread: no row may name it
+            for ( long k = 0; k < rows.n; ++k )
+            {
+              if ( rows.thread_of( k ) == static_cast< int >( tid ) )
+              {
+                results[ tid ] = ORDER_DIFFERS;
+                break;
+              }
+            }
+            return;
+          }
+          long r = write_ordered_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, rows );
+          r = r ? r : write_ordered_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, rows );
+          r = r ? r : write_ordered_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, rows );
+          r = r ? r : write_ordered_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, rows );
+          if ( r == 0 )
+          {
+            problems[ tid ] = std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family";
+          }
+          results[ tid ] = r;
+        }
+        catch ( const std::exception& e )
+        {
+          problems[ tid ] = e.what();
+        }
+      } );
+  }
+  for ( auto& w : workers )
+  {
+    w.join();
+  }
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    if ( not problems[ tid ].empty() )
+    {
+      throw std::runtime_error( problems[ tid ] );
+    }
+  }
+  long written = 0;
+  for ( long k = 0; k < rows.n; ++k )
+  {
+    written += rows.thread_of( k ) >= 0;
+  }
+  return std::any_of( results.begin(), results.end(), []( const long r ) { return r == ORDER_DIFFERS; } ) ? ORDER_DIFFERS : written;
+}
+
 // -- random generators -----------------------------------------------------------------------
 
 nest::RngPtr
@@ -928,6 +1091,25 @@ extern "C"
         ++set;
       }
       return set;
+    } );
+  }
+
+  // Set Kplus and t_lastspike of the model's connections from rows in the order the restore
+  // connected them (before NEST's next Prepare sorts them): row k goes to the next connection
+  // of its target's thread. Rows to or from a device are skipped (in no connector). Returns
+  // the rows written, -2 when the connectors do not hold the rows in that order (nothing is
+  // then known to be written right: match by source and target instead), or -1.
+  long
+  einet_state_stdp_write_ordered( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      const std::vector< int > threads = neuron_threads();
+      const long done = stdp_write_ordered( model, OrderedRows { source, target, kplus, tlast, n, &threads } );
+      if ( done == ORDER_DIFFERS )
+      {
+        say( err, errlen, "the connections are not in the order of the stored rows" );
+      }
+      return done;
     } );
   }
 
