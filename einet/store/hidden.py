@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..accel.build import AccelUnavailable, Nest
-from ..accel.library import installed
+from ..accel.library import installed, why_not
 from ..accel.state import Hidden, Stdp, read_hidden, state_library, write_hidden
 from ..kernel import nest, nest_output_to
 from ..network import Network, base_models, node_kinds, node_models
@@ -97,7 +97,8 @@ def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | Non
     if plan.hidden is None or base_of(plan.net, model) not in STDP_BASES:
         return
     if rows is None or (len(rows["t_lastspike"]) and np.isnan(rows["t_lastspike"]).all()) or not np.isfinite(rows["kplus"]).all():
-        _say_once(f"hidden state not stored: {model}'s last-spike times could not be read (the connection reader read through NEST's status)")
+        # quiet when the connection reader was turned off: its own line says why
+        _say_once(f"hidden state not stored: {model}'s last-spike times could not be read (connections were read through NEST's status)", quiet=why_not() is not None)
         plan.hidden, plan.not_stored = None, plan.not_stored_without_hidden
         return
     k = len(plan.hidden.meta["stdp"])
