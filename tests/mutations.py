@@ -194,6 +194,7 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "hidden: node ids not ascending": _set("hidden/nodes/id", lambda a: a[::-1].copy()),
     "hidden: an infinite t_lastspike": _poke("hidden/stdp/0/t_lastspike", 0, np.inf),
     "hidden: a NaN Kplus": _poke("hidden/stdp/0/kplus", 0, np.nan),
+    "hidden: STDP runs that do not cover the table": _set("hidden/stdp/0/runs", lambda a: a - 1),
     "hidden: a damaged random generator": _poke("hidden/rng/text", 20, ord("x")),
     "hidden: rng offsets out of order": _set("hidden/rng/offsets", lambda a: a[::-1].copy()),
     "hidden: its own version from the future": _manifest(lambda m, h5: m["hidden"].__setitem__("version", 3)),

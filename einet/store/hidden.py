@@ -101,9 +101,12 @@ def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | Non
         _say_once(f"hidden state not stored: {model}'s last-spike times could not be read (connections were read through NEST's status)", quiet=why_not() is not None)
         plan.hidden, plan.not_stored = None, plan.not_stored_without_hidden
         return
-    k = len(plan.hidden.meta["stdp"])
-    plan.hidden.meta["stdp"].append({"model": model, "count": len(rows["t_lastspike"])})
-    plan.hidden.arrays.update({f"stdp/{k}/{key}": rows[key].astype(FLOAT_DTYPE, copy=False) for key in STDP_ROW})
+    k, count = len(plan.hidden.meta["stdp"]), len(rows["t_lastspike"])
+    # runs of rows with the same values, compared bit for bit (NaN equals NaN, -0.0 is not 0.0)
+    bits = [rows[key].astype(FLOAT_DTYPE, copy=False).view(np.int64) for key in STDP_ROW]
+    starts = np.flatnonzero(np.concatenate([[count > 0], (bits[0][1:] != bits[0][:-1]) | (bits[1][1:] != bits[1][:-1])]))
+    plan.hidden.meta["stdp"].append({"model": model, "count": count, "runs": len(starts)})
+    plan.hidden.arrays.update({f"stdp/{k}/runs": np.append(starts, count).astype(INT_DTYPE), **{f"stdp/{k}/{key}": rows[key][starts].astype(FLOAT_DTYPE) for key in STDP_ROW}})
 
 
 def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, Any]) -> HiddenSection:
@@ -256,7 +259,10 @@ def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
     transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
     transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
     tables = {t.model: t for t in snap.synapses}
-    stdp = {e["model"]: Stdp(tables[e["model"]].source.astype(np.int64), tables[e["model"]].target.astype(np.int64), *(a[f"stdp/{k}/{key}"].astype(np.float64, copy=False) for key in STDP_ROW)) for k, e in enumerate(meta["stdp"])}
+    stdp = {}
+    for k, e in enumerate(meta["stdp"]):
+        table, lengths = tables[e["model"]], np.diff(a[f"stdp/{k}/runs"])
+        stdp[e["model"]] = Stdp(table.source.astype(np.int64), table.target.astype(np.int64), *(np.repeat(a[f"stdp/{k}/{key}"].astype(np.float64), lengths) for key in STDP_ROW))
     return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
 
 
