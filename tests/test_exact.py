@@ -241,6 +241,19 @@ def test_stdp_rows_out_of_connect_order_are_matched_by_pairs(tmp_path: Path, mon
     assert s.exact and s.run(50.0).digest == a.digest
 
 
+def test_the_sampled_read_back_catches_a_wrong_stdp_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later write's sampled check still reads STDP values back: a writer that sets other
+    values than stored is caught, and the restore is rebuilt without the section."""
+    stored_and_continued(tmp_path / "at50.h5", 1)
+    lib = state_library()
+    real = lib.write_stdp_ordered
+    monkeypatch.setattr(lib, "write_stdp_ordered", lambda model, s: real(model, dataclasses.replace(s, t_lastspike=s.t_lastspike + 0.1)))
+    monkeypatch.setattr(state_module, "_verified", {"iaf_psc_alpha", "e_stdp connections"})
+    s = Session()
+    s.restore(tmp_path / "at50.h5")
+    assert not s.exact and s.hidden_note == "hidden state not restored: the hidden state did not read back as written: STDP connections"
+
+
 def test_another_seed_restores_all_but_the_generators(tmp_path: Path) -> None:
     """``--seed N`` asks for another stream: the rest of the hidden state is still written."""
     stored_and_continued(tmp_path / "at50.h5", 1)

@@ -706,6 +706,62 @@ stdp_write_ordered( const char* model, const OrderedRows& rows )
   return std::any_of( results.begin(), results.end(), []( const long r ) { return r == ORDER_DIFFERS; } ) ? ORDER_DIFFERS : written;
 }
 
+// The connections of the model whose source is among the wanted (a read-back sample): their
+// source, target, Kplus and t_lastspike, each thread's connector scanned once.
+struct Hit
+{
+  long source;
+  long target;
+  double kplus;
+  double tlast;
+};
+
+template < typename ConnectionT >
+bool
+stdp_hits_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, const std::vector< char >& wanted, std::vector< Hit >& hits )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  auto& array = connector->*reach( Array< ConnectionT >() );
+  auto& cm = nest::kernel().connection_manager;
+  for ( size_t lcid = 0; lcid < array.size(); ++lcid )
+  {
+    const size_t source = cm.get_source_node_id( tid, syn_id, lcid );
+    if ( source < wanted.size() and wanted[ source ] and not array[ lcid ].is_disabled() )
+    {
+      ConnectionT& c = array[ lcid ];
+      hits.push_back( { static_cast< long >( source ), static_cast< long >( c.get_target( tid )->get_node_id() ), c.*reach( Kplus< ConnectionT >() ), c.*reach( TLast< ConnectionT >() ) } );
+    }
+  }
+  return true;
+}
+
+std::vector< Hit >
+stdp_hits( const char* model, const std::vector< char >& wanted )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  const auto connectors = stdp_connectors( model, syn_id );
+  std::vector< Hit > hits;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    nest::ConnectorBase* base = connectors[ tid ];
+    if ( base
+      and not( stdp_hits_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, wanted, hits )
+        or stdp_hits_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, wanted, hits )
+        or stdp_hits_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, wanted, hits )
+        or stdp_hits_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, wanted, hits ) ) )
+    {
+      not_stdp( model );
+    }
+  }
+  return hits;
+}
+
 // -- random generators -----------------------------------------------------------------------
 
 nest::RngPtr
@@ -1110,6 +1166,33 @@ extern "C"
         say( err, errlen, "the connections are not in the order of the stored rows" );
       }
       return done;
+    } );
+  }
+
+  // How many of the n rows (a read-back sample) a connection of the model has: the same
+  // source and target, and bit for bit the same Kplus and t_lastspike. Returns it, or -1.
+  long
+  einet_state_stdp_sample( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      std::vector< char > wanted( nest::kernel().node_manager.size() + 1, 0 );
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( source[ k ] > 0 and source[ k ] < static_cast< long >( wanted.size() ) )
+        {
+          wanted[ source[ k ] ] = 1;
+        }
+      }
+      const std::vector< Hit > hits = stdp_hits( model, wanted );
+      long found = 0;
+      for ( long k = 0; k < n; ++k )
+      {
+        found += std::any_of( hits.begin(), hits.end(), [ & ]( const Hit& h ) {
+          return h.source == source[ k ] and h.target == target[ k ] and std::memcmp( &h.kplus, &kplus[ k ], sizeof( double ) ) == 0
+            and std::memcmp( &h.tlast, &tlast[ k ], sizeof( double ) ) == 0;
+        } );
+      }
+      return found;
     } );
   }
 
