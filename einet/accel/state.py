@@ -358,7 +358,7 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
 
 
 def _models_of(hidden: Hidden) -> set[str]:
-    kinds = np.unique(hidden.records[hidden.offsets[:-1]].astype(int)) if len(hidden.nodes) else []
+    kinds = np.unique(hidden.records[hidden.offsets[:-1]].astype(int)) if len(hidden.nodes) else np.empty(0, int)
     return {MODEL_OF_KIND[int(k)] for k in kinds} | {f"{m} connections" for m in hidden.stdp}
 
 
