@@ -549,7 +549,8 @@ stdp_rows( const char* model )
 // thread's connector, so before NEST sorts them (at the next Prepare) thread t's connector
 // holds exactly the rows whose target is a neuron on thread t, in row order. A connection
 // that is not its row (the connectors were sorted or changed since) makes the whole write
-// answer ORDER_DIFFERS: the caller then matches by source and target instead.
+// answer ORDER_DIFFERS: the caller then matches by source and target instead. A row with NaN
+// (its source has no record in the section) is matched but not written.
 
 constexpr long ORDER_DIFFERS = -2;
 
@@ -622,13 +623,15 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
       ++k;
     }
     if ( k == rows.n or c.is_disabled() or static_cast< long >( cm.get_source_node_id( tid, syn_id, lcid ) ) != rows.source[ k ]
-      or static_cast< long >( c.get_target( tid )->get_node_id() ) != rows.target[ k ] or not std::isfinite( rows.kplus[ k ] )
-      or not std::isfinite( rows.tlast[ k ] ) )
+      or static_cast< long >( c.get_target( tid )->get_node_id() ) != rows.target[ k ] )
     {
       return ORDER_DIFFERS;
     }
-    c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ k ];
-    c.*reach( TLast< ConnectionT >() ) = rows.tlast[ k ];
+    if ( not std::isnan( rows.kplus[ k ] ) and not std::isnan( rows.tlast[ k ] ) )  // NaN: left as it is
+    {
+      c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ k ];
+      c.*reach( TLast< ConnectionT >() ) = rows.tlast[ k ];
+    }
     ++k;
   }
   while ( k < rows.n and rows.thread_of( k ) != me )
@@ -1107,7 +1110,8 @@ extern "C"
 
   // Set Kplus and t_lastspike of the local connections of the model, each matched by its
   // source and target to a stored row (repeated pairs in their order). Every local
-  // connection must find a row, and every row a connection. Returns the number set, or -1.
+  // connection must find a row, and every row to and from neurons a connection; a row with
+  // NaN is matched but not written. Returns the number set, or -1.
   long
   einet_state_stdp_write( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
   {
@@ -1115,10 +1119,17 @@ extern "C"
       // stored rows and this kernel's connections, each ordered by (source, target) and then
       // by their own order: the k-th of a pair takes the k-th stored row of it
       const auto key = []( const long src, const long tgt ) { return ( static_cast< uint64_t >( src ) << 32 ) | static_cast< uint64_t >( tgt ); };
-      std::vector< std::pair< uint64_t, long > > wanted( n );
+      // rows to or from a device are in no connector: left out
+      const std::vector< int > threads = neuron_threads();
+      const OrderedRows all { source, target, kplus, tlast, n, &threads };
+      std::vector< std::pair< uint64_t, long > > wanted;
+      wanted.reserve( n );
       for ( long k = 0; k < n; ++k )
       {
-        wanted[ k ] = { key( source[ k ], target[ k ] ), k };
+        if ( all.thread_of( k ) >= 0 )
+        {
+          wanted.push_back( { key( source[ k ], target[ k ] ), k } );
+        }
       }
       std::sort( wanted.begin(), wanted.end() );
       const std::vector< StdpRow > rows = stdp_rows( model );
@@ -1130,7 +1141,7 @@ extern "C"
       std::sort( here.begin(), here.end() );
       if ( here.size() != wanted.size() )
       {
-        say( err, errlen, std::to_string( here.size() ) + " local connections, " + std::to_string( n ) + " stored" );
+        say( err, errlen, std::to_string( here.size() ) + " local connections, " + std::to_string( wanted.size() ) + " stored" );
         return -1;
       }
       long set = 0;
@@ -1142,9 +1153,13 @@ extern "C"
           say( err, errlen, "connection " + std::to_string( row.source ) + " -> " + std::to_string( row.target ) + " has no stored state" );
           return -1;
         }
-        *rows[ here[ k ].second ].kplus = kplus[ wanted[ k ].second ];
-        *rows[ here[ k ].second ].tlast = tlast[ wanted[ k ].second ];
-        ++set;
+        const long w = wanted[ k ].second;
+        if ( not std::isnan( kplus[ w ] ) and not std::isnan( tlast[ w ] ) )  // NaN: left as it is
+        {
+          *rows[ here[ k ].second ].kplus = kplus[ w ];
+          *rows[ here[ k ].second ].tlast = tlast[ w ];
+          ++set;
+        }
       }
       return set;
     } );

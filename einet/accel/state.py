@@ -147,14 +147,16 @@ class StateLibrary:
 
     def write_stdp(self, model: str, s: Stdp) -> int:
         """Set every local connection's Kplus and t_lastspike from the row of the same source
-        and target (repeated pairs in order): each connection must find a row, each row one."""
+        and target (repeated pairs in order): each connection must find a row, each row to and
+        from neurons one; a row marked NaN is matched but not written."""
         a = _stdp_arrays(s)
         return self._call(model, "einet_state_stdp_write", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
 
     def write_stdp_ordered(self, model: str, s: Stdp) -> bool:
         """Set them row by row in the order einet's restore connected the rows (before NEST's
-        next Prepare sorts the connections; rows to or from a device are skipped): whether
-        the connections were in that order (if not, nothing is known to be written right)."""
+        next Prepare sorts the connections; rows to or from a device are skipped, a row marked
+        NaN is not written): whether the connections were in that order (if not, nothing is
+        known to be written right)."""
         a = _stdp_arrays(s)
         err = ctypes.create_string_buffer(_ERR)
         result = int(self._lib.einet_state_stdp_write_ordered(model.encode(), *(x.ctypes.data for x in a), len(a[0]), err, _ERR))
@@ -336,7 +338,7 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
         raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms at {hidden.threads} threads does not fit a kernel at {t_ms} ms with {threads}")
     for model, s in hidden.stdp.items():
         if not lib.write_stdp_ordered(model, s):
-            lib.write_stdp(model, _neuron_rows(s))
+            lib.write_stdp(model, s)
     with nest_output_to():
         n.Prepare()
         n.Cleanup()
@@ -362,9 +364,10 @@ def _models_of(hidden: Hidden) -> set[str]:
     return {MODEL_OF_KIND[int(k)] for k in kinds} | {f"{m} connections" for m in hidden.stdp}
 
 
-def _neuron_rows(s: Stdp) -> Stdp:
-    """The rows the connectors hold (not those to or from a device: NaN t_lastspike)."""
-    keep = ~np.isnan(s.t_lastspike)
+def _neuron_rows(s: Stdp, sources: np.ndarray | None = None) -> Stdp:
+    """The rows written (not those marked NaN: to or from a device, or from a source without a
+    record); with ``sources``, the rows from those."""
+    keep = ~np.isnan(s.t_lastspike) if sources is None else np.isin(s.source, sources)
     return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
 
 
@@ -379,8 +382,10 @@ def _verify(wanted: Hidden, found: Hidden) -> None:
     problems = []
     if not (np.array_equal(wanted.nodes, found.nodes) and np.array_equal(wanted.offsets, found.offsets) and wanted.records.tobytes() == found.records.tobytes()):
         problems.append("node records")
+    # the rows written, against the connections from sources with a record (the others keep
+    # what the rebuild gave them)
     stdp = {m: _neuron_rows(s) for m, s in wanted.stdp.items()}
-    if set(stdp) != set(found.stdp) or not all(_same_rows(stdp[m], found.stdp[m]) for m in stdp):
+    if set(stdp) != set(found.stdp) or not all(_same_rows(stdp[m], _neuron_rows(found.stdp[m], wanted.nodes)) for m in stdp):
         problems.append("STDP connections")
     _verify_small(wanted, found.rngs, found.devices, found.transit, problems)
 

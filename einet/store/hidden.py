@@ -262,17 +262,20 @@ def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
     stdp = {}
     for k, e in enumerate(meta["stdp"]):
         table, lengths = tables[e["model"]], np.diff(a[f"stdp/{k}/runs"])
-        stdp[e["model"]] = Stdp(table.source.astype(np.int64), table.target.astype(np.int64), *(np.repeat(a[f"stdp/{k}/{key}"].astype(np.float64), lengths) for key in STDP_ROW))
+        stdp[e["model"]] = _from_covered(Stdp(table.source.astype(np.int64), table.target.astype(np.int64), *(np.repeat(a[f"stdp/{k}/{key}"].astype(np.float64), lengths) for key in STDP_ROW)), a["nodes/id"])
     return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
 
 
 def _from_covered(s: Stdp, covered: np.ndarray) -> Stdp:
-    """The connections whose sources' spike history the section also restores. The others
-    keep the trace the rebuild gave them (referred to a last spike at 0, as their restored
-    sources report none): given their true last spike, a later store would refer the trace
-    to the wrong time (einet.traces) and lose it."""
-    keep = np.isin(s.source, covered)
-    return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
+    """The rows whose sources' spike history the section also restores; the others are marked
+    not to be written (NaN): those connections keep the trace the rebuild gave them (referred
+    to a last spike at 0, as their restored sources report none): given their true last spike,
+    a later store would refer the trace to the wrong time (einet.traces) and lose it."""
+    other = ~np.isin(s.source, covered)
+    if other.any():
+        s.kplus[other] = np.nan
+        s.t_lastspike[other] = np.nan
+    return s
 
 
 def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str]:
