@@ -7,7 +7,7 @@ TSTAMP := $(VENV)/.einet-test-installed
 LSTAMP := $(VENV)/.einet-lint-installed
 ASTAMP := $(VENV)/.einet-accel-built
 
-.PHONY: run test test-mpi lint setup setup-test setup-lint setup-mpi bench bench-large bench-mpi bench-node fuzz soak screenshot clean
+.PHONY: run test test-mpi lint setup setup-test setup-lint setup-mpi bench bench-large bench-mpi bench-node bench-fidelity fuzz soak screenshot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ bench-mpi: setup-test setup-mpi
 # scale 40: 100,000 neurons, 25M connections, ~6 GB (a few minutes)
 bench-node: setup-test
 	$(PY) benchmarks/node.py --scale 40 --readme README.md
+
+# continued − restored over an ensemble of snapshots and seeds, three networks (~10 min on 2 cores)
+bench-fidelity: setup-test
+	$(PY) benchmarks/fidelity_ensemble.py --readme README.md
 
 bench-large: setup-test
 	$(PY) benchmarks/run.py --scales 10 --large --readme README.md

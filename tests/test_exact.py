@@ -204,6 +204,56 @@ def test_another_nest_binary_turns_the_hidden_section_off(tmp_path: Path) -> Non
     assert b["digest"] != a.digest  # today's restore: it departs at once (the control below)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stdp_rows_are_written_in_connect_order_and_later_writes_check_a_sample(tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The section's STDP rows are the synapse table's (t_lastspike read with each connection):
+    a restore writes them in the order it connected them, matching no pairs; the first write
+    in the process is read back whole, a later one in a sample."""
+    a = stored_and_continued(tmp_path / "at50.h5", threads)
+    snap = open_snapshot(tmp_path / "at50.h5")
+    assert snap.hidden is not None
+    (table,) = [t for t in snap.synapses if t.model == "e_stdp"]
+    (entry,) = snap.hidden.meta["stdp"]
+    assert entry["model"] == "e_stdp" and entry["count"] == len(table) and 0 < entry["runs"] < len(table)
+    assert np.isfinite(snap.hidden.arrays["stdp/0/t_lastspike"]).all() and (snap.hidden.arrays["stdp/0/t_lastspike"] > 0).any()
+    lib = state_library()
+    monkeypatch.setattr(lib, "write_stdp", lambda *_: pytest.fail("matched by pairs: the connections were not in the stored order"))
+    monkeypatch.setattr(state_module, "_verified", set())
+    whole, sampled = [], []
+    monkeypatch.setattr(state_module, "_verify", lambda *x, _f=state_module._verify: (whole.append(1), _f(*x))[1])
+    monkeypatch.setattr(state_module, "_verify_sample", lambda *x, _f=state_module._verify_sample: (sampled.append(1), _f(*x))[1])
+    s = Session()
+    s.restore(tmp_path / "at50.h5")
+    s2 = Session()
+    s2.restore(tmp_path / "at50.h5")
+    assert (len(whole), len(sampled)) == (1, 1)
+    assert s2.exact and s2.run(50.0).digest == a.digest
+
+
+def test_stdp_rows_out_of_connect_order_are_matched_by_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the connections not be in the stored rows' order (here: the ordered writer
+    says so), the rows are matched by source and target, and the run is still the continued one."""
+    a = stored_and_continued(tmp_path / "at50.h5", 2)
+    lib = state_library()
+    monkeypatch.setattr(lib, "write_stdp_ordered", lambda *_: False)
+    s = Session()
+    s.restore(tmp_path / "at50.h5")
+    assert s.exact and s.run(50.0).digest == a.digest
+
+
+def test_the_sampled_read_back_catches_a_wrong_stdp_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later write's sampled check still reads STDP values back: a writer that sets other
+    values than stored is caught, and the restore is rebuilt without the section."""
+    stored_and_continued(tmp_path / "at50.h5", 1)
+    lib = state_library()
+    real = lib.write_stdp_ordered
+    monkeypatch.setattr(lib, "write_stdp_ordered", lambda model, s: real(model, dataclasses.replace(s, t_lastspike=s.t_lastspike + 0.1)))
+    monkeypatch.setattr(state_module, "_verified", {"iaf_psc_alpha", "e_stdp connections"})
+    s = Session()
+    s.restore(tmp_path / "at50.h5")
+    assert not s.exact and s.hidden_note == "hidden state not restored: the hidden state did not read back as written: STDP connections"
+
+
 def test_another_seed_restores_all_but_the_generators(tmp_path: Path) -> None:
     """``--seed N`` asks for another stream: the rest of the hidden state is still written."""
     stored_and_continued(tmp_path / "at50.h5", 1)

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <string>
 #include <thread>
 #include <variant>
@@ -230,6 +231,7 @@ EINET_TYPED( stdp_synapse_hom )
 EINET_FIELD( static_synapse, weight )
 EINET_FIELD( stdp_synapse_hom, weight )
 EINET_FIELD( stdp_synapse_hom, Kplus )
+EINET_FIELD( stdp_synapse_hom, t_lastspike )
 EINET_FIELD( stdp_synapse, weight )
 EINET_FIELD( stdp_synapse, tau_plus )
 EINET_FIELD( stdp_synapse, lambda )
@@ -238,6 +240,7 @@ EINET_FIELD( stdp_synapse, mu_plus )
 EINET_FIELD( stdp_synapse, mu_minus )
 EINET_FIELD( stdp_synapse, Wmax )
 EINET_FIELD( stdp_synapse, Kplus )
+EINET_FIELD( stdp_synapse, t_lastspike )
 
 #define EINET_F( MODEL, NAME ) Field< nest::MODEL< T > > { #NAME, reach( typename MODEL##_##NAME::template On< T >() ) }
 
@@ -252,7 +255,7 @@ template < typename T >
 std::vector< Field< nest::stdp_synapse_hom< T > > >
 fields_of( const nest::stdp_synapse_hom< T >* )
 {
-  return { EINET_F( stdp_synapse_hom, weight ), EINET_F( stdp_synapse_hom, Kplus ) };
+  return { EINET_F( stdp_synapse_hom, weight ), EINET_F( stdp_synapse_hom, Kplus ), EINET_F( stdp_synapse_hom, t_lastspike ) };
 }
 
 template < typename T >
@@ -266,7 +269,17 @@ fields_of( const nest::stdp_synapse< T >* )
     EINET_F( stdp_synapse, mu_plus ),
     EINET_F( stdp_synapse, mu_minus ),
     EINET_F( stdp_synapse, Wmax ),
-    EINET_F( stdp_synapse, Kplus ) };
+    EINET_F( stdp_synapse, Kplus ),
+    EINET_F( stdp_synapse, t_lastspike ) };
+}
+
+// Keys of state NEST keeps but does not report (docs/hidden-state.md): read by the typed
+// readers only; a row read through dictionaries has NaN there, and the typed reader's check
+// against NEST's status leaves them out.
+bool
+hidden_key( const std::string& key )
+{
+  return key == "t_lastspike";
 }
 
 // What one output column holds, for a typed reader.
@@ -461,7 +474,12 @@ read_by_dictionary( const size_t tid,
           entry[ k ] = value;
         }
       }
-      double cell = 0.0;
+      double cell = std::numeric_limits< double >::quiet_NaN();
+      if ( not value and hidden_key( keys[ k ] ) )
+      {
+        rows.put( k, cell );
+        continue;
+      }
       if ( not value or not as_double( *value, cell ) )
       {
         rows.problem = "connection property " + keys[ k ] + " is missing or not a number";
@@ -578,6 +596,10 @@ read_thread( const size_t tid,
           for ( size_t k = 0; k < keys.size(); ++k )
           {
             double value = static_cast< double >( c.get_source_node_id() );
+            if ( hidden_key( keys[ k ] ) )
+            {
+              continue;
+            }
             if ( keys[ k ] != "source" )
             {
               const auto it = status->find( keys[ k ] );

@@ -22,6 +22,7 @@
 // need not be named.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -543,6 +544,227 @@ stdp_rows( const char* model )
   return rows;
 }
 
+// Writing in the order of the restore's Connect: einet's restore connects a model's stored
+// rows in their order (one array Connect), and NEST appends each connection to its target's
+// thread's connector, so before NEST sorts them (at the next Prepare) thread t's connector
+// holds exactly the rows whose target is a neuron on thread t, in row order. A connection
+// that is not its row (the connectors were sorted or changed since) makes the whole write
+// answer ORDER_DIFFERS: the caller then matches by source and target instead. A row with NaN
+// (its source has no record in the section) is matched but not written.
+
+constexpr long ORDER_DIFFERS = -2;
+
+// Per node id (index 0 unused): the thread of a neuron local here (a node with proxies: its
+// connections are in the connectors), -1 for a device or a node of another process.
+std::vector< int >
+neuron_threads()
+{
+  auto& nm = nest::kernel().node_manager;
+  const size_t size = nm.size();
+  std::vector< int > out( size + 1, -1 );
+  for ( size_t id = 1; id <= size; ++id )
+  {
+    if ( not nm.is_local_node_id( id ) )
+    {
+      continue;
+    }
+    const nest::Node* node = nm.get_node_or_proxy( id );
+    if ( node and not node->is_proxy() and node->has_proxies() )
+    {
+      out[ id ] = static_cast< int >( node->get_thread() );
+    }
+  }
+  return out;
+}
+
+struct OrderedRows
+{
+  const long* source;
+  const long* target;
+  const double* kplus;
+  const double* tlast;
+  long n;
+  const std::vector< int >* threads;
+
+  // the thread whose connector holds row k (-1: to or from a device, in no connector)
+  int
+  thread_of( const long k ) const
+  {
+    const auto& t = *threads;
+    const long s = source[ k ];
+    const long g = target[ k ];
+    if ( s < 1 or g < 1 or s >= static_cast< long >( t.size() ) or g >= static_cast< long >( t.size() ) or t[ s ] < 0 )
+    {
+      return -1;
+    }
+    return t[ g ];
+  }
+};
+
+// 1: written; 0: the connector holds no ConnectionT; ORDER_DIFFERS.
+template < typename ConnectionT >
+long
+write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, const OrderedRows& rows )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return 0;
+  }
+  auto& array = connector->*reach( Array< ConnectionT >() );
+  auto& cm = nest::kernel().connection_manager;
+  const int me = static_cast< int >( tid );
+  long k = 0;
+  for ( size_t lcid = 0; lcid < array.size(); ++lcid )
+  {
+    ConnectionT& c = array[ lcid ];
+    while ( k < rows.n and rows.thread_of( k ) != me )
+    {
+      ++k;
+    }
+    if ( k == rows.n or c.is_disabled() or static_cast< long >( cm.get_source_node_id( tid, syn_id, lcid ) ) != rows.source[ k ]
+      or static_cast< long >( c.get_target( tid )->get_node_id() ) != rows.target[ k ] )
+    {
+      return ORDER_DIFFERS;
+    }
+    if ( not std::isnan( rows.kplus[ k ] ) and not std::isnan( rows.tlast[ k ] ) )  // NaN: left as it is
+    {
+      c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ k ];
+      c.*reach( TLast< ConnectionT >() ) = rows.tlast[ k ];
+    }
+    ++k;
+  }
+  while ( k < rows.n and rows.thread_of( k ) != me )
+  {
+    ++k;
+  }
+  return k == rows.n ? 1 : ORDER_DIFFERS;
+}
+
+// Write Kplus and t_lastspike row by row in connect order (see above); one std::thread per
+// NEST thread. Returns the rows written, or ORDER_DIFFERS.
+long
+stdp_write_ordered( const char* model, const OrderedRows& rows )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  const auto connectors = stdp_connectors( model, syn_id );
+  std::vector< long > results( connectors.size(), 1 );
+  std::vector< std::string > problems( connectors.size() );
+  std::vector< std::thread > workers;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    workers.emplace_back(
+      [ &, tid ]
+      {
+        try
+        {
+          nest::ConnectorBase* base = connectors[ tid ];
+          if ( not base )
+          {
+            // no connection of the model on this thread: no row may name it
+            for ( long k = 0; k < rows.n; ++k )
+            {
+              if ( rows.thread_of( k ) == static_cast< int >( tid ) )
+              {
+                results[ tid ] = ORDER_DIFFERS;
+                break;
+              }
+            }
+            return;
+          }
+          long r = write_ordered_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, rows );
+          r = r ? r : write_ordered_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, rows );
+          r = r ? r : write_ordered_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, rows );
+          r = r ? r : write_ordered_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, rows );
+          if ( r == 0 )
+          {
+            problems[ tid ] = std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family";
+          }
+          results[ tid ] = r;
+        }
+        catch ( const std::exception& e )
+        {
+          problems[ tid ] = e.what();
+        }
+      } );
+  }
+  for ( auto& w : workers )
+  {
+    w.join();
+  }
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    if ( not problems[ tid ].empty() )
+    {
+      throw std::runtime_error( problems[ tid ] );
+    }
+  }
+  long written = 0;
+  for ( long k = 0; k < rows.n; ++k )
+  {
+    written += rows.thread_of( k ) >= 0;
+  }
+  return std::any_of( results.begin(), results.end(), []( const long r ) { return r == ORDER_DIFFERS; } ) ? ORDER_DIFFERS : written;
+}
+
+// The connections of the model whose source is among the wanted (a read-back sample): their
+// source, target, Kplus and t_lastspike, each thread's connector scanned once.
+struct Hit
+{
+  long source;
+  long target;
+  double kplus;
+  double tlast;
+};
+
+template < typename ConnectionT >
+bool
+stdp_hits_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, const std::vector< char >& wanted, std::vector< Hit >& hits )
+{
+  auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
+  if ( not connector )
+  {
+    return false;
+  }
+  auto& array = connector->*reach( Array< ConnectionT >() );
+  auto& cm = nest::kernel().connection_manager;
+  for ( size_t lcid = 0; lcid < array.size(); ++lcid )
+  {
+    const size_t source = cm.get_source_node_id( tid, syn_id, lcid );
+    if ( source < wanted.size() and wanted[ source ] and not array[ lcid ].is_disabled() )
+    {
+      ConnectionT& c = array[ lcid ];
+      hits.push_back( { static_cast< long >( source ), static_cast< long >( c.get_target( tid )->get_node_id() ), c.*reach( Kplus< ConnectionT >() ), c.*reach( TLast< ConnectionT >() ) } );
+    }
+  }
+  return true;
+}
+
+std::vector< Hit >
+stdp_hits( const char* model, const std::vector< char >& wanted )
+{
+  using nest::TargetIdentifierIndex;
+  using nest::TargetIdentifierPtrRport;
+  nest::synindex syn_id;
+  const auto connectors = stdp_connectors( model, syn_id );
+  std::vector< Hit > hits;
+  for ( size_t tid = 0; tid < connectors.size(); ++tid )
+  {
+    nest::ConnectorBase* base = connectors[ tid ];
+    if ( base
+      and not( stdp_hits_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, wanted, hits )
+        or stdp_hits_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, wanted, hits )
+        or stdp_hits_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, wanted, hits )
+        or stdp_hits_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, wanted, hits ) ) )
+    {
+      not_stdp( model );
+    }
+  }
+  return hits;
+}
+
 // -- random generators -----------------------------------------------------------------------
 
 nest::RngPtr
@@ -888,7 +1110,8 @@ extern "C"
 
   // Set Kplus and t_lastspike of the local connections of the model, each matched by its
   // source and target to a stored row (repeated pairs in their order). Every local
-  // connection must find a row, and every row a connection. Returns the number set, or -1.
+  // connection must find a row, and every row to and from neurons a connection; a row with
+  // NaN is matched but not written. Returns the number set, or -1.
   long
   einet_state_stdp_write( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
   {
@@ -896,10 +1119,17 @@ extern "C"
       // stored rows and this kernel's connections, each ordered by (source, target) and then
       // by their own order: the k-th of a pair takes the k-th stored row of it
       const auto key = []( const long src, const long tgt ) { return ( static_cast< uint64_t >( src ) << 32 ) | static_cast< uint64_t >( tgt ); };
-      std::vector< std::pair< uint64_t, long > > wanted( n );
+      // rows to or from a device are in no connector: left out
+      const std::vector< int > threads = neuron_threads();
+      const OrderedRows all { source, target, kplus, tlast, n, &threads };
+      std::vector< std::pair< uint64_t, long > > wanted;
+      wanted.reserve( n );
       for ( long k = 0; k < n; ++k )
       {
-        wanted[ k ] = { key( source[ k ], target[ k ] ), k };
+        if ( all.thread_of( k ) >= 0 )
+        {
+          wanted.push_back( { key( source[ k ], target[ k ] ), k } );
+        }
       }
       std::sort( wanted.begin(), wanted.end() );
       const std::vector< StdpRow > rows = stdp_rows( model );
@@ -911,7 +1141,7 @@ extern "C"
       std::sort( here.begin(), here.end() );
       if ( here.size() != wanted.size() )
       {
-        say( err, errlen, std::to_string( here.size() ) + " local connections, " + std::to_string( n ) + " stored" );
+        say( err, errlen, std::to_string( here.size() ) + " local connections, " + std::to_string( wanted.size() ) + " stored" );
         return -1;
       }
       long set = 0;
@@ -923,11 +1153,61 @@ extern "C"
           say( err, errlen, "connection " + std::to_string( row.source ) + " -> " + std::to_string( row.target ) + " has no stored state" );
           return -1;
         }
-        *rows[ here[ k ].second ].kplus = kplus[ wanted[ k ].second ];
-        *rows[ here[ k ].second ].tlast = tlast[ wanted[ k ].second ];
-        ++set;
+        const long w = wanted[ k ].second;
+        if ( not std::isnan( kplus[ w ] ) and not std::isnan( tlast[ w ] ) )  // NaN: left as it is
+        {
+          *rows[ here[ k ].second ].kplus = kplus[ w ];
+          *rows[ here[ k ].second ].tlast = tlast[ w ];
+          ++set;
+        }
       }
       return set;
+    } );
+  }
+
+  // Set Kplus and t_lastspike of the model's connections from rows in the order the restore
+  // connected them (before NEST's next Prepare sorts them): row k goes to the next connection
+  // of its target's thread. Rows to or from a device are skipped (in no connector). Returns
+  // the rows written, -2 when the connectors do not hold the rows in that order (nothing is
+  // then known to be written right: match by source and target instead), or -1.
+  long
+  einet_state_stdp_write_ordered( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      const std::vector< int > threads = neuron_threads();
+      const long done = stdp_write_ordered( model, OrderedRows { source, target, kplus, tlast, n, &threads } );
+      if ( done == ORDER_DIFFERS )
+      {
+        say( err, errlen, "the connections are not in the order of the stored rows" );
+      }
+      return done;
+    } );
+  }
+
+  // How many of the n rows (a read-back sample) a connection of the model has: the same
+  // source and target, and bit for bit the same Kplus and t_lastspike. Returns it, or -1.
+  long
+  einet_state_stdp_sample( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      std::vector< char > wanted( nest::kernel().node_manager.size() + 1, 0 );
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( source[ k ] > 0 and source[ k ] < static_cast< long >( wanted.size() ) )
+        {
+          wanted[ source[ k ] ] = 1;
+        }
+      }
+      const std::vector< Hit > hits = stdp_hits( model, wanted );
+      long found = 0;
+      for ( long k = 0; k < n; ++k )
+      {
+        found += std::any_of( hits.begin(), hits.end(), [ & ]( const Hit& h ) {
+          return h.source == source[ k ] and h.target == target[ k ] and std::memcmp( &h.kplus, &kplus[ k ], sizeof( double ) ) == 0
+            and std::memcmp( &h.tlast, &tlast[ k ], sizeof( double ) ) == 0;
+        } );
+      }
+      return found;
     } );
   }
 

@@ -28,6 +28,7 @@ _P = ctypes.c_void_p
 _C = ctypes.c_char_p
 _S = ctypes.c_size_t
 _RNG_TEXT = 1 << 16
+_ORDER_DIFFERS = -2
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
 _TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
@@ -89,6 +90,8 @@ class StateLibrary:
             "einet_state_stdp_count": [_C, _P, _S],
             "einet_state_stdp_read": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_stdp_write": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_stdp_write_ordered": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_stdp_sample": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
             "einet_state_rng_write": [_L, _L, _C, _P, _S],
             "einet_state_transit_count": [_P, _S],
@@ -143,8 +146,30 @@ class StateLibrary:
         return s
 
     def write_stdp(self, model: str, s: Stdp) -> int:
-        a = [np.ascontiguousarray(x, dtype=d) for x, d in ((s.source, np.int64), (s.target, np.int64), (s.kplus, np.float64), (s.t_lastspike, np.float64))]
+        """Set every local connection's Kplus and t_lastspike from the row of the same source
+        and target (repeated pairs in order): each connection must find a row, each row to and
+        from neurons one; a row marked NaN is matched but not written."""
+        a = _stdp_arrays(s)
         return self._call(model, "einet_state_stdp_write", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
+
+    def write_stdp_ordered(self, model: str, s: Stdp) -> bool:
+        """Set them row by row in the order einet's restore connected the rows (before NEST's
+        next Prepare sorts the connections; rows to or from a device are skipped, a row marked
+        NaN is not written): whether the connections were in that order (if not, nothing is
+        known to be written right)."""
+        a = _stdp_arrays(s)
+        err = ctypes.create_string_buffer(_ERR)
+        result = int(self._lib.einet_state_stdp_write_ordered(model.encode(), *(x.ctypes.data for x in a), len(a[0]), err, _ERR))
+        if result == _ORDER_DIFFERS:
+            return False
+        if result < 0:
+            raise AccelUnavailable(f"{model}: {err.value.decode(errors='replace')}")
+        return True
+
+    def stdp_sample_found(self, model: str, s: Stdp) -> int:
+        """How many of the rows ``s`` (a sample) a connection of the model has, values bit for bit."""
+        a = _stdp_arrays(s)
+        return self._call(model, "einet_state_stdp_sample", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
 
     # -- random generators
 
@@ -183,6 +208,10 @@ class StateLibrary:
     def write_transit(self, t: dict[str, np.ndarray]) -> int:
         a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in _TRANSIT]
         return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
+
+
+def _stdp_arrays(s: Stdp) -> list[np.ndarray]:
+    return [np.ascontiguousarray(x, dtype=d) for x, d in ((s.source, np.int64), (s.target, np.int64), (s.kplus, np.float64), (s.t_lastspike, np.float64))]
 
 
 _loaded: StateLibrary | None = None
@@ -259,9 +288,10 @@ def check_against_status(hidden: Hidden) -> None:
         _checked.add(model)
 
 
-def read_hidden() -> Hidden:
+def read_hidden(*, stdp: bool = True) -> Hidden:
     """This process's hidden state now (between Simulate calls), checked against NEST's status
-    on first use of each model."""
+    on first use of each model. Without ``stdp`` the STDP connections are not read (a store
+    takes their t_lastspike with the rest of each connection, in the connection reader)."""
     lib = state_library()
     n = nest()
     threads = int(n.local_num_threads)
@@ -269,19 +299,36 @@ def read_hidden() -> Hidden:
         size = int(n.GetKernelStatus("network_size"))
         t_ms = float(n.biological_time)
     ids, offsets, records = lib.read_nodes(np.arange(1, size + 1, dtype=np.int64))
-    rngs = [lib.read_rng(RANK_SYNCED)]
-    rngs += [lib.read_rng(VP_SYNCED, t) for t in range(threads)]
-    rngs += [lib.read_rng(VP_SPECIFIC, t) for t in range(threads)]
-    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)}, rngs, lib.read_devices(), lib.read_transit())
+    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)} if stdp else {}, _read_rngs(lib, threads), lib.read_devices(), lib.read_transit())
     check_against_status(hidden)
     return hidden
 
 
+def _read_rngs(lib: StateLibrary, threads: int) -> list[str]:
+    rngs = [lib.read_rng(RANK_SYNCED)]
+    rngs += [lib.read_rng(VP_SYNCED, t) for t in range(threads)]
+    rngs += [lib.read_rng(VP_SPECIFIC, t) for t in range(threads)]
+    return rngs
+
+
+_verified: set[str] = set()
+"""Node kinds and STDP models whose write was read back whole in this process."""
+_SAMPLE_NODES, _SAMPLE_ROWS = 32, 8
+
+
 def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
-    same threads (``hidden.rngs`` empty: the generators are left as they are). The kernel first makes its connection infrastructure (a Prepare/Cleanup pair:
-    sorted connections and NEST's own spike routing, which the spikes in transit are translated
-    to). With ``verify``, everything is read back and must be what was written."""
+    same threads (``hidden.rngs`` empty: the generators are left as they are).
+
+    The STDP rows come first, in the order the restore connected them (``hidden.stdp``: the
+    snapshot's rows with their stored Kplus and t_lastspike; NaN t_lastspike: a connection to
+    or from a device, not read), before NEST sorts the connections; should the connections
+    not be in that order, they are matched by source and target instead. Then the kernel
+    makes its connection infrastructure (a Prepare/Cleanup pair: sorted connections and NEST's
+    own spike routing, which the spikes in transit are translated to) and the rest is written.
+    With ``verify`` it is read back and must be what was written: whole the first time a node
+    model or STDP model is written in this process, else a sample of node records and STDP
+    rows (and the generators, devices and spikes in transit whole)."""
     lib = state_library()
     n = nest()
     with nest_output_to():
@@ -289,12 +336,13 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
         threads = int(n.local_num_threads)
     if abs(t_ms - hidden.t_ms) > 1e-9 or threads != hidden.threads:
         raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms at {hidden.threads} threads does not fit a kernel at {t_ms} ms with {threads}")
+    for model, s in hidden.stdp.items():
+        if not lib.write_stdp_ordered(model, s):
+            lib.write_stdp(model, s)
     with nest_output_to():
         n.Prepare()
         n.Cleanup()
     lib.write_nodes(hidden.nodes, hidden.offsets, hidden.records)
-    for model, s in hidden.stdp.items():
-        lib.write_stdp(model, s)
     if hidden.rngs:  # none: the generators keep the new seed's streams
         lib.write_rng(RANK_SYNCED, 0, hidden.rngs[0])
         for t in range(threads):
@@ -303,7 +351,24 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     lib.write_devices(hidden.devices)
     lib.write_transit(hidden.transit)
     if verify:
-        _verify(hidden, read_hidden())
+        written = _models_of(hidden)
+        if written <= _verified:
+            _verify_sample(lib, hidden)
+        else:
+            _verify(hidden, read_hidden(stdp=bool(hidden.stdp)))
+            _verified.update(written)
+
+
+def _models_of(hidden: Hidden) -> set[str]:
+    kinds = np.unique(hidden.records[hidden.offsets[:-1]].astype(int)) if len(hidden.nodes) else np.empty(0, int)
+    return {MODEL_OF_KIND[int(k)] for k in kinds} | {f"{m} connections" for m in hidden.stdp}
+
+
+def _neuron_rows(s: Stdp, sources: np.ndarray | None = None) -> Stdp:
+    """The rows written (not those marked NaN: to or from a device, or from a source without a
+    record); with ``sources``, the rows from those."""
+    keep = ~np.isnan(s.t_lastspike) if sources is None else np.isin(s.source, sources)
+    return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
 
 
 def _same_rows(a: Stdp, b: Stdp) -> bool:
@@ -317,13 +382,39 @@ def _verify(wanted: Hidden, found: Hidden) -> None:
     problems = []
     if not (np.array_equal(wanted.nodes, found.nodes) and np.array_equal(wanted.offsets, found.offsets) and wanted.records.tobytes() == found.records.tobytes()):
         problems.append("node records")
-    if set(wanted.stdp) != set(found.stdp) or not all(_same_rows(wanted.stdp[m], found.stdp[m]) for m in wanted.stdp):
+    # the rows written, against the connections from sources with a record (the others keep
+    # what the rebuild gave them)
+    stdp = {m: _neuron_rows(s) for m, s in wanted.stdp.items()}
+    if set(stdp) != set(found.stdp) or not all(_same_rows(stdp[m], _neuron_rows(found.stdp[m], wanted.nodes)) for m in stdp):
         problems.append("STDP connections")
-    if wanted.rngs and wanted.rngs != found.rngs:
+    _verify_small(wanted, found.rngs, found.devices, found.transit, problems)
+
+
+def _verify_small(wanted: Hidden, rngs: list[str], devices: str, transit: dict[str, np.ndarray], problems: list[str]) -> None:
+    if wanted.rngs and wanted.rngs != rngs:
         problems.append("random generators")
-    if wanted.devices != found.devices:
+    if wanted.devices != devices:
         problems.append("devices")
-    if any(not np.array_equal(wanted.transit[k], found.transit[k]) for k in _TRANSIT):
+    if any(not np.array_equal(wanted.transit[k], transit[k]) for k in _TRANSIT):
         problems.append("spikes in transit")
     if problems:
         raise AccelUnavailable(f"the hidden state did not read back as written: {', '.join(problems)}")
+
+
+def _verify_sample(lib: StateLibrary, wanted: Hidden) -> None:
+    """A sample of what was written reads back the same: node records and STDP rows (a
+    connection of the same source and target with the same Kplus and t_lastspike); the
+    generators, devices and spikes in transit whole (they are small)."""
+    problems = []
+    if len(wanted.nodes):
+        at = np.unique(np.linspace(0, len(wanted.nodes) - 1, _SAMPLE_NODES).astype(np.int64))
+        ids, offsets, records = lib.read_nodes(wanted.nodes[at])
+        stored = np.concatenate([wanted.records[wanted.offsets[k] : wanted.offsets[k + 1]] for k in at])
+        if not (np.array_equal(ids, wanted.nodes[at]) and np.array_equal(np.diff(offsets), wanted.offsets[at + 1] - wanted.offsets[at]) and records.tobytes() == stored.tobytes()):
+            problems.append("node records")
+    for model, s in wanted.stdp.items():
+        rows = _neuron_rows(s)
+        at = np.unique(np.linspace(0, len(rows.source) - 1, _SAMPLE_ROWS).astype(np.int64)) if len(rows.source) else np.empty(0, np.int64)
+        if lib.stdp_sample_found(model, Stdp(rows.source[at], rows.target[at], rows.kplus[at], rows.t_lastspike[at])) != len(at):
+            problems.append("STDP connections")
+    _verify_small(wanted, _read_rngs(lib, wanted.threads) if wanted.rngs else [], lib.read_devices(), lib.read_transit(), problems)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .model import FLOAT_DTYPE, ID_DTYPE, INT_DTYPE, STORED, SnapshotError
 
-HIDDEN_VERSION = 1
+HIDDEN_VERSION = 2
 BYTE_DTYPE = np.dtype("|u1")
 
 MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
@@ -32,6 +32,12 @@ SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1)}
 HEADER, N_ARCHIVING = 5, 8
 STDP_BASES = ("stdp_synapse", "stdp_synapse_hom")
 """Synapse models whose hidden state (Kplus, t_lastspike) the accessor reads."""
+STDP_ROW = ("kplus", "t_lastspike")
+"""Per STDP connection, in the order of its synapse table's rows: the exact Kplus (the
+table's is referred to the stored time) and t_lastspike (NaN: a connection to or from a
+device, which NEST keeps elsewhere and einet does not read). Stored as runs of rows with the
+same values (a source's connections share them: ~100 rows a run), ``stdp/K/runs`` saying
+where each run starts."""
 RNG_TYPES = ("mt19937_64", "mt19937")
 TRANSIT = ("source", "syn", "tid", "lag", "reg", "block")
 MAX_RNG_TEXT = 1 << 16
@@ -128,13 +134,15 @@ def hidden_arrays(meta: Any, *, t_stored_ms: float, n_vp: int, n_nodes: int, tab
     _require(isinstance(meta["stdp"], list), "stdp must be a list")
     seen: set[str] = set()
     for k, e in enumerate(meta["stdp"]):
-        _require(isinstance(e, dict) and set(e) == {"model", "count"}, f"stdp entry {k} must have model and count")
+        _require(isinstance(e, dict) and set(e) == {"model", "count", "runs"}, f"stdp entry {k} must have model, count and runs")
         model = _model_name(e["model"], f"stdp entry {k} model")
         _require(model in tables and model not in seen, f"stdp entry {k}: {model} is not one of the snapshot's synapse tables (or is repeated)")
         seen.add(model)
-        count = _whole(e["count"], f"stdp entry {k} count", 0, tables[model])
-        out |= {f"stdp/{k}/{key}": (ID_DTYPE, (count,)) for key in ("source", "target")}
-        out |= {f"stdp/{k}/{key}": (FLOAT_DTYPE, (count,)) for key in ("kplus", "t_lastspike")}
+        # a row per row of the model's synapse table, in its order
+        count = _whole(e["count"], f"stdp entry {k} count", tables[model], tables[model])
+        runs = _whole(e["runs"], f"stdp entry {k} runs", min(count, 1), count)
+        out[f"stdp/{k}/runs"] = (INT_DTYPE, (runs + 1,))
+        out |= {f"stdp/{k}/{key}": (FLOAT_DTYPE, (runs,)) for key in STDP_ROW}
     threads = meta["threads"]
     out["rng/text"] = (BYTE_DTYPE, (_whole(meta["rng_bytes"], "rng_bytes", 1, (2 * threads + 1) * MAX_RNG_TEXT),))
     out["rng/offsets"] = (INT_DTYPE, (2 * threads + 2,))
@@ -181,10 +189,10 @@ def check_hidden(section: HiddenSection, n_nodes: int) -> None:
     _require(bool((records[starts + HEADER + n_core.astype(np.int64) - 1] >= 0).all()) if len(ids) else True, "a refractory counter is negative")
     counted = {MODEL_OF_KIND[int(k)]: int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
     _require(counted == meta["node_models"], "node_models does not count the node records")
-    for k, _ in enumerate(meta["stdp"]):
-        _in(a[f"stdp/{k}/source"], 1, n_nodes, f"stdp entry {k} sources")
-        _in(a[f"stdp/{k}/target"], 1, n_nodes, f"stdp entry {k} targets")
-        _require(bool(np.isfinite(a[f"stdp/{k}/kplus"]).all() and np.isfinite(a[f"stdp/{k}/t_lastspike"]).all()), f"stdp entry {k} holds values that are not finite")
+    for k, e in enumerate(meta["stdp"]):
+        runs = a[f"stdp/{k}/runs"]
+        _require(runs[0] == 0 and runs[-1] == e["count"] and bool((np.diff(runs) > 0).all()), f"stdp entry {k}: its runs are inconsistent")
+        _require(bool(np.isfinite(a[f"stdp/{k}/kplus"]).all() and not np.isinf(a[f"stdp/{k}/t_lastspike"]).any()), f"stdp entry {k} holds values that are not finite")
     rng_offsets, text = a["rng/offsets"], a["rng/text"]
     _require(rng_offsets[0] == 0 and rng_offsets[-1] == len(text) and bool((np.diff(rng_offsets) > 0).all()), "rng offsets are inconsistent")
     for lo, hi in itertools.pairwise(rng_offsets):

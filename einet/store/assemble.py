@@ -16,6 +16,7 @@ from ..snapshot.model import ID_DTYPE, NodeRun, Snapshot, SynapseTable
 from ..traces import LAST_SPIKE_CLOCKED, at_stored_time, family, lost_after, traces_of
 from .checks import not_stored_of, refuse_unsupported
 from .connections import Columns, base_of, connection_plans, set_keys, synapse_table
+from .hidden import attach_stdp, split_stdp
 from .nodes import json_checked, node_runs
 from .plan import CapturePlan, ModelPlan
 
@@ -92,11 +93,13 @@ def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
     tables: list[SynapseTable] = []
     for m in plan.models:
         cols = dict(zip(m.keys, buffers.pop(0)))  # taken: each model's arrays go as its table is made
+        hidden = split_stdp(plan, m.model, cols)  # Kplus exact, before the traces are referred
         _refer_traces(plan, m, cols)
         # einet's own recorder and multimeter are not part of the network
         einets = (cols["target"] == net.recorder_id) | (cols["source"] == net.last_id if net.meter is not None else False)
         if einets.any():
             cols = {key: col[~einets] for key, col in cols.items()}
+            hidden = None if hidden is None else {key: col[~einets] for key, col in hidden.items()}
         del einets
         _receptor_types(plan, cols)
         # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
@@ -105,6 +108,7 @@ def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
             cols["receptor"][np.isin(cols["source"], plan.loggers)] = 0
         if len(cols["source"]):
             tables.append(synapse_table(m.model, cols))
+            attach_stdp(plan, m.model, hidden)
     return Snapshot(
         nodes=tuple(runs),
         synapses=tuple(tables),

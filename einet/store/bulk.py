@@ -17,7 +17,7 @@ from ..accel import AccelUnavailable, connection_library, disable
 from ..kernel import nest
 from ..nest_api import connection_handles, connection_status
 from .connections import Columns, allocate, read_connections
-from .plan import CapturePlan, ModelPlan, Progress, ReadCounter
+from .plan import HIDDEN_KEYS, CapturePlan, ModelPlan, Progress, ReadCounter
 from .workers import read_in_workers
 
 _SAMPLE_ROWS = 6
@@ -32,6 +32,8 @@ def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None
     bulk = read_bulk(plan, progress)
     if bulk is not None:
         return bulk
+    for m in plan.models:  # NEST's status lacks them (the hidden section is then not stored)
+        m.keys = [key for key in m.keys if key not in HIDDEN_KEYS]
     return read_in_workers(plan, workers, progress, idle=idle) if workers > 1 else read_connections(plan, progress)
 
 
@@ -67,15 +69,16 @@ def check_sample(m: ModelPlan, columns: Columns) -> None:
     if count == 0:
         return
     n = nest()
+    keys = [key for key in m.keys if key not in HIDDEN_KEYS]  # NEST's status lacks them
     cols = dict(zip(m.keys, columns))
     sample = np.unique(np.linspace(0, count - 1, _SAMPLE_ROWS).astype(int))
-    rows = [tuple(float(cols[key][i]) for key in m.keys) for i in sample]
+    rows = [tuple(float(cols[key][i]) for key in keys) for i in sample]
     ids = [sorted({int(i) for i in cols[key][sample]}) for key in ("source", "target")]
     fetched = connection_handles(n.GetConnections(source=n.NodeCollection(ids[0]), target=n.NodeCollection(ids[1]), synapse_model=m.model))
-    candidates = [tuple(float(status[k]) for k in m.keys) for status in connection_status(fetched)]
+    candidates = [tuple(float(status[k]) for k in keys) for status in connection_status(fetched)]
     for row in rows:
         if not any(all(_same(a, b) for a, b in zip(found, row)) for found in candidates):
-            source, target = int(row[m.keys.index("source")]), int(row[m.keys.index("target")])
+            source, target = int(row[keys.index("source")]), int(row[keys.index("target")])
             raise AccelUnavailable(f"{m.model}: its row for connection {source} → {target} differs from PyNEST's status")
 
 

@@ -13,17 +13,17 @@ from typing import Any
 import numpy as np
 
 from ..accel.build import AccelUnavailable, Nest
-from ..accel.library import installed
+from ..accel.library import installed, why_not
 from ..accel.state import Hidden, Stdp, read_hidden, state_library, write_hidden
 from ..kernel import nest, nest_output_to
 from ..network import Network, base_models, node_kinds, node_models
 from ..ranks import ranks
-from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, TRANSIT, HiddenSection
+from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection
 from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
 from ..text import one_line
 from ..traces import traces_of
 from .connections import base_of
-from .plan import CapturePlan
+from .plan import HIDDEN_KEYS, CapturePlan
 
 log = logging.getLogger("einet")
 
@@ -60,7 +60,7 @@ def take_hidden(plan: CapturePlan) -> None:
         return
     try:
         found = installed()
-        hidden = read_hidden()
+        hidden = read_hidden(stdp=False)
         with nest_output_to():
             status = nest().GetKernelStatus()
         section = _section(plan, found, hidden, status)
@@ -68,7 +68,45 @@ def take_hidden(plan: CapturePlan) -> None:
         _say_once(f"hidden state not stored: {one_line(exc)}", quiet="EINET_ACCEL=0" in str(exc))
         return
     plan.hidden = section
+    plan.not_stored_without_hidden = plan.not_stored
     plan.not_stored = _not_stored(plan, section.meta["uncovered"])
+    # the STDP connections' t_lastspike comes with the rest of each connection, from the
+    # connection reader's typed path (one pass over the connections, rows aligned with the
+    # synapse tables): finish() adds them to the section
+    for m in plan.models:
+        if base_of(plan.net, m.model) in STDP_BASES:
+            m.keys += [key for key in HIDDEN_KEYS if key not in m.keys]
+
+
+def split_stdp(plan: CapturePlan, model: str, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Take the hidden section's columns out of a model's connection columns (before
+    ``finish`` refers the traces to the stored time: Kplus is kept exact here): None for a
+    model without them."""
+    if "t_lastspike" not in cols:
+        return None
+    t_lastspike = cols.pop("t_lastspike")
+    if plan.hidden is None:
+        return None
+    return {"kplus": cols["Kplus"].copy() if "Kplus" in cols else np.full(len(t_lastspike), np.nan), "t_lastspike": t_lastspike}
+
+
+def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | None) -> None:
+    """Add a model's STDP rows (aligned with its synapse table) to the section; a model the
+    store expected them for but could not read them of (read through PyNEST, or no typed
+    reader) drops the whole section: the store is then today's, its lines say what it lacks."""
+    if plan.hidden is None or base_of(plan.net, model) not in STDP_BASES:
+        return
+    if rows is None or (len(rows["t_lastspike"]) and np.isnan(rows["t_lastspike"]).all()) or not np.isfinite(rows["kplus"]).all():
+        # quiet when the connection reader was turned off: its own line says why
+        _say_once(f"hidden state not stored: {model}'s last-spike times could not be read (connections were read through NEST's status)", quiet=why_not() is not None)
+        plan.hidden, plan.not_stored = None, plan.not_stored_without_hidden
+        return
+    k, count = len(plan.hidden.meta["stdp"]), len(rows["t_lastspike"])
+    # runs of rows with the same values, compared bit for bit (NaN equals NaN, -0.0 is not 0.0)
+    bits = [rows[key].astype(FLOAT_DTYPE, copy=False).view(np.int64) for key in STDP_ROW]
+    starts = np.flatnonzero(np.concatenate([[count > 0], (bits[0][1:] != bits[0][:-1]) | (bits[1][1:] != bits[1][:-1])]))
+    plan.hidden.meta["stdp"].append({"model": model, "count": count, "runs": len(starts)})
+    plan.hidden.arrays.update({f"stdp/{k}/runs": np.append(starts, count).astype(INT_DTYPE), **{f"stdp/{k}/{key}": rows[key][starts].astype(FLOAT_DTYPE) for key in STDP_ROW}})
 
 
 def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, Any]) -> HiddenSection:
@@ -90,7 +128,7 @@ def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, A
         "compressed_spikes": bool(status["use_compressed_spikes"]),
         "node_models": _node_counts(hidden),
         "n_records": len(hidden.records),
-        "stdp": [{"model": m, "count": len(s.source)} for m, s in hidden.stdp.items()],
+        "stdp": [],  # added by attach_stdp, from the connections read
         "rng_bytes": sum(len(t) for t in text),
         "devices_bytes": len(hidden.devices.encode("ascii")),
         "transit_models": transit_models,
@@ -98,8 +136,6 @@ def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, A
         "uncovered": uncovered,
     }
     arrays: dict[str, np.ndarray] = {"nodes/id": hidden.nodes.astype(ID_DTYPE), "nodes/offsets": hidden.offsets.astype(INT_DTYPE), "nodes/records": hidden.records.astype(FLOAT_DTYPE)}
-    for k, s in enumerate(hidden.stdp.values()):
-        arrays |= {f"stdp/{k}/source": s.source.astype(ID_DTYPE), f"stdp/{k}/target": s.target.astype(ID_DTYPE), f"stdp/{k}/kplus": s.kplus.astype(FLOAT_DTYPE), f"stdp/{k}/t_lastspike": s.t_lastspike.astype(FLOAT_DTYPE)}
     arrays["rng/text"] = np.frombuffer(b"".join(text), dtype=np.uint8).copy()
     arrays["rng/offsets"] = np.array([0, *np.cumsum([len(t) for t in text])], dtype=INT_DTYPE)
     arrays["devices/text"] = np.frombuffer(hidden.devices.encode("ascii"), dtype=np.uint8).copy()
@@ -208,9 +244,12 @@ def why_not_written(snap: Snapshot) -> str | None:
     return next((why for ok, why in checks if not ok), None)
 
 
-def hidden_of(section: HiddenSection, *, generators: bool) -> Hidden:
-    """The accessor's form of a validated section, synapse ids those of this kernel
-    (raises :class:`AccelUnavailable` for a synapse model it does not know)."""
+def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
+    """The accessor's form of a snapshot's validated section, synapse ids those of this kernel
+    (raises :class:`AccelUnavailable` for a synapse model it does not know); its STDP rows
+    are the synapse tables' in their order, with the section's Kplus and t_lastspike."""
+    section = snap.hidden
+    assert section is not None
     a, meta = section.arrays, section.meta
     n = nest()
     with nest_output_to():
@@ -222,17 +261,24 @@ def hidden_of(section: HiddenSection, *, generators: bool) -> Hidden:
     rngs = [text[lo:hi] for lo, hi in itertools.pairwise(offsets)] if generators else []
     transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
     transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
-    stdp = {e["model"]: _from_covered(Stdp(*(a[f"stdp/{k}/{key}"].astype(np.int64 if key in ("source", "target") else np.float64) for key in ("source", "target", "kplus", "t_lastspike"))), a["nodes/id"]) for k, e in enumerate(meta["stdp"])}
+    tables = {t.model: t for t in snap.synapses}
+    stdp = {}
+    for k, e in enumerate(meta["stdp"]):
+        table, lengths = tables[e["model"]], np.diff(a[f"stdp/{k}/runs"])
+        stdp[e["model"]] = _from_covered(Stdp(table.source.astype(np.int64), table.target.astype(np.int64), *(np.repeat(a[f"stdp/{k}/{key}"].astype(np.float64), lengths) for key in STDP_ROW)), a["nodes/id"])
     return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
 
 
 def _from_covered(s: Stdp, covered: np.ndarray) -> Stdp:
-    """The connections whose sources' spike history the section also restores. The others
-    keep the trace the rebuild gave them (referred to a last spike at 0, as their restored
-    sources report none): given their true last spike, a later store would refer the trace
-    to the wrong time (einet.traces) and lose it."""
-    keep = np.isin(s.source, covered)
-    return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
+    """The rows whose sources' spike history the section also restores; the others are marked
+    not to be written (NaN): those connections keep the trace the rebuild gave them (referred
+    to a last spike at 0, as their restored sources report none): given their true last spike,
+    a later store would refer the trace to the wrong time (einet.traces) and lose it."""
+    other = ~np.isin(s.source, covered)
+    if other.any():
+        s.kplus[other] = np.nan
+        s.t_lastspike[other] = np.nan
+    return s
 
 
 def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str, bool]:
@@ -248,7 +294,7 @@ def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str, bool]:
     assert snap.hidden is not None
     generators = seed == snap.seed
     try:
-        write_hidden(hidden_of(snap.hidden, generators=generators))
+        write_hidden(hidden_of(snap, generators=generators))
     except AccelUnavailable as exc:
         raise HiddenWriteFailed(f"hidden state not restored: {one_line(exc)}") from None
     if not generators:

@@ -35,6 +35,11 @@ _MIN_BLOCKS, _MAX_BLOCKS, _BLOCKS_PER_CORE = 16, 64, 4
 
 Progress = Callable[[float], None]
 
+HIDDEN_KEYS = ("t_lastspike",)
+"""Connection keys of the hidden section (docs/hidden-state.md): read by the accelerator's
+typed readers only (NaN where it reads through NEST's status, which lacks them), never
+written into a synapse table."""
+
 
 @dataclass
 class ReadCounter:
@@ -88,7 +93,11 @@ class CapturePlan:
     last_spike: np.ndarray | None = None
     """Each node's last spike time by id (index 0 unused; < 0: none), read with node state."""
     hidden: HiddenSection | None = None
-    """The state NEST does not expose, read at the plan's instant (:mod:`.hidden`)."""
+    """The state NEST does not expose, read at the plan's instant (:mod:`.hidden`); its STDP
+    rows are added by :func:`~einet.store.assemble.finish` from the connections read."""
+    not_stored_without_hidden: list[str] = field(default_factory=list)
+    """``not_stored`` as it was before the hidden section changed it (for a store that must
+    drop the section after all)."""
 
     @property
     def n_connections(self) -> int:

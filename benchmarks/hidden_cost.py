@@ -1,0 +1,84 @@
+"""What the hidden section (docs/hidden-state.md) adds to a store and to a restore, in one
+process: the reference network stored with and without it, and each file restored, in
+turns (``--reps`` of each); the medians' difference against the time without.
+
+    .venv/bin/python benchmarks/hidden_cost.py --scales 1 4
+
+A rough measure: on a shared machine run it when it is quiet, or read the CPU seconds (this
+process's, every thread's), which other processes' load disturbs less than the wall seconds.
+Without the section, the store
+skips the hidden read (and the file its arrays); the restore of the file without it skips
+the write (NEST's own Prepare, which the write makes, is then left to the next Simulate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import einet.store as store_package
+from einet import NetworkConfig, Session
+
+
+def measure(scale: float, reps: int, folder: Path) -> dict[str, float]:
+    s = Session(NetworkConfig(scale=scale, threads=2, t_sim_ms=200.0, store_workers=1))
+    s.build()
+    s.run(200.0)
+    take = store_package.take_hidden
+    with_path, without_path = folder / "with.h5", folder / "without.h5"
+    s.store(folder / "warm.h5", overwrite=True)  # first use in the process: builds, loads, checks
+    times: dict[str, list[float]] = {f"{what}{cpu}": [] for what in ("store", "store, no hidden", "restore", "restore, no hidden") for cpu in ("", " cpu")}
+    for _ in range(reps):
+        for hidden in (True, False):
+            store_package.take_hidden = take if hidden else (lambda plan: None)  # type: ignore[assignment]
+            t0, c0 = time.perf_counter(), time.process_time()
+            s.store(with_path if hidden else without_path, overwrite=True)
+            key = "store" if hidden else "store, no hidden"
+            times[key].append(time.perf_counter() - t0)
+            times[f"{key} cpu"].append(time.process_time() - c0)
+    store_package.take_hidden = take
+    Session().restore(with_path)  # the first in the process: its full read-back check
+    for _ in range(reps):
+        for hidden in (True, False):
+            r = Session()  # as `einet restore` does: no running network, so no rehearsal
+            t0, c0 = time.perf_counter(), time.process_time()
+            r.restore(with_path if hidden else without_path)
+            key = "restore" if hidden else "restore, no hidden"
+            times[key].append(time.perf_counter() - t0)
+            times[f"{key} cpu"].append(time.process_time() - c0)
+            if hidden and not r.exact:
+                raise SystemExit(f"the restore was not exact: {r.hidden_note}")
+    out = {k: statistics.median(v) for k, v in times.items()}
+    out["file MB"] = with_path.stat().st_size / 1e6
+    out["file MB, no hidden"] = without_path.stat().st_size / 1e6
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--scales", type=float, nargs="+", default=[1, 4])
+    p.add_argument("--reps", type=int, default=3)
+    args = p.parse_args()
+    print("| scale | store without / with the section | added | CPU s without / with | added | restore without / with | added | CPU s without / with | added | file without / with |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for scale in args.scales:
+        with tempfile.TemporaryDirectory(prefix="einet-hcost-") as tmp:
+            m = measure(scale, args.reps, Path(tmp))
+        cells = []
+        for what in ("store", "restore"):
+            for cpu in ("", " cpu"):
+                plain, hidden = m[f"{what}, no hidden{cpu}"], m[f"{what}{cpu}"]
+                cells.append(f"{plain:.2f} / {hidden:.2f} s | {100 * (hidden / plain - 1):+.0f} %")
+        print(f"| {scale:g} | {' | '.join(cells)} | {m['file MB, no hidden']:.1f} / {m['file MB']:.1f} MB |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
