@@ -75,7 +75,7 @@ def test_inspect_json(cli_snapshot: tuple[Path, dict], capsys: pytest.CaptureFix
     assert "rate" in keys["nodes"]["poisson_generator"]["shared"]
     # the hidden section holds the rest: spikes in transit, last spikes, random generators
     assert not any("transit" in s or "t_spike" in s for s in doc["not_stored"]), doc["not_stored"]
-    assert doc["hidden"]["uncovered"] == [] and doc["hidden"]["stdp"] == [{"count": 50000, "model": "e_syn"}]
+    assert doc["hidden"]["uncovered"] == [] and [(e["model"], e["count"]) for e in doc["hidden"]["stdp"]] == [("e_syn", 50000)]
 
 
 def test_demo_five_runs(tmp_path: Path) -> None:

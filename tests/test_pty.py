@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (make test installs it when run as root)")
+# serial: a real terminal read against deadlines, run alone after the parallel tests
+pytestmark = [pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (make test installs it when run as root)"), pytest.mark.serial]
 
 BIN = Path(sys.executable).parent / "einet"
 

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .commands import COMMANDS
@@ -16,7 +16,11 @@ from .parser import build_parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _log_to_stderr()
+    with _log_to_stderr():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["tui", *argv]  # `einet --scale 0.2` is the dashboard with flags
@@ -36,14 +40,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
 
-def _log_to_stderr() -> None:
-    """einet's log lines (e.g. why the accelerator is not used) as ``einet: …`` on stderr."""
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """einet's log lines (e.g. why the accelerator is not used) as ``einet: …`` on stderr while
+    a command runs; after it, the logger is as it was (``main`` called from Python, e.g. a
+    test, leaves no handler behind to hide einet's records from the caller's own logging)."""
     log = logging.getLogger("einet")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("einet: %(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
+    if log.handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("einet: %(message)s"))
+    log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 def entry() -> int:
