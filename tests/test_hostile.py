@@ -434,8 +434,10 @@ def test_a_partial_file_swapped_for_a_link_never_makes_a_store_write_elsewhere(t
     assert sorted(p.name for p in folder.iterdir()) == (["x.h5"] if target.exists() else []), "no temporary name left"
 
 
+@pytest.mark.serial
 def test_of_two_racing_cli_stores_the_loser_reports_its_run_and_exists(tmp_path: Path) -> None:
-    """Both pass the check before simulating; the longer run finds the name taken when it stores."""
+    """Both pass the check before simulating; the longer run finds the name taken when it stores
+    (serial: the quick run must end first, which a busy neighbour could delay)."""
     target = tmp_path / "x.h5"
     cli = [sys.executable, "-m", "einet.cli", "run", "--scale", "0.02", "--store", str(target), "--json", "--no-history"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
