@@ -18,12 +18,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from run import write_table  # the script's folder is on the path: the benchmarks share their runner
+from run import measured, write_table  # the script's folder is on the path: the benchmarks share their runner
 
 from einet import NetworkConfig, Session
 from einet.snapshot import open_snapshot
@@ -149,17 +146,11 @@ def main() -> int:
             print(f"{name} at scale {scale:g} ...", file=sys.stderr, flush=True)
             e = measure(model, scale, args.snapshots, args.seeds, args.t_store, args.t_run, args.threads, args.control, Path(tmp))
             rows += rows_of(f"{name}, scale {scale:g}", e, args.seeds)
-    cpu = platform.processor() or platform.machine()
-    table = "\n".join(
-        [
-            f"Measured {date.today()} on {cpu}, {subprocess.os.cpu_count()} cores, {args.threads} NEST threads, `make bench-fidelity` "  # type: ignore[attr-defined]
-            f"({args.snapshots} snapshots, seeds 1000 …, each stored at {args.t_store:g} ms, continued once and restored with {args.seeds} other seeds and exactly; "
-            f"± the standard error over the snapshots; {time.perf_counter() - t0:.0f} s):",
-            "",
-            *header,
-            *rows,
-        ]
+    what = (
+        f"{args.threads} NEST threads, `make bench-fidelity` ({args.snapshots} snapshots, seeds 1000 …, each stored at {args.t_store:g} ms, "
+        f"continued once and restored with {args.seeds} other seeds and exactly; ± the standard error over the snapshots; {time.perf_counter() - t0:.0f} s)"
     )
+    table = measured(what, [*header, *rows])
     print(table)
     if args.readme:
         write_table(args.readme, MARKERS, table)

@@ -10,13 +10,11 @@ only the layout differs): build, 1 s of simulation, store, restore. Each rank's 
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-from run import write_table  # the script's folder is on the path: the benchmarks share their runner
+from run import measured, write_table  # the script's folder is on the path: the benchmarks share their runner
 
 from einet.config import NetworkConfig
 from einet.engine import Engine, result_from_message
@@ -71,8 +69,6 @@ def main() -> None:
         two = layout(2, 1, args.scale, folder)
     rows = [("build", "build_s", "s"), ("simulate 1 s", "simulate_s", "s"), ("store", "store_s", "s"), ("restore (the 1×2 file)", "restore_s", "s"), ("snapshot file", "file_mb", "MB"), ("peak memory, all ranks", "peak_mb", "MB")]
     lines = [
-        f"Measured {date.today()} on {platform.machine()}, 2 cores, scale {args.scale:g}, the MPI build of NEST 3.10, `make bench-mpi`:",
-        "",
         "| step | 1 rank × 2 threads | 2 ranks × 1 thread | ratio |",
         "|---|---|---|---|",
     ]
@@ -81,7 +77,7 @@ def main() -> None:
         lines.append(f"| {label} | {a:.2f} {unit} | {b:.2f} {unit} | {b / a:.2f}x |")
     same = "identical" if one["digest"] == two["digest"] else "DIFFERENT"
     lines += ["", f"The 1×2 snapshot restored into both layouts and run for 200 ms: spikes {same} (digest {str(one['digest'])[:12]})."]
-    table = "\n".join(lines)
+    table = measured(f"scale {args.scale:g}, the MPI build of NEST 3.10, `make bench-mpi`", lines)
     print(table)
     if args.readme:
         write_table(args.readme, MARKERS, table)

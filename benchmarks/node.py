@@ -11,16 +11,13 @@ of a background store; a restore into a fresh process.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-from run import verdict, work, write_table  # the script's folder is on the path: the benchmarks share their runner
+from run import measured, verdict, work, write_table  # the script's folder is on the path: the benchmarks share their runner
 
 MARKERS = ("<!-- bench-node:start -->", "<!-- bench-node:end -->")
 
@@ -80,16 +77,7 @@ def main() -> int:
         table_rows = rows(args.scale, Path(tmp), not args.no_pynest)
         if args.checkpoints:
             table_rows.append(checkpoint_row(args.scale, Path(tmp), *args.checkpoints))
-    cpu = platform.processor() or platform.machine()
-    table = "\n".join(
-        [
-            f"Measured {date.today()} on {cpu}, {os.cpu_count()} cores, 2 NEST threads, `make bench-node`:",
-            "",
-            "| scale | measure | NEST / PyNEST | einet | ratio | target | met |",
-            "|---|---|---|---|---|---|---|",
-            *table_rows,
-        ]
-    )
+    table = measured("2 NEST threads, `make bench-node`", ["| scale | measure | NEST / PyNEST | einet | ratio | target | met |", "|---|---|---|---|---|---|---|", *table_rows])
     print(table)
     if args.readme:
         write_table(args.readme, MARKERS, table)

@@ -263,18 +263,10 @@ def trials_rows(scale: float, n: int, t_ms: float, reps: int, folder: Path) -> t
 
 
 def trials_table(rows: list[str], missed: list[str]) -> str:
-    cpu = platform.processor() or platform.machine()
     met = f"**Targets not met: {'; '.join(missed)}.**" if missed else "Every target met."
-    return "\n".join(
-        [
-            f"Measured {date.today()} on {cpu}, {os.cpu_count()} cores, `make bench` (alone: `python benchmarks/run.py --only trials`):",
-            "",
-            "| scale | measure | one process / local | einet trials | ratio | target | met |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-            "",
-            met,
-        ]
+    return measured(
+        "`make bench` (alone: `python benchmarks/run.py --only trials`)",
+        ["| scale | measure | one process / local | einet trials | ratio | target | met |", "|---|---|---|---|---|---|---|", *rows, "", met],
     )
 
 
@@ -312,12 +304,17 @@ def main() -> int:
                 print(f"scale {scale:g}: engine ...", file=sys.stderr, flush=True)
                 rows += engine_rows(scale, folder)
                 rows += dashboard_rows(scale, folder)
-    cpu = platform.processor() or platform.machine()
-    table = "\n".join([f"Measured {date.today()} on {cpu}, {subprocess.os.cpu_count()} cores, 2 NEST threads, `make {'bench-large' if args.large else 'bench'}`:", "", *header, *rows])
+    table = measured(f"2 NEST threads, `make {'bench-large' if args.large else 'bench'}`", [*header, *rows])
     print(table)
     if args.readme:
         write_table(args.readme, MARKERS[args.large], table)
     return 0
+
+
+def measured(what: str, lines: list[str]) -> str:
+    """A README table (``lines``) under the line saying when, where and by what it was measured."""
+    cpu = platform.processor() or platform.machine()
+    return "\n".join([f"Measured {date.today()} on {cpu}, {os.cpu_count()} cores, {what}:", "", *lines])
 
 
 def write_table(readme: Path, markers: tuple[str, str], table: str) -> None:
