@@ -33,6 +33,17 @@ from .run import TrialOutcome, TrialSpec, failed_outcome
 _DASK_HINT = "install einet and NEST where the Dask workers run (pip install 'einet[dask]' in their environment)"
 
 
+QUIET_LOCAL_CLUSTER = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+"""Dask settings for ``--dask local``: its scheduler and nannies live in this process and
+share the cores with trials that use every one of them; at Dask's defaults (a tick every
+20 ms, monitors every 100-500 ms) they took what the trials lost. Made for dashboards and
+long-lived clusters, they tell a trial set nothing it needs."""
+
+
 class PoolError(RuntimeError):
     """Trials cannot be run there (no Dask, no cluster at the address, a worker without einet)."""
 
@@ -147,7 +158,10 @@ class DaskPool(Pool):
         self._pids: list[int] = []
         try:
             if address == "local":
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR)
+                import dask
+
+                with dask.config.set(QUIET_LOCAL_CLUSTER):
+                    self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR)
                 client = Client(self.cluster)
             else:
                 client = Client(address, timeout=10)
