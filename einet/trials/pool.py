@@ -37,11 +37,13 @@ QUIET_LOCAL_CLUSTER = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.worker.profile.enabled": False,
 }
 """Dask settings for ``--dask local``: its scheduler and nannies live in this process and
 share the cores with trials that use every one of them; at Dask's defaults (a tick every
-20 ms, monitors every 100-500 ms) they took what the trials lost. Made for dashboards and
-long-lived clusters, they tell a trial set nothing it needs."""
+20 ms, monitors every 100-500 ms, each worker sampling its own stacks every 10 ms for its
+profiler) they took what the trials lost. Made for dashboards and long-lived clusters, they
+tell a trial set nothing it needs."""
 
 
 class PoolError(RuntimeError):
