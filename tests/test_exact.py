@@ -165,6 +165,43 @@ def test_the_file_restored_in_another_process_is_the_continued_run(tmp_path: Pat
     assert b["digest"] == a.digest
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_background_stores_child_reads_the_hidden_state_and_it_continues_exactly(tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pause of a background store reads no node record but the first of each model not
+    yet checked in this process; its forked child reads the rest. The section is the one a
+    store in this process takes at the same instant, and its file restores to the continued
+    run."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    s.run(50.0)
+    monkeypatch.setattr(state_module, "_checked", set())
+    read_here: list[int] = []
+    real_read = StateLibrary.read_nodes
+
+    def counted(self: StateLibrary, ids: np.ndarray) -> Any:
+        read_here.append(len(ids))  # in this process only: the child's reads are its own
+        return real_read(self, ids)
+
+    monkeypatch.setattr(StateLibrary, "read_nodes", counted)
+    handle = s.store(tmp_path / "bg.h5", background=True)
+    in_pause = list(read_here)
+    monkeypatch.setattr(StateLibrary, "read_nodes", real_read)
+    s.store(tmp_path / "fg.h5")  # the same instant: the simulation has not moved on
+    a = s.run(50.0)
+    handle.wait(120)
+    assert len(in_pause) == 1 and 1 <= in_pause[0] <= 2, f"the pause read node records {in_pause} (one per model at most)"
+    fg, bg = open_snapshot(tmp_path / "fg.h5").hidden, open_snapshot(tmp_path / "bg.h5").hidden
+    assert fg is not None and bg is not None
+    assert bg.meta == fg.meta and len(bg.arrays["nodes/id"]) == 200
+    assert bg.arrays.keys() == fg.arrays.keys()
+    for key in fg.arrays:
+        np.testing.assert_array_equal(bg.arrays[key], fg.arrays[key], err_msg=key)
+    s.restore(tmp_path / "bg.h5")
+    assert s.exact and s.hidden_note == "", s.hidden_note
+    b = s.run(50.0)
+    assert b.digest == a.digest and b.exact
+
+
 def test_the_cli_store_and_restore_continue_exactly(tmp_path: Path) -> None:
     """``einet run --store`` and ``einet restore`` (fresh processes): the restored run is the
     continued run, and its JSON says so."""

@@ -293,15 +293,46 @@ def read_hidden(*, stdp: bool = True) -> Hidden:
     on first use of each model. Without ``stdp`` the STDP connections are not read (a store
     takes their t_lastspike with the rest of each connection, in the connection reader)."""
     lib = state_library()
-    n = nest()
-    threads = int(n.local_num_threads)
-    with nest_output_to():
-        size = int(n.GetKernelStatus("network_size"))
-        t_ms = float(n.biological_time)
-    ids, offsets, records = lib.read_nodes(np.arange(1, size + 1, dtype=np.int64))
-    hidden = Hidden(t_ms, threads, ids, offsets, records, {m: lib.read_stdp(m) for m in _stdp_models(lib)} if stdp else {}, _read_rngs(lib, threads), lib.read_devices(), lib.read_transit())
+    hidden = read_hidden_of(lib, kernel_now(), {m: lib.read_stdp(m) for m in _stdp_models(lib)} if stdp else {})
     check_against_status(hidden)
     return hidden
+
+
+@dataclass(frozen=True)
+class KernelNow:
+    """What PyNEST tells of the kernel for a hidden-state read: asked before a background
+    store forks, whose child must not call into the kernel through PyNEST."""
+
+    threads: int
+    network_size: int
+    t_ms: float
+
+
+def kernel_now() -> KernelNow:
+    n = nest()
+    with nest_output_to():
+        return KernelNow(int(n.local_num_threads), int(n.GetKernelStatus("network_size")), float(n.biological_time))
+
+
+def read_hidden_of(lib: StateLibrary, now: KernelNow, stdp: dict[str, Stdp] | None = None) -> Hidden:
+    """The hidden state of the kernel as ``now`` describes it, read by the accessor alone (no
+    PyNEST call, no check): what a forked store child may do."""
+    ids, offsets, records = lib.read_nodes(np.arange(1, now.network_size + 1, dtype=np.int64))
+    return Hidden(now.t_ms, now.threads, ids, offsets, records, stdp or {}, _read_rngs(lib, now.threads), lib.read_devices(), lib.read_transit())
+
+
+def check_nodes(ids: np.ndarray) -> None:
+    """:func:`check_against_status` for the records of ``ids`` alone (say, one node of each
+    model not yet checked in this process), so that a background store's child may read the
+    rest unchecked."""
+    lib = state_library()
+    nodes, offsets, records = lib.read_nodes(ids)
+    check_against_status(Hidden(0.0, 0, nodes, offsets, records))
+
+
+def unchecked(models: set[str]) -> set[str]:
+    """Those of ``models`` not yet checked against NEST's status in this process."""
+    return models - _checked
 
 
 def _read_rngs(lib: StateLibrary, threads: int) -> list[str]:

@@ -18,7 +18,7 @@ from ..snapshot.files import Reserved, check_store_target
 from .assemble import finish, plan_capture
 from .bulk import read_local
 from .checks import check_written
-from .hidden import take_hidden
+from .hidden import read_asked, take_hidden
 from .workers import Child, failure_of, fork_reader, pump, reap, say
 
 
@@ -133,9 +133,10 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
     check_store_target(path, overwrite)
     t0 = time.perf_counter()
     plan = plan_capture(net, seed=seed, read_nodes=False)  # node state: read by the child
-    # the hidden state here, in the pause: a memory copy at the store's instant, and the child
-    # then asks the kernel nothing more for it (NEST calls that open an OpenMP region hang there)
-    take_hidden(plan)
+    # only what PyNEST must tell of the hidden state here: the child reads the rest from the
+    # memory it shares with this instant, by the accessor alone (NEST calls that open an
+    # OpenMP region hang there)
+    take_hidden(plan, in_child=True)
     tmp = reserve(path)
 
     def body(fd: int) -> None:
@@ -156,6 +157,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
             say(fd, f"p {now - reported}")
             reported = now
 
+        read_asked(plan)
         buffers = read_local(plan, workers, report, idle=True)
         say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)

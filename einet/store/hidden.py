@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any
 
 import numpy as np
 
-from ..accel.build import AccelUnavailable, Nest
+from ..accel.build import AccelUnavailable
 from ..accel.library import installed, why_not
-from ..accel.state import Hidden, Stdp, read_hidden, state_library, write_hidden
+from ..accel.state import Hidden, Stdp, check_nodes, kernel_now, read_hidden, read_hidden_of, state_library, unchecked, write_hidden
 from ..kernel import nest, nest_output_to
 from ..network import Network, base_models, node_kinds, node_models
 from ..ranks import ranks
@@ -23,7 +22,7 @@ from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYP
 from ..text import one_line
 from ..traces import traces_of
 from .connections import base_of
-from .plan import HIDDEN_KEYS, CapturePlan
+from .plan import HIDDEN_KEYS, CapturePlan, HiddenAsked
 
 log = logging.getLogger("einet")
 
@@ -51,31 +50,70 @@ def uncovered_models(net: Network, plan: CapturePlan) -> list[str]:
     return out + [m.model for m in plan.models if m.count and base_of(net, m.model) not in COVERED_SYNAPSES]
 
 
-def take_hidden(plan: CapturePlan) -> None:
+def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
     """Read the hidden state now (between two Simulate calls, in this process) into
     ``plan.hidden``, and say in ``plan.not_stored`` what of it stays lost. Without the
     accessor, under MPI, or for a kernel it cannot read (another random generator type), the
-    plan is left as it is: the store is today's, its general lines say what it lacks."""
+    plan is left as it is: the store is today's, its general lines say what it lacks.
+
+    With ``in_child`` only what PyNEST must tell is asked now, and the first node of each model
+    not yet checked in this process is checked against NEST's status; a forked child reads
+    the rest into ``plan.hidden`` with :func:`read_asked` (the memory it sees is this instant's).
+    The pause of a background store then does not grow with the nodes."""
     if ranks().size > 1:
         return
     try:
-        found = installed()
-        hidden = read_hidden(stdp=False)
-        with nest_output_to():
-            status = nest().GetKernelStatus()
-        section = _section(plan, found, hidden, status)
+        asked = _ask(plan)
+        if in_child:
+            _check_first_nodes(plan.net, asked.uncovered)
+            plan.hidden_asked = asked
+        else:
+            plan.hidden = _section(plan, asked, read_hidden(stdp=False))
     except AccelUnavailable as exc:
         _say_once(f"hidden state not stored: {one_line(exc)}", quiet="EINET_ACCEL=0" in str(exc))
         return
-    plan.hidden = section
     plan.not_stored_without_hidden = plan.not_stored
-    plan.not_stored = _not_stored(plan, section.meta["uncovered"])
+    plan.not_stored = _not_stored(plan, asked.uncovered)
     # the STDP connections' t_lastspike comes with the rest of each connection, from the
     # connection reader's typed path (one pass over the connections, rows aligned with the
     # synapse tables): finish() adds them to the section
     for m in plan.models:
         if base_of(plan.net, m.model) in STDP_BASES:
             m.keys += [key for key in HIDDEN_KEYS if key not in m.keys]
+
+
+def read_asked(plan: CapturePlan) -> None:
+    """In a background store's child: the hidden state that :func:`take_hidden` asked for, read
+    into ``plan.hidden`` by the accessor alone. Should that fail, the store is today's and
+    says so (as a store whose hidden read failed in the pause would)."""
+    asked, plan.hidden_asked = plan.hidden_asked, None
+    if asked is None:
+        return
+    try:
+        plan.hidden = _section(plan, asked, read_hidden_of(state_library(), asked.now))
+    except AccelUnavailable as exc:
+        _say_once(f"hidden state not stored: {one_line(exc)}")
+        plan.hidden, plan.not_stored = None, plan.not_stored_without_hidden
+
+
+def _ask(plan: CapturePlan) -> HiddenAsked:
+    found = installed()
+    state_library()
+    n = nest()
+    with nest_output_to():
+        status = n.GetKernelStatus()
+        names = {int(n.GetDefaults(model, "synapse_modelid")): str(model) for model in n.synapse_models}
+    return HiddenAsked(found, status, kernel_now(), names, uncovered_models(plan.net, plan))
+
+
+def _check_first_nodes(net: Network, uncovered: list[str]) -> None:
+    """Check the first node of each covered model not yet checked in this process (the checks
+    need PyNEST; a forked child then reads the records unchecked)."""
+    models = node_models(net)
+    covered = {str(m) for m in dict.fromkeys(models.tolist()) if str(m) not in uncovered}
+    first = [int(np.argmax(models == m)) + 1 for m in covered if base_of(net, m) in KIND_OF_MODEL and unchecked({base_of(net, m)})]
+    if first:
+        check_nodes(np.array(first, dtype=np.int64))
 
 
 def split_stdp(plan: CapturePlan, model: str, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
@@ -109,11 +147,12 @@ def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | Non
     plan.hidden.arrays.update({f"stdp/{k}/runs": np.append(starts, count).astype(INT_DTYPE), **{f"stdp/{k}/{key}": rows[key][starts].astype(FLOAT_DTYPE) for key in STDP_ROW}})
 
 
-def _section(plan: CapturePlan, found: Nest, hidden: Hidden, status: dict[str, Any]) -> HiddenSection:
+def _section(plan: CapturePlan, asked: HiddenAsked, hidden: Hidden) -> HiddenSection:
+    found, status = asked.found, asked.status
     res = float(status["resolution"])
     min_steps, max_steps = round(float(status["min_delay"]) / res), round(float(status["max_delay"]) / res)
-    uncovered = uncovered_models(plan.net, plan)
-    transit_models, syn = _transit_models(hidden.transit["syn_id"])
+    uncovered = asked.uncovered
+    transit_models, syn = _transit_models(hidden.transit["syn_id"], asked.synapse_names)
     text = [t.encode("ascii") for t in hidden.rngs]
     meta = {
         "version": HIDDEN_VERSION,
@@ -160,23 +199,16 @@ def _node_counts(hidden: Hidden) -> dict[str, int]:
     return {MODEL_OF_KIND[int(k)]: int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
 
 
-def _transit_models(syn_ids: np.ndarray) -> tuple[list[str], np.ndarray]:
+def _transit_models(syn_ids: np.ndarray, names: dict[int, str]) -> tuple[list[str], np.ndarray]:
     """The synapse models of the kernel's synapse ids used by spikes in transit, and each
     spike's index into them."""
     used = sorted({int(i) for i in syn_ids})
     if not used:
         return [], np.zeros(len(syn_ids), np.int64)
-    n = nest()
-    name = {}
-    with nest_output_to():
-        for model in n.synapse_models:
-            i = int(n.GetDefaults(model, "synapse_modelid"))
-            if i in used:
-                name[i] = str(model)
-    missing = set(used) - set(name)
+    missing = set(used) - set(names)
     if missing:
         raise AccelUnavailable(f"spikes in transit name synapse model ids {sorted(missing)} this kernel does not know")
-    return [name[i] for i in used], np.searchsorted(np.array(used), syn_ids)
+    return [names[i] for i in used], np.searchsorted(np.array(used), syn_ids)
 
 
 def _not_stored(plan: CapturePlan, uncovered: list[str]) -> list[str]:

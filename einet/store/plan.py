@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..accel.build import Nest
+from ..accel.state import KernelNow
 from ..config import usable_cores
 from ..network import Network
 from ..snapshot.hidden import HiddenSection
@@ -65,6 +67,19 @@ class ModelPlan:
     keys: list[str]
 
 
+@dataclass(frozen=True)
+class HiddenAsked:
+    """What a hidden-state read needs to be told through PyNEST: asked in the store's pause,
+    so that a background store's forked child, which must not call into the kernel through
+    PyNEST, reads the rest with the accessor alone (:func:`read_asked`)."""
+
+    found: Nest
+    status: dict[str, Any]
+    now: KernelNow
+    synapse_names: dict[int, str]
+    uncovered: list[str]
+
+
 @dataclass
 class CapturePlan:
     """What a store takes from the kernel at one step boundary before reading connections:
@@ -98,6 +113,8 @@ class CapturePlan:
     not_stored_without_hidden: list[str] = field(default_factory=list)
     """``not_stored`` as it was before the hidden section changed it (for a store that must
     drop the section after all)."""
+    hidden_asked: HiddenAsked | None = None
+    """What the pause asked for a hidden section that a background store's child reads."""
 
     @property
     def n_connections(self) -> int:
