@@ -1,6 +1,6 @@
 """The hidden section both ways (docs/hidden-state.md): taken by a store at its instant
-(:func:`take_hidden`, in this process: a background store's forked child never calls into
-the kernel for it) and written back by a restore (:func:`write_back`) when the snapshot was
+(:func:`take_hidden`; a background store's forked child reads it with the accessor alone,
+:func:`read_asked`, never through PyNEST) and written back by a restore (:func:`write_back`) when the snapshot was
 taken by this very NEST binary with the same virtual processes.
 """
 
