@@ -77,6 +77,7 @@ class Network:
     labels: np.ndarray | None = field(default=None, repr=False)
     _lookup: np.ndarray | None = field(default=None, repr=False)
     _nodes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _firsts: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def recorded(self) -> np.ndarray:
@@ -258,6 +259,15 @@ def _node_table(net: Network) -> tuple[np.ndarray, np.ndarray]:
             models, kinds = (np.atleast_1d(np.array(node_status(nodes, key))) for key in ("model", "element_type"))
             net._nodes = (models, kinds)
     return net._nodes
+
+
+def first_nodes(net: Network) -> dict[str, int]:
+    """Each node model of the network and the index (id - 1) of its first node, in id order:
+    kept with the network, as a store's pause asks for it each time."""
+    if net._firsts is None:
+        names, first = np.unique(node_models(net), return_index=True)
+        net._firsts = {str(names[k]): int(first[k]) for k in np.argsort(first)}
+    return net._firsts
 
 
 def probe_node_models(net: Network, models: np.ndarray | None = None) -> None:

@@ -15,7 +15,7 @@ from ..accel.build import AccelUnavailable
 from ..accel.library import installed, why_not
 from ..accel.state import Hidden, Stdp, check_nodes, kernel_now, read_hidden, read_hidden_of, state_library, unchecked, write_hidden
 from ..kernel import nest, nest_output_to
-from ..network import Network, base_models, node_kinds, node_models
+from ..network import Network, base_models, first_nodes, node_kinds
 from ..ranks import ranks
 from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection
 from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
@@ -41,10 +41,10 @@ class HiddenWriteFailed(Exception):
 
 def uncovered_models(net: Network, plan: CapturePlan) -> list[str]:
     """The network's node and synapse models whose hidden state einet cannot read."""
-    models, kinds = node_models(net), node_kinds(net)
+    kinds = node_kinds(net)
     out = []
-    for model in dict.fromkeys(models.tolist()):
-        kind = kinds[int(np.argmax(models == model))]
+    for model, first in first_nodes(net).items():
+        kind = kinds[first]
         if base_of(net, model) not in KIND_OF_MODEL and base_of(net, model) not in COVERED_DEVICES and kind != "recorder":
             out.append(str(model))
     return out + [m.model for m in plan.models if m.count and base_of(net, m.model) not in COVERED_SYNAPSES]
@@ -109,11 +109,9 @@ def _ask(plan: CapturePlan) -> HiddenAsked:
 def _check_first_nodes(net: Network, uncovered: list[str]) -> None:
     """Check the first node of each covered model not yet checked in this process (the checks
     need PyNEST; a forked child then reads the records unchecked)."""
-    models = node_models(net)
-    covered = {str(m) for m in dict.fromkeys(models.tolist()) if str(m) not in uncovered}
-    first = [int(np.argmax(models == m)) + 1 for m in covered if base_of(net, m) in KIND_OF_MODEL and unchecked({base_of(net, m)})]
-    if first:
-        check_nodes(np.array(first, dtype=np.int64))
+    ids = [first + 1 for model, first in first_nodes(net).items() if model not in uncovered and base_of(net, model) in KIND_OF_MODEL and unchecked({base_of(net, model)})]
+    if ids:
+        check_nodes(np.array(ids, dtype=np.int64))
 
 
 def split_stdp(plan: CapturePlan, model: str, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
