@@ -26,8 +26,20 @@ from einet.snapshot import open_snapshot
 HERE = Path(__file__).resolve()
 
 
-WEIGHT_SCALE = {"iaf_psc_alpha": 1.0, "iaf_psc_exp": 1.6, "iaf_psc_delta": 0.02}
-"""Weights in each model's units (pA; mV for iaf_psc_delta) that give a few tens of spikes/s."""
+WEIGHT_SCALE = {
+    "iaf_psc_alpha": 1.0,
+    "iaf_psc_exp": 1.6,
+    "iaf_psc_delta": 0.02,
+    "iaf_cond_exp": 0.15,
+    "iaf_cond_alpha": 0.06,
+    "aeif_cond_exp": 0.5,
+    "aeif_cond_alpha": 0.2,
+    "hh_psc_alpha": 4.0,
+}
+"""Weights in each model's units (pA; mV for iaf_psc_delta; nS for the conductance models) that
+keep the network firing steadily (tens of spikes/s to under two hundred)."""
+GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alpha", "hh_psc_alpha"]
+"""Models NEST integrates with GSL's adaptive stepper: their step size carries over too."""
 
 
 def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0) -> dict[str, Any]:
@@ -108,11 +120,12 @@ def accessor() -> None:
         pytest.skip(f"the hidden-state accessor cannot be built here: {exc}")
 
 
-@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron"])
+@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron", *GSL_MODELS])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: str) -> None:
     """Same spikes (digest) and same STDP weights after 50 ms, spikes in transit included."""
     a, b, wa, wb, state = continued_and_restored(tmp_path, threads, model)
+    assert 10.0 <= a.rate_hz <= 250.0, f"{a.rate_hz:.1f} spikes/s: the network is silent or saturated, not what the test is made for"
     assert state.stdp["e_stdp"].source.size > 0 and state.nodes.size == 200
     assert state.transit["source"].size > 0, "no spikes in transit at the store: the test would not test them"
     assert (state.transit["reg"] == -1).all(), "at the end of an interval they are all in the receive buffer"
@@ -343,7 +356,7 @@ def test_a_store_without_the_accessor_names_what_it_lacks(tmp_path: Path, monkey
 
 
 def test_a_model_without_an_accessor_is_named_and_the_rest_is_stored(tmp_path: Path) -> None:
-    """iaf_cond_alpha has no accessor: the section holds the rest, not_stored names it, and a
+    """izhikevich has no accessor: the section holds the rest, not_stored names it, and a
     restore writes what there is but is not exact."""
     from einet.snapshot import inspect_snapshot
 
@@ -352,18 +365,119 @@ def test_a_model_without_an_accessor_is_named_and_the_rest_is_stored(tmp_path: P
     s.run(20.0)
     snap = s.store(tmp_path / "mixed.h5")
     assert snap is not None and snap.hidden is not None
-    assert snap.hidden.meta["uncovered"] == ["iaf_cond_alpha"]
+    assert snap.hidden.meta["uncovered"] == ["izhikevich"]
     info = inspect_snapshot(tmp_path / "mixed.h5").to_dict()
-    assert any(line.startswith("the hidden state of iaf_cond_alpha") for line in info["not_stored"])
-    assert info["hidden"]["uncovered"] == ["iaf_cond_alpha"]
+    assert any(line.startswith("the hidden state of izhikevich") for line in info["not_stored"])
+    assert info["hidden"]["uncovered"] == ["izhikevich"]
     s.restore(tmp_path / "mixed.h5")
-    assert not s.exact and "iaf_cond_alpha" in s.hidden_note
+    assert not s.exact and "izhikevich" in s.hidden_note
+
+
+@pytest.mark.parametrize("model", GSL_MODELS)
+def test_a_covered_gsl_model_is_stored_and_not_named(tmp_path: Path, model: str) -> None:
+    """A GSL model with an accessor: its records are in the section (the state vector as NEST's
+    status has it, then a positive integration step), and neither the section nor `einet
+    inspect`'s not_stored names it."""
+    from einet.snapshot import inspect_snapshot
+
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": model}, threads=1, seed=4321, t_sim_ms=20.0, store_workers=1))
+    s.build()
+    s.run(20.0)
+    snap = s.store(tmp_path / "gsl.h5")
+    assert snap is not None and snap.hidden is not None
+    assert snap.hidden.meta["uncovered"] == [] and snap.hidden.meta["node_models"] == {model: 200}
+    info = inspect_snapshot(tmp_path / "gsl.h5").to_dict()
+    assert not any(model in line for line in info["not_stored"]), info["not_stored"]
+    hidden = read_hidden()
+    n_core = int(hidden.records[1])
+    steps = np.array([hidden.record(int(k))[5 + n_core - 3] for k in hidden.nodes])
+    assert (steps > 0).all() and np.isfinite(steps).all()
+
+
+def gsl_network(nest: Any, scale: float = 1.0, model: str = "iaf_cond_exp") -> dict[str, Any]:
+    """The alpha network of a GSL model, half its excitatory neurons driven by a direct current
+    as well (so that the input current read at the end of one step for the next, I_stim_, and
+    the current buffer carry something)."""
+    pops = alpha_network(nest, scale, model)
+    nest.Connect(nest.Create("dc_generator", params={"amplitude": 150.0}), pops["E"][: len(pops["E"]) // 2])
+    return pops
+
+
+@pytest.mark.parametrize("model", GSL_MODELS)
+def test_a_gsl_models_state_is_the_continued_state(tmp_path: Path, model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 ms after the restore every node record is the continued run's, byte for byte (the
+    spikes alone may not show a missing part: these neurons forget a step's last bits within
+    tens of ms). The controls: the same restore with the adaptive integration steps reset to
+    the resolution (as a new node has them), or the next step's input current zeroed, is not."""
+    s = Session(NetworkConfig(model=f"{HERE}:gsl_network", params={"model": model}, threads=1, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    s.run(50.0)
+    stored = read_hidden()
+    n_core = int(stored.records[1])
+    starts = stored.offsets[:-1] + 5
+    assert (stored.records[starts + n_core - 3] < 0.1).any(), "no step below the resolution: resetting it would change nothing"
+    assert (stored.records[starts + n_core - 2] != 0.0).any(), "no input current to carry over"
+    s.store(tmp_path / "at50.h5")
+    s.run(1.0)
+    continued = read_hidden().records
+
+    def restored(at: int | None = None, value: float = 0.0) -> np.ndarray:
+        lib = state_library()
+        real = lib.write_nodes
+        if at is not None:
+
+            def changed(ids: np.ndarray, offsets: np.ndarray, records: np.ndarray) -> int:
+                records = records.copy()
+                records[offsets[:-1] + 5 + at] = value
+                return real(ids, offsets, records)
+
+            monkeypatch.setattr(lib, "write_nodes", changed)
+            monkeypatch.setattr(state_module, "_verify", lambda *_: None)
+            monkeypatch.setattr(state_module, "_verify_sample", lambda *_: None)
+        s.restore(tmp_path / "at50.h5")
+        s.run(1.0)
+        monkeypatch.undo()
+        return read_hidden().records
+
+    assert restored().tobytes() == continued.tobytes()
+    assert restored(n_core - 3, 0.1).tobytes() != continued.tobytes()
+    assert restored(n_core - 2, 0.0).tobytes() != continued.tobytes()
+
+
+def test_a_gsl_integration_step_that_does_not_advance_is_refused(tmp_path: Path) -> None:
+    """A stored integration step of 0 would have NEST loop in the step for good: the file's
+    check refuses it before the writer sees it, and the writer refuses it too."""
+    import h5py
+
+    from einet.snapshot import SnapshotError
+
+    from .mutations import _fix_checksums
+
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": "iaf_cond_exp"}, threads=1, seed=4321, t_sim_ms=10.0, store_workers=1))
+    s.build()
+    s.run(10.0)
+    s.store(tmp_path / "gsl.h5")
+    hidden = read_hidden()
+    n_core = int(hidden.records[1])
+    bad = tmp_path / "bad.h5"
+    shutil.copyfile(tmp_path / "gsl.h5", bad)
+    with h5py.File(bad, "r+") as h5:
+        records = h5["hidden/nodes/records"][...]
+        records[5 + n_core - 3] = 0.0
+        h5["hidden/nodes/records"][...] = records
+        _fix_checksums(h5)
+    with pytest.raises(SnapshotError, match="integration step"):
+        open_snapshot(bad)
+    records = hidden.records.copy()
+    records[5 + n_core - 3] = 0.0
+    with pytest.raises(AccelUnavailable, match="integration step is not a positive number"):
+        state_library().write_nodes(hidden.nodes, hidden.offsets, records)
 
 
 def mixed_network(nest: Any, scale: float = 1.0) -> dict[str, Any]:
-    """The alpha network beside a few iaf_cond_alpha (a model without an accessor)."""
+    """The alpha network beside a few izhikevich (a model without an accessor)."""
     pops = alpha_network(nest, scale)
-    c = nest.Create("iaf_cond_alpha", 10)
+    c = nest.Create("izhikevich", 10)
     nest.Connect(pops["E"], c, {"rule": "fixed_indegree", "indegree": 10}, {"weight": 2.0, "delay": 1.0})
     return {**pops, "C": c}
 
@@ -417,5 +531,19 @@ def test_a_misread_layout_is_caught_by_the_status_check(monkeypatch: pytest.Monk
     s.run(10.0)
     monkeypatch.setattr(state_module, "_checked", set())
     monkeypatch.setitem(state_module._V_M_AT, 1, 4)  # I_in where V_m is
+    with pytest.raises(AccelUnavailable, match="disagrees with NEST's status"):
+        read_hidden()
+
+
+def test_a_misread_gsl_layout_is_caught_by_the_status_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GSL model's state vector is checked against NEST's status key by key (here: w read
+    where g_ex is)."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"model": "aeif_cond_exp"}, threads=1, t_sim_ms=10.0))
+    s.build()
+    s.run(10.0)
+    monkeypatch.setattr(state_module, "_checked", set())
+    read_hidden()  # the right layout passes
+    monkeypatch.setattr(state_module, "_checked", set())
+    monkeypatch.setitem(state_module._STATUS_AT, 7, {**state_module._STATUS_AT[7], "w": 1})
     with pytest.raises(AccelUnavailable, match="disagrees with NEST's status"):
         read_hidden()

@@ -10,7 +10,8 @@ two environments (two checkouts' venvs sharing one cache) must not have one envi
 library load the other's kernel beside its own, a second NEST in one process.
 
 What the build needs and why: a C++20 compiler (NEST's headers use ``<concepts>``); Boost's
-headers (NEST's include them; the wheel ships none: Debian's ``libboost-dev``); the string ABI
+headers (NEST's include them; the wheel ships none: Debian's ``libboost-dev``); not GSL's (the
+GSL models' headers include them for types only: ``gsl_fallback`` stands in); the string ABI
 NEST was built with (the wheel's manylinux GCC uses the old one); an MPI build's compiler
 flags when NEST has MPI; no OpenMP (a second OpenMP runtime beside NEST's is trouble).
 """
@@ -37,6 +38,9 @@ LIBRARY = "einet-connections.so"
 STATE_SOURCE = Path(__file__).with_name("state.cpp")
 STATE_LIBRARY = "einet-state.so"
 """The hidden-state accessor (docs/hidden-state.md): a library of its own."""
+GSL_FALLBACK = Path(__file__).with_name("gsl_fallback")
+"""Stand-ins for the GSL headers NEST's GSL models include, searched only after the system's
+(``-idirafter``): the wheel ships no GSL headers, and the accessor needs only GSL's types."""
 _BUILD_TIMEOUT_S = 600.0
 
 
@@ -95,7 +99,8 @@ def library_path(nest: Nest, source: Path = SOURCE, library: str = LIBRARY) -> P
     """Where the library for ``nest`` and this einet's source is cached: a new einet or a new
     NEST binary builds anew. ``source`` and ``library`` name another of einet's libraries
     (its own file name, so that libraries never overwrite each other)."""
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in (source, *sorted(source.parent.glob("*.h"))))).hexdigest()  # its headers too
+    headers = [*sorted(source.parent.glob("*.h")), *sorted(GSL_FALLBACK.glob("gsl/*.h"))]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in (source, *headers))).hexdigest()  # its headers too
     where = hashlib.sha256(str(nest.folder).encode()).hexdigest()
     return cache_root() / "accel" / f"{nest.digest[:20]}-{where[:8]}-{digest[:12]}" / library
 
@@ -144,6 +149,8 @@ def command(nest: Nest, output: Path, source: Path = SOURCE) -> list[str]:
         f'-DEINET_BUILT_FOR="{nest.built_for}"',
         f"-I{include}",
         *_mpi_flags(config),
+        "-idirafter",
+        str(GSL_FALLBACK),
         str(source),
         "-o",
         str(output),

@@ -4,10 +4,13 @@
 // What it reaches (NEST 3.10, see docs/hidden-state.md):
 // - per neuron of iaf_psc_alpha, iaf_psc_exp, iaf_psc_delta and parrot_neuron: the model's
 //   State_ (synaptic currents and their derivatives, the refractory counter), its input ring
-//   buffers (spikes and currents already delivered for the coming steps), and what every
-//   ArchivingNode keeps for STDP (Kminus, the post-synaptic spike history with its access
-//   counters, the last spike time, the number of incoming STDP connections) and
-//   StructuralPlasticityNode's time of the last calcium update;
+//   buffers (spikes and currents already delivered for the coming steps); of the GSL models
+//   iaf_cond_exp, iaf_cond_alpha, aeif_cond_exp, aeif_cond_alpha and hh_psc_alpha: the state
+//   vector, the refractory counter, the adaptive integration step and the input current of the
+//   coming step (both kept in Buffers_ from one step to the next) and the input ring buffers;
+//   and of each of them what every ArchivingNode keeps for STDP (Kminus, the post-synaptic
+//   spike history with its access counters, the last spike time, the number of incoming STDP
+//   connections) and StructuralPlasticityNode's time of the last calcium update;
 // - per connection of stdp_synapse and stdp_synapse_hom: Kplus and t_lastspike exactly;
 // - the random generators: rank-synced, and per thread vp-synced and vp-specific (the engine's
 //   own text serialisation: exact for the standard library's Mersenne twisters);
@@ -34,14 +37,20 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
+#include "aeif_cond_alpha.h"
+#include "aeif_cond_exp.h"
 #include "archiving_node.h"
 #include "connection_manager.h"
 #include "connector_base.h"
 #include "event_delivery_manager.h"
+#include "hh_psc_alpha.h"
 #include "histentry.h"
+#include "iaf_cond_alpha.h"
+#include "iaf_cond_exp.h"
 #include "iaf_psc_alpha.h"
 #include "iaf_psc_delta.h"
 #include "iaf_psc_exp.h"
@@ -100,6 +109,16 @@ EINET_REACH( ExpB, nest::iaf_psc_exp::B_ )
 EINET_REACH( DeltaS, nest::iaf_psc_delta::S_ )
 EINET_REACH( DeltaB, nest::iaf_psc_delta::B_ )
 EINET_REACH( ParrotB, nest::parrot_neuron::B_ )
+EINET_REACH( CondExpS, nest::iaf_cond_exp::S_ )
+EINET_REACH( CondExpB, nest::iaf_cond_exp::B_ )
+EINET_REACH( CondAlphaS, nest::iaf_cond_alpha::S_ )
+EINET_REACH( CondAlphaB, nest::iaf_cond_alpha::B_ )
+EINET_REACH( AeifExpS, nest::aeif_cond_exp::S_ )
+EINET_REACH( AeifExpB, nest::aeif_cond_exp::B_ )
+EINET_REACH( AeifAlphaS, nest::aeif_cond_alpha::S_ )
+EINET_REACH( AeifAlphaB, nest::aeif_cond_alpha::B_ )
+EINET_REACH( HhS, nest::hh_psc_alpha::S_ )
+EINET_REACH( HhB, nest::hh_psc_alpha::B_ )
 EINET_REACH( Chan3, nest::MultiChannelInputBuffer< 3 >::buffer_ )
 EINET_REACH( Chan4, nest::MultiChannelInputBuffer< 4 >::buffer_ )
 EINET_REACH( Ring, nest::RingBuffer::buffer_ )
@@ -161,7 +180,12 @@ enum Kind
   IAF_PSC_ALPHA = 1,
   IAF_PSC_EXP = 2,
   IAF_PSC_DELTA = 3,
-  PARROT_NEURON = 4
+  PARROT_NEURON = 4,
+  IAF_COND_EXP = 5,
+  IAF_COND_ALPHA = 6,
+  AEIF_COND_EXP = 7,
+  AEIF_COND_ALPHA = 8,
+  HH_PSC_ALPHA = 9
 };
 
 constexpr size_t HEADER = 5;
@@ -186,6 +210,31 @@ struct Core
   int* counter = nullptr;  // refractory steps, stored after the doubles
 };
 
+// A GSL model's core: its state vector y, then two values of its Buffers_ that carry over from
+// one step to the next (update() integrates each step starting from the adaptive step size GSL
+// suggested at the end of the last, and with the input current read at the end of the last),
+// then the refractory counter. Nothing else carries over: gsl_odeiv_evolve_apply starts each
+// step afresh from y and the step size (rkf45 and the standard control keep no state between
+// calls; the evolve object only counts), and step_ is the resolution.
+template < size_t N, typename Counter, typename GslBuffers >
+Core
+gsl_core( const Kind kind, double ( &y )[ N ], Counter& counter, GslBuffers& b )
+{
+  // int in three of the models, unsigned int in the aeif ones: the same size, and an int
+  // lvalue may access an unsigned int (counters are small and never negative)
+  static_assert( sizeof( Counter ) == sizeof( int ) and std::is_integral_v< Counter > );
+  Core c;
+  c.kind = kind;
+  for ( double& v : y )
+  {
+    c.doubles.push_back( &v );
+  }
+  c.doubles.push_back( &b.IntegrationStep_ );
+  c.doubles.push_back( &b.I_stim_ );
+  c.counter = reinterpret_cast< int* >( &counter );
+  return c;
+}
+
 Core
 core_of( nest::Node* node )
 {
@@ -209,7 +258,49 @@ core_of( nest::Node* node )
   {
     c.kind = PARROT_NEURON;
   }
+  else if ( auto* n = dynamic_cast< nest::iaf_cond_exp* >( node ) )
+  {
+    auto& s = n->*reach( CondExpS() );
+    c = gsl_core( IAF_COND_EXP, s.y_, s.r_, n->*reach( CondExpB() ) );
+  }
+  else if ( auto* n = dynamic_cast< nest::iaf_cond_alpha* >( node ) )
+  {
+    auto& s = n->*reach( CondAlphaS() );
+    c = gsl_core( IAF_COND_ALPHA, s.y, s.r, n->*reach( CondAlphaB() ) );
+  }
+  else if ( auto* n = dynamic_cast< nest::aeif_cond_exp* >( node ) )
+  {
+    auto& s = n->*reach( AeifExpS() );
+    c = gsl_core( AEIF_COND_EXP, s.y_, s.r_, n->*reach( AeifExpB() ) );
+  }
+  else if ( auto* n = dynamic_cast< nest::aeif_cond_alpha* >( node ) )
+  {
+    auto& s = n->*reach( AeifAlphaS() );
+    c = gsl_core( AEIF_COND_ALPHA, s.y_, s.r_, n->*reach( AeifAlphaB() ) );
+  }
+  else if ( auto* n = dynamic_cast< nest::hh_psc_alpha* >( node ) )
+  {
+    auto& s = n->*reach( HhS() );
+    c = gsl_core( HH_PSC_ALPHA, s.y_, s.r_, n->*reach( HhB() ) );
+  }
   return c;
+}
+
+// Where a GSL model's adaptive integration step is among its core doubles (-1: no such model).
+long
+integration_step_at( const Core& c )
+{
+  switch ( c.kind )
+  {
+  case IAF_COND_EXP:
+  case IAF_COND_ALPHA:
+  case AEIF_COND_EXP:
+  case AEIF_COND_ALPHA:
+  case HH_PSC_ALPHA:
+    return static_cast< long >( c.doubles.size() ) - 2;
+  default:
+    return -1;
+  }
 }
 
 // The input buffers as one table of slots x channels (several ring buffers side by side).
@@ -235,6 +326,17 @@ struct Buffers
     return ( *rings[ channel ] )[ slot ];
   }
 };
+
+// The GSL models' three ring buffers (the same members in each): spikes onto the excitatory
+// and the inhibitory synapse, and currents.
+template < typename GslBuffers >
+void
+gsl_rings( Buffers& b, GslBuffers& g )
+{
+  b.rings = { &( g.spike_exc_.*reach( Ring() ) ), &( g.spike_inh_.*reach( Ring() ) ), &( g.currents_.*reach( Ring() ) ) };
+  b.slots = b.rings[ 0 ]->size();
+  b.channels = 3;
+}
 
 Buffers
 buffers_of( nest::Node* node, const Kind kind )
@@ -268,6 +370,21 @@ buffers_of( nest::Node* node, const Kind kind )
     b.channels = 1;
     break;
   }
+  case IAF_COND_EXP:
+    gsl_rings( b, static_cast< nest::iaf_cond_exp* >( node )->*reach( CondExpB() ) );
+    break;
+  case IAF_COND_ALPHA:
+    gsl_rings( b, static_cast< nest::iaf_cond_alpha* >( node )->*reach( CondAlphaB() ) );
+    break;
+  case AEIF_COND_EXP:
+    gsl_rings( b, static_cast< nest::aeif_cond_exp* >( node )->*reach( AeifExpB() ) );
+    break;
+  case AEIF_COND_ALPHA:
+    gsl_rings( b, static_cast< nest::aeif_cond_alpha* >( node )->*reach( AeifAlphaB() ) );
+    break;
+  case HH_PSC_ALPHA:
+    gsl_rings( b, static_cast< nest::hh_psc_alpha* >( node )->*reach( HhB() ) );
+    break;
   case NONE:
     break;
   }
@@ -356,6 +473,12 @@ write_record( nest::Node* node, const double* in, const size_t n )
   if ( n != HEADER + n_core + N_ARCHIVING + slots * channels + 4 * n_history )
   {
     return "a hidden-state record has the wrong length";
+  }
+  // GSL would never leave a step that does not advance: update() would loop on it for good
+  const long step_at = integration_step_at( core );
+  if ( step_at >= 0 and not( std::isfinite( in[ HEADER + step_at ] ) and in[ HEADER + step_at ] > 0 ) )
+  {
+    return "a stored integration step is not a positive number";
   }
   auto* a = static_cast< nest::ArchivingNode* >( node );
   auto* sp = static_cast< nest::StructuralPlasticityNode* >( node );

@@ -32,7 +32,17 @@ _ORDER_DIFFERS = -2
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
 _TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
-MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
+MODEL_OF_KIND = {
+    1: "iaf_psc_alpha",
+    2: "iaf_psc_exp",
+    3: "iaf_psc_delta",
+    4: "parrot_neuron",
+    5: "iaf_cond_exp",
+    6: "iaf_cond_alpha",
+    7: "aeif_cond_exp",
+    8: "aeif_cond_alpha",
+    9: "hh_psc_alpha",
+}
 """The node models with an accessor, by the kind code that opens each record."""
 
 
@@ -256,12 +266,22 @@ _checked: set[str] = set()
 
 _V_M_AT = {1: 5, 2: 4, 3: 1}
 """Per kind, where the membrane potential (relative to E_L) is among the record's core values."""
+_STATUS_AT: dict[int, dict[str, int]] = {
+    5: {"V_m": 0, "g_ex": 1, "g_in": 2},
+    6: {"V_m": 0, "dg_ex": 1, "g_ex": 2, "dg_in": 3, "g_in": 4},
+    7: {"V_m": 0, "g_ex": 1, "g_in": 2, "w": 3},
+    8: {"V_m": 0, "dg_ex": 1, "g_ex": 2, "dg_in": 3, "g_in": 4, "w": 5},
+    9: {"V_m": 0, "Act_m": 1, "Inact_h": 2, "Act_n": 3},
+}
+"""Per kind of the GSL models, the status keys NEST reports as they are in the state vector, and
+where each is among the record's core values (the state vector comes first)."""
 
 
 def check_against_status(hidden: Hidden) -> None:
     """The first record of each model read in this process agrees with NEST's own status of the
-    same node or connection (membrane potential, last spike time, Kplus): a layout the
-    accessor misreads fails here, before anything is stored (raises :class:`AccelUnavailable`)."""
+    same node or connection (membrane potential, a GSL model's conductances, adaptation or gating
+    variables, last spike time, Kplus): a layout the accessor misreads fails here, before
+    anything is stored (raises :class:`AccelUnavailable`)."""
     n = nest()
     kinds = hidden.records[hidden.offsets[:-1]].astype(int) if len(hidden.nodes) else np.empty(0, int)
     for kind in np.unique(kinds):
@@ -271,10 +291,13 @@ def check_against_status(hidden: Hidden) -> None:
         node = int(hidden.nodes[int(np.argmax(kinds == kind))])
         record = hidden.record(node)
         n_core = int(record[1])
+        keys = _STATUS_AT.get(int(kind), {})
         with nest_output_to():
-            status = n.NodeCollection([node]).get(["t_spike", "V_m", "E_L"] if kind in _V_M_AT else ["t_spike"])
+            status = n.NodeCollection([node]).get(["t_spike", "V_m", "E_L"] if kind in _V_M_AT else ["t_spike", *keys])
         last_spike = record[5 + n_core + 3]
-        if last_spike != float(status["t_spike"]) or (kind in _V_M_AT and record[5 + _V_M_AT[int(kind)]] + float(status["E_L"]) != float(status["V_m"])):
+        off_relative = kind in _V_M_AT and record[5 + _V_M_AT[int(kind)]] + float(status["E_L"]) != float(status["V_m"])
+        off_as_is = any(record[5 + at] != float(status[key]) for key, at in keys.items())
+        if last_spike != float(status["t_spike"]) or off_relative or off_as_is:
             raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's status of node {node}")
         _checked.add(model)
     for model, s in hidden.stdp.items():

@@ -24,11 +24,24 @@ from .model import FLOAT_DTYPE, ID_DTYPE, INT_DTYPE, STORED, SnapshotError
 HIDDEN_VERSION = 2
 BYTE_DTYPE = np.dtype("|u1")
 
-MODEL_OF_KIND = {1: "iaf_psc_alpha", 2: "iaf_psc_exp", 3: "iaf_psc_delta", 4: "parrot_neuron"}
+MODEL_OF_KIND = {
+    1: "iaf_psc_alpha",
+    2: "iaf_psc_exp",
+    3: "iaf_psc_delta",
+    4: "parrot_neuron",
+    5: "iaf_cond_exp",
+    6: "iaf_cond_alpha",
+    7: "aeif_cond_exp",
+    8: "aeif_cond_alpha",
+    9: "hh_psc_alpha",
+}
 """The node models with an accessor, by the kind code that opens each record."""
 KIND_OF_MODEL = {m: k for k, m in MODEL_OF_KIND.items()}
-SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1)}
+SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1), 5: (6, 3), 6: (8, 3), 7: (7, 3), 8: (9, 3), 9: (11, 3)}
 """Per kind: its core values (the model's doubles and its refractory counter) and input channels."""
+GSL_KINDS = frozenset({5, 6, 7, 8, 9})
+"""The kinds of GSL models: their core values end with the adaptive integration step, the input
+current of the coming step and the refractory counter."""
 HEADER, N_ARCHIVING = 5, 8
 STDP_BASES = ("stdp_synapse", "stdp_synapse_hom")
 """Synapse models whose hidden state (Kplus, t_lastspike) the accessor reads."""
@@ -187,6 +200,11 @@ def check_hidden(section: HiddenSection, n_nodes: int) -> None:
     _require(bool((n_history >= 0).all() and (n_history == np.floor(n_history)).all() and (n_history <= 1 << 30).all()), "a node record's history length is not a count")
     _require(bool((np.diff(offsets) == HEADER + n_core + N_ARCHIVING + n_slots * n_channels + 4 * n_history).all()), "a node record's length does not fit its header")
     _require(bool((records[starts + HEADER + n_core.astype(np.int64) - 1] >= 0).all()) if len(ids) else True, "a refractory counter is negative")
+    # a GSL model integrates each step from its stored step size: one that does not advance
+    # would never end the step
+    gsl = np.isin(kinds, list(GSL_KINDS))
+    steps = records[starts[gsl] + HEADER + n_core[gsl].astype(np.int64) - 3]
+    _require(bool((np.isfinite(steps) & (steps > 0)).all()), "a GSL integration step is not a positive number")
     counted = {MODEL_OF_KIND[int(k)]: int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
     _require(counted == meta["node_models"], "node_models does not count the node records")
     for k, e in enumerate(meta["stdp"]):
