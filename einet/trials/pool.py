@@ -38,6 +38,9 @@ QUIET_LOCAL_CLUSTER = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.worker.memory.monitor-interval": "1s",
     "distributed.worker.profile.enabled": False,
+    # Dask's defaults but for MALLOC_TRIM_THRESHOLD_ (64 kB): each trial frees one network and
+    # builds the next, and a heap trimmed in between is paged in again by the next restore
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
 }
 """Dask settings for ``--dask local``: its scheduler and nannies live in this process and
 share the cores with trials that use every one of them; at Dask's defaults (a tick every
