@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import nest, nest_output_to
+from ..snapshot.hidden import MODEL_OF_KIND  # the kind codes that open each record: one table, the file format's
 from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, load
 from .library import installed
 
@@ -32,18 +33,6 @@ _ORDER_DIFFERS = -2
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
 _TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
-MODEL_OF_KIND = {
-    1: "iaf_psc_alpha",
-    2: "iaf_psc_exp",
-    3: "iaf_psc_delta",
-    4: "parrot_neuron",
-    5: "iaf_cond_exp",
-    6: "iaf_cond_alpha",
-    7: "aeif_cond_exp",
-    8: "aeif_cond_alpha",
-    9: "hh_psc_alpha",
-}
-"""The node models with an accessor, by the kind code that opens each record."""
 
 
 @dataclass
