@@ -434,22 +434,27 @@ def test_a_partial_file_swapped_for_a_link_never_makes_a_store_write_elsewhere(t
     assert sorted(p.name for p in folder.iterdir()) == (["x.h5"] if target.exists() else []), "no temporary name left"
 
 
-@pytest.mark.serial
 def test_of_two_racing_cli_stores_the_loser_reports_its_run_and_exists(tmp_path: Path) -> None:
-    """Both pass the check before simulating; the longer run finds the name taken when it stores
-    (serial: the quick run must end first, which a busy neighbour could delay)."""
-    target = tmp_path / "x.h5"
+    """Both pass the check before simulating; the other run finds the name taken when it
+    stores. The race is made: that run is held inside its model's build (past the CLI's
+    check) until the quick run has stored."""
+    target, ready, go = tmp_path / "x.h5", tmp_path / "ready", tmp_path / "go"
     cli = [sys.executable, "-m", "einet.cli", "run", "--scale", "0.02", "--store", str(target), "--json", "--no-history"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    slow = subprocess.Popen([*cli, "--t", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    quick = subprocess.Popen([*cli, "--t", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    won, lost = quick.communicate(timeout=300), slow.communicate(timeout=300)
-    assert quick.returncode == 0 and won[1] == "" and json.loads(won[0])["stored"] == str(target), won[1]
+    held = ["--model", str(ROOT / "tests" / "models" / "held.py"), "--set", f"ready={ready}", "--set", f"go={go}", "--t", "50"]
+    slow = subprocess.Popen([*cli, *held], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        wait_for(ready.exists, 120, "the held run to pass the check and start its build")
+        quick = subprocess.run([*cli, "--t", "10"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    finally:
+        go.touch()
+    lost = slow.communicate(timeout=300)
+    assert quick.returncode == 0 and quick.stderr == "" and json.loads(quick.stdout)["stored"] == str(target), quick.stderr
     assert slow.returncode == 1, lost[1]
     lines = lost[1].strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"einet: error: {target} exists"), lost[1]
     doc = json.loads(lost[0])
-    assert doc["stored"] is None and doc["store_error"] == lines[0].removeprefix("einet: ") and doc["t_stop_ms"] == 3000.0 and doc["spikes"] > 0
+    assert doc["stored"] is None and doc["store_error"] == lines[0].removeprefix("einet: ") and doc["t_stop_ms"] == 50.0 and doc["spikes"] > 0
     assert open_snapshot(target).t_stored_ms == 10.0, "the winner's file, whole"
 
 
