@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -41,12 +42,25 @@ QUIET_LOCAL_CLUSTER = {
     # Dask's defaults but for MALLOC_TRIM_THRESHOLD_ (64 kB): each trial frees one network and
     # builds the next, and a heap trimmed in between is paged in again by the next restore
     "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1},
+    # a worker holds only the trial it runs; the rest wait at the scheduler for whichever
+    # worker is free first, as in a local pool (at 1.1 each held a second one, and a worker
+    # that finished early waited for work stealing to hand it over)
+    "distributed.scheduler.worker-saturation": 1.0,
 }
 """Dask settings for ``--dask local``: its scheduler and nannies live in this process and
 share the cores with trials that use every one of them; at Dask's defaults (a tick every
 20 ms, monitors every 100-500 ms, each worker sampling its own stacks every 10 ms for its
 profiler) they took what the trials lost. Made for dashboards and long-lived clusters, they
 tell a trial set nothing it needs."""
+
+
+def local_cluster_config() -> dict[str, Any]:
+    """:data:`QUIET_LOCAL_CLUSTER`, and workers forked from this process when it has not
+    imported NEST: a worker then starts with Dask and einet already imported and is closed at
+    once, instead of importing them anew (spawn) and ending in turn; forking a process that
+    has NEST's threads would hang the worker."""
+    forkable = "nest" not in sys.modules and "fork" in multiprocessing.get_all_start_methods()
+    return QUIET_LOCAL_CLUSTER | ({"distributed.worker.multiprocessing-method": "fork"} if forkable else {})
 
 
 class PoolError(RuntimeError):
@@ -165,7 +179,7 @@ class DaskPool(Pool):
             if address == "local":
                 import dask
 
-                with dask.config.set(QUIET_LOCAL_CLUSTER):
+                with dask.config.set(local_cluster_config()):
                     self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR)
                 client = Client(self.cluster)
             else:
