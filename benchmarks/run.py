@@ -205,6 +205,7 @@ def _timed(argv: list[str], what: str) -> tuple[float, dict[str, Any]]:
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"benchmark {what} failed: {p.stderr.strip().splitlines()[-1:]}")
+    print(f"  {what}: {seconds:.1f} s", file=sys.stderr, flush=True)  # each run, for the spread medians hide
     return seconds, json.loads(p.stdout[p.stdout.index("{") :])
 
 

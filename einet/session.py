@@ -25,6 +25,7 @@ from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
 from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
+from .store.connections import probe_synapse_models
 from .store.hidden import HiddenWriteFailed, write_back
 
 log = logging.getLogger("einet")
@@ -145,6 +146,7 @@ class Session:
         self.network = None
         with ranks().together():
             net = build_model(config, build)
+            probe_synapse_models(net)
         settle_probes(net)
         self._start_protocol(net, planned, check=planned)
         self.network = net
@@ -320,6 +322,7 @@ class Session:
                 raise
             except Exception as exc:  # NEST's own refusal of a value: the file's fault
                 raise refused_by_nest(exc) from exc
+            probe_synapse_models(net)
         settle_probes(net)
         return net
 

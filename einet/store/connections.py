@@ -16,7 +16,7 @@ import numpy as np
 from ..accel import AccelUnavailable, connection_library
 from ..kernel import nest, nest_output_to
 from ..nest_api import connection_handles, connection_status, set_connection_status
-from ..network import Network
+from ..network import UNSUPPORTED_SYNAPSES, Network
 from ..snapshot.model import ID_DTYPE, INT_DTYPE, CannotStoreError, SynapseTable
 from .plan import BLOCK_SYNAPSES, CapturePlan, ModelPlan, Progress, ReadCounter
 
@@ -63,6 +63,20 @@ def connection_plans(net: Network) -> list[ModelPlan]:
             _probe_synapse(net, model, _first_connection(net, model))
         plans.append(ModelPlan(model, count, []))
     return plans
+
+
+def probe_synapse_models(net: Network) -> None:
+    """Probe each synapse model in use as the network is made (as its node models are): the
+    probe scans the connection tables for one connection of each, which a background store's
+    pause would otherwise do at its first store. A model that cannot be probed is left to the
+    store, which says why it cannot be stored (supported or not, it is not this build's
+    business)."""
+    with nest_output_to():
+        for model in connection_counts():
+            if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
+                # any failure here is the store's to report, in its own words and context
+                with contextlib.suppress(Exception):
+                    _probe_synapse(net, model, _first_connection(net, model))
 
 
 def _first_connection(net: Network, model: str) -> Any:
