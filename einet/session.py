@@ -146,7 +146,6 @@ class Session:
         self.network = None
         with ranks().together():
             net = build_model(config, build)
-            probe_synapse_models(net)
         settle_probes(net)
         self._start_protocol(net, planned, check=planned)
         self.network = net
@@ -322,7 +321,6 @@ class Session:
                 raise
             except Exception as exc:  # NEST's own refusal of a value: the file's fault
                 raise refused_by_nest(exc) from exc
-            probe_synapse_models(net)
         settle_probes(net)
         return net
 
@@ -395,6 +393,10 @@ class Session:
                 senders, times = drain_spikes(net.recorder)
                 rates = drain_rates(net.meter)
             took = time.perf_counter() - tic
+            if not net.synapses_probed:
+                # once per network, after a Simulate has made the connection tables (before
+                # it, the probe's fetch would make them itself, at seconds for a large network)
+                probe_synapse_models(net)
             senders, times = r.gather_arrays(senders, times)  # every rank records its own neurons
             if net.meter is not None:
                 sampled.append(r.gather_arrays(*rates))

@@ -66,11 +66,12 @@ def connection_plans(net: Network) -> list[ModelPlan]:
 
 
 def probe_synapse_models(net: Network) -> None:
-    """Probe each synapse model in use as the network is made (as its node models are): the
-    probe scans the connection tables for one connection of each, which a background store's
-    pause would otherwise do at its first store. A model that cannot be probed is left to the
-    store, which says why it cannot be stored (supported or not, it is not this build's
-    business)."""
+    """Probe each synapse model in use, as a network's first run has made its first step (its
+    node models are probed as it is made): the probe scans the connection tables for one
+    connection of each, which a background store's pause would otherwise do at its first
+    store. A model that cannot be probed is left to the store, which says why it cannot be
+    stored."""
+    net.synapses_probed = True
     with nest_output_to():
         for model in connection_counts():
             if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
