@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
+from isal import isal_zlib
 
 from ..config import usable_cores
 from ..text import one_line
@@ -130,7 +131,9 @@ def _deflate(part: np.ndarray, rows: int) -> bytes:
         part = np.concatenate([part, np.zeros((rows - len(part), *part.shape[1:]), dtype=part.dtype)])
     width = part.dtype.itemsize
     shuffled = part.view(np.uint8).reshape(-1, width).T.copy() if width > 1 else part.view(np.uint8)
-    return zlib.compress(shuffled.data.cast("B"), 1)
+    # ISA-L's deflate: the same zlib stream format, several times faster than zlib's level 1
+    # and no larger
+    return isal_zlib.compress(shuffled.data.cast("B"), 1)
 
 
 def _write_chunk(ds: h5py.Dataset, lo: int, done: Future[bytes]) -> None:
