@@ -12,7 +12,7 @@ stamp=$venv/.einet-mpi-ready
 python=${PYTHON:-python3}
 
 if [ -f "$stamp" ] && "$venv/bin/python" -c "import nest" >/dev/null 2>&1; then
-  "$venv/bin/python" -m pip install --quiet --no-deps -e "$here"   # this checkout's einet
+  "$venv/bin/python" -m pip install --quiet -e "$here[test]"   # this checkout's einet, and what it newly needs
   bash "$here/tools/setup-accel.sh" "$venv/bin/python"             # cached per NEST binary
   echo "MPI NEST ready in $venv"
   exit 0

@@ -77,15 +77,16 @@ def probe_synapse_models(net: Network) -> None:
             if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
                 # any failure here is the store's to report, in its own words and context
                 with contextlib.suppress(Exception):
-                    _probe_synapse(net, model, _first_connection(net, model))
+                    _probe_synapse(net, model, _first_connection(net, model, accelerated=False))
 
 
-def _first_connection(net: Network, model: str) -> Any:
+def _first_connection(net: Network, model: str, *, accelerated: bool = True) -> Any:
     """A handle of one connection of ``model``: the accelerator names one (fetching it is then
     one scan of the table), else sources are searched in growing windows, as fetching all of a
-    model's connections would cost time and memory for each of them."""
+    model's connections would cost time and memory for each of them. Not ``accelerated``: a
+    run, which must not build or load the accelerator (a store does, when it first needs it)."""
     n = nest()
-    library = connection_library()
+    library = connection_library() if accelerated else None
     with contextlib.suppress(AccelUnavailable):  # a failing accelerator fails again where it reads
         pair = library.first(model) if library is not None else None
         if pair is not None:
