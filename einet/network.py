@@ -78,8 +78,6 @@ class Network:
     _lookup: np.ndarray | None = field(default=None, repr=False)
     _nodes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _firsts: dict[str, int] | None = field(default=None, repr=False)
-    synapses_probed: bool = field(default=False, repr=False)
-    """Whether each synapse model in use has been probed (see ``probe_synapse_models``)."""
 
     @property
     def recorded(self) -> np.ndarray:

@@ -25,7 +25,6 @@ from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
 from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
-from .store.connections import probe_synapse_models
 from .store.hidden import HiddenWriteFailed, write_back
 
 log = logging.getLogger("einet")
@@ -393,10 +392,6 @@ class Session:
                 senders, times = drain_spikes(net.recorder)
                 rates = drain_rates(net.meter)
             took = time.perf_counter() - tic
-            if not net.synapses_probed:
-                # once per network, after a Simulate has made the connection tables (before
-                # it, the probe's fetch would make them itself, at seconds for a large network)
-                probe_synapse_models(net)
             senders, times = r.gather_arrays(senders, times)  # every rank records its own neurons
             if net.meter is not None:
                 sampled.append(r.gather_arrays(*rates))

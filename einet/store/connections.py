@@ -16,7 +16,7 @@ import numpy as np
 from ..accel import AccelUnavailable, connection_library
 from ..kernel import nest, nest_output_to
 from ..nest_api import connection_handles, connection_status, set_connection_status
-from ..network import UNSUPPORTED_SYNAPSES, Network
+from ..network import Network
 from ..snapshot.model import ID_DTYPE, INT_DTYPE, CannotStoreError, SynapseTable
 from .plan import BLOCK_SYNAPSES, CapturePlan, ModelPlan, Progress, ReadCounter
 
@@ -65,28 +65,12 @@ def connection_plans(net: Network) -> list[ModelPlan]:
     return plans
 
 
-def probe_synapse_models(net: Network) -> None:
-    """Probe each synapse model in use, as a network's first run has made its first step (its
-    node models are probed as it is made): the probe scans the connection tables for one
-    connection of each, which a background store's pause would otherwise do at its first
-    store. A model that cannot be probed is left to the store, which says why it cannot be
-    stored."""
-    net.synapses_probed = True
-    with nest_output_to():
-        for model in connection_counts():
-            if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
-                # any failure here is the store's to report, in its own words and context
-                with contextlib.suppress(Exception):
-                    _probe_synapse(net, model, _first_connection(net, model, accelerated=False))
-
-
-def _first_connection(net: Network, model: str, *, accelerated: bool = True) -> Any:
+def _first_connection(net: Network, model: str) -> Any:
     """A handle of one connection of ``model``: the accelerator names one (fetching it is then
     one scan of the table), else sources are searched in growing windows, as fetching all of a
-    model's connections would cost time and memory for each of them. Not ``accelerated``: a
-    run, which must not build or load the accelerator (a store does, when it first needs it)."""
+    model's connections would cost time and memory for each of them."""
     n = nest()
-    library = connection_library() if accelerated else None
+    library = connection_library()
     with contextlib.suppress(AccelUnavailable):  # a failing accelerator fails again where it reads
         pair = library.first(model) if library is not None else None
         if pair is not None:
