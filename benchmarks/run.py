@@ -226,7 +226,7 @@ def trials_rows(scale: float, n: int, t_ms: float, reps: int, folder: Path) -> t
         print(f"trials: round {k + 1} of {reps} ...", file=sys.stderr, flush=True)
         runs["seq"].append(_timed(["-c", SEQUENTIAL, str(snap), f"{t_ms:g}", "1", seeds], "sequential"))
         # back to back, in turn first: the pair sees the same machine (its speed drifts by
-        # ±10 % over minutes here), and neither always runs after the one-process round
+        # up to ±20 % between processes here), and neither always runs after the one-process round
         pair = [("local", cli), ("dask", [*cli, "--dask", "local"])]
         for key, argv in pair if k % 2 == 0 else reversed(pair):
             runs[key].append(_timed(argv, f"einet trials ({key})"))

@@ -463,3 +463,18 @@ def test_a_dask_worker_without_einet_stops_the_set_with_one_line(stored: Path, t
     assert done.returncode == 1 and done.stdout == "", done
     assert lines[-1].startswith("einet: error: a Dask worker cannot import einet") and "install einet and NEST where the Dask workers run" in lines[-1], done.stderr
     assert "Traceback" not in done.stderr and all(line.startswith("einet: ") for line in lines), done.stderr
+
+
+def test_a_local_dask_cluster_forks_its_workers_only_from_a_process_without_nest() -> None:
+    """`einet trials` never imports NEST, so its LocalCluster's workers are forked from it (Dask
+    and einet already imported); a process that has NEST's threads spawns them instead, as a
+    forked copy of it would hang in NEST's first parallel region."""
+    from einet.kernel import nest
+    from einet.trials.pool import QUIET_LOCAL_CLUSTER, local_cluster_config
+
+    nest()
+    method = "distributed.worker.multiprocessing-method"
+    assert local_cluster_config() == QUIET_LOCAL_CLUSTER and method not in QUIET_LOCAL_CLUSTER
+    ask = f"import sys, json; from einet.trials.pool import local_cluster_config; c = local_cluster_config(); print(json.dumps([c.get({method!r}), 'nest' in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == ["fork", False]
