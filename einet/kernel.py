@@ -11,6 +11,7 @@ Set ``EINET_NEST_VERBOSE=1`` to let NEST print its banner and INFO messages (int
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 _nest: ModuleType | None = None
 _log_path: str = os.devnull
@@ -63,16 +65,62 @@ def nest() -> ModuleType:
         verbose = verbose_nest()
         if not verbose:
             os.environ.setdefault("PYNEST_QUIET", "1")
-        with nest_output_to(), warnings.catch_warnings(), _ctrl_c_deferred():
+        with nest_output_to(), warnings.catch_warnings(), _ctrl_c_deferred(), _optional_imports_deferred():
             warnings.simplefilter("ignore")
             import nest as module
 
             module.verbosity = module.VerbosityLevel.INFO if verbose else module.VerbosityLevel.ERROR
+        _imports_on_first_use()
         global _builtin
         # NEST's own models, before any CopyModel of ours (a reset removes copies, not these)
         _builtin = (frozenset(module.node_models), frozenset(module.synapse_models))
         _nest = module
     return _nest
+
+
+# PyNEST imports these at its own import for a few functions (``output="pandas"``, the
+# spatial plots); together they take longer to import than NEST. Each is imported when one of
+# those functions first uses it: (PyNEST module, its flag, {its name: the module}) as in 3.10.
+_DEFERRED = ("pandas", "matplotlib")
+_ON_FIRST_USE = (
+    ("nest.lib.hl_api_types", "HAVE_PANDAS", {"pandas": "pandas"}),
+    ("nest.lib.hl_api_spatial", "HAVE_MPL", {"mpl": "matplotlib", "mpatches": "matplotlib.patches", "mpath": "matplotlib.path"}),
+)
+
+
+@contextlib.contextmanager
+def _optional_imports_deferred() -> Iterator[None]:
+    """PyNEST's import without :data:`_DEFERRED` (those imported before stay as they are):
+    a ``None`` in ``sys.modules`` makes its ``import`` fail, and PyNEST goes on without."""
+    hidden = [name for name in _DEFERRED if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+class _OnFirstUse:
+    """Stands for a module in PyNEST until PyNEST first uses it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+def _imports_on_first_use() -> None:
+    """Give PyNEST back what :func:`_optional_imports_deferred` kept from it, where installed."""
+    for where, flag, names in _ON_FIRST_USE:
+        module = sys.modules.get(where)
+        if module is not None and getattr(module, flag, True) is False and all(importlib.util.find_spec(m.partition(".")[0]) for m in names.values()):
+            for attr, name in names.items():
+                setattr(module, attr, _OnFirstUse(name))
+            setattr(module, flag, True)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .children import die_with_parent
+from .children import die_with_parent, exit_now
 from .protocol import Change
 from .rehearsal import refused_by_nest
 from .snapshot import SnapshotError
@@ -35,3 +35,4 @@ def main(job: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     main(json.loads(sys.argv[1]))
+    exit_now(0)

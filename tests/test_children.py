@@ -3,6 +3,7 @@ the parent's code; the same helper serves the snapshot reader and the store's wo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from einet.children import fork_child
 
-from .conftest import ROOT, wait_for
+from .conftest import ROOT, einet_cli, wait_for
 
 
 def _gone(pid: int) -> bool:
@@ -83,3 +84,36 @@ def test_a_forked_child_leaves_with_its_code_and_never_returns_into_the_caller(t
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == want
     assert heard.read_text() == "bad input" and not marker.exists()
+
+
+def test_a_commands_child_leaves_without_teardown_yet_with_every_file_written_and_handler_run(tmp_path: Path) -> None:
+    """``exit_now`` ends the command's child: its output, NEST's recorder files and the exit
+    handlers (the model's, NEST's own shutdown that closes those files) are all there."""
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    model = tmp_path / "recording.py"
+    model.write_text(
+        textwrap.dedent(f"""
+        import atexit
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, {str(ROOT / "tests" / "models")!r})
+        from recorders import build as build_recorders
+
+
+        def build(nest, scale=1.0):
+            atexit.register(Path({str(tmp_path / "handler-ran")!r}).touch)
+            return build_recorders(nest, scale=scale, folder={str(recordings)!r})
+        """)
+    )
+    p = einet_cli("run", "--model", str(model), "--t", "100", "--threads", "1", "--json", "--no-history")
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout)  # the whole of it
+    assert (tmp_path / "handler-ran").exists()
+    (spikes,) = recordings.glob("spikes-*.dat")
+    (voltages,) = recordings.glob("voltages-*.dat")
+    rows = [line for line in spikes.read_text().splitlines() if line[:1].isdigit()]
+    assert len(rows) == result["spikes"] > 0, "every spike written"
+    samples = [line for line in voltages.read_text().splitlines() if line[:1].isdigit()]
+    assert len(samples) == 3 * 99 and samples[-1].split()[1] == "99.00000", "every sample written"

@@ -23,7 +23,7 @@ from einet import NetworkConfig, Session, Snapshot, SnapshotError, rehearsal
 from einet import session as session_module
 from einet.protocol import Change
 from einet.rehearsal import rehearse
-from einet.snapshot import SnapshotNameError, inspect_snapshot, list_snapshots, open_snapshot, snapshot_path_in, write_snapshot
+from einet.snapshot import SnapshotNameError, inspect_snapshot, list_snapshots, open_snapshot, reader, snapshot_path_in, write_snapshot
 
 from .conftest import ROOT, einet_cli, one_line_error, wait_for
 from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, overwritten, readers_of, same_snapshot, truncated, verdict, write_pickle, write_structural
@@ -95,15 +95,18 @@ def test_truncated_at_many_offsets(tiny: tuple[Path, Snapshot, bytes], tmp_path:
 
 
 @pytest.mark.serial
-def test_a_file_that_makes_hdf5_loop_is_refused_in_time() -> None:
+def test_a_file_that_makes_hdf5_loop_is_refused_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by `make fuzz`: four flipped bits make libhdf5 spin forever reading an attribute."""
     looping = ROOT / "tests" / "data" / "hdf5-hangs.h5"
     t0 = time.monotonic()
     with pytest.raises(SnapshotError, match="did not finish in time"):
         open_snapshot(looping, timeout_s=2.0)
     assert time.monotonic() - t0 < 10
+    monkeypatch.setattr(reader, "READ_BASE_S", 2.0)  # the default deadline, shortened
+    t0 = time.monotonic()
     info = inspect_snapshot(looping)
-    assert not info.valid
+    assert not info.valid and "did not finish in time" in info.problem
+    assert 2.0 <= time.monotonic() - t0 < 10
 
 
 def test_not_hdf5_empty_and_pickles(tmp_path: Path, tiny: tuple[Path, Snapshot, bytes]) -> None:

@@ -126,8 +126,8 @@ def test_the_dashboard_over_a_real_terminal(tmp_path: Path) -> None:
         tmux.type("777")
         tmux.wait(lambda s: "▊777" in text(s).replace(" ", ""), "the typed seed")
         tmux.keys("Enter")
-        # the restore's toast covers the table's right side for a few seconds
-        wide = tmux.wait(lambda s: has_row(s, 3) and s[0].lstrip().startswith("built") and "not restored" not in text(s) and "? lists" not in text(s), "the seed rerun", timeout=90)
+        # the restore's toast may still be up: it never covers the run table
+        wide = tmux.wait(lambda s: has_row(s, 3) and s[0].lstrip().startswith("built"), "the seed rerun", timeout=90)
 
         history = subprocess.run([str(BIN), "history", "--json", "--history", str(db)], capture_output=True, text=True, timeout=60, check=True)
         recorded = json.loads(history.stdout)["runs"]

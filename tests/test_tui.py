@@ -512,17 +512,25 @@ async def test_a_damaged_history_gives_one_warning_and_the_dashboard_runs(tmp_pa
     assert db.read_bytes() == junk, "a damaged history is left as it was"
 
 
-async def test_notifications_never_cover_the_run_table(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
-    """At 80x24 a toast (the restore's lasts 6 s) sits over the raster's top right, below the
-    status line, never over the run table where a seed rerun's digest appears."""
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_notifications_never_cover_the_run_table(tmp_path: Path, scripted: Callable[..., ScriptedEngine], size: tuple[int, int]) -> None:
+    """A toast sits over the raster's top right, below the status line, never over the run
+    table where a seed rerun's digest appears: a store's, then a restore's listing much state
+    not restored (the real terminal showed three stacked down over the table). The newest
+    replaces the last."""
+    missing = [f"model_{i}: key_a, key_b, key_c (NEST keeps them inside)" for i in range(9)]
     app = make(tmp_path, engine=scripted())
-    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+    async with app.run_test(size=size, notifications=True) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built")
-        app.notify("not restored: spikes in transit, random stream — ? lists all", title="restored snap.h5", timeout=6)
-        await until(pilot, lambda: len(app.query("Toast")) == 1)
+        app.notify("stored snap.h5 (0.5 MB, t = 100 ms; simulation paused 110 ms)", title="store")
+        app._restored(tmp_path / "snap.h5", WireMessage("ok", {"t_stored_ms": 100.0, "seed": 777, "threads": 2, "not_stored": missing}))
+        await until(pilot, lambda: [("restored snap.h5" in str(t.render())) for t in app.query("Toast")] == [True])
         await pilot.pause()
-        toast, table = app.query_one("Toast").region, app.query_one("#history").region
+        table = app.query_one("#history").region
+        toast = app.query_one("Toast").region
         assert toast.height > 0 and not toast.overlaps(table) and toast.y >= 1, (toast, table)
+        text = str(app.query_one("Toast").render())
+        assert "model_2" in text and "model_3" not in text and "6 more" in text and "? lists all" in text, text
         await pilot.press("q")
 
 

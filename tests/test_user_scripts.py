@@ -66,6 +66,41 @@ def test_a_model_imports_from_its_own_folder_while_loading_and_building(tmp_path
     assert doc["population_rates_hz"]["pop"] > 0 and doc["spikes"] > 0
 
 
+# -- pandas and matplotlib, which einet imports NEST without ---------------------------------
+def test_a_model_gets_pandas_and_spatial_plots_from_nest_though_nest_came_without_them(tmp_path: Path) -> None:
+    script = tmp_path / "frames.py"
+    script.write_text(
+        textwrap.dedent("""
+        import sys
+
+        def build(nest, scale=1.0):
+            assert "pandas" not in sys.modules and "matplotlib" not in sys.modules, "einet imported them with NEST"
+            pop = nest.Create("iaf_psc_alpha", 4, params={"I_e": 1000.0})
+            nest.Connect(pop, pop, {"rule": "all_to_all"}, {"weight": 1.0})
+            frame = pop.get(["I_e", "C_m"], output="pandas")
+            weights = nest.GetConnections(pop, pop).get(["weight"], output="pandas")
+            import pandas as pd
+
+            assert isinstance(frame, pd.DataFrame) and frame.shape == (4, 2) and list(frame["I_e"]) == [1000.0] * 4
+            assert isinstance(weights, pd.DataFrame) and len(weights) == 16
+
+            import matplotlib
+
+            matplotlib.use("Agg")
+            layer = nest.Create("parrot_neuron", positions=nest.spatial.grid(shape=[3, 3]))
+            mask = {"circular": {"radius": 0.6}}
+            nest.Connect(layer, layer, {"rule": "pairwise_bernoulli", "p": 1.0, "mask": mask})
+            figure = nest.PlotLayer(layer)
+            nest.PlotTargets(layer[4:5], layer, mask=mask, fig=figure)  # the mask drawn with matplotlib's patches
+            assert len(figure.axes[0].patches) == 3, [type(p).__name__ for p in figure.axes[0].patches]
+            return {"pop": pop}
+        """)
+    )
+    p = einet_cli("run", "--model", str(script), "--t", "20", "--json", "--no-history")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["population_rates_hz"]["pop"] > 0
+
+
 # -- NEST's error messages -----------------------------------------------------------------------
 def test_a_multi_line_nest_error_reaches_the_user_whole_on_one_line() -> None:
     p = einet_cli("run", "--model", str(MODELS / "nest_error.py"), "--t", "10", "--no-history")

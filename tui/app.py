@@ -20,6 +20,7 @@ from typing import ClassVar, Protocol
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -46,6 +47,10 @@ from .screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, Se
 from .tour import STORE_WAIT_S, Tour
 from .trials import TrialsDialog, TrialsScreen, run_set
 from .trials_book import TrialsBook, TrialsRequest
+
+RESTORE_TOAST_ITEMS = 3
+"""What a restore's toast names of the state not restored (the help lists it all): a longer
+toast reached down over the run table."""
 
 
 class EngineClient(Protocol):
@@ -359,6 +364,13 @@ class EinetApp(App[int]):
         self.refresh_bindings()
         self.main.show_status()
 
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None, markup: bool = True) -> None:
+        """One toast at a time, over the raster's top right: stacked, they reached down over
+        the run table; the newest replaces the last (each is in the log too). Textual adds a
+        toast when it handles the message ``notify`` posts: the clearing is queued before it."""
+        self.call_later(self.clear_notifications)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def _store_ended(self) -> None:
         """No store is being written any more (published, failed, or lost with the engine)."""
         self.store_busy = ""
@@ -369,7 +381,8 @@ class EinetApp(App[int]):
         self.current_snapshot = str(path)
         self.main.log_line(f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
         missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
-        self.notify("not restored: " + textual_escape("; ".join(missing)) + " — ? lists all", title=f"restored {visible(path.name)}", timeout=6)
+        shown = "; ".join(missing[:RESTORE_TOAST_ITEMS]) + (f"; {len(missing) - RESTORE_TOAST_ITEMS} more" if len(missing) > RESTORE_TOAST_ITEMS else "")
+        self.notify("not restored: " + textual_escape(shown) + " — ? lists all", title=f"restored {visible(path.name)}", timeout=6)
         self.main.show_status()
 
     # -- the history (its thread's replies) ----------------------------------------------

@@ -30,6 +30,9 @@ _MAX_ANSWER_HEADER = 80 << 20
 _SIZE = struct.Struct("!Q")
 
 
+READ_BASE_S = 10.0
+"""The reader's deadline before the file's size and manifest add to it."""
+
 MANIFEST_BYTES_PER_S = 1 << 20
 """The reader's deadline grows by a second per MiB of manifest (JSON parsed, validated and
 sent on at ~3 MiB/s: a network with a run per node has a large one, which the file's
@@ -57,7 +60,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
     if not hasattr(os, "fork") or not hasattr(os, "memfd_create"):  # pragma: no cover - non-Linux
         return _load_here(path)
     size = path.stat().st_size
-    deadline = time.monotonic() + (timeout_s if timeout_s is not None else 10.0 + size / 20e6)
+    deadline = time.monotonic() + (timeout_s if timeout_s is not None else READ_BASE_S + size / 20e6)
     answer = os.memfd_create("einet-snapshot-reader")
     # the child writes the manifest's size here once it has read it, and the pipe closes when
     # it exits: the parent waits on it
