@@ -77,6 +77,8 @@ class Network:
     labels: np.ndarray | None = field(default=None, repr=False)
     _lookup: np.ndarray | None = field(default=None, repr=False)
     _nodes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    file_recorders: tuple[str, ...] | None = field(default=None, repr=False)
+    """:func:`recorders_writing_files`, once asked."""
     _firsts: dict[str, int] | None = field(default=None, repr=False)
 
     @property
@@ -246,6 +248,27 @@ def node_models(net: Network) -> np.ndarray:
 def node_kinds(net: Network) -> np.ndarray:
     """The NEST element type ("neuron", "recorder", "stimulator", …) of every node, by id - 1."""
     return _node_table(net)[1]
+
+
+def recorders_writing_files(net: Network) -> list[str]:
+    """The labels (or models) of the network's recorders that write files: NEST's file
+    backends open their files at every ``Simulate`` and refuse one that exists unless the
+    kernel's ``overwrite_files`` is on, so a run must not be cut into several calls."""
+    if net.n_nodes < 1:
+        return []
+    ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
+    ids = ids[[("record_to" in nest().GetDefaults(m)) for m in node_models(net)[ids - 1].tolist()]] if len(ids) else ids
+    if not len(ids):
+        return []
+    with nest_output_to():
+        nodes = nest().NodeCollection(ids.tolist())
+        backends, labels = (np.atleast_1d(np.array(node_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
+    models = node_models(net)[ids - 1]
+    return sorted({str(label) or str(model) for model, backend, label in zip(models, backends, labels) if backend in FILE_BACKENDS})
+
+
+FILE_BACKENDS = frozenset({"ascii", "sionlib"})
+"""NEST's recording backends that write files."""
 
 
 def _node_table(net: Network) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from . import analysis
 from .config import NetworkConfig, check_threads
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
-from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, settle_probes, weight_samples
+from .network import Network, build_model, check_restorable, checked_model, drain_rates, drain_spikes, rebuild, recorders_writing_files, settle_probes, weight_samples
 from .protocol import Change, ProtocolError, ordered
 from .ranks import ranks
 from .rehearsal import refused_by_nest, rehearsal_key, rehearse
@@ -366,6 +366,11 @@ class Session:
             step = float(np.clip(10.0 * 2500 / max(1, net.n_nodes), res, 10.0))
         else:
             step = float(step_ms) if step_ms else (100.0 if (on_step or cancel) else duration)
+        if net.file_recorders is None:
+            net.file_recorders = tuple(recorders_writing_files(net))
+        files = net.file_recorders if not n.overwrite_files else ()
+        if files:
+            step = duration  # one Simulate: NEST would reopen (and refuse) their files at the next
         n_recorded = net.n_recorded
         chunks_s: list[np.ndarray] = []
         chunks_t: list[np.ndarray] = []
@@ -388,7 +393,16 @@ class Session:
                 this = max(res, math.ceil((marks[k] - t) / res - 1e-9) * res)
             tic = time.perf_counter()
             with nest_output_to():
-                n.Simulate(this)
+                try:
+                    n.Simulate(this)
+                except Exception as exc:
+                    if files and type(exc).__name__ == "IOError":
+                        raise SessionError(
+                            f"NEST's recorders writing files ({', '.join(files)}) open them at each Simulate call and refuse a file that exists; "
+                            "a run is one call, but a continued run, a protocol change or a checkpoint is another: record to memory, or set the kernel's "
+                            "overwrite_files (each call then starts their files anew)"
+                        ) from None
+                    raise
                 senders, times = drain_spikes(net.recorder)
                 rates = drain_rates(net.meter)
             took = time.perf_counter() - tic

@@ -145,6 +145,23 @@ def _files(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
+def test_recorders_writing_files_get_a_whole_run_and_a_second_call_is_one_line(tmp_path: Path) -> None:
+    """NEST's ASCII backend opens its files at each Simulate and refuses one that exists: a
+    run of a network whose recorders write files is one call (it was cut into steps of 100 ms,
+    and failed at the second), and what would need another call says why in one line."""
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    model = ("--model", str(MODELS / "recorders.py"), "--set", f"folder={recordings}")
+    p = einet_cli("run", *model, "--t", "250", "--json", "--no-history")
+    assert p.returncode == 0, p.stderr
+    spikes = sum(len([line for line in f.read_text().splitlines() if line[:1].isdigit()]) for f in recordings.glob("spikes-*.dat"))
+    assert spikes == json.loads(p.stdout)["spikes"] > 0, "every spike of the whole run in the files"
+    again = einet_cli("run", *model, "--t", "250", "--checkpoint-every", "100", "--checkpoint-dir", str(tmp_path / "ck"), "--no-history")
+    assert again.returncode == 1
+    lines = again.stderr.strip().splitlines()
+    assert "Traceback" not in again.stderr and lines[-1].startswith("einet: error: NEST's recorders writing files") and "overwrite_files" in lines[-1], again.stderr
+
+
 @pytest.mark.parametrize("via_defaults", [False, True], ids=["node parameters", "SetDefaults and CopyModel"])
 def test_recorders_writing_files_and_a_weight_recorder_restore_recording_to_memory(tmp_path: Path, via_defaults: bool) -> None:
     work, recordings, path = tmp_path / "work", tmp_path / "recordings", tmp_path / "rec.h5"
