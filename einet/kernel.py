@@ -3,7 +3,8 @@
 NEST prints a banner on import and writes to file descriptors 1 and 2 from C++; Python's
 ``sys.stdout`` cannot catch that. Every call into NEST from einet runs inside
 :func:`nest_output_to`, which points descriptors 1 and 2 at a log file for the call's duration.
-This module is the only place that imports ``nest``, and only when first asked to;
+This module is the only place that imports ``nest``, and only when first asked to (without
+pandas and matplotlib, which PyNEST gets when it first uses them);
 :mod:`einet.nest_api` alone reaches into PyNEST's low-level kernel API.
 Set ``EINET_NEST_VERBOSE=1`` to let NEST print its banner and INFO messages (into the log).
 """

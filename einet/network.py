@@ -250,20 +250,25 @@ def node_kinds(net: Network) -> np.ndarray:
     return _node_table(net)[1]
 
 
+def recorder_backends(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ids, models, ``record_to`` and ``label`` of the network's recorders that have a
+    recording backend (correlation detectors are recorders without one)."""
+    ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
+    with_backend = {m for m in set(node_models(net)[ids - 1].tolist()) if "record_to" in nest().GetDefaults(m)}
+    ids = ids[np.isin(node_models(net)[ids - 1], list(with_backend))]
+    if not len(ids):
+        return ids, np.empty(0, dtype=str), np.empty(0, dtype=object), np.empty(0, dtype=object)
+    with nest_output_to():
+        nodes = nest().NodeCollection(ids.tolist())
+        backends, labels = (np.atleast_1d(np.array(node_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
+    return ids, node_models(net)[ids - 1], backends, labels
+
+
 def recorders_writing_files(net: Network) -> list[str]:
     """The labels (or models) of the network's recorders that write files: NEST's file
     backends open their files at every ``Simulate`` and refuse one that exists unless the
     kernel's ``overwrite_files`` is on, so a run must not be cut into several calls."""
-    if net.n_nodes < 1:
-        return []
-    ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
-    ids = ids[[("record_to" in nest().GetDefaults(m)) for m in node_models(net)[ids - 1].tolist()]] if len(ids) else ids
-    if not len(ids):
-        return []
-    with nest_output_to():
-        nodes = nest().NodeCollection(ids.tolist())
-        backends, labels = (np.atleast_1d(np.array(node_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
-    models = node_models(net)[ids - 1]
+    _, models, backends, labels = recorder_backends(net)
     return sorted({str(label) or str(model) for model, backend, label in zip(models, backends, labels) if backend in FILE_BACKENDS})
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernel import nest, nest_output_to
-from ..nest_api import node_status
-from ..network import MEMORY, UNSUPPORTED_SYNAPSES, Network, check_restorable, node_kinds, node_models, probe_node_models
+from ..network import MEMORY, UNSUPPORTED_SYNAPSES, Network, check_restorable, probe_node_models, recorder_backends
 from ..snapshot.model import GENERAL_NOT_STORED, CannotStoreError, Snapshot, SnapshotError
 from .connections import CONNECTION_READ_ONLY, base_of, connection_counts
 from .nodes import NODE_METADATA, json_checked
@@ -73,17 +72,7 @@ def _recorder_notes(net: Network) -> list[str]:
     """One line per model and backend of the recorders that write elsewhere than to memory:
     a restore records to memory (it never makes NEST write a file), so their backend and its
     settings are in the snapshot for the record only."""
-    ids = np.flatnonzero(node_kinds(net) == "recorder") + 1
-    # correlation detectors are recorders without a recording backend
-    with_backend = {m for m in set(node_models(net)[ids - 1].tolist()) if "record_to" in nest().GetDefaults(m)}
-    ids = ids[np.isin(node_models(net)[ids - 1], list(with_backend))]
-    if not len(ids):
-        return []
-
-    with nest_output_to():
-        nodes = nest().NodeCollection(ids.tolist())
-        backends, labels = (np.atleast_1d(np.array(node_status(nodes, key), dtype=object)) for key in ("record_to", "label"))
-    models = node_models(net)[ids - 1]
+    ids, models, backends, labels = recorder_backends(net)
     out = []
     for model, backend in dict.fromkeys(zip(models.tolist(), backends.tolist())):
         if backend in (MEMORY, None):  # None: under MPI, a node of another rank
