@@ -737,7 +737,8 @@ async def test_trials_from_the_restored_snapshot_run_beside_the_engine(tmp_path:
     app = EinetApp(CONFIG, snapshot_dir=tmp_path / "snaps", restore=stored, log_dir=tmp_path / "logs", marker="dot", history=db, engine=engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.engine_status.state == "built" and app.current_snapshot == str(stored))
-        await fill_trials_dialog(pilot, app, seeds="2", t="50", workers="1")
+        # long enough trials that the set still runs when t is pressed after the engine's run
+        await fill_trials_dialog(pilot, app, seeds="2", t="1500", workers="1")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, TrialsScreen))
         set_id = app.trials_running
@@ -747,12 +748,13 @@ async def test_trials_from_the_restored_snapshot_run_beside_the_engine(tmp_path:
         await until(pilot, lambda: app.screen is app.main)
         await pilot.press("space")
         await until(pilot, lambda: len(app.ledger.runs) == 1)
+        assert app.trials_running == set_id
         await pilot.press("t")  # a set running: t shows it
         await until(pilot, lambda: isinstance(app.screen, TrialsScreen))
         await until(pilot, lambda: not app.trials_running, timeout=90)
         book = app.trial_sets[set_id]
         assert book.state == "done" and len(book.rows) == 2 and not book.failed, book
-        assert sorted(r["seed"] for r in book.rows) == [1, 2] and all(r["t_start_ms"] == 200.0 and r["t_stop_ms"] == 250.0 for r in book.rows)
+        assert sorted(r["seed"] for r in book.rows) == [1, 2] and all(r["t_start_ms"] == 200.0 and r["t_stop_ms"] == 1700.0 for r in book.rows)
         assert book.figures[:2] == ("rate_hz.E", "rate_hz.I") and book.where == "1 local worker process"
         # the view: the E rate (the raster's population) per condition, from the library's statistics
         screen = app.screen
@@ -764,7 +766,7 @@ async def test_trials_from_the_restored_snapshot_run_beside_the_engine(tmp_path:
         assert row["n"] == "2" and row["mean"] == f"{sum(rates) / 2:.3g}" and row["Δ baseline"] == "baseline"
         assert "2 seed reruns" in str(screen.query_one("#trials-verdict", StatusLine).parts[0].text)
         # the seed reruns reach the compare view; no trial is a run of this session's table
-        assert [(r.snapshot, r.seed, r.length_ms) for r in sorted(book.reruns, key=lambda r: r.seed)] == [(str(stored), 1, 50.0), (str(stored), 2, 50.0)]
+        assert [(r.snapshot, r.seed, r.length_ms) for r in sorted(book.reruns, key=lambda r: r.seed)] == [(str(stored), 1, 1500.0), (str(stored), 2, 1500.0)]
         assert len(app.ledger.runs) == 1
         await pilot.press("escape")
         await pilot.press("v")
