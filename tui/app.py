@@ -366,7 +366,7 @@ class EinetApp(App[int]):
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None, markup: bool = True) -> None:
         """One toast at a time, over the raster's top right: stacked, they reached down over
-        the run table; the newest replaces the last (each is in the log too). Textual adds a
+        the run table; the newest replaces the last. Textual adds a
         toast when it handles the message ``notify`` posts: the clearing is queued before it."""
         self.call_later(self.clear_notifications)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
