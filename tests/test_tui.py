@@ -16,9 +16,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from rich.text import Text
 from textual.message import Message
@@ -30,17 +32,18 @@ from textual.widgets import Input, Static
 from einet.config import NetworkConfig
 from einet.demo import DEMO_STEPS
 from einet.engine import Message as WireMessage
+from einet.engine.protocol import EngineState
 from einet.history import History
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot, write_snapshot
 from einet.trials import compare, summarise
 from einet.tui.app import EinetApp
-from einet.tui.messages import OpProgress, TourCaption, TourEnded
+from einet.tui.messages import OpProgress, StateChanged, TourCaption, TourEnded
 from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from einet.tui.tour import Tour
 from einet.tui.trials import TrialsDialog, TrialsScreen
 from einet.tui.trials_book import TrialsBook
-from einet.tui.widgets import StatusLine
+from einet.tui.widgets import RasterPlot, StatusLine, run_color
 
 from .conftest import ROOT, wait_for
 from .scripted_engine import ScriptedEngine
@@ -714,6 +717,33 @@ def test_escape_ends_a_tour_waiting_for_its_store(tmp_path: Path) -> None:
 def test_a_backlog_of_progress_collapses_into_the_newest() -> None:
     assert OpProgress("store", 0.2).can_replace(OpProgress("store", 0.4))
     assert not OpProgress("store", 0.2).can_replace(OpProgress("restore", 0.4)), "another operation's progress is its own"
+
+
+async def test_the_finished_runs_plots_stay_when_its_last_frame_or_state_comes_late(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """A run's result comes on a worker thread, its frames and the engine's "built" on the
+    event thread: either can come after the result. The raster then kept the result's colour
+    and data, not a redraw of the live run in the next run's colour."""
+    app = make(tmp_path, engine=scripted())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built")
+        await pilot.press("space")
+        await until(pilot, lambda: len(app.ledger.runs) == 1 and app.engine_status.state == "built")
+        await handled(app)
+        raster = app.main.query_one("#raster", RasterPlot)
+        shown = raster.data
+        assert shown is not None and shown.color == run_color(0) and shown.label == app.ledger.runs[0].label
+        last = app.ledger.runs[0]
+        fields = {"label": last.label, "t_start_ms": last.t_start_ms, "t_stop_ms": last.t_stop_ms, "t_ms": last.t_stop_ms, "n_spikes_total": last.n_spikes}
+        app.live.add_frame(fields, np.array([1]), np.array([last.t_stop_ms]), None, None)
+        app.post_message(StateChanged(replace(app.engine_status, state=EngineState.RUNNING)))
+        await handled(app)
+        app.main._tick()
+        assert raster.data is shown, "the live run was drawn over its result"
+        assert app.live.view().n_spikes == last.n_spikes, "the late frame was dropped"
+        # the next run draws live again, in its own colour
+        app.live.reset("next", last.t_stop_ms, last.t_stop_ms + 100)
+        app.main._tick()
+        assert raster.data is not shown and raster.data is not None and raster.data.color == run_color(1)
 
 
 # -- trials from the dashboard's snapshot (t) -------------------------------------------------

@@ -338,7 +338,7 @@ class EinetApp(App[int]):
         note = f" — identical to {same_as}" if same_as else ""
         self.main.log_line(f"{escape(result.label)}: {result.n_spikes} spikes, {result.rate_hz:.1f} Hz, digest {result.short_digest}{note}")
         self.history_io.record(index, result)
-        self.main.redraw_live()
+        self.live.finish(result.label, result.t_start_ms)
         self.main.draw_idle()
         self.main.show_intro()
         self.refresh_bindings()

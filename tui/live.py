@@ -36,6 +36,8 @@ class LiveView:
     """One row per population."""
     weights: dict[str, np.ndarray] | None
     version: int
+    finished: bool
+    """The run's result has arrived: the idle plots show it, not this."""
 
 
 class LiveRun:
@@ -51,6 +53,7 @@ class LiveRun:
         self._times: list[np.ndarray] = []
         self._counts = np.zeros((1, 1), dtype=np.int64)
         self.weights: dict[str, np.ndarray] | None = None
+        self.finished = False
         self._start("", 0.0, 0.0)
 
     def set_groups(self, groups: tuple[Group, ...], raster_group: int) -> None:
@@ -76,12 +79,24 @@ class LiveRun:
         self._times = []
         self._counts = np.zeros((len(self.sizes), max(1, int(np.ceil((t_stop_ms - t_start_ms) / PSTH_BIN_MS)))), dtype=np.int64)
         self.weights = None
+        self.finished = False
         self.version += 1
+
+    def finish(self, label: str, t_start_ms: float) -> None:
+        """The run ``label`` from ``t_start_ms`` has its result. Its frames can still be on
+        their way (they come on the engine's event thread, the result on a worker's): they
+        are dropped, so the live plot cannot draw over the result's."""
+        with self._lock:
+            if (label, t_start_ms) == (self.label, self.t_start):
+                self.finished = True
+                self.version += 1
 
     def add_frame(self, fields: dict, senders: np.ndarray, times: np.ndarray, groups: np.ndarray | None, weights: dict[str, np.ndarray] | None) -> None:
         with self._lock:
             if fields.get("label") != self.label or fields.get("t_start_ms") != self.t_start:
                 self._start(str(fields.get("label")), float(fields["t_start_ms"]), float(fields["t_stop_ms"]))
+            elif self.finished:
+                return
             self.t = float(fields["t_ms"])
             self.n_spikes = int(fields.get("n_spikes_total", self.n_spikes + len(senders)))
             keep = np.isin(senders, self.raster_ids)
@@ -113,4 +128,4 @@ class LiveRun:
             first = max(0, n_done - int(PSTH_WINDOW_MS / PSTH_BIN_MS))
             edges = self.t_start + PSTH_BIN_MS * np.arange(first, n_done)
             hz = self._counts[:, first:n_done] / self.sizes[:, None] / (PSTH_BIN_MS / 1000.0)
-            return LiveView(self.label, self.t, self.t_start, self.t_stop, self.n_spikes, senders, times, edges, hz, self.weights, self.version)
+            return LiveView(self.label, self.t, self.t_start, self.t_stop, self.n_spikes, senders, times, edges, hz, self.weights, self.version, self.finished)

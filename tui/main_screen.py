@@ -209,7 +209,7 @@ class MainScreen(Screen[None]):
         app = self.dashboard
         if app.engine_status.state.simulating:
             view = app.live.view()
-            if view.version != self._live_drawn:
+            if view.version != self._live_drawn and not view.finished:
                 self._live_drawn = view.version
                 self._draw_live(view)
                 self.show_status()
