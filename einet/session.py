@@ -24,7 +24,7 @@ from .rehearsal import refused_by_nest, rehearsal_key, rehearse
 from .runs import Group, Origin, RunResult, StepUpdate
 from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
-from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, store_in_background
+from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, probe_synapse_models, store_in_background
 from .store.hidden import HiddenWriteFailed, write_back
 
 log = logging.getLogger("einet")
@@ -145,6 +145,7 @@ class Session:
         self.network = None
         with ranks().together():
             net = build_model(config, build)
+            probe_synapse_models(net)
         settle_probes(net)
         self._start_protocol(net, planned, check=planned)
         self.network = net
@@ -320,6 +321,7 @@ class Session:
                 raise
             except Exception as exc:  # NEST's own refusal of a value: the file's fault
                 raise refused_by_nest(exc) from exc
+            probe_synapse_models(net)
         settle_probes(net)
         return net
 

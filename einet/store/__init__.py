@@ -24,13 +24,13 @@ from .assemble import finish, plan_capture
 from .background import StoreHandle, store_in_background
 from .bulk import read_local
 from .checks import check_storable, check_written, not_stored_of
-from .connections import read_connections
+from .connections import probe_synapse_models, read_connections
 from .hidden import take_hidden
 from .mpi import capture_ranks
 from .plan import Progress
 from .workers import default_workers, read_in_workers
 
-__all__ = ["StoreHandle", "capture", "check_storable", "check_written", "default_workers", "not_stored_of", "plan_capture", "read_connections", "read_in_workers", "read_local", "store_in_background"]
+__all__ = ["StoreHandle", "capture", "check_storable", "check_written", "default_workers", "not_stored_of", "plan_capture", "probe_synapse_models", "read_connections", "read_in_workers", "read_local", "store_in_background"]
 
 
 def capture(net: Network, *, seed: int, progress: Progress | None = None, workers: int = 1) -> Snapshot:

@@ -16,7 +16,7 @@ import numpy as np
 from ..accel import AccelUnavailable, connection_library
 from ..kernel import nest, nest_output_to
 from ..nest_api import connection_handles, connection_status, set_connection_status
-from ..network import Network
+from ..network import UNSUPPORTED_SYNAPSES, Network
 from ..snapshot.model import ID_DTYPE, INT_DTYPE, CannotStoreError, SynapseTable
 from .plan import BLOCK_SYNAPSES, CapturePlan, ModelPlan, Progress, ReadCounter
 
@@ -48,21 +48,38 @@ def base_of(net: Network, model: str) -> str:
 def connection_plans(net: Network) -> list[ModelPlan]:
     """Per synapse model in use: how many connections the kernel holds, and (probed on its
     first connection, once per network) the keys NEST lets us set back."""
-    n = nest()
-    # A fetch of connections (re)builds the kernel's connection tables when connections have
-    # changed since the last one or the last Simulate. Done here, in this process, so that
-    # forked readers find them built: one of them rebuilding its copy-on-write copy would copy
-    # them whole. The fetch scans every connection, so it is skipped when the accelerator can
-    # tell the tables are current (a background store pauses the simulation for it).
-    library = connection_library()
-    if library is None or not library.tables_are_current():
-        n.GetConnections(source=n.NodeCollection([net.recorder_id]))
+    _tables_current(net)
     plans = []
     for model, count in connection_counts().items():  # none unsupported: see refuse_unsupported
         if model not in net.settable_synapses:
             _probe_synapse(net, model, _first_connection(net, model))
         plans.append(ModelPlan(model, count, []))
     return plans
+
+
+def probe_synapse_models(net: Network) -> None:
+    """Probe the keys each synapse model in use lets us set back, once the network is built or
+    restored: a background store would otherwise pause the simulation for it. A model NEST
+    cannot store (unsupported, a property that is not a number) is left to the store, which
+    refuses it in one line; building is not refused for it."""
+    _tables_current(net)
+    for model in connection_counts():
+        if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
+            with contextlib.suppress(CannotStoreError):
+                _probe_synapse(net, model, _first_connection(net, model))
+
+
+def _tables_current(net: Network) -> None:
+    """The kernel's connection tables hold every connection: a fetch of connections (re)builds
+    them when connections have changed since the last one or the last Simulate."""
+    # Done here, in this process, so that forked readers find them built: one of them
+    # rebuilding its copy-on-write copy would copy them whole. The fetch scans every
+    # connection, so it is skipped when the accelerator can tell the tables are current (a
+    # background store pauses the simulation for it).
+    n = nest()
+    library = connection_library()
+    if library is None or not library.tables_are_current():
+        n.GetConnections(source=n.NodeCollection([net.recorder_id]))
 
 
 def _first_connection(net: Network, model: str) -> Any:
