@@ -156,6 +156,34 @@ def test_background_snapshot_equals_foreground_at_the_same_time(session: Session
     assert _children() == set()
 
 
+@pytest.mark.parametrize("how", ["built", "restored"])
+def test_a_background_stores_pause_probes_no_synapse_model(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which connection keys NEST takes back is probed once the network is built or restored,
+    not in a background store's pause, which holds the simulation up."""
+    import einet.store.connections as connections
+
+    s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / "devices.py"), t_sim_ms=50.0))
+    s.build()
+    s.run()
+    if how == "restored":
+        s.store(tmp_path / "a.h5")
+        s = Session()
+        s.restore(tmp_path / "a.h5")
+    assert s.network is not None
+    in_use = set(connections.connection_counts())
+    assert in_use == {"static_synapse", "stdp_synapse"} and set(s.network.settable_synapses) == in_use
+    assert all("weight" in s.network.settable_synapses[m][0] for m in in_use)
+
+    def no_probe(*args: object) -> None:
+        raise AssertionError("a synapse model was probed in the pause")
+
+    monkeypatch.setattr(connections, "_probe_synapse", no_probe)
+    handle = s.store(tmp_path / "bg.h5", background=True)
+    s.run(20.0)
+    assert handle.wait(120) == tmp_path / "bg.h5" and handle.ok
+    assert {t.model for t in open_snapshot(tmp_path / "bg.h5").synapses} == in_use
+
+
 def test_a_second_background_store_is_refused_while_one_runs(session: Session, tmp_path: Path) -> None:
     from einet.session import SessionError
 

@@ -125,14 +125,16 @@ _why_not: str | None = None
 _lock = threading.Lock()
 
 
-def connection_library() -> ConnectionLibrary | None:
+def connection_library(*, load: bool = True) -> ConnectionLibrary | None:
     """The accelerator for the NEST in this process, built if need be; None if it cannot be
-    had here (said once per process, in one log line) or ``EINET_ACCEL=0`` turns it off."""
+    had here (said once per process, in one log line) or ``EINET_ACCEL=0`` turns it off.
+    ``load=False``: only if this process has loaded it already (a caller that can do without
+    it and must not build it)."""
     global _loaded, _why_not
     if os.environ.get("EINET_ACCEL", "1") == "0":
         return None
     with _lock:
-        if _loaded is None and _why_not is None:
+        if load and _loaded is None and _why_not is None:
             try:
                 found = installed()
                 _loaded = ConnectionLibrary(build(found), found)

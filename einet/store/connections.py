@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..accel import AccelUnavailable, connection_library
+from ..accel import AccelUnavailable, ConnectionLibrary, connection_library
 from ..kernel import nest, nest_output_to
 from ..nest_api import connection_handles, connection_status, set_connection_status
 from ..network import UNSUPPORTED_SYNAPSES, Network
@@ -48,11 +48,12 @@ def base_of(net: Network, model: str) -> str:
 def connection_plans(net: Network) -> list[ModelPlan]:
     """Per synapse model in use: how many connections the kernel holds, and (probed on its
     first connection, once per network) the keys NEST lets us set back."""
-    _tables_current(net)
+    library = connection_library()
+    _tables_current(net, library)
     plans = []
     for model, count in connection_counts().items():  # none unsupported: see refuse_unsupported
         if model not in net.settable_synapses:
-            _probe_synapse(net, model, _first_connection(net, model))
+            _probe_synapse(net, model, _first_connection(net, model, library))
         plans.append(ModelPlan(model, count, []))
     return plans
 
@@ -62,14 +63,15 @@ def probe_synapse_models(net: Network) -> None:
     restored: a background store would otherwise pause the simulation for it. A model NEST
     cannot store (unsupported, a property that is not a number) is left to the store, which
     refuses it in one line; building is not refused for it."""
-    _tables_current(net)
+    library = connection_library(load=False)  # building it is for the first store
+    _tables_current(net, library)
     for model in connection_counts():
         if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
             with contextlib.suppress(CannotStoreError):
-                _probe_synapse(net, model, _first_connection(net, model))
+                _probe_synapse(net, model, _first_connection(net, model, library))
 
 
-def _tables_current(net: Network) -> None:
+def _tables_current(net: Network, library: ConnectionLibrary | None) -> None:
     """The kernel's connection tables hold every connection: a fetch of connections (re)builds
     them when connections have changed since the last one or the last Simulate."""
     # Done here, in this process, so that forked readers find them built: one of them
@@ -77,17 +79,15 @@ def _tables_current(net: Network) -> None:
     # connection, so it is skipped when the accelerator can tell the tables are current (a
     # background store pauses the simulation for it).
     n = nest()
-    library = connection_library()
     if library is None or not library.tables_are_current():
         n.GetConnections(source=n.NodeCollection([net.recorder_id]))
 
 
-def _first_connection(net: Network, model: str) -> Any:
+def _first_connection(net: Network, model: str, library: ConnectionLibrary | None) -> Any:
     """A handle of one connection of ``model``: the accelerator names one (fetching it is then
     one scan of the table), else sources are searched in growing windows, as fetching all of a
     model's connections would cost time and memory for each of them."""
     n = nest()
-    library = connection_library()
     with contextlib.suppress(AccelUnavailable):  # a failing accelerator fails again where it reads
         pair = library.first(model) if library is not None else None
         if pair is not None:
