@@ -112,15 +112,16 @@ def test_connections_removed_or_made_since_the_last_run_are_read_as_pynest_reads
 
 def test_a_library_built_for_another_nest_is_refused_and_stores_read_through_pynest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The guard: a cached library whose build names another nestkernel_api.so does not load."""
-    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
-    s.build()
-    s.run()
     real = library.installed()
     other = build.Nest(real.folder, real.version, "0" * 64)  # what another NEST binary would hash to
     shutil.copy(build.build(real), tmp_path / "stale.so")
     monkeypatch.setattr(library, "nest_of", lambda folder: other)
     monkeypatch.setattr(library, "build", lambda nest_: tmp_path / "stale.so")
+    monkeypatch.setattr(library, "library_path", lambda nest_: tmp_path / "stale.so")
+    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
     with caplog.at_level(logging.WARNING, logger="einet"):
+        s.build()  # its synapse probe loads a cached library: this one is refused there
+        s.run()
         got = capture(s.network, seed=s.seed)
         again = capture(s.network, seed=s.seed)
     said = [r.getMessage() for r in caplog.records if r.name == "einet"]
@@ -160,13 +161,14 @@ def test_a_read_that_disagrees_with_nest_falls_back_to_pynest(fault: str, monkey
 
 
 def test_missing_build_tools_are_one_line_and_leave_stores_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
-    s.build()
-    s.run()
     monkeypatch.setenv("EINET_CACHE", str(tmp_path))  # nothing cached: it must build
     monkeypatch.setenv("CXX", "no-such-compiler")
     monkeypatch.setenv("PATH", str(tmp_path))  # and no compiler on the PATH
+    s = Session(NetworkConfig(scale=0.05, t_sim_ms=30.0))
     with caplog.at_level(logging.WARNING, logger="einet"):
+        s.build()  # tries no compiler: the first store does
+        assert accel.why_not() is None
+        s.run()
         got = capture(s.network, seed=s.seed)
     said = [r.getMessage() for r in caplog.records if r.name == "einet"]
     assert said == ["connections are read through PyNEST: no C++ compiler found (install g++)"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import nest
-from .build import AccelUnavailable, Nest, build, load, nest_of
+from .build import AccelUnavailable, Nest, build, library_path, load, nest_of
 
 log = logging.getLogger("einet")
 
@@ -125,18 +125,20 @@ _why_not: str | None = None
 _lock = threading.Lock()
 
 
-def connection_library(*, load: bool = True) -> ConnectionLibrary | None:
+def connection_library(*, build_it: bool = True) -> ConnectionLibrary | None:
     """The accelerator for the NEST in this process, built if need be; None if it cannot be
     had here (said once per process, in one log line) or ``EINET_ACCEL=0`` turns it off.
-    ``load=False``: only if this process has loaded it already (a caller that can do without
-    it and must not build it)."""
+    ``build_it=False``: None unless it is built already (for a caller that can do without it
+    and must not wait for a compiler)."""
     global _loaded, _why_not
     if os.environ.get("EINET_ACCEL", "1") == "0":
         return None
     with _lock:
-        if load and _loaded is None and _why_not is None:
+        if _loaded is None and _why_not is None:
             try:
                 found = installed()
+                if not build_it and not library_path(found).is_file():
+                    return None
                 _loaded = ConnectionLibrary(build(found), found)
             except AccelUnavailable as exc:
                 _give_up(str(exc))

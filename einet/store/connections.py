@@ -63,7 +63,7 @@ def probe_synapse_models(net: Network) -> None:
     restored: a background store would otherwise pause the simulation for it. A model NEST
     cannot store (unsupported, a property that is not a number) is left to the store, which
     refuses it in one line; building is not refused for it."""
-    library = connection_library(load=False)  # building it is for the first store
+    library = connection_library(build_it=False)  # compiling it is for the first store
     _tables_current(net, library)
     for model in connection_counts():
         if model not in net.settable_synapses and base_of(net, model) not in UNSUPPORTED_SYNAPSES:
