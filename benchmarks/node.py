@@ -11,6 +11,7 @@ of a background store; a restore into a fresh process.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 from run import measured, verdict, work, write_table  # the script's folder is on the path: the benchmarks share their runner
+
+from einet.children import holding_a_network
 
 MARKERS = ("<!-- bench-node:start -->", "<!-- bench-node:end -->")
 
@@ -47,7 +50,7 @@ def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
     if not store["accelerated"]:
         raise SystemExit("the accelerator was not used: see `python -m einet.accel`")
     slow = work("node-store", scale, folder / "pynest", env={"EINET_ACCEL": "0"}) if pynest else None
-    pause = work("node-pause", scale, folder)
+    pause = work("node-pause", scale, folder, env=holding_a_network(os.environ))  # as the dashboard's engine is started
     restore = work("node-restore", scale, folder)
     s, b, nest_mb = f"{scale:g}", build["seconds"], build["pss_mb"]
     out = [
@@ -59,7 +62,7 @@ def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
     peak = store["peak_extra_mb"]
     out += [
         f"| {s} | store peak extra memory (PSS, all processes) vs NEST's | {nest_mb / 1024:.2f} GB | {peak / 1024:.2f} GB | {peak / nest_mb:.2f}x | ≤ 0.25x | {verdict(peak <= 0.25 * nest_mb)} |",
-        f"| {s} | background store: pause of the simulation | | {pause['seconds'] * 1000:.0f} ms | | ≤ 200 ms | {verdict(pause['seconds'] <= 0.2)} |",
+        f"| {s} | background store: pause of the simulation (longest of 3; in a process started as the dashboard's engine is) | | {pause['seconds'] * 1000:.0f} ms | | ≤ 200 ms | {verdict(pause['seconds'] <= 0.2)} |",
         f"| {s} | restore into a fresh process vs NEST's build | {b:.1f} s | {restore['seconds']:.1f} s | {restore['seconds'] / b:.2f}x | ≤ 1.5x | {verdict(restore['seconds'] <= 1.5 * b)} |",
         f"| {s} | file size | | {store['bytes'] / 2**20:.0f} MiB | {store['bytes'] / build['connections']:.1f} B per connection | | |",
     ]

@@ -427,12 +427,16 @@ def node_store(scale: float, folder: Path) -> dict[str, Any]:
 
 
 def node_pause(scale: float, folder: Path) -> dict[str, Any]:
-    """The pause of a background store (the simulation goes on meanwhile)."""
+    """The pauses of three background stores in turn (the simulation goes on meanwhile; the
+    first in a process asks NEST more)."""
     session = _built(scale, t_ms=NODE_T_MS)
-    handle = session.store(folder / "node-bg.h5", overwrite=True, background=True)
-    session.run(NODE_T_MS)
-    handle.wait()
-    return {"seconds": handle.pause_s, "store_s": handle.seconds}
+    pauses = []
+    for _ in range(3):
+        handle = session.store(folder / "node-bg.h5", overwrite=True, background=True)
+        session.run(NODE_T_MS)
+        handle.wait()
+        pauses.append(handle.pause_s)
+    return {"seconds": max(pauses), "each_s": pauses, "store_s": handle.seconds}
 
 
 def node_restore(scale: float, folder: Path) -> dict[str, Any]:

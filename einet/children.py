@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NoReturn
 
 STOP_GRACE_S = 1.5
@@ -25,6 +25,22 @@ before its process is ended: under 2 s in all."""
 
 _SI_KERNEL = 0x80  # si_code of a signal the terminal sent (Ctrl-C) rather than kill()
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+HEAP_HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def holding_a_network(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a process einet starts to hold a NEST network (the dashboard's engine, an
+    MPI job's ranks): glibc's malloc asks for transparent huge pages on its main heap, unless
+    the user's own ``GLIBC_TUNABLES`` say how. A background store forks that process, and fork
+    copies an entry per page of memory: a 2 MiB page needs one where 4 KiB pages need 512.
+    glibc reads the setting when a process starts, so it is set for processes einet starts
+    (README, "Node scale", for one's own)."""
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" in tunables:
+        return dict(env)
+    return {**env, "GLIBC_TUNABLES": ":".join(t for t in (tunables, HEAP_HUGE_PAGES) if t)}
 
 
 def die_with_parent() -> None:

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from einet.children import fork_child
+from einet.children import fork_child, holding_a_network
 
 from .conftest import ROOT, einet_cli, wait_for
 
@@ -117,3 +117,9 @@ def test_a_commands_child_leaves_without_teardown_yet_with_every_file_written_an
     assert len(rows) == result["spikes"] > 0, "every spike written"
     samples = [line for line in voltages.read_text().splitlines() if line[:1].isdigit()]
     assert len(samples) == 3 * 99 and samples[-1].split()[1] == "99.00000", "every sample written"
+
+
+def test_a_process_holding_a_network_gets_huge_pages_unless_the_user_said_otherwise() -> None:
+    assert holding_a_network({"A": "1"}) == {"A": "1", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    assert holding_a_network({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    assert holding_a_network({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}

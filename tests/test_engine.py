@@ -193,6 +193,9 @@ def test_background_store_during_a_run(engine: tuple[Engine, Recorder], tmp_path
     running = eng.request("run", t_ms=2000.0)
     wait_for(lambda: rec.of("frame"), 30, "the run's first frame")
     assert eng.pid is not None and children_of(eng.pid) == set()
+    # the engine's heap asks for huge pages: forking it for the store copies fewer page entries
+    environ = Path(f"/proc/{eng.pid}/environ").read_bytes().split(b"\0")
+    assert any(e.startswith(b"GLIBC_TUNABLES=") and b"glibc.malloc.hugetlb=1" in e for e in environ)
     path = tmp_path / "bg.h5"
     ack = eng.call("store", path=str(path), background=True, timeout_s=30)
     assert ack["background"] and 0.0 < ack["t_stored_ms"] < 2000.0 and ack["pause_s"] < 5.0

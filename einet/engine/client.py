@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..children import holding_a_network
 from .errors import EngineDied, EngineError
 from .protocol import Channel, Message, ProtocolError
 
@@ -126,7 +127,7 @@ class Engine:
     def _launch_local(self) -> socket.socket:
         assert self.log_path is not None
         parent_sock, child_sock = socket.socketpair()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = holding_a_network({**os.environ, "PYTHONUNBUFFERED": "1"})
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "einet.engine.startup", "--fd", str(child_sock.fileno()), "--log", str(self.log_path)],

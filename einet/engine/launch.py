@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..children import holding_a_network
 from .errors import EngineError
 
 SETUP_HINT = "run `make setup-mpi`, or set EINET_NEST_MPI_PYTHON to a Python whose NEST has MPI"
@@ -85,7 +86,7 @@ class MpiLaunch:
         return [*launcher, "-n", str(self.ranks), *extra, python, "-m", "einet.engine.startup", *child_args]
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = holding_a_network({**os.environ, "PYTHONUNBUFFERED": "1"})
         if os.geteuid() == 0:
             # Open MPI refuses root unless told twice; only ever set for a user who is root
             env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
