@@ -395,7 +395,11 @@ NODE_T_MS = 20.0
 
 def node_build(scale: float, folder: Path) -> dict[str, Any]:
     """NEST's own build of the network (Create and Connect through the model's code), and the
-    process's memory once built and run 20 ms."""
+    process's memory once built and run 20 ms. Without einet's probe of the synapse models,
+    whose fetch makes NEST's connection tables (the first Simulate does that otherwise)."""
+    import einet.session
+
+    einet.session.probe_synapse_models = lambda net: None  # type: ignore[assignment]
     session = Session(NetworkConfig(scale=scale, threads=2))
     t0 = time.perf_counter()
     session.build()
