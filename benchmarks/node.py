@@ -41,7 +41,8 @@ def checkpoint_row(scale: float, folder: Path, t_ms: float, every_ms: float) -> 
     checked = timed_cli(*common, "--checkpoint-every", f"{every_ms:g}", "--checkpoint-dir", str(folder / "checkpoints"))
     taken = len(list((folder / "checkpoints").glob("ckpt-*.h5")))
     cost = checked / plain - 1
-    return f"| {scale:g} | `einet run --t {t_ms:g}` with `--checkpoint-every {every_ms:g}` ({taken} kept) vs without, whole processes | {plain:.0f} s | {checked:.0f} s | {100 * cost:+.1f} % | ≤ +10 % | {verdict(cost <= 0.10)} |"
+    # a checkpoint not written costs nothing: the target holds only if they were written
+    return f"| {scale:g} | `einet run --t {t_ms:g}` with `--checkpoint-every {every_ms:g}` ({taken} kept) vs without, whole processes | {plain:.0f} s | {checked:.0f} s | {100 * cost:+.1f} % | ≤ +10 %, checkpoints written | {verdict(cost <= 0.10 and taken > 0)} |"
 
 
 def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
