@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .accel.build import AccelUnavailable
+from .accel.state import StateLibrary, forget_connected_kplus, state_library, write_connected_kplus
 from .clock import FIXED_AT_FIRST_SIMULATE, MAX_CLOCK_SLICES, advance_clock, clock_delays, clock_slices
 from .config import NetworkConfig
 from .kernel import builtin_models, nest, nest_output_to
@@ -23,6 +25,7 @@ from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, o
 from .ranks import local_ids, ranks
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
+from .snapshot.hidden import STDP_BASES
 from .text import one_line
 from .traces import for_new_connections, traces_of
 
@@ -525,7 +528,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
     connections, einet's recorder added; the model's recorders record to memory. Call
     :func:`check_restorable` first."""
     n = nest()
-
+    forget_connected_kplus()  # a new kernel: what an earlier rebuild left to check is gone
     with nest_output_to():
         n.ResetKernel()
         apply_owned(threads, seed)
@@ -652,10 +655,15 @@ _CONNECT_BLOCK = 1 << 23
 
 
 def _connect(t: Any, base: str, t_stored_ms: float) -> None:
-    """One array ``Connect`` per synapse model. Values shared by every connection become the
+    """One table's connections, in its row order. Values shared by every connection become the
     model's defaults for the call (array Connect takes no scalar weight or delay, and each
-    extra array slows it); the defaults are put back afterwards. Presynaptic traces are
-    set so that NEST's decay from the new connections' t_lastspike = 0 gives the stored ones."""
+    extra array slows it); the defaults are put back afterwards. Presynaptic traces are set so
+    that NEST's decay from the new connections' t_lastspike = 0 gives the stored ones.
+
+    Where the hidden-state accessor is built and every row is between two neurons, it
+    connects the rows (each through NEST's own ``connect``) and
+    sets an STDP model's Kplus after, instead of NEST's array Connect, whose threads each walk
+    every row and which takes a per-connection value through a dictionary per connection."""
     n = nest()
     spec: dict[str, Any] = {"synapse_model": t.model, **t.columns}
     if traces_of(base):
@@ -667,6 +675,8 @@ def _connect(t: Any, base: str, t_stored_ms: float) -> None:
         traces = {key: t.column(key) for key in traces_of(base) if key in t.columns or key in t.uniform}
         spec |= for_new_connections(traces, tau, t_stored_ms, base)
         t = dataclasses.replace(t, uniform={k: v for k, v in t.uniform.items() if k not in traces})
+    accessor = _accessor_for(t)
+    kplus = spec.pop("Kplus") if accessor is not None and base in STDP_BASES and "Kplus" in spec else None
     shared = {k: v for k, v in t.uniform.items() if k != "receptor_type"}
     if "receptor_type" in t.uniform:
         spec["receptor_type"] = np.full(len(t), t.uniform["receptor_type"], dtype=float)
@@ -677,17 +687,40 @@ def _connect(t: Any, base: str, t_stored_ms: float) -> None:
         before = {}
         spec |= {k: np.full(len(t), v, dtype=float) for k, v in shared.items()}
     try:
-        # in blocks: NEST's array Connect converts what it is given, so one call for a whole
-        # table would hold copies of it all beside the network (blocks in order make the same
-        # connections in the same order as one call). Large blocks: each call also costs time
-        # that grows with the connections already made (README, "Networks that fill a node").
-        for lo in range(0, len(t), _CONNECT_BLOCK):
-            part = slice(lo, lo + _CONNECT_BLOCK)
-            block = {k: v[part] if isinstance(v, np.ndarray) else v for k, v in spec.items()}
-            n.Connect(t.source[part].astype(np.int64), t.target[part].astype(np.int64), "one_to_one", block)
+        if accessor is not None and set(spec) <= {"synapse_model", "weight", "delay"}:
+            unset = np.full(len(t), np.nan)  # NaN: the model's default, as NEST's connect takes it
+            try:
+                accessor.connect(t.model, t.source, t.target, spec.get("weight", unset), spec.get("delay", unset))
+            except AccelUnavailable as exc:  # NEST's own refusal, from inside its connect
+                raise RuntimeError(one_line(exc)) from None
+        else:
+            # in blocks: NEST's array Connect converts what it is given, so one call for a
+            # whole table would hold copies of it all beside the network (blocks in order make
+            # the same connections in the same order as one call). Large blocks: each call also
+            # costs time that grows with the connections already made (README, "Networks that
+            # fill a node").
+            for lo in range(0, len(t), _CONNECT_BLOCK):
+                part = slice(lo, lo + _CONNECT_BLOCK)
+                block = {k: v[part] if isinstance(v, np.ndarray) else v for k, v in spec.items()}
+                n.Connect(t.source[part].astype(np.int64), t.target[part].astype(np.int64), "one_to_one", block)
     finally:
         if before:
             n.SetDefaults(t.model, before)
+    if kplus is not None:
+        write_connected_kplus(t.model, t.source.astype(np.int64), t.target.astype(np.int64), kplus)
+
+
+def _accessor_for(t: Any) -> StateLibrary | None:
+    """The hidden-state accessor, if it can make and set the table's connections: built
+    already, one process (it sees local connections only), every row between two neurons
+    (NEST keeps connections of a device apart)."""
+    if ranks().size > 1 or not len(t):
+        return None
+    try:
+        lib = state_library(build_it=False)
+        return lib if lib.between_neurons(t.source, t.target) else None
+    except AccelUnavailable:
+        return None
 
 
 def _positions(spatial: dict[str, Any], positions: np.ndarray) -> Any:

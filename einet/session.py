@@ -14,6 +14,8 @@ from typing import Literal, Protocol, overload
 import numpy as np
 
 from . import analysis
+from .accel.build import AccelUnavailable
+from .accel.state import check_connected_kplus, turn_off
 from .config import NetworkConfig, check_threads
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
@@ -26,6 +28,7 @@ from .snapshot import Snapshot, SnapshotError, open_snapshot, write_snapshot
 from .snapshot.files import check_store_target
 from .store import StoreHandle, capture, check_storable, check_written, default_workers, not_stored_of, probe_synapse_models, store_in_background
 from .store.hidden import HiddenWriteFailed, write_back
+from .text import one_line
 
 log = logging.getLogger("einet")
 
@@ -289,20 +292,16 @@ class Session:
             if self.network is not None and r.is_root:
                 self._rehearse(snap, seed=seed, threads=threads, changes=changes)
         self.network = None
-        net = self._rebuild(snap, threads=threads, seed=seed, config=config)
-        exact, note = False, ""
-        if snap.hidden is not None:
-            # last, once the network is rebuilt and checked: a write that fails part way is
-            # undone by rebuilding without it (the restore is then today's, and says why)
-            asked = False
-            try:
-                exact, note, asked = write_back(snap, seed=seed)
-            except HiddenWriteFailed as exc:
-                note = str(exc)
-                net = self._rebuild(snap, threads=threads, seed=seed, config=config)
-            if note:
-                # another seed or other threads make another run: no surprise, no warning
-                (log.info if asked else log.warning)(note)
+        try:
+            net, exact, note, asked = self._rebuild_all(snap, threads=threads, seed=seed, config=config)
+        except AccelUnavailable as exc:
+            # the accessor disagreed with NEST (checked on first use): without it, for good
+            turn_off(f"the hidden-state accessor is turned off: {one_line(exc)}")
+            log.warning("hidden-state accessor turned off for this process: %s", one_line(exc))
+            net, exact, note, asked = self._rebuild_all(snap, threads=threads, seed=seed, config=config)
+        if note:
+            # another seed or other threads make another run: no surprise, no warning
+            (log.info if asked else log.warning)(note)
         self._start_protocol(net, pending, check=list(changes))
         self.network = net
         self.config, self.seed, self.threads = config, seed, threads
@@ -313,16 +312,35 @@ class Session:
         self._next_origin = Origin("restored", self.snapshot_path or "(in memory)", snap.t_stored_ms)
         return snap
 
+    def _rebuild_all(self, snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> tuple[Network, bool, str, bool]:
+        """Rebuild, write the hidden section back, check what the accessor wrote: (the network,
+        whether it is the continued one, a note, whether the note follows from what was asked)."""
+        net = self._rebuild(snap, threads=threads, seed=seed, config=config)
+        exact, note, asked = False, "", False
+        if snap.hidden is not None:
+            # last, once the network is rebuilt and checked: a write that fails part way is
+            # undone by rebuilding without it (the restore is then today's, and says why)
+            try:
+                exact, note, asked = write_back(snap, seed=seed)
+            except HiddenWriteFailed as exc:
+                note = str(exc)
+                net = self._rebuild(snap, threads=threads, seed=seed, config=config)
+        check_connected_kplus()
+        with ranks().together():
+            # after the hidden write: its Prepare made the connection tables the probe's fetch
+            # would otherwise make
+            probe_synapse_models(net)
+        settle_probes(net)
+        return net, exact, note, asked
+
     def _rebuild(self, snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
         with ranks().together():
             try:
                 net = rebuild(snap, threads=threads, seed=seed, config=config)
-            except SnapshotError:
+            except (SnapshotError, AccelUnavailable):
                 raise
             except Exception as exc:  # NEST's own refusal of a value: the file's fault
                 raise refused_by_nest(exc) from exc
-            probe_synapse_models(net)
-        settle_probes(net)
         return net
 
     def _rehearse(self, snap: Snapshot, *, seed: int, threads: int, changes: tuple[Change, ...]) -> None:

@@ -258,7 +258,8 @@ def test_another_nest_binary_turns_the_hidden_section_off(tmp_path: Path) -> Non
 def test_stdp_rows_are_written_in_connect_order_and_later_writes_check_a_sample(tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The section's STDP rows are the synapse table's (t_lastspike read with each connection):
     a restore writes them in the order it connected them, matching no pairs; the first write
-    in the process is read back whole, a later one in a sample."""
+    in the process reads the node records back whole (the STDP rows, each matched to its
+    connection as it was written, in a sample), a later one a sample of both."""
     a = stored_and_continued(tmp_path / "at50.h5", threads)
     snap = open_snapshot(tmp_path / "at50.h5")
     assert snap.hidden is not None
@@ -270,13 +271,13 @@ def test_stdp_rows_are_written_in_connect_order_and_later_writes_check_a_sample(
     monkeypatch.setattr(lib, "write_stdp", lambda *_: pytest.fail("matched by pairs: the connections were not in the stored order"))
     monkeypatch.setattr(state_module, "_verified", set())
     whole, sampled = [], []
-    monkeypatch.setattr(state_module, "_verify", lambda *x, _f=state_module._verify: (whole.append(1), _f(*x))[1])
+    monkeypatch.setattr(state_module, "_verify", lambda *x, _f=state_module._verify, **k: (whole.append(k["stdp"]), _f(*x, **k))[1])
     monkeypatch.setattr(state_module, "_verify_sample", lambda *x, _f=state_module._verify_sample: (sampled.append(1), _f(*x))[1])
     s = Session()
     s.restore(tmp_path / "at50.h5")
     s2 = Session()
     s2.restore(tmp_path / "at50.h5")
-    assert (len(whole), len(sampled)) == (1, 1)
+    assert (whole, len(sampled)) == ([False], 1)
     assert s2.exact and s2.run(50.0).digest == a.digest
 
 
@@ -547,3 +548,119 @@ def test_a_misread_gsl_layout_is_caught_by_the_status_check(monkeypatch: pytest.
     monkeypatch.setitem(state_module._STATUS_AT, 7, {**state_module._STATUS_AT[7], "w": 1})
     with pytest.raises(AccelUnavailable, match="disagrees with NEST's status"):
         read_hidden()
+
+
+DEVICE_STDP = """
+def build(nest, scale=1.0):
+    n = nest.Create("iaf_psc_alpha", 20, params={"I_e": 400.0})
+    nest.CopyModel("stdp_synapse", "from_devices")
+    nest.CopyModel("stdp_synapse", "from_injectors")
+    dilutor = nest.Create("spike_dilutor", params={"p_copy": 0.5})  # a device (no proxies; one thread only)
+    nest.Connect(nest.Create("poisson_generator", params={"rate": 800.0}), dilutor)
+    nest.Connect(dilutor, n, syn_spec={"synapse_model": "from_devices", "weight": 50.0})
+    nest.Connect(n, n, {"rule": "fixed_indegree", "indegree": 4}, {"synapse_model": "from_devices", "weight": 5.0})
+    injector = nest.Create("spike_train_injector", params={"spike_times": [1.0, 3.0, 7.0, 12.0, 40.0]})
+    nest.Connect(injector, n, syn_spec={"synapse_model": "from_injectors", "weight": 50.0})
+"""
+
+
+def stdp_rows(model: str) -> np.ndarray:
+    """Every connection of the model as (source, target, Kplus's bits), sorted."""
+    with nest_output_to():
+        got = nest().GetConnections(synapse_model=model).get(["source", "target", "Kplus"])
+    rows = np.column_stack([np.asarray(got["source"]), np.asarray(got["target"]), np.asarray(got["Kplus"], dtype=np.float64).view(np.int64)])
+    return rows[np.lexsort(rows.T[::-1])]
+
+
+@pytest.mark.parametrize("t_ms", [0.0, 100.0], ids=["stored at 0 ms", "stored at 100 ms"])
+@pytest.mark.parametrize("network", ["reference", "devices"])
+def test_a_restore_by_the_accessor_makes_the_network_nests_connect_makes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, network: str, t_ms: float) -> None:
+    """Without a hidden section, a restore whose tables the accessor connects (every row
+    between neurons: a spike_train_injector is one; its threads connect at once once the
+    clock has moved, else one) and whose STDP Kplus it sets makes the network NEST's array
+    Connect makes: the same Kplus bit for bit, the same spikes after. A table with a device's
+    rows goes through NEST's Connect."""
+    import einet.network as network_module
+
+    if network == "reference":
+        config, models, by_it = NetworkConfig(scale=0.1, threads=2, t_sim_ms=100.0), ["e_syn"], ["e_syn", "i_syn"]
+    else:
+        (tmp_path / "dev.py").write_text(DEVICE_STDP)
+        config, models, by_it = NetworkConfig(model=str(tmp_path / "dev.py"), threads=1, t_sim_ms=100.0), ["from_devices", "from_injectors"], ["from_injectors"]
+    s = Session(config)
+    s.build()
+    if t_ms:
+        s.run(t_ms)
+    with monkeypatch.context() as m:
+        m.setenv("EINET_ACCEL", "0")  # no hidden section: what a restore gives is its own
+        snap = s.store(tmp_path / "a.h5")
+    assert snap is not None and snap.hidden is None
+    connected: list[str] = []
+    kplus_set: list[str] = []
+    real_connect, real_kplus = StateLibrary.connect, network_module.write_connected_kplus
+    monkeypatch.setattr(StateLibrary, "connect", lambda self, model, *a: (connected.append(model), real_connect(self, model, *a))[1])
+    monkeypatch.setattr(network_module, "write_connected_kplus", lambda model, *a: (kplus_set.append(model), real_kplus(model, *a))[1])
+    s.restore(tmp_path / "a.h5")
+    by_accessor = [stdp_rows(m) for m in models]
+    a = s.run(50.0)
+    assert connected == by_it and kplus_set == [m for m in by_it if m in models]
+    if t_ms:
+        assert all((rows[:, 2] != np.float64(0.0).view(np.int64)).any() for rows in by_accessor), "some traces are not zero"
+    with monkeypatch.context() as m:
+        m.setenv("EINET_ACCEL", "0")
+        s.restore(tmp_path / "a.h5")
+        for model, rows in zip(models, by_accessor):
+            assert np.array_equal(stdp_rows(model), rows), model
+        b = s.run(50.0)
+    assert connected == by_it  # nothing more through the accessor
+    assert a.n_spikes > 0 and a.digest == b.digest
+
+
+def test_an_accessor_disagreeing_with_nests_kplus_is_turned_off_and_the_restore_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Kplus set by the accessor is compared with NEST's own on first use: a writer that sets
+    other values is caught, the accessor turned off for the process, and the network rebuilt
+    through NEST's Connect alone."""
+    s = Session(NetworkConfig(scale=0.1, threads=2, t_sim_ms=100.0))
+    s.build()
+    s.run()
+    with monkeypatch.context() as m:
+        m.setenv("EINET_ACCEL", "0")
+        s.store(tmp_path / "a.h5")
+        s.restore(tmp_path / "a.h5")
+        wanted = stdp_rows("e_syn")
+    lib = state_library()
+    real = lib.write_stdp_ordered
+    monkeypatch.setattr(lib, "write_stdp_ordered", lambda model, rows: real(model, dataclasses.replace(rows, kplus=rows.kplus + 1.0)))
+    monkeypatch.setattr(state_module, "_checked", set())
+    monkeypatch.setattr(state_module, "_loaded", lib)  # put back after the test: turned off below
+    monkeypatch.setattr(state_module, "_refused", None)
+    s.restore(tmp_path / "a.h5")
+    assert np.array_equal(stdp_rows("e_syn"), wanted)
+    assert "hidden-state accessor turned off for this process: e_syn: the hidden-state accessor disagrees with NEST's Kplus" in caplog.text
+    with pytest.raises(AccelUnavailable, match="turned off"):
+        state_library()
+
+
+def test_the_accessors_connect_refuses_as_nest_does_and_rows_of_devices_before_any(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NEST's own refusal from inside the accessor's connect is its error; a row from or to a
+    device (which ``between_neurons`` tells beforehand) is refused before anything is
+    connected."""
+    n = nest()
+    with nest_output_to():
+        n.ResetKernel()
+        neurons = n.Create("iaf_psc_alpha", 3)
+        generator = n.Create("poisson_generator")
+    lib = state_library()
+    one = np.ones(1)
+    with pytest.raises(AccelUnavailable, match="not supported by the neuron model"):
+        lib.connect("clopath_synapse", np.array([1]), np.array([2]), one, one)
+    with pytest.raises(AccelUnavailable, match=r"row 1 \(4 -> 2\) is not between two neurons"):
+        lib.connect("static_synapse", np.array([1, int(generator.global_id)]), np.array([2, 2]), np.ones(2), np.ones(2))
+    assert int(n.num_connections) == 0
+    assert not lib.between_neurons(np.array([1, int(generator.global_id)]), np.array([2, 2]))
+    assert not lib.between_neurons(np.array([1]), np.array([99]))
+    assert lib.between_neurons(np.array([1, 3]), np.array([2, 2]))
+    lib.connect("static_synapse", np.array([1, 3]), np.array([2, 2]), np.array([2.0, 3.0]), np.array([1.0, 1.5]))
+    with nest_output_to():
+        got = n.GetConnections(target=neurons[1:2]).get(["source", "weight", "delay"])
+    assert sorted(zip(got["source"], got["weight"], got["delay"])) == [(1, 2.0, 1.0), (3, 3.0, 1.5)]

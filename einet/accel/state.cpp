@@ -1307,6 +1307,109 @@ extern "C"
     } );
   }
 
+  // Whether every row source[k] -> target[k] is between two neurons of this process (what
+  // einet_state_connect and the STDP writers take): 1 or 0, or -1.
+  long
+  einet_state_between_neurons( const int32_t* source, const int32_t* target, long n, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      const std::vector< int > threads = neuron_threads();
+      const long size = static_cast< long >( threads.size() );
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( source[ k ] < 1 or source[ k ] >= size or target[ k ] < 1 or target[ k ] >= size or threads[ source[ k ] ] < 0
+          or threads[ target[ k ] ] < 0 )
+        {
+          return 0;
+        }
+      }
+      return 1;
+    } );
+  }
+
+  // Connect row k: source[k] -> target[k] with weight[k] and delay[k] (NaN: the model's
+  // default), in row order, as NEST's connect_arrays does (each connection through
+  // ConnectionManager::connect, its checks and its tables), but from threads of its own that
+  // each take only their targets' rows: connect_arrays' threads each walk every row and look
+  // its target up. Every row must be between two neurons of this process (checked before
+  // anything is connected). Not under MPI, never during a Simulate. Returns n, or -1.
+  long
+  einet_state_connect( const char* model, const int32_t* source, const int32_t* target, const double* weight, const double* delay, long n, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      auto& kernel = nest::kernel();
+      if ( kernel.mpi_manager.get_num_processes() != 1 )
+      {
+        throw std::runtime_error( "connecting by the accessor needs one process" );
+      }
+      const nest::synindex syn_id = kernel.model_manager.get_synapse_model_id( model );
+      kernel.node_manager.update_thread_local_node_data();
+      const std::vector< int > threads = neuron_threads();
+      const long size = static_cast< long >( threads.size() );
+      for ( long k = 0; k < n; ++k )
+      {
+        if ( source[ k ] < 1 or source[ k ] >= size or target[ k ] < 1 or target[ k ] >= size or threads[ source[ k ] ] < 0
+          or threads[ target[ k ] ] < 0 )
+        {
+          throw std::runtime_error( "row " + std::to_string( k ) + " (" + std::to_string( source[ k ] ) + " -> "
+            + std::to_string( target[ k ] ) + ") is not between two neurons of this process" );
+        }
+      }
+      std::vector< nest::Node* > node( size, nullptr );
+      for ( long id = 1; id < size; ++id )
+      {
+        if ( threads[ id ] >= 0 )
+        {
+          node[ id ] = kernel.node_manager.get_node_or_proxy( id, threads[ id ] );
+        }
+      }
+      kernel.connection_manager.set_connections_have_changed();
+      // One std::thread per NEST thread, each making the connections into its own neurons,
+      // as connect_arrays' OpenMP threads do. What they share in NEST's connect is read only
+      // once the kernel has simulated (the clock a restore advances): then NEST checks each
+      // delay against fixed extrema (outside an OpenMP region every caller is "thread 0" to
+      // NEST, and before the first Simulate connect may move thread 0's delay extrema).
+      const size_t workers = kernel.simulation_manager.has_been_simulated() ? kernel.vp_manager.get_num_threads() : 1;
+      std::vector< std::string > problems( workers );
+      std::vector< std::thread > running;
+      for ( size_t w = 0; w < workers; ++w )
+      {
+        running.emplace_back(
+          [ &, w ]
+          {
+            try
+            {
+              const Dictionary none;
+              for ( long k = 0; k < n; ++k )
+              {
+                const int tid = threads[ target[ k ] ];
+                if ( workers == 1 or static_cast< size_t >( tid ) == w )
+                {
+                  kernel.connection_manager.connect( source[ k ], node[ target[ k ] ], tid, syn_id, none, delay[ k ], weight[ k ] );
+                }
+              }
+            }
+            catch ( const std::exception& e )
+            {
+              problems[ w ] = e.what();
+            }
+          } );
+      }
+      for ( auto& r : running )
+      {
+        r.join();
+      }
+      for ( const auto& problem : problems )
+      {
+        if ( not problem.empty() )
+        {
+          throw std::runtime_error( problem );
+        }
+      }
+      return n;
+    } );
+  }
+
   // How many of the n rows (a read-back sample) a connection of the model has: the same
   // source and target, and bit for bit the same Kplus and t_lastspike. Returns it, or -1.
   long

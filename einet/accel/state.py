@@ -20,7 +20,7 @@ import numpy as np
 
 from ..kernel import nest, nest_output_to
 from ..snapshot.hidden import MODEL_OF_KIND  # the kind codes that open each record: one table, the file format's
-from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, load
+from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, library_path, load
 from .library import installed
 
 _ERR = 1024
@@ -91,6 +91,8 @@ class StateLibrary:
             "einet_state_stdp_write": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_stdp_write_ordered": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_stdp_sample": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_connect": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_between_neurons": [_P, _P, _L, _P, _S],
             "einet_state_rng_read": [_L, _L, _P, _S, _P, _S],
             "einet_state_rng_write": [_L, _L, _C, _P, _S],
             "einet_state_transit_count": [_P, _S],
@@ -165,6 +167,21 @@ class StateLibrary:
             raise AccelUnavailable(f"{model}: {err.value.decode(errors='replace')}")
         return True
 
+    def between_neurons(self, source: np.ndarray, target: np.ndarray) -> bool:
+        """Whether every row is between two neurons of this process (what :meth:`connect` and
+        the STDP writers take)."""
+        a = [np.ascontiguousarray(x, dtype=np.int32) for x in (source, target)]
+        return bool(self._call("rows", "einet_state_between_neurons", *(x.ctypes.data for x in a), len(a[0])))
+
+    def connect(self, model: str, source: np.ndarray, target: np.ndarray, weight: np.ndarray, delay: np.ndarray) -> None:
+        """Connect the rows in their order, each connection through NEST's own ``connect``,
+        from a thread per NEST thread (NaN: the model's default); every row between two
+        neurons of this process (else nothing is connected)."""
+        a = [np.ascontiguousarray(x, dtype=np.int32) for x in (source, target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (weight, delay)]
+        if len({len(x) for x in a}) != 1:
+            raise ValueError("rows of different lengths")
+        self._call(model, "einet_state_connect", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
+
     def stdp_sample_found(self, model: str, s: Stdp) -> int:
         """How many of the rows ``s`` (a sample) a connection of the model has, values bit for bit."""
         a = _stdp_arrays(s)
@@ -218,9 +235,11 @@ _refused: str | None = None
 _lock = threading.Lock()
 
 
-def state_library() -> StateLibrary:
+def state_library(*, build_it: bool = True) -> StateLibrary:
     """The accessor for the NEST in this process, built if need be (raises
-    :class:`AccelUnavailable` saying why it cannot be had, or when ``EINET_ACCEL=0``)."""
+    :class:`AccelUnavailable` saying why it cannot be had, or when ``EINET_ACCEL=0``).
+    ``build_it=False``: refused unless it is built already (for a caller that can do without
+    it and must not wait for a compiler)."""
     global _loaded, _refused
     if os.environ.get("EINET_ACCEL", "1") == "0":
         raise AccelUnavailable("EINET_ACCEL=0 turns the accelerators off")
@@ -228,8 +247,10 @@ def state_library() -> StateLibrary:
         if _loaded is None:
             if _refused is not None:  # a failed build is not tried again at every store
                 raise AccelUnavailable(_refused)
+            found = installed()
+            if not build_it and not library_path(found, STATE_SOURCE, STATE_LIBRARY).is_file():
+                raise AccelUnavailable("the hidden-state accessor is not built")
             try:
-                found = installed()
                 _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
             except AccelUnavailable as exc:
                 _refused = str(exc)
@@ -290,14 +311,65 @@ def check_against_status(hidden: Hidden) -> None:
             raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's status of node {node}")
         _checked.add(model)
     for model, s in hidden.stdp.items():
-        if model in _checked or not len(s.source):
-            continue
-        with nest_output_to():
-            conns = n.GetConnections(n.NodeCollection([int(s.source[0])]), n.NodeCollection([int(s.target[0])]), synapse_model=model)
-            kplus = conns.get("Kplus")
-        if float(s.kplus[0]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
-            raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {s.source[0]} -> {s.target[0]}")
-        _checked.add(model)
+        _check_kplus(model, s)
+
+
+def _check_kplus(model: str, s: Stdp) -> None:
+    """The first row of ``s`` that holds a value agrees with NEST's own Kplus of a connection
+    of its source and target (once per model and process; NEST sorts its connections here)."""
+    written = np.flatnonzero(~np.isnan(s.kplus))
+    if model in _checked or not len(written):
+        return
+    k = int(written[0])
+    with nest_output_to():
+        conns = nest().GetConnections(nest().NodeCollection([int(s.source[k])]), nest().NodeCollection([int(s.target[k])]), synapse_model=model)
+        kplus = conns.get("Kplus")
+    if float(s.kplus[k]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
+        raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {s.source[k]} -> {s.target[k]}")
+    _checked.add(model)
+
+
+_kplus_unchecked: dict[str, Stdp] = {}
+"""Per model, the first row whose Kplus :func:`write_connected_kplus` set, until checked."""
+
+
+def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kplus: np.ndarray) -> None:
+    """Set Kplus of a model's connections that a connect of these rows (every one between two
+    neurons) has just made, row by row in connect order, before NEST sorts them;
+    t_lastspike stays a new connection's 0. NEST's own Connect takes such a value through a
+    dictionary per connection, which costs as much as making the connection. Raises
+    :class:`AccelUnavailable` if the accessor is not built or the connections are not those
+    rows in that order and cannot be matched by source and target either (some may then be
+    written: the caller must rebuild). Check the value
+    against NEST's once the kernel may sort its connections: :func:`check_connected_kplus`."""
+    lib = state_library(build_it=False)
+    rows = Stdp(source, target, kplus, np.zeros(len(kplus)))
+    if not lib.write_stdp_ordered(model, rows):
+        lib.write_stdp(model, rows)
+    if len(kplus) and model not in _checked:
+        _kplus_unchecked[model] = Stdp(source[:1], target[:1], kplus[:1], np.zeros(1))
+
+
+def check_connected_kplus() -> None:
+    """The Kplus :func:`write_connected_kplus` set agrees with NEST's own (first use of each
+    model in a process; raises :class:`AccelUnavailable`). A model whose Kplus was written
+    since (a hidden section) was checked there."""
+    while _kplus_unchecked:
+        model, s = _kplus_unchecked.popitem()
+        _check_kplus(model, s)
+
+
+def turn_off(reason: str) -> None:
+    """Do without the accessor for the rest of this process (it disagreed with NEST)."""
+    global _loaded, _refused
+    with _lock:
+        _loaded, _refused = None, reason
+    forget_connected_kplus()
+
+
+def forget_connected_kplus() -> None:
+    """Drop what :func:`check_connected_kplus` would check (the kernel was rebuilt without it)."""
+    _kplus_unchecked.clear()
 
 
 def read_hidden(*, stdp: bool = True) -> Hidden:
@@ -359,7 +431,7 @@ _verified: set[str] = set()
 _SAMPLE_NODES, _SAMPLE_ROWS = 32, 8
 
 
-def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
+def write_hidden(hidden: Hidden) -> None:
     """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
     same threads (``hidden.rngs`` empty: the generators are left as they are).
 
@@ -369,9 +441,11 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
     not be in that order, they are matched by source and target instead. Then the kernel
     makes its connection infrastructure (a Prepare/Cleanup pair: sorted connections and NEST's
     own spike routing, which the spikes in transit are translated to) and the rest is written.
-    With ``verify`` it is read back and must be what was written: whole the first time a node
-    model or STDP model is written in this process, else a sample of node records and STDP
-    rows (and the generators, devices and spikes in transit whole)."""
+    It is read back and must be what was written: whole the first time a node model or STDP
+    model is written in this process, else a sample of node records and STDP rows (and the
+    generators, devices and spikes in transit whole). STDP rows written in connect order were
+    each matched to their connection's source and target as they were written: of those a
+    sample is read back, and one compared with NEST's own Kplus."""
     lib = state_library()
     n = nest()
     with nest_output_to():
@@ -379,9 +453,12 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
         threads = int(n.local_num_threads)
     if abs(t_ms - hidden.t_ms) > 1e-9 or threads != hidden.threads:
         raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms at {hidden.threads} threads does not fit a kernel at {t_ms} ms with {threads}")
+    in_order = True
     for model, s in hidden.stdp.items():
+        _kplus_unchecked.pop(model, None)  # checked below, with the values written now
         if not lib.write_stdp_ordered(model, s):
             lib.write_stdp(model, s)
+            in_order = False
     with nest_output_to():
         n.Prepare()
         n.Cleanup()
@@ -393,13 +470,17 @@ def write_hidden(hidden: Hidden, *, verify: bool = True) -> None:
             lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
     lib.write_devices(hidden.devices)
     lib.write_transit(hidden.transit)
-    if verify:
-        written = _models_of(hidden)
-        if written <= _verified:
-            _verify_sample(lib, hidden)
-        else:
-            _verify(hidden, read_hidden(stdp=bool(hidden.stdp)))
-            _verified.update(written)
+    written = _models_of(hidden)
+    if written <= _verified:
+        _verify_sample(lib, hidden)
+        return
+    whole_stdp = bool(hidden.stdp) and not in_order
+    _verify(hidden, read_hidden(stdp=whole_stdp), stdp=whole_stdp)
+    if not whole_stdp:
+        _verify_stdp_sample(lib, hidden)
+        for model, s in hidden.stdp.items():
+            _check_kplus(model, s)
+    _verified.update(written)
 
 
 def _models_of(hidden: Hidden) -> set[str]:
@@ -420,15 +501,16 @@ def _same_rows(a: Stdp, b: Stdp) -> bool:
     return all(np.array_equal(np.sort(x), np.sort(y)) for x, y in ((a.source << 32 | a.target, b.source << 32 | b.target), (a.kplus, b.kplus), (a.t_lastspike, b.t_lastspike)))
 
 
-def _verify(wanted: Hidden, found: Hidden) -> None:
-    """What was written reads back the same (the round trip through the rebuilt kernel)."""
+def _verify(wanted: Hidden, found: Hidden, *, stdp: bool) -> None:
+    """What was written reads back the same (the round trip through the rebuilt kernel); the
+    STDP rows too if ``stdp``."""
     problems = []
     if not (np.array_equal(wanted.nodes, found.nodes) and np.array_equal(wanted.offsets, found.offsets) and wanted.records.tobytes() == found.records.tobytes()):
         problems.append("node records")
     # the rows written, against the connections from sources with a record (the others keep
     # what the rebuild gave them)
-    stdp = {m: _neuron_rows(s) for m, s in wanted.stdp.items()}
-    if set(stdp) != set(found.stdp) or not all(_same_rows(stdp[m], _neuron_rows(found.stdp[m], wanted.nodes)) for m in stdp):
+    rows = {m: _neuron_rows(s) for m, s in wanted.stdp.items()}
+    if stdp and (set(rows) != set(found.stdp) or not all(_same_rows(rows[m], _neuron_rows(found.stdp[m], wanted.nodes)) for m in rows)):
         problems.append("STDP connections")
     _verify_small(wanted, found.rngs, found.devices, found.transit, problems)
 
@@ -455,9 +537,22 @@ def _verify_sample(lib: StateLibrary, wanted: Hidden) -> None:
         stored = np.concatenate([wanted.records[wanted.offsets[k] : wanted.offsets[k + 1]] for k in at])
         if not (np.array_equal(ids, wanted.nodes[at]) and np.array_equal(np.diff(offsets), wanted.offsets[at + 1] - wanted.offsets[at]) and records.tobytes() == stored.tobytes()):
             problems.append("node records")
+    if not _stdp_sample_found(lib, wanted):
+        problems.append("STDP connections")
+    _verify_small(wanted, _read_rngs(lib, wanted.threads) if wanted.rngs else [], lib.read_devices(), lib.read_transit(), problems)
+
+
+def _stdp_sample_found(lib: StateLibrary, wanted: Hidden) -> bool:
+    """Each of a sample of the STDP rows written is a connection of the same source and target
+    with the same Kplus and t_lastspike."""
     for model, s in wanted.stdp.items():
         rows = _neuron_rows(s)
         at = np.unique(np.linspace(0, len(rows.source) - 1, _SAMPLE_ROWS).astype(np.int64)) if len(rows.source) else np.empty(0, np.int64)
         if lib.stdp_sample_found(model, Stdp(rows.source[at], rows.target[at], rows.kplus[at], rows.t_lastspike[at])) != len(at):
-            problems.append("STDP connections")
-    _verify_small(wanted, _read_rngs(lib, wanted.threads) if wanted.rngs else [], lib.read_devices(), lib.read_transit(), problems)
+            return False
+    return True
+
+
+def _verify_stdp_sample(lib: StateLibrary, wanted: Hidden) -> None:
+    if not _stdp_sample_found(lib, wanted):
+        raise AccelUnavailable("the hidden state did not read back as written: STDP connections")

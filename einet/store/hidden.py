@@ -304,7 +304,9 @@ def _from_covered(s: Stdp, covered: np.ndarray) -> Stdp:
     not to be written (NaN): those connections keep the trace the rebuild gave them (referred
     to a last spike at 0, as their restored sources report none): given their true last spike,
     a later store would refer the trace to the wrong time (einet.traces) and lose it."""
-    other = ~np.isin(s.source, covered)
+    has_record = np.zeros(max(int(covered.max(initial=0)), int(s.source.max(initial=0))) + 1, dtype=bool)
+    has_record[covered] = True
+    other = ~has_record[s.source]
     if other.any():
         s.kplus[other] = np.nan
         s.t_lastspike[other] = np.nan
