@@ -42,11 +42,13 @@ GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alph
 """Models NEST integrates with GSL's adaptive stepper: their step size carries over too."""
 
 
-def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0) -> dict[str, Any]:
+def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0, currents: bool = False) -> dict[str, Any]:
     """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
     synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
     communication intervals). For ``parrot_neuron``: 160 parrots repeating Poisson trains onto
-    40 ``iaf_psc_alpha`` through STDP, which inhibit each other."""
+    40 ``iaf_psc_alpha`` through STDP, which inhibit each other. With ``currents``: a
+    ``dc_generator`` and a ``step_current_generator`` whose currents change before, at and
+    after a store at 50 ms, onto some of the neurons."""
     n_e, n_i = int(160 * scale), int(40 * scale)
     if not compressed:
         nest.use_compressed_spikes = False
@@ -67,6 +69,11 @@ def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", r
     nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0 * w, 30.0 * w), "delay": 1.5})
     nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
     nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
+    if currents:
+        dc = nest.Create("dc_generator", params={"amplitude": 150.0 * w, "start": 30.0, "stop": 75.0})
+        steps = nest.Create("step_current_generator", params={"amplitude_times": [10.0, 45.5, 50.0, 51.2, 80.0], "amplitude_values": [100.0 * w, -60.0 * w, 220.0 * w, 40.0 * w, 0.0]})
+        nest.Connect(dc, e[:60], syn_spec={"delay": 1.5})
+        nest.Connect(steps, e[40:120] + i[:20], syn_spec={"delay": 2.0})
     return {"E": e, "I": i}
 
 
@@ -132,6 +139,22 @@ def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: 
     assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_current_generators_continue_exactly(tmp_path: Path, threads: int) -> None:
+    """A dc_generator and a step_current_generator (their output a function of their
+    parameters and the time; what they sent before the store waits in the neurons' current
+    buffers) continue exactly, the store between two steps of the schedule."""
+    a, b, wa, wb, _ = continued_and_restored(tmp_path, threads, currents=True)
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+    # the currents change what happens after the store (else the test would test nothing)
+    plain = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0))
+    plain.build()
+    plain.run(50.0)
+    assert plain.run(50.0).digest != a.digest
 
 
 @pytest.mark.parametrize("t_ms", [50.0, 50.5])
