@@ -687,3 +687,15 @@ def test_the_accessors_connect_refuses_as_nest_does_and_rows_of_devices_before_a
     with nest_output_to():
         got = n.GetConnections(target=neurons[1:2]).get(["source", "weight", "delay"])
     assert sorted(zip(got["source"], got["weight"], got["delay"])) == [(1, 2.0, 1.0), (3, 3.0, 1.5)]
+
+
+def test_an_accessor_not_built_yet_is_not_built_by_a_restore_and_not_given_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``state_library(build_it=False)`` (a restore's connects) never waits for a compiler: not
+    built, it is refused, and a later caller that may build it still can."""
+    monkeypatch.setattr(state_module, "_loaded", None)
+    monkeypatch.setattr(state_module, "_refused", None)
+    monkeypatch.setattr(state_module, "library_path", lambda *_: tmp_path / "not-built.so")
+    monkeypatch.setattr(state_module, "build", lambda *_: pytest.fail("built"))
+    with pytest.raises(AccelUnavailable, match="not built"):
+        state_library(build_it=False)
+    assert state_module._refused is None

@@ -1117,6 +1117,23 @@ set_devices_text( const std::string& text )
   }
 }
 
+// The first row source[k] -> target[k] that is not between two neurons of this process
+// (threads: neuron_threads()), or -1.
+long
+first_not_between_neurons( const int32_t* source, const int32_t* target, const long n, const std::vector< int >& threads )
+{
+  const long size = static_cast< long >( threads.size() );
+  for ( long k = 0; k < n; ++k )
+  {
+    if ( source[ k ] < 1 or source[ k ] >= size or target[ k ] < 1 or target[ k ] >= size or threads[ source[ k ] ] < 0
+      or threads[ target[ k ] ] < 0 )
+    {
+      return k;
+    }
+  }
+  return -1;
+}
+
 }  // namespace
 
 extern "C"
@@ -1312,19 +1329,7 @@ extern "C"
   long
   einet_state_between_neurons( const int32_t* source, const int32_t* target, long n, char* err, size_t errlen )
   {
-    return guarded( err, errlen, [ & ]() -> long {
-      const std::vector< int > threads = neuron_threads();
-      const long size = static_cast< long >( threads.size() );
-      for ( long k = 0; k < n; ++k )
-      {
-        if ( source[ k ] < 1 or source[ k ] >= size or target[ k ] < 1 or target[ k ] >= size or threads[ source[ k ] ] < 0
-          or threads[ target[ k ] ] < 0 )
-        {
-          return 0;
-        }
-      }
-      return 1;
-    } );
+    return guarded( err, errlen, [ & ]() -> long { return first_not_between_neurons( source, target, n, neuron_threads() ) < 0; } );
   }
 
   // Connect row k: source[k] -> target[k] with weight[k] and delay[k] (NaN: the model's
@@ -1346,14 +1351,11 @@ extern "C"
       kernel.node_manager.update_thread_local_node_data();
       const std::vector< int > threads = neuron_threads();
       const long size = static_cast< long >( threads.size() );
-      for ( long k = 0; k < n; ++k )
+      const long k = first_not_between_neurons( source, target, n, threads );
+      if ( k >= 0 )
       {
-        if ( source[ k ] < 1 or source[ k ] >= size or target[ k ] < 1 or target[ k ] >= size or threads[ source[ k ] ] < 0
-          or threads[ target[ k ] ] < 0 )
-        {
-          throw std::runtime_error( "row " + std::to_string( k ) + " (" + std::to_string( source[ k ] ) + " -> "
-            + std::to_string( target[ k ] ) + ") is not between two neurons of this process" );
-        }
+        throw std::runtime_error( "row " + std::to_string( k ) + " (" + std::to_string( source[ k ] ) + " -> "
+          + std::to_string( target[ k ] ) + ") is not between two neurons of this process" );
       }
       std::vector< nest::Node* > node( size, nullptr );
       for ( long id = 1; id < size; ++id )

@@ -230,6 +230,10 @@ def _stdp_arrays(s: Stdp) -> list[np.ndarray]:
     return [np.ascontiguousarray(x, dtype=d) for x, d in ((s.source, np.int64), (s.target, np.int64), (s.kplus, np.float64), (s.t_lastspike, np.float64))]
 
 
+class _NotBuilt(AccelUnavailable):
+    """Not built yet (``build_it=False``): a later call may build it."""
+
+
 _loaded: StateLibrary | None = None
 _refused: str | None = None
 _lock = threading.Lock()
@@ -247,11 +251,13 @@ def state_library(*, build_it: bool = True) -> StateLibrary:
         if _loaded is None:
             if _refused is not None:  # a failed build is not tried again at every store
                 raise AccelUnavailable(_refused)
-            found = installed()
-            if not build_it and not library_path(found, STATE_SOURCE, STATE_LIBRARY).is_file():
-                raise AccelUnavailable("the hidden-state accessor is not built")
             try:
+                found = installed()
+                if not build_it and not library_path(found, STATE_SOURCE, STATE_LIBRARY).is_file():
+                    raise _NotBuilt("the hidden-state accessor is not built")
                 _loaded = StateLibrary(build(found, STATE_SOURCE, STATE_LIBRARY), found)
+            except _NotBuilt:
+                raise
             except AccelUnavailable as exc:
                 _refused = str(exc)
                 raise
