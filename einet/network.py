@@ -574,7 +574,9 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             if run.model not in fresh:
                 fresh[run.model] = _fresh_status(nodes)
             like = fresh[run.model]
-            params = run.node_params() if run.columns or run.ragged or run.varying else [dict(run.uniform)] if run.uniform else []
+            # NEST refuses these once it has simulated (the clock a restore advances)
+            fixed = FIXED_AT_FIRST_SIMULATE if snap.t_stored_ms > 0 else ()
+            params = run.node_params(fixed) if run.columns or run.ragged or run.varying else [{k: v for k, v in run.uniform.items() if k not in fixed}] if run.uniform else []
             if _is_recorder(like):
                 set_node_status(nodes, [{"record_to": MEMORY}])
                 params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
@@ -582,8 +584,6 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             # holding such keys
             if any(isinstance(like.get(k), (np.ndarray, n.NodeCollection)) for k in run.keys()):
                 params = [_node_values(p, like) for p in params]
-            if params and snap.t_stored_ms > 0:
-                params = [{k: v for k, v in p.items() if k not in FIXED_AT_FIRST_SIMULATE} for p in params]
             if params:
                 set_node_status(nodes, params)
         _replay(later)

@@ -12,6 +12,7 @@ isolated reader sends back. Reading and writing files are module functions of
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -90,16 +91,22 @@ class NodeRun:
     def last_id(self) -> int:
         return self.first_id + self.count - 1
 
-    def node_params(self) -> list[dict[str, Any]]:
-        """One complete parameter dict per node, for setting them in one call each."""
+    def node_params(self, leave_out: Collection[str] = ()) -> list[dict[str, Any]]:
+        """One complete parameter dict per node (but the keys in ``leave_out``), for setting
+        them in one call each."""
+        uniform = {k: v for k, v in self.uniform.items() if k not in leave_out}
+        # whole columns as Python values at once: per element, .item() cost a large restore seconds
+        columns = [(k, (col.astype(bool) if col.dtype == BOOL_DTYPE else col).tolist()) for k, col in self.columns.items() if k not in leave_out]
+        ragged = [(k, values, offsets) for k, (values, offsets) in self.ragged.items() if k not in leave_out]
+        varying = [(k, vals) for k, vals in self.varying.items() if k not in leave_out]
         out = []
         for i in range(self.count):
-            d = dict(self.uniform)
-            for key, col in self.columns.items():
-                d[key] = bool(col[i]) if col.dtype == BOOL_DTYPE else col[i].item()
-            for key, (values, offsets) in self.ragged.items():
+            d = dict(uniform)
+            for key, values_of in columns:
+                d[key] = values_of[i]
+            for key, values, offsets in ragged:
                 d[key] = values[offsets[i] : offsets[i + 1]].tolist()
-            for key, vals in self.varying.items():
+            for key, vals in varying:
                 d[key] = vals[i]
             out.append(d)
         return out
