@@ -326,9 +326,9 @@ def _check_kplus(model: str, s: Stdp) -> None:
     written = np.flatnonzero(~np.isnan(s.kplus))
     if model in _checked or not len(written):
         return
-    k = int(written[0])
+    k, n = int(written[0]), nest()
     with nest_output_to():
-        conns = nest().GetConnections(nest().NodeCollection([int(s.source[k])]), nest().NodeCollection([int(s.target[k])]), synapse_model=model)
+        conns = n.GetConnections(n.NodeCollection([int(s.source[k])]), n.NodeCollection([int(s.target[k])]), synapse_model=model)
         kplus = conns.get("Kplus")
     if float(s.kplus[k]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
         raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {s.source[k]} -> {s.target[k]}")
