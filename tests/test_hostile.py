@@ -678,3 +678,37 @@ def test_well_formed_hostile_snapshots_are_refused_or_restored_never_harmful(tin
         restorer.close()
     assert list(outside.rglob("*")) == [] and list(cwd.rglob("*")) == []
     assert "refused" in outcomes, outcomes
+
+
+def test_chunks_inflated_on_every_core_read_what_libhdf5_reads_and_damage_is_still_refused(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import h5py
+
+    from einet.snapshot import h5 as snapshot_h5
+
+    rng = np.random.default_rng(7)
+    # last chunks partial (padded in the file), several widths, rows of more than one value
+    arrays = {"f": rng.normal(size=300_001), "i": rng.integers(0, 10**6, size=(200_003, 3)).astype(np.int32), "b": rng.integers(0, 2, size=150_000).astype(np.uint8)}
+    path = tmp_path / "chunks.h5"
+    with h5py.File(path, "w") as h5, ThreadPoolExecutor(2) as pool:
+        for name, values in arrays.items():
+            snapshot_h5._write_dataset(h5, name, values, pool, 4)
+        h5.create_dataset("other", data=arrays["f"], chunks=(4096,), compression="gzip")  # another writer's layout: no shuffle
+        h5["other"].attrs["crc32"] = np.uint32(snapshot_h5.crc(arrays["f"]))
+        offset = h5["f"].id.get_chunk_info(1).byte_offset
+    with h5py.File(path, "r") as h5:
+        for name, values in arrays.items():
+            fast, libhdf5 = np.empty_like(values), np.empty_like(values)
+            assert snapshot_h5._inflate_chunks(h5[name], fast)
+            h5[name].read_direct(libhdf5)
+            assert np.array_equal(fast, values) and np.array_equal(libhdf5, values)
+        assert not snapshot_h5._inflate_chunks(h5["other"], np.empty_like(arrays["f"])), "left to libhdf5"
+        assert np.array_equal(snapshot_h5.read_dataset(h5, "other", arrays["f"].dtype, arrays["f"].shape), arrays["f"])
+    with path.open("r+b") as f:  # a chunk's deflate stream damaged
+        f.seek(offset + 100)
+        f.write(b"\xff" * 64)
+    with h5py.File(path, "r") as h5:
+        assert not snapshot_h5._inflate_chunks(h5["f"], np.empty_like(arrays["f"]))
+    with pytest.raises(SnapshotError), snapshot_h5.open_h5(path) as h5:
+        snapshot_h5.read_dataset(h5, "f", arrays["f"].dtype, arrays["f"].shape)

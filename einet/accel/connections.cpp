@@ -92,6 +92,19 @@ struct ToDevices
 };
 template struct Reach< ToDevices, &nest::TargetTableDevices::target_to_devices_ >;
 
+struct NodeId
+{
+  using type = size_t nest::Node::*;
+  friend type reach( NodeId );
+};
+template struct Reach< NodeId, &nest::Node::node_id_ >;
+
+// How many connections ahead of the one being read its target's node id is fetched. A
+// connector is sorted by source, so its targets lie all over the heap: from one thread, a
+// target's id is a cache miss per connection once a node's nodes outgrow the caches; asked
+// for ahead, those misses overlap.
+constexpr size_t LOOK_AHEAD = 16;
+
 
 const nest::ConnectorBase*
 connector_of( const size_t tid, const nest::synindex syn_id )
@@ -106,6 +119,7 @@ connector_of( const size_t tid, const nest::synindex syn_id )
 
 // The thread's enabled connections of syn_id in the neuron-to-neuron table, each visited with
 // its connector: get_connection lists one unless Disconnect disabled it, as GetConnections does.
+// The walk stops at the first visit that returns false.
 template < typename Visit >
 void
 each_neuron_connection( const size_t tid, const nest::synindex syn_id, Visit&& visit )
@@ -123,8 +137,12 @@ each_neuron_connection( const size_t tid, const nest::synindex syn_id, Visit&& v
     conns->get_connection( sources.get_node_id( tid, syn_id, lcid ), 0, tid, lcid, nest::UNLABELED_CONNECTION, one );
     if ( not one.empty() )
     {
-      visit( one.back(), conns );
+      const bool go_on = visit( one.back(), conns );
       one.clear();
+      if ( not go_on )
+      {
+        return;
+      }
     }
   }
 }
@@ -377,9 +395,19 @@ read_typed( const nest::ConnectorBase* base,
   const BlockVector< ConnectionT >& array = connector->*reach( Array< ConnectionT >() );
   const nest::SourceTable& sources = nest::kernel().connection_manager.*reach( Sources() );
   const size_t n = array.size();
+  const bool wants_target = std::any_of(
+    columns.begin(), columns.end(), []( const auto& column ) { return column.kind == Column< ConnectionT >::TARGET; } );
   long since = 0;
   for ( size_t lcid = 0; lcid < n; ++lcid )
   {
+    if ( wants_target and lcid + LOOK_AHEAD < n )
+    {
+      const ConnectionT& ahead = array[ lcid + LOOK_AHEAD ];
+      if ( not ahead.is_disabled() )
+      {
+        __builtin_prefetch( &( ahead.get_target( tid )->*reach( NodeId() ) ) );
+      }
+    }
     const ConnectionT& c = array[ lcid ];
     if ( c.is_disabled() )
     {
@@ -500,11 +528,13 @@ read_by_dictionary( const size_t tid,
       syn_id,
       [ & ]( const nest::ConnectionID& c, const nest::ConnectorBase* conns )
       {
-        if ( rows.problem.empty() )
+        if ( not rows.problem.empty() )
         {
-          conns->get_synapse_status( tid, c.get_port(), scratch );
-          fill( scratch, c.get_source_node_id(), true );
+          return false;
         }
+        conns->get_synapse_status( tid, c.get_port(), scratch );
+        fill( scratch, c.get_source_node_id(), true );
+        return true;
       } );
   }
   for ( const auto& c : device_connections( tid, syn_id ) )
@@ -554,7 +584,11 @@ count_thread( const size_t tid, const nest::synindex syn_id )
       or count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count ) );
   if ( not typed )
   {
-    each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* ) { ++count; } );
+    each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* )
+      {
+        ++count;
+        return true;
+      } );
   }
   return count + static_cast< long >( device_connections( tid, syn_id ).size() );
 }
@@ -583,39 +617,36 @@ read_thread( const size_t tid,
   if ( typed and rows.problem.empty() and rows.row > first )
   {
     std::string problem;
-    bool first_only = true;
     each_neuron_connection( tid,
       syn_id,
       [ & ]( const nest::ConnectionID& c, const nest::ConnectorBase* conns )
       {
-        if ( first_only )
+        // the first connection is read again through NEST's dictionary: the walk stops there
+        Dictionary status;
+        conns->get_synapse_status( tid, c.get_port(), status );
+        for ( size_t k = 0; k < keys.size(); ++k )
         {
-          first_only = false;
-          Dictionary status;
-          conns->get_synapse_status( tid, c.get_port(), status );
-          for ( size_t k = 0; k < keys.size(); ++k )
+          double value = static_cast< double >( c.get_source_node_id() );
+          if ( hidden_key( keys[ k ] ) )
           {
-            double value = static_cast< double >( c.get_source_node_id() );
-            if ( hidden_key( keys[ k ] ) )
+            continue;
+          }
+          if ( keys[ k ] != "source" )
+          {
+            const auto it = status->find( keys[ k ] );
+            if ( it == status->end() or not as_double( it->second.item, value ) )
             {
-              continue;
-            }
-            if ( keys[ k ] != "source" )
-            {
-              const auto it = status->find( keys[ k ] );
-              if ( it == status->end() or not as_double( it->second.item, value ) )
-              {
-                problem = "typed reader: " + keys[ k ] + " missing";
-                return;
-              }
-            }
-            if ( ( rows.int32[ k ] ? static_cast< double >( static_cast< int32_t >( value ) ) : value ) != rows.get( k, first ) )
-            {
-              problem = "typed reader disagrees with NEST's status on " + keys[ k ];
-              return;
+              problem = "typed reader: " + keys[ k ] + " missing";
+              return false;
             }
           }
+          if ( ( rows.int32[ k ] ? static_cast< double >( static_cast< int32_t >( value ) ) : value ) != rows.get( k, first ) )
+          {
+            problem = "typed reader disagrees with NEST's status on " + keys[ k ];
+            return false;
+          }
         }
+        return false;
       } );
     rows.problem = problem;
   }

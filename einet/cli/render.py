@@ -89,8 +89,9 @@ def print_checkpoints(summary: dict[str, Any]) -> None:
     skipped = f", {len(summary['skipped_ms'])} skipped" if summary["skipped_ms"] else ""
     failed = f", {len(summary['failed'])} failed" if summary["failed"] else ""
     failed += ", 1 still being written at the end abandoned" if summary.get("abandoned") else ""
+    waited = f" (the run waited {summary['waited_s']:.1f} s for them)" if summary.get("waited_s", 0.0) >= 0.05 else ""
     kept = f"{len(summary['kept'])} kept, newest {summary['kept'][-1]}" if summary["kept"] else "none kept"
-    Console().print(f"  checkpoints every {summary['every_ms']:g} ms: {len(summary['written'])} written{skipped}{failed}; {shown(kept)} in {shown(summary['dir'])}", soft_wrap=True)
+    Console().print(f"  checkpoints every {summary['every_ms']:g} ms: {len(summary['written'])} written{waited}{skipped}{failed}; {shown(kept)} in {shown(summary['dir'])}", soft_wrap=True)
 
 
 def demo_plots(results: Sequence[Any]) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -57,7 +56,8 @@ HEADER_TYPES: dict[str, type] = {
 
 
 def crc(values: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(values).data.cast("B"))
+    # ISA-L's CRC-32 is zlib's, about 3x as fast here
+    return isal_zlib.crc32(np.ascontiguousarray(values).data.cast("B"))
 
 
 def header_crc(header: dict[str, Any], manifest_crc: int, names: list[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def header_crc(header: dict[str, Any], manifest_crc: int, names: list[str] | Non
     covered: dict[str, Any] = {**{k: header[k] for k in HEADER_TYPES}, "manifest_crc32": manifest_crc}
     if names is not None:
         covered["names"] = names
-    return zlib.crc32(json.dumps(covered, sort_keys=True).encode())
+    return isal_zlib.crc32(json.dumps(covered, sort_keys=True).encode())
 
 
 def object_names(h5: h5py.File) -> list[str]:
@@ -115,7 +115,7 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor,
     pending: deque[tuple[int, Future[bytes]]] = deque()
     for lo in range(0, len(values), rows):
         part = values[lo : lo + rows]
-        checksum = zlib.crc32(part.data.cast("B"), checksum)
+        checksum = isal_zlib.crc32(part.data.cast("B"), checksum)
         pending.append((lo, pool.submit(_deflate, part, rows)))
         while len(pending) > in_flight:
             _write_chunk(ds, *pending.popleft())
@@ -191,10 +191,60 @@ def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...
     nbytes = int(np.prod(shape)) * want.itemsize
     require(nbytes <= 1 << 20 or ds.id.get_storage_size() * HOLLOW_RATIO >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
     values = np.empty(shape, dtype=want)
-    if values.size:
+    if values.size and not _inflate_chunks(ds, values):
         ds.read_direct(values)
     require(crc(values) == int(stored_crc), f"{name} fails its checksum (the file is corrupted)")
     return values
+
+
+def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
+    """Fill ``values`` from a dataset stored as :func:`write_h5` stores one (chunks of whole
+    rows, shuffled then deflated), inflating its chunks on every core: libhdf5 inflates one
+    chunk at a time, which was half of reading a snapshot. False, with nothing promised about
+    ``values``, for any other layout or anything unexpected: the caller then reads through
+    libhdf5, which raises what it raises for such a file. The checksum is the caller's."""
+    try:
+        plist = ds.id.get_create_plist()
+        if plist.get_layout() != h5py.h5d.CHUNKED or ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]):
+            return False
+        if [plist.get_filter(i)[0] for i in range(plist.get_nfilters())] != [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]:
+            return False
+        rows, width = ds.chunks[0], values.dtype.itemsize
+        flat = values.reshape(len(values), -1).view(np.uint8).reshape(len(values), -1)
+        chunk_bytes = rows * flat.shape[1]
+        tail = (0,) * (ds.ndim - 1)
+        with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
+            pending: deque[Future[bool]] = deque()
+            for lo in range(0, len(values), rows):
+                mask, raw = ds.id.read_direct_chunk((lo, *tail))  # libhdf5 reads in this thread
+                if mask != 0:
+                    return False
+                pending.append(pool.submit(_inflate_chunk, raw, chunk_bytes, width, flat[lo : lo + rows]))
+                while len(pending) > 2 * usable_cores():
+                    if not pending.popleft().result():
+                        return False
+            return all(f.result() for f in pending)
+    except Exception:  # noqa: BLE001 - a damaged file: libhdf5's own read says what is wrong
+        return False
+
+
+def _inflate_chunk(raw: bytes, chunk_bytes: int, width: int, out: np.ndarray) -> bool:
+    """One chunk of :func:`_deflate` back into ``out`` (its rows as bytes; a last chunk is
+    padded in the file); False if it does not inflate to exactly a chunk."""
+    inflater = isal_zlib.decompressobj()
+    try:
+        plain = inflater.decompress(raw, chunk_bytes)
+    except isal_zlib.error:
+        return False
+    if len(plain) != chunk_bytes or inflater.unconsumed_tail or not inflater.eof:
+        return False
+    data = np.frombuffer(plain, dtype=np.uint8)
+    n = out.size // width  # elements of this chunk that are the dataset's (not padding)
+    if width > 1:
+        out.reshape(-1, width)[...] = data.reshape(width, -1).T[:n]
+    else:
+        out.reshape(-1)[...] = data[:n]
+    return True
 
 
 @contextlib.contextmanager

@@ -123,6 +123,8 @@ def node_run_of(first_id: int, count: int, model: str, keys: list[str], status: 
                 offsets[1:] = np.cumsum([a.size for a in arrays])
                 flat = np.concatenate([a.ravel() for a in arrays]).astype(dtype) if offsets[-1] else np.empty(0, dtype)
                 ragged[key] = (flat, offsets)
+        elif _all_equal(values):  # most often a model's empty dict (synaptic_elements): checked once
+            uniform[key] = json_checked(first, f"{model} {key}")
         else:
             as_json = [json_checked(v, f"{model} {key}") for v in values]
             if all(v == as_json[0] for v in as_json):
@@ -144,6 +146,17 @@ def node_run_of(first_id: int, count: int, model: str, keys: list[str], status: 
         if "shape" in meta:
             spatial["shape"] = [int(x) for x in meta["shape"]]
     return NodeRun(first_id, count, model, uniform, columns, ragged, varying, spatial, positions)
+
+
+def _all_equal(values: Any) -> bool:
+    """Whether every value is of the first's type and equal to it (False where equality is not a
+    plain bool, as of arrays)."""
+    first = values[0]
+    kind = type(first)
+    try:
+        return all(type(v) is kind and bool(v == first) for v in values)
+    except (TypeError, ValueError):
+        return False
 
 
 def _numeric_sequence(value: Any) -> bool:
