@@ -95,6 +95,7 @@ def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
     if plan.runs is None:
         with nest_output_to():
             read_node_state(plan)
+    assert plan.runs is not None
     runs = [schedule_from(run, plan.t_stored_ms, float(plan.kernel["resolution"])) for run in plan.runs]
     tables: list[SynapseTable] = []
     for m in plan.models:
