@@ -64,7 +64,7 @@ bench-mpi: setup-test setup-mpi
 
 # scale 40: 100,000 neurons, 25M connections, ~6 GB (a few minutes)
 bench-node: setup-test
-	$(PY) benchmarks/node.py --scale 40 --readme README.md
+	$(PY) benchmarks/node.py --scale 40 --checkpoints 480 120 --readme README.md
 
 # continued − restored over an ensemble of snapshots and seeds, three networks (~10 min on 2 cores)
 bench-fidelity: setup-test

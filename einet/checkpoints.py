@@ -1,11 +1,13 @@
 """Periodic checkpoints of a long run, and resuming it after a crash.
 
 A run with checkpoints stores a snapshot every ``every_ms`` of biological time into a folder of
-its own, in the background (:func:`einet.store.store_in_background`: the run pauses for the
-state to be taken and a process to fork, not for the file to be written). At most one such
-store is in flight: when a checkpoint falls due while the previous one is still being
-written, the run waits for it (logged), then takes the new one, so that every checkpoint is
-written. Files are named by their time (``ckpt-<ms>ms.h5``, fixed
+its own. Where a core is free of NEST's threads this happens in the background
+(:func:`einet.store.store_in_background`: the run pauses for the state to be taken and a process
+to fork, not for the file to be written), and at most one such store is in flight: when a
+checkpoint falls due while the previous one is still being written, the run waits for it
+(logged), then takes the new one. Where NEST's threads take every core, each checkpoint is a
+store in the foreground: written beside the run, at idle priority, it costs the run more
+than the pause. Every checkpoint is written either way. Files are named by their time (``ckpt-<ms>ms.h5``, fixed
 width, so names sort as times do) and published atomically; once a checkpoint is whole, the
 oldest beyond ``keep`` are removed.
 
@@ -38,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from .config import ConfigError
+from .config import ConfigError, usable_cores
 from .protocol import MAX_TIME_MS
 from .snapshot import CannotStoreError, Snapshot, SnapshotError, open_snapshot
 from .snapshot.files import write_atomic
@@ -304,19 +306,22 @@ def resume_point(path: str | Path, *, warn: Callable[[str], None] | None = None)
 class Checkpointer:
     """Takes a run's checkpoints: call :meth:`run` instead of :meth:`Session.run
     <einet.session.Session.run>`. Steps end at the times checkpoints are due; at each, a
-    background store starts, once the previous one (if still in flight) is written: the run
-    waits for it, and ``log`` is told. A checkpoint that fails is told to ``log`` and the run
-    goes on."""
+    store: in the background if ``background`` (default: if a core is free of NEST's
+    threads), once the previous one (if still in flight) is written: the run waits for it,
+    and ``log`` is told; else in the foreground. A checkpoint that fails is told to ``log`` and
+    the run goes on."""
 
     session: Session
     folder: Path
     plan: CheckpointPlan
     log: Callable[[str], None] = lambda line: None
+    background: bool | None = None
     written: list[Path] = field(default_factory=list)
     skipped_ms: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     waited_s: float = 0.0
-    """How long the run waited, in all, for checkpoints to be written."""
+    """How long the run waited, in all, for checkpoints to be written (foreground stores
+    included)."""
     abandoned: str | None = None
     """The checkpoint still being written when the run reached its end, and so stopped."""
     _marks: Sequence[float] = ()
@@ -328,6 +333,10 @@ class Checkpointer:
         """Simulate ``t_ms`` from the session's current time with checkpoints; publish the plan
         first and mark it finished when the run reaches its end."""
         t0 = self.session.time_ms
+        if self.background is None:
+            self.background = usable_cores() > self.session.threads
+            if not self.background:
+                self.log(f"checkpoints are stored in the foreground: NEST's {self.session.threads} threads take every core")
         self.folder.mkdir(exist_ok=True)
         self.plan.write(self.folder)
         self._marks, self._next = self.plan.marks(t0, self.plan.t_stop_ms), 0
@@ -378,10 +387,19 @@ class Checkpointer:
         if self._handle is not None:
             self._wait_for_previous(update.t_ms)
         path = self.folder / checkpoint_name(update.t_ms)
+        t_store = time.monotonic()
         try:
-            self._handle = self.session.store(path, background=True)
+            if self.background:
+                self._handle = self.session.store(path, background=True)
+            else:
+                self.session.store(path)
+                self.written.append(path)
+                self._rotate()
         except (SnapshotError, OSError) as exc:
             self._fail(path, one_line(exc))
+        finally:
+            if not self.background:
+                self.waited_s += time.monotonic() - t_store
 
     def _settle(self) -> None:
         """Note the in-flight checkpoint's end, if it came, and rotate once it is whole."""

@@ -40,7 +40,7 @@ def test_checkpoints_leave_the_spikes_wait_for_one_being_written_and_rotate(tmp_
             os.kill(held["pid"], signal.SIGCONT)
             held["released"] = 1
 
-    checkpoints = Checkpointer(session, folder, CheckpointPlan(0.0, RUN_MS, EVERY_MS, keep=2), log=log)
+    checkpoints = Checkpointer(session, folder, CheckpointPlan(0.0, RUN_MS, EVERY_MS, keep=2), log=log, background=True)
     before = children_of(os.getpid())
 
     def on_step(update: object) -> None:
@@ -71,6 +71,27 @@ def test_checkpoints_leave_the_spikes_wait_for_one_being_written_and_rotate(tmp_
         assert snap.t_stored_ms == time_of(path)
     plan = CheckpointPlan.read(folder)
     assert plan.finished and plan.t_stop_ms == RUN_MS
+
+
+def test_where_nest_takes_every_core_each_checkpoint_is_stored_in_the_foreground(tmp_path: Path) -> None:
+    session = Session(SMALL.replace(threads=2))
+    session.build()
+    plain = session.run(RUN_MS, step_ms=100.0)
+
+    session.build()
+    lines: list[str] = []
+    in_flight: list[object] = []
+    checkpoints = Checkpointer(session, tmp_path / "ck", CheckpointPlan(0.0, RUN_MS, EVERY_MS, keep=3), log=lines.append)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("einet.checkpoints.usable_cores", lambda: 2)  # as on a 2-core node
+        result = checkpoints.run(RUN_MS, label="checkpointed", step_ms=100.0, on_step=lambda u: in_flight.append(session.store_in_flight))
+
+    assert result.digest == plain.digest and result.n_spikes == plain.n_spikes > 0
+    assert lines == ["checkpoints are stored in the foreground: NEST's 2 threads take every core"] and in_flight == [None] * len(in_flight) != []
+    marks = [EVERY_MS * k for k in range(1, int(RUN_MS / EVERY_MS))]
+    assert [time_of(p) for p in checkpoints.written] == marks and checkpoints.abandoned is None and checkpoints.failed == []
+    assert [time_of(p) for p in list_checkpoints(tmp_path / "ck")] == marks[::-1][:3] and checkpoints.waited_s > 0
+    assert open_snapshot(checkpoints.written[-1]).t_stored_ms == marks[-1]
 
 
 def _einet(*args: str, cwd: Path) -> subprocess.Popen[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from ..network import Network
 from ..ranks import ranks
 from ..snapshot.model import Snapshot
-from .assemble import finish, plan_capture, read_node_state
+from .assemble import finish, plan_capture
 from .background import StoreHandle, store_in_background
 from .bulk import read_local
 from .checks import check_storable, check_written, not_stored_of
@@ -40,6 +40,6 @@ def capture(net: Network, *, seed: int, progress: Progress | None = None, worker
     PyNEST into shared arrays, else by this process (the same result every way)."""
     if ranks().size > 1:
         return capture_ranks(net, seed, progress)  # type: ignore[return-value]
-    plan = plan_capture(net, seed=seed, read_nodes=False)
+    plan = plan_capture(net, seed=seed)
     take_hidden(plan)
-    return finish(plan, read_local(plan, workers, progress, meanwhile=lambda: read_node_state(plan)))
+    return finish(plan, read_local(plan, workers, progress))

@@ -82,20 +82,13 @@ def _clock_notes(net: Network, models: list[ModelPlan], trace_taus: dict[str, di
     return notes
 
 
-def read_node_state(plan: CapturePlan) -> None:
-    """Every node run's stored state into the plan, unless it has it already."""
-    if plan.runs is None:
-        plan.runs, plan.last_spike = node_runs(plan.net, plan.node_models)
-
-
 def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
     """The Snapshot from a plan and its filled connection arrays, which it takes (``buffers``
     is emptied model by model), reading node state first if the plan has none."""
     net = plan.net
     if plan.runs is None:
         with nest_output_to():
-            read_node_state(plan)
-    assert plan.runs is not None
+            plan.runs, plan.last_spike = node_runs(net, plan.node_models)
     runs = [schedule_from(run, plan.t_stored_ms, float(plan.kernel["resolution"])) for run in plan.runs]
     tables: list[SynapseTable] = []
     for m in plan.models:

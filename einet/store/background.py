@@ -15,7 +15,7 @@ from typing import Any
 from ..config import usable_cores
 from ..snapshot import CannotStoreError, validate_snapshot
 from ..snapshot.files import Reserved, check_store_target
-from .assemble import finish, plan_capture, read_node_state
+from .assemble import finish, plan_capture
 from .bulk import read_local
 from .checks import check_written
 from .hidden import read_asked, take_hidden
@@ -158,7 +158,7 @@ def store_in_background(net: Any, path: str | Path, *, seed: int, overwrite: boo
             reported = now
 
         read_asked(plan)
-        buffers = read_local(plan, workers, report, idle=True, meanwhile=lambda: read_node_state(plan))
+        buffers = read_local(plan, workers, report, idle=True)
         say(fd, f"c {time.perf_counter() - t_read:.6f}")
         snap = finish(plan, buffers)
         validate_snapshot(snap)

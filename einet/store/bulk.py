@@ -9,10 +9,7 @@ process (one log line) and the store reads through PyNEST instead.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -28,46 +25,16 @@ _checked: set[str] = set()
 """Synapse models whose reads were checked against PyNEST in this process."""
 
 
-def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False, meanwhile: Callable[[], None] | None = None) -> list[Columns]:
+def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None, *, idle: bool = False) -> list[Columns]:
     """This process's connections as the plan asks: by the accelerator, else through PyNEST by
     ``workers`` forked readers (see :func:`einet.store.workers.read_in_workers` for ``idle``)
-    or this process. ``meanwhile`` (reading node state) is called once: in a second thread
-    while the accelerator reads (its threads leave the interpreter free), else first."""
-    if connection_library() is not None:
-        with _beside(meanwhile):
-            bulk = read_bulk(plan, progress)
-        if bulk is not None:
-            return bulk
-    elif meanwhile is not None:
-        meanwhile()  # before any reader forks: never fork beside a thread inside NEST
+    or this process."""
+    bulk = read_bulk(plan, progress)
+    if bulk is not None:
+        return bulk
     for m in plan.models:  # NEST's status lacks them (the hidden section is then not stored)
         m.keys = [key for key in m.keys if key not in HIDDEN_KEYS]
     return read_in_workers(plan, workers, progress, idle=idle) if workers > 1 else read_connections(plan, progress)
-
-
-@contextlib.contextmanager
-def _beside(work: Callable[[], None] | None) -> Iterator[None]:
-    """Run ``work`` in a thread for the duration of the block; its exception is raised after
-    the block, unless the block raised one of its own."""
-    if work is None:
-        yield
-        return
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="einet-node-state")
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
 
 
 def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[Columns] | None:
