@@ -523,10 +523,12 @@ def _node_values(params: dict[str, Any], like: Mapping[str, Any]) -> dict[str, A
     return {k: _as_nest_takes(v) if isinstance(like.get(k), np.ndarray) else v for k, v in params.items()}
 
 
-def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
+def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig, defer_kplus: bool = False) -> Network:
     """Rebuild a stored network in a fresh kernel: same node ids, parameters and state, same
     connections, einet's recorder added; the model's recorders record to memory. Call
-    :func:`check_restorable` first."""
+    :func:`check_restorable` first. ``defer_kplus``: the STDP traces the hidden-state accessor
+    sets after its connects wait for a hidden write to supersede them
+    (:func:`einet.accel.state.flush_connected_kplus` writes the rest)."""
     n = nest()
     forget_connected_kplus()  # a new kernel: what an earlier rebuild left to check is gone
     with nest_output_to():
@@ -574,9 +576,12 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
             if run.model not in fresh:
                 fresh[run.model] = _fresh_status(nodes)
             like = fresh[run.model]
-            # NEST refuses these once it has simulated (the clock a restore advances)
-            fixed = FIXED_AT_FIRST_SIMULATE if snap.t_stored_ms > 0 else ()
+            # NEST refuses these once it has simulated (the clock a restore advances); and a
+            # run's shared number that a node has as created needs no setting: per node, a
+            # dict of every key cost a restore most of its node time
+            fixed = {*(FIXED_AT_FIRST_SIMULATE if snap.t_stored_ms > 0 else ()), *_as_created(run.uniform, like)}
             params = run.node_params(fixed) if run.columns or run.ragged or run.varying else [{k: v for k, v in run.uniform.items() if k not in fixed}] if run.uniform else []
+            params = [p for p in params if p] if len(params) == 1 else params
             if _is_recorder(like):
                 set_node_status(nodes, [{"record_to": MEMORY}])
                 params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]
@@ -588,7 +593,7 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -
                 set_node_status(nodes, params)
         _replay(later)
         for t in snap.synapses:
-            _connect(t, base.get(t.model, t.model), snap.t_stored_ms)
+            _connect(t, base.get(t.model, t.model), snap.t_stored_ms, defer_kplus=defer_kplus)
         populations = tuple(population(name, ids, snap.run_of(int(ids[0])).model) for name, ids in snap.groups.items())
         net = Network(config, populations, None, [dict(c) for c in snap.model_calls], {k: snap.kernel[k] for k in snap.kernel_set}, layers, _nodes=_stored_node_table(snap))
         _add_recorder(net)
@@ -624,6 +629,14 @@ def base_models(snap: Snapshot) -> dict[str, str]:
     return _builtin_bases(snap.model_calls)
 
 
+def _as_created(uniform: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """The keys of a run's shared values that are plain numbers its nodes have as created.
+    Setting such a value changes nothing: where another key moves what NEST keeps relative to
+    it (E_L under V_m, V_th, V_reset), NEST keeps the absolute values of the keys not set."""
+    plain = (bool, int, float)
+    return [k for k, v in uniform.items() if isinstance(v, plain) and type(fresh.get(k)) is type(v) and fresh[k] == v]
+
+
 def _fresh_status(nodes: Any) -> dict[str, Any]:
     """The status of a run's first node as created (a recorder's with the memory backend, so
     that its keys are the ones a restore applies): what kind of node, which keys, which of
@@ -654,7 +667,7 @@ def _replay(calls: Iterable[dict[str, Any]]) -> None:
 _CONNECT_BLOCK = 1 << 23
 
 
-def _connect(t: Any, base: str, t_stored_ms: float) -> None:
+def _connect(t: Any, base: str, t_stored_ms: float, *, defer_kplus: bool = False) -> None:
     """One table's connections, in its row order. Values shared by every connection become the
     model's defaults for the call (array Connect takes no scalar weight or delay, and each
     extra array slows it); the defaults are put back afterwards. Presynaptic traces are set so
@@ -707,7 +720,7 @@ def _connect(t: Any, base: str, t_stored_ms: float) -> None:
         if before:
             n.SetDefaults(t.model, before)
     if kplus is not None:
-        write_connected_kplus(t.model, t.source.astype(np.int64), t.target.astype(np.int64), kplus)
+        write_connected_kplus(t.model, t.source.astype(np.int64), t.target.astype(np.int64), kplus, defer=defer_kplus)
 
 
 def _accessor_for(t: Any) -> StateLibrary | None:

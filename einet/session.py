@@ -15,7 +15,7 @@ import numpy as np
 
 from . import analysis
 from .accel.build import AccelUnavailable
-from .accel.state import check_connected_kplus, turn_off
+from .accel.state import check_connected_kplus, flush_connected_kplus, turn_off
 from .config import NetworkConfig, check_threads
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
@@ -271,6 +271,7 @@ class Session:
         are flagged as not bit-comparable.
         """
         from .schedule import check_against_snapshot
+        from .snapshot import load  # noqa: F401 - h5py imported here once: the forked reader need not import it each time
 
         r = ranks()
         with r.together():  # under MPI every rank reads and checks; all go on, or none
@@ -315,7 +316,9 @@ class Session:
     def _rebuild_all(self, snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> tuple[Network, bool, str, bool]:
         """Rebuild, write the hidden section back, check what the accessor wrote: (the network,
         whether it is the continued one, a note, whether the note follows from what was asked)."""
-        net = self._rebuild(snap, threads=threads, seed=seed, config=config)
+        # a hidden section's STDP rows set Kplus exactly: written after the connects too, it
+        # was written twice (1.6 s each at scale 40)
+        net = self._rebuild(snap, threads=threads, seed=seed, config=config, defer_kplus=snap.hidden is not None)
         exact, note, asked = False, "", False
         if snap.hidden is not None:
             # last, once the network is rebuilt and checked: a write that fails part way is
@@ -325,6 +328,7 @@ class Session:
             except HiddenWriteFailed as exc:
                 note = str(exc)
                 net = self._rebuild(snap, threads=threads, seed=seed, config=config)
+        flush_connected_kplus()
         check_connected_kplus()
         with ranks().together():
             # after the hidden write: its Prepare made the connection tables the probe's fetch
@@ -333,10 +337,10 @@ class Session:
         settle_probes(net)
         return net, exact, note, asked
 
-    def _rebuild(self, snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig) -> Network:
+    def _rebuild(self, snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig, defer_kplus: bool = False) -> Network:
         with ranks().together():
             try:
-                net = rebuild(snap, threads=threads, seed=seed, config=config)
+                net = rebuild(snap, threads=threads, seed=seed, config=config, defer_kplus=defer_kplus)
             except (SnapshotError, AccelUnavailable):
                 raise
             except Exception as exc:  # NEST's own refusal of a value: the file's fault

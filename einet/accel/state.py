@@ -337,9 +337,11 @@ def _check_kplus(model: str, s: Stdp) -> None:
 
 _kplus_unchecked: dict[str, Stdp] = {}
 """Per model, the first row whose Kplus :func:`write_connected_kplus` set, until checked."""
+_kplus_deferred: dict[str, list[Stdp]] = {}
+"""Per model, the rows whose Kplus :func:`write_connected_kplus` was asked to defer."""
 
 
-def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kplus: np.ndarray) -> None:
+def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kplus: np.ndarray, *, defer: bool = False) -> None:
     """Set Kplus of a model's connections that a connect of these rows (every one between two
     neurons) has just made, row by row in connect order, before NEST sorts them;
     t_lastspike stays a new connection's 0. NEST's own Connect takes such a value through a
@@ -347,13 +349,28 @@ def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kp
     :class:`AccelUnavailable` if the accessor is not built or the connections are not those
     rows in that order and cannot be matched by source and target either (some may then be
     written: the caller must rebuild). Check the value
-    against NEST's once the kernel may sort its connections: :func:`check_connected_kplus`."""
+    against NEST's once the kernel may sort its connections: :func:`check_connected_kplus`.
+
+    ``defer``: only noted, for :func:`write_hidden` to supersede (it writes the exact Kplus
+    and t_lastspike of a hidden section's STDP rows) and :func:`flush_connected_kplus` to
+    write what it did not."""
+    if defer:
+        _kplus_deferred.setdefault(model, []).append(Stdp(source, target, kplus, np.zeros(len(kplus))))
+        return
     lib = state_library(build_it=False)
     rows = Stdp(source, target, kplus, np.zeros(len(kplus)))
     if not lib.write_stdp_ordered(model, rows):
         lib.write_stdp(model, rows)
     if len(kplus) and model not in _checked:
         _kplus_unchecked[model] = Stdp(source[:1], target[:1], kplus[:1], np.zeros(1))
+
+
+def flush_connected_kplus() -> None:
+    """Write the Kplus deferred by :func:`write_connected_kplus` that no hidden write set."""
+    while _kplus_deferred:
+        model, tables = _kplus_deferred.popitem()
+        for rows in tables:
+            write_connected_kplus(model, rows.source, rows.target, rows.kplus)
 
 
 def check_connected_kplus() -> None:
@@ -374,8 +391,10 @@ def turn_off(reason: str) -> None:
 
 
 def forget_connected_kplus() -> None:
-    """Drop what :func:`check_connected_kplus` would check (the kernel was rebuilt without it)."""
+    """Drop what :func:`check_connected_kplus` would check and :func:`flush_connected_kplus`
+    would write (the kernel was rebuilt without it)."""
     _kplus_unchecked.clear()
+    _kplus_deferred.clear()
 
 
 def read_hidden(*, stdp: bool = True) -> Hidden:
@@ -462,6 +481,12 @@ def write_hidden(hidden: Hidden) -> None:
     in_order = True
     for model, s in hidden.stdp.items():
         _kplus_unchecked.pop(model, None)  # checked below, with the values written now
+        deferred = _kplus_deferred.pop(model, [])  # the section's exact values instead
+        if deferred and np.isnan(s.kplus).any():
+            # rows the section does not hold (NaN: not read when stored) keep the connect's
+            for rows in deferred:
+                write_connected_kplus(model, rows.source, rows.target, rows.kplus)
+            _kplus_unchecked.pop(model, None)
         if not lib.write_stdp_ordered(model, s):
             lib.write_stdp(model, s)
             in_order = False
