@@ -7,9 +7,9 @@ to fork, not for the file to be written), and at most one such store is in fligh
 checkpoint falls due while the previous one is still being written, the run waits for it
 (logged), then takes the new one. Where NEST's threads take every core, each checkpoint is a
 store in the foreground: written beside the run, at idle priority, it costs the run more
-than the pause. Every checkpoint is written either way. Files are named by their time (``ckpt-<ms>ms.h5``, fixed
-width, so names sort as times do) and published atomically; once a checkpoint is whole, the
-oldest beyond ``keep`` are removed.
+than the pause. Every checkpoint is written either way. Files are named by their time
+(``ckpt-<ms>ms.h5``, fixed width, so names sort as times do) and published atomically; once a
+checkpoint is whole, the oldest beyond ``keep`` are removed.
 
 The folder also holds the run's *plan*, ``checkpoints.json``: where the run started, where it
 is to end, the interval, how many to keep, the run's label, and whether it reached its end.

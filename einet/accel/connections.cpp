@@ -100,9 +100,9 @@ struct NodeId
 template struct Reach< NodeId, &nest::Node::node_id_ >;
 
 // How many connections ahead of the one being read its target's node id is fetched. A
-// connector is sorted by source, so its targets lie all over the heap: from one thread, a
-// target's id is a cache miss per connection once a node's nodes outgrow the caches; asked
-// for ahead, those misses overlap.
+// connector is sorted by source, so its targets lie all over the heap: a target's id is a
+// cache miss per connection once the network's nodes outgrow the caches; asked for ahead,
+// those misses overlap.
 constexpr size_t LOOK_AHEAD = 16;
 
 
