@@ -210,7 +210,7 @@ class Snapshot:
     """Changes still to come when it was stored (``{"t_ms", "target", "key", "value"}``)."""
     nest_version: str = ""
     einet_version: str = __version__
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="microseconds"))
     format_version: int = FORMAT_VERSION
     hidden: HiddenSection | None = field(default=None, compare=False)
     """The state NEST does not expose (format 4; None: not stored, see :mod:`.hidden`)."""
