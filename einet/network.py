@@ -580,8 +580,11 @@ def rebuild(snap: Snapshot, *, threads: int, seed: int, config: NetworkConfig, d
             # run's shared number that a node has as created needs no setting: per node, a
             # dict of every key cost a restore most of its node time
             fixed = {*(FIXED_AT_FIRST_SIMULATE if snap.t_stored_ms > 0 else ()), *_as_created(run.uniform, like)}
-            params = run.node_params(fixed) if run.columns or run.ragged or run.varying else [{k: v for k, v in run.uniform.items() if k not in fixed}] if run.uniform else []
-            params = [p for p in params if p] if len(params) == 1 else params
+            if run.columns or run.ragged or run.varying:
+                params = run.node_params(fixed)
+            else:
+                shared = {k: v for k, v in run.uniform.items() if k not in fixed}
+                params = [shared] if shared else []
             if _is_recorder(like):
                 set_node_status(nodes, [{"record_to": MEMORY}])
                 params = [{k: v for k, v in p.items() if k in like and k != "record_to"} for p in params]

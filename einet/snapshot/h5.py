@@ -213,14 +213,15 @@ def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
         flat = values.reshape(len(values), -1).view(np.uint8).reshape(len(values), -1)
         chunk_bytes = rows * flat.shape[1]
         tail = (0,) * (ds.ndim - 1)
-        with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
+        cores = usable_cores()
+        with ThreadPoolExecutor(max_workers=cores) as pool:
             pending: deque[Future[bool]] = deque()
             for lo in range(0, len(values), rows):
                 mask, raw = ds.id.read_direct_chunk((lo, *tail))  # libhdf5 reads in this thread
                 if mask != 0:
                     return False
                 pending.append(pool.submit(_inflate_chunk, raw, chunk_bytes, width, flat[lo : lo + rows]))
-                while len(pending) > 2 * usable_cores():
+                while len(pending) > 2 * cores:
                     if not pending.popleft().result():
                         return False
             return all(f.result() for f in pending)
@@ -238,12 +239,8 @@ def _inflate_chunk(raw: bytes, chunk_bytes: int, width: int, out: np.ndarray) ->
         return False
     if len(plain) != chunk_bytes or inflater.unconsumed_tail or not inflater.eof:
         return False
-    data = np.frombuffer(plain, dtype=np.uint8)
-    n = out.size // width  # elements of this chunk that are the dataset's (not padding)
-    if width > 1:
-        out.reshape(-1, width)[...] = data.reshape(width, -1).T[:n]
-    else:
-        out.reshape(-1)[...] = data[:n]
+    # unshuffled: byte k of every element was stored together; the padding's elements dropped
+    out.reshape(-1, width)[...] = np.frombuffer(plain, dtype=np.uint8).reshape(width, -1).T[: out.size // width]
     return True
 
 
