@@ -20,6 +20,8 @@ from .text import one_line
 
 _POLL_S = 0.0005
 _POLL_MAX_S = 0.02
+_BLOCK_ITEMS = 1 << 24
+"""Items per message of a gathered array (MPI counts are C ints; 128 MB of float64)."""
 
 
 class RankError(RuntimeError):
@@ -49,7 +51,8 @@ class Ranks:
         return [value]
 
     def gather_arrays(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Each array concatenated over the ranks (rank order) on rank 0; empty elsewhere."""
+        """Each (one-dimensional) array concatenated over the ranks (rank order) on rank 0;
+        empty elsewhere."""
         return arrays
 
     def abort(self) -> None:
@@ -99,11 +102,33 @@ class MpiRanks(Ranks):
             return self._comm.allgather(value)
 
     def gather_arrays(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        # Received in place, block by block, one array at a time: a pickled gather held every
+        # rank's part twice on rank 0 (bytes and arrays) beside their concatenation, which made
+        # rank 0's store of a large network peak far above the other ranks'.
         with self._or_abort():
-            parts = self._comm.gather(arrays, root=0)
-            if parts is None:
-                return tuple(a[:0] for a in arrays)
-            return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(arrays)))
+            shapes = self._comm.allgather([(len(a), a.dtype.str) for a in arrays])
+            whole = []
+            for k, array in enumerate(arrays):
+                sizes = [int(s[k][0]) for s in shapes]
+                # an empty part may come with another dtype (NEST's empty events): the parts' own
+                dtype = np.result_type(*[np.dtype(s[k][1]) for s in shapes if s[k][0]]) if any(sizes) else array.dtype
+                local = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
+                if self.rank != 0:
+                    for lo in range(0, len(local), _BLOCK_ITEMS):
+                        self._comm.Send(local[lo : lo + _BLOCK_ITEMS], dest=0, tag=11)
+                    whole.append(array[:0])
+                    continue
+                out = np.empty(sum(sizes), dtype=dtype)
+                start = 0
+                for rank, size in enumerate(sizes):
+                    part = out[start : start + size]
+                    if rank == 0:
+                        part[...] = local
+                    for lo in range(0, size if rank else 0, _BLOCK_ITEMS):
+                        self._comm.Recv(part[lo : lo + _BLOCK_ITEMS], source=rank, tag=11)
+                    start += size
+                whole.append(out)
+            return tuple(whole)
 
     @contextlib.contextmanager
     def _or_abort(self) -> Iterator[None]:

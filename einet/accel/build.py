@@ -137,6 +137,8 @@ def command(nest: Nest, output: Path, source: Path = SOURCE) -> list[str]:
     config = (include / "config.h").read_text(errors="replace")
     if not any(Path(d, "boost", "sort", "spreadsort", "spreadsort.hpp").is_file() for d in ("/usr/include", "/usr/local/include")):
         raise AccelUnavailable("Boost's headers are not installed (Debian: apt-get install libboost-dev)")
+    if not any(Path(d, "ltdl.h").is_file() for d in ("/usr/include", "/usr/local/include")):
+        raise AccelUnavailable("libtool's ltdl.h, which NEST's headers include, is not installed (Debian: apt-get install libltdl-dev)")
     abi = "1" if _new_string_abi(nest.kernel) else "0"
     return [
         _compiler(),

@@ -85,30 +85,47 @@ def _clock_notes(net: Network, models: list[ModelPlan], trace_taus: dict[str, di
 def finish(plan: CapturePlan, buffers: list[Columns]) -> Snapshot:
     """The Snapshot from a plan and its filled connection arrays, which it takes (``buffers``
     is emptied model by model), reading node state first if the plan has none."""
-    net = plan.net
     if plan.runs is None:
         with nest_output_to():
-            plan.runs, plan.last_spike = node_runs(net, plan.node_models)
-    runs = [schedule_from(run, plan.t_stored_ms, float(plan.kernel["resolution"])) for run in plan.runs]
+            plan.runs, plan.last_spike = node_runs(plan.net, plan.node_models)
     tables: list[SynapseTable] = []
     for m in plan.models:
-        cols = dict(zip(m.keys, buffers.pop(0)))  # taken: each model's arrays go as its table is made
-        hidden = split_stdp(plan, m.model, cols)  # Kplus exact, before the traces are referred
-        _refer_traces(plan, m, cols)
-        # einet's own recorder and multimeter are not part of the network
-        einets = (cols["target"] == net.recorder_id) | (cols["source"] == net.last_id if net.meter is not None else False)
-        if einets.any():
-            cols = {key: col[~einets] for key, col in cols.items()}
-            hidden = None if hidden is None else {key: col[~einets] for key, col in hidden.items()}
-        del einets
-        _receptor_types(plan, cols)
-        # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
-        # logger index on the target as the receptor; it was connected, and is restored, with 0
-        if len(plan.loggers):
-            cols["receptor"][np.isin(cols["source"], plan.loggers)] = 0
+        cols, hidden = table_columns(plan, m, dict(zip(m.keys, buffers.pop(0))))  # taken: each model's arrays go as its table is made
         if len(cols["source"]):
             tables.append(synapse_table(m.model, cols))
             attach_stdp(plan, m.model, hidden)
+    return snapshot_of(plan, tables)
+
+
+def table_columns(plan: CapturePlan, m: ModelPlan, cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """A model's read connection columns as its table stores them (in place where it can):
+    traces at the stored time, einet's own connections left out, receptors as Connect takes
+    them; and its rows of the hidden section (None without). Row by row, so each MPI rank
+    makes its own rows."""
+    net = plan.net
+    hidden = split_stdp(plan, m.model, cols)  # Kplus exact, before the traces are referred
+    _refer_traces(plan, m, cols)
+    # einet's own recorder and multimeter are not part of the network
+    einets = (cols["target"] == net.recorder_id) | (cols["source"] == net.last_id if net.meter is not None else False)
+    if einets.any():
+        cols = {key: col[~einets] for key, col in cols.items()}
+        hidden = None if hidden is None else {key: col[~einets] for key, col in hidden.items()}
+    del einets
+    _receptor_types(plan, cols)
+    # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
+    # logger index on the target as the receptor; it was connected, and is restored, with 0
+    if len(plan.loggers):
+        cols["receptor"][np.isin(cols["source"], plan.loggers)] = 0
+    for key in ("source", "target"):
+        cols[key] = cols[key].astype(ID_DTYPE, copy=False)
+    return cols, hidden
+
+
+def snapshot_of(plan: CapturePlan, tables: list[SynapseTable]) -> Snapshot:
+    """The Snapshot of a plan whose node state is read, with its synapse tables."""
+    assert plan.runs is not None
+    net = plan.net
+    runs = [schedule_from(run, plan.t_stored_ms, float(plan.kernel["resolution"])) for run in plan.runs]
     return Snapshot(
         nodes=tuple(runs),
         synapses=tuple(tables),

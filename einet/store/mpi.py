@@ -12,12 +12,12 @@ from ..kernel import nest_output_to
 from ..network import Network, node_models, probe_node_models, settle_probes
 from ..ranks import ranks
 from ..snapshot.model import CannotStoreError, Snapshot
-from .assemble import finish, kernel_plan
+from .assemble import kernel_plan, snapshot_of, table_columns
 from .bulk import read_local
 from .checks import refuse_unsupported
-from .connections import connection_plans, set_keys
+from .connections import connection_plans, set_keys, synapse_table
 from .nodes import last_spikes, node_run_of, run_status, runs_to_read
-from .plan import ModelPlan, Progress
+from .plan import Progress
 
 
 # -- from several MPI ranks ------------------------------------------------------------------
@@ -25,8 +25,10 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
     """Every rank reads its own nodes and connections (in its own process: no fork under MPI),
     rank 0 gathers the parts and builds the one Snapshot; the other ranks return None.
 
-    Node state comes to rank 0 as values, connections as arrays per synapse model in rank
-    order (the order a restore recreates them in, whatever its ranks and threads)."""
+    Node state comes to rank 0 as values. Each rank makes its own rows of every table (traces
+    at the stored time, einet's connections left out), which come to rank 0 a column at a
+    time in rank order (the order a restore recreates them in, whatever its ranks and threads):
+    rank 0 holds the tables once, as they are stored, beside its own share of the network."""
     r = ranks()
     with r.together(), nest_output_to():
         per_node = node_models(net)
@@ -41,22 +43,67 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
             to_read = runs_to_read(net, per_node)
             node_parts = [_local_part(run_status(nodes, keys)) for _, _, nodes, keys, _ in to_read]
         buffers = read_local(plan, 1, progress)
-    parts = r.gather((node_parts, [(m.model, m.keys, b) for m, b in zip(plan.models, buffers)]))
-    del buffers
-    snap: Snapshot | None = None
+    parts = r.gather(node_parts)
     with r.together():
         if parts is not None:
-            merged_status = [(lo, hi, _merge_status([p[0][k] for p in parts], hi - lo)) for k, (lo, hi, _, _, _) in enumerate(to_read)]
+            merged_status = [(lo, hi, _merge_status([p[k] for p in parts], hi - lo)) for k, (lo, hi, _, _, _) in enumerate(to_read)]
             plan.runs = [node_run_of(lo + 1, hi - lo, str(per_node[lo]), keys, status, layer) for (lo, hi, status), (_, _, _, keys, layer) in zip(merged_status, to_read)]
             plan.last_spike = last_spikes(net.recorder_id, merged_status)
-            merged: dict[str, tuple[list[str], list[list[np.ndarray]]]] = {}
-            for _, tables in parts:
-                for model, keys, columns in tables:
-                    merged.setdefault(model, (keys, []))[1].append(columns)
-            del parts
-            plan.models = [ModelPlan(model, sum(len(c[0]) for c in per_rank), keys) for model, (keys, per_rank) in merged.items()]
-            snap = finish(plan, [[np.concatenate(key_parts) for key_parts in zip(*per_rank)] for _, per_rank in merged.values()])
+        del parts
+    # every rank refers its own connections' traces, whose sources may live on any rank
+    plan.last_spike = r.share(plan.last_spike)
+    with r.together():
+        local = {m.model: table_columns(plan, m, dict(zip(m.keys, buffers.pop(0))))[0] for m in plan.models}
+        layout = _table_layout(r.allgather({model: [(key, col.dtype.str) for key, col in cols.items()] for model, cols in local.items()}))
+    wholes = []
+    for model, keys in layout.items():
+        mine = local.pop(model, None)
+        whole = _gather_table(mine if mine is not None else {key: np.empty(0, dtype=dtype) for key, dtype in keys})
+        if whole is not None and len(whole["source"]):
+            wholes.append((model, whole))
+    snap: Snapshot | None = None
+    with r.together():
+        if r.is_root:
+            snap = snapshot_of(plan, [synapse_table(model, whole) for model, whole in wholes])  # each takes its columns
     return snap
+
+
+def _table_layout(per_rank: list[dict[str, list[tuple[str, str]]]]) -> dict[str, list[tuple[str, str]]]:
+    """Every synapse model any rank has connections of (in the order the ranks name them) and
+    its columns; ranks that read a model's columns differently cannot make one table."""
+    layout: dict[str, list[tuple[str, str]]] = {}
+    for tables in per_rank:
+        for model, keys in tables.items():
+            keys = [tuple(k) for k in keys]  # type: ignore[misc]
+            if layout.setdefault(model, keys) != keys:
+                raise CannotStoreError(f"the MPI ranks read {model}'s connections with different columns ({layout[model]} and {keys})")
+    return layout
+
+
+def _gather_table(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """One model's columns over the ranks, in rank order, on rank 0 (None elsewhere); each
+    rank's column is let go as it is sent. A column holding one value on every rank travels
+    as that value: one element, which synapse_table keeps as the model's value (as it would
+    the whole column)."""
+    r = ranks()
+    states = r.allgather({key: _one_value(col) for key, col in cols.items() if key not in ("source", "target")})
+    whole: dict[str, np.ndarray] = {}
+    for key in list(cols):
+        col = cols.pop(key)
+        filled = [s[key] for s in states if key in s and s[key] != ("empty",)]
+        if filled and all(f[0] == "one" and f[1] == filled[0][1] for f in filled):
+            whole[key] = np.full(1, filled[0][1], dtype=col.dtype)
+        else:
+            whole[key] = r.gather_arrays(col)[0]
+    return whole if r.is_root else None
+
+
+def _one_value(col: np.ndarray) -> tuple[Any, ...]:
+    """("empty",), ("one", the value) where every element equals the first (as synapse_table
+    compares them), or ("mixed",)."""
+    if not len(col):
+        return ("empty",)
+    return ("one", col[0].item()) if (col == col[0]).all() else ("mixed",)
 
 
 def _local_part(status: dict[str, Any]) -> tuple[np.ndarray, dict[str, list[Any]]]:

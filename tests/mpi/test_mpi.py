@@ -240,6 +240,41 @@ def test_a_population_smaller_than_the_ranks_is_stored_whole(tmp_path: Path) -> 
     assert_same_state(snap, again)
 
 
+SPLIT = """
+def build(nest, scale=1.0):
+    a = nest.Create("iaf_psc_alpha", 4)  # at 2 virtual processes: 2 and 4 on rank 0, 1 and 3 on rank 1
+    nest.Connect(a[0], a[1], syn_spec={"weight": 1.0})  # onto rank 0
+    nest.Connect(a[2], a[3], syn_spec={"weight": 1.0, "delay": 2.0})  # onto rank 0
+    nest.Connect(a[1], a[2], syn_spec={"weight": 2.0})  # onto rank 1
+    nest.Connect(a[3], a[0], syn_spec={"synapse_model": "stdp_synapse", "weight": 3.0})  # rank 1 only
+    return {"a": a}
+"""
+
+
+def test_columns_one_value_per_rank_are_stored_as_columns_and_one_value_everywhere_as_a_value(tmp_path: Path) -> None:
+    # each rank sends a column that holds one value as that value: rank 0's weights are all
+    # 1.0 and rank 1's all 2.0, which must still make a column, in rank order
+    model = tmp_path / "split.py"
+    model.write_text(SPLIT)
+    eng, _ = start(tmp_path / "store", 2)
+    path = tmp_path / "split.h5"
+    try:
+        eng.call("build", CALL_S, config=NetworkConfig(model=str(model), threads=1).to_dict())
+        run(eng, 20.0)
+        eng.call("store", CALL_S, path=str(path))
+    finally:
+        eng.close(timeout_s=30)
+    snap = open_snapshot(path)
+    static = next(t for t in snap.synapses if t.model == "static_synapse")
+    assert static.source.tolist() == [1, 3, 2] and static.target.tolist() == [2, 4, 3]
+    assert static.columns["weight"].tolist() == [1.0, 1.0, 2.0] and static.columns["delay"].tolist() == [1.0, 2.0, 1.0]
+    assert "receptor_type" not in static.columns and "receptor_type" not in static.uniform
+    stdp = next(t for t in snap.synapses if t.model == "stdp_synapse")  # no rows on rank 0
+    assert stdp.source.tolist() == [4] and stdp.target.tolist() == [1] and stdp.uniform["weight"] == 3.0 and "weight" not in stdp.columns
+    _, again = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=20.0)
+    assert_same_state(snap, again)
+
+
 def test_a_vanished_parent_ends_every_rank(two: tuple[Engine, Recorder]) -> None:
     eng, rec = two
     eng.call("build", CALL_S, config=SMALL.to_dict())
