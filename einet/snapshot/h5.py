@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -190,11 +191,24 @@ def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...
     # before allocating memory for it
     nbytes = int(np.prod(shape)) * want.itemsize
     require(nbytes <= 1 << 20 or ds.id.get_storage_size() * HOLLOW_RATIO >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
-    values = np.empty(shape, dtype=want)
+    values = _fresh(shape, want)
     if values.size and not _inflate_chunks(ds, values):
         ds.read_direct(values)
     require(crc(values) == int(stored_crc), f"{name} fails its checksum (the file is corrupted)")
     return values
+
+
+def _fresh(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array in memory of its own (an anonymous map), not taken from the heap: in the
+    forked reader the heap is the parent's, shared copy-on-write, and filling an array there
+    copied every page of it first (a parent holding a network made reading twice as slow)."""
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes < _FRESH_BYTES:
+        return np.empty(shape, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
+
+
+_FRESH_BYTES = 1 << 20
 
 
 def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
