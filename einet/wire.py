@@ -3,7 +3,8 @@
 The header is ``{"kind": str, "fields": {...}, "arrays": [[name, dtype, shape], ...]}``; array
 bytes follow in that order, little-endian. JSON plus raw buffers: nothing is pickled, so a
 message carries no code, and arrays cross without per-element cost. Used by the engine's
-socket protocol and by the isolated snapshot reader.
+socket protocol (the isolated snapshot reader's answer is laid out for a map of its own:
+:mod:`einet.snapshot.reader`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ class Message:
         return self.fields.get(key, default)
 
 
-def encode_parts(msg: Message) -> list[bytes | memoryview]:
-    """The message as buffers to write one after another (arrays are not copied)."""
+def encode(msg: Message) -> bytes:
     arrays = {k: np.ascontiguousarray(v.astype(v.dtype.newbyteorder("<"), copy=False)) for k, v in msg.arrays.items()}
     header = json.dumps(
         {
@@ -47,11 +47,7 @@ def encode_parts(msg: Message) -> list[bytes | memoryview]:
             "arrays": [[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()],
         }
     ).encode()
-    return [_LEN.pack(len(header)) + header, *(np.ascontiguousarray(v).data.cast("B") for v in arrays.values() if v.nbytes)]
-
-
-def encode(msg: Message) -> bytes:
-    return b"".join(encode_parts(msg))
+    return b"".join([_LEN.pack(len(header)) + header, *(v.data.cast("B") for v in arrays.values() if v.nbytes)])
 
 
 def decode(read_exact: Callable[[int], Any], max_header: int = MAX_HEADER) -> Message:
@@ -72,20 +68,6 @@ def decode(read_exact: Callable[[int], Any], max_header: int = MAX_HEADER) -> Me
         count = int(np.prod(shape)) if shape else 1
         arrays[name] = np.frombuffer(read_exact(count * dtype.itemsize), dtype=dtype).reshape(shape)
     return Message(str(header["kind"]), dict(header.get("fields", {})), arrays)
-
-
-def buffer_reader(buf: memoryview) -> Callable[[int], memoryview]:
-    """``read_exact`` over a buffer, handing out views (no copies)."""
-    pos = 0
-
-    def read_exact(n: int) -> memoryview:
-        nonlocal pos
-        if pos + n > len(buf):
-            raise WireError("message is cut short")
-        pos += n
-        return buf[pos - n : pos]
-
-    return read_exact
 
 
 def exact_reader(recv_into: Callable[[memoryview], int]) -> Callable[[int], bytes]:

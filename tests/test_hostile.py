@@ -712,3 +712,37 @@ def test_chunks_inflated_on_every_core_read_what_libhdf5_reads_and_damage_is_sti
         assert not snapshot_h5._inflate_chunks(h5["f"], np.empty_like(arrays["f"]))
     with pytest.raises(SnapshotError), snapshot_h5.open_h5(path) as h5:
         snapshot_h5.read_dataset(h5, "f", arrays["f"].dtype, arrays["f"].shape)
+
+
+def test_the_readers_answer_holds_arrays_read_in_place_and_made_ones_and_refuses_one_outside_it() -> None:
+    import mmap
+    import struct
+
+    from einet.wire import Message, WireError
+
+    def decoded(fd: int) -> Message:
+        length = os.fstat(fd).st_size
+        return reader._decode_answer(mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ), length)
+
+    fd = os.memfd_create("einet-test-answer")
+    try:
+        answer = reader._Answer(fd)
+        placed = answer.place({"a": (np.dtype("<f8"), (3,)), "b": (np.dtype("<i4"), (2, 2))})
+        placed["a"][...] = [1.5, 2.5, 3.5]
+        placed["b"][...] = [[1, 2], [3, 4]]
+        made = np.arange(5, dtype=">i8")  # not read in place (a converted v1 file): copied, little-endian
+        answer.finish(Message("snapshot", {"x": 1}, {**placed, "c": made}))
+        msg = decoded(fd)
+        assert msg.kind == "snapshot" and msg["x"] == 1
+        assert msg.arrays["a"].tolist() == [1.5, 2.5, 3.5] and msg.arrays["b"].tolist() == [[1, 2], [3, 4]] and msg.arrays["c"].tolist() == [0, 1, 2, 3, 4]
+        assert os.pread(fd, 24, 0) == np.array([1.5, 2.5, 3.5]).tobytes(), "read in place: where the reader put it, not a copy"
+    finally:
+        os.close(fd)
+    fd = os.memfd_create("einet-test-answer")
+    try:  # a header that points past the arrays' region
+        header = json.dumps({"kind": "snapshot", "fields": {}, "arrays": [["a", "<f8", [4], 0]]}).encode()
+        os.write(fd, bytes(16) + header + struct.pack("!QQ", 16, len(header)))
+        with pytest.raises(WireError, match="not inside"):
+            decoded(fd)
+    finally:
+        os.close(fd)

@@ -179,8 +179,9 @@ def check_stored(h5: h5py.File, spec: dict[str, tuple[np.dtype, tuple[int, ...]]
     require(declared <= (1 << 20) + stored * HOLLOW_RATIO, f"the datasets declare {declared} bytes but the file holds only {stored} for them")
 
 
-def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    """Read one dataset after checking dtype, shape and that its bytes are really there."""
+def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
+    """Read one dataset after checking dtype, shape and that its bytes are really there; into
+    ``out`` if given (of that dtype and shape)."""
     ds = h5[name]
     require(isinstance(ds, h5py.Dataset), f"{name} is not a dataset")
     require(ds.dtype == want, f"{name} has dtype {ds.dtype}, expected {want}")
@@ -191,7 +192,7 @@ def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...
     # before allocating memory for it
     nbytes = int(np.prod(shape)) * want.itemsize
     require(nbytes <= 1 << 20 or ds.id.get_storage_size() * HOLLOW_RATIO >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
-    values = _fresh(shape, want)
+    values = _fresh(shape, want) if out is None else out
     if values.size and not _inflate_chunks(ds, values):
         ds.read_direct(values)
     require(crc(values) == int(stored_crc), f"{name} fails its checksum (the file is corrupted)")

@@ -16,12 +16,16 @@ from .manifest import from_parts, to_parts
 from .model import FORMAT, Snapshot, SnapshotError
 from .validate import check_affordable, check_header, check_values, expected_arrays, require
 
+Place = Callable[[dict[str, tuple[np.dtype, tuple[int, ...]]]], dict[str, np.ndarray]]
+"""Where a snapshot's arrays are read into: empty arrays for the checked dtypes and shapes."""
 
-def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None) -> tuple[Snapshot, dict[str, Any], dict[str, np.ndarray]]:
+
+def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, place: Place | None = None) -> tuple[Snapshot, dict[str, Any], dict[str, np.ndarray]]:
     """Parse and validate a snapshot file of any supported version; also the manifest and
     arrays it was made from (what the reader sends on: making them again from the snapshot
     would cost as much as validating a network with a run per node). ``on_manifest`` hears
-    the manifest's size once it is read."""
+    the manifest's size once it is read; ``place`` gives the arrays to read into, once their
+    sizes are checked (the reader's answer, so that they need no copy)."""
     with open_h5(path) as h5:
         version = read_attr(h5, "format_version", int) if h5.attrs.get("format") in (FORMAT, FORMAT.encode()) else None
         if version is None:
@@ -56,7 +60,8 @@ def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None) -> 
         check_structure(h5, {"manifest", *spec})
         check_affordable(spec)
         check_stored(h5, spec)
-        arrays = {name: read_dataset(h5, name, dt, shape) for name, (dt, shape) in spec.items()}
+        into = place(spec) if place is not None else {}
+        arrays = {name: read_dataset(h5, name, dt, shape, into.get(name)) for name, (dt, shape) in spec.items()}
     snap = from_parts(manifest, arrays, str(path))
     check_values(snap)
     return snap, manifest, arrays

@@ -2,14 +2,15 @@
 
 Fuzzing found damaged files on which libhdf5 loops forever or crashes; neither may take the
 caller (a dashboard, an engine holding a kernel) down with it. The child parses and validates
-the file and writes its answer (manifest + raw arrays, :mod:`einet.wire`) into an in-memory
-file; the parent maps it, so tens of MB cross without a copy. h5py is imported only in the
-child, so the dashboard process never loads it.
+the file into an in-memory file, its arrays read straight into their place there, and ends it
+with a JSON header saying where each array is; the parent maps it, so tens of MB cross
+without a copy. h5py is imported only in the child, so the dashboard process never loads it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import mmap
 import os
 import select
@@ -18,16 +19,24 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..children import fork_child
-from ..wire import Message, WireError, buffer_reader, decode, encode_parts
+from ..wire import Message, WireError
 from .files import sniff
 from .info import SnapshotInfo
 from .manifest import from_parts
 from .model import Snapshot, SnapshotError
 
+if TYPE_CHECKING:
+    from .load import Place  # h5py: never imported in the caller's process
+
 _MAX_ANSWER_HEADER = 80 << 20
 _SIZE = struct.Struct("!Q")
+_TRAILER = struct.Struct("!QQ")
+_ALIGN = 64
 
 
 READ_BASE_S = 10.0
@@ -39,15 +48,81 @@ sent on at ~3 MiB/s: a network with a run per node has a large one, which the fi
 compressed size does not show)."""
 
 
-def _load_here(path: Path, on_manifest: Callable[[int], None] | None = None) -> Message:
+def _load_here(path: Path, on_manifest: Callable[[int], None] | None = None, place: Place | None = None) -> Message:
     """Parse and validate in this process; the result as a message (runs in the child)."""
     try:
         from .load import load_parts
 
-        snap, manifest, arrays = load_parts(path, on_manifest)
+        snap, manifest, arrays = load_parts(path, on_manifest, place)
     except SnapshotError as exc:
         return Message("refused", {"message": str(exc)})
     return Message("snapshot", {"manifest": {**manifest, "read_from_version": snap.format_version}}, arrays)
+
+
+class _Answer:
+    """The child's answer in the in-memory file: arrays first, each at an aligned offset (read
+    into place by :meth:`place`, or copied there by :meth:`finish`), then the JSON header
+    ``{"kind", "fields", "arrays": [[name, dtype, shape, offset], ...]}``, then the header's
+    offset and length."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.end = 0
+        self.placed: dict[str, tuple[np.ndarray, int]] = {}
+
+    def _reserve(self, nbytes: int) -> int:
+        offset = -(-self.end // _ALIGN) * _ALIGN
+        self.end = offset + nbytes
+        return offset
+
+    def place(self, spec: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> dict[str, np.ndarray]:
+        offsets = {name: self._reserve(int(np.prod(shape)) * np.dtype(dt).itemsize) for name, (dt, shape) in spec.items()}
+        if not self.end:
+            return {}
+        os.ftruncate(self.fd, self.end)
+        region = mmap.mmap(self.fd, self.end, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        for name, (dt, shape) in spec.items():
+            dtype = np.dtype(dt).newbyteorder("<")
+            self.placed[name] = (np.frombuffer(region, dtype=dtype, count=int(np.prod(shape)), offset=offsets[name]).reshape(shape), offsets[name])
+        return {name: array for name, (array, _) in self.placed.items()}
+
+    def finish(self, msg: Message) -> None:
+        specs = []
+        for name, array in msg.arrays.items():
+            here = self.placed.get(name)
+            if here is not None and here[0] is array:
+                offset = here[1]
+            else:  # made, not read (a converted v1 file): copied after the others
+                array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+                offset = self._reserve(array.nbytes)
+                if array.nbytes:
+                    os.pwrite(self.fd, array.data.cast("B"), offset)
+            specs.append([name, array.dtype.str, list(array.shape), offset])
+        header = json.dumps({"kind": msg.kind, "fields": msg.fields, "arrays": specs}).encode()
+        at = self._reserve(len(header))
+        os.pwrite(self.fd, header + _TRAILER.pack(at, len(header)), at)
+
+
+def _decode_answer(mapped: mmap.mmap, length: int) -> Message:
+    """The message of an answer :class:`_Answer` wrote; its arrays are views of ``mapped``."""
+    if length < _TRAILER.size:
+        raise WireError("no trailer")
+    at, size = _TRAILER.unpack_from(mapped, length - _TRAILER.size)
+    if size > _MAX_ANSWER_HEADER or at + size != length - _TRAILER.size:
+        raise WireError("the header is not where the trailer says")
+    try:
+        header = json.loads(bytes(mapped[at : at + size]))
+        specs = [(str(name), np.dtype(dt), tuple(int(x) for x in shape), int(offset)) for name, dt, shape, offset in header["arrays"]]
+        kind, fields = str(header["kind"]), dict(header.get("fields", {}))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WireError(f"malformed header: {exc}") from None
+    arrays = {}
+    for name, dtype, shape, offset in specs:
+        count = int(np.prod(shape)) if shape else 1
+        if dtype.hasobject or offset < 0 or any(x < 0 for x in shape) or offset + count * dtype.itemsize > at:
+            raise WireError(f"array {name} is not inside the answer")
+        arrays[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
+    return Message(kind, fields, arrays)
 
 
 def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
@@ -73,9 +148,8 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
             def tell(nbytes: int) -> None:
                 os.write(done_w, _SIZE.pack(nbytes))
 
-            with os.fdopen(answer, "wb", closefd=False) as out:
-                for part in encode_parts(_load_here(path, tell if timeout_s is None else None)):
-                    out.write(part)
+            out = _Answer(answer)
+            out.finish(_load_here(path, tell if timeout_s is None else None, out.place))
 
         pid = fork_child(child)
         os.close(done_w)
@@ -107,7 +181,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
         # the arrays are views of the mapped answer: no copy of tens of MB
         mapped = mmap.mmap(answer, length, mmap.MAP_SHARED, mmap.PROT_READ)
         try:
-            return decode(buffer_reader(memoryview(mapped)), max_header=_MAX_ANSWER_HEADER)
+            return _decode_answer(mapped, length)
         except WireError as exc:
             raise SnapshotError(f"{path}: bad answer from the reader: {exc}") from None
     finally:
