@@ -122,11 +122,12 @@ class MpiRanks(Ranks):
                 start = 0
                 for rank, size in enumerate(sizes):
                     part = out[start : start + size]
+                    start += size
                     if rank == 0:
                         part[...] = local
-                    for lo in range(0, size if rank else 0, _BLOCK_ITEMS):
+                        continue
+                    for lo in range(0, size, _BLOCK_ITEMS):
                         self._comm.Recv(part[lo : lo + _BLOCK_ITEMS], source=rank, tag=11)
-                    start += size
                 whole.append(out)
             return tuple(whole)
 

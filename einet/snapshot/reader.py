@@ -95,12 +95,16 @@ class _Answer:
             else:  # made, not read (a converted v1 file): copied after the others
                 array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
                 offset = self._reserve(array.nbytes)
-                if array.nbytes:
-                    os.pwrite(self.fd, array.data.cast("B"), offset)
+                self._write(array.data.cast("B"), offset)
             specs.append([name, array.dtype.str, list(array.shape), offset])
         header = json.dumps({"kind": msg.kind, "fields": msg.fields, "arrays": specs}).encode()
         at = self._reserve(len(header))
-        os.pwrite(self.fd, header + _TRAILER.pack(at, len(header)), at)
+        self._write(memoryview(header + _TRAILER.pack(at, len(header))), at)
+
+    def _write(self, data: memoryview, offset: int) -> None:
+        while len(data):  # a write may take fewer bytes than it was given (2 GiB at most)
+            done = os.pwrite(self.fd, data, offset)
+            data, offset = data[done:], offset + done
 
 
 def _decode_answer(mapped: mmap.mmap, length: int) -> Message:

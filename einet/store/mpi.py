@@ -74,7 +74,6 @@ def _table_layout(per_rank: list[dict[str, list[tuple[str, str]]]]) -> dict[str,
     layout: dict[str, list[tuple[str, str]]] = {}
     for tables in per_rank:
         for model, keys in tables.items():
-            keys = [tuple(k) for k in keys]  # type: ignore[misc]
             if layout.setdefault(model, keys) != keys:
                 raise CannotStoreError(f"the MPI ranks read {model}'s connections with different columns ({layout[model]} and {keys})")
     return layout
