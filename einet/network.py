@@ -782,13 +782,16 @@ def weight_samples(net: Network) -> dict[str, np.ndarray]:
         conns = n.GetConnections(source=sources, target=targets)
         if len(conns) == 0:
             return {}
-        out: dict[str, list[float]] = {}
+        out: dict[str, list[tuple[int, int, float]]] = {}
         for status in connection_status(connection_handles(conns)):
             if "weight" in status:
-                out.setdefault(str(status["synapse_model"]), []).append(status["weight"])
+                out.setdefault(str(status["synapse_model"]), []).append((status["source"], status["target"], status["weight"]))
     samples = {}
-    for model, weights in out.items():
-        w = np.asarray(weights, dtype=float)
+    for model, rows in out.items():
+        # in the order of (source, target, weight), not NEST's: the connections of two equal
+        # networks can come in another order (restores made in one process do), and the sample
+        # and its mean must be the same for the same network
+        w = np.asarray(sorted(rows), dtype=float)[:, 2]
         if len(w) > WEIGHT_SAMPLE:
             w = w[np.linspace(0, len(w) - 1, WEIGHT_SAMPLE).astype(int)]
         samples[model] = w

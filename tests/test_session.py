@@ -66,6 +66,21 @@ def test_same_seed_identical_other_seed_differs(stored: Path) -> None:
     assert [r.origin.kind for r in s.results] == ["restored"] * 3
 
 
+def test_the_same_network_gives_the_same_weight_sample_however_nest_orders_it(stored: Path) -> None:
+    """Restores in one process can leave NEST's connections in another order: the weight
+    sample (and the mean a verdict compares) is the same array each time."""
+    s = Session(SMALL)
+    samples = []
+    for _ in range(6):
+        s.restore(stored)
+        samples.append(s.run().weights)
+    assert samples[0] and all(len(w) > 100 for w in samples[0].values())
+    for other in samples[1:]:
+        assert other.keys() == samples[0].keys()
+        for model, w in samples[0].items():
+            assert np.array_equal(other[model], w), model
+
+
 def test_connecting_in_blocks_makes_the_same_network_as_one_call(stored: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A restore connects each table in blocks (bounded memory beside NEST): same spikes."""
     import einet.network
