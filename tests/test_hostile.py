@@ -694,15 +694,18 @@ def test_chunks_inflated_on_every_core_read_what_libhdf5_reads_and_damage_is_sti
     with h5py.File(path, "w") as h5, ThreadPoolExecutor(2) as pool:
         for name, values in arrays.items():
             snapshot_h5._write_dataset(h5, name, values, pool, 4)
-        h5.create_dataset("other", data=arrays["f"], chunks=(4096,), compression="gzip")  # another writer's layout: no shuffle
+            snapshot_h5._write_dataset(h5, f"{name} unshuffled", values, pool, 4, shuffle=False)
+        h5.create_dataset("other", data=arrays["f"], chunks=(4096,), compression="lzf")  # another writer's filter
         h5["other"].attrs["crc32"] = np.uint32(snapshot_h5.crc(arrays["f"]))
         offset = h5["f"].id.get_chunk_info(1).byte_offset
     with h5py.File(path, "r") as h5:
         for name, values in arrays.items():
-            fast, libhdf5 = np.empty_like(values), np.empty_like(values)
-            assert snapshot_h5._inflate_chunks(h5[name], fast)
-            h5[name].read_direct(libhdf5)
-            assert np.array_equal(fast, values) and np.array_equal(libhdf5, values)
+            for stored in (name, f"{name} unshuffled"):
+                fast, libhdf5 = np.empty_like(values), np.empty_like(values)
+                assert snapshot_h5._inflate_chunks(h5[stored], fast)
+                h5[stored].read_direct(libhdf5)
+                assert np.array_equal(fast, values) and np.array_equal(libhdf5, values), stored
+            assert h5[name].shuffle and not h5[f"{name} unshuffled"].shuffle
         assert not snapshot_h5._inflate_chunks(h5["other"], np.empty_like(arrays["f"])), "left to libhdf5"
         assert np.array_equal(snapshot_h5.read_dataset(h5, "other", arrays["f"].dtype, arrays["f"].shape), arrays["f"])
     with path.open("r+b") as f:  # a chunk's deflate stream damaged

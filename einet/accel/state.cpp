@@ -202,6 +202,43 @@ local_node( const long node_id )
   return ( node and not node->is_proxy() ) ? node : nullptr;
 }
 
+// body( lo, hi ) over parts of [ 0, n ), one std::thread per NEST thread (nodes are read
+// apart from each other, each into its own place); a part's exception is rethrown here.
+template < typename Body >
+void
+over_parts( const long n, Body body )
+{
+  const long parts = std::max< long >( 1, std::min< long >( n / 1024, static_cast< long >( nest::kernel().vp_manager.get_num_threads() ) ) );
+  std::vector< std::exception_ptr > failed( parts );
+  std::vector< std::thread > workers;
+  for ( long p = 0; p < parts; ++p )
+  {
+    workers.emplace_back(
+      [ &, p ]
+      {
+        try
+        {
+          body( n * p / parts, n * ( p + 1 ) / parts );
+        }
+        catch ( ... )
+        {
+          failed[ p ] = std::current_exception();
+        }
+      } );
+  }
+  for ( auto& w : workers )
+  {
+    w.join();
+  }
+  for ( const auto& e : failed )
+  {
+    if ( e )
+    {
+      std::rethrow_exception( e );
+    }
+  }
+}
+
 // The model's core state as pointers to its fields (doubles and one int counter).
 struct Core
 {
@@ -1151,14 +1188,16 @@ extern "C"
   einet_state_node_sizes( const long* ids, long n, long* sizes, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
-      long found = 0;
-      for ( long k = 0; k < n; ++k )
-      {
-        nest::Node* node = local_node( ids[ k ] );
-        sizes[ k ] = node ? static_cast< long >( record_size( node ) ) : 0;
-        found += sizes[ k ] > 0;
-      }
-      return found;
+      over_parts( n,
+        [ & ]( const long lo, const long hi )
+        {
+          for ( long k = lo; k < hi; ++k )
+          {
+            nest::Node* node = local_node( ids[ k ] );
+            sizes[ k ] = node ? static_cast< long >( record_size( node ) ) : 0;
+          }
+        } );
+      return static_cast< long >( std::count_if( sizes, sizes + n, []( const long size ) { return size > 0; } ) );
     } );
   }
 
@@ -1168,20 +1207,23 @@ extern "C"
   einet_state_node_read( const long* ids, long n, const long* offsets, double* out, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
-      for ( long k = 0; k < n; ++k )
-      {
-        if ( offsets[ k + 1 ] == offsets[ k ] )
+      over_parts( n,
+        [ & ]( const long lo, const long hi )
         {
-          continue;
-        }
-        nest::Node* node = local_node( ids[ k ] );
-        if ( not node or static_cast< long >( record_size( node ) ) != offsets[ k + 1 ] - offsets[ k ] )
-        {
-          say( err, errlen, "node " + std::to_string( ids[ k ] ) + " changed while read" );
-          return -1;
-        }
-        read_record( node, out + offsets[ k ] );
-      }
+          for ( long k = lo; k < hi; ++k )
+          {
+            if ( offsets[ k + 1 ] == offsets[ k ] )
+            {
+              continue;
+            }
+            nest::Node* node = local_node( ids[ k ] );
+            if ( not node or static_cast< long >( record_size( node ) ) != offsets[ k + 1 ] - offsets[ k ] )
+            {
+              throw std::runtime_error( "node " + std::to_string( ids[ k ] ) + " changed while read" );
+            }
+            read_record( node, out + offsets[ k ] );
+          }
+        } );
       return 0;
     } );
   }

@@ -96,11 +96,18 @@ def write_h5(snap: Snapshot, fh: BinaryIO) -> None:
         h5.attrs.update(header)
         _write_dataset(h5, "manifest", raw, pool, 2 * cores)
         for name, values in arrays.items():
-            _write_dataset(h5, name, values, pool, 2 * cores)
+            _write_dataset(h5, name, values, pool, 2 * cores, shuffle=name not in UNSHUFFLED)
         h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
 
 
-def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor, in_flight: int) -> None:
+UNSHUFFLED = frozenset({"hidden/nodes/records"})
+"""Datasets deflated without the byte shuffle: a hidden record holds values of every kind one
+after another, and runs of zeros (a buffer's empty slots), which shuffling spreads apart;
+unshuffled they deflate faster and smaller. Every other dataset is a column of one kind,
+which shuffling makes smaller and faster to deflate."""
+
+
+def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor, in_flight: int, *, shuffle: bool = True) -> None:
     """One dataset and its checksum; at most ``in_flight`` chunks wait, compressed or not."""
     values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.dtype.byteorder not in ("|", "=") else values.dtype)
     if values.size <= 1024 or values.ndim == 0:
@@ -111,13 +118,13 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor,
     # many times; STDP weights by ~20%. Level 1 keeps store and restore quick. The chunks are
     # what HDF5's own shuffle and deflate filters would write, so any HDF5 reader reads them.
     rows = min(len(values), _CHUNK)
-    ds = h5.create_dataset(name, shape=values.shape, dtype=values.dtype, chunks=(rows, *values.shape[1:]), compression="gzip", compression_opts=1, shuffle=True)
+    ds = h5.create_dataset(name, shape=values.shape, dtype=values.dtype, chunks=(rows, *values.shape[1:]), compression="gzip", compression_opts=1, shuffle=shuffle)
     checksum = 0
     pending: deque[tuple[int, Future[bytes]]] = deque()
     for lo in range(0, len(values), rows):
         part = values[lo : lo + rows]
         checksum = isal_zlib.crc32(part.data.cast("B"), checksum)
-        pending.append((lo, pool.submit(_deflate, part, rows)))
+        pending.append((lo, pool.submit(_deflate, part, rows, shuffle)))
         while len(pending) > in_flight:
             _write_chunk(ds, *pending.popleft())
     while pending:
@@ -125,13 +132,13 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor,
     ds.attrs["crc32"] = np.uint32(checksum)
 
 
-def _deflate(part: np.ndarray, rows: int) -> bytes:
-    """One chunk as HDF5's shuffle then deflate (level 1) filters store it: a last chunk is
-    padded to the full chunk (HDF5 stores edge chunks whole)."""
+def _deflate(part: np.ndarray, rows: int, shuffle: bool) -> bytes:
+    """One chunk as HDF5's shuffle (if ``shuffle``) then deflate (level 1) filters store it: a
+    last chunk is padded to the full chunk (HDF5 stores edge chunks whole)."""
     if len(part) < rows:
         part = np.concatenate([part, np.zeros((rows - len(part), *part.shape[1:]), dtype=part.dtype)])
     width = part.dtype.itemsize
-    shuffled = part.view(np.uint8).reshape(-1, width).T.copy() if width > 1 else part.view(np.uint8)
+    shuffled = part.view(np.uint8).reshape(-1, width).T.copy() if width > 1 and shuffle else part.view(np.uint8)
     # ISA-L's deflate: the same zlib stream format, several times faster than zlib's level 1
     # and no larger
     return isal_zlib.compress(shuffled.data.cast("B"), 1)
@@ -214,7 +221,7 @@ _FRESH_BYTES = 1 << 20
 
 def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
     """Fill ``values`` from a dataset stored as :func:`write_h5` stores one (chunks of whole
-    rows, shuffled then deflated), inflating its chunks on every core: libhdf5 inflates one
+    rows, deflated, shuffled first or not), inflating its chunks on every core: libhdf5 inflates one
     chunk at a time, which was half of reading a snapshot. False, with nothing promised about
     ``values``, for any other layout or anything unexpected: the caller then reads through
     libhdf5, which raises what it raises for such a file. The checksum is the caller's."""
@@ -222,9 +229,10 @@ def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
         plist = ds.id.get_create_plist()
         if plist.get_layout() != h5py.h5d.CHUNKED or ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]):
             return False
-        if [plist.get_filter(i)[0] for i in range(plist.get_nfilters())] != [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]:
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        if filters not in ([h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE], [h5py.h5z.FILTER_DEFLATE]):
             return False
-        rows, width = ds.chunks[0], values.dtype.itemsize
+        rows, width = ds.chunks[0], values.dtype.itemsize if len(filters) == 2 else 1
         flat = values.reshape(len(values), -1).view(np.uint8).reshape(len(values), -1)
         chunk_bytes = rows * flat.shape[1]
         tail = (0,) * (ds.ndim - 1)

@@ -103,14 +103,14 @@ def table_columns(plan: CapturePlan, m: ModelPlan, cols: dict[str, np.ndarray]) 
     them; and its rows of the hidden section (None without). Row by row, so each MPI rank
     makes its own rows."""
     net = plan.net
-    hidden = split_stdp(plan, m.model, cols)  # Kplus exact, before the traces are referred
-    _refer_traces(plan, m, cols)
     # einet's own recorder and multimeter are not part of the network
     einets = (cols["target"] == net.recorder_id) | (cols["source"] == net.last_id if net.meter is not None else False)
-    if einets.any():
-        cols = {key: col[~einets] for key, col in cols.items()}
-        hidden = None if hidden is None else {key: col[~einets] for key, col in hidden.items()}
+    keep = ~einets if einets.any() else None
     del einets
+    hidden = split_stdp(plan, m.model, cols, keep)  # Kplus exact, before the traces are referred
+    _refer_traces(plan, m, cols)
+    if keep is not None:
+        cols = {key: col[keep] for key, col in cols.items()}
     _receptor_types(plan, cols)
     # a recorder sending data-logging requests (multimeter, voltmeter): NEST reports its
     # logger index on the target as the receptor; it was connected, and is restored, with 0

@@ -116,22 +116,35 @@ def _check_first_nodes(net: Network, uncovered: list[str]) -> None:
         check_nodes(np.array(ids, dtype=np.int64))
 
 
-def split_stdp(plan: CapturePlan, model: str, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """Take the hidden section's columns out of a model's connection columns (before
-    ``finish`` refers the traces to the stored time: Kplus is kept exact here): None for a
-    model without them."""
+def split_stdp(plan: CapturePlan, model: str, cols: dict[str, np.ndarray], keep: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+    """Take the hidden section's columns out of a model's connection columns and make its
+    rows of the section from them, of the rows ``keep`` marks (all without): before ``finish``
+    refers the traces to the stored time, Kplus is exact here. None for a model without them,
+    or with a column missing (then :func:`attach_stdp` drops the section)."""
     if "t_lastspike" not in cols:
         return None
     t_lastspike = cols.pop("t_lastspike")
-    if plan.hidden is None:
+    if plan.hidden is None or "Kplus" not in cols:
         return None
-    return {"kplus": cols["Kplus"].copy() if "Kplus" in cols else np.full(len(t_lastspike), np.nan), "t_lastspike": t_lastspike}
+    rows = {"kplus": cols["Kplus"], "t_lastspike": t_lastspike}
+    if keep is not None:
+        rows = {key: values[keep] for key, values in rows.items()}
+    count = len(rows["t_lastspike"])
+    # runs of rows with the same values, compared bit for bit (NaN equals NaN, -0.0 is not 0.0)
+    bits = [rows[key].astype(FLOAT_DTYPE, copy=False).view(np.int64) for key in STDP_ROW]
+    changed = np.empty(count, dtype=bool)
+    changed[:1] = True
+    np.not_equal(bits[0][1:], bits[0][:-1], out=changed[1:])
+    changed[1:] |= bits[1][1:] != bits[1][:-1]
+    starts = np.flatnonzero(changed)
+    return {"runs": np.append(starts, count).astype(INT_DTYPE), **{key: rows[key][starts].astype(FLOAT_DTYPE) for key in STDP_ROW}}
 
 
 def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | None) -> None:
-    """Add a model's STDP rows (aligned with its synapse table) to the section; a model the
-    store expected them for but could not read them of (read through PyNEST, or no typed
-    reader) drops the whole section: the store is then today's, its lines say what it lacks."""
+    """Add a model's STDP rows (its synapse table's, as runs: :func:`split_stdp`) to the
+    section; a model the store expected them for but could not read them of (read through
+    PyNEST, or no typed reader) drops the whole section: the store is then today's, its lines
+    say what it lacks."""
     if plan.hidden is None or base_of(plan.net, model) not in STDP_BASES:
         return
     if rows is None or (len(rows["t_lastspike"]) and np.isnan(rows["t_lastspike"]).all()) or not np.isfinite(rows["kplus"]).all():
@@ -139,12 +152,9 @@ def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | Non
         _say_once(f"hidden state not stored: {model}'s last-spike times could not be read (connections were read through NEST's status)", quiet=why_not() is not None)
         plan.hidden, plan.not_stored = None, plan.not_stored_without_hidden
         return
-    k, count = len(plan.hidden.meta["stdp"]), len(rows["t_lastspike"])
-    # runs of rows with the same values, compared bit for bit (NaN equals NaN, -0.0 is not 0.0)
-    bits = [rows[key].astype(FLOAT_DTYPE, copy=False).view(np.int64) for key in STDP_ROW]
-    starts = np.flatnonzero(np.concatenate([[count > 0], (bits[0][1:] != bits[0][:-1]) | (bits[1][1:] != bits[1][:-1])]))
-    plan.hidden.meta["stdp"].append({"model": model, "count": count, "runs": len(starts)})
-    plan.hidden.arrays.update({f"stdp/{k}/runs": np.append(starts, count).astype(INT_DTYPE), **{f"stdp/{k}/{key}": rows[key][starts].astype(FLOAT_DTYPE) for key in STDP_ROW}})
+    k = len(plan.hidden.meta["stdp"])
+    plan.hidden.meta["stdp"].append({"model": model, "count": int(rows["runs"][-1]), "runs": len(rows["runs"]) - 1})
+    plan.hidden.arrays.update({f"stdp/{k}/{key}": values for key, values in rows.items()})
 
 
 def _section(plan: CapturePlan, asked: HiddenAsked, hidden: Hidden) -> HiddenSection:
