@@ -59,6 +59,13 @@ class Ranks:
         """End every rank now (a rank that lost its partner cannot leave the others waiting)."""
 
     @contextlib.contextmanager
+    def or_abort(self) -> Iterator[None]:
+        """Run a block of collectives (and the work between them): a rank that fails in the
+        middle of one (out of memory gathering, a message too large) cannot tell the others,
+        which wait in the next; it ends the job instead."""
+        yield
+
+    @contextlib.contextmanager
     def together(self) -> Iterator[None]:
         """Run a block on every rank; if it fails on any rank it fails on all of them (with
         the first failing rank's message), so every rank leaves in the same state."""
@@ -82,7 +89,7 @@ class MpiRanks(Ranks):
     def share(self, value: Any = None) -> Any:
         # Rank 0 may wait long for the user (an idle dashboard): the others poll with a sleep
         # instead of a blocking broadcast, which spins a core in Open MPI.
-        with self._or_abort():
+        with self.or_abort():
             if self.rank == 0:
                 for other in range(1, self.size):
                     self._comm.send(value, dest=other, tag=7)
@@ -94,18 +101,18 @@ class MpiRanks(Ranks):
             return self._comm.recv(source=0, tag=7)
 
     def gather(self, value: Any) -> list[Any] | None:
-        with self._or_abort():
+        with self.or_abort():
             return self._comm.gather(value, root=0)
 
     def allgather(self, value: Any) -> list[Any]:
-        with self._or_abort():
+        with self.or_abort():
             return self._comm.allgather(value)
 
     def gather_arrays(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         # Received in place, block by block, one array at a time: a pickled gather held every
         # rank's part twice on rank 0 (bytes and arrays) beside their concatenation, which made
         # rank 0's store of a large network peak far above the other ranks'.
-        with self._or_abort():
+        with self.or_abort():
             shapes = self._comm.allgather([(len(a), a.dtype.str) for a in arrays])
             whole = []
             for k, array in enumerate(arrays):
@@ -132,9 +139,7 @@ class MpiRanks(Ranks):
             return tuple(whole)
 
     @contextlib.contextmanager
-    def _or_abort(self) -> Iterator[None]:
-        """A rank that fails in the middle of a collective (out of memory gathering, a message
-        too large) cannot tell the others: end the job rather than leave them waiting."""
+    def or_abort(self) -> Iterator[None]:
         try:
             yield
         except Exception:

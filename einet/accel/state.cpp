@@ -35,6 +35,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <type_traits>
@@ -210,21 +211,34 @@ over_parts( const long n, Body body )
 {
   const long parts = std::max< long >( 1, std::min< long >( n / 1024, static_cast< long >( nest::kernel().vp_manager.get_num_threads() ) ) );
   std::vector< std::exception_ptr > failed( parts );
-  std::vector< std::thread > workers;
-  for ( long p = 0; p < parts; ++p )
+  const auto part = [ & ]( const long p )
   {
-    workers.emplace_back(
-      [ &, p ]
-      {
-        try
-        {
-          body( n * p / parts, n * ( p + 1 ) / parts );
-        }
-        catch ( ... )
-        {
-          failed[ p ] = std::current_exception();
-        }
-      } );
+    try
+    {
+      body( n * p / parts, n * ( p + 1 ) / parts );
+    }
+    catch ( ... )
+    {
+      failed[ p ] = std::current_exception();
+    }
+  };
+  std::vector< std::thread > workers;
+  long p = 1;
+  try
+  {
+    for ( ; p < parts; ++p )
+    {
+      workers.emplace_back( part, p );
+    }
+  }
+  catch ( const std::system_error& )
+  {
+    // no thread to be had (a process limit): the parts left run here, after the first
+  }
+  part( 0 );
+  for ( ; p < parts; ++p )
+  {
+    part( p );
   }
   for ( auto& w : workers )
   {

@@ -94,9 +94,14 @@ def write_h5(snap: Snapshot, fh: BinaryIO) -> None:
     with h5py.File(fh, "w") as h5, ThreadPoolExecutor(max_workers=cores, thread_name_prefix="einet-deflate") as pool:
         header = snap.header()
         h5.attrs.update(header)
-        _write_dataset(h5, "manifest", raw, pool, 2 * cores)
+        # one queue of chunks for the whole file: a dataset's last chunks deflate while the
+        # next dataset is made and its first chunks are cut (many datasets are a chunk or two)
+        chunks: deque[_Chunk] = deque()
+        _write_dataset(h5, "manifest", raw, pool, 2 * cores, chunks=chunks)
         for name, values in arrays.items():
-            _write_dataset(h5, name, values, pool, 2 * cores, shuffle=name not in UNSHUFFLED)
+            _write_dataset(h5, name, values, pool, 2 * cores, shuffle=name not in UNSHUFFLED, chunks=chunks)
+        while chunks:
+            _write_chunk(*chunks.popleft())
         h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
 
 
@@ -107,8 +112,14 @@ unshuffled they deflate faster and smaller. Every other dataset is a column of o
 which shuffling makes smaller and faster to deflate."""
 
 
-def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor, in_flight: int, *, shuffle: bool = True) -> None:
-    """One dataset and its checksum; at most ``in_flight`` chunks wait, compressed or not."""
+_Chunk = tuple[h5py.Dataset, int, Future[bytes]]
+"""A chunk of a dataset being deflated: the dataset, its first row, the deflated bytes."""
+
+
+def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor, in_flight: int, *, shuffle: bool = True, chunks: deque[_Chunk] | None = None) -> None:
+    """One dataset and its checksum; at most ``in_flight`` chunks wait, compressed or not.
+    With ``chunks``, its chunks join that queue (of earlier datasets' chunks), whose last
+    ones are the caller's to write; else all are written here."""
     values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.dtype.byteorder not in ("|", "=") else values.dtype)
     if values.size <= 1024 or values.ndim == 0:
         ds = h5.create_dataset(name, data=values)
@@ -120,15 +131,15 @@ def _write_dataset(h5: h5py.File, name: str, values: np.ndarray, pool: Executor,
     rows = min(len(values), _CHUNK)
     ds = h5.create_dataset(name, shape=values.shape, dtype=values.dtype, chunks=(rows, *values.shape[1:]), compression="gzip", compression_opts=1, shuffle=shuffle)
     checksum = 0
-    pending: deque[tuple[int, Future[bytes]]] = deque()
+    pending: deque[_Chunk] = deque() if chunks is None else chunks
     for lo in range(0, len(values), rows):
         part = values[lo : lo + rows]
         checksum = isal_zlib.crc32(part.data.cast("B"), checksum)
-        pending.append((lo, pool.submit(_deflate, part, rows, shuffle)))
+        pending.append((ds, lo, pool.submit(_deflate, part, rows, shuffle)))
         while len(pending) > in_flight:
-            _write_chunk(ds, *pending.popleft())
-    while pending:
-        _write_chunk(ds, *pending.popleft())
+            _write_chunk(*pending.popleft())
+    while chunks is None and pending:
+        _write_chunk(*pending.popleft())
     ds.attrs["crc32"] = np.uint32(checksum)
 
 

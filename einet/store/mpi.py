@@ -56,11 +56,12 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
         local = {m.model: table_columns(plan, m, dict(zip(m.keys, buffers.pop(0))))[0] for m in plan.models}
         layout = _table_layout(r.allgather({model: [(key, col.dtype.str) for key, col in cols.items()] for model, cols in local.items()}))
     wholes = []
-    for model, keys in layout.items():
-        mine = local.pop(model, None)
-        whole = _gather_table(mine if mine is not None else {key: np.empty(0, dtype=dtype) for key, dtype in keys})
-        if whole is not None and len(whole["source"]):
-            wholes.append((model, whole))
+    with r.or_abort():  # collectives with work between them: a rank failing there ends the job
+        for model, keys in layout.items():
+            mine = local.pop(model, None)
+            whole = _gather_table(mine if mine is not None else {key: np.empty(0, dtype=dtype) for key, dtype in keys})
+            if whole is not None and len(whole["source"]):
+                wholes.append((model, whole))
     snap: Snapshot | None = None
     with r.together():
         if r.is_root:
