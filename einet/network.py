@@ -788,10 +788,10 @@ def weight_samples(net: Network) -> dict[str, np.ndarray]:
                 out.setdefault(str(status["synapse_model"]), []).append((status["source"], status["target"], status.get("delay", 0.0), status["weight"]))
     samples = {}
     for model, rows in out.items():
-        # in the order of (source, target, delay), not NEST's: the connections of two equal
-        # networks can come in another order (restores made in one process do), and the sample
-        # and its mean must be the same for the same network; the weight orders connections
-        # that share all three
+        # in the order of (source, target, delay), not NEST's: a filtered GetConnections joins
+        # its threads' connections in the order the threads finish, and the sample and its mean
+        # must be the same for the same network; the weight orders connections that share all
+        # three
         w = np.asarray(sorted(rows), dtype=float)[:, 3]
         if len(w) > WEIGHT_SAMPLE:
             w = w[np.linspace(0, len(w) - 1, WEIGHT_SAMPLE).astype(int)]

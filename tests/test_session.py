@@ -67,8 +67,9 @@ def test_same_seed_identical_other_seed_differs(stored: Path) -> None:
 
 
 def test_the_same_network_gives_the_same_weight_sample_however_nest_orders_it(stored: Path) -> None:
-    """Restores in one process can leave NEST's connections in another order: the weight
-    sample (and the mean a verdict compares) is the same array each time."""
+    """NEST's filtered GetConnections gives its threads' connections in the order the threads
+    finish (it differs between restores of one file): the weight sample (and the mean a
+    verdict compares) is the same array each time."""
     s = Session(SMALL)
     samples = []
     for _ in range(6):
