@@ -62,6 +62,19 @@ def run(eng: Engine, t_ms: float) -> RunResult:
     return result_from_message(eng.call("run", CALL_S, t_ms=t_ms))
 
 
+def stored_by_two_ranks(tmp_path: Path, config: NetworkConfig, t_ms: float, name: str) -> Path:
+    """``config``'s network built and run ``t_ms`` by 2 ranks, then stored as ``name``."""
+    eng, _ = start(tmp_path / "store", 2)
+    path = tmp_path / name
+    try:
+        eng.call("build", CALL_S, config=config.to_dict())
+        run(eng, t_ms)
+        eng.call("store", CALL_S, path=str(path))
+    finally:
+        eng.close(timeout_s=30)
+    return path
+
+
 def restored_run(tmp_path: Path, path: Path, ranks: int, threads: int, t_ms: float) -> tuple[RunResult, Snapshot]:
     """Restore into ``ranks`` × ``threads``, store right away (the state as restored), run."""
     eng, _ = start(tmp_path / f"{ranks}x{threads}", ranks)
@@ -121,14 +134,7 @@ def test_a_store_asked_for_while_running_is_taken_between_steps(two: tuple[Engin
 
 @pytest.mark.parametrize("config", [SMALL, DEVICES], ids=["reference", "devices"])
 def test_stored_from_two_ranks_restores_into_1x2_and_2x1_alike(tmp_path: Path, config: NetworkConfig) -> None:
-    eng, _ = start(tmp_path / "store", 2)
-    path = tmp_path / "two.h5"
-    try:
-        eng.call("build", CALL_S, config=config.to_dict())
-        run(eng, config.t_sim_ms)
-        eng.call("store", CALL_S, path=str(path))
-    finally:
-        eng.close(timeout_s=30)
+    path = stored_by_two_ranks(tmp_path, config, config.t_sim_ms, "two.h5")
     snap = open_snapshot(path)
     assert snap.n_vp == 2 and sum(snap.synapse_counts().values()) > 0
     a, state_a = restored_run(tmp_path, path, ranks=2, threads=1, t_ms=config.t_sim_ms)
@@ -225,14 +231,7 @@ def build(nest, scale=1.0):
 def test_a_population_smaller_than_the_ranks_is_stored_whole(tmp_path: Path) -> None:
     model = tmp_path / "lonely.py"
     model.write_text(LONELY)
-    eng, _ = start(tmp_path / "store", 2)
-    path = tmp_path / "lonely.h5"
-    try:
-        eng.call("build", CALL_S, config=NetworkConfig(model=str(model), threads=1).to_dict())
-        run(eng, 50.0)
-        eng.call("store", CALL_S, path=str(path))
-    finally:
-        eng.close(timeout_s=30)
+    path = stored_by_two_ranks(tmp_path, NetworkConfig(model=str(model), threads=1), 50.0, "lonely.h5")
     snap = open_snapshot(path)
     lonely = next(r for r in snap.nodes if r.model == "iaf_cond_exp")
     assert lonely.count == 1 and "V_m" in lonely.keys() and "g_ex" in lonely.keys()
@@ -256,14 +255,7 @@ def test_columns_one_value_per_rank_are_stored_as_columns_and_one_value_everywhe
     # 1.0 and rank 1's all 2.0, which must still make a column, in rank order
     model = tmp_path / "split.py"
     model.write_text(SPLIT)
-    eng, _ = start(tmp_path / "store", 2)
-    path = tmp_path / "split.h5"
-    try:
-        eng.call("build", CALL_S, config=NetworkConfig(model=str(model), threads=1).to_dict())
-        run(eng, 20.0)
-        eng.call("store", CALL_S, path=str(path))
-    finally:
-        eng.close(timeout_s=30)
+    path = stored_by_two_ranks(tmp_path, NetworkConfig(model=str(model), threads=1), 20.0, "split.h5")
     snap = open_snapshot(path)
     static = next(t for t in snap.synapses if t.model == "static_synapse")
     assert static.source.tolist() == [1, 3, 2] and static.target.tolist() == [2, 4, 3]
