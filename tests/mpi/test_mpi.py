@@ -75,6 +75,12 @@ def stored_by_two_ranks(tmp_path: Path, config: NetworkConfig, t_ms: float, name
     return path
 
 
+def own_model(file: Path, text: str) -> NetworkConfig:
+    """A network of one's own, written to ``file``: its config at one thread per rank."""
+    file.write_text(text)
+    return NetworkConfig(model=str(file), threads=1)
+
+
 def restored_run(tmp_path: Path, path: Path, ranks: int, threads: int, t_ms: float) -> tuple[RunResult, Snapshot]:
     """Restore into ``ranks`` × ``threads``, store right away (the state as restored), run."""
     eng, _ = start(tmp_path / f"{ranks}x{threads}", ranks)
@@ -229,9 +235,7 @@ def build(nest, scale=1.0):
 
 
 def test_a_population_smaller_than_the_ranks_is_stored_whole(tmp_path: Path) -> None:
-    model = tmp_path / "lonely.py"
-    model.write_text(LONELY)
-    path = stored_by_two_ranks(tmp_path, NetworkConfig(model=str(model), threads=1), 50.0, "lonely.h5")
+    path = stored_by_two_ranks(tmp_path, own_model(tmp_path / "lonely.py", LONELY), 50.0, "lonely.h5")
     snap = open_snapshot(path)
     lonely = next(r for r in snap.nodes if r.model == "iaf_cond_exp")
     assert lonely.count == 1 and "V_m" in lonely.keys() and "g_ex" in lonely.keys()
@@ -253,9 +257,7 @@ def build(nest, scale=1.0):
 def test_columns_one_value_per_rank_are_stored_as_columns_and_one_value_everywhere_as_a_value(tmp_path: Path) -> None:
     # each rank sends a column that holds one value as that value: rank 0's weights are all
     # 1.0 and rank 1's all 2.0, which must still make a column, in rank order
-    model = tmp_path / "split.py"
-    model.write_text(SPLIT)
-    path = stored_by_two_ranks(tmp_path, NetworkConfig(model=str(model), threads=1), 20.0, "split.h5")
+    path = stored_by_two_ranks(tmp_path, own_model(tmp_path / "split.py", SPLIT), 20.0, "split.h5")
     snap = open_snapshot(path)
     static = next(t for t in snap.synapses if t.model == "static_synapse")
     assert static.source.tolist() == [1, 3, 2] and static.target.tolist() == [2, 4, 3]
