@@ -5,7 +5,7 @@ build of it, in one run (each number from a fresh process: benchmarks/worker.py)
 
 Measured: NEST's build (Create + Connect) and its memory; a store with the C++ accelerator
 and through PyNEST (EINET_ACCEL=0), their peak extra memory (PSS, every process); the pause
-of a background store; a restore into a fresh process.
+of a background store; a restore into a fresh process, and its peak memory against the build's.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
         f"| {s} | store peak extra memory (PSS, all processes) vs NEST's | {nest_mb / 1024:.2f} GB | {peak / 1024:.2f} GB | {peak / nest_mb:.2f}x | ≤ 0.25x | {verdict(peak <= 0.25 * nest_mb)} |",
         f"| {s} | background store: pause of the simulation (longest of 3; in a process started as the dashboard's engine is) | | {pause['seconds'] * 1000:.0f} ms | | ≤ 200 ms | {verdict(pause['seconds'] <= 0.2)} |",
         f"| {s} | restore into a fresh process vs NEST's build | {b:.1f} s | {restore['seconds']:.1f} s | {restore['seconds'] / b:.2f}x | ≤ 1.5x | {verdict(restore['seconds'] <= 1.5 * b)} |",
+        f"| {s} | restore peak memory (VmHWM) vs NEST's build and 20 ms run | {build['peak_mb'] / 1024:.2f} GB | {restore['peak_mb'] / 1024:.2f} GB | {restore['peak_mb'] / build['peak_mb']:.2f}x | ≤ 1.25x | {verdict(restore['peak_mb'] <= 1.25 * build['peak_mb'])} |",
         f"| {s} | file size | | {store['bytes'] / 2**20:.0f} MiB | {store['bytes'] / build['connections']:.1f} B per connection | | |",
     ]
     return out

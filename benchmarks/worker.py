@@ -395,7 +395,7 @@ NODE_T_MS = 20.0
 
 def node_build(scale: float, folder: Path) -> dict[str, Any]:
     """NEST's own build of the network (Create and Connect through the model's code), and the
-    process's memory once built and run 20 ms. Without einet's probe of the synapse models,
+    process's memory once built and run 20 ms, and its peak (VmHWM, as node_restore's). Without einet's probe of the synapse models,
     whose fetch makes NEST's connection tables (the first Simulate does that otherwise)."""
     import einet.session
 
@@ -406,7 +406,7 @@ def node_build(scale: float, folder: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     session.run(NODE_T_MS)
     n = nest()
-    return {"seconds": seconds, "pss_mb": _pss_kb() / 1024, "connections": int(n.num_connections)}
+    return {"seconds": seconds, "pss_mb": _pss_kb() / 1024, "peak_mb": _status_kb("VmHWM") / 1024, "connections": int(n.num_connections)}
 
 
 def node_store(scale: float, folder: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from einet import NetworkConfig, Session
 from einet.accel import AccelUnavailable
 from einet.accel import state as state_module
 from einet.accel.library import installed
-from einet.accel.state import Hidden, StateLibrary, read_hidden, state_library
+from einet.accel.state import Hidden, StateLibrary, Stdp, read_hidden, state_library
 from einet.kernel import nest, nest_output_to
 from einet.snapshot import open_snapshot
 
@@ -292,6 +292,8 @@ def test_stdp_rows_are_written_in_connect_order_and_later_writes_check_a_sample(
     assert np.isfinite(snap.hidden.arrays["stdp/0/t_lastspike"]).all() and (snap.hidden.arrays["stdp/0/t_lastspike"] > 0).any()
     lib = state_library()
     monkeypatch.setattr(lib, "write_stdp", lambda *_: pytest.fail("matched by pairs: the connections were not in the stored order"))
+    given: list[Stdp] = []
+    monkeypatch.setattr(lib, "write_stdp_ordered", lambda model, rows, _f=lib.write_stdp_ordered: (given.append(rows), _f(model, rows))[1])
     monkeypatch.setattr(state_module, "_verified", set())
     whole, sampled = [], []
     monkeypatch.setattr(state_module, "_verify", lambda *x, _f=state_module._verify, **k: (whole.append(k["stdp"]), _f(*x, **k))[1])
@@ -302,6 +304,22 @@ def test_stdp_rows_are_written_in_connect_order_and_later_writes_check_a_sample(
     s2.restore(tmp_path / "at50.h5")
     assert (whole, len(sampled)) == ([False], 1)
     assert s2.exact and s2.run(50.0).digest == a.digest
+    # the rows as stored, values by run: no copy of the table's columns, nothing expanded
+    assert len(given) == 2 and all(g.runs is not None and len(g.kplus) == entry["runs"] and g.source.dtype == np.int32 for g in given)
+
+
+def test_stdp_rows_by_run_read_as_their_expansion() -> None:
+    """A section's rows keep their values by run (as stored): which rows are written, and their
+    values, are those of the expanded rows; a source without a node record is not written."""
+    source = np.array([1, 1, 2, 5, 3, 9], dtype=np.int32)
+    covered = np.zeros(6, dtype=bool)
+    covered[[1, 2, 3]] = True  # 5: no record; 9: beyond every record
+    s = Stdp(source, source + 10, np.array([1.0, np.nan, 3.0]), np.array([10.0, 20.0, 30.0]), runs=np.array([0, 2, 3, 6]), covered=covered)
+    assert s.written().tolist() == [True, True, False, False, True, False]
+    rows = s.rows(np.arange(6))
+    np.testing.assert_array_equal(rows.kplus, [1.0, 1.0, np.nan, np.nan, 3.0, np.nan])
+    np.testing.assert_array_equal(rows.t_lastspike, [10.0, 10.0, 20.0, np.nan, 30.0, np.nan])
+    assert rows.runs is None and rows.covered is None and rows.target.tolist() == [11, 11, 12, 15, 13, 19]
 
 
 def test_stdp_rows_out_of_connect_order_are_matched_by_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -720,6 +738,15 @@ def test_the_accessors_connect_refuses_as_nest_does_and_rows_of_devices_before_a
     with nest_output_to():
         got = n.GetConnections(target=neurons[1:2]).get(["source", "weight", "delay"])
     assert sorted(zip(got["source"], got["weight"], got["delay"])) == [(1, 2.0, 1.0), (3, 3.0, 1.5)]
+    # no array: the model's default, as NaN is (a table's shared value is the model's default
+    # for its connect)
+    with nest_output_to():
+        n.SetDefaults("static_synapse", {"weight": 4.0, "delay": 2.0})
+    lib.connect("static_synapse", np.array([1]), np.array([3]), None, np.array([np.nan]))
+    lib.connect("static_synapse", np.array([2]), np.array([3]), np.array([5.0]), None)
+    with nest_output_to():
+        got = n.GetConnections(target=neurons[2:3]).get(["source", "weight", "delay"])
+    assert sorted(zip(got["source"], got["weight"], got["delay"])) == [(1, 4.0, 2.0), (2, 5.0, 2.0)]
 
 
 def test_an_accessor_not_built_yet_is_not_built_by_a_restore_and_not_given_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

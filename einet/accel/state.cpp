@@ -25,6 +25,7 @@
 // need not be named.
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -751,12 +752,20 @@ neuron_threads()
   return out;
 }
 
+// Stored STDP rows to write: source and target per row; Kplus and t_lastspike per row, or per
+// run of rows (runs[r] .. runs[r + 1] - 1 share run r's values: a section's rows, which would
+// take 16 bytes a row expanded); rows whose source is not covered (covered[source] == 0), or
+// whose values are NaN, are matched but not written.
 struct OrderedRows
 {
-  const long* source;
-  const long* target;
+  const int32_t* source;
+  const int32_t* target;
   const double* kplus;
   const double* tlast;
+  const int64_t* runs;  // nullptr: values per row
+  long n_runs;
+  const uint8_t* covered;  // nullptr: every source
+  long n_covered;
   long n;
   const std::vector< int >* threads;
 
@@ -772,6 +781,47 @@ struct OrderedRows
       return -1;
     }
     return t[ g ];
+  }
+
+  // runs that cover the rows exactly, in order (value_at relies on it)
+  void
+  check() const
+  {
+    if ( runs and ( n_runs < 0 or runs[ 0 ] != 0 or runs[ n_runs ] != n or not std::is_sorted( runs, runs + n_runs + 1 ) ) )
+    {
+      throw std::runtime_error( "the runs do not cover the rows in order" );
+    }
+  }
+
+  // where row k's values are: the row itself, or its run (``hint``: the run found last; rows
+  // walked in order find theirs there or in the next)
+  long
+  value_at( const long k, long& hint ) const
+  {
+    if ( not runs )
+    {
+      return k;
+    }
+    for ( long step = 0; step < 2; ++step, ++hint )
+    {
+      if ( hint >= 0 and hint < n_runs and runs[ hint ] <= k and k < runs[ hint + 1 ] )
+      {
+        return hint;
+      }
+    }
+    hint = static_cast< long >( std::upper_bound( runs, runs + n_runs + 1, static_cast< int64_t >( k ) ) - runs ) - 1;
+    return hint;
+  }
+
+  // whether row k (at values v) is written
+  bool
+  written( const long k, const long v ) const
+  {
+    if ( covered and ( source[ k ] < 0 or source[ k ] >= n_covered or not covered[ source[ k ] ] ) )
+    {
+      return false;
+    }
+    return not std::isnan( kplus[ v ] ) and not std::isnan( tlast[ v ] );  // NaN: left as it is
   }
 };
 
@@ -789,6 +839,7 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
   auto& cm = nest::kernel().connection_manager;
   const int me = static_cast< int >( tid );
   long k = 0;
+  long run = 0;
   for ( size_t lcid = 0; lcid < array.size(); ++lcid )
   {
     ConnectionT& c = array[ lcid ];
@@ -801,10 +852,11 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
     {
       return ORDER_DIFFERS;
     }
-    if ( not std::isnan( rows.kplus[ k ] ) and not std::isnan( rows.tlast[ k ] ) )  // NaN: left as it is
+    const long v = rows.value_at( k, run );
+    if ( rows.written( k, v ) )
     {
-      c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ k ];
-      c.*reach( TLast< ConnectionT >() ) = rows.tlast[ k ];
+      c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ v ];
+      c.*reach( TLast< ConnectionT >() ) = rows.tlast[ v ];
     }
     ++k;
   }
@@ -1309,7 +1361,7 @@ extern "C"
   // connection must find a row, and every row to and from neurons a connection; a row with
   // NaN is matched but not written. Returns the number set, or -1.
   long
-  einet_state_stdp_write( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  einet_state_stdp_write( const char* model, const int32_t* source, const int32_t* target, const double* kplus, const double* tlast, const int64_t* runs, long n_runs, const uint8_t* covered, long n_covered, long n, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
       // stored rows and this kernel's connections, each ordered by (source, target) and then
@@ -1317,7 +1369,8 @@ extern "C"
       const auto key = []( const long src, const long tgt ) { return ( static_cast< uint64_t >( src ) << 32 ) | static_cast< uint64_t >( tgt ); };
       // rows to or from a device are in no connector: left out
       const std::vector< int > threads = neuron_threads();
-      const OrderedRows all { source, target, kplus, tlast, n, &threads };
+      const OrderedRows all { source, target, kplus, tlast, runs, n_runs, covered, n_covered, n, &threads };
+      all.check();
       std::vector< std::pair< uint64_t, long > > wanted;
       wanted.reserve( n );
       for ( long k = 0; k < n; ++k )
@@ -1341,6 +1394,7 @@ extern "C"
         return -1;
       }
       long set = 0;
+      long run = -1;
       for ( size_t k = 0; k < here.size(); ++k )
       {
         if ( here[ k ].first != wanted[ k ].first )
@@ -1350,10 +1404,11 @@ extern "C"
           return -1;
         }
         const long w = wanted[ k ].second;
-        if ( not std::isnan( kplus[ w ] ) and not std::isnan( tlast[ w ] ) )  // NaN: left as it is
+        const long v = all.value_at( w, run );
+        if ( all.written( w, v ) )
         {
-          *rows[ here[ k ].second ].kplus = kplus[ w ];
-          *rows[ here[ k ].second ].tlast = tlast[ w ];
+          *rows[ here[ k ].second ].kplus = kplus[ v ];
+          *rows[ here[ k ].second ].tlast = tlast[ v ];
           ++set;
         }
       }
@@ -1367,11 +1422,13 @@ extern "C"
   // the rows written, -2 when the connectors do not hold the rows in that order (nothing is
   // then known to be written right: match by source and target instead), or -1.
   long
-  einet_state_stdp_write_ordered( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  einet_state_stdp_write_ordered( const char* model, const int32_t* source, const int32_t* target, const double* kplus, const double* tlast, const int64_t* runs, long n_runs, const uint8_t* covered, long n_covered, long n, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
       const std::vector< int > threads = neuron_threads();
-      const long done = stdp_write_ordered( model, OrderedRows { source, target, kplus, tlast, n, &threads } );
+      const OrderedRows rows { source, target, kplus, tlast, runs, n_runs, covered, n_covered, n, &threads };
+      rows.check();
+      const long done = stdp_write_ordered( model, rows );
       if ( done == ORDER_DIFFERS )
       {
         say( err, errlen, "the connections are not in the order of the stored rows" );
@@ -1388,8 +1445,8 @@ extern "C"
     return guarded( err, errlen, [ & ]() -> long { return first_not_between_neurons( source, target, n, neuron_threads() ) < 0; } );
   }
 
-  // Connect row k: source[k] -> target[k] with weight[k] and delay[k] (NaN: the model's
-  // default), in row order, as NEST's connect_arrays does (each connection through
+  // Connect row k: source[k] -> target[k] with weight[k] and delay[k] (NaN, or no array: the
+  // model's default), in row order, as NEST's connect_arrays does (each connection through
   // ConnectionManager::connect, its checks and its tables), but from threads of its own that
   // each take only their targets' rows: connect_arrays' threads each walk every row and look
   // its target up. Every row must be between two neurons of this process (checked before
@@ -1438,12 +1495,13 @@ extern "C"
             try
             {
               const Dictionary none;
+              const double unset = std::numeric_limits< double >::quiet_NaN();  // NEST's connect: the default
               for ( long k = 0; k < n; ++k )
               {
                 const int tid = threads[ target[ k ] ];
                 if ( workers == 1 or static_cast< size_t >( tid ) == w )
                 {
-                  kernel.connection_manager.connect( source[ k ], node[ target[ k ] ], tid, syn_id, none, delay[ k ], weight[ k ] );
+                  kernel.connection_manager.connect( source[ k ], node[ target[ k ] ], tid, syn_id, none, delay ? delay[ k ] : unset, weight ? weight[ k ] : unset );
                 }
               }
             }
@@ -1471,7 +1529,7 @@ extern "C"
   // How many of the n rows (a read-back sample) a connection of the model has: the same
   // source and target, and bit for bit the same Kplus and t_lastspike. Returns it, or -1.
   long
-  einet_state_stdp_sample( const char* model, const long* source, const long* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
+  einet_state_stdp_sample( const char* model, const int32_t* source, const int32_t* target, const double* kplus, const double* tlast, long n, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
       std::vector< char > wanted( nest::kernel().node_manager.size() + 1, 0 );

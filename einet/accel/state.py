@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,12 +38,39 @@ _TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
 
 @dataclass
 class Stdp:
-    """Kplus and t_lastspike of every local connection of one STDP synapse model."""
+    """Kplus and t_lastspike of the local connections of one STDP synapse model: per row, or
+    with ``runs`` per run of rows (rows ``runs[r]`` to ``runs[r + 1] - 1`` share ``kplus[r]``
+    and ``t_lastspike[r]``: a snapshot's section as stored, without 16 bytes a row expanded).
+    A row is written unless its values are NaN or ``covered`` (a flag per node id) does not
+    flag its source."""
 
     source: np.ndarray
     target: np.ndarray
     kplus: np.ndarray
     t_lastspike: np.ndarray
+    runs: np.ndarray | None = None
+    covered: np.ndarray | None = None
+
+    def written(self) -> np.ndarray:
+        """Whether each row is written."""
+        ok = ~(np.isnan(self.kplus) | np.isnan(self.t_lastspike))
+        if self.runs is not None:
+            ok = np.repeat(ok, np.diff(self.runs))
+        return ok & self._covered(self.source)
+
+    def rows(self, at: np.ndarray) -> Stdp:
+        """The rows ``at``, a value per row (NaN where not written)."""
+        v = at if self.runs is None else np.searchsorted(self.runs, at, side="right") - 1
+        kplus, t_lastspike = self.kplus[v].astype(np.float64), self.t_lastspike[v].astype(np.float64)
+        off = ~self._covered(self.source[at])
+        kplus[off] = t_lastspike[off] = np.nan
+        return Stdp(self.source[at], self.target[at], kplus, t_lastspike)
+
+    def _covered(self, ids: np.ndarray) -> np.ndarray:
+        if self.covered is None:
+            return np.ones(len(ids), dtype=bool)
+        inside = (ids >= 0) & (ids < len(self.covered))
+        return inside & self.covered[np.where(inside, ids, 0)]
 
 
 @dataclass
@@ -88,8 +116,8 @@ class StateLibrary:
             "einet_state_node_write": [_P, _L, _P, _P, _P, _S],
             "einet_state_stdp_count": [_C, _P, _S],
             "einet_state_stdp_read": [_C, _P, _P, _P, _P, _L, _P, _S],
-            "einet_state_stdp_write": [_C, _P, _P, _P, _P, _L, _P, _S],
-            "einet_state_stdp_write_ordered": [_C, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_stdp_write": [_C, *_ROWS, _P, _S],
+            "einet_state_stdp_write_ordered": [_C, *_ROWS, _P, _S],
             "einet_state_stdp_sample": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_connect": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_between_neurons": [_P, _P, _L, _P, _S],
@@ -150,17 +178,20 @@ class StateLibrary:
         """Set every local connection's Kplus and t_lastspike from the row of the same source
         and target (repeated pairs in order): each connection must find a row, each row to and
         from neurons one; a row marked NaN is matched but not written."""
-        a = _stdp_arrays(s)
-        return self._call(model, "einet_state_stdp_write", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
+        keep, args = _rows_args(s)
+        written = self._call(model, "einet_state_stdp_write", model.encode(), *args)
+        del keep  # the arrays the call read
+        return written
 
     def write_stdp_ordered(self, model: str, s: Stdp) -> bool:
         """Set them row by row in the order einet's restore connected the rows (before NEST's
         next Prepare sorts the connections; rows to or from a device are skipped, a row marked
         NaN is not written): whether the connections were in that order (if not, nothing is
         known to be written right)."""
-        a = _stdp_arrays(s)
+        keep, args = _rows_args(s)
         err = ctypes.create_string_buffer(_ERR)
-        result = int(self._lib.einet_state_stdp_write_ordered(model.encode(), *(x.ctypes.data for x in a), len(a[0]), err, _ERR))
+        result = int(self._lib.einet_state_stdp_write_ordered(model.encode(), *args, err, _ERR))
+        del keep  # the arrays the call read
         if result == _ORDER_DIFFERS:
             return False
         if result < 0:
@@ -173,18 +204,20 @@ class StateLibrary:
         a = [np.ascontiguousarray(x, dtype=np.int32) for x in (source, target)]
         return bool(self._call("rows", "einet_state_between_neurons", *(x.ctypes.data for x in a), len(a[0])))
 
-    def connect(self, model: str, source: np.ndarray, target: np.ndarray, weight: np.ndarray, delay: np.ndarray) -> None:
+    def connect(self, model: str, source: np.ndarray, target: np.ndarray, weight: np.ndarray | None, delay: np.ndarray | None) -> None:
         """Connect the rows in their order, each connection through NEST's own ``connect``,
-        from a thread per NEST thread (NaN: the model's default); every row between two
-        neurons of this process (else nothing is connected)."""
-        a = [np.ascontiguousarray(x, dtype=np.int32) for x in (source, target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (weight, delay)]
-        if len({len(x) for x in a}) != 1:
+        from a thread per NEST thread (NaN, or no array: the model's default); every row
+        between two neurons of this process (else nothing is connected)."""
+        a = [np.ascontiguousarray(x, dtype=np.int32) for x in (source, target)]
+        values = [None if x is None else np.ascontiguousarray(x, dtype=np.float64) for x in (weight, delay)]
+        if len({len(x) for x in [*a, *(v for v in values if v is not None)]}) != 1:
             raise ValueError("rows of different lengths")
-        self._call(model, "einet_state_connect", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
+        pointers = [None if v is None else v.ctypes.data for v in values]
+        self._call(model, "einet_state_connect", model.encode(), *(x.ctypes.data for x in a), *pointers, len(a[0]))
 
     def stdp_sample_found(self, model: str, s: Stdp) -> int:
         """How many of the rows ``s`` (a sample) a connection of the model has, values bit for bit."""
-        a = _stdp_arrays(s)
+        a = [np.ascontiguousarray(x, dtype=np.int32) for x in (s.source, s.target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (s.kplus, s.t_lastspike)]
         return self._call(model, "einet_state_stdp_sample", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
 
     # -- random generators
@@ -226,8 +259,23 @@ class StateLibrary:
         return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
 
 
-def _stdp_arrays(s: Stdp) -> list[np.ndarray]:
-    return [np.ascontiguousarray(x, dtype=d) for x, d in ((s.source, np.int64), (s.target, np.int64), (s.kplus, np.float64), (s.t_lastspike, np.float64))]
+_ROWS = [_P, _P, _P, _P, _P, _L, _P, _L, _L]
+"""A writer's rows (state.cpp, ``OrderedRows``): source, target (int32), Kplus, t_lastspike,
+runs (or NULL) and their count, covered (or NULL) and its length, the number of rows."""
+
+
+def _rows_args(s: Stdp) -> tuple[list[np.ndarray], list[object]]:
+    """The arrays a writer reads (kept alive by the caller) and its arguments for ``s``."""
+    n = len(s.source)
+    a = [np.ascontiguousarray(x, dtype=np.int32) for x in (s.source, s.target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (s.kplus, s.t_lastspike)]
+    runs = None if s.runs is None else np.ascontiguousarray(s.runs, dtype=np.int64)
+    covered = None if s.covered is None else np.ascontiguousarray(s.covered, dtype=bool).view(np.uint8)
+    values = n if runs is None else len(runs) - 1
+    if len(a[1]) != n or len(a[2]) != values or len(a[3]) != values:
+        raise ValueError("rows of different lengths")
+    keep = [*a, *(x for x in (runs, covered) if x is not None)]
+    args: list[object] = [*(x.ctypes.data for x in a), None if runs is None else runs.ctypes.data, values, None if covered is None else covered.ctypes.data, 0 if covered is None else len(covered), n]
+    return keep, args
 
 
 class _NotBuilt(AccelUnavailable):
@@ -323,25 +371,28 @@ def check_against_status(hidden: Hidden) -> None:
 def _check_kplus(model: str, s: Stdp) -> None:
     """The first row of ``s`` that holds a value agrees with NEST's own Kplus of a connection
     of its source and target (once per model and process; NEST sorts its connections here)."""
-    written = np.flatnonzero(~np.isnan(s.kplus))
-    if model in _checked or not len(written):
+    if model in _checked:
         return
-    k, n = int(written[0]), nest()
+    written = s.written()
+    first = int(np.argmax(written)) if len(written) else 0
+    if not len(written) or not written[first]:
+        return
+    row, n = s.rows(np.array([first])), nest()
     with nest_output_to():
-        conns = n.GetConnections(n.NodeCollection([int(s.source[k])]), n.NodeCollection([int(s.target[k])]), synapse_model=model)
+        conns = n.GetConnections(n.NodeCollection([int(row.source[0])]), n.NodeCollection([int(row.target[0])]), synapse_model=model)
         kplus = conns.get("Kplus")
-    if float(s.kplus[k]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
-        raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {s.source[k]} -> {s.target[k]}")
+    if float(row.kplus[0]) not in np.atleast_1d(np.asarray(kplus, dtype=float)):
+        raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's Kplus of {row.source[0]} -> {row.target[0]}")
     _checked.add(model)
 
 
 _kplus_unchecked: dict[str, Stdp] = {}
 """Per model, the first row whose Kplus :func:`write_connected_kplus` set, until checked."""
-_kplus_deferred: dict[str, list[Stdp]] = {}
+_kplus_deferred: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | Callable[[], np.ndarray]]]] = {}
 """Per model, the rows whose Kplus :func:`write_connected_kplus` was asked to defer."""
 
 
-def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kplus: np.ndarray, *, defer: bool = False) -> None:
+def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kplus: np.ndarray | Callable[[], np.ndarray], *, defer: bool = False) -> None:
     """Set Kplus of a model's connections that a connect of these rows (every one between two
     neurons) has just made, row by row in connect order, before NEST sorts them;
     t_lastspike stays a new connection's 0. NEST's own Connect takes such a value through a
@@ -353,10 +404,12 @@ def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kp
 
     ``defer``: only noted, for :func:`write_hidden` to supersede (it writes the exact Kplus
     and t_lastspike of a hidden section's STDP rows) and :func:`flush_connected_kplus` to
-    write what it did not."""
+    write what it did not; ``kplus`` may then be a function that makes the values."""
     if defer:
-        _kplus_deferred.setdefault(model, []).append(Stdp(source, target, kplus, np.zeros(len(kplus))))
+        _kplus_deferred.setdefault(model, []).append((source, target, kplus))
         return
+    if callable(kplus):
+        kplus = kplus()
     lib = state_library(build_it=False)
     rows = Stdp(source, target, kplus, np.zeros(len(kplus)))
     if not lib.write_stdp_ordered(model, rows):
@@ -370,7 +423,7 @@ def flush_connected_kplus() -> None:
     while _kplus_deferred:
         model, tables = _kplus_deferred.popitem()
         for rows in tables:
-            write_connected_kplus(model, rows.source, rows.target, rows.kplus)
+            write_connected_kplus(model, *rows)
 
 
 def check_connected_kplus() -> None:
@@ -482,10 +535,10 @@ def write_hidden(hidden: Hidden) -> None:
     for model, s in hidden.stdp.items():
         _kplus_unchecked.pop(model, None)  # checked below, with the values written now
         deferred = _kplus_deferred.pop(model, [])  # the section's exact values instead
-        if deferred and np.isnan(s.kplus).any():
+        if deferred and not s.written().all():
             # rows the section does not hold (NaN: not read when stored) keep the connect's
             for rows in deferred:
-                write_connected_kplus(model, rows.source, rows.target, rows.kplus)
+                write_connected_kplus(model, *rows)
             _kplus_unchecked.pop(model, None)
         if not lib.write_stdp_ordered(model, s):
             lib.write_stdp(model, s)
@@ -522,14 +575,18 @@ def _models_of(hidden: Hidden) -> set[str]:
 def _neuron_rows(s: Stdp, sources: np.ndarray | None = None) -> Stdp:
     """The rows written (not those marked NaN: to or from a device, or from a source without a
     record); with ``sources``, the rows from those."""
-    keep = ~np.isnan(s.t_lastspike) if sources is None else np.isin(s.source, sources)
-    return s if keep.all() else Stdp(s.source[keep], s.target[keep], s.kplus[keep], s.t_lastspike[keep])
+    keep = s.written() if sources is None else np.isin(s.source, sources)
+    return s if keep.all() and s.runs is None and s.covered is None else s.rows(np.flatnonzero(keep))
 
 
 def _same_rows(a: Stdp, b: Stdp) -> bool:
     """The same connections with the same values, in any order (each column compared sorted:
     the pairing itself is the accessor's, matched by source and target)."""
-    return all(np.array_equal(np.sort(x), np.sort(y)) for x, y in ((a.source << 32 | a.target, b.source << 32 | b.target), (a.kplus, b.kplus), (a.t_lastspike, b.t_lastspike)))
+
+    def pairs(s: Stdp) -> np.ndarray:
+        return s.source.astype(np.int64) << 32 | s.target.astype(np.int64)
+
+    return all(np.array_equal(np.sort(x), np.sort(y)) for x, y in ((pairs(a), pairs(b)), (a.kplus, b.kplus), (a.t_lastspike, b.t_lastspike)))
 
 
 def _verify(wanted: Hidden, found: Hidden, *, stdp: bool) -> None:
@@ -540,8 +597,7 @@ def _verify(wanted: Hidden, found: Hidden, *, stdp: bool) -> None:
         problems.append("node records")
     # the rows written, against the connections from sources with a record (the others keep
     # what the rebuild gave them)
-    rows = {m: _neuron_rows(s) for m, s in wanted.stdp.items()}
-    if stdp and (set(rows) != set(found.stdp) or not all(_same_rows(rows[m], _neuron_rows(found.stdp[m], wanted.nodes)) for m in rows)):
+    if stdp and (set(wanted.stdp) != set(found.stdp) or not all(_same_rows(_neuron_rows(s), _neuron_rows(found.stdp[m], wanted.nodes)) for m, s in wanted.stdp.items())):
         problems.append("STDP connections")
     _verify_small(wanted, found.rngs, found.devices, found.transit, problems)
 
@@ -577,11 +633,25 @@ def _stdp_sample_found(lib: StateLibrary, wanted: Hidden) -> bool:
     """Each of a sample of the STDP rows written is a connection of the same source and target
     with the same Kplus and t_lastspike."""
     for model, s in wanted.stdp.items():
-        rows = _neuron_rows(s)
-        at = np.unique(np.linspace(0, len(rows.source) - 1, _SAMPLE_ROWS).astype(np.int64)) if len(rows.source) else np.empty(0, np.int64)
-        if lib.stdp_sample_found(model, Stdp(rows.source[at], rows.target[at], rows.kplus[at], rows.t_lastspike[at])) != len(at):
+        written = s.written()
+        count = int(np.count_nonzero(written))
+        at = _nth_true(written, np.unique(np.linspace(0, count - 1, _SAMPLE_ROWS).astype(np.int64)) if count else np.empty(0, np.int64))
+        if lib.stdp_sample_found(model, s.rows(at)) != len(at):
             return False
     return True
+
+
+def _nth_true(mask: np.ndarray, ranks: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+    """The positions of the ``ranks``-th (ascending) true values of ``mask``, found a block at
+    a time: the positions of all of them would take 8 bytes a row."""
+    out, seen, r = [], 0, 0
+    for lo in range(0, len(mask), block):
+        idx = np.flatnonzero(mask[lo : lo + block])
+        while r < len(ranks) and ranks[r] < seen + len(idx):
+            out.append(lo + int(idx[ranks[r] - seen]))
+            r += 1
+        seen += len(idx)
+    return np.array(out, dtype=np.int64)
 
 
 def _verify_stdp_sample(lib: StateLibrary, wanted: Hidden) -> None:

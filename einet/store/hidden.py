@@ -304,25 +304,19 @@ def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
     transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
     transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
     tables = {t.model: t for t in snap.synapses}
+    # the rows whose sources' spike history the section also restores: the others keep the
+    # trace the rebuild gave them (referred to a last spike at 0, as their restored sources
+    # report none): given their true last spike, a later store would refer the trace to the
+    # wrong time (einet.traces) and lose it
+    covered = np.zeros(int(a["nodes/id"].max(initial=0)) + 1, dtype=bool)
+    covered[a["nodes/id"]] = True
     stdp = {}
     for k, e in enumerate(meta["stdp"]):
-        table, lengths = tables[e["model"]], np.diff(a[f"stdp/{k}/runs"])
-        stdp[e["model"]] = _from_covered(Stdp(table.source.astype(np.int64), table.target.astype(np.int64), *(np.repeat(a[f"stdp/{k}/{key}"].astype(np.float64), lengths) for key in STDP_ROW)), a["nodes/id"])
+        table = tables[e["model"]]
+        # the table's own rows, the section's values by run: no copy a row
+        kplus, t_lastspike = (a[f"stdp/{k}/{key}"].astype(np.float64) for key in STDP_ROW)
+        stdp[e["model"]] = Stdp(table.source, table.target, kplus, t_lastspike, runs=a[f"stdp/{k}/runs"], covered=covered)
     return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
-
-
-def _from_covered(s: Stdp, covered: np.ndarray) -> Stdp:
-    """The rows whose sources' spike history the section also restores; the others are marked
-    not to be written (NaN): those connections keep the trace the rebuild gave them (referred
-    to a last spike at 0, as their restored sources report none): given their true last spike,
-    a later store would refer the trace to the wrong time (einet.traces) and lose it."""
-    has_record = np.zeros(max(int(covered.max(initial=0)), int(s.source.max(initial=0))) + 1, dtype=bool)
-    has_record[covered] = True
-    other = ~has_record[s.source]
-    if other.any():
-        s.kplus[other] = np.nan
-        s.t_lastspike[other] = np.nan
-    return s
 
 
 def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str, bool]:
