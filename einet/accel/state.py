@@ -210,7 +210,7 @@ class StateLibrary:
         between two neurons of this process (else nothing is connected)."""
         a = [np.ascontiguousarray(x, dtype=np.int32) for x in (source, target)]
         values = [None if x is None else np.ascontiguousarray(x, dtype=np.float64) for x in (weight, delay)]
-        if len({len(x) for x in [*a, *(v for v in values if v is not None)]}) != 1:
+        if len({len(x) for x in a} | {len(v) for v in values if v is not None}) != 1:
             raise ValueError("rows of different lengths")
         pointers = [None if v is None else v.ctypes.data for v in values]
         self._call(model, "einet_state_connect", model.encode(), *(x.ctypes.data for x in a), *pointers, len(a[0]))
