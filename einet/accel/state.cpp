@@ -25,12 +25,12 @@
 // need not be named.
 
 #include <algorithm>
-#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>

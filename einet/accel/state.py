@@ -371,13 +371,10 @@ def check_against_status(hidden: Hidden) -> None:
 def _check_kplus(model: str, s: Stdp) -> None:
     """The first row of ``s`` that holds a value agrees with NEST's own Kplus of a connection
     of its source and target (once per model and process; NEST sorts its connections here)."""
-    if model in _checked:
-        return
     written = s.written()
-    first = int(np.argmax(written)) if len(written) else 0
-    if not len(written) or not written[first]:
+    if model in _checked or not written.any():
         return
-    row, n = s.rows(np.array([first])), nest()
+    row, n = s.rows(np.array([int(np.argmax(written))])), nest()
     with nest_output_to():
         conns = n.GetConnections(n.NodeCollection([int(row.source[0])]), n.NodeCollection([int(row.target[0])]), synapse_model=model)
         kplus = conns.get("Kplus")
