@@ -240,7 +240,7 @@ def test_a_background_stores_child_reads_the_hidden_state_and_it_continues_exact
 
 def test_the_cli_store_and_restore_continue_exactly(tmp_path: Path) -> None:
     """``einet run --store`` and ``einet restore`` (fresh processes): the restored run is the
-    continued run, and its JSON says so."""
+    continued run, and its JSON and its printed summary say so."""
     from .conftest import einet_cli
 
     common = ("--model", f"{HERE}:alpha_network", "--threads", "2", "--seed", "4321", "--t", "50", "--json")
@@ -255,6 +255,8 @@ def test_the_cli_store_and_restore_continue_exactly(tmp_path: Path) -> None:
     b = json.loads(done.stdout)
     assert b["exact"] is True and b["digest"] == a.digest
     assert "hidden state" not in done.stderr
+    done = einet_cli("restore", str(tmp_path / "cli.h5"), "--t", "50")
+    assert done.returncode == 0 and "exact: the continued run of the snapshot's, bit for bit" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
 def test_another_nest_binary_turns_the_hidden_section_off(tmp_path: Path) -> None:

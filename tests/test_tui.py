@@ -34,10 +34,11 @@ from einet.demo import DEMO_STEPS
 from einet.engine import Message as WireMessage
 from einet.engine.protocol import EngineState
 from einet.history import History
-from einet.runs import RunResult
+from einet.runs import Origin, RunResult
 from einet.snapshot import open_snapshot, write_snapshot
 from einet.trials import compare, summarise
 from einet.tui.app import EinetApp
+from einet.tui.main_screen import MainScreen
 from einet.tui.messages import OpProgress, StateChanged, TourCaption, TourEnded
 from einet.tui.screens import CompareScreen, ConfirmScreen, HelpScreen, RestoreScreen, SeedScreen, StoreScreen
 from einet.tui.tour import Tour
@@ -535,6 +536,28 @@ async def test_notifications_never_cover_the_run_table(tmp_path: Path, scripted:
         text = str(app.query_one("Toast").render())
         assert "model_2" in text and "model_3" not in text and "6 more" in text and "? lists all" in text, text
         await pilot.press("q")
+
+
+async def test_a_restore_says_whether_it_is_the_continued_run(tmp_path: Path, scripted: Callable[..., ScriptedEngine]) -> None:
+    """An exact restore (the hidden state written back whole) says so in its toast and log,
+    and its runs say so in the run table; any other says why not in the log."""
+    app = make(tmp_path, engine=scripted())
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await until(pilot, lambda: app.engine_status.state == "built")
+        app._restored(tmp_path / "snap.h5", WireMessage("ok", {"t_stored_ms": 100.0, "seed": 7, "threads": 2, "not_stored": [], "exact": True, "hidden_note": ""}))
+        await until(pilot, lambda: any("restored snap.h5" in str(t.render()) for t in app.query("Toast")))
+        text = str(app.query_one("Toast").render())
+        assert "exact: the continued run" in text and "nothing left out" in text, text
+        app._restored(tmp_path / "snap.h5", WireMessage("ok", {"t_stored_ms": 100.0, "seed": 8, "threads": 1, "not_stored": ["x: y (z)"], "exact": False, "hidden_note": "hidden state not restored: other threads (1, stored with 2)"}))
+        await until(pilot, lambda: any("not restored: x" in str(t.render()) for t in app.query("Toast")))
+        logged = [str(line) for line in app.query_one("#log").lines]
+        assert any("exact: a run from here is the run the stored one would have continued" in line for line in logged), logged
+        assert any("hidden state not restored: other threads (1, stored with 2)" in line for line in logged), logged
+        assert "exact" not in str(app.query_one("Toast").render())
+        await pilot.press("q")
+    restored = replace(result("d1", origin="restored"), origin=Origin("restored", "/snaps/at100.h5", 100.0))
+    assert MainScreen._run_row(0, replace(restored, exact=True), "").cells[3] == "restored ← at100, exact"
+    assert MainScreen._run_row(0, restored, "").cells[3] == "restored ← at100"
 
 
 async def test_escape_and_q_end_a_run_stuck_inside_nest(tmp_path: Path) -> None:

@@ -380,9 +380,17 @@ class EinetApp(App[int]):
         self.ledger.new_kernel()
         self.current_snapshot = str(path)
         self.main.log_line(f"restored {escape(path.name)} (stored at t = {ack['t_stored_ms']:g} ms), seed {ack['seed']}, threads {ack['threads']}")
+        # whether a run from here is the continued run (the hidden state written back whole),
+        # and if not, why: the user cannot tell it from the spikes of one run
+        exact, note = bool(ack.get("exact")), str(ack.get("hidden_note") or "")
+        if exact:
+            self.main.log_line("[green]exact: a run from here is the run the stored one would have continued, bit for bit[/]")
+        elif note:
+            self.main.log_line(escape(note))
         missing = [line.split(" (")[0] for line in ack.get("not_stored", [])]
         shown = "; ".join(missing[:RESTORE_TOAST_ITEMS]) + (f"; {len(missing) - RESTORE_TOAST_ITEMS} more" if len(missing) > RESTORE_TOAST_ITEMS else "")
-        self.notify("not restored: " + textual_escape(shown) + " — ? lists all", title=f"restored {visible(path.name)}", timeout=6)
+        body = "not restored: " + textual_escape(shown) + " — ? lists all" if missing else "nothing left out"
+        self.notify(("exact: the continued run. " if exact else "") + body, title=f"restored {visible(path.name)}", timeout=6)
         self.main.show_status()
 
     # -- the history (its thread's replies) ----------------------------------------------

@@ -195,6 +195,8 @@ class MainScreen(Screen[None]):
         origin: str = r.origin.kind
         if r.origin.kind == "restored":
             origin += f" ← {Path(r.origin.snapshot).stem}"
+        if r.exact:  # the hidden state written back: this is the continued run
+            origin += ", exact"
         if not r.bit_comparable:
             origin += ", other threads"
         label = r.label + (" (cancelled)" if r.cancelled else "")

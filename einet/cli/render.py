@@ -74,6 +74,8 @@ def print_run(result: Any, stored: str | None) -> None:
     rates = result.group_rates_hz()
     if len(rates) > 1:
         c.print("  " + "  ".join(f"{shown(name)} {hz:.2f} Hz" for name, hz in rates.items()))
+    if result.exact:
+        c.print("  [green]exact: the continued run of the snapshot's, bit for bit (its hidden state restored)[/]")
     if not result.bit_comparable:
         c.print("  [yellow]virtual processes (ranks × threads) differ from the snapshot's: not bit-comparable with runs at the stored count[/]")
     if result.changes:
