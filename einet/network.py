@@ -693,8 +693,9 @@ def _connect(t: Any, base: str, t_stored_ms: float, *, defer_kplus: bool = False
         t = dataclasses.replace(t, uniform={k: v for k, v in t.uniform.items() if k not in traces})
     accessor = _accessor_for(t)
     kplus = spec.pop("Kplus") if accessor is not None and base in STDP_BASES and "Kplus" in spec else None
-    # a hidden write mostly supersedes them: made again if needed, not held (8 bytes a row)
-    deferred, kplus = (True, None) if kplus is not None and defer_kplus else (False, kplus)
+    deferred = kplus is not None and defer_kplus
+    if deferred:
+        kplus = None  # a hidden write mostly supersedes it: made again if needed, not held (8 bytes a row)
     shared = {k: v for k, v in t.uniform.items() if k != "receptor_type"}
     if "receptor_type" in t.uniform:
         spec["receptor_type"] = np.full(len(t), t.uniform["receptor_type"], dtype=float)

@@ -217,7 +217,7 @@ class StateLibrary:
 
     def stdp_sample_found(self, model: str, s: Stdp) -> int:
         """How many of the rows ``s`` (a sample) a connection of the model has, values bit for bit."""
-        a = [np.ascontiguousarray(x, dtype=np.int32) for x in (s.source, s.target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (s.kplus, s.t_lastspike)]
+        a = _row_arrays(s)
         return self._call(model, "einet_state_stdp_sample", model.encode(), *(x.ctypes.data for x in a), len(a[0]))
 
     # -- random generators
@@ -264,10 +264,15 @@ _ROWS = [_P, _P, _P, _P, _P, _L, _P, _L, _L]
 runs (or NULL) and their count, covered (or NULL) and its length, the number of rows."""
 
 
+def _row_arrays(s: Stdp) -> list[np.ndarray]:
+    """Source and target (int32), Kplus and t_lastspike (float64), as the accessor reads them."""
+    return [np.ascontiguousarray(x, dtype=np.int32) for x in (s.source, s.target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (s.kplus, s.t_lastspike)]
+
+
 def _rows_args(s: Stdp) -> tuple[list[np.ndarray], list[object]]:
     """The arrays a writer reads (kept alive by the caller) and its arguments for ``s``."""
     n = len(s.source)
-    a = [np.ascontiguousarray(x, dtype=np.int32) for x in (s.source, s.target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (s.kplus, s.t_lastspike)]
+    a = _row_arrays(s)
     runs = None if s.runs is None else np.ascontiguousarray(s.runs, dtype=np.int64)
     covered = None if s.covered is None else np.ascontiguousarray(s.covered, dtype=bool).view(np.uint8)
     values = n if runs is None else len(runs) - 1
