@@ -69,11 +69,23 @@ Tau = Callable[[str], np.ndarray | float]
 """A time constant by name: a column per connection, or one value for the model."""
 
 
-def at_stored_time(columns: Mapping[str, np.ndarray], tau: Tau, source_last_spike: np.ndarray, t_ms: float, base: str) -> dict[str, np.ndarray]:
-    """Each trace decayed from the source's last spike (``source_last_spike``, one per
-    connection; < 0 for none since the kernel's t = 0) to the stored time ``t_ms``."""
-    since = t_ms - np.maximum(source_last_spike, 0.0)
-    return {key: columns[key] * np.exp(-since / tau(tau_key)) for key, tau_key in traces_of(base).items() if key in columns}
+def refer_to_stored_time(columns: Mapping[str, np.ndarray], tau: Tau, source_last_spike: np.ndarray, t_ms: float, base: str, scratch: np.ndarray | None = None) -> None:
+    """Decay each trace of ``columns`` in place from its source's last spike
+    (``source_last_spike``, one per connection, < 0 for none since the kernel's t = 0; it is
+    overwritten) to the stored time ``t_ms``; ``scratch``, as long or longer, saves an
+    allocation (a store refers millions of traces: fresh temporaries cost page faults)."""
+    since = source_last_spike
+    np.maximum(since, 0.0, out=since)
+    np.subtract(t_ms, since, out=since)
+    factor = np.empty_like(since) if scratch is None else scratch[: len(since)]
+    for key, tau_key in traces_of(base).items():
+        if key in columns:
+            # each trace times exp(-since / tau), in that order: the values are those NEST's own
+            # decay gives (a restore's continuation test compares them bit for bit)
+            np.negative(since, out=factor)
+            np.divide(factor, tau(tau_key), out=factor)
+            np.exp(factor, out=factor)
+            np.multiply(columns[key], factor, out=columns[key])
 
 
 def for_new_connections(columns: Mapping[str, np.ndarray], tau: Tau, t_ms: float, base: str) -> dict[str, np.ndarray]:

@@ -84,15 +84,62 @@ def test_typed_and_dictionary_reads_are_equal_and_typed_is_used_where_known() ->
         typed = [np.empty(m.count, column_dtype(key)) for key in m.keys]
         by_dict = [np.empty(m.count, column_dtype(key)) for key in m.keys]
         reported: list[int] = []
-        used = lib.read(m.model, m.keys, per_thread, typed, reported.append)
+        got = lib.read(m.model, m.keys, per_thread, typed, reported.append)
         # e_syn (a copy of stdp_synapse_hom) and i_syn (of static_synapse) join neurons: typed on
         # both threads; static_synapse only joins devices, which are read by dictionary
-        assert used == (2 if m.model in ("e_syn", "i_syn") else 0), m.model
-        assert lib.read(m.model, m.keys, per_thread, by_dict, typed=False) == 0
+        assert got.typed_threads == (2 if m.model in ("e_syn", "i_syn") else 0), m.model
+        assert got.runs is None
+        assert lib.read(m.model, m.keys, per_thread, by_dict, typed=False).typed_threads == 0
         for a, b in zip(typed, by_dict):
             np.testing.assert_array_equal(a, b)
         assert sum(reported) == m.count
     assert_bulk_equals_pynest(s)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stdp_state_read_by_run_is_each_connections_own(threads: int) -> None:
+    """Kplus and t_lastspike read per run of rows, as the hidden section stores them: expanded,
+    each row's values are those the accessor reads of the same connection; runs join rows
+    across NEST's threads, and a dictionary read has no t_lastspike (NEST's status lacks it)."""
+    s = Session(NetworkConfig(scale=0.2, threads=threads, t_sim_ms=60.0))
+    s.build()
+    s.run()
+    lib = accel.connection_library()
+    assert lib is not None, accel.why_not()
+    (m,) = [m for m in plan_capture(s.network, seed=s.seed, read_nodes=False).models if m.model == "e_syn"]
+    per_thread = lib.count(m.model)
+    cols = [np.empty(m.count, column_dtype(key)) for key in m.keys]
+    runs = lib.read(m.model, m.keys, per_thread, cols, run_keys=["Kplus", "t_lastspike"]).runs
+    assert runs is not None and runs.start[0] == 0 and runs.start[-1] == m.count and (np.diff(runs.start) > 0).all()
+    assert 100 < len(runs.start) - 1 < m.count // 10, "a source's connections share their values"
+    kplus, tlast = (np.repeat(runs.values[k], np.diff(runs.start)) for k in ("Kplus", "t_lastspike"))
+    row = dict(zip(m.keys, cols))
+    np.testing.assert_array_equal(kplus, row["Kplus"])
+    assert (tlast > 0).any()
+    own = state_library().read_stdp(m.model)
+    assert _same_multiset((row["source"], row["target"], kplus, tlast), (own.source, own.target, own.kplus, own.t_lastspike))
+    joined = runs.values["t_lastspike"].view(np.int64), runs.values["Kplus"].view(np.int64)
+    assert ((joined[0][1:] != joined[0][:-1]) | (joined[1][1:] != joined[1][:-1])).all(), "neighbouring runs differ"
+    by_dict = lib.read(m.model, m.keys, per_thread, cols, typed=False, run_keys=["Kplus", "t_lastspike"]).runs
+    assert by_dict is not None and np.isnan(by_dict.values["t_lastspike"]).all()
+    np.testing.assert_array_equal(np.repeat(by_dict.values["Kplus"], np.diff(by_dict.start)), kplus)
+
+
+def _same_multiset(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> bool:
+    def rows(cols: tuple[np.ndarray, ...]) -> np.ndarray:
+        return np.sort(np.rec.fromarrays([np.asarray(c, dtype=np.float64) for c in cols]))
+
+    return bool(np.array_equal(rows(a), rows(b)))
+
+
+def test_runs_of_the_rows_kept_join_what_the_dropped_rows_parted() -> None:
+    runs = library.Runs.of(np.array([0, 2, 3, 5]), 6, {"x": np.array([1.0, 2.0, 1.0, 1.0])})
+    assert runs.start.tolist() == [0, 2, 3, 6] and runs.values["x"].tolist() == [1.0, 2.0, 1.0], "equal neighbours are one run"
+    kept = runs.of_rows(np.array([True, True, False, True, False, True]))
+    assert kept.start.tolist() == [0, 4] and kept.values["x"].tolist() == [1.0]
+    nan = library.Runs.of(np.array([0, 1, 2]), 3, {"x": np.array([np.nan, np.nan, -0.0])})
+    assert nan.start.tolist() == [0, 2, 3], "NaN equals NaN; -0.0 is not 0.0 (bit for bit)"
+    assert library.Runs.of(np.empty(0, np.int64), 0, {"x": np.empty(0)}).start.tolist() == [0]
 
 
 def test_connections_removed_or_made_since_the_last_run_are_read_as_pynest_reads_them() -> None:
@@ -142,10 +189,10 @@ def test_a_read_that_disagrees_with_nest_falls_back_to_pynest(fault: str, monkey
     assert lib is not None, accel.why_not()
     real_read, real_count = lib.read, lib.count
 
-    def corrupt_read(model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], *args: object, **kwargs: object) -> int:
-        used = real_read(model, keys, per_thread, columns, *args, **kwargs)  # type: ignore[arg-type]
+    def corrupt_read(model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], *args: object, **kwargs: object) -> library.Read:
+        got = real_read(model, keys, per_thread, columns, *args, **kwargs)  # type: ignore[arg-type]
         columns[keys.index("weight")][0] += 1.0  # the first row is always sampled
-        return used
+        return got
 
     if fault == "value":
         monkeypatch.setattr(lib, "read", corrupt_read)
@@ -155,6 +202,7 @@ def test_a_read_that_disagrees_with_nest_falls_back_to_pynest(fault: str, monkey
         got = capture(s.network, seed=s.seed)
     said = [r.getMessage() for r in caplog.records if r.name == "einet"]
     assert len(said) == 1 and ("differs from PyNEST" if fault == "value" else "where NEST counts") in said[0], said
+    assert got.hidden is None, "read again through PyNEST (in another order): the STDP rows the failed read took are not the tables'"
     assert accel.connection_library() is None, "off for the rest of the process"
     monkeypatch.setenv("EINET_ACCEL", "0")
     assert_same_state(got, capture(s.network, seed=s.seed))

@@ -16,6 +16,7 @@
 // thread instead, each over that thread's connection tables.
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <atomic>
 #include <cstring>
@@ -310,38 +311,122 @@ struct Column
     TARGET,
     RECEPTOR,
     DELAY,
-    MEMBER
+    MEMBER,
+    RUN  // read per run: see run_members
   } kind;
   double ConnectionT::* member;
 };
 
-// Where one thread's rows go, and what went wrong: one array per key, float64 or int32 (node
-// ids: half the memory of a double, and what the snapshot stores them as).
-struct Rows
+// What a key's array holds: a value per row, float64 or int32 (node ids: half the memory of a
+// double, and what the snapshot stores them as); or a value per run of rows (float64).
+enum Kind : long
+{
+  FLOAT64 = 0,
+  INT32 = 1,
+  PER_RUN = 2
+};
+
+// Where one thread's rows go, and what went wrong. A run is rows of this thread whose per-run
+// keys hold the same values, bit for bit (the hidden section's STDP rows: a source's
+// connections share their Kplus and last spike). Run r of the thread goes to slot first + r of
+// each per-run array and of run_start (its first row): a thread's runs never outnumber its rows,
+// so they stay in its own slots, and the pages of the slots left unwritten are never touched.
+struct alignas( 64 ) Rows
 {
   void* const* columns;
-  const long* int32;  // per key: 1 if its array is int32, else float64
+  const long* kind;   // per key
   long row;           // next row of this thread
   long end;           // one past this thread's last row
+  int64_t* run_start; // null: no per-run key
+  long run;           // next run slot of this thread
   std::string problem;
+  static constexpr size_t MAX_RUN_KEYS = 4;
+  std::vector< size_t > run_keys;                  // the keys read per run, in their order
+  std::vector< long > run_index;                   // per key: its place in run_keys, or -1
+  std::array< uint64_t, MAX_RUN_KEYS > pending {}; // this row's per-run values (their bits)
+  std::array< uint64_t, MAX_RUN_KEYS > last {};    // the current run's
+  bool in_run = false;
+
+  Rows( void* const* columns_, const long* kind_, const long first, const long end_, const size_t n_keys, int64_t* run_start_ )
+    : columns( columns_ )
+    , kind( kind_ )
+    , row( first )
+    , end( end_ )
+    , run_start( run_start_ )
+    , run( first )
+    , run_index( n_keys, -1 )
+  {
+    for ( size_t k = 0; k < n_keys; ++k )
+    {
+      if ( kind[ k ] == PER_RUN )
+      {
+        run_index[ k ] = static_cast< long >( run_keys.size() );
+        run_keys.push_back( k );
+      }
+    }
+    if ( run_keys.size() > MAX_RUN_KEYS )
+    {
+      problem = "more keys read per run than " + std::to_string( MAX_RUN_KEYS );
+    }
+    else if ( not run_keys.empty() and not run_start )
+    {
+      problem = "keys read per run but nowhere to put where runs start";
+    }
+  }
 
   void
-  put( const size_t k, const double value ) const
+  put( const size_t k, const double value )
   {
-    if ( int32[ k ] )
+    if ( kind[ k ] == FLOAT64 )
+    {
+      static_cast< double* >( columns[ k ] )[ row ] = value;
+    }
+    else if ( kind[ k ] == INT32 )
     {
       static_cast< int32_t* >( columns[ k ] )[ row ] = static_cast< int32_t >( value );
     }
     else
     {
-      static_cast< double* >( columns[ k ] )[ row ] = value;
+      std::memcpy( &pending[ run_index[ k ] ], &value, sizeof value );
     }
   }
 
   double
   get( const size_t k, const long at ) const
   {
-    return int32[ k ] ? static_cast< const int32_t* >( columns[ k ] )[ at ] : static_cast< const double* >( columns[ k ] )[ at ];
+    return kind[ k ] == INT32 ? static_cast< const int32_t* >( columns[ k ] )[ at ] : static_cast< const double* >( columns[ k ] )[ at ];
+  }
+
+  // The row is complete, its per-run values put.
+  void
+  next_row()
+  {
+    end_row( pending );
+  }
+
+  // The row is complete, its per-run values (bits) in run_keys' order: a new run starts with it
+  // if they differ from the run's.
+  void
+  end_row( const std::array< uint64_t, MAX_RUN_KEYS >& values )
+  {
+    const size_t n = run_keys.size();
+    bool changed = not in_run;
+    for ( size_t j = 0; j < n; ++j )
+    {
+      changed |= values[ j ] != last[ j ];
+    }
+    if ( n and changed )
+    {
+      run_start[ run ] = row;
+      for ( size_t j = 0; j < n; ++j )
+      {
+        std::memcpy( static_cast< double* >( columns[ run_keys[ j ] ] ) + run, &values[ j ], sizeof( double ) );
+        last[ j ] = values[ j ];
+      }
+      ++run;
+      in_run = true;
+    }
+    ++row;
   }
 };
 
@@ -364,9 +449,21 @@ read_typed( const nest::ConnectorBase* base,
   }
   const auto known = fields_of( static_cast< const ConnectionT* >( nullptr ) );
   std::vector< Column< ConnectionT > > columns;
-  for ( const auto& key : keys )
+  std::vector< double ConnectionT::* > run_members;  // in rows.run_keys' order
+  for ( size_t k = 0; k < keys.size(); ++k )
   {
-    if ( key == "source" )
+    const std::string& key = keys[ k ];
+    if ( rows.kind[ k ] == PER_RUN )
+    {
+      const auto f = std::find_if( known.begin(), known.end(), [ & ]( const auto& m ) { return key == m.key; } );
+      if ( f == known.end() )
+      {
+        return false;
+      }
+      run_members.push_back( f->member );
+      columns.push_back( { Column< ConnectionT >::RUN, nullptr } );
+    }
+    else if ( key == "source" )
     {
       columns.push_back( { Column< ConnectionT >::SOURCE, nullptr } );
     }
@@ -437,9 +534,16 @@ read_typed( const nest::ConnectorBase* base,
       case Column< ConnectionT >::MEMBER:
         rows.put( k, c.*( columns[ k ].member ) );
         break;
+      case Column< ConnectionT >::RUN:
+        break;
       }
     }
-    ++rows.row;
+    std::array< uint64_t, Rows::MAX_RUN_KEYS > run_values {};
+    for ( size_t j = 0; j < run_members.size(); ++j )
+    {
+      std::memcpy( &run_values[ j ], &( c.*run_members[ j ] ), sizeof( double ) );
+    }
+    rows.end_row( run_values );
     if ( ++since == 65536 )
     {
       progress->fetch_add( since, std::memory_order_relaxed );
@@ -515,7 +619,7 @@ read_by_dictionary( const size_t tid,
       }
       rows.put( k, cell );
     }
-    ++rows.row;
+    rows.next_row();
     if ( ++since == 4096 )
     {
       progress->fetch_add( since, std::memory_order_relaxed );
@@ -640,7 +744,7 @@ read_thread( const size_t tid,
               return false;
             }
           }
-          if ( ( rows.int32[ k ] ? static_cast< double >( static_cast< int32_t >( value ) ) : value ) != rows.get( k, first ) )
+          if ( ( rows.kind[ k ] == INT32 ? static_cast< double >( static_cast< int32_t >( value ) ) : value ) != rows.get( k, first ) )
           {
             problem = "typed reader disagrees with NEST's status on " + keys[ k ];
             return false;
@@ -766,12 +870,13 @@ extern "C"
     } );
   }
 
-  // Read keys of every enabled local connection of the model into columns (one array of
-  // rows elements per key, int32 where int32[k], else float64): NEST thread tid's
-  // connections go to rows [first[tid], first[tid] +
-  // per_thread[tid]), counts as einet_count gave them. done is raised as rows are read (for
-  // progress); typed_threads is set to the number of threads read by a typed reader (0 if
-  // may_type is 0). Returns the rows read, or -1 (err says why).
+  // Read keys of every enabled local connection of the model into columns, one array of rows
+  // elements per key of the kind kind[k] (Kind): NEST thread tid's connections go to rows
+  // [first[tid], first[tid] + per_thread[tid]), counts as einet_count gave them; its runs of
+  // the PER_RUN keys (if any: then run_start has rows elements) to the slots from first[tid]
+  // on, run_count[tid] of them. done is raised as rows are read (for progress); typed_threads
+  // is set to the number of threads read by a typed reader (0 if may_type is 0). Returns the
+  // rows read, or -1 (err says why).
   long
   einet_read( const char* model,
     const char** keys,
@@ -779,8 +884,10 @@ extern "C"
     const long* first,
     const long* per_thread,
     void* const* columns,
-    const long* int32,
+    const long* kind,
     long rows,
+    int64_t* run_start,
+    long* run_count,
     long may_type,
     long* done,
     long* typed_threads,
@@ -792,6 +899,7 @@ extern "C"
       const size_t threads = n_threads();
       const std::vector< std::string > names( keys, keys + n_keys );
       std::vector< Rows > parts;
+      parts.reserve( threads );
       for ( size_t tid = 0; tid < threads; ++tid )
       {
         if ( first[ tid ] < 0 or per_thread[ tid ] < 0 or first[ tid ] + per_thread[ tid ] > rows )
@@ -799,7 +907,12 @@ extern "C"
           say( err, errlen, "rows out of range" );
           return -1;
         }
-        parts.push_back( Rows { columns, int32, first[ tid ], first[ tid ] + per_thread[ tid ], "" } );
+        parts.emplace_back( columns, kind, first[ tid ], first[ tid ] + per_thread[ tid ], names.size(), run_start );
+        if ( not parts.back().problem.empty() )
+        {
+          say( err, errlen, parts.back().problem );
+          return -1;
+        }
       }
       auto* progress = reinterpret_cast< std::atomic< long >* >( done );
       std::vector< char > typed( threads, 0 );
@@ -844,6 +957,7 @@ extern "C"
         }
         total += per_thread[ tid ];
         *typed_threads += typed[ tid ];
+        run_count[ tid ] = parts[ tid ].run - first[ tid ];
       }
       return total;
     } );

@@ -10,7 +10,8 @@ import ctypes
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,44 @@ _ERR = 1024
 _L = ctypes.c_long
 _P = ctypes.c_void_p
 _COLUMN_DTYPES = (np.dtype(np.float64), np.dtype(np.int32))
+_FLOAT64, _INT32, _PER_RUN = 0, 1, 2
+"""What a key's array holds (connections.cpp, Kind)."""
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Values read per run of rows, not per row: run ``r`` covers rows ``[start[r], start[r +
+    1])`` and holds ``values[key][r]`` (``start`` ends with the row count). Neighbouring runs
+    hold different values, compared bit for bit (NaN equals NaN, -0.0 is not 0.0)."""
+
+    start: np.ndarray
+    values: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, start: np.ndarray, rows: int, values: dict[str, np.ndarray]) -> Runs:
+        """The runs that begin at ``start`` with ``values``, neighbours of equal values joined."""
+        same = np.ones(max(len(start) - 1, 0), dtype=bool)
+        for v in values.values():
+            bits = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
+            same &= bits[1:] == bits[:-1]
+        new = np.r_[True, ~same] if len(start) else same
+        return cls(np.append(start[new], rows).astype(np.int64), {k: v[new] for k, v in values.items()})
+
+    def of_rows(self, keep: np.ndarray) -> Runs:
+        """The runs of the rows that ``keep`` (a mask of every row) keeps, renumbered."""
+        run_of_row = np.repeat(np.arange(len(self.start) - 1), np.diff(self.start))[keep]
+        first = np.flatnonzero(np.r_[True, run_of_row[1:] != run_of_row[:-1]]) if len(run_of_row) else np.empty(0, np.int64)
+        return Runs.of(first, len(run_of_row), {k: v[run_of_row[first]] for k, v in self.values.items()})
+
+
+@dataclass(frozen=True)
+class Read:
+    """What :meth:`ConnectionLibrary.read` found besides its columns."""
+
+    typed_threads: int
+    """NEST threads read by a typed reader."""
+    runs: Runs | None
+    """The per-run keys' values (None without them)."""
 
 
 class ConnectionLibrary:
@@ -39,7 +78,7 @@ class ConnectionLibrary:
         lib.einet_first.restype = _L
         lib.einet_first.argtypes = [ctypes.c_char_p, _P, _P, _P, ctypes.c_size_t]
         lib.einet_read.restype = _L
-        lib.einet_read.argtypes = [ctypes.c_char_p, _P, _L, _P, _P, _P, _P, _L, _L, _P, _P, _P, ctypes.c_size_t]
+        lib.einet_read.argtypes = [ctypes.c_char_p, _P, _L, _P, _P, _P, _P, _L, _P, _P, _L, _P, _P, _P, ctypes.c_size_t]
         self._lib = lib
         self.path = path
 
@@ -66,20 +105,27 @@ class ConnectionLibrary:
             raise AccelUnavailable(f"{model}: finding a connection failed: {err.value.decode(errors='replace')}")
         return (int(source.value), int(target.value)) if found else None
 
-    def read(self, model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], report: Callable[[int], None] | None = None, *, typed: bool = True) -> int:
+    def read(self, model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], report: Callable[[int], None] | None = None, *, typed: bool = True, run_keys: Sequence[str] = ()) -> Read:
         """Fill ``columns`` (one contiguous float64 or int32 array per key, one element per
         connection) with ``keys`` of every local connection of ``model``, thread by thread as
-        :meth:`count` gave them; ``report(k)`` is told of every ``k`` rows read, from this
-        thread. Returns how many NEST threads were read by a typed reader (none unless
-        ``typed``)."""
+        :meth:`count` gave them, and read ``run_keys`` per run of rows (:class:`Runs`): a
+        typed reader reads them as it goes, a dictionary NaN for what NEST's status lacks;
+        ``report(k)`` is told of every ``k`` rows read, from this thread. Reads typed where it
+        can, unless not ``typed``."""
         rows = int(per_thread.sum())
         if len(columns) != len(keys) or any(c.shape != (rows,) or not c.flags.c_contiguous or c.dtype not in _COLUMN_DTYPES for c in columns):
             raise ValueError("columns must be one contiguous float64 or int32 array per key, one element per connection")
-        pointers = (_P * len(columns))(*(c.ctypes.data for c in columns))
-        int32 = np.array([c.dtype == np.int32 for c in columns], dtype=np.int64)
+        # the runs' arrays are as long as the rows, but written only where runs begin: the
+        # pages beyond are never touched (a store of 2M STDP connections writes a few)
+        per_run = [np.empty(rows, dtype=np.float64) for _ in run_keys]
+        run_start = np.empty(rows if run_keys else 0, dtype=np.int64)
+        run_count = np.zeros(len(per_thread), dtype=np.int64)
+        arrays = [*columns, *per_run]
+        pointers = (_P * len(arrays))(*(c.ctypes.data for c in arrays))
+        kind = np.array([_INT32 if c.dtype == np.int32 else _FLOAT64 for c in columns] + [_PER_RUN] * len(run_keys), dtype=np.int64)
         first = np.concatenate([[0], np.cumsum(per_thread)[:-1]]).astype(np.int64)
         per = np.ascontiguousarray(per_thread, dtype=np.int64)
-        names = (ctypes.c_char_p * len(keys))(*(k.encode() for k in keys))
+        names = (ctypes.c_char_p * len(arrays))(*(k.encode() for k in [*keys, *run_keys]))
         done, typed_threads = _L(0), _L(0)
         err = ctypes.create_string_buffer(_ERR)
         result: list[int] = []
@@ -89,12 +135,14 @@ class ConnectionLibrary:
                 self._lib.einet_read(
                     model.encode(),
                     ctypes.cast(names, _P),
-                    len(keys),
+                    len(arrays),
                     first.ctypes.data,
                     per.ctypes.data,
                     ctypes.cast(pointers, _P),
-                    int32.ctypes.data,
+                    kind.ctypes.data,
                     rows,
+                    run_start.ctypes.data if run_keys else None,
+                    run_count.ctypes.data,
                     int(typed),
                     ctypes.addressof(done),
                     ctypes.addressof(typed_threads),
@@ -117,7 +165,11 @@ class ConnectionLibrary:
             raise AccelUnavailable(f"{model}: reading failed: {err.value.decode(errors='replace')}")
         if report is not None and done.value > told:
             report(done.value - told)
-        return int(typed_threads.value)
+        runs = None
+        if run_keys:
+            slots = np.concatenate([np.empty(0, np.int64), *(np.arange(f, f + c) for f, c in zip(first, run_count))])
+            runs = Runs.of(run_start[slots], rows, {key: values[slots] for key, values in zip(run_keys, per_run)})
+        return Read(int(typed_threads.value), runs)
 
 
 _loaded: ConnectionLibrary | None = None

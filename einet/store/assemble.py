@@ -13,7 +13,7 @@ from ..kernel import nest, nest_output_to, nest_version
 from ..network import Network, node_kinds, node_models, probe_node_models
 from ..ownership import plain
 from ..snapshot.model import ID_DTYPE, NodeRun, Snapshot, SynapseTable
-from ..traces import LAST_SPIKE_CLOCKED, at_stored_time, family, lost_after, traces_of
+from ..traces import LAST_SPIKE_CLOCKED, family, lost_after, refer_to_stored_time, traces_of
 from .checks import not_stored_of, refuse_unsupported
 from .connections import Columns, base_of, connection_plans, set_keys, synapse_table
 from .hidden import attach_stdp, split_stdp
@@ -107,7 +107,7 @@ def table_columns(plan: CapturePlan, m: ModelPlan, cols: dict[str, np.ndarray]) 
     einets = (cols["target"] == net.recorder_id) | (cols["source"] == net.last_id if net.meter is not None else False)
     keep = ~einets if einets.any() else None
     del einets
-    hidden = split_stdp(plan, m.model, cols, keep)  # Kplus exact, before the traces are referred
+    hidden = split_stdp(plan, m.model, keep)
     _refer_traces(plan, m, cols)
     if keep is not None:
         cols = {key: col[keep] for key, col in cols.items()}
@@ -172,21 +172,23 @@ def _receptor_offsets(plan: CapturePlan) -> np.ndarray | None:
 
 def _refer_traces(plan: CapturePlan, m: ModelPlan, cols: dict[str, np.ndarray]) -> None:
     """Replace a plastic model's traces by their values at the stored time (in place), a block
-    of connections at a time (the temporaries stay small)."""
+    of connections at a time (the temporaries stay small, and are made once)."""
     base = base_of(plan.net, m.model)
-    if not traces_of(base) or not len(cols["source"]) or plan.last_spike is None:
+    n = len(cols["source"])
+    if not traces_of(base) or not n or plan.last_spike is None:
         return
     taus = plan.trace_taus.get(m.model, {})
     keys = [key for key in traces_of(base) if key in cols]
-    for lo in range(0, len(cols["source"]), _TRACE_BLOCK):
+    last, scratch = np.empty(min(n, _TRACE_BLOCK)), np.empty(min(n, _TRACE_BLOCK))
+    for lo in range(0, n, _TRACE_BLOCK):
         block = slice(lo, lo + _TRACE_BLOCK)
 
         def tau(key: str, block: slice = block) -> Any:
             return cols[key][block] if key in cols else taus[key]
 
-        last = plan.last_spike[np.clip(cols["source"][block], 0, len(plan.last_spike) - 1)]
-        for key, values in at_stored_time({key: cols[key][block] for key in keys}, tau, last, plan.t_stored_ms, base).items():
-            cols[key][block] = values
+        rows = last[: min(n - lo, _TRACE_BLOCK)]
+        np.take(plan.last_spike, cols["source"][block], mode="clip", out=rows)  # ids beyond: clipped
+        refer_to_stored_time({key: cols[key][block] for key in keys}, tau, rows, plan.t_stored_ms, base, scratch)
 
 
 _TRACE_BLOCK = 1 << 20

@@ -14,10 +14,11 @@ import math
 import numpy as np
 
 from ..accel import AccelUnavailable, connection_library, disable
+from ..accel.library import Runs
 from ..kernel import nest
 from ..nest_api import connection_handles, connection_status
 from .connections import Columns, allocate, read_connections
-from .plan import HIDDEN_KEYS, CapturePlan, ModelPlan, Progress, ReadCounter
+from .plan import CapturePlan, ModelPlan, Progress, ReadCounter
 from .workers import read_in_workers
 
 _SAMPLE_ROWS = 6
@@ -33,7 +34,8 @@ def read_local(plan: CapturePlan, workers: int, progress: Progress | None = None
     if bulk is not None:
         return bulk
     for m in plan.models:  # NEST's status lacks them (the hidden section is then not stored)
-        m.keys = [key for key in m.keys if key not in HIDDEN_KEYS]
+        m.run_keys = []
+    plan.stdp_runs.clear()
     return read_in_workers(plan, workers, progress, idle=idle) if workers > 1 else read_connections(plan, progress)
 
 
@@ -45,16 +47,20 @@ def read_bulk(plan: CapturePlan, progress: Progress | None = None) -> list[Colum
     if library is None:
         return None
     report = ReadCounter(plan.n_connections, progress)
+    runs: dict[str, Runs] = {}  # the plan's only once every read passed its checks: a fallback reads in another order
     try:
         buffers = allocate(plan)
         for m, buffer in zip(plan.models, buffers):
             per_thread = library.count(m.model)
             if int(per_thread.sum()) != m.count:
                 raise AccelUnavailable(f"{m.model}: it found {int(per_thread.sum())} connections where NEST counts {m.count}")
-            library.read(m.model, m.keys, per_thread, buffer, report)
+            got = library.read(m.model, m.keys, per_thread, buffer, report, run_keys=m.run_keys)
+            if got.runs is not None:
+                runs[m.model] = got.runs
             if m.model not in _checked:
                 check_sample(m, buffer)
                 _checked.add(m.model)
+        plan.stdp_runs.update(runs)
         return buffers
     except AccelUnavailable as exc:
         disable(str(exc))
@@ -69,8 +75,8 @@ def check_sample(m: ModelPlan, columns: Columns) -> None:
     if count == 0:
         return
     n = nest()
-    keys = [key for key in m.keys if key not in HIDDEN_KEYS]  # NEST's status lacks them
-    cols = dict(zip(m.keys, columns))
+    keys = m.keys
+    cols = dict(zip(keys, columns))
     sample = np.unique(np.linspace(0, count - 1, _SAMPLE_ROWS).astype(int))
     rows = [tuple(float(cols[key][i]) for key in keys) for i in sample]
     ids = [sorted({int(i) for i in cols[key][sample]}) for key in ("source", "target")]

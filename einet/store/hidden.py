@@ -22,7 +22,7 @@ from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYP
 from ..text import one_line
 from ..traces import traces_of
 from .connections import base_of
-from .plan import HIDDEN_KEYS, CapturePlan, HiddenAsked
+from .plan import STDP_RUN_KEYS, CapturePlan, HiddenAsked
 
 log = logging.getLogger("einet")
 
@@ -76,12 +76,12 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
         return
     plan.not_stored_without_hidden = plan.not_stored
     plan.not_stored = _not_stored(plan, asked.uncovered)
-    # the STDP connections' t_lastspike comes with the rest of each connection, from the
-    # connection reader's typed path (one pass over the connections, rows aligned with the
-    # synapse tables): finish() adds them to the section
+    # the STDP connections' Kplus and t_lastspike come with the rest of each connection, by
+    # run, from the connection reader's typed path (one pass over the connections, rows
+    # aligned with the synapse tables): finish() adds them to the section
     for m in plan.models:
         if base_of(plan.net, m.model) in STDP_BASES:
-            m.keys += [key for key in HIDDEN_KEYS if key not in m.keys]
+            m.run_keys = list(STDP_RUN_KEYS)
 
 
 def read_asked(plan: CapturePlan) -> None:
@@ -116,28 +116,17 @@ def _check_first_nodes(net: Network, uncovered: list[str]) -> None:
         check_nodes(np.array(ids, dtype=np.int64))
 
 
-def split_stdp(plan: CapturePlan, model: str, cols: dict[str, np.ndarray], keep: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
-    """Take the hidden section's columns out of a model's connection columns and make its
-    rows of the section from them, of the rows ``keep`` marks (all without): before ``finish``
-    refers the traces to the stored time, Kplus is exact here. None for a model without them,
-    or with a column missing (then :func:`attach_stdp` drops the section)."""
-    if "t_lastspike" not in cols:
+def split_stdp(plan: CapturePlan, model: str, keep: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
+    """A model's rows of the hidden section as the connection reader read them, by run, of the
+    rows ``keep`` marks (all without): Kplus as NEST holds it, before ``finish`` refers the
+    traces to the stored time. None for a model without them (not asked for, or read through
+    PyNEST: then :func:`attach_stdp` drops the section)."""
+    runs = plan.stdp_runs.pop(model, None)
+    if runs is None or plan.hidden is None:
         return None
-    t_lastspike = cols.pop("t_lastspike")
-    if plan.hidden is None or "Kplus" not in cols:
-        return None
-    rows = {"kplus": cols["Kplus"], "t_lastspike": t_lastspike}
     if keep is not None:
-        rows = {key: values[keep] for key, values in rows.items()}
-    count = len(rows["t_lastspike"])
-    # runs of rows with the same values, compared bit for bit (NaN equals NaN, -0.0 is not 0.0)
-    bits = [rows[key].astype(FLOAT_DTYPE, copy=False).view(np.int64) for key in STDP_ROW]
-    changed = np.empty(count, dtype=bool)
-    changed[:1] = True
-    np.not_equal(bits[0][1:], bits[0][:-1], out=changed[1:])
-    changed[1:] |= bits[1][1:] != bits[1][:-1]
-    starts = np.flatnonzero(changed)
-    return {"runs": np.append(starts, count).astype(INT_DTYPE), **{key: rows[key][starts].astype(FLOAT_DTYPE) for key in STDP_ROW}}
+        runs = runs.of_rows(keep)
+    return {"runs": runs.start.astype(INT_DTYPE), **{key: runs.values[name].astype(FLOAT_DTYPE) for key, name in zip(STDP_ROW, STDP_RUN_KEYS)}}
 
 
 def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | None) -> None:
@@ -184,7 +173,8 @@ def _section(plan: CapturePlan, asked: HiddenAsked, hidden: Hidden) -> HiddenSec
         "transit": len(hidden.transit["source"]),
         "uncovered": uncovered,
     }
-    arrays: dict[str, np.ndarray] = {"nodes/id": hidden.nodes.astype(ID_DTYPE), "nodes/offsets": hidden.offsets.astype(INT_DTYPE), "nodes/records": hidden.records.astype(FLOAT_DTYPE)}
+    # the accessor's own arrays where their dtype is the file's (the records: MBs)
+    arrays: dict[str, np.ndarray] = {"nodes/id": hidden.nodes.astype(ID_DTYPE), "nodes/offsets": hidden.offsets.astype(INT_DTYPE, copy=False), "nodes/records": hidden.records.astype(FLOAT_DTYPE, copy=False)}
     arrays["rng/text"] = np.frombuffer(b"".join(text), dtype=np.uint8).copy()
     arrays["rng/offsets"] = np.array([0, *np.cumsum([len(t) for t in text])], dtype=INT_DTYPE)
     arrays["devices/text"] = np.frombuffer(hidden.devices.encode("ascii"), dtype=np.uint8).copy()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..accel.build import Nest
+from ..accel.library import Runs
 from ..accel.state import KernelNow
 from ..config import usable_cores
 from ..network import Network
@@ -37,10 +38,11 @@ _MIN_BLOCKS, _MAX_BLOCKS, _BLOCKS_PER_CORE = 16, 64, 4
 
 Progress = Callable[[float], None]
 
-HIDDEN_KEYS = ("t_lastspike",)
-"""Connection keys of the hidden section (docs/hidden-state.md): read by the accelerator's
-typed readers only (NaN where it reads through NEST's status, which lacks them), never
-written into a synapse table."""
+STDP_RUN_KEYS = ("Kplus", "t_lastspike")
+"""The connection keys of the hidden section's STDP rows (docs/hidden-state.md), read per run
+of rows (:class:`~einet.accel.library.Runs`) by the accelerator's typed readers only, NaN
+where it reads through NEST's status, which lacks ``t_lastspike``; never written into a
+synapse table."""
 
 
 @dataclass
@@ -65,6 +67,8 @@ class ModelPlan:
     model: str
     count: int
     keys: list[str]
+    run_keys: list[str] = field(default_factory=list)
+    """Keys read per run of rows for the hidden section (:data:`STDP_RUN_KEYS` or none)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class CapturePlan:
     drop the section after all)."""
     hidden_asked: HiddenAsked | None = None
     """What the pause asked for a hidden section that a background store's child reads."""
+    stdp_runs: dict[str, Runs] = field(default_factory=dict)
+    """Per synapse model, its ``run_keys`` as the accelerator read them (finish() takes them)."""
 
     @property
     def n_connections(self) -> int:
