@@ -10,6 +10,9 @@ process's, every thread's), which other processes' load disturbs less than the w
 Without the section, the store
 skips the hidden read (and the file its arrays); the restore of the file without it skips
 the write (NEST's own Prepare, which the write makes, is then left to the next Simulate).
+Background stores (every checkpoint, and the dashboard's) are measured too: the pause the
+simulation waits for, and the time until the file is written (a forked child reads the
+section there).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from scipy import stats
 
 import einet.store as store_package
+import einet.store.background as background_module
 from einet import NetworkConfig, Session
 
 
@@ -48,6 +52,19 @@ def measure(scale: float, reps: int, folder: Path) -> dict[str, Any]:
             times[key].append(time.perf_counter() - t0)
             times[f"{key} cpu"].append(time.process_time() - c0)
     store_package.take_hidden = take
+    # a background store (every checkpoint, and the dashboard's): the simulation waits for
+    # its pause only; a forked child reads the section and writes the file
+    for what in ("pause", "pause, no hidden", "background", "background, no hidden"):
+        times[what] = []
+    for _ in range(reps):
+        for hidden in (True, False):
+            background_module.take_hidden = take if hidden else (lambda plan, **_: None)  # type: ignore[assignment]
+            handle = s.store(with_path if hidden else without_path, overwrite=True, background=True)
+            handle.wait(600)
+            suffix = "" if hidden else ", no hidden"
+            times[f"pause{suffix}"].append(handle.pause_s)
+            times[f"background{suffix}"].append(handle.seconds)
+    background_module.take_hidden = take
     Session().restore(with_path)  # the first in the process: its full read-back check
     for _ in range(reps):
         for hidden in (True, False):
@@ -80,16 +97,16 @@ def main() -> int:
     p.add_argument("--scales", type=float, nargs="+", default=[1, 4])
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
-    print("| scale | store without / with the section (medians) | added (95 % CI) | CPU s without / with | added (95 % CI) | restore without / with | added (95 % CI) | CPU s without / with | added (95 % CI) | file without / with |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| scale | store without / with the section (medians) | added (95 % CI) | CPU s without / with | added (95 % CI) | restore without / with | added (95 % CI) | CPU s without / with | added (95 % CI) | background store's pause without / with | added (95 % CI) | background store, until written | added (95 % CI) | file without / with |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scale in args.scales:
         with tempfile.TemporaryDirectory(prefix="einet-hcost-") as tmp:
             m = measure(scale, args.reps, Path(tmp))
         cells = []
-        for what in ("store", "restore"):
-            for cpu in ("", " cpu"):
-                plain, hidden = m[f"{what}, no hidden{cpu}"], m[f"{what}{cpu}"]
-                cells.append(f"{statistics.median(plain):.2f} / {statistics.median(hidden):.2f} s | {added(plain, hidden)}")
+        for what, cpu in (("store", ""), ("store", " cpu"), ("restore", ""), ("restore", " cpu"), ("pause", ""), ("background", "")):
+            plain, hidden = m[f"{what}, no hidden{cpu}"], m[f"{what}{cpu}"]
+            unit = (1000, "ms") if what == "pause" else (1, "s")
+            cells.append(f"{unit[0] * statistics.median(plain):.{0 if what == 'pause' else 2}f} / {unit[0] * statistics.median(hidden):.{0 if what == 'pause' else 2}f} {unit[1]} | {added(plain, hidden)}")
         print(f"| {scale:g} | {' | '.join(cells)} | {m['file MB, no hidden']:.1f} / {m['file MB']:.1f} MB |", flush=True)
     return 0
 

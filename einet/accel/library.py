@@ -108,8 +108,8 @@ class ConnectionLibrary:
     def read(self, model: str, keys: list[str], per_thread: np.ndarray, columns: list[np.ndarray], report: Callable[[int], None] | None = None, *, typed: bool = True, run_keys: Sequence[str] = ()) -> Read:
         """Fill ``columns`` (one contiguous float64 or int32 array per key, one element per
         connection) with ``keys`` of every local connection of ``model``, thread by thread as
-        :meth:`count` gave them, and read ``run_keys`` per run of rows (:class:`Runs`): a
-        typed reader reads them as it goes, a dictionary NaN for what NEST's status lacks;
+        :meth:`count` gave them, and ``run_keys`` per run of rows (:class:`Runs`; a read
+        through NEST's dictionaries gives NaN for those its status lacks);
         ``report(k)`` is told of every ``k`` rows read, from this thread. Reads typed where it
         can, unless not ``typed``."""
         rows = int(per_thread.sum())
