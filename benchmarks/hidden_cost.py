@@ -97,7 +97,9 @@ def main() -> int:
     p.add_argument("--scales", type=float, nargs="+", default=[1, 4])
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
-    print("| scale | store without / with the section (medians) | added (95 % CI) | CPU s without / with | added (95 % CI) | restore without / with | added (95 % CI) | CPU s without / with | added (95 % CI) | background store's pause without / with | added (95 % CI) | background store, until written | added (95 % CI) | file without / with |")
+    print(
+        "| scale | store without / with the section (medians) | added (95 % CI) | CPU s without / with | added (95 % CI) | restore without / with | added (95 % CI) | CPU s without / with | added (95 % CI) | background store's pause without / with | added (95 % CI) | background store, until written | added (95 % CI) | file without / with |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scale in args.scales:
         with tempfile.TemporaryDirectory(prefix="einet-hcost-") as tmp:
