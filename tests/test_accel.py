@@ -70,6 +70,20 @@ def test_devices_multisynapse_and_stdp_parameters_equal_pynest(threads: int) -> 
     assert {"static_synapse", "stdp_synapse"} <= set(assert_bulk_equals_pynest(s))
 
 
+def test_short_term_plastic_connections_are_read_typed_and_equal_pynest() -> None:
+    """tsodyks2_synapse (per-connection U, tau_rec, tau_fac, u and x) read straight from its
+    connector, as PyNEST reads it, on both threads."""
+    s = Session(NetworkConfig(model=str(ROOT / "tests" / "models" / "adaptive.py"), threads=2, t_sim_ms=60.0))
+    s.build()
+    s.run()
+    assert "tsodyks2_synapse" in assert_bulk_equals_pynest(s)
+    lib = accel.connection_library()
+    assert lib is not None
+    (m,) = [m for m in plan_capture(s.network, seed=s.seed, read_nodes=False).models if m.model == "tsodyks2_synapse"]
+    got = lib.read(m.model, m.keys, lib.count(m.model), [np.empty(m.count, column_dtype(key)) for key in m.keys], run_keys=["t_lastspike"])
+    assert got.typed_threads == 2 and got.runs is not None and np.isfinite(got.runs.values["t_lastspike"]).all()
+
+
 def test_typed_and_dictionary_reads_are_equal_and_typed_is_used_where_known() -> None:
     s = Session(NetworkConfig(scale=0.2, threads=2, t_sim_ms=60.0))
     s.build()

@@ -42,13 +42,15 @@ GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alph
 """Models NEST integrates with GSL's adaptive stepper: their step size carries over too."""
 
 
-def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0, currents: bool = False) -> dict[str, Any]:
+def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0, currents: bool = False, short_term: bool = False) -> dict[str, Any]:
     """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
     synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
     communication intervals). For ``parrot_neuron``: 160 parrots repeating Poisson trains onto
     40 ``iaf_psc_alpha`` through STDP, which inhibit each other. With ``currents``: a
     ``dc_generator`` and a ``step_current_generator`` whose currents change before, at and
-    after a store at 50 ms, onto some of the neurons."""
+    after a store at 50 ms, onto some of the neurons. With ``short_term``: E → I through
+    ``tsodyks2_synapse`` and I → E + I through ``tsodyks_synapse`` (short-term plasticity,
+    whose last spike NEST keeps hidden), per-connection U."""
     n_e, n_i = int(160 * scale), int(40 * scale)
     if not compressed:
         nest.use_compressed_spikes = False
@@ -67,8 +69,12 @@ def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", r
     i = nest.Create(model, n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
     nest.Connect(noise, e + i, syn_spec={"weight": noise_weight * w, "delay": 1.0})
     nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0 * w, 30.0 * w), "delay": 1.5})
-    nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
-    nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
+    if short_term:
+        nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "tsodyks2_synapse", "weight": 60.0 * w, "delay": 2.0, "U": nest.random.uniform(0.2, 0.6), "tau_rec": 200.0, "tau_fac": 50.0})
+        nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"synapse_model": "tsodyks_synapse", "weight": -250.0 * w, "delay": 1.0, "U": nest.random.uniform(0.2, 0.6), "tau_psc": 2.0, "tau_rec": 300.0, "tau_fac": 20.0})
+    else:
+        nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
+        nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
     if currents:
         dc = nest.Create("dc_generator", params={"amplitude": 150.0 * w, "start": 30.0, "stop": 75.0})
         steps = nest.Create("step_current_generator", params={"amplitude_times": [10.0, 45.5, 50.0, 51.2, 80.0], "amplitude_values": [100.0 * w, -60.0 * w, 220.0 * w, 40.0 * w, 0.0]})
@@ -155,6 +161,34 @@ def test_current_generators_continue_exactly(tmp_path: Path, threads: int) -> No
     plain.build()
     plain.run(50.0)
     assert plain.run(50.0).digest != a.digest
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_short_term_plastic_connections_continue_exactly(tmp_path: Path, threads: int) -> None:
+    """tsodyks2_synapse and tsodyks_synapse keep each connection's last spike hidden (its u, x
+    and y decay from it at the next spike): written back, the restored run is the continued
+    one; without the section it departs."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, short_term=True)
+    assert 10.0 <= a.rate_hz <= 250.0, f"{a.rate_hz:.1f} spikes/s"
+    snap = open_snapshot(tmp_path / "at50.h5")
+    assert snap.hidden is not None and snap.hidden.meta["uncovered"] == []
+    entries = {e["model"]: k for k, e in enumerate(snap.hidden.meta["stdp"])}
+    assert {"tsodyks2_synapse", "tsodyks_synapse"} <= set(entries)
+    for model in ("tsodyks2_synapse", "tsodyks_synapse"):
+        k = entries[model]
+        assert (snap.hidden.arrays[f"stdp/{k}/t_lastspike"] > 0).any() and (snap.hidden.arrays[f"stdp/{k}/kplus"] == 0).all(), model
+    assert not any(line.startswith("tsodyks") for line in snap.not_stored), snap.not_stored
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+    # their last spikes at 0, as a new connection has them, the rest of the section written
+    arrays = dict(snap.hidden.arrays)
+    for k in entries.values():
+        if snap.hidden.meta["stdp"][k]["model"].startswith("tsodyks"):
+            arrays[f"stdp/{k}/t_lastspike"] = np.zeros_like(arrays[f"stdp/{k}/t_lastspike"])
+    control = Session(NetworkConfig(t_sim_ms=50.0))
+    control.restore(dataclasses.replace(snap, hidden=dataclasses.replace(snap.hidden, arrays=arrays)))
+    assert control.run(50.0).digest != a.digest, "their last spikes matter (else the test would test nothing)"
 
 
 @pytest.mark.parametrize("t_ms", [50.0, 50.5])

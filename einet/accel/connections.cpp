@@ -38,6 +38,8 @@
 #include "static_synapse.h"
 #include "stdp_synapse.h"
 #include "stdp_synapse_hom.h"
+#include "tsodyks2_synapse.h"
+#include "tsodyks_synapse.h"
 #include "target_identifier.h"
 #include "target_table_devices.h"
 #include "vp_manager.h"
@@ -232,6 +234,8 @@ struct Field
 EINET_TYPED( static_synapse )
 EINET_TYPED( stdp_synapse )
 EINET_TYPED( stdp_synapse_hom )
+EINET_TYPED( tsodyks2_synapse )
+EINET_TYPED( tsodyks_synapse )
 
 #define EINET_FIELD( MODEL, NAME )                                                                \
   struct MODEL##_##NAME                                                                          \
@@ -260,6 +264,22 @@ EINET_FIELD( stdp_synapse, mu_minus )
 EINET_FIELD( stdp_synapse, Wmax )
 EINET_FIELD( stdp_synapse, Kplus )
 EINET_FIELD( stdp_synapse, t_lastspike )
+EINET_FIELD( tsodyks2_synapse, weight )
+EINET_FIELD( tsodyks2_synapse, U )
+EINET_FIELD( tsodyks2_synapse, u )
+EINET_FIELD( tsodyks2_synapse, x )
+EINET_FIELD( tsodyks2_synapse, tau_rec )
+EINET_FIELD( tsodyks2_synapse, tau_fac )
+EINET_FIELD( tsodyks2_synapse, t_lastspike )
+EINET_FIELD( tsodyks_synapse, weight )
+EINET_FIELD( tsodyks_synapse, U )
+EINET_FIELD( tsodyks_synapse, u )
+EINET_FIELD( tsodyks_synapse, x )
+EINET_FIELD( tsodyks_synapse, y )
+EINET_FIELD( tsodyks_synapse, tau_psc )
+EINET_FIELD( tsodyks_synapse, tau_rec )
+EINET_FIELD( tsodyks_synapse, tau_fac )
+EINET_FIELD( tsodyks_synapse, t_lastspike )
 
 #define EINET_F( MODEL, NAME ) Field< nest::MODEL< T > > { #NAME, reach( typename MODEL##_##NAME::template On< T >() ) }
 
@@ -290,6 +310,34 @@ fields_of( const nest::stdp_synapse< T >* )
     EINET_F( stdp_synapse, Wmax ),
     EINET_F( stdp_synapse, Kplus ),
     EINET_F( stdp_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::tsodyks2_synapse< T > > >
+fields_of( const nest::tsodyks2_synapse< T >* )
+{
+  return { EINET_F( tsodyks2_synapse, weight ),
+    EINET_F( tsodyks2_synapse, U ),
+    EINET_F( tsodyks2_synapse, u ),
+    EINET_F( tsodyks2_synapse, x ),
+    EINET_F( tsodyks2_synapse, tau_rec ),
+    EINET_F( tsodyks2_synapse, tau_fac ),
+    EINET_F( tsodyks2_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::tsodyks_synapse< T > > >
+fields_of( const nest::tsodyks_synapse< T >* )
+{
+  return { EINET_F( tsodyks_synapse, weight ),
+    EINET_F( tsodyks_synapse, U ),
+    EINET_F( tsodyks_synapse, u ),
+    EINET_F( tsodyks_synapse, x ),
+    EINET_F( tsodyks_synapse, y ),
+    EINET_F( tsodyks_synapse, tau_psc ),
+    EINET_F( tsodyks_synapse, tau_rec ),
+    EINET_F( tsodyks_synapse, tau_fac ),
+    EINET_F( tsodyks_synapse, t_lastspike ) };
 }
 
 // Keys of state NEST keeps but does not report (docs/hidden-state.md): read by the typed
@@ -685,7 +733,11 @@ count_thread( const size_t tid, const nest::synindex syn_id )
       or count_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, count )
       or count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count )
       or count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count ) );
+      or count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::tsodyks2_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::tsodyks2_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::tsodyks_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::tsodyks_synapse< TargetIdentifierIndex > >( base, count ) );
   if ( not typed )
   {
     each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* )
@@ -717,7 +769,11 @@ read_thread( const size_t tid,
       nest::stdp_synapse_hom< TargetIdentifierPtrRport >,
       nest::stdp_synapse_hom< TargetIdentifierIndex >,
       nest::stdp_synapse< TargetIdentifierPtrRport >,
-      nest::stdp_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
+      nest::stdp_synapse< TargetIdentifierIndex >,
+      nest::tsodyks2_synapse< TargetIdentifierPtrRport >,
+      nest::tsodyks2_synapse< TargetIdentifierIndex >,
+      nest::tsodyks_synapse< TargetIdentifierPtrRport >,
+      nest::tsodyks_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
   if ( typed and rows.problem.empty() and rows.row > first )
   {
     std::string problem;

@@ -69,6 +69,8 @@
 #include "spike_data.h"
 #include "stdp_synapse.h"
 #include "stdp_synapse_hom.h"
+#include "tsodyks2_synapse.h"
+#include "tsodyks_synapse.h"
 #include "structural_plasticity_node.h"
 #include "target.h"
 #include "target_identifier.h"
@@ -167,6 +169,54 @@ EINET_STDP( stdp_synapse, TargetIdentifierPtrRport )
 EINET_STDP( stdp_synapse, TargetIdentifierIndex )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierPtrRport )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierIndex )
+
+// Models whose hidden connection state is the last spike alone (they have no Kplus).
+#define EINET_LAST_SPIKE( MODEL, T )                                                            \
+  template struct Reach< Array< nest::MODEL< nest::T > >, &nest::Connector< nest::MODEL< nest::T > >::C_ >; \
+  template struct Reach< TLast< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::t_lastspike_ >;
+EINET_LAST_SPIKE( tsodyks2_synapse, TargetIdentifierPtrRport )
+EINET_LAST_SPIKE( tsodyks2_synapse, TargetIdentifierIndex )
+EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierPtrRport )
+EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierIndex )
+
+// Every connection type whose state the STDP rows hold, for X( type ) at each call site.
+#define EINET_LAST_SPIKE_TYPES( X )                     \
+  X( nest::stdp_synapse< nest::TargetIdentifierPtrRport > )      \
+  X( nest::stdp_synapse< nest::TargetIdentifierIndex > )         \
+  X( nest::stdp_synapse_hom< nest::TargetIdentifierPtrRport > )  \
+  X( nest::stdp_synapse_hom< nest::TargetIdentifierIndex > )     \
+  X( nest::tsodyks2_synapse< nest::TargetIdentifierPtrRport > )  \
+  X( nest::tsodyks2_synapse< nest::TargetIdentifierIndex > )     \
+  X( nest::tsodyks_synapse< nest::TargetIdentifierPtrRport > )   \
+  X( nest::tsodyks_synapse< nest::TargetIdentifierIndex > )
+
+template < typename ConnectionT >
+struct HasKplus : std::false_type
+{
+};
+template < typename T >
+struct HasKplus< nest::stdp_synapse< T > > : std::true_type
+{
+};
+template < typename T >
+struct HasKplus< nest::stdp_synapse_hom< T > > : std::true_type
+{
+};
+
+// A connection's Kplus, or null for a model without one (its rows hold 0 there).
+template < typename ConnectionT >
+double*
+kplus_of( ConnectionT& c )
+{
+  if constexpr ( HasKplus< ConnectionT >::value )
+  {
+    return &( c.*reach( Kplus< ConnectionT >() ) );
+  }
+  else
+  {
+    return nullptr;
+  }
+}
 
 
 // -- nodes -----------------------------------------------------------------------------------
@@ -601,7 +651,7 @@ stdp_rows_typed( nest::ConnectorBase* base, const size_t tid, const nest::synind
     }
     rows.push_back( { static_cast< long >( cm.get_source_node_id( tid, syn_id, lcid ) ),
       static_cast< long >( c.get_target( tid )->get_node_id() ),
-      &( c.*reach( Kplus< ConnectionT >() ) ),
+      kplus_of( c ),
       &( c.*reach( TLast< ConnectionT >() ) ) } );
   }
   return true;
@@ -640,27 +690,24 @@ stdp_connectors( const char* model, nest::synindex& syn_id )
   return found;
 }
 
+const char* const NOT_STDP = " is not of the stdp_synapse, stdp_synapse_hom, tsodyks2_synapse or tsodyks_synapse family";
+
 void
 not_stdp( const char* model )
 {
-  throw std::runtime_error( std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family" );
+  throw std::runtime_error( std::string( model ) + NOT_STDP );
 }
 
 // The enabled local connections of the model (neuron to neuron).
 long
 stdp_count( const char* model )
 {
-  using nest::TargetIdentifierIndex;
-  using nest::TargetIdentifierPtrRport;
   nest::synindex syn_id;
   long count = 0;
   for ( nest::ConnectorBase* base : stdp_connectors( model, syn_id ) )
   {
-    if ( base
-      and not( stdp_count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
-        or stdp_count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count )
-        or stdp_count_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, count )
-        or stdp_count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count ) ) )
+#define EINET_COUNT( T ) or stdp_count_typed< T >( base, count )
+    if ( base and not( false EINET_LAST_SPIKE_TYPES( EINET_COUNT ) ) )
     {
       not_stdp( model );
     }
@@ -673,8 +720,6 @@ stdp_count( const char* model )
 std::vector< StdpRow >
 stdp_rows( const char* model )
 {
-  using nest::TargetIdentifierIndex;
-  using nest::TargetIdentifierPtrRport;
   nest::synindex syn_id;
   const auto connectors = stdp_connectors( model, syn_id );
   std::vector< std::vector< StdpRow > > parts( connectors.size() );
@@ -688,13 +733,10 @@ stdp_rows( const char* model )
         try
         {
           nest::ConnectorBase* base = connectors[ tid ];
-          if ( base
-            and not( stdp_rows_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, parts[ tid ] )
-              or stdp_rows_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, parts[ tid ] )
-              or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, parts[ tid ] )
-              or stdp_rows_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, parts[ tid ] ) ) )
+#define EINET_ROWS( T ) or stdp_rows_typed< T >( base, tid, syn_id, parts[ tid ] )
+          if ( base and not( false EINET_LAST_SPIKE_TYPES( EINET_ROWS ) ) )
           {
-            problems[ tid ] = std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family";
+            problems[ tid ] = std::string( model ) + NOT_STDP;
           }
         }
         catch ( const std::exception& e )
@@ -855,7 +897,10 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
     const long v = rows.value_at( k, run );
     if ( rows.written( k, v ) )
     {
-      c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ v ];
+      if constexpr ( HasKplus< ConnectionT >::value )
+      {
+        c.*reach( Kplus< ConnectionT >() ) = rows.kplus[ v ];
+      }
       c.*reach( TLast< ConnectionT >() ) = rows.tlast[ v ];
     }
     ++k;
@@ -872,8 +917,6 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
 long
 stdp_write_ordered( const char* model, const OrderedRows& rows )
 {
-  using nest::TargetIdentifierIndex;
-  using nest::TargetIdentifierPtrRport;
   nest::synindex syn_id;
   const auto connectors = stdp_connectors( model, syn_id );
   std::vector< long > results( connectors.size(), 1 );
@@ -900,13 +943,12 @@ stdp_write_ordered( const char* model, const OrderedRows& rows )
             }
             return;
           }
-          long r = write_ordered_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, rows );
-          r = r ? r : write_ordered_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, rows );
-          r = r ? r : write_ordered_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, rows );
-          r = r ? r : write_ordered_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, rows );
+          long r = 0;
+#define EINET_WRITE( T ) r = r ? r : write_ordered_typed< T >( base, tid, syn_id, rows );
+          EINET_LAST_SPIKE_TYPES( EINET_WRITE )
           if ( r == 0 )
           {
-            problems[ tid ] = std::string( model ) + " is not of the stdp_synapse or stdp_synapse_hom family";
+            problems[ tid ] = std::string( model ) + NOT_STDP;
           }
           results[ tid ] = r;
         }
@@ -962,7 +1004,8 @@ stdp_hits_typed( nest::ConnectorBase* base, const size_t tid, const nest::synind
     if ( source < wanted.size() and wanted[ source ] and not array[ lcid ].is_disabled() )
     {
       ConnectionT& c = array[ lcid ];
-      hits.push_back( { static_cast< long >( source ), static_cast< long >( c.get_target( tid )->get_node_id() ), c.*reach( Kplus< ConnectionT >() ), c.*reach( TLast< ConnectionT >() ) } );
+      const double* kplus = kplus_of( c );
+      hits.push_back( { static_cast< long >( source ), static_cast< long >( c.get_target( tid )->get_node_id() ), kplus ? *kplus : 0.0, c.*reach( TLast< ConnectionT >() ) } );
     }
   }
   return true;
@@ -971,19 +1014,14 @@ stdp_hits_typed( nest::ConnectorBase* base, const size_t tid, const nest::synind
 std::vector< Hit >
 stdp_hits( const char* model, const std::vector< char >& wanted )
 {
-  using nest::TargetIdentifierIndex;
-  using nest::TargetIdentifierPtrRport;
   nest::synindex syn_id;
   const auto connectors = stdp_connectors( model, syn_id );
   std::vector< Hit > hits;
   for ( size_t tid = 0; tid < connectors.size(); ++tid )
   {
     nest::ConnectorBase* base = connectors[ tid ];
-    if ( base
-      and not( stdp_hits_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, tid, syn_id, wanted, hits )
-        or stdp_hits_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, tid, syn_id, wanted, hits )
-        or stdp_hits_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, tid, syn_id, wanted, hits )
-        or stdp_hits_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, tid, syn_id, wanted, hits ) ) )
+#define EINET_HITS( T ) or stdp_hits_typed< T >( base, tid, syn_id, wanted, hits )
+    if ( base and not( false EINET_LAST_SPIKE_TYPES( EINET_HITS ) ) )
     {
       not_stdp( model );
     }
@@ -1349,7 +1387,7 @@ extern "C"
       {
         source[ k ] = rows[ k ].source;
         target[ k ] = rows[ k ].target;
-        kplus[ k ] = *rows[ k ].kplus;
+        kplus[ k ] = rows[ k ].kplus ? *rows[ k ].kplus : 0.0;
         tlast[ k ] = *rows[ k ].tlast;
       }
       return n;
@@ -1407,7 +1445,10 @@ extern "C"
         const long v = all.value_at( w, run );
         if ( all.written( w, v ) )
         {
-          *rows[ here[ k ].second ].kplus = kplus[ v ];
+          if ( double* to = rows[ here[ k ].second ].kplus )
+          {
+            *to = kplus[ v ];
+          }
           *rows[ here[ k ].second ].tlast = tlast[ v ];
           ++set;
         }

@@ -44,11 +44,15 @@ GSL_KINDS = frozenset({5, 6, 7, 8, 9})
 current of the coming step and the refractory counter."""
 HEADER, N_ARCHIVING = 5, 8
 STDP_BASES = ("stdp_synapse", "stdp_synapse_hom")
-"""Synapse models whose hidden state (Kplus, t_lastspike) the accessor reads."""
+"""Synapse models whose hidden state is Kplus and t_lastspike."""
+LAST_SPIKE_BASES = (*STDP_BASES, "tsodyks2_synapse", "tsodyks_synapse")
+"""Synapse models whose hidden connection state the accessor reads: the STDP ones', and the
+last spike alone of the Tsodyks models (their u, x and y are in the status)."""
 STDP_ROW = ("kplus", "t_lastspike")
-"""Per STDP connection, in the order of its synapse table's rows: the exact Kplus (the
-table's is referred to the stored time) and t_lastspike (NaN: a connection to or from a
-device, which NEST keeps elsewhere and einet does not read). Stored as runs of rows with the
+"""Per connection of a model of :data:`LAST_SPIKE_BASES`, in the order of its synapse table's
+rows: the exact Kplus (the table's is referred to the stored time; 0 for a model without
+one) and t_lastspike (NaN: a connection to or from a device, which NEST keeps elsewhere and
+einet does not read). Stored as runs of rows with the
 same values (a source's connections share them: ~100 rows a run), ``stdp/K/runs`` saying
 where each run starts."""
 RNG_TYPES = ("mt19937_64", "mt19937")

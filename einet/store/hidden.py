@@ -17,7 +17,7 @@ from ..accel.state import Hidden, Stdp, check_nodes, kernel_now, read_hidden, re
 from ..kernel import nest, nest_output_to
 from ..network import Network, base_models, first_nodes, node_kinds
 from ..ranks import ranks
-from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection
+from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, LAST_SPIKE_BASES, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection
 from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
 from ..text import one_line
 from ..traces import traces_of
@@ -26,7 +26,7 @@ from .plan import STDP_RUN_KEYS, CapturePlan, HiddenAsked
 
 log = logging.getLogger("einet")
 
-COVERED_SYNAPSES = frozenset({"static_synapse", "static_synapse_hom_w", *STDP_BASES})
+COVERED_SYNAPSES = frozenset({"static_synapse", "static_synapse_hom_w", *LAST_SPIKE_BASES})
 """Synapse models without hidden state of their own, or with one the accessor reads."""
 COVERED_DEVICES = frozenset({"poisson_generator", "dc_generator", "step_current_generator"})
 """Devices whose hidden state (a Poisson distribution's cache) the accessor reads, or that have
@@ -80,8 +80,9 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
     # run, from the connection reader's typed path (one pass over the connections, rows
     # aligned with the synapse tables): finish() adds them to the section
     for m in plan.models:
-        if base_of(plan.net, m.model) in STDP_BASES:
-            m.run_keys = list(STDP_RUN_KEYS)
+        base = base_of(plan.net, m.model)
+        if base in LAST_SPIKE_BASES:
+            m.run_keys = [key for key in STDP_RUN_KEYS if base in STDP_BASES or key != "Kplus"]
 
 
 def read_asked(plan: CapturePlan) -> None:
@@ -126,7 +127,8 @@ def split_stdp(plan: CapturePlan, model: str, keep: np.ndarray | None = None) ->
         return None
     if keep is not None:
         runs = runs.of_rows(keep)
-    return {"runs": runs.start.astype(INT_DTYPE), **{key: runs.values[name].astype(FLOAT_DTYPE) for key, name in zip(STDP_ROW, STDP_RUN_KEYS)}}
+    # a model without Kplus (Tsodyks') holds 0 there
+    return {"runs": runs.start.astype(INT_DTYPE), **{key: runs.values[name].astype(FLOAT_DTYPE) if name in runs.values else np.zeros(len(runs.start) - 1, FLOAT_DTYPE) for key, name in zip(STDP_ROW, STDP_RUN_KEYS)}}
 
 
 def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | None) -> None:
@@ -134,7 +136,7 @@ def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | Non
     section; a model the store expected them for but could not read them of (read through
     PyNEST, or no typed reader) drops the whole section: the store is then today's, its lines
     say what it lacks."""
-    if plan.hidden is None or base_of(plan.net, model) not in STDP_BASES:
+    if plan.hidden is None or base_of(plan.net, model) not in LAST_SPIKE_BASES:
         return
     if rows is None or (len(rows["t_lastspike"]) and np.isnan(rows["t_lastspike"]).all()) or not np.isfinite(rows["kplus"]).all():
         # quiet when the connection reader was turned off: its own line says why
@@ -216,7 +218,7 @@ def _not_stored(plan: CapturePlan, uncovered: list[str]) -> list[str]:
     does not expose (and per model what a covered model's status reads but cannot set) go; one
     line names the models whose hidden state stays lost."""
     covered_nodes = {m for m in plan.net.settable_nodes if m not in uncovered}
-    covered_stdp = {m.model for m in plan.models if base_of(plan.net, m.model) in STDP_BASES}
+    covered_stdp = {m.model for m in plan.models if base_of(plan.net, m.model) in LAST_SPIKE_BASES}
     lost = GENERAL_NOT_STORED[:3]
 
     def kept(line: str) -> bool:
