@@ -167,8 +167,8 @@ def test_current_generators_continue_exactly(tmp_path: Path, threads: int) -> No
 def test_short_term_plastic_connections_continue_exactly(tmp_path: Path, threads: int) -> None:
     """tsodyks2_synapse and tsodyks_synapse keep each connection's last spike hidden (its u, x
     and y decay from it at the next spike): written back, the restored run is the continued
-    one; without the section it departs."""
-    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, short_term=True)
+    one; with their last spikes at 0 (as a new connection has them) it departs."""
+    a, b, wa, wb, _ = continued_and_restored(tmp_path, threads, short_term=True)
     assert 10.0 <= a.rate_hz <= 250.0, f"{a.rate_hz:.1f} spikes/s"
     snap = open_snapshot(tmp_path / "at50.h5")
     assert snap.hidden is not None and snap.hidden.meta["uncovered"] == []
