@@ -25,7 +25,7 @@ from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, o
 from .ranks import local_ids, ranks
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError
-from .snapshot.hidden import STDP_BASES
+from .snapshot.hidden import STDP_BASES, hidden_base
 from .text import one_line
 from .traces import for_new_connections, traces_of
 
@@ -692,7 +692,7 @@ def _connect(t: Any, base: str, t_stored_ms: float, *, defer_kplus: bool = False
         spec |= for_new_connections(traces, tau, t_stored_ms, base)
         t = dataclasses.replace(t, uniform={k: v for k, v in t.uniform.items() if k not in traces})
     accessor = _accessor_for(t)
-    kplus = spec.pop("Kplus") if accessor is not None and base in STDP_BASES and "Kplus" in spec else None
+    kplus = spec.pop("Kplus") if accessor is not None and hidden_base(base) in STDP_BASES and "Kplus" in spec else None
     deferred = kplus is not None and defer_kplus
     if deferred:
         kplus = None  # a hidden write mostly supersedes it: made again if needed, not held (8 bytes a row)

@@ -42,7 +42,9 @@ GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alph
 """Models NEST integrates with GSL's adaptive stepper: their step size carries over too."""
 
 
-def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0, currents: bool = False, short_term: bool = False) -> dict[str, Any]:
+def alpha_network(
+    nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0, currents: bool = False, short_term: bool = False, stdp: str = "stdp_synapse"
+) -> dict[str, Any]:
     """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
     synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
     communication intervals). For ``parrot_neuron``: 160 parrots repeating Poisson trains onto
@@ -50,11 +52,15 @@ def alpha_network(nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", r
     ``dc_generator`` and a ``step_current_generator`` whose currents change before, at and
     after a store at 50 ms, onto some of the neurons. With ``short_term``: E → I through
     ``tsodyks2_synapse`` and I → E + I through ``tsodyks_synapse`` (short-term plasticity,
-    whose last spike NEST keeps hidden), per-connection U."""
+    whose last spike NEST keeps hidden), per-connection U. ``stdp``: the STDP model E → E
+    copies (``stdp_pl_synapse_hom``: NEST's HPC benchmark's, its parameters there)."""
     n_e, n_i = int(160 * scale), int(40 * scale)
     if not compressed:
         nest.use_compressed_spikes = False
-    nest.CopyModel("stdp_synapse", "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau_plus": 20.0})
+    if stdp.startswith("stdp_pl_synapse_hom"):
+        nest.CopyModel(stdp, "e_stdp", {"alpha": 0.0513, "lambda": 0.1, "mu": 0.4, "tau_plus": 15.0})
+    else:
+        nest.CopyModel(stdp, "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau_plus": 20.0})
     noise = nest.Create("poisson_generator", params={"rate": rate})
     if model == "parrot_neuron":
         e = nest.Create("parrot_neuron", n_e)
@@ -161,6 +167,25 @@ def test_current_generators_continue_exactly(tmp_path: Path, threads: int) -> No
     plain.build()
     plain.run(50.0)
     assert plain.run(50.0).digest != a.digest
+
+
+@pytest.mark.parametrize(("threads", "stdp"), [(1, "stdp_pl_synapse_hom"), (2, "stdp_pl_synapse_hom"), (2, "stdp_pl_synapse_hom_hpc")])
+def test_the_hpc_benchmarks_power_law_stdp_continues_exactly(tmp_path: Path, threads: int, stdp: str) -> None:
+    """stdp_pl_synapse_hom (and its _hpc variant, NEST's HPC benchmark's) keeps Kplus and
+    t_lastspike as stdp_synapse does: same spikes and weights."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, threads, stdp=stdp)
+    assert 10.0 <= a.rate_hz <= 250.0, f"{a.rate_hz:.1f} spikes/s"
+    assert state.stdp["e_stdp"].source.size > 0 and (state.stdp["e_stdp"].t_lastspike > 0).any()
+    assert open_snapshot(tmp_path / "at50.h5").hidden.meta["uncovered"] == []  # type: ignore[union-attr]
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(wa, stdp_weights_at_build(threads, stdp)), "the weights moved: else the test tests no plasticity"
+
+
+def stdp_weights_at_build(threads: int, stdp: str) -> np.ndarray:
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"stdp": stdp}, threads=threads, seed=4321))
+    s.build()
+    return stdp_weights()
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -37,6 +37,7 @@
 #include "source_table.h"
 #include "static_synapse.h"
 #include "stdp_synapse.h"
+#include "stdp_pl_synapse_hom.h"
 #include "stdp_synapse_hom.h"
 #include "tsodyks2_synapse.h"
 #include "tsodyks_synapse.h"
@@ -234,6 +235,7 @@ struct Field
 EINET_TYPED( static_synapse )
 EINET_TYPED( stdp_synapse )
 EINET_TYPED( stdp_synapse_hom )
+EINET_TYPED( stdp_pl_synapse_hom )
 EINET_TYPED( tsodyks2_synapse )
 EINET_TYPED( tsodyks_synapse )
 
@@ -264,6 +266,9 @@ EINET_FIELD( stdp_synapse, mu_minus )
 EINET_FIELD( stdp_synapse, Wmax )
 EINET_FIELD( stdp_synapse, Kplus )
 EINET_FIELD( stdp_synapse, t_lastspike )
+EINET_FIELD( stdp_pl_synapse_hom, weight )
+EINET_FIELD( stdp_pl_synapse_hom, Kplus )
+EINET_FIELD( stdp_pl_synapse_hom, t_lastspike )
 EINET_FIELD( tsodyks2_synapse, weight )
 EINET_FIELD( tsodyks2_synapse, U )
 EINET_FIELD( tsodyks2_synapse, u )
@@ -310,6 +315,13 @@ fields_of( const nest::stdp_synapse< T >* )
     EINET_F( stdp_synapse, Wmax ),
     EINET_F( stdp_synapse, Kplus ),
     EINET_F( stdp_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::stdp_pl_synapse_hom< T > > >
+fields_of( const nest::stdp_pl_synapse_hom< T >* )
+{
+  return { EINET_F( stdp_pl_synapse_hom, weight ), EINET_F( stdp_pl_synapse_hom, Kplus ), EINET_F( stdp_pl_synapse_hom, t_lastspike ) };
 }
 
 template < typename T >
@@ -734,6 +746,8 @@ count_thread( const size_t tid, const nest::synindex syn_id )
       or count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count )
       or count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
       or count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::stdp_pl_synapse_hom< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::stdp_pl_synapse_hom< TargetIdentifierIndex > >( base, count )
       or count_typed< nest::tsodyks2_synapse< TargetIdentifierPtrRport > >( base, count )
       or count_typed< nest::tsodyks2_synapse< TargetIdentifierIndex > >( base, count )
       or count_typed< nest::tsodyks_synapse< TargetIdentifierPtrRport > >( base, count )
@@ -770,6 +784,8 @@ read_thread( const size_t tid,
       nest::stdp_synapse_hom< TargetIdentifierIndex >,
       nest::stdp_synapse< TargetIdentifierPtrRport >,
       nest::stdp_synapse< TargetIdentifierIndex >,
+      nest::stdp_pl_synapse_hom< TargetIdentifierPtrRport >,
+      nest::stdp_pl_synapse_hom< TargetIdentifierIndex >,
       nest::tsodyks2_synapse< TargetIdentifierPtrRport >,
       nest::tsodyks2_synapse< TargetIdentifierIndex >,
       nest::tsodyks_synapse< TargetIdentifierPtrRport >,

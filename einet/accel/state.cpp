@@ -68,6 +68,7 @@
 #include "source_table.h"
 #include "spike_data.h"
 #include "stdp_synapse.h"
+#include "stdp_pl_synapse_hom.h"
 #include "stdp_synapse_hom.h"
 #include "tsodyks2_synapse.h"
 #include "tsodyks_synapse.h"
@@ -169,6 +170,8 @@ EINET_STDP( stdp_synapse, TargetIdentifierPtrRport )
 EINET_STDP( stdp_synapse, TargetIdentifierIndex )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierPtrRport )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierIndex )
+EINET_STDP( stdp_pl_synapse_hom, TargetIdentifierPtrRport )
+EINET_STDP( stdp_pl_synapse_hom, TargetIdentifierIndex )
 
 // Models whose hidden connection state is the last spike alone (they have no Kplus).
 #define EINET_LAST_SPIKE( MODEL, T )                                                            \
@@ -185,6 +188,8 @@ EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierIndex )
   X( nest::stdp_synapse< nest::TargetIdentifierIndex > )         \
   X( nest::stdp_synapse_hom< nest::TargetIdentifierPtrRport > )  \
   X( nest::stdp_synapse_hom< nest::TargetIdentifierIndex > )     \
+  X( nest::stdp_pl_synapse_hom< nest::TargetIdentifierPtrRport > ) \
+  X( nest::stdp_pl_synapse_hom< nest::TargetIdentifierIndex > )  \
   X( nest::tsodyks2_synapse< nest::TargetIdentifierPtrRport > )  \
   X( nest::tsodyks2_synapse< nest::TargetIdentifierIndex > )     \
   X( nest::tsodyks_synapse< nest::TargetIdentifierPtrRport > )   \
@@ -200,6 +205,10 @@ struct HasKplus< nest::stdp_synapse< T > > : std::true_type
 };
 template < typename T >
 struct HasKplus< nest::stdp_synapse_hom< T > > : std::true_type
+{
+};
+template < typename T >
+struct HasKplus< nest::stdp_pl_synapse_hom< T > > : std::true_type
 {
 };
 
@@ -690,7 +699,7 @@ stdp_connectors( const char* model, nest::synindex& syn_id )
   return found;
 }
 
-const char* const NOT_STDP = " is not of the stdp_synapse, stdp_synapse_hom, tsodyks2_synapse or tsodyks_synapse family";
+const char* const NOT_STDP = " is not of the stdp_synapse, stdp_synapse_hom, stdp_pl_synapse_hom, tsodyks2_synapse or tsodyks_synapse family";
 
 void
 not_stdp( const char* model )

@@ -43,11 +43,20 @@ GSL_KINDS = frozenset({5, 6, 7, 8, 9})
 """The kinds of GSL models: their core values end with the adaptive integration step, the input
 current of the coming step and the refractory counter."""
 HEADER, N_ARCHIVING = 5, 8
-STDP_BASES = ("stdp_synapse", "stdp_synapse_hom")
+STDP_BASES = ("stdp_synapse", "stdp_synapse_hom", "stdp_pl_synapse_hom")
 """Synapse models whose hidden state is Kplus and t_lastspike."""
 LAST_SPIKE_BASES = (*STDP_BASES, "tsodyks2_synapse", "tsodyks_synapse")
 """Synapse models whose hidden connection state the accessor reads: the STDP ones', and the
 last spike alone of the Tsodyks models (their u, x and y are in the status)."""
+
+
+def hidden_base(base: str) -> str:
+    """The model whose accessor covers a built-in synapse model: an ``_hpc`` variant is the same
+    connection type with a target index (NEST's HPC benchmark's); ``_lbl`` variants are other
+    types, not covered."""
+    return base.removesuffix("_hpc")
+
+
 STDP_ROW = ("kplus", "t_lastspike")
 """Per connection of a model of :data:`LAST_SPIKE_BASES`, in the order of its synapse table's
 rows: the exact Kplus (the table's is referred to the stored time; 0 for a model without

@@ -17,7 +17,7 @@ from ..accel.state import Hidden, Stdp, check_nodes, kernel_now, read_hidden, re
 from ..kernel import nest, nest_output_to
 from ..network import Network, base_models, first_nodes, node_kinds
 from ..ranks import ranks
-from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, LAST_SPIKE_BASES, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection
+from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, LAST_SPIKE_BASES, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection, hidden_base
 from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
 from ..text import one_line
 from ..traces import traces_of
@@ -49,7 +49,7 @@ def uncovered_models(net: Network, plan: CapturePlan) -> list[str]:
         kind = kinds[first]
         if base_of(net, model) not in KIND_OF_MODEL and base_of(net, model) not in COVERED_DEVICES and kind != "recorder":
             out.append(str(model))
-    return out + [m.model for m in plan.models if m.count and base_of(net, m.model) not in COVERED_SYNAPSES]
+    return out + [m.model for m in plan.models if m.count and hidden_base(base_of(net, m.model)) not in COVERED_SYNAPSES]
 
 
 def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
@@ -80,7 +80,7 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
     # run, from the connection reader's typed path (one pass over the connections, rows
     # aligned with the synapse tables): finish() adds them to the section
     for m in plan.models:
-        base = base_of(plan.net, m.model)
+        base = hidden_base(base_of(plan.net, m.model))
         if base in LAST_SPIKE_BASES:
             m.run_keys = [key for key in STDP_RUN_KEYS if base in STDP_BASES or key != "Kplus"]
 
@@ -136,7 +136,7 @@ def attach_stdp(plan: CapturePlan, model: str, rows: dict[str, np.ndarray] | Non
     section; a model the store expected them for but could not read them of (read through
     PyNEST, or no typed reader) drops the whole section: the store is then today's, its lines
     say what it lacks."""
-    if plan.hidden is None or base_of(plan.net, model) not in LAST_SPIKE_BASES:
+    if plan.hidden is None or hidden_base(base_of(plan.net, model)) not in LAST_SPIKE_BASES:
         return
     if rows is None or (len(rows["t_lastspike"]) and np.isnan(rows["t_lastspike"]).all()) or not np.isfinite(rows["kplus"]).all():
         # quiet when the connection reader was turned off: its own line says why
@@ -218,7 +218,7 @@ def _not_stored(plan: CapturePlan, uncovered: list[str]) -> list[str]:
     does not expose (and per model what a covered model's status reads but cannot set) go; one
     line names the models whose hidden state stays lost."""
     covered_nodes = {m for m in plan.net.settable_nodes if m not in uncovered}
-    covered_stdp = {m.model for m in plan.models if base_of(plan.net, m.model) in LAST_SPIKE_BASES}
+    covered_stdp = {m.model for m in plan.models if hidden_base(base_of(plan.net, m.model)) in LAST_SPIKE_BASES}
     lost = GENERAL_NOT_STORED[:3]
 
     def kept(line: str) -> bool:
