@@ -57,8 +57,14 @@ def alpha_network(
     n_e, n_i = int(160 * scale), int(40 * scale)
     if not compressed:
         nest.use_compressed_spikes = False
+    e_weight: dict[str, Any] = {"weight": nest.random.uniform(10.0 * WEIGHT_SCALE.get(model, 1.0), 30.0 * WEIGHT_SCALE.get(model, 1.0))}
     if stdp.startswith("stdp_pl_synapse_hom"):
         nest.CopyModel(stdp, "e_stdp", {"alpha": 0.0513, "lambda": 0.1, "mu": 0.4, "tau_plus": 15.0})
+    elif stdp == "vogels_sprekeler_synapse":
+        nest.CopyModel(stdp, "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau": 20.0, "eta": 0.01})
+    elif stdp == "tsodyks_synapse_hom":  # its weight is the model's
+        nest.CopyModel(stdp, "e_stdp", {"weight": 60.0 * WEIGHT_SCALE.get(model, 1.0), "U": 0.4, "tau_rec": 200.0, "tau_fac": 50.0, "tau_psc": 2.0})
+        e_weight = {}
     else:
         nest.CopyModel(stdp, "e_stdp", {"Wmax": 60.0 * WEIGHT_SCALE.get(model, 1.0), "tau_plus": 20.0})
     noise = nest.Create("poisson_generator", params={"rate": rate})
@@ -74,7 +80,7 @@ def alpha_network(
     e = nest.Create(model, n_e, params={"V_m": nest.random.uniform(-70.0, -55.0)})
     i = nest.Create(model, n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
     nest.Connect(noise, e + i, syn_spec={"weight": noise_weight * w, "delay": 1.0})
-    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", "weight": nest.random.uniform(10.0 * w, 30.0 * w), "delay": 1.5})
+    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", **e_weight, "delay": 1.5})
     if short_term:
         nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "tsodyks2_synapse", "weight": 60.0 * w, "delay": 2.0, "U": nest.random.uniform(0.2, 0.6), "tau_rec": 200.0, "tau_fac": 50.0})
         nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"synapse_model": "tsodyks_synapse", "weight": -250.0 * w, "delay": 1.0, "U": nest.random.uniform(0.2, 0.6), "tau_psc": 2.0, "tau_rec": 300.0, "tau_fac": 20.0})
@@ -90,11 +96,13 @@ def alpha_network(
 
 
 def stdp_weights() -> np.ndarray:
-    """Every STDP connection's (source, target, weight), sorted."""
+    """Every STDP connection's (source, target, weight), sorted (a model whose weight is the
+    model's, tsodyks_synapse_hom: its resources x instead)."""
     with nest_output_to():
         conns = nest().GetConnections(synapse_model="e_stdp")
-        got = conns.get(["source", "target", "weight"])
-    rows = np.column_stack([np.asarray(got["source"], float), np.asarray(got["target"], float), np.asarray(got["weight"], float)])
+        value = "x" if "x" in nest().GetDefaults("e_stdp") else "weight"
+        got = conns.get(["source", "target", value])
+    rows = np.column_stack([np.asarray(got["source"], float), np.asarray(got["target"], float), np.asarray(got[value], float)])
     return rows[np.lexsort(rows.T[::-1])]
 
 
@@ -186,6 +194,17 @@ def stdp_weights_at_build(threads: int, stdp: str) -> np.ndarray:
     s = Session(NetworkConfig(model=f"{HERE}:alpha_network", params={"stdp": stdp}, threads=threads, seed=4321))
     s.build()
     return stdp_weights()
+
+
+@pytest.mark.parametrize("stdp", ["stdp_nn_pre_centered_synapse", "stdp_nn_symm_synapse", "stdp_nn_restr_synapse", "vogels_sprekeler_synapse", "tsodyks_synapse_hom"])
+def test_other_plastic_models_continue_exactly(tmp_path: Path, stdp: str) -> None:
+    """The other models whose connections' last spike (and Kplus) the accessor reads, E → E."""
+    a, b, wa, wb, state = continued_and_restored(tmp_path, 2, stdp=stdp)
+    assert 10.0 <= a.rate_hz <= 250.0, f"{a.rate_hz:.1f} spikes/s"
+    assert (state.stdp["e_stdp"].t_lastspike > 0).any()
+    assert open_snapshot(tmp_path / "at50.h5").hidden.meta["uncovered"] == []  # type: ignore[union-attr]
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

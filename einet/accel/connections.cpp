@@ -37,10 +37,15 @@
 #include "source_table.h"
 #include "static_synapse.h"
 #include "stdp_synapse.h"
+#include "stdp_nn_pre_centered_synapse.h"
+#include "stdp_nn_restr_synapse.h"
+#include "stdp_nn_symm_synapse.h"
 #include "stdp_pl_synapse_hom.h"
 #include "stdp_synapse_hom.h"
 #include "tsodyks2_synapse.h"
 #include "tsodyks_synapse.h"
+#include "tsodyks_synapse_hom.h"
+#include "vogels_sprekeler_synapse.h"
 #include "target_identifier.h"
 #include "target_table_devices.h"
 #include "vp_manager.h"
@@ -238,6 +243,11 @@ EINET_TYPED( stdp_synapse_hom )
 EINET_TYPED( stdp_pl_synapse_hom )
 EINET_TYPED( tsodyks2_synapse )
 EINET_TYPED( tsodyks_synapse )
+EINET_TYPED( tsodyks_synapse_hom )
+EINET_TYPED( stdp_nn_pre_centered_synapse )
+EINET_TYPED( stdp_nn_symm_synapse )
+EINET_TYPED( stdp_nn_restr_synapse )
+EINET_TYPED( vogels_sprekeler_synapse )
 
 #define EINET_FIELD( MODEL, NAME )                                                                \
   struct MODEL##_##NAME                                                                          \
@@ -285,6 +295,42 @@ EINET_FIELD( tsodyks_synapse, tau_psc )
 EINET_FIELD( tsodyks_synapse, tau_rec )
 EINET_FIELD( tsodyks_synapse, tau_fac )
 EINET_FIELD( tsodyks_synapse, t_lastspike )
+EINET_FIELD( tsodyks_synapse_hom, x )
+EINET_FIELD( tsodyks_synapse_hom, y )
+EINET_FIELD( tsodyks_synapse_hom, u )
+EINET_FIELD( tsodyks_synapse_hom, t_lastspike )
+EINET_FIELD( stdp_nn_pre_centered_synapse, weight )
+EINET_FIELD( stdp_nn_pre_centered_synapse, tau_plus )
+EINET_FIELD( stdp_nn_pre_centered_synapse, lambda )
+EINET_FIELD( stdp_nn_pre_centered_synapse, alpha )
+EINET_FIELD( stdp_nn_pre_centered_synapse, mu_plus )
+EINET_FIELD( stdp_nn_pre_centered_synapse, mu_minus )
+EINET_FIELD( stdp_nn_pre_centered_synapse, Wmax )
+EINET_FIELD( stdp_nn_pre_centered_synapse, Kplus )
+EINET_FIELD( stdp_nn_pre_centered_synapse, t_lastspike )
+EINET_FIELD( stdp_nn_symm_synapse, weight )
+EINET_FIELD( stdp_nn_symm_synapse, tau_plus )
+EINET_FIELD( stdp_nn_symm_synapse, lambda )
+EINET_FIELD( stdp_nn_symm_synapse, alpha )
+EINET_FIELD( stdp_nn_symm_synapse, mu_plus )
+EINET_FIELD( stdp_nn_symm_synapse, mu_minus )
+EINET_FIELD( stdp_nn_symm_synapse, Wmax )
+EINET_FIELD( stdp_nn_symm_synapse, t_lastspike )
+EINET_FIELD( stdp_nn_restr_synapse, weight )
+EINET_FIELD( stdp_nn_restr_synapse, tau_plus )
+EINET_FIELD( stdp_nn_restr_synapse, lambda )
+EINET_FIELD( stdp_nn_restr_synapse, alpha )
+EINET_FIELD( stdp_nn_restr_synapse, mu_plus )
+EINET_FIELD( stdp_nn_restr_synapse, mu_minus )
+EINET_FIELD( stdp_nn_restr_synapse, Wmax )
+EINET_FIELD( stdp_nn_restr_synapse, t_lastspike )
+EINET_FIELD( vogels_sprekeler_synapse, weight )
+EINET_FIELD( vogels_sprekeler_synapse, tau )
+EINET_FIELD( vogels_sprekeler_synapse, alpha )
+EINET_FIELD( vogels_sprekeler_synapse, eta )
+EINET_FIELD( vogels_sprekeler_synapse, Wmax )
+EINET_FIELD( vogels_sprekeler_synapse, Kplus )
+EINET_FIELD( vogels_sprekeler_synapse, t_lastspike )
 
 #define EINET_F( MODEL, NAME ) Field< nest::MODEL< T > > { #NAME, reach( typename MODEL##_##NAME::template On< T >() ) }
 
@@ -350,6 +396,72 @@ fields_of( const nest::tsodyks_synapse< T >* )
     EINET_F( tsodyks_synapse, tau_rec ),
     EINET_F( tsodyks_synapse, tau_fac ),
     EINET_F( tsodyks_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::tsodyks_synapse_hom< T > > >
+fields_of( const nest::tsodyks_synapse_hom< T >* )
+{
+  return { EINET_F( tsodyks_synapse_hom, x ),
+    EINET_F( tsodyks_synapse_hom, y ),
+    EINET_F( tsodyks_synapse_hom, u ),
+    EINET_F( tsodyks_synapse_hom, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::stdp_nn_pre_centered_synapse< T > > >
+fields_of( const nest::stdp_nn_pre_centered_synapse< T >* )
+{
+  return { EINET_F( stdp_nn_pre_centered_synapse, weight ),
+    EINET_F( stdp_nn_pre_centered_synapse, tau_plus ),
+    EINET_F( stdp_nn_pre_centered_synapse, lambda ),
+    EINET_F( stdp_nn_pre_centered_synapse, alpha ),
+    EINET_F( stdp_nn_pre_centered_synapse, mu_plus ),
+    EINET_F( stdp_nn_pre_centered_synapse, mu_minus ),
+    EINET_F( stdp_nn_pre_centered_synapse, Wmax ),
+    EINET_F( stdp_nn_pre_centered_synapse, Kplus ),
+    EINET_F( stdp_nn_pre_centered_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::stdp_nn_symm_synapse< T > > >
+fields_of( const nest::stdp_nn_symm_synapse< T >* )
+{
+  return { EINET_F( stdp_nn_symm_synapse, weight ),
+    EINET_F( stdp_nn_symm_synapse, tau_plus ),
+    EINET_F( stdp_nn_symm_synapse, lambda ),
+    EINET_F( stdp_nn_symm_synapse, alpha ),
+    EINET_F( stdp_nn_symm_synapse, mu_plus ),
+    EINET_F( stdp_nn_symm_synapse, mu_minus ),
+    EINET_F( stdp_nn_symm_synapse, Wmax ),
+    EINET_F( stdp_nn_symm_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::stdp_nn_restr_synapse< T > > >
+fields_of( const nest::stdp_nn_restr_synapse< T >* )
+{
+  return { EINET_F( stdp_nn_restr_synapse, weight ),
+    EINET_F( stdp_nn_restr_synapse, tau_plus ),
+    EINET_F( stdp_nn_restr_synapse, lambda ),
+    EINET_F( stdp_nn_restr_synapse, alpha ),
+    EINET_F( stdp_nn_restr_synapse, mu_plus ),
+    EINET_F( stdp_nn_restr_synapse, mu_minus ),
+    EINET_F( stdp_nn_restr_synapse, Wmax ),
+    EINET_F( stdp_nn_restr_synapse, t_lastspike ) };
+}
+
+template < typename T >
+std::vector< Field< nest::vogels_sprekeler_synapse< T > > >
+fields_of( const nest::vogels_sprekeler_synapse< T >* )
+{
+  return { EINET_F( vogels_sprekeler_synapse, weight ),
+    EINET_F( vogels_sprekeler_synapse, tau ),
+    EINET_F( vogels_sprekeler_synapse, alpha ),
+    EINET_F( vogels_sprekeler_synapse, eta ),
+    EINET_F( vogels_sprekeler_synapse, Wmax ),
+    EINET_F( vogels_sprekeler_synapse, Kplus ),
+    EINET_F( vogels_sprekeler_synapse, t_lastspike ) };
 }
 
 // Keys of state NEST keeps but does not report (docs/hidden-state.md): read by the typed
@@ -751,7 +863,17 @@ count_thread( const size_t tid, const nest::synindex syn_id )
       or count_typed< nest::tsodyks2_synapse< TargetIdentifierPtrRport > >( base, count )
       or count_typed< nest::tsodyks2_synapse< TargetIdentifierIndex > >( base, count )
       or count_typed< nest::tsodyks_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::tsodyks_synapse< TargetIdentifierIndex > >( base, count ) );
+      or count_typed< nest::tsodyks_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::tsodyks_synapse_hom< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::tsodyks_synapse_hom< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::stdp_nn_pre_centered_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::stdp_nn_pre_centered_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::stdp_nn_symm_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::stdp_nn_symm_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::stdp_nn_restr_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::stdp_nn_restr_synapse< TargetIdentifierIndex > >( base, count )
+      or count_typed< nest::vogels_sprekeler_synapse< TargetIdentifierPtrRport > >( base, count )
+      or count_typed< nest::vogels_sprekeler_synapse< TargetIdentifierIndex > >( base, count ) );
   if ( not typed )
   {
     each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* )
@@ -789,7 +911,17 @@ read_thread( const size_t tid,
       nest::tsodyks2_synapse< TargetIdentifierPtrRport >,
       nest::tsodyks2_synapse< TargetIdentifierIndex >,
       nest::tsodyks_synapse< TargetIdentifierPtrRport >,
-      nest::tsodyks_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
+      nest::tsodyks_synapse< TargetIdentifierIndex >,
+      nest::tsodyks_synapse_hom< TargetIdentifierPtrRport >,
+      nest::tsodyks_synapse_hom< TargetIdentifierIndex >,
+      nest::stdp_nn_pre_centered_synapse< TargetIdentifierPtrRport >,
+      nest::stdp_nn_pre_centered_synapse< TargetIdentifierIndex >,
+      nest::stdp_nn_symm_synapse< TargetIdentifierPtrRport >,
+      nest::stdp_nn_symm_synapse< TargetIdentifierIndex >,
+      nest::stdp_nn_restr_synapse< TargetIdentifierPtrRport >,
+      nest::stdp_nn_restr_synapse< TargetIdentifierIndex >,
+      nest::vogels_sprekeler_synapse< TargetIdentifierPtrRport >,
+      nest::vogels_sprekeler_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
   if ( typed and rows.problem.empty() and rows.row > first )
   {
     std::string problem;

@@ -68,10 +68,15 @@
 #include "source_table.h"
 #include "spike_data.h"
 #include "stdp_synapse.h"
+#include "stdp_nn_pre_centered_synapse.h"
+#include "stdp_nn_restr_synapse.h"
+#include "stdp_nn_symm_synapse.h"
 #include "stdp_pl_synapse_hom.h"
 #include "stdp_synapse_hom.h"
 #include "tsodyks2_synapse.h"
 #include "tsodyks_synapse.h"
+#include "tsodyks_synapse_hom.h"
+#include "vogels_sprekeler_synapse.h"
 #include "structural_plasticity_node.h"
 #include "target.h"
 #include "target_identifier.h"
@@ -172,6 +177,10 @@ EINET_STDP( stdp_synapse_hom, TargetIdentifierPtrRport )
 EINET_STDP( stdp_synapse_hom, TargetIdentifierIndex )
 EINET_STDP( stdp_pl_synapse_hom, TargetIdentifierPtrRport )
 EINET_STDP( stdp_pl_synapse_hom, TargetIdentifierIndex )
+EINET_STDP( stdp_nn_pre_centered_synapse, TargetIdentifierPtrRport )
+EINET_STDP( stdp_nn_pre_centered_synapse, TargetIdentifierIndex )
+EINET_STDP( vogels_sprekeler_synapse, TargetIdentifierPtrRport )
+EINET_STDP( vogels_sprekeler_synapse, TargetIdentifierIndex )
 
 // Models whose hidden connection state is the last spike alone (they have no Kplus).
 #define EINET_LAST_SPIKE( MODEL, T )                                                            \
@@ -181,6 +190,12 @@ EINET_LAST_SPIKE( tsodyks2_synapse, TargetIdentifierPtrRport )
 EINET_LAST_SPIKE( tsodyks2_synapse, TargetIdentifierIndex )
 EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierPtrRport )
 EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierIndex )
+EINET_LAST_SPIKE( tsodyks_synapse_hom, TargetIdentifierPtrRport )
+EINET_LAST_SPIKE( tsodyks_synapse_hom, TargetIdentifierIndex )
+EINET_LAST_SPIKE( stdp_nn_symm_synapse, TargetIdentifierPtrRport )
+EINET_LAST_SPIKE( stdp_nn_symm_synapse, TargetIdentifierIndex )
+EINET_LAST_SPIKE( stdp_nn_restr_synapse, TargetIdentifierPtrRport )
+EINET_LAST_SPIKE( stdp_nn_restr_synapse, TargetIdentifierIndex )
 
 // Every connection type whose state the STDP rows hold, for X( type ) at each call site.
 #define EINET_LAST_SPIKE_TYPES( X )                     \
@@ -193,7 +208,17 @@ EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierIndex )
   X( nest::tsodyks2_synapse< nest::TargetIdentifierPtrRport > )  \
   X( nest::tsodyks2_synapse< nest::TargetIdentifierIndex > )     \
   X( nest::tsodyks_synapse< nest::TargetIdentifierPtrRport > )   \
-  X( nest::tsodyks_synapse< nest::TargetIdentifierIndex > )
+  X( nest::tsodyks_synapse< nest::TargetIdentifierIndex > )      \
+  X( nest::tsodyks_synapse_hom< nest::TargetIdentifierPtrRport > ) \
+  X( nest::tsodyks_synapse_hom< nest::TargetIdentifierIndex > )  \
+  X( nest::stdp_nn_pre_centered_synapse< nest::TargetIdentifierPtrRport > ) \
+  X( nest::stdp_nn_pre_centered_synapse< nest::TargetIdentifierIndex > ) \
+  X( nest::stdp_nn_symm_synapse< nest::TargetIdentifierPtrRport > ) \
+  X( nest::stdp_nn_symm_synapse< nest::TargetIdentifierIndex > ) \
+  X( nest::stdp_nn_restr_synapse< nest::TargetIdentifierPtrRport > ) \
+  X( nest::stdp_nn_restr_synapse< nest::TargetIdentifierIndex > ) \
+  X( nest::vogels_sprekeler_synapse< nest::TargetIdentifierPtrRport > ) \
+  X( nest::vogels_sprekeler_synapse< nest::TargetIdentifierIndex > )
 
 template < typename ConnectionT >
 struct HasKplus : std::false_type
@@ -209,6 +234,14 @@ struct HasKplus< nest::stdp_synapse_hom< T > > : std::true_type
 };
 template < typename T >
 struct HasKplus< nest::stdp_pl_synapse_hom< T > > : std::true_type
+{
+};
+template < typename T >
+struct HasKplus< nest::stdp_nn_pre_centered_synapse< T > > : std::true_type
+{
+};
+template < typename T >
+struct HasKplus< nest::vogels_sprekeler_synapse< T > > : std::true_type
 {
 };
 
@@ -699,7 +732,7 @@ stdp_connectors( const char* model, nest::synindex& syn_id )
   return found;
 }
 
-const char* const NOT_STDP = " is not of the stdp_synapse, stdp_synapse_hom, stdp_pl_synapse_hom, tsodyks2_synapse or tsodyks_synapse family";
+const char* const NOT_STDP = " is not a model whose connections' last spike einet reads (docs/hidden-state.md)";
 
 void
 not_stdp( const char* model )

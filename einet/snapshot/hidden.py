@@ -43,11 +43,12 @@ GSL_KINDS = frozenset({5, 6, 7, 8, 9})
 """The kinds of GSL models: their core values end with the adaptive integration step, the input
 current of the coming step and the refractory counter."""
 HEADER, N_ARCHIVING = 5, 8
-STDP_BASES = ("stdp_synapse", "stdp_synapse_hom", "stdp_pl_synapse_hom")
+STDP_BASES = ("stdp_synapse", "stdp_synapse_hom", "stdp_pl_synapse_hom", "stdp_nn_pre_centered_synapse", "vogels_sprekeler_synapse")
 """Synapse models whose hidden state is Kplus and t_lastspike."""
-LAST_SPIKE_BASES = (*STDP_BASES, "tsodyks2_synapse", "tsodyks_synapse")
+LAST_SPIKE_BASES = (*STDP_BASES, "stdp_nn_symm_synapse", "stdp_nn_restr_synapse", "tsodyks2_synapse", "tsodyks_synapse", "tsodyks_synapse_hom")
 """Synapse models whose hidden connection state the accessor reads: the STDP ones', and the
-last spike alone of the Tsodyks models (their u, x and y are in the status)."""
+last spike alone of the nearest-neighbour STDP models without a presynaptic trace and of the
+Tsodyks models (their u, x and y are in the status)."""
 
 
 def hidden_base(base: str) -> str:
