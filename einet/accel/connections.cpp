@@ -727,8 +727,29 @@ read_typed( const nest::ConnectorBase* base,
 }
 
 template < typename... ConnectionTs >
+struct Models
+{
+};
+
+// The connection types with a typed reader (and counter): each model with both kinds of
+// target, the second its _hpc variant's.
+#define EINET_BOTH( MODEL ) nest::MODEL< nest::TargetIdentifierPtrRport >, nest::MODEL< nest::TargetIdentifierIndex >
+using TypedModels = Models< EINET_BOTH( static_synapse ),
+  EINET_BOTH( stdp_synapse_hom ),
+  EINET_BOTH( stdp_synapse ),
+  EINET_BOTH( stdp_pl_synapse_hom ),
+  EINET_BOTH( stdp_nn_pre_centered_synapse ),
+  EINET_BOTH( stdp_nn_symm_synapse ),
+  EINET_BOTH( stdp_nn_restr_synapse ),
+  EINET_BOTH( vogels_sprekeler_synapse ),
+  EINET_BOTH( tsodyks2_synapse ),
+  EINET_BOTH( tsodyks_synapse ),
+  EINET_BOTH( tsodyks_synapse_hom ) >;
+
+template < typename... ConnectionTs >
 bool
-read_any_typed( const nest::ConnectorBase* base,
+read_any_typed( Models< ConnectionTs... >,
+  const nest::ConnectorBase* base,
   const size_t tid,
   const nest::synindex syn_id,
   const std::vector< std::string >& keys,
@@ -844,36 +865,19 @@ count_typed( const nest::ConnectorBase* base, long& count )
   return true;
 }
 
+template < typename... ConnectionTs >
+bool
+count_any_typed( Models< ConnectionTs... >, const nest::ConnectorBase* base, long& count )
+{
+  return ( count_typed< ConnectionTs >( base, count ) or ... );
+}
+
 long
 count_thread( const size_t tid, const nest::synindex syn_id )
 {
-  using nest::TargetIdentifierIndex;
-  using nest::TargetIdentifierPtrRport;
   long count = 0;
   const nest::ConnectorBase* base = connector_of( tid, syn_id );
-  const bool typed = base
-    and ( count_typed< nest::static_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::static_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::stdp_synapse_hom< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_synapse_hom< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::stdp_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::stdp_pl_synapse_hom< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_pl_synapse_hom< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::tsodyks2_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::tsodyks2_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::tsodyks_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::tsodyks_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::tsodyks_synapse_hom< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::tsodyks_synapse_hom< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::stdp_nn_pre_centered_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_nn_pre_centered_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::stdp_nn_symm_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_nn_symm_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::stdp_nn_restr_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::stdp_nn_restr_synapse< TargetIdentifierIndex > >( base, count )
-      or count_typed< nest::vogels_sprekeler_synapse< TargetIdentifierPtrRport > >( base, count )
-      or count_typed< nest::vogels_sprekeler_synapse< TargetIdentifierIndex > >( base, count ) );
+  const bool typed = base and count_any_typed( TypedModels {}, base, count );
   if ( not typed )
   {
     each_neuron_connection( tid, syn_id, [ & ]( const nest::ConnectionID&, const nest::ConnectorBase* )
@@ -896,32 +900,8 @@ read_thread( const size_t tid,
   std::atomic< long >* progress,
   bool& typed )
 {
-  using nest::TargetIdentifierIndex;
-  using nest::TargetIdentifierPtrRport;
   const long first = rows.row;
-  typed = may_type
-    and read_any_typed< nest::static_synapse< TargetIdentifierPtrRport >,
-      nest::static_synapse< TargetIdentifierIndex >,
-      nest::stdp_synapse_hom< TargetIdentifierPtrRport >,
-      nest::stdp_synapse_hom< TargetIdentifierIndex >,
-      nest::stdp_synapse< TargetIdentifierPtrRport >,
-      nest::stdp_synapse< TargetIdentifierIndex >,
-      nest::stdp_pl_synapse_hom< TargetIdentifierPtrRport >,
-      nest::stdp_pl_synapse_hom< TargetIdentifierIndex >,
-      nest::tsodyks2_synapse< TargetIdentifierPtrRport >,
-      nest::tsodyks2_synapse< TargetIdentifierIndex >,
-      nest::tsodyks_synapse< TargetIdentifierPtrRport >,
-      nest::tsodyks_synapse< TargetIdentifierIndex >,
-      nest::tsodyks_synapse_hom< TargetIdentifierPtrRport >,
-      nest::tsodyks_synapse_hom< TargetIdentifierIndex >,
-      nest::stdp_nn_pre_centered_synapse< TargetIdentifierPtrRport >,
-      nest::stdp_nn_pre_centered_synapse< TargetIdentifierIndex >,
-      nest::stdp_nn_symm_synapse< TargetIdentifierPtrRport >,
-      nest::stdp_nn_symm_synapse< TargetIdentifierIndex >,
-      nest::stdp_nn_restr_synapse< TargetIdentifierPtrRport >,
-      nest::stdp_nn_restr_synapse< TargetIdentifierIndex >,
-      nest::vogels_sprekeler_synapse< TargetIdentifierPtrRport >,
-      nest::vogels_sprekeler_synapse< TargetIdentifierIndex > >( connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
+  typed = may_type and read_any_typed( TypedModels {}, connector_of( tid, syn_id ), tid, syn_id, keys, rows, progress );
   if ( typed and rows.problem.empty() and rows.row > first )
   {
     std::string problem;
