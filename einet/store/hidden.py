@@ -76,9 +76,9 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
         return
     plan.not_stored_without_hidden = plan.not_stored
     plan.not_stored = _not_stored(plan, asked.uncovered)
-    # the STDP connections' Kplus and t_lastspike come with the rest of each connection, by
-    # run, from the connection reader's typed path (one pass over the connections, rows
-    # aligned with the synapse tables): finish() adds them to the section
+    # the plastic connections' t_lastspike (and an STDP model's exact Kplus) come with the
+    # rest of each connection, by run, from the connection reader's typed path (one pass over
+    # the connections, rows aligned with the synapse tables): finish() adds them to the section
     for m in plan.models:
         base = hidden_base(base_of(plan.net, m.model))
         if base in LAST_SPIKE_BASES:
