@@ -43,7 +43,16 @@ GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alph
 
 
 def alpha_network(
-    nest: Any, scale: float = 1.0, model: str = "iaf_psc_alpha", rate: float = 9000.0, compressed: bool = True, noise_weight: float = 25.0, currents: bool = False, short_term: bool = False, stdp: str = "stdp_synapse"
+    nest: Any,
+    scale: float = 1.0,
+    model: str = "iaf_psc_alpha",
+    rate: float = 9000.0,
+    compressed: bool = True,
+    noise_weight: float = 25.0,
+    currents: bool = False,
+    short_term: bool = False,
+    stdp: str = "stdp_synapse",
+    spike_train: bool = False,
 ) -> dict[str, Any]:
     """A small Brunel-style network of ``model``: Poisson drive, recurrent static and STDP
     synapses (multapses allowed), two delays (min_delay 1 ms: 50 ms runs end on whole
@@ -53,7 +62,9 @@ def alpha_network(
     after a store at 50 ms, onto some of the neurons. With ``short_term``: E → I through
     ``tsodyks2_synapse`` and I → E + I through ``tsodyks_synapse`` (short-term plasticity,
     whose last spike NEST keeps hidden), per-connection U. ``stdp``: the STDP model E → E
-    copies (``stdp_pl_synapse_hom``: NEST's HPC benchmark's, its parameters there)."""
+    copies (``stdp_pl_synapse_hom``: NEST's HPC benchmark's, its parameters there). With
+    ``spike_train``: a ``spike_generator`` onto some neurons, its spikes just before, at and
+    just after a store at 50 ms (one with a weight of its own), and later."""
     n_e, n_i = int(160 * scale), int(40 * scale)
     if not compressed:
         nest.use_compressed_spikes = False
@@ -87,6 +98,9 @@ def alpha_network(
     else:
         nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
         nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
+    if spike_train:
+        train = nest.Create("spike_generator", params={"spike_times": [20.0, 49.8, 49.9, 50.0, 50.1, 50.2, 51.0, 63.3, 80.0], "spike_weights": [1.0, 1.0, 2.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0]})
+        nest.Connect(train, e[:100] + i[:20], syn_spec={"weight": 60.0 * w, "delay": 1.0})
     if currents:
         dc = nest.Create("dc_generator", params={"amplitude": 150.0 * w, "start": 30.0, "stop": 75.0})
         steps = nest.Create("step_current_generator", params={"amplitude_times": [10.0, 45.5, 50.0, 51.2, 80.0], "amplitude_values": [100.0 * w, -60.0 * w, 220.0 * w, 40.0 * w, 0.0]})
@@ -233,6 +247,21 @@ def test_short_term_plastic_connections_continue_exactly(tmp_path: Path, threads
     control = Session(NetworkConfig(t_sim_ms=50.0))
     control.restore(dataclasses.replace(snap, hidden=dataclasses.replace(snap.hidden, arrays=arrays)))
     assert control.run(50.0).digest != a.digest, "their last spikes matter (else the test would test nothing)"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_spike_trains_continue_exactly(tmp_path: Path, threads: int) -> None:
+    """A spike_generator sends the spikes after the store and no earlier one again: it keeps
+    nothing a run depends on (covered), so with one the restore is still exact."""
+    a, b, wa, wb, _ = continued_and_restored(tmp_path, threads, spike_train=True)
+    assert open_snapshot(tmp_path / "at50.h5").hidden.meta["uncovered"] == []  # type: ignore[union-attr]
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+    np.testing.assert_array_equal(wa, wb)
+    plain = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0))
+    plain.build()
+    plain.run(50.0)
+    assert plain.run(50.0).digest != a.digest, "the train changes what happens after the store"
 
 
 @pytest.mark.parametrize("t_ms", [50.0, 50.5])

@@ -28,11 +28,11 @@ log = logging.getLogger("einet")
 
 COVERED_SYNAPSES = frozenset({"static_synapse", "static_synapse_hom_w", *LAST_SPIKE_BASES})
 """Synapse models without hidden state of their own, or with one the accessor reads."""
-COVERED_DEVICES = frozenset({"poisson_generator", "dc_generator", "step_current_generator"})
+COVERED_DEVICES = frozenset({"poisson_generator", "dc_generator", "step_current_generator", "spike_generator"})
 """Devices whose hidden state (a Poisson distribution's cache) the accessor reads, or that have
-none a run depends on (a current generator's output is a function of its parameters and the
-time: what it sent before the store waits in its targets' current buffers, which the accessor
-reads); recorders have none either."""
+none a run depends on (a current generator's output, and which of a spike generator's spikes it
+sends, are a function of its parameters and the time: what it sent before the store waits in
+its targets' buffers, which the accessor reads); recorders have none either."""
 
 _said: set[str] = set()
 
