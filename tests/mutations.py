@@ -203,7 +203,7 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "hidden: more threads than virtual processes": _manifest(lambda m, h5: m["hidden"].__setitem__("threads", 64)),
     "hidden: more STDP rows than connections": _manifest(lambda m, h5: m["hidden"]["stdp"][0].__setitem__("count", 10**9)),
     "hidden: fewer STDP rows than connections": _manifest(lambda m, h5: m["hidden"]["stdp"][0].__setitem__("count", m["hidden"]["stdp"][0]["count"] - 1)),
-    "hidden: a node model without an accessor": _manifest(lambda m, h5: m["hidden"]["node_models"].__setitem__("izhikevich", 1)),
+    "hidden: a node model without an accessor": _manifest(lambda m, h5: m["hidden"]["node_models"].__setitem__("mat2_psc_exp", 1)),
     "hidden: an extra key": _manifest(lambda m, h5: m["hidden"].__setitem__("evil", 1)),
     "hidden: in a format 3 file": lambda h5: (h5.attrs.__setitem__("format_version", 3), _manifest(lambda m, _: m["header"].__setitem__("format_version", 3))(h5)),
 }

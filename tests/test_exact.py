@@ -35,6 +35,7 @@ WEIGHT_SCALE = {
     "aeif_cond_exp": 0.5,
     "aeif_cond_alpha": 0.2,
     "hh_psc_alpha": 4.0,
+    "izhikevich": 0.05,
 }
 """Weights in each model's units (pA; mV for iaf_psc_delta; nS for the conductance models) that
 keep the network firing steadily (tens of spikes/s to under two hundred)."""
@@ -161,7 +162,7 @@ def accessor() -> None:
         pytest.skip(f"the hidden-state accessor cannot be built here: {exc}")
 
 
-@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron", *GSL_MODELS])
+@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron", "izhikevich", *GSL_MODELS])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: str) -> None:
     """Same spikes (digest) and same STDP weights after 50 ms, spikes in transit included."""
@@ -507,7 +508,7 @@ def test_a_store_without_the_accessor_names_what_it_lacks(tmp_path: Path, monkey
 
 
 def test_a_model_without_an_accessor_is_named_and_the_rest_is_stored(tmp_path: Path) -> None:
-    """izhikevich has no accessor: the section holds the rest, not_stored names it, and a
+    """mat2_psc_exp has no accessor: the section holds the rest, not_stored names it, and a
     restore writes what there is but is not exact."""
     from einet.snapshot import inspect_snapshot
 
@@ -516,12 +517,12 @@ def test_a_model_without_an_accessor_is_named_and_the_rest_is_stored(tmp_path: P
     s.run(20.0)
     snap = s.store(tmp_path / "mixed.h5")
     assert snap is not None and snap.hidden is not None
-    assert snap.hidden.meta["uncovered"] == ["izhikevich"]
+    assert snap.hidden.meta["uncovered"] == ["mat2_psc_exp"]
     info = inspect_snapshot(tmp_path / "mixed.h5").to_dict()
-    assert any(line.startswith("the hidden state of izhikevich") for line in info["not_stored"])
-    assert info["hidden"]["uncovered"] == ["izhikevich"]
+    assert any(line.startswith("the hidden state of mat2_psc_exp") for line in info["not_stored"])
+    assert info["hidden"]["uncovered"] == ["mat2_psc_exp"]
     s.restore(tmp_path / "mixed.h5")
-    assert not s.exact and "izhikevich" in s.hidden_note
+    assert not s.exact and "mat2_psc_exp" in s.hidden_note
 
 
 @pytest.mark.parametrize("model", GSL_MODELS)
@@ -626,9 +627,9 @@ def test_a_gsl_integration_step_that_does_not_advance_is_refused(tmp_path: Path)
 
 
 def mixed_network(nest: Any, scale: float = 1.0) -> dict[str, Any]:
-    """The alpha network beside a few izhikevich (a model without an accessor)."""
+    """The alpha network beside a few mat2_psc_exp (a model without an accessor)."""
     pops = alpha_network(nest, scale)
-    c = nest.Create("izhikevich", 10)
+    c = nest.Create("mat2_psc_exp", 10)
     nest.Connect(pops["E"], c, {"rule": "fixed_indegree", "indegree": 10}, {"weight": 2.0, "delay": 1.0})
     return {**pops, "C": c}
 

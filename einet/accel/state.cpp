@@ -55,6 +55,7 @@
 #include "iaf_cond_exp.h"
 #include "iaf_psc_alpha.h"
 #include "iaf_psc_delta.h"
+#include "izhikevich.h"
 #include "iaf_psc_exp.h"
 #include "kernel_manager.h"
 #include "mpi_manager.h"
@@ -129,6 +130,8 @@ EINET_REACH( AeifAlphaS, nest::aeif_cond_alpha::S_ )
 EINET_REACH( AeifAlphaB, nest::aeif_cond_alpha::B_ )
 EINET_REACH( HhS, nest::hh_psc_alpha::S_ )
 EINET_REACH( HhB, nest::hh_psc_alpha::B_ )
+EINET_REACH( IzhS, nest::izhikevich::S_ )
+EINET_REACH( IzhB, nest::izhikevich::B_ )
 EINET_REACH( Chan3, nest::MultiChannelInputBuffer< 3 >::buffer_ )
 EINET_REACH( Chan4, nest::MultiChannelInputBuffer< 4 >::buffer_ )
 EINET_REACH( Ring, nest::RingBuffer::buffer_ )
@@ -279,7 +282,8 @@ enum Kind
   IAF_COND_ALPHA = 6,
   AEIF_COND_EXP = 7,
   AEIF_COND_ALPHA = 8,
-  HH_PSC_ALPHA = 9
+  HH_PSC_ALPHA = 9,
+  IZHIKEVICH = 10
 };
 
 constexpr size_t HEADER = 5;
@@ -427,6 +431,13 @@ core_of( nest::Node* node )
     auto& s = n->*reach( HhS() );
     c = gsl_core( HH_PSC_ALPHA, s.y_, s.r_, n->*reach( HhB() ) );
   }
+  else if ( auto* n = dynamic_cast< nest::izhikevich* >( node ) )
+  {
+    // I_: the input current of the coming step, read at the end of the last (no refractory
+    // counter: the record's is 0)
+    auto& s = n->*reach( IzhS() );
+    c = { IZHIKEVICH, { &s.v_, &s.u_, &s.I_ }, nullptr };
+  }
   return c;
 }
 
@@ -501,6 +512,14 @@ buffers_of( nest::Node* node, const Kind kind )
   case IAF_PSC_DELTA:
   {
     auto& buffers = static_cast< nest::iaf_psc_delta* >( node )->*reach( DeltaB() );
+    b.rings = { &( buffers.spikes_.*reach( Ring() ) ), &( buffers.currents_.*reach( Ring() ) ) };
+    b.slots = b.rings[ 0 ]->size();
+    b.channels = 2;
+    break;
+  }
+  case IZHIKEVICH:
+  {
+    auto& buffers = static_cast< nest::izhikevich* >( node )->*reach( IzhB() );
     b.rings = { &( buffers.spikes_.*reach( Ring() ) ), &( buffers.currents_.*reach( Ring() ) ) };
     b.slots = b.rings[ 0 ]->size();
     b.channels = 2;

@@ -341,9 +341,10 @@ _STATUS_AT: dict[int, dict[str, int]] = {
     7: {"V_m": 0, "g_ex": 1, "g_in": 2, "w": 3},
     8: {"V_m": 0, "dg_ex": 1, "g_ex": 2, "dg_in": 3, "g_in": 4, "w": 5},
     9: {"V_m": 0, "Act_m": 1, "Inact_h": 2, "Act_n": 3},
+    10: {"V_m": 0, "U_m": 1},
 }
-"""Per kind of the GSL models, the status keys NEST reports as they are in the state vector, and
-where each is among the record's core values (the state vector comes first)."""
+"""Per kind of the GSL models (and izhikevich), the status keys NEST reports as they are in the
+state, and where each is among the record's core values (the state vector comes first)."""
 
 
 def check_against_status(hidden: Hidden) -> None:
