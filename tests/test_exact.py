@@ -36,10 +36,12 @@ WEIGHT_SCALE = {
     "aeif_cond_alpha": 0.2,
     "hh_psc_alpha": 4.0,
     "izhikevich": 0.05,
+    "aeif_psc_alpha": 12.0,
+    "aeif_psc_exp": 24.0,
 }
 """Weights in each model's units (pA; mV for iaf_psc_delta; nS for the conductance models) that
 keep the network firing steadily (tens of spikes/s to under two hundred)."""
-GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alpha", "hh_psc_alpha"]
+GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alpha", "hh_psc_alpha", "aeif_psc_alpha", "aeif_psc_exp"]
 """Models NEST integrates with GSL's adaptive stepper: their step size carries over too."""
 
 

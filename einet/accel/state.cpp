@@ -44,6 +44,8 @@
 #include <vector>
 
 #include "aeif_cond_alpha.h"
+#include "aeif_psc_alpha.h"
+#include "aeif_psc_exp.h"
 #include "aeif_cond_exp.h"
 #include "archiving_node.h"
 #include "connection_manager.h"
@@ -130,6 +132,10 @@ EINET_REACH( AeifAlphaS, nest::aeif_cond_alpha::S_ )
 EINET_REACH( AeifAlphaB, nest::aeif_cond_alpha::B_ )
 EINET_REACH( HhS, nest::hh_psc_alpha::S_ )
 EINET_REACH( HhB, nest::hh_psc_alpha::B_ )
+EINET_REACH( AeifPscAlphaS, nest::aeif_psc_alpha::S_ )
+EINET_REACH( AeifPscAlphaB, nest::aeif_psc_alpha::B_ )
+EINET_REACH( AeifPscExpS, nest::aeif_psc_exp::S_ )
+EINET_REACH( AeifPscExpB, nest::aeif_psc_exp::B_ )
 EINET_REACH( IzhS, nest::izhikevich::S_ )
 EINET_REACH( IzhB, nest::izhikevich::B_ )
 EINET_REACH( Chan3, nest::MultiChannelInputBuffer< 3 >::buffer_ )
@@ -283,7 +289,9 @@ enum Kind
   AEIF_COND_EXP = 7,
   AEIF_COND_ALPHA = 8,
   HH_PSC_ALPHA = 9,
-  IZHIKEVICH = 10
+  IZHIKEVICH = 10,
+  AEIF_PSC_ALPHA = 11,
+  AEIF_PSC_EXP = 12
 };
 
 constexpr size_t HEADER = 5;
@@ -431,6 +439,16 @@ core_of( nest::Node* node )
     auto& s = n->*reach( HhS() );
     c = gsl_core( HH_PSC_ALPHA, s.y_, s.r_, n->*reach( HhB() ) );
   }
+  else if ( auto* n = dynamic_cast< nest::aeif_psc_alpha* >( node ) )
+  {
+    auto& s = n->*reach( AeifPscAlphaS() );
+    c = gsl_core( AEIF_PSC_ALPHA, s.y_, s.r_, n->*reach( AeifPscAlphaB() ) );
+  }
+  else if ( auto* n = dynamic_cast< nest::aeif_psc_exp* >( node ) )
+  {
+    auto& s = n->*reach( AeifPscExpS() );
+    c = gsl_core( AEIF_PSC_EXP, s.y_, s.r_, n->*reach( AeifPscExpB() ) );
+  }
   else if ( auto* n = dynamic_cast< nest::izhikevich* >( node ) )
   {
     // I_: the input current of the coming step, read at the end of the last (no refractory
@@ -452,6 +470,8 @@ integration_step_at( const Core& c )
   case AEIF_COND_EXP:
   case AEIF_COND_ALPHA:
   case HH_PSC_ALPHA:
+  case AEIF_PSC_ALPHA:
+  case AEIF_PSC_EXP:
     return static_cast< long >( c.doubles.size() ) - 2;
   default:
     return -1;
@@ -544,6 +564,12 @@ buffers_of( nest::Node* node, const Kind kind )
     break;
   case AEIF_COND_ALPHA:
     gsl_rings( b, static_cast< nest::aeif_cond_alpha* >( node )->*reach( AeifAlphaB() ) );
+    break;
+  case AEIF_PSC_ALPHA:
+    gsl_rings( b, static_cast< nest::aeif_psc_alpha* >( node )->*reach( AeifPscAlphaB() ) );
+    break;
+  case AEIF_PSC_EXP:
+    gsl_rings( b, static_cast< nest::aeif_psc_exp* >( node )->*reach( AeifPscExpB() ) );
     break;
   case HH_PSC_ALPHA:
     gsl_rings( b, static_cast< nest::hh_psc_alpha* >( node )->*reach( HhB() ) );
