@@ -38,10 +38,12 @@ WEIGHT_SCALE = {
     "izhikevich": 0.05,
     "aeif_psc_alpha": 12.0,
     "aeif_psc_exp": 24.0,
+    "iaf_cond_beta": 0.06,
+    "hh_cond_exp_traub": 0.005,
 }
 """Weights in each model's units (pA; mV for iaf_psc_delta; nS for the conductance models) that
 keep the network firing steadily (tens of spikes/s to under two hundred)."""
-GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alpha", "hh_psc_alpha", "aeif_psc_alpha", "aeif_psc_exp"]
+GSL_MODELS = ["iaf_cond_exp", "iaf_cond_alpha", "aeif_cond_exp", "aeif_cond_alpha", "hh_psc_alpha", "aeif_psc_alpha", "aeif_psc_exp", "iaf_cond_beta", "hh_cond_exp_traub"]
 """Models NEST integrates with GSL's adaptive stepper: their step size carries over too."""
 
 

@@ -51,9 +51,11 @@
 #include "connection_manager.h"
 #include "connector_base.h"
 #include "event_delivery_manager.h"
+#include "hh_cond_exp_traub.h"
 #include "hh_psc_alpha.h"
 #include "histentry.h"
 #include "iaf_cond_alpha.h"
+#include "iaf_cond_beta.h"
 #include "iaf_cond_exp.h"
 #include "iaf_psc_alpha.h"
 #include "iaf_psc_delta.h"
@@ -136,6 +138,10 @@ EINET_REACH( AeifPscAlphaS, nest::aeif_psc_alpha::S_ )
 EINET_REACH( AeifPscAlphaB, nest::aeif_psc_alpha::B_ )
 EINET_REACH( AeifPscExpS, nest::aeif_psc_exp::S_ )
 EINET_REACH( AeifPscExpB, nest::aeif_psc_exp::B_ )
+EINET_REACH( CondBetaS, nest::iaf_cond_beta::S_ )
+EINET_REACH( CondBetaB, nest::iaf_cond_beta::B_ )
+EINET_REACH( TraubS, nest::hh_cond_exp_traub::S_ )
+EINET_REACH( TraubB, nest::hh_cond_exp_traub::B_ )
 EINET_REACH( IzhS, nest::izhikevich::S_ )
 EINET_REACH( IzhB, nest::izhikevich::B_ )
 EINET_REACH( Chan3, nest::MultiChannelInputBuffer< 3 >::buffer_ )
@@ -291,7 +297,9 @@ enum Kind
   HH_PSC_ALPHA = 9,
   IZHIKEVICH = 10,
   AEIF_PSC_ALPHA = 11,
-  AEIF_PSC_EXP = 12
+  AEIF_PSC_EXP = 12,
+  IAF_COND_BETA = 13,
+  HH_COND_EXP_TRAUB = 14
 };
 
 constexpr size_t HEADER = 5;
@@ -449,6 +457,17 @@ core_of( nest::Node* node )
     auto& s = n->*reach( AeifPscExpS() );
     c = gsl_core( AEIF_PSC_EXP, s.y_, s.r_, n->*reach( AeifPscExpB() ) );
   }
+  else if ( auto* n = dynamic_cast< nest::iaf_cond_beta* >( node ) )
+  {
+    auto& s = n->*reach( CondBetaS() );
+    c = gsl_core( IAF_COND_BETA, s.y, s.r, n->*reach( CondBetaB() ) );
+  }
+  else if ( auto* n = dynamic_cast< nest::hh_cond_exp_traub* >( node ) )
+  {
+    // its V_.U_old_ (spike detection) is set from V_m at the start of every step: no carry-over
+    auto& s = n->*reach( TraubS() );
+    c = gsl_core( HH_COND_EXP_TRAUB, s.y_, s.r_, n->*reach( TraubB() ) );
+  }
   else if ( auto* n = dynamic_cast< nest::izhikevich* >( node ) )
   {
     // I_: the input current of the coming step, read at the end of the last (no refractory
@@ -472,6 +491,8 @@ integration_step_at( const Core& c )
   case HH_PSC_ALPHA:
   case AEIF_PSC_ALPHA:
   case AEIF_PSC_EXP:
+  case IAF_COND_BETA:
+  case HH_COND_EXP_TRAUB:
     return static_cast< long >( c.doubles.size() ) - 2;
   default:
     return -1;
@@ -570,6 +591,12 @@ buffers_of( nest::Node* node, const Kind kind )
     break;
   case AEIF_PSC_EXP:
     gsl_rings( b, static_cast< nest::aeif_psc_exp* >( node )->*reach( AeifPscExpB() ) );
+    break;
+  case IAF_COND_BETA:
+    gsl_rings( b, static_cast< nest::iaf_cond_beta* >( node )->*reach( CondBetaB() ) );
+    break;
+  case HH_COND_EXP_TRAUB:
+    gsl_rings( b, static_cast< nest::hh_cond_exp_traub* >( node )->*reach( TraubB() ) );
     break;
   case HH_PSC_ALPHA:
     gsl_rings( b, static_cast< nest::hh_psc_alpha* >( node )->*reach( HhB() ) );

@@ -344,6 +344,8 @@ _STATUS_AT: dict[int, dict[str, int]] = {
     10: {"V_m": 0, "U_m": 1},
     11: {"V_m": 0, "dI_syn_ex": 1, "I_syn_ex": 2, "dI_syn_in": 3, "I_syn_in": 4, "w": 5},
     12: {"V_m": 0, "I_syn_ex": 1, "I_syn_in": 2, "w": 3},
+    13: {"V_m": 0, "dg_ex": 1, "g_ex": 2, "dg_in": 3, "g_in": 4},
+    14: {"V_m": 0, "Act_m": 1, "Inact_h": 2, "Act_n": 3},
 }
 """Per kind of the GSL models (and izhikevich), the status keys NEST reports as they are in the
 state, and where each is among the record's core values (the state vector comes first)."""

@@ -37,12 +37,14 @@ MODEL_OF_KIND = {
     10: "izhikevich",
     11: "aeif_psc_alpha",
     12: "aeif_psc_exp",
+    13: "iaf_cond_beta",
+    14: "hh_cond_exp_traub",
 }
 """The node models with an accessor, by the kind code that opens each record."""
 KIND_OF_MODEL = {m: k for k, m in MODEL_OF_KIND.items()}
-SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1), 5: (6, 3), 6: (8, 3), 7: (7, 3), 8: (9, 3), 9: (11, 3), 10: (4, 2), 11: (9, 3), 12: (7, 3)}
+SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1), 5: (6, 3), 6: (8, 3), 7: (7, 3), 8: (9, 3), 9: (11, 3), 10: (4, 2), 11: (9, 3), 12: (7, 3), 13: (8, 3), 14: (9, 3)}
 """Per kind: its core values (the model's doubles and its refractory counter) and input channels."""
-GSL_KINDS = frozenset({5, 6, 7, 8, 9, 11, 12})
+GSL_KINDS = frozenset({5, 6, 7, 8, 9, 11, 12, 13, 14})
 """The kinds of GSL models: their core values end with the adaptive integration step, the input
 current of the coming step and the refractory counter."""
 HEADER, N_ARCHIVING = 5, 8
