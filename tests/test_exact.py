@@ -148,6 +148,15 @@ def continued_and_restored(tmp_path: Path, threads: int, model: str = "iaf_psc_a
     return a, b, weights_a, stdp_weights(), state
 
 
+def plain_continued_digest(threads: int) -> str:
+    """The digest of the plain alpha network's 50 ms after its first 50 (no currents, no
+    trains): the control that shows what an option changes after a store."""
+    plain = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0))
+    plain.build()
+    plain.run(50.0)
+    return plain.run(50.0).digest
+
+
 def first_divergence(a: Any, b: Any) -> float | None:
     """The first time at which the two runs' spikes differ (None: they do not)."""
     ta = sorted(zip(np.round(a.times, 4), a.senders))
@@ -190,10 +199,7 @@ def test_current_generators_continue_exactly(tmp_path: Path, threads: int) -> No
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
     # the currents change what happens after the store (else the test would test nothing)
-    plain = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0))
-    plain.build()
-    plain.run(50.0)
-    assert plain.run(50.0).digest != a.digest
+    assert plain_continued_digest(threads) != a.digest
 
 
 @pytest.mark.parametrize(("threads", "stdp"), [(1, "stdp_pl_synapse_hom"), (2, "stdp_pl_synapse_hom"), (2, "stdp_pl_synapse_hom_hpc")])
@@ -263,10 +269,7 @@ def test_spike_trains_continue_exactly(tmp_path: Path, threads: int) -> None:
     assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
     assert a.digest == b.digest
     np.testing.assert_array_equal(wa, wb)
-    plain = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0))
-    plain.build()
-    plain.run(50.0)
-    assert plain.run(50.0).digest != a.digest, "the train changes what happens after the store"
+    assert plain_continued_digest(threads) != a.digest, "the train changes what happens after the store"
 
 
 @pytest.mark.parametrize("t_ms", [50.0, 50.5])
