@@ -238,3 +238,21 @@ def test_ctrl_c_ends_a_cli_run_while_nest_is_stuck_inside_one_call(how: str, tmp
     assert took < STOP_GRACE_S + 3
     left = subprocess.run(["pgrep", "-f", "tests/models/stuck.py"], capture_output=True, text=True).stdout.split()
     assert left == [], "no process of the run is left"
+
+
+STUCK_AT_EXIT = """
+import sys, threading
+from einet.cli.main import _exit_within
+threading.Thread(target=threading.Event().wait).start()  # a thread the interpreter joins at exit, for ever
+print("output written", flush=True)
+_exit_within(0.5, 130)
+sys.exit(130)
+"""
+
+
+def test_an_interrupted_command_ends_though_a_thread_would_hold_its_exit() -> None:
+    """An interrupted trial set's ProcessPoolExecutor can hold the interpreter's exit for ever
+    (CPython issue 83386): the command still ends, with its exit code, its output written."""
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", STUCK_AT_EXIT], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 130 and done.stdout == "output written\n" and time.monotonic() - t0 < 10, (done.returncode, done.stdout, done.stderr)

@@ -102,4 +102,29 @@ def _entry() -> int:
         code = 130
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == 130:
+        _exit_within(_EXIT_GRACE_S, code)
     return code
+
+
+_EXIT_GRACE_S = 1.0
+"""How long an interrupted command's interpreter may take to exit before it is ended."""
+
+
+def _exit_within(seconds: float, code: int) -> None:
+    """End the process with ``code`` if the interpreter's own exit has not done so within
+    ``seconds``. An interrupted trial set killed its worker processes under a
+    ProcessPoolExecutor, whose manager thread the interpreter joins at exit and which can
+    wait there for ever (CPython issue 83386; seen once in a few dozen Ctrl-C tests): the
+    output is written by then, and Ctrl-C must end the command."""
+    import threading
+
+    def end() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()
