@@ -182,83 +182,59 @@ struct TLast
   friend auto reach( TLast );
 };
 
-#define EINET_STDP( MODEL, T )                                                                  \
-  template struct Reach< Array< nest::MODEL< nest::T > >, &nest::Connector< nest::MODEL< nest::T > >::C_ >; \
-  template struct Reach< Kplus< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::Kplus_ >;    \
-  template struct Reach< TLast< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::t_lastspike_ >;
-EINET_STDP( stdp_synapse, TargetIdentifierPtrRport )
-EINET_STDP( stdp_synapse, TargetIdentifierIndex )
-EINET_STDP( stdp_synapse_hom, TargetIdentifierPtrRport )
-EINET_STDP( stdp_synapse_hom, TargetIdentifierIndex )
-EINET_STDP( stdp_pl_synapse_hom, TargetIdentifierPtrRport )
-EINET_STDP( stdp_pl_synapse_hom, TargetIdentifierIndex )
-EINET_STDP( stdp_nn_pre_centered_synapse, TargetIdentifierPtrRport )
-EINET_STDP( stdp_nn_pre_centered_synapse, TargetIdentifierIndex )
-EINET_STDP( vogels_sprekeler_synapse, TargetIdentifierPtrRport )
-EINET_STDP( vogels_sprekeler_synapse, TargetIdentifierIndex )
-
-// Models whose hidden connection state is the last spike alone (they have no Kplus).
-#define EINET_LAST_SPIKE( MODEL, T )                                                            \
-  template struct Reach< Array< nest::MODEL< nest::T > >, &nest::Connector< nest::MODEL< nest::T > >::C_ >; \
-  template struct Reach< TLast< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::t_lastspike_ >;
-EINET_LAST_SPIKE( tsodyks2_synapse, TargetIdentifierPtrRport )
-EINET_LAST_SPIKE( tsodyks2_synapse, TargetIdentifierIndex )
-EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierPtrRport )
-EINET_LAST_SPIKE( tsodyks_synapse, TargetIdentifierIndex )
-EINET_LAST_SPIKE( tsodyks_synapse_hom, TargetIdentifierPtrRport )
-EINET_LAST_SPIKE( tsodyks_synapse_hom, TargetIdentifierIndex )
-EINET_LAST_SPIKE( stdp_nn_symm_synapse, TargetIdentifierPtrRport )
-EINET_LAST_SPIKE( stdp_nn_symm_synapse, TargetIdentifierIndex )
-EINET_LAST_SPIKE( stdp_nn_restr_synapse, TargetIdentifierPtrRport )
-EINET_LAST_SPIKE( stdp_nn_restr_synapse, TargetIdentifierIndex )
-
-// Every connection type whose state the STDP rows hold, for X( type ) at each call site.
-#define EINET_LAST_SPIKE_TYPES( X )                     \
-  X( nest::stdp_synapse< nest::TargetIdentifierPtrRport > )      \
-  X( nest::stdp_synapse< nest::TargetIdentifierIndex > )         \
-  X( nest::stdp_synapse_hom< nest::TargetIdentifierPtrRport > )  \
-  X( nest::stdp_synapse_hom< nest::TargetIdentifierIndex > )     \
-  X( nest::stdp_pl_synapse_hom< nest::TargetIdentifierPtrRport > ) \
-  X( nest::stdp_pl_synapse_hom< nest::TargetIdentifierIndex > )  \
-  X( nest::tsodyks2_synapse< nest::TargetIdentifierPtrRport > )  \
-  X( nest::tsodyks2_synapse< nest::TargetIdentifierIndex > )     \
-  X( nest::tsodyks_synapse< nest::TargetIdentifierPtrRport > )   \
-  X( nest::tsodyks_synapse< nest::TargetIdentifierIndex > )      \
-  X( nest::tsodyks_synapse_hom< nest::TargetIdentifierPtrRport > ) \
-  X( nest::tsodyks_synapse_hom< nest::TargetIdentifierIndex > )  \
-  X( nest::stdp_nn_pre_centered_synapse< nest::TargetIdentifierPtrRport > ) \
-  X( nest::stdp_nn_pre_centered_synapse< nest::TargetIdentifierIndex > ) \
-  X( nest::stdp_nn_symm_synapse< nest::TargetIdentifierPtrRport > ) \
-  X( nest::stdp_nn_symm_synapse< nest::TargetIdentifierIndex > ) \
-  X( nest::stdp_nn_restr_synapse< nest::TargetIdentifierPtrRport > ) \
-  X( nest::stdp_nn_restr_synapse< nest::TargetIdentifierIndex > ) \
-  X( nest::vogels_sprekeler_synapse< nest::TargetIdentifierPtrRport > ) \
-  X( nest::vogels_sprekeler_synapse< nest::TargetIdentifierIndex > )
-
 template < typename ConnectionT >
 struct HasKplus : std::false_type
 {
 };
-template < typename T >
-struct HasKplus< nest::stdp_synapse< T > > : std::true_type
+
+// The models whose connections' state the STDP rows hold, each with both kinds of target (the
+// second its _hpc variant's): an STDP model's Kplus and last spike, or the last spike alone.
+#define EINET_LAST_SPIKE( MODEL, T )                                                            \
+  template struct Reach< Array< nest::MODEL< nest::T > >, &nest::Connector< nest::MODEL< nest::T > >::C_ >; \
+  template struct Reach< TLast< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::t_lastspike_ >;
+#define EINET_STDP( MODEL, T )                                                                  \
+  EINET_LAST_SPIKE( MODEL, T )                                                                  \
+  template struct Reach< Kplus< nest::MODEL< nest::T > >, &nest::MODEL< nest::T >::Kplus_ >;    \
+  template <>                                                                                   \
+  struct HasKplus< nest::MODEL< nest::T > > : std::true_type                                    \
+  {                                                                                             \
+  };
+#define EINET_BOTH( MACRO, MODEL ) MACRO( MODEL, TargetIdentifierPtrRport ) MACRO( MODEL, TargetIdentifierIndex )
+EINET_BOTH( EINET_STDP, stdp_synapse )
+EINET_BOTH( EINET_STDP, stdp_synapse_hom )
+EINET_BOTH( EINET_STDP, stdp_pl_synapse_hom )
+EINET_BOTH( EINET_STDP, stdp_nn_pre_centered_synapse )
+EINET_BOTH( EINET_STDP, vogels_sprekeler_synapse )
+EINET_BOTH( EINET_LAST_SPIKE, stdp_nn_symm_synapse )
+EINET_BOTH( EINET_LAST_SPIKE, stdp_nn_restr_synapse )
+EINET_BOTH( EINET_LAST_SPIKE, tsodyks2_synapse )
+EINET_BOTH( EINET_LAST_SPIKE, tsodyks_synapse )
+EINET_BOTH( EINET_LAST_SPIKE, tsodyks_synapse_hom )
+
+template < typename... ConnectionTs >
+struct Models
 {
 };
-template < typename T >
-struct HasKplus< nest::stdp_synapse_hom< T > > : std::true_type
+#define EINET_TYPES( MODEL ) nest::MODEL< nest::TargetIdentifierPtrRport >, nest::MODEL< nest::TargetIdentifierIndex >
+using RowModels = Models< EINET_TYPES( stdp_synapse ),
+  EINET_TYPES( stdp_synapse_hom ),
+  EINET_TYPES( stdp_pl_synapse_hom ),
+  EINET_TYPES( stdp_nn_pre_centered_synapse ),
+  EINET_TYPES( vogels_sprekeler_synapse ),
+  EINET_TYPES( stdp_nn_symm_synapse ),
+  EINET_TYPES( stdp_nn_restr_synapse ),
+  EINET_TYPES( tsodyks2_synapse ),
+  EINET_TYPES( tsodyks_synapse ),
+  EINET_TYPES( tsodyks_synapse_hom ) >;
+
+// f.template operator()< T >() for each connection type T of the list until one returns true
+// (the connector holds T: the typed functions below return false for any other).
+template < typename... ConnectionTs, typename F >
+bool
+first_model( Models< ConnectionTs... >, F&& f )
 {
-};
-template < typename T >
-struct HasKplus< nest::stdp_pl_synapse_hom< T > > : std::true_type
-{
-};
-template < typename T >
-struct HasKplus< nest::stdp_nn_pre_centered_synapse< T > > : std::true_type
-{
-};
-template < typename T >
-struct HasKplus< nest::vogels_sprekeler_synapse< T > > : std::true_type
-{
-};
+  return ( f.template operator()< ConnectionTs >() or ... );
+}
 
 // A connection's Kplus, or null for a model without one (its rows hold 0 there).
 template < typename ConnectionT >
@@ -820,8 +796,7 @@ stdp_count( const char* model )
   long count = 0;
   for ( nest::ConnectorBase* base : stdp_connectors( model, syn_id ) )
   {
-#define EINET_COUNT( T ) or stdp_count_typed< T >( base, count )
-    if ( base and not( false EINET_LAST_SPIKE_TYPES( EINET_COUNT ) ) )
+    if ( base and not first_model( RowModels {}, [ & ]< typename T >() { return stdp_count_typed< T >( base, count ); } ) )
     {
       not_stdp( model );
     }
@@ -847,8 +822,8 @@ stdp_rows( const char* model )
         try
         {
           nest::ConnectorBase* base = connectors[ tid ];
-#define EINET_ROWS( T ) or stdp_rows_typed< T >( base, tid, syn_id, parts[ tid ] )
-          if ( base and not( false EINET_LAST_SPIKE_TYPES( EINET_ROWS ) ) )
+          if ( base
+            and not first_model( RowModels {}, [ & ]< typename T >() { return stdp_rows_typed< T >( base, tid, syn_id, parts[ tid ] ); } ) )
           {
             problems[ tid ] = std::string( model ) + NOT_STDP;
           }
@@ -1058,8 +1033,7 @@ stdp_write_ordered( const char* model, const OrderedRows& rows )
             return;
           }
           long r = 0;
-#define EINET_WRITE( T ) r = r ? r : write_ordered_typed< T >( base, tid, syn_id, rows );
-          EINET_LAST_SPIKE_TYPES( EINET_WRITE )
+          first_model( RowModels {}, [ & ]< typename T >() { return ( r = write_ordered_typed< T >( base, tid, syn_id, rows ) ) != 0; } );
           if ( r == 0 )
           {
             problems[ tid ] = std::string( model ) + NOT_STDP;
@@ -1134,8 +1108,7 @@ stdp_hits( const char* model, const std::vector< char >& wanted )
   for ( size_t tid = 0; tid < connectors.size(); ++tid )
   {
     nest::ConnectorBase* base = connectors[ tid ];
-#define EINET_HITS( T ) or stdp_hits_typed< T >( base, tid, syn_id, wanted, hits )
-    if ( base and not( false EINET_LAST_SPIKE_TYPES( EINET_HITS ) ) )
+    if ( base and not first_model( RowModels {}, [ & ]< typename T >() { return stdp_hits_typed< T >( base, tid, syn_id, wanted, hits ); } ) )
     {
       not_stdp( model );
     }
