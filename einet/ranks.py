@@ -193,10 +193,11 @@ def local_ids(ids: np.ndarray) -> np.ndarray:
         return ids
     from .kernel import nest
 
+    unique = np.unique(ids)
     with _quiet():
-        local = nest().GetLocalNodeCollection(nest().NodeCollection(sorted(set(ids.tolist()))))
-    keep = np.asarray(local.tolist() if len(local) else [], dtype=ids.dtype)
-    return ids[np.isin(ids, keep)]
+        # NEST's own flag per node (GetLocalNodeCollection misreads the one of a single node)
+        flags = np.atleast_1d(np.asarray(nest().NodeCollection(unique.tolist()).local, dtype=bool))
+    return ids[np.isin(ids, unique[flags])]
 
 
 @contextlib.contextmanager

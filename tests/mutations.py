@@ -136,6 +136,13 @@ def _poke(name: str, index: int, value: float) -> Callable[[h5py.File], None]:
     return _set(name, fn)
 
 
+def _transit(h5: h5py.File, source: list[int], lag: list[int], count: list[int]) -> None:
+    """The hidden section's spikes in transit replaced by these (declared in the manifest)."""
+    _manifest(lambda m, _: m["hidden"].__setitem__("transit", len(source)))(h5)
+    for key, values in (("source", source), ("lag", lag), ("count", count)):
+        _replace(h5, f"hidden/transit/{key}", np.array(values, dtype="<i4"))
+
+
 def _external(h5: h5py.File) -> None:
     """The weights' bytes moved to another file (e.g. /dev/zero): never followed."""
     path = _syn(h5, "e_syn") + "/weight"
@@ -197,7 +204,12 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "hidden: STDP runs that do not cover the table": _set("hidden/stdp/0/runs", lambda a: a - 1),
     "hidden: a damaged random generator": _poke("hidden/rng/text", 20, ord("x")),
     "hidden: rng offsets out of order": _set("hidden/rng/offsets", lambda a: a[::-1].copy()),
-    "hidden: its own version from the future": _manifest(lambda m, h5: m["hidden"].__setitem__("version", 3)),
+    "hidden: its own version from the future": _manifest(lambda m, h5: m["hidden"].__setitem__("version", m["hidden"]["version"] + 1)),
+    "hidden: more ranks than virtual processes": _manifest(lambda m, h5: m["hidden"].__setitem__("ranks", 2)),
+    "hidden: spikes in transit out of order": lambda h5: _transit(h5, [7, 3], [0, 0], [1, 1]),
+    "hidden: a spike in transit twice": lambda h5: _transit(h5, [3, 3], [2, 2], [1, 1]),
+    "hidden: a spike in transit of multiplicity 0": lambda h5: _transit(h5, [3, 7], [2, 0], [1, 0]),
+    "hidden: a spike in transit from no node": lambda h5: _transit(h5, [3, 10**6], [2, 0], [1, 1]),
     "hidden: a NEST binary that is no hash": _manifest(lambda m, h5: m["hidden"].__setitem__("nest_binary", "../../etc/passwd")),
     "hidden: another time than the stored one": _manifest(lambda m, h5: m["hidden"].__setitem__("t_ms", m["hidden"]["t_ms"] + 1.0)),
     "hidden: more threads than virtual processes": _manifest(lambda m, h5: m["hidden"].__setitem__("threads", 64)),

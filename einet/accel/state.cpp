@@ -14,10 +14,10 @@
 // - per connection of stdp_synapse and stdp_synapse_hom: Kplus and t_lastspike exactly;
 // - the random generators: rank-synced, and per thread vp-synced and vp-specific (the engine's
 //   own text serialisation: exact for the standard library's Mersenne twisters);
-// - the spikes in transit: at a Simulate boundary the spikes of the last communication
-//   interval are in the event delivery manager's receive buffer, to be delivered at the
-//   beginning of the next interval. They are read as (source node id, synapse model, thread,
-//   lag) and written back, translated to the restored kernel's connection indices.
+// - the spikes in transit: between Simulate calls the threads' spike registers hold the spikes
+//   emitted in the interval under way (or, at its end, in the one just gathered into the
+//   receive buffers), read as (source node id, lag, multiplicity) and written back through the
+//   restoring kernel's own target tables, in any layout of the same virtual processes.
 //
 // Built like connections.cpp (einet/accel/build.py) into a library of its own, and reaching
 // private members the same way: an explicit instantiation may name a private member. Here the
@@ -157,9 +157,6 @@ EINET_REACH( History, nest::ArchivingNode::history_ )
 EINET_REACH( CaT, nest::StructuralPlasticityNode::Ca_t_ )
 EINET_REACH( CaMinus, nest::StructuralPlasticityNode::Ca_minus_ )
 EINET_REACH( Connectors, nest::ConnectionManager::connections_ )
-EINET_REACH( Compressed, nest::ConnectionManager::compressed_spike_data_ )
-EINET_REACH( RecvBuffer, nest::EventDeliveryManager::recv_buffer_spike_data_ )
-EINET_REACH( SendBuffer, nest::EventDeliveryManager::send_buffer_spike_data_ )
 EINET_REACH( Registers, nest::EventDeliveryManager::emitted_spikes_register_ )
 EINET_REACH( Mt64, nest::RandomGenerator< std::mt19937_64 >::rng_ )
 EINET_REACH( Mt32, nest::RandomGenerator< std::mt19937 >::rng_ )
@@ -860,8 +857,11 @@ stdp_rows( const char* model )
 
 constexpr long ORDER_DIFFERS = -2;
 
+constexpr int ELSEWHERE = -2;
+
 // Per node id (index 0 unused): the thread of a neuron local here (a node with proxies: its
-// connections are in the connectors), -1 for a device or a node of another process.
+// connections are in the connectors), ELSEWHERE for a neuron of another process (a device has
+// a copy in every process), -1 for a device.
 std::vector< int >
 neuron_threads()
 {
@@ -872,6 +872,7 @@ neuron_threads()
   {
     if ( not nm.is_local_node_id( id ) )
     {
+      out[ id ] = ELSEWHERE;
       continue;
     }
     const nest::Node* node = nm.get_node_or_proxy( id );
@@ -900,18 +901,19 @@ struct OrderedRows
   long n;
   const std::vector< int >* threads;
 
-  // the thread whose connector holds row k (-1: to or from a device, in no connector)
+  // the thread whose connector holds row k (-1: to or from a device, in no connector, or to a
+  // neuron of another process, in its connectors)
   int
   thread_of( const long k ) const
   {
     const auto& t = *threads;
     const long s = source[ k ];
     const long g = target[ k ];
-    if ( s < 1 or g < 1 or s >= static_cast< long >( t.size() ) or g >= static_cast< long >( t.size() ) or t[ s ] < 0 )
+    if ( s < 1 or g < 1 or s >= static_cast< long >( t.size() ) or g >= static_cast< long >( t.size() ) or t[ s ] == -1 )
     {
       return -1;
     }
-    return t[ g ];
+    return std::max( t[ g ], -1 );
   }
 
   // runs that cover the rows exactly, in order (value_at relies on it)
@@ -1186,115 +1188,149 @@ set_rng_text( nest::RngPtr rng, const std::string& text )
 }
 
 // -- spikes in transit -----------------------------------------------------------------------
+// NEST puts each spike a neuron emits into its thread's spike register, one entry per target in
+// the neuron's target table (send_remote; each entry repeated for the spike's multiplicity),
+// gathers the registers into the receive buffers at the end of each communication interval and
+// clears them only when the next interval begins. Between two Simulate calls the registers
+// therefore hold every spike whose remote targets have not been given it yet: those of the
+// interval under way or, at its end, of the interval just gathered. Each is read as an
+// emission (source, lag, multiplicity), which names no rank, thread or connection index: any
+// layout of the same virtual processes rebuilds the same entries from its own target tables.
+struct Emission
+{
+  long source;
+  long lag;
+  long count;
+};
 
 void
-require_one_process_on_grid()
+require_on_grid()
 {
-  if ( nest::kernel().mpi_manager.get_num_processes() != 1 )
-  {
-    throw std::runtime_error( "spikes in transit are read in one MPI process only" );
-  }
   if ( nest::kernel().event_delivery_manager.get_off_grid_communication() )
   {
     throw std::runtime_error( "off-grid spikes in transit are not supported" );
   }
 }
 
-// A spike not yet delivered, and where it waits: the receive buffer (register -1: gathered at
-// the end of the last interval, delivered at the beginning of the next) or the spike register
-// of the thread that emitted it (register >= 0: emitted in the unfinished interval, gathered
-// at its end).
-struct Pending
+bool
+same_entry( const nest::SpikeDataWithRank& s, const nest::Target& t, const size_t lag )
 {
-  nest::SpikeData spike;
-  long reg;
-};
-
-std::vector< Pending >
-pending()
-{
-  require_one_process_on_grid();
-  std::vector< Pending > found;
-  const auto& sim = nest::kernel().simulation_manager;
-  auto& edm = nest::kernel().event_delivery_manager;
-  if ( sim.get_from_step() != 0 )
-  {
-    // inside an interval: what its beginning delivered is in the ring buffers; what was
-    // emitted since is in the threads' registers
-    const auto& registers = edm.*reach( Registers() );
-    for ( size_t t = 0; t < registers.size(); ++t )
-    {
-      for ( const nest::SpikeDataWithRank& s : *registers[ t ] )
-      {
-        found.push_back( { s.spike_data, static_cast< long >( t ) } );
-      }
-    }
-    return found;
-  }
-  if ( sim.get_slice() == 0 )
-  {
-    return found;
-  }
-  const auto& recv = edm.*reach( RecvBuffer() );
-  const size_t per_rank = nest::kernel().mpi_manager.get_send_recv_count_spike_data_per_rank();
-  if ( recv.empty() or recv[ 0 ].is_invalid_marker() )
-  {
-    return found;
-  }
-  for ( size_t i = 0; i < per_rank and i < recv.size(); ++i )
-  {
-    found.push_back( { recv[ i ], -1 } );
-    if ( recv[ i ].is_end_marker() )
-    {
-      return found;
-    }
-  }
-  return {};  // no end marker: nothing NEST would deliver
+  const nest::SpikeData& d = s.spike_data;
+  return s.rank == t.get_rank() and d.get_tid() == t.get_tid() and d.get_syn_id() == t.get_syn_id() and d.get_lcid() == t.get_lcid()
+    and d.get_lag() == lag and not d.is_flush_event();
 }
 
-// Without compressed spikes NEST does not sort connections by source: a spike names one run
-// of consecutive connections from its source (a block), and a source may have several in a
-// thread's connector. A block is named by its source and its ordinal among that source's
-// blocks, which does not depend on where other sources' connections lie.
-class Blocks
+// The emissions in this process's registers, thread by thread, each thread's in the order
+// NEST made them: it updates its neurons in node id order, each through the whole interval.
+std::vector< Emission >
+emissions()
 {
-public:
-  const std::vector< size_t >&
-  of( const size_t tid, const size_t syn, const long source )
+  require_on_grid();
+  auto& kernel = nest::kernel();
+  const auto& registers = kernel.event_delivery_manager.*reach( Registers() );
+  std::vector< Emission > found;
+  for ( size_t tid = 0; tid < registers.size(); ++tid )
   {
-    auto found = cache_.find( { tid, syn } );
-    if ( found == cache_.end() )
+    const auto& reg = *registers[ tid ];
+    size_t at = 0;
+    for ( const auto& entry : kernel.node_manager.get_local_nodes( tid ) )
     {
-      auto& cm = nest::kernel().connection_manager;
-      const auto& connectors = cm.*reach( Connectors() );
-      std::unordered_map< long, std::vector< size_t > > starts;
-      if ( tid < connectors.size() and syn < connectors[ tid ].size() and connectors[ tid ][ syn ] )
+      const nest::Node* node = entry.get_node();
+      if ( at == reg.size() )
       {
-        long previous = 0;
-        for ( size_t lcid = 0; lcid < connectors[ tid ][ syn ]->size(); ++lcid )
-        {
-          const long src = static_cast< long >( cm.get_source_node_id( tid, static_cast< nest::synindex >( syn ), lcid ) );
-          if ( src != previous )
-          {
-            starts[ src ].push_back( lcid );
-          }
-          previous = src;
-        }
+        break;
       }
-      found = cache_.emplace( std::make_pair( tid, syn ), std::move( starts ) ).first;
+      if ( not node->has_proxies() )
+      {
+        continue;
+      }
+      const size_t node_id = node->get_node_id();
+      const auto& targets =
+        kernel.connection_manager.get_remote_targets_of_local_node( tid, kernel.vp_manager.node_id_to_lid( node_id ) );
+      while ( not targets.empty() and at < reg.size() and same_entry( reg[ at ], targets[ 0 ], reg[ at ].spike_data.get_lag() ) )
+      {
+        const size_t lag = reg[ at ].spike_data.get_lag();
+        size_t count = 1;
+        while ( at + count < reg.size() and same_entry( reg[ at + count ], targets[ 0 ], lag ) )
+        {
+          ++count;
+        }
+        for ( size_t i = 0; i < targets.size() * count; ++i )
+        {
+          if ( at + i >= reg.size() or not same_entry( reg[ at + i ], targets[ i / count ], lag ) )
+          {
+            throw std::runtime_error( "a spike register holds entries that are no spike of its neurons (spikes in transit)" );
+          }
+        }
+        found.push_back( { static_cast< long >( node_id ), static_cast< long >( lag ), static_cast< long >( count ) } );
+        at += targets.size() * count;
+      }
     }
-    const auto it = found->second.find( source );
-    return it == found->second.end() ? none_ : it->second;
+    if ( at != reg.size() )
+    {
+      throw std::runtime_error( "a spike register holds entries of no neuron of its thread (spikes in transit)" );
+    }
   }
+  return found;
+}
 
-private:
-  std::map< std::pair< size_t, size_t >, std::unordered_map< long, std::vector< size_t > > > cache_;
-  const std::vector< size_t > none_;
-};
+// Put the emissions of this process's neurons into their threads' registers as send_remote
+// did, from this kernel's target tables (made by a Prepare since the connections were); those
+// of other processes' neurons are theirs to write. Every row is checked before the registers
+// are touched. Returns the emissions written here.
+long
+write_emissions( const long* source, const long* lag, const long* count, const long n )
+{
+  require_on_grid();
+  auto& kernel = nest::kernel();
+  auto& nm = kernel.node_manager;
+  const long min_delay = kernel.connection_manager.get_min_delay();
+  std::vector< std::pair< const nest::Node*, long > > mine;
+  for ( long k = 0; k < n; ++k )
+  {
+    if ( lag[ k ] < 0 or lag[ k ] >= min_delay or count[ k ] < 1 )
+    {
+      throw std::runtime_error( "a spike in transit at a lag outside this kernel's communication interval" );
+    }
+    if ( source[ k ] < 1 or static_cast< size_t >( source[ k ] ) > nm.size() )
+    {
+      throw std::runtime_error( "a spike in transit from node " + std::to_string( source[ k ] ) + ", which this kernel lacks" );
+    }
+    if ( not nm.is_local_node_id( static_cast< size_t >( source[ k ] ) ) )
+    {
+      continue;
+    }
+    const nest::Node* node = local_node( source[ k ] );
+    if ( not node or not node->has_proxies() )
+    {
+      throw std::runtime_error( "a spike in transit from node " + std::to_string( source[ k ] ) + ", which is no neuron here" );
+    }
+    mine.emplace_back( node, k );
+  }
+  auto& registers = kernel.event_delivery_manager.*reach( Registers() );
+  for ( auto* reg : registers )
+  {
+    reg->clear();
+  }
+  for ( const auto& [ node, k ] : mine )
+  {
+    const size_t tid = node->get_thread();
+    const auto& targets = kernel.connection_manager.get_remote_targets_of_local_node(
+      tid, kernel.vp_manager.node_id_to_lid( node->get_node_id() ) );
+    for ( const auto& target : targets )
+    {
+      for ( long i = 0; i < count[ k ]; ++i )
+      {
+        registers[ tid ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
+      }
+    }
+  }
+  return static_cast< long >( mine.size() );
+}
 
 // Every thread's poisson_generator: its std::poisson_distribution keeps state between draws
 // (libstdc++'s rejection method for a mean of 12 or more caches a normal deviate), written as
-// "node_id thread <the distribution's own text>" lines.
+// "node_id vp <the distribution's own text>" lines (a device has a copy per virtual process).
 std::string
 devices_text()
 {
@@ -1307,7 +1343,7 @@ devices_text()
     {
       if ( auto* g = dynamic_cast< nest::poisson_generator* >( entry.get_node() ) )
       {
-        text << g->get_node_id() << ' ' << tid << ' ' << ( ( g->*reach( PoissonV() ) ).poisson_dist_.*reach( PoissonDist() ) ) << '\n';
+        text << g->get_node_id() << ' ' << nest::kernel().vp_manager.thread_to_vp( tid ) << ' ' << ( ( g->*reach( PoissonV() ) ).poisson_dist_.*reach( PoissonDist() ) ) << '\n';
       }
     }
   }
@@ -1324,12 +1360,18 @@ set_devices_text( const std::string& text )
   {
     std::istringstream in( line );
     size_t node_id = 0;
-    size_t tid = 0;
-    in >> node_id >> tid;
-    if ( in.fail() or tid >= nest::kernel().vp_manager.get_num_threads() )
+    size_t vp = 0;
+    in >> node_id >> vp;
+    const auto& vm = nest::kernel().vp_manager;
+    if ( in.fail() or vp >= vm.get_num_virtual_processes() )
     {
       throw std::runtime_error( "damaged device state" );
     }
+    if ( not vm.is_local_vp( vp ) )
+    {
+      continue;  // another process's copy of the device
+    }
+    const size_t tid = vm.vp_to_thread( vp );
     auto* g = dynamic_cast< nest::poisson_generator* >( nm.get_node_or_proxy( node_id, tid ) );
     if ( not g )
     {
@@ -1705,209 +1747,77 @@ extern "C"
     } );
   }
 
-  // The number of spikes in transit (entries of the receive buffer NEST delivers at the
-  // beginning of the next interval), or -1.
+  // The number of emissions in this process's spike registers (spikes in transit), or -1.
   long
   einet_state_transit_count( char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
-      return static_cast< long >( pending().size() );
+      return static_cast< long >( emissions().size() );
     } );
   }
 
-  // The spikes in transit, in delivery order: source node id, synapse model id, target thread
-  // (-1 for compressed spikes: one entry serves every thread), lag, where each waits (reg: -1
-  // the receive buffer, else the spike register of that thread) and, without compressed
-  // spikes, which of its source's blocks of connections in that thread it names.
+  // This process's emissions: source node id, lag, multiplicity; thread by thread, each in
+  // the order its thread made them. Returns n, or -1.
   long
-  einet_state_transit_read( long* source, long* syn_id, long* tid, long* lag, long* reg, long* block, long n, char* err, size_t errlen )
+  einet_state_transit_read( long* source, long* lag, long* count, long n, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
-      auto& cm = nest::kernel().connection_manager;
-      const auto spikes = pending();
-      if ( static_cast< long >( spikes.size() ) != n )
+      const auto found = emissions();
+      if ( static_cast< long >( found.size() ) != n )
       {
         say( err, errlen, "the number of spikes in transit changed" );
         return -1;
       }
-      const bool compressed = cm.use_compressed_spikes();
-      Blocks blocks;
       for ( long k = 0; k < n; ++k )
       {
-        const nest::SpikeData& s = spikes[ k ].spike;
-        block[ k ] = 0;
-        syn_id[ k ] = s.get_syn_id();
-        lag[ k ] = s.get_lag();
-        reg[ k ] = spikes[ k ].reg;
-        if ( s.is_flush_event() )
-        {
-          say( err, errlen, "flush events in transit are not supported" );
-          return -1;
-        }
-        if ( compressed )
-        {
-          tid[ k ] = -1;
-          source[ k ] = 0;
-          const auto& entries = cm.get_compressed_spike_data( s.get_syn_id(), s.get_lcid() );
-          for ( size_t t = 0; t < entries.size(); ++t )
-          {
-            if ( entries[ t ].get_lcid() != nest::invalid_lcid )
-            {
-              source[ k ] = static_cast< long >( cm.get_source_node_id( t, s.get_syn_id(), entries[ t ].get_lcid() ) );
-              break;
-            }
-          }
-        }
-        else
-        {
-          tid[ k ] = s.get_tid();
-          source[ k ] = static_cast< long >( cm.get_source_node_id( s.get_tid(), s.get_syn_id(), s.get_lcid() ) );
-          const auto& starts = blocks.of( s.get_tid(), s.get_syn_id(), source[ k ] );
-          const auto at = std::find( starts.begin(), starts.end(), s.get_lcid() );
-          if ( at == starts.end() )
-          {
-            say( err, errlen, "a spike in transit names no block of its source's connections" );
-            return -1;
-          }
-          block[ k ] = static_cast< long >( at - starts.begin() );
-        }
-        if ( source[ k ] == 0 )
-        {
-          say( err, errlen, "a spike in transit has no source" );
-          return -1;
-        }
+        source[ k ] = found[ k ].source;
+        lag[ k ] = found[ k ].lag;
+        count[ k ] = found[ k ].count;
       }
       return n;
     } );
   }
 
-  // Put spikes in transit into the receive buffer, translated to this kernel's connection
-  // indices, for NEST to deliver at the beginning of the next interval. The kernel must have
-  // its connection infrastructure (sorted connections, compressed spike data) made: call after
-  // a Prepare() / Cleanup() pair. Returns n, or -1.
+  // Write stored emissions (every process's: each writes its own neurons', see
+  // write_emissions) into the spike registers; call einet_state_transit_gather next, on every
+  // process. Returns the emissions written here, or -1.
   long
-  einet_state_transit_write( const long* source, const long* syn_id, const long* tid, const long* lag, const long* reg, const long* block, long n, char* err, size_t errlen )
+  einet_state_transit_write( const long* source, const long* lag, const long* count, long n, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
-      require_one_process_on_grid();
-      auto& cm = nest::kernel().connection_manager;
-      const auto& sim = nest::kernel().simulation_manager;
-      for ( long k = 0; k < n; ++k )
-      {
-        if ( ( reg[ k ] < 0 ) != ( sim.get_slice() > 0 and sim.get_from_step() == 0 ) )
-        {
-          say( err, errlen, "the kernel's clock is not where the spikes in transit were read (another place in the communication interval)" );
-          return -1;
-        }
-      }
-      const bool compressed = cm.use_compressed_spikes();
-      if ( n == 0 )
+      return write_emissions( source, lag, count, n );
+    } );
+  }
+
+  // At the end of an interval NEST has already gathered the registers into the receive
+  // buffers, which the next interval begins by delivering: gather them as it did (a
+  // collective over the MPI processes: every one must call it). Inside an interval the
+  // registers are where the spikes wait. Returns 1 if gathered, 0 if not, or -1.
+  long
+  einet_state_transit_gather( char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      auto& kernel = nest::kernel();
+      const auto& sim = kernel.simulation_manager;
+      if ( sim.get_slice() == 0 or sim.get_from_step() != 0 or not kernel.connection_manager.has_primary_connections() )
       {
         return 0;
       }
-      // where each spike's connections start in this kernel: compressed, the index of its
-      // (source, synapse model) in NEST's table (only those of the spikes: a kernel holds far
-      // more); else its block's first connection
-      std::map< std::pair< long, long >, size_t > index;
-      Blocks blocks;
-      if ( compressed )
+      kernel.event_delivery_manager.gather_spike_data();
+      return 1;
+    } );
+  }
+
+  // The virtual process of this process's thread tid, or -1.
+  long
+  einet_state_thread_vp( long tid, char* err, size_t errlen )
+  {
+    return guarded( err, errlen, [ & ]() -> long {
+      if ( tid < 0 or static_cast< size_t >( tid ) >= nest::kernel().vp_manager.get_num_threads() )
       {
-        std::set< std::pair< long, long > > wanted;
-        for ( long k = 0; k < n; ++k )
-        {
-          wanted.insert( { source[ k ], syn_id[ k ] } );
-        }
-        const auto& table = cm.*reach( Compressed() );
-        for ( size_t syn = 0; syn < table.size(); ++syn )
-        {
-          for ( size_t idx = 0; idx < table[ syn ].size(); ++idx )
-          {
-            for ( size_t t = 0; t < table[ syn ][ idx ].size(); ++t )
-            {
-              if ( table[ syn ][ idx ][ t ].get_lcid() != nest::invalid_lcid )
-              {
-                const std::pair< long, long > key { static_cast< long >( cm.get_source_node_id( t, syn, table[ syn ][ idx ][ t ].get_lcid() ) ), static_cast< long >( syn ) };
-                if ( wanted.count( key ) )
-                {
-                  index[ key ] = idx;
-                }
-                break;
-              }
-            }
-          }
-        }
+        throw std::runtime_error( "no such thread" );
       }
-      const auto first_of = [ & ]( const long k, size_t& at ) -> bool
-      {
-        if ( compressed )
-        {
-          const auto it = index.find( { source[ k ], syn_id[ k ] } );
-          if ( it == index.end() )
-          {
-            return false;
-          }
-          at = it->second;
-          return true;
-        }
-        if ( tid[ k ] < 0 or block[ k ] < 0 )
-        {
-          return false;
-        }
-        const auto& starts = blocks.of( static_cast< size_t >( tid[ k ] ), static_cast< size_t >( syn_id[ k ] ), source[ k ] );
-        if ( static_cast< size_t >( block[ k ] ) >= starts.size() )
-        {
-          return false;
-        }
-        at = starts[ block[ k ] ];
-        return true;
-      };
-      std::vector< nest::SpikeData > spikes;
-      auto& edm = nest::kernel().event_delivery_manager;
-      auto& registers = edm.*reach( Registers() );
-      for ( long k = 0; k < n; ++k )
-      {
-        size_t first = 0;
-        if ( not first_of( k, first ) )
-        {
-          say( err, errlen, "spike in transit from " + std::to_string( source[ k ] ) + ": no such connection here" );
-          return -1;
-        }
-        const size_t target_tid = compressed ? 0 : static_cast< size_t >( tid[ k ] );
-        if ( reg[ k ] >= 0 )
-        {
-          if ( static_cast< size_t >( reg[ k ] ) >= registers.size() )
-          {
-            say( err, errlen, "a spike in transit was emitted by a thread this kernel lacks" );
-            return -1;
-          }
-          const nest::Target target( target_tid, 0, static_cast< nest::synindex >( syn_id[ k ] ), first );
-          registers[ reg[ k ] ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
-          continue;
-        }
-        spikes.emplace_back( target_tid, static_cast< nest::synindex >( syn_id[ k ] ), first, static_cast< unsigned int >( lag[ k ] ) );
-      }
-      auto& recv = edm.*reach( RecvBuffer() );
-      auto& send = edm.*reach( SendBuffer() );
-      auto& mpi = nest::kernel().mpi_manager;
-      if ( spikes.size() + 1 > mpi.get_send_recv_count_spike_data_per_rank() )
-      {
-        mpi.set_buffer_size_spike_data( spikes.size() + 2 );
-      }
-      if ( recv.size() < mpi.get_buffer_size_spike_data() )
-      {
-        recv.resize( mpi.get_buffer_size_spike_data() );
-        send.resize( mpi.get_buffer_size_spike_data() );
-      }
-      if ( spikes.empty() )
-      {
-        return n;
-      }
-      for ( size_t k = 0; k < spikes.size(); ++k )
-      {
-        recv[ k ] = spikes[ k ];
-      }
-      recv[ spikes.size() - 1 ].set_end_marker();
-      return n;
+      return static_cast< long >( nest::kernel().vp_manager.thread_to_vp( static_cast< size_t >( tid ) ) );
     } );
   }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import nest, nest_output_to
+from ..ranks import local_ids, ranks
 from ..snapshot.hidden import MODEL_OF_KIND  # the kind codes that open each record: one table, the file format's
 from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, library_path, load
 from .library import installed
@@ -33,7 +34,7 @@ _RNG_TEXT = 1 << 16
 _ORDER_DIFFERS = -2
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
-_TRANSIT = ("source", "syn_id", "tid", "lag", "reg", "block")
+_TRANSIT = ("source", "lag", "count")
 
 
 @dataclass
@@ -50,13 +51,17 @@ class Stdp:
     t_lastspike: np.ndarray
     runs: np.ndarray | None = None
     covered: np.ndarray | None = None
+    here: np.ndarray | None = None
+    """Under MPI, a flag per node id: a neuron of this process (a row is written by the
+    process of its target). None: every row is this process's."""
 
     def written(self) -> np.ndarray:
-        """Whether each row is written."""
+        """Whether each row is written (by this process)."""
         ok = ~(np.isnan(self.kplus) | np.isnan(self.t_lastspike))
         if self.runs is not None:
             ok = np.repeat(ok, np.diff(self.runs))
-        return ok & self._covered(self.source)
+        ok &= self._covered(self.source)
+        return ok if self.here is None else ok & _flagged(self.here, self.target)
 
     def rows(self, at: np.ndarray) -> Stdp:
         """The rows ``at``, a value per row (NaN where not written)."""
@@ -67,10 +72,13 @@ class Stdp:
         return Stdp(self.source[at], self.target[at], kplus, t_lastspike)
 
     def _covered(self, ids: np.ndarray) -> np.ndarray:
-        if self.covered is None:
-            return np.ones(len(ids), dtype=bool)
-        inside = (ids >= 0) & (ids < len(self.covered))
-        return inside & self.covered[np.where(inside, ids, 0)]
+        return np.ones(len(ids), dtype=bool) if self.covered is None else _flagged(self.covered, ids)
+
+
+def _flagged(flags: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Whether ``flags`` (one per node id) flags each of ``ids`` (ids outside it: no)."""
+    inside = (ids >= 0) & (ids < len(flags))
+    return inside & flags[np.where(inside, ids, 0)]
 
 
 @dataclass
@@ -89,14 +97,14 @@ class Hidden:
     records: np.ndarray
     stdp: dict[str, Stdp] = field(default_factory=dict)
     rngs: list[str] = field(default_factory=list)
-    """rank-synced, then vp-synced per thread, then vp-specific per thread."""
+    """rank-synced, then vp-synced per virtual process of ``vps``, then vp-specific per one."""
     devices: str = ""
-    """Each thread's poisson_generator's distribution state: ``node thread text`` lines."""
+    """Each virtual process's poisson_generator's distribution state: ``node vp text`` lines."""
     transit: dict[str, np.ndarray] = field(default_factory=dict)
-    """Spikes in transit: ``source``, ``syn_id``, ``tid`` (-1: compressed), ``lag``, ``reg`` (-1:
-    the receive buffer, delivered at the next interval's beginning; else the spike register of
-    that thread, which emitted it in the unfinished interval), ``block`` (without compressed
-    spikes: which of its source's runs of consecutive connections in that thread it names)."""
+    """Spikes in transit, as emissions (their remote targets not given them yet): ``source``,
+    ``lag`` and ``count`` (the spike's multiplicity)."""
+    vps: list[int] = field(default_factory=list)
+    """The virtual processes ``rngs`` holds generators of: this process's threads' when read."""
 
     def record(self, node_id: int) -> np.ndarray:
         k = int(np.searchsorted(self.nodes, node_id))
@@ -126,8 +134,10 @@ class StateLibrary:
             "einet_state_transit_count": [_P, _S],
             "einet_state_devices_read": [_P, _S, _P, _S],
             "einet_state_devices_write": [_C, _P, _S],
-            "einet_state_transit_read": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
-            "einet_state_transit_write": [_P, _P, _P, _P, _P, _P, _L, _P, _S],
+            "einet_state_transit_read": [_P, _P, _P, _L, _P, _S],
+            "einet_state_transit_write": [_P, _P, _P, _L, _P, _S],
+            "einet_state_transit_gather": [_P, _S],
+            "einet_state_thread_vp": [_L, _P, _S],
         }.items():
             fn = getattr(lib, name)
             fn.restype = _L
@@ -249,14 +259,27 @@ class StateLibrary:
     # -- spikes in transit
 
     def read_transit(self) -> dict[str, np.ndarray]:
+        """This process's spikes in transit, sorted by source and lag (:func:`merge_hidden`)."""
         n = self._call("counting spikes in transit", "einet_state_transit_count")
         t = {k: np.empty(n, np.int64) for k in _TRANSIT}
         self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in _TRANSIT), n)
-        return t
+        return _sorted_emissions(t)
 
     def write_transit(self, t: dict[str, np.ndarray]) -> int:
+        """Put the emissions of this process's neurons among ``t`` (every process's) into the
+        spike registers; :meth:`gather_transit` must follow, in every process. Returns how
+        many were this process's."""
         a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in _TRANSIT]
         return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
+
+    def gather_transit(self) -> bool:
+        """At the end of a communication interval, gather the registers into the receive
+        buffers as NEST did (an MPI collective: every process calls it); whether it did."""
+        return bool(self._call("gathering spikes in transit", "einet_state_transit_gather"))
+
+    def thread_vps(self, threads: int) -> list[int]:
+        """The virtual process of each of this process's ``threads`` threads."""
+        return [self._call("a thread's virtual process", "einet_state_thread_vp", t) for t in range(threads)]
 
 
 _ROWS = [_P, _P, _P, _P, _P, _L, _P, _L, _L]
@@ -491,7 +514,7 @@ def read_hidden_of(lib: StateLibrary, now: KernelNow, stdp: dict[str, Stdp] | No
     """The hidden state of the kernel as ``now`` describes it, read by the accessor alone (no
     PyNEST call, no check): what a forked store child may do."""
     ids, offsets, records = lib.read_nodes(np.arange(1, now.network_size + 1, dtype=np.int64))
-    return Hidden(now.t_ms, now.threads, ids, offsets, records, stdp or {}, _read_rngs(lib, now.threads), lib.read_devices(), lib.read_transit())
+    return Hidden(now.t_ms, now.threads, ids, offsets, records, stdp or {}, _read_rngs(lib, now.threads), lib.read_devices(), lib.read_transit(), lib.thread_vps(now.threads))
 
 
 def check_nodes(ids: np.ndarray) -> None:
@@ -521,61 +544,132 @@ _SAMPLE_NODES, _SAMPLE_ROWS = 32, 8
 
 
 def write_hidden(hidden: Hidden) -> None:
-    """Write ``hidden`` into this kernel: one rebuilt from a snapshot of the same time, with the
-    same threads (``hidden.rngs`` empty: the generators are left as they are).
+    """Write a snapshot's ``hidden`` (every virtual process's: ``hidden.vps`` all of them) into
+    this kernel: one rebuilt from the snapshot at the same time, with as many virtual processes,
+    in any layout of MPI processes and threads (``hidden.rngs`` empty: the generators are left
+    as they are). Under MPI every process calls it and writes its own part; a failure in one
+    fails it in all (:meth:`einet.ranks.Ranks.together`) before any collective step.
 
     The STDP rows come first, in the order the restore connected them (``hidden.stdp``: the
     snapshot's rows with their stored Kplus and t_lastspike; NaN t_lastspike: a connection to
     or from a device, not read), before NEST sorts the connections; should the connections
     not be in that order, they are matched by source and target instead. Then the kernel
-    makes its connection infrastructure (a Prepare/Cleanup pair: sorted connections and NEST's
-    own spike routing, which the spikes in transit are translated to) and the rest is written.
+    makes its connection infrastructure (a Prepare/Cleanup pair: sorted connections and the
+    target tables the spikes in transit are sent through again) and the rest is written.
     It is read back and must be what was written: whole the first time a node model or STDP
     model is written in this process, else a sample of node records and STDP rows (and the
     generators, devices and spikes in transit whole). STDP rows written in connect order were
     each matched to their connection's source and target as they were written: of those a
     sample is read back, and one compared with NEST's own Kplus."""
-    lib = state_library()
+    r = ranks()
     n = nest()
-    with nest_output_to():
-        t_ms = float(n.biological_time)
-        threads = int(n.local_num_threads)
-    if abs(t_ms - hidden.t_ms) > 1e-9 or threads != hidden.threads:
-        raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms at {hidden.threads} threads does not fit a kernel at {t_ms} ms with {threads}")
     in_order = True
-    for model, s in hidden.stdp.items():
-        _kplus_unchecked.pop(model, None)  # checked below, with the values written now
-        deferred = _kplus_deferred.pop(model, [])  # the section's exact values instead
-        if deferred and not s.written().all():
-            # rows the section does not hold (NaN: not read when stored) keep the connect's
-            for rows in deferred:
-                write_connected_kplus(model, *rows)
-            _kplus_unchecked.pop(model, None)
-        if not lib.write_stdp_ordered(model, s):
-            lib.write_stdp(model, s)
-            in_order = False
+    with r.together():
+        lib = state_library()
+        with nest_output_to():
+            t_ms = float(n.biological_time)
+            threads = int(n.local_num_threads)
+        if abs(t_ms - hidden.t_ms) > 1e-9 or threads * r.size != len(hidden.vps):
+            raise AccelUnavailable(f"hidden state of {hidden.t_ms} ms of {len(hidden.vps)} virtual processes does not fit a kernel at {t_ms} ms with {threads * r.size}")
+        mine = _this_process(hidden, lib, threads)
+        for model, st in mine.stdp.items():
+            _kplus_unchecked.pop(model, None)  # checked below, with the values written now
+            deferred = _kplus_deferred.pop(model, [])  # the section's exact values instead
+            if deferred and not st.written().all():
+                # rows the section does not hold (NaN: not read when stored) keep the connect's
+                for rows in deferred:
+                    write_connected_kplus(model, *rows)
+                _kplus_unchecked.pop(model, None)
+            if not lib.write_stdp_ordered(model, st):
+                lib.write_stdp(model, st)
+                in_order = False
     with nest_output_to():
         n.Prepare()
         n.Cleanup()
-    lib.write_nodes(hidden.nodes, hidden.offsets, hidden.records)
-    if hidden.rngs:  # none: the generators keep the new seed's streams
-        lib.write_rng(RANK_SYNCED, 0, hidden.rngs[0])
-        for t in range(threads):
-            lib.write_rng(VP_SYNCED, t, hidden.rngs[1 + t])
-            lib.write_rng(VP_SPECIFIC, t, hidden.rngs[1 + threads + t])
-    lib.write_devices(hidden.devices)
-    lib.write_transit(hidden.transit)
-    written = _models_of(hidden)
-    if written <= _verified:
-        _verify_sample(lib, hidden)
-        return
-    whole_stdp = bool(hidden.stdp) and not in_order
-    _verify(hidden, read_hidden(stdp=whole_stdp), stdp=whole_stdp)
-    if not whole_stdp:
-        _verify_stdp_sample(lib, hidden)
-        for model, s in hidden.stdp.items():
-            _check_kplus(model, s)
-    _verified.update(written)
+    with r.together():
+        lib.write_nodes(mine.nodes, mine.offsets, mine.records)
+        if mine.rngs:  # none: the generators keep the new seed's streams
+            lib.write_rng(RANK_SYNCED, 0, mine.rngs[0])
+            for t in range(threads):
+                lib.write_rng(VP_SYNCED, t, mine.rngs[1 + t])
+                lib.write_rng(VP_SPECIFIC, t, mine.rngs[1 + threads + t])
+        lib.write_devices(hidden.devices)  # each process takes its virtual processes' lines
+        lib.write_transit(hidden.transit)  # each process its neurons' spikes
+    lib.gather_transit()
+    with r.together():
+        written = _models_of(mine)
+        if written <= _verified:
+            _verify_sample(lib, mine)
+            return
+        whole_stdp = bool(mine.stdp) and not in_order
+        _verify(mine, read_hidden(stdp=whole_stdp), stdp=whole_stdp)
+        if not whole_stdp:
+            _verify_stdp_sample(lib, mine)
+            for model, st in mine.stdp.items():
+                _check_kplus(model, st)
+        _verified.update(written)
+
+
+def _this_process(hidden: Hidden, lib: StateLibrary, threads: int) -> Hidden:
+    """What of a snapshot's ``hidden`` this process holds: its nodes' records, its threads'
+    generators (in thread order, as :func:`read_hidden` reads them), its virtual processes'
+    device lines, its neurons' spikes in transit, and its rows of the STDP connections
+    (those to its neurons). In one process, all of it."""
+    vps = lib.thread_vps(threads)
+    at = {vp: k for k, vp in enumerate(hidden.vps)}
+    k = len(hidden.vps)
+    rngs = [hidden.rngs[0], *(hidden.rngs[1 + at[v]] for v in vps), *(hidden.rngs[1 + k + at[v]] for v in vps)] if hidden.rngs else []
+    if ranks().size == 1:
+        return Hidden(hidden.t_ms, threads, hidden.nodes, hidden.offsets, hidden.records, hidden.stdp, rngs, hidden.devices, hidden.transit, vps)
+    nodes, offsets, records = _records_of(hidden, np.isin(hidden.nodes, local_ids(hidden.nodes)))
+    own = set(vps)
+    lines = [line for line in hidden.devices.splitlines(keepends=True) if int(line.split(" ", 2)[1]) in own]
+    t = hidden.transit
+    transit = {key: t[key][np.isin(t["source"], local_ids(np.unique(t["source"])))] for key in _TRANSIT}
+    size = max([int(hidden.nodes.max(initial=0)), *(int(max(st.source.max(initial=0), st.target.max(initial=0))) for st in hidden.stdp.values())]) + 1
+    here = np.zeros(size, dtype=bool)
+    here[local_ids(np.arange(1, size, dtype=np.int64))] = True
+    stdp = {model: Stdp(st.source, st.target, st.kplus, st.t_lastspike, st.runs, st.covered, here) for model, st in hidden.stdp.items()}
+    return Hidden(hidden.t_ms, threads, nodes, offsets, records, stdp, rngs, "".join(lines), transit, vps)
+
+
+def _records_of(hidden: Hidden, keep: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The node ids, offsets and records of the nodes ``keep`` flags, in ``order`` (positions
+    among the kept; default: as they are)."""
+    lengths = np.diff(hidden.offsets)
+    kept = np.flatnonzero(keep)
+    if order is not None:
+        kept = kept[order]
+    offsets = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(lengths[kept], out=offsets[1:])
+    # each kept record's values, from where it starts in ``records``
+    at = np.repeat(hidden.offsets[kept] - offsets[:-1], lengths[kept]) + np.arange(int(offsets[-1]), dtype=np.int64)
+    return hidden.nodes[kept], offsets, hidden.records[at]
+
+
+def merge_hidden(parts: list[Hidden]) -> Hidden:
+    """Every MPI process's :func:`read_hidden` (each its own nodes, threads and neurons' spikes;
+    in rank order) as one: node records by node id, generators by virtual process, device
+    lines by virtual process, spikes in transit by source and lag."""
+    first = parts[0]
+    if any(p.rngs[0] != first.rngs[0] or abs(p.t_ms - first.t_ms) > 1e-9 or p.threads != first.threads for p in parts):
+        raise AccelUnavailable("the MPI processes' kernels differ (time, threads or the rank-synced generator)")
+    glued = Hidden(first.t_ms, first.threads, np.concatenate([p.nodes for p in parts]), np.concatenate([[0], np.cumsum(np.concatenate([np.diff(p.offsets) for p in parts]))]).astype(np.int64), np.concatenate([p.records for p in parts]))
+    nodes, offsets, records = _records_of(glued, np.ones(len(glued.nodes), dtype=bool), np.argsort(glued.nodes, kind="stable"))
+    vps = [vp for p in parts for vp in p.vps]
+    by_vp = sorted(range(len(vps)), key=vps.__getitem__)
+    synced = [s for p in parts for s in p.rngs[1 : 1 + p.threads]]
+    specific = [s for p in parts for s in p.rngs[1 + p.threads :]]
+    rngs = [first.rngs[0], *(synced[k] for k in by_vp), *(specific[k] for k in by_vp)]
+    lines = sorted((line for p in parts for line in p.devices.splitlines(keepends=True)), key=lambda line: int(line.split(" ", 2)[1]))
+    transit = _sorted_emissions({key: np.concatenate([p.transit[key] for p in parts]) for key in _TRANSIT})
+    return Hidden(first.t_ms, first.threads, nodes, offsets, records, {}, rngs, "".join(lines), transit, sorted(vps))
+
+
+def _sorted_emissions(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Emissions by source, then lag: each virtual process made its own in that order."""
+    order = np.lexsort((t["lag"], t["source"]))
+    return {key: t[key][order] for key in _TRANSIT}
 
 
 def _models_of(hidden: Hidden) -> set[str]:
@@ -608,9 +702,14 @@ def _verify(wanted: Hidden, found: Hidden, *, stdp: bool) -> None:
         problems.append("node records")
     # the rows written, against the connections from sources with a record (the others keep
     # what the rebuild gave them)
-    if stdp and (set(wanted.stdp) != set(found.stdp) or not all(_same_rows(_neuron_rows(s), _neuron_rows(found.stdp[m], wanted.nodes)) for m, s in wanted.stdp.items())):
+    if stdp and (set(wanted.stdp) != set(found.stdp) or not all(_same_rows(_neuron_rows(s), _neuron_rows(found.stdp[m], _covered_ids(s, wanted))) for m, s in wanted.stdp.items())):
         problems.append("STDP connections")
     _verify_small(wanted, found.rngs, found.devices, found.transit, problems)
+
+
+def _covered_ids(s: Stdp, wanted: Hidden) -> np.ndarray:
+    """The sources whose rows were written: those with a record in the section."""
+    return np.flatnonzero(s.covered) if s.covered is not None else wanted.nodes
 
 
 def _verify_small(wanted: Hidden, rngs: list[str], devices: str, transit: dict[str, np.ndarray], problems: list[str]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from .model import FLOAT_DTYPE, ID_DTYPE, INT_DTYPE, STORED, SnapshotError
 
-HIDDEN_VERSION = 2
+HIDDEN_VERSION = 3
 BYTE_DTYPE = np.dtype("|u1")
 
 MODEL_OF_KIND = {
@@ -71,9 +71,12 @@ einet does not read). Stored as runs of rows with the
 same values (a source's connections share them: ~100 rows a run), ``stdp/K/runs`` saying
 where each run starts."""
 RNG_TYPES = ("mt19937_64", "mt19937")
-TRANSIT = ("source", "syn", "tid", "lag", "reg", "block")
+TRANSIT = ("source", "lag", "count")
+"""Spikes in transit, each an emission: the neuron that sent it, its lag in the communication
+interval and its multiplicity; sorted by source and lag (each virtual process made its own in
+that order)."""
+MAX_MULTIPLICITY = 1 << 16
 MAX_RNG_TEXT = 1 << 16
-MAX_TRANSIT_MODELS = 4096
 
 META_KEYS = {
     "version",
@@ -91,14 +94,11 @@ META_KEYS = {
     "stdp",
     "rng_bytes",
     "devices_bytes",
-    "transit_models",
     "transit",
     "uncovered",
 }
 
-HIDDEN_STORED = (
-    "the hidden state of {models}: synaptic currents, refractory counters, input buffers, STDP history and last-spike times, random generators, spikes in transit — a restore on the same NEST with the same threads is the continued run"
-)
+HIDDEN_STORED = "the hidden state of {models}: synaptic currents, refractory counters, input buffers, STDP history and last-spike times, random generators, spikes in transit — a restore on the same NEST with the same virtual processes is the continued run"
 HIDDEN_NOT_STORED = "the hidden state of {models} (einet has no accessor for them): synaptic currents, refractory countdowns, input buffers, connections' last-spike times"
 
 
@@ -151,7 +151,7 @@ def hidden_arrays(meta: Any, *, t_stored_ms: float, n_vp: int, n_nodes: int, tab
     _require(isinstance(meta["nest_binary"], str) and re.fullmatch(r"[0-9a-f]{64}", meta["nest_binary"]) is not None, "nest_binary must be a SHA-256 in hex")
     t = meta["t_ms"]
     _require(isinstance(t, float) and math.isfinite(t) and abs(t - t_stored_ms) <= 1e-9, f"t_ms must be the stored time {t_stored_ms:g} ms")
-    _require(_whole(meta["ranks"], "ranks", 1, 1) * _whole(meta["threads"], "threads", 1, n_vp) == n_vp, f"ranks × threads must be the stored n_vp {n_vp}")
+    _require(_whole(meta["ranks"], "ranks", 1, n_vp) * _whole(meta["threads"], "threads", 1, n_vp) == n_vp, f"ranks × threads must be the stored n_vp {n_vp}")
     _whole(meta["step_in_interval"], "step_in_interval", 0, 1 << 31)
     slots = _whole(meta["buffer_slots"], "buffer_slots", 1, 1 << 24)
     _require(meta["rng_type"] in RNG_TYPES, f"rng_type must be one of {', '.join(RNG_TYPES)}")
@@ -175,14 +175,9 @@ def hidden_arrays(meta: Any, *, t_stored_ms: float, n_vp: int, n_nodes: int, tab
         runs = _whole(e["runs"], f"stdp entry {k} runs", min(count, 1), count)
         out[f"stdp/{k}/runs"] = (INT_DTYPE, (runs + 1,))
         out |= {f"stdp/{k}/{key}": (FLOAT_DTYPE, (runs,)) for key in STDP_ROW}
-    threads = meta["threads"]
-    out["rng/text"] = (BYTE_DTYPE, (_whole(meta["rng_bytes"], "rng_bytes", 1, (2 * threads + 1) * MAX_RNG_TEXT),))
-    out["rng/offsets"] = (INT_DTYPE, (2 * threads + 2,))
+    out["rng/text"] = (BYTE_DTYPE, (_whole(meta["rng_bytes"], "rng_bytes", 1, (2 * n_vp + 1) * MAX_RNG_TEXT),))
+    out["rng/offsets"] = (INT_DTYPE, (2 * n_vp + 2,))
     out["devices/text"] = (BYTE_DTYPE, (_whole(meta["devices_bytes"], "devices_bytes", 0, 1 << 32),))
-    names = meta["transit_models"]
-    _require(isinstance(names, list) and len(names) <= MAX_TRANSIT_MODELS, "transit_models must be a list of models")
-    for k, name in enumerate(names):
-        _model_name(name, f"transit_models {k}")
     transit = _whole(meta["transit"], "transit", 0, 1 << 40)
     out |= {f"transit/{key}": (ID_DTYPE, (transit,)) for key in TRANSIT}
     _require(isinstance(meta["uncovered"], list), "uncovered must be a list of models")
@@ -199,7 +194,7 @@ def _in(values: np.ndarray, lo: int, hi: int, what: str) -> None:
 def check_hidden(section: HiddenSection, n_nodes: int) -> None:
     """The arrays against the manifest's ``hidden`` object and the network (after reading)."""
     meta, a = section.meta, section.arrays
-    threads, slots = int(meta["threads"]), int(meta["buffer_slots"])
+    n_vp, slots = int(meta["ranks"]) * int(meta["threads"]), int(meta["buffer_slots"])
     ids, offsets, records = a["nodes/id"], a["nodes/offsets"], a["nodes/records"]
     _in(ids, 1, n_nodes, "node ids")
     _require(bool((np.diff(ids) > 0).all()), "node ids must be ascending")
@@ -238,12 +233,11 @@ def check_hidden(section: HiddenSection, n_nodes: int) -> None:
     devices = a["devices/text"].tobytes()
     _require(re.fullmatch(rb"([0-9]+ [0-9]+ [0-9eE+\-. ]+\n)*", devices) is not None, "the devices' state is damaged")
     for line in devices.splitlines():
-        node, tid = (int(x) for x in line.split(b" ", 2)[:2])
-        _require(1 <= node <= n_nodes and tid < threads, "the devices' state names a node or thread the network lacks")
+        node, vp = (int(x) for x in line.split(b" ", 2)[:2])
+        _require(1 <= node <= n_nodes and vp < n_vp, "the devices' state names a node or virtual process the network lacks")
     t = {key: a[f"transit/{key}"] for key in TRANSIT}
     _in(t["source"], 1, n_nodes, "spikes in transit: senders")
-    _in(t["syn"], 0, len(meta["transit_models"]) - 1, "spikes in transit: synapse models")
-    _in(t["tid"], -1, -1, "spikes in transit: target threads") if meta["compressed_spikes"] else _in(t["tid"], 0, threads - 1, "spikes in transit: target threads")
     _in(t["lag"], 0, slots - 1, "spikes in transit: lags")
-    _in(t["reg"], -1, -1, "spikes in transit: registers") if meta["step_in_interval"] == 0 else _in(t["reg"], 0, threads - 1, "spikes in transit: registers")
-    _in(t["block"], 0, 0 if meta["compressed_spikes"] else 1 << 30, "spikes in transit: blocks")
+    _in(t["count"], 1, MAX_MULTIPLICITY, "spikes in transit: multiplicities")
+    order = t["source"].astype(np.int64) * slots + t["lag"]
+    _require(bool((np.diff(order) > 0).all()), "spikes in transit must be sorted by source and lag, each once")

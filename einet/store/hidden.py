@@ -1,11 +1,14 @@
 """The hidden section both ways (docs/hidden-state.md): taken by a store at its instant
 (:func:`take_hidden`; a background store's forked child reads it with the accessor alone,
-:func:`read_asked`, never through PyNEST) and written back by a restore (:func:`write_back`) when the snapshot was
-taken by this very NEST binary with the same virtual processes.
+:func:`read_asked`, never through PyNEST; under MPI every rank reads its own part and rank 0
+merges them) and written back by a restore (:func:`write_back`; under MPI each rank its own
+part) when the snapshot was taken by this very NEST binary with as many virtual processes, in
+any layout of ranks and threads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 
@@ -13,10 +16,10 @@ import numpy as np
 
 from ..accel.build import AccelUnavailable
 from ..accel.library import installed, why_not
-from ..accel.state import Hidden, Stdp, check_nodes, kernel_now, read_hidden, read_hidden_of, state_library, unchecked, write_hidden
+from ..accel.state import Hidden, Stdp, check_nodes, kernel_now, merge_hidden, read_hidden, read_hidden_of, state_library, unchecked, write_hidden
 from ..kernel import nest, nest_output_to
 from ..network import Network, base_models, first_nodes, node_kinds
-from ..ranks import ranks
+from ..ranks import RankError, ranks
 from ..snapshot.hidden import HIDDEN_NOT_STORED, HIDDEN_VERSION, KIND_OF_MODEL, LAST_SPIKE_BASES, STDP_BASES, STDP_ROW, TRANSIT, HiddenSection, hidden_base
 from ..snapshot.model import FLOAT_DTYPE, GENERAL_NOT_STORED, ID_DTYPE, INT_DTYPE, Snapshot
 from ..text import one_line
@@ -53,27 +56,40 @@ def uncovered_models(net: Network, plan: CapturePlan) -> list[str]:
 
 
 def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
-    """Read the hidden state now (between two Simulate calls, in this process) into
-    ``plan.hidden``, and say in ``plan.not_stored`` what of it stays lost. Without the
-    accessor, under MPI, or for a kernel it cannot read (another random generator type), the
-    plan is left as it is: the store is today's, its general lines say what it lacks.
+    """Read the hidden state now (between two Simulate calls) into ``plan.hidden``, and say in
+    ``plan.not_stored`` what of it stays lost. Without the accessor, or for a kernel it cannot
+    read (another random generator type), the plan is left as it is: the store is today's, its
+    general lines say what it lacks. Under MPI every rank calls it and reads its own part, and
+    rank 0's plan gets the section; a rank that cannot read its part leaves every plan as it is.
 
-    With ``in_child`` only what PyNEST must tell is asked now, and the first node of each model
-    not yet checked in this process is checked against NEST's status; a forked child reads
-    the rest into ``plan.hidden`` with :func:`read_asked` (the memory it sees is this instant's).
-    The pause of a background store then does not grow with the nodes."""
-    if ranks().size > 1:
-        return
+    With ``in_child`` (one process only) only what PyNEST must tell is asked now, and the first
+    node of each model not yet checked in this process is checked against NEST's status; a
+    forked child reads the rest into ``plan.hidden`` with :func:`read_asked` (the memory it sees
+    is this instant's). The pause of a background store then does not grow with the nodes."""
+    r = ranks()
+    failed: str | None = None
     try:
         asked = _ask(plan)
         if in_child:
             _check_first_nodes(plan.net, asked.uncovered)
             plan.hidden_asked = asked
         else:
-            plan.hidden = _section(plan, asked, read_hidden(stdp=False))
+            local = read_hidden(stdp=False)
     except AccelUnavailable as exc:
-        _say_once(f"hidden state not stored: {one_line(exc)}", quiet="EINET_ACCEL=0" in str(exc))
+        failed = one_line(exc)
+    if r.size > 1:
+        failed = next((why for why in r.allgather(failed) if why is not None), None)
+    if failed is not None:
+        _say_once(f"hidden state not stored: {failed}", quiet="EINET_ACCEL=0" in failed)
         return
+    if not in_child:
+        whole = _gather_hidden(local) if r.size > 1 else local
+        try:
+            plan.hidden = _section(plan, asked, whole) if whole is not None else None
+        except AccelUnavailable as exc:
+            _say_once(f"hidden state not stored: {one_line(exc)}")
+            if r.is_root:  # the store is today's (the other ranks' plans make no snapshot)
+                return
     plan.not_stored_without_hidden = plan.not_stored
     plan.not_stored = _not_stored(plan, asked.uncovered)
     # the plastic connections' t_lastspike (and an STDP model's exact Kplus) come with the
@@ -83,6 +99,18 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
         base = hidden_base(base_of(plan.net, m.model))
         if base in LAST_SPIKE_BASES:
             m.run_keys = [key for key in STDP_RUN_KEYS if base in STDP_BASES or key != "Kplus"]
+
+
+def _gather_hidden(local: Hidden) -> Hidden | None:
+    """Every rank's part on rank 0, merged (None on the others): the records, the bulk of it,
+    as arrays, the rest pickled."""
+    r = ranks()
+    (records,) = r.gather_arrays(local.records)
+    parts = r.gather(dataclasses.replace(local, records=local.records[:0]))
+    if parts is None:
+        return None
+    starts = np.cumsum([0, *(int(p.offsets[-1]) for p in parts)])
+    return merge_hidden([dataclasses.replace(p, records=records[lo:hi]) for p, lo, hi in zip(parts, starts[:-1], starts[1:])])
 
 
 def read_asked(plan: CapturePlan) -> None:
@@ -105,8 +133,7 @@ def _ask(plan: CapturePlan) -> HiddenAsked:
     n = nest()
     with nest_output_to():
         status = n.GetKernelStatus()
-        names = {int(n.GetDefaults(model, "synapse_modelid")): str(model) for model in n.synapse_models}
-    return HiddenAsked(found, status, kernel_now(), names, uncovered_models(plan.net, plan))
+    return HiddenAsked(found, status, kernel_now(), uncovered_models(plan.net, plan))
 
 
 def _check_first_nodes(net: Network, uncovered: list[str]) -> None:
@@ -123,7 +150,7 @@ def split_stdp(plan: CapturePlan, model: str, keep: np.ndarray | None = None) ->
     traces to the stored time. None for a model without them (not asked for, or read through
     PyNEST: then :func:`attach_stdp` drops the section)."""
     runs = plan.stdp_runs.pop(model, None)
-    if runs is None or plan.hidden is None:
+    if runs is None:  # under MPI only rank 0 holds the section: every rank makes its rows
         return None
     if keep is not None:
         runs = runs.of_rows(keep)
@@ -153,14 +180,13 @@ def _section(plan: CapturePlan, asked: HiddenAsked, hidden: Hidden) -> HiddenSec
     res = float(status["resolution"])
     min_steps, max_steps = round(float(status["min_delay"]) / res), round(float(status["max_delay"]) / res)
     uncovered = asked.uncovered
-    transit_models, syn = _transit_models(hidden.transit["syn_id"], asked.synapse_names)
     text = [t.encode("ascii") for t in hidden.rngs]
     meta = {
         "version": HIDDEN_VERSION,
         "nest_version": found.version,
         "nest_binary": found.digest,
         "t_ms": float(hidden.t_ms),
-        "ranks": 1,
+        "ranks": len(hidden.vps) // hidden.threads,
         "threads": int(hidden.threads),
         "step_in_interval": round(hidden.t_ms / res) % min_steps,
         "buffer_slots": _buffer_slots(hidden, min_steps + max_steps),
@@ -171,7 +197,6 @@ def _section(plan: CapturePlan, asked: HiddenAsked, hidden: Hidden) -> HiddenSec
         "stdp": [],  # added by attach_stdp, from the connections read
         "rng_bytes": sum(len(t) for t in text),
         "devices_bytes": len(hidden.devices.encode("ascii")),
-        "transit_models": transit_models,
         "transit": len(hidden.transit["source"]),
         "uncovered": uncovered,
     }
@@ -180,8 +205,7 @@ def _section(plan: CapturePlan, asked: HiddenAsked, hidden: Hidden) -> HiddenSec
     arrays["rng/text"] = np.frombuffer(b"".join(text), dtype=np.uint8).copy()
     arrays["rng/offsets"] = np.array([0, *np.cumsum([len(t) for t in text])], dtype=INT_DTYPE)
     arrays["devices/text"] = np.frombuffer(hidden.devices.encode("ascii"), dtype=np.uint8).copy()
-    transit = {**hidden.transit, "syn": syn}
-    arrays |= {f"transit/{key}": np.asarray(transit[key]).astype(ID_DTYPE) for key in TRANSIT}
+    arrays |= {f"transit/{key}": hidden.transit[key].astype(ID_DTYPE) for key in TRANSIT}
     return HiddenSection(meta, arrays)
 
 
@@ -199,18 +223,6 @@ def _node_counts(hidden: Hidden) -> dict[str, int]:
 
     kinds = hidden.records[hidden.offsets[:-1]].astype(np.int64) if len(hidden.nodes) else np.empty(0, np.int64)
     return {MODEL_OF_KIND[int(k)]: int(c) for k, c in zip(*np.unique(kinds, return_counts=True))}
-
-
-def _transit_models(syn_ids: np.ndarray, names: dict[int, str]) -> tuple[list[str], np.ndarray]:
-    """The synapse models of the kernel's synapse ids used by spikes in transit, and each
-    spike's index into them."""
-    used = sorted({int(i) for i in syn_ids})
-    if not used:
-        return [], np.zeros(len(syn_ids), np.int64)
-    missing = set(used) - set(names)
-    if missing:
-        raise AccelUnavailable(f"spikes in transit name synapse model ids {sorted(missing)} this kernel does not know")
-    return [names[i] for i in used], np.searchsorted(np.array(used), syn_ids)
 
 
 def _not_stored(plan: CapturePlan, uncovered: list[str]) -> list[str]:
@@ -238,7 +250,7 @@ def _say_once(line: str, *, quiet: bool = False) -> None:
 
 
 # -- restore ------------------------------------------------------------------------------------
-OTHER_THREADS = "other threads"
+OTHER_VPS = "other virtual processes"
 
 
 def why_not_written(snap: Snapshot) -> str | None:
@@ -248,8 +260,6 @@ def why_not_written(snap: Snapshot) -> str | None:
     if section is None:
         return "the snapshot holds none"
     meta = section.meta
-    if ranks().size > 1:
-        return "MPI (it is read and written in one process only)"
     try:
         found = installed()
         state_library()
@@ -269,7 +279,7 @@ def why_not_written(snap: Snapshot) -> str | None:
     min_steps = round(float(status["min_delay"]) / res)
     lags = section.arrays["transit/lag"]
     checks = [
-        (int(status["local_num_threads"]) == meta["threads"], f"{OTHER_THREADS} ({status['local_num_threads']}, stored with {meta['threads']})"),
+        (int(status["total_num_virtual_procs"]) == meta["ranks"] * meta["threads"], f"{OTHER_VPS} ({status['total_num_virtual_procs']}, stored with {meta['ranks'] * meta['threads']})"),
         (not len(lags) or int(lags.max()) < min_steps, "spikes in transit at lags beyond the kernel's communication interval"),
         (round(float(status["biological_time"]) / res) % min_steps == meta["step_in_interval"], "the clock is at another place in the communication interval"),
         (str(status["rng_type"]) == meta["rng_type"], f"another random generator type ({status['rng_type']})"),
@@ -279,22 +289,15 @@ def why_not_written(snap: Snapshot) -> str | None:
 
 
 def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
-    """The accessor's form of a snapshot's validated section, synapse ids those of this kernel
-    (raises :class:`AccelUnavailable` for a synapse model it does not know); its STDP rows
-    are the synapse tables' in their order, with the section's Kplus and t_lastspike."""
+    """The accessor's form of a snapshot's validated section, every virtual process's; its
+    STDP rows are the synapse tables' in their order, with the section's Kplus and
+    t_lastspike."""
     section = snap.hidden
     assert section is not None
     a, meta = section.arrays, section.meta
-    n = nest()
-    with nest_output_to():
-        try:
-            ids = np.array([int(n.GetDefaults(m, "synapse_modelid")) for m in meta["transit_models"]], dtype=np.int64)
-        except Exception as exc:  # noqa: BLE001 - NEST's refusal of an unknown model
-            raise AccelUnavailable(f"spikes in transit of a synapse model this kernel lacks: {one_line(exc, 120)}") from None
     offsets, text = a["rng/offsets"], a["rng/text"].tobytes().decode("ascii")
     rngs = [text[lo:hi] for lo, hi in itertools.pairwise(offsets)] if generators else []
-    transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT if key != "syn"}
-    transit["syn_id"] = ids[a["transit/syn"]] if len(ids) else np.zeros(len(a["transit/syn"]), np.int64)
+    transit = {key: a[f"transit/{key}"].astype(np.int64) for key in TRANSIT}
     tables = {t.model: t for t in snap.synapses}
     # the rows whose sources' spike history the section also restores: the others keep the
     # trace the rebuild gave them (referred to a last spike at 0, as their restored sources
@@ -308,24 +311,27 @@ def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
         # the table's own rows, the section's values by run: no copy a row
         kplus, t_lastspike = (a[f"stdp/{k}/{key}"].astype(np.float64) for key in STDP_ROW)
         stdp[e["model"]] = Stdp(table.source, table.target, kplus, t_lastspike, runs=a[f"stdp/{k}/runs"], covered=covered)
-    return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit)
+    n_vp = int(meta["ranks"]) * int(meta["threads"])
+    return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit, list(range(n_vp)))
 
 
 def write_back(snap: Snapshot, *, seed: int) -> tuple[bool, str, bool]:
     """Write the snapshot's hidden section into the kernel just rebuilt from it, if it fits:
     (whether the restored network is now the continued one; a note saying what was not
     written and why, or ''; whether that follows from what the restore was asked for, another
-    seed or other threads, rather than from something the user may not know of). A failure
-    once writing began raises :class:`HiddenWriteFailed` (the kernel is then part written:
-    rebuild it)."""
+    seed or other virtual processes, rather than from something the user may not know of). A
+    failure once writing began raises :class:`HiddenWriteFailed` (the kernel is then part
+    written: rebuild it). Under MPI every rank calls it, and they agree on each outcome."""
     why = why_not_written(snap)
+    if ranks().size > 1:
+        why = next((w for w in ranks().allgather(why) if w is not None), None)
     if why is not None:
-        return False, f"hidden state not restored: {why}", why.startswith(OTHER_THREADS)
+        return False, f"hidden state not restored: {why}", why.startswith(OTHER_VPS)
     assert snap.hidden is not None
     generators = seed == snap.seed
     try:
         write_hidden(hidden_of(snap, generators=generators))
-    except AccelUnavailable as exc:
+    except (AccelUnavailable, RankError) as exc:
         raise HiddenWriteFailed(f"hidden state not restored: {one_line(exc)}") from None
     if not generators:
         return False, f"hidden state restored but the random generators (seed {seed} asks for another stream than the stored {snap.seed})", True

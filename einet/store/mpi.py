@@ -11,11 +11,13 @@ import numpy as np
 from ..kernel import nest_output_to
 from ..network import Network, node_models, probe_node_models, settle_probes
 from ..ranks import ranks
-from ..snapshot.model import CannotStoreError, Snapshot
+from ..snapshot.hidden import LAST_SPIKE_BASES, STDP_ROW, hidden_base
+from ..snapshot.model import FLOAT_DTYPE, INT_DTYPE, CannotStoreError, Snapshot
 from .assemble import kernel_plan, snapshot_of, table_columns
 from .bulk import read_local
 from .checks import refuse_unsupported
-from .connections import connection_plans, set_keys, synapse_table
+from .connections import base_of, connection_plans, set_keys, synapse_table
+from .hidden import attach_stdp, take_hidden
 from .nodes import last_spikes, node_run_of, run_status, runs_to_read
 from .plan import Progress
 
@@ -39,6 +41,9 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
     with r.together():
         set_keys(net, models)
         plan = kernel_plan(net, seed, per_node, models, None)
+    with r.or_abort():  # its collectives agree on a failure to read; anything else ends the job
+        take_hidden(plan)
+    with r.together():
         with nest_output_to():
             to_read = runs_to_read(net, per_node)
             node_parts = [_local_part(run_status(nodes, keys)) for _, _, nodes, keys, _ in to_read]
@@ -53,20 +58,44 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
     # every rank refers its own connections' traces, whose sources may live on any rank
     plan.last_spike = r.share(plan.last_spike)
     with r.together():
-        local = {m.model: table_columns(plan, m, dict(zip(m.keys, buffers.pop(0))))[0] for m in plan.models}
+        local, rows = {}, {}
+        for m in plan.models:
+            local[m.model], rows[m.model] = table_columns(plan, m, dict(zip(m.keys, buffers.pop(0))))
         layout = _table_layout(r.allgather({model: [(key, col.dtype.str) for key, col in cols.items()] for model, cols in local.items()}))
+    taking = r.share(plan.hidden is not None)  # rank 0 holds the section
     wholes = []
     with r.or_abort():  # collectives with work between them: a rank failing there ends the job
         for model, keys in layout.items():
             mine = local.pop(model, None)
             whole = _gather_table(mine if mine is not None else {key: np.empty(0, dtype=dtype) for key, dtype in keys})
+            hidden = _gather_stdp_rows(rows.pop(model, None), have=mine is not None) if taking and hidden_base(base_of(net, model)) in LAST_SPIKE_BASES else None
             if whole is not None and len(whole["source"]):
-                wholes.append((model, whole))
+                wholes.append((model, whole, hidden))
     snap: Snapshot | None = None
     with r.together():
         if r.is_root:
-            snap = snapshot_of(plan, [synapse_table(model, whole) for model, whole in wholes])  # each takes its columns
+            tables = []
+            for model, whole, hidden in wholes:
+                tables.append(synapse_table(model, whole))  # each takes its columns
+                attach_stdp(plan, model, hidden)
+            snap = snapshot_of(plan, tables)
     return snap
+
+
+def _gather_stdp_rows(rows: dict[str, np.ndarray] | None, *, have: bool) -> dict[str, np.ndarray] | None:
+    """One model's rows of the hidden section (:func:`einet.store.hidden.split_stdp`) over the
+    ranks, in rank order as its table's, on rank 0; None there if a rank that has connections
+    of the model could not read them (and on the other ranks)."""
+    r = ranks()
+    if rows is None and not have:
+        rows = {"runs": np.zeros(1, INT_DTYPE), **{key: np.empty(0, FLOAT_DTYPE) for key in STDP_ROW}}
+    if any(r.allgather(rows is None)):
+        return None
+    assert rows is not None
+    lengths, *values = r.gather_arrays(np.diff(rows["runs"]), *(rows[key] for key in STDP_ROW))
+    if not r.is_root:
+        return None
+    return {"runs": np.concatenate([[0], np.cumsum(lengths)]).astype(INT_DTYPE), **dict(zip(STDP_ROW, values))}
 
 
 def _table_layout(per_rank: list[dict[str, list[tuple[str, str]]]]) -> dict[str, list[tuple[str, str]]]:

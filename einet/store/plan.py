@@ -80,7 +80,6 @@ class HiddenAsked:
     found: Nest
     status: dict[str, Any]
     now: KernelNow
-    synapse_names: dict[int, str]
     uncovered: list[str]
 
 
