@@ -110,3 +110,18 @@ def schedule_from(run: NodeRun, t_ms: float, resolution_ms: float) -> NodeRun:
         offsets[1:] = np.cumsum([len(a) for a in arrays])
         ragged[key] = (np.concatenate(arrays).astype(run.ragged[key][0].dtype) if offsets[-1] else run.ragged[key][0][:0], offsets)
     return dataclasses.replace(run, uniform=uniform, ragged=ragged)
+
+
+def step_on_grid(t_ms: float, want_ms: float, stop_ms: float, resolution_ms: float, min_delay_ms: float) -> float:
+    """The length of a run's next ``Simulate`` call from ``t_ms``: about ``want_ms``, ending on
+    the kernel's communication grid (a whole number of ``min_delay`` from time 0), or at
+    ``stop_ms``. Calls that end on the grid are seamless for every model; one that ends inside
+    an interval changes the spikes of some networks (NEST 3.10: a ``parrot_neuron`` network run
+    as 50 + 0.5 + 49.5 ms fires other spikes than run as 100 or 50 + 1 + 1 + 48 ms), so a
+    run's steps would otherwise make its spikes depend on its step lengths."""
+    t, stop = round(t_ms / resolution_ms), round(stop_ms / resolution_ms)
+    grid = max(1, round(min_delay_ms / resolution_ms))
+    end = (t + max(1, round(want_ms / resolution_ms))) // grid * grid
+    if end <= t:
+        end = (t // grid + 1) * grid
+    return (min(end, stop) - t) * resolution_ms

@@ -16,6 +16,7 @@ import numpy as np
 from . import analysis
 from .accel.build import AccelUnavailable
 from .accel.state import check_connected_kplus, flush_connected_kplus, turn_off
+from .clock import step_on_grid
 from .config import NetworkConfig, check_threads
 from .kernel import nest, nest_output_to, set_log_path
 from .models import model_protocol
@@ -368,8 +369,10 @@ class Session:
     ) -> RunResult:
         """Simulate for ``t_ms`` (default: the configuration's) from the current time.
 
-        The run proceeds in steps of ``step_ms``; with ``step_wall_s`` the step length adapts
-        so that one step takes about that much wall time. After each step ``on_step`` gets
+        The run proceeds in steps of about ``step_ms``, each ending on the kernel's
+        communication grid (:func:`einet.clock.step_on_grid`: the spikes then do not depend on
+        the steps); with ``step_wall_s`` the step length adapts so that one step takes about
+        that much wall time. After each step ``on_step`` gets
         only the new spikes, and ``cancel`` is checked; a cancelled run ends early and is
         marked so. A run right after another one continues it. A step also ends at each of
         ``marks`` (biological times, ascending), as at a protocol change: where
@@ -406,9 +409,10 @@ class Session:
             drain_rates(net.meter)
         sampled: list[tuple[np.ndarray, ...]] = []
         r = ranks()
+        min_delay = float(n.min_delay)
         t = t_start
         while t < t_stop - res / 2:
-            this = min(max(res, round(step / res) * res), t_stop - t)
+            this = step_on_grid(t, step, t_stop, res, min_delay)
             if net.protocol and net.protocol[0].t_ms < t + this - res / 2:
                 # a step ends where the next change is due (at a step of the resolution)
                 this = max(res, math.ceil((net.protocol[0].t_ms - t) / res - 1e-9) * res)

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einet import Session, SnapshotError
+from einet import NetworkConfig, Session, SnapshotError
 from einet.analysis import spike_digest
 from einet.session import SessionError
 from einet.snapshot import inspect_snapshot, open_snapshot
 from einet.store import capture
 
-from .conftest import SMALL, assert_same_state
+from .conftest import ROOT, SMALL, assert_same_state
 
 N_EXC, N_INH = 200, 50  # the reference network at scale 0.1
 
@@ -198,3 +198,20 @@ def test_version_1_files_still_restore_and_inspect() -> None:
     np.testing.assert_array_equal(again.node_values("V_m", again.groups["E"]), snap.node_values("V_m", snap.groups["E"]))
     a, b = s.run(100.0), (s.restore(snap), s.run(100.0))[1]
     assert a.digest == b.digest and a.n_spikes > 0
+
+
+def test_a_stepped_run_s_spikes_do_not_depend_on_its_steps() -> None:
+    """A run in steps (the dashboard's frames, sized by the wall clock) fires the spikes of one
+    Simulate call: each step ends on the communication grid. NEST's parrot network is the
+    witness: a Simulate call ending inside an interval changes its spikes."""
+    config = NetworkConfig(model=f"{ROOT / 'tests' / 'test_exact.py'}:alpha_network", params={"model": "parrot_neuron"}, seed=4321)
+    digests = set()
+    for step in (None, 0.3, 7.7, 33.3):
+        s = Session(config)
+        s.build()
+        steps: list[float] = []
+        result = s.run(60.0, step_ms=step, on_step=(lambda u: steps.append(u.t_ms)) if step else None)
+        assert all(round(t, 6).is_integer() for t in steps), f"steps of {step} ms end off the 1 ms grid: {steps}"
+        assert step is None or len(steps) > 1
+        digests.add(result.digest)
+    assert len(digests) == 1
