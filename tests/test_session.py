@@ -210,7 +210,7 @@ def test_a_stepped_run_s_spikes_do_not_depend_on_its_steps() -> None:
         s = Session(config)
         s.build()
         steps: list[float] = []
-        result = s.run(60.0, step_ms=step, on_step=(lambda u: steps.append(u.t_ms)) if step else None)
+        result = s.run(60.0, step_ms=step, on_step=(lambda u, ends=steps: ends.append(u.t_ms)) if step else None)
         assert all(round(t, 6).is_integer() for t in steps), f"steps of {step} ms end off the 1 ms grid: {steps}"
         assert step is None or len(steps) > 1
         digests.add(result.digest)
