@@ -351,3 +351,29 @@ def test_a_restore_is_the_continued_run_in_every_layout_of_the_same_virtual_proc
                     assert again.exact and again.digest == continued[(name, stored)], f"{name} stored by {stored} ranks, restored into {ranks} × {threads}"
         finally:
             eng.close(timeout_s=30)
+
+
+def test_four_virtual_processes_restore_exactly_in_each_of_their_layouts(tmp_path: Path) -> None:
+    """Stored from 2 ranks × 2 threads (spikes in transit inside an interval), restored into
+    1 × 4, 2 × 2 and 4 × 1: each restored run is the continued run."""
+    config = NetworkConfig(model=f"{EXACT}:alpha_network", threads=2, seed=4321, t_sim_ms=50.0)
+    eng, _ = start(tmp_path / "store", 2)
+    path = tmp_path / "four.h5"
+    try:
+        eng.call("build", CALL_S, config=config.to_dict())
+        run(eng, 50.5)
+        eng.call("store", CALL_S, path=str(path))
+        continued = run(eng, 50.0).digest
+    finally:
+        eng.close(timeout_s=30)
+    hidden = open_snapshot(path).hidden
+    assert hidden is not None and (hidden.meta["ranks"], hidden.meta["threads"]) == (2, 2) and hidden.meta["transit"] > 0
+    for ranks, threads in [(1, 4), (2, 2), (4, 1)]:
+        eng, _ = start(tmp_path / f"{ranks}x{threads}", ranks)
+        try:
+            reply = eng.call("restore", CALL_S, path=str(path), threads=threads)
+            assert reply["exact"], f"{ranks} × {threads}: {reply['hidden_note']}"
+            again = run(eng, 50.0)
+            assert again.exact and again.digest == continued, f"restored into {ranks} × {threads}"
+        finally:
+            eng.close(timeout_s=30)
