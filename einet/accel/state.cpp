@@ -1274,6 +1274,8 @@ emissions()
   return found;
 }
 
+constexpr size_t MAX_REGISTER_ENTRIES = size_t( 1 ) << 26;
+
 // Put the emissions of this process's neurons into their threads' registers as send_remote
 // did, from this kernel's target tables (made by a Prepare since the connections were); those
 // of other processes' neurons are theirs to write. Every row is checked before the registers
@@ -1306,6 +1308,20 @@ write_emissions( const long* source, const long* lag, const long* count, const l
       throw std::runtime_error( "a spike in transit from node " + std::to_string( source[ k ] ) + ", which is no neuron here" );
     }
     mine.emplace_back( node, k );
+  }
+  // a file's multiplicities are bounded, but not what they add up to: no network's interval
+  // makes 64M entries (1 GiB), a hostile file could ask for terabytes
+  size_t entries = 0;
+  for ( const auto& [ node, k ] : mine )
+  {
+    entries += static_cast< size_t >( count[ k ] )
+      * kernel.connection_manager
+          .get_remote_targets_of_local_node( node->get_thread(), kernel.vp_manager.node_id_to_lid( node->get_node_id() ) )
+          .size();
+    if ( entries > MAX_REGISTER_ENTRIES )
+    {
+      throw std::runtime_error( "the spikes in transit would make more register entries than any network does" );
+    }
   }
   auto& registers = kernel.event_delivery_manager.*reach( Registers() );
   for ( auto* reg : registers )
