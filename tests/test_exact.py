@@ -40,6 +40,8 @@ WEIGHT_SCALE = {
     "aeif_psc_exp": 24.0,
     "iaf_cond_beta": 0.06,
     "hh_cond_exp_traub": 0.005,
+    "iaf_psc_exp_multisynapse": 1.6,
+    "iaf_psc_alpha_multisynapse": 0.7,
 }
 """Weights in each model's units (pA; mV for iaf_psc_delta; nS for the conductance models) that
 keep the network firing steadily (tens of spikes/s to under two hundred)."""
@@ -93,16 +95,23 @@ def alpha_network(
         nest.Connect(i, i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0, "delay": 1.0})
         return {"E": e, "I": i}
     w = WEIGHT_SCALE[model]
-    e = nest.Create(model, n_e, params={"V_m": nest.random.uniform(-70.0, -55.0)})
-    i = nest.Create(model, n_i, params={"V_m": nest.random.uniform(-70.0, -55.0)})
-    nest.Connect(noise, e + i, syn_spec={"weight": noise_weight * w, "delay": 1.0})
-    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", **e_weight, "delay": 1.5})
+    # a multisynapse model: noise, excitation and inhibition onto receptor ports of their own
+    ports = model.endswith("_multisynapse")
+    neuron = {"V_m": nest.random.uniform(-70.0, -55.0)} | ({"tau_syn": [2.0, 5.0, 1.0]} if ports else {})
+
+    def port(k: int) -> dict[str, int]:
+        return {"receptor_type": k} if ports else {}
+
+    e = nest.Create(model, n_e, params=neuron)
+    i = nest.Create(model, n_i, params=neuron)
+    nest.Connect(noise, e + i, syn_spec={"weight": noise_weight * w, "delay": 1.0, **port(1)})
+    nest.Connect(e, e, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "e_stdp", **e_weight, "delay": 1.5, **port(2)})
     if short_term:
         nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"synapse_model": "tsodyks2_synapse", "weight": 60.0 * w, "delay": 2.0, "U": nest.random.uniform(0.2, 0.6), "tau_rec": 200.0, "tau_fac": 50.0})
         nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"synapse_model": "tsodyks_synapse", "weight": -250.0 * w, "delay": 1.0, "U": nest.random.uniform(0.2, 0.6), "tau_psc": 2.0, "tau_rec": 300.0, "tau_fac": 20.0})
     else:
-        nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0})
-        nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0})
+        nest.Connect(e, i, {"rule": "fixed_indegree", "indegree": 16}, {"weight": 20.0 * w, "delay": 2.0, **port(2)})
+        nest.Connect(i, e + i, {"rule": "fixed_indegree", "indegree": 4}, {"weight": -80.0 * w, "delay": 1.0, **port(3)})
     if spike_train:
         train = nest.Create("spike_generator", params={"spike_times": [20.0, 49.8, 49.9, 50.0, 50.1, 50.2, 51.0, 63.3, 80.0], "spike_weights": [1.0, 1.0, 2.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0]})
         nest.Connect(train, e[:100] + i[:20], syn_spec={"weight": 60.0 * w, "delay": 1.0})
@@ -175,7 +184,7 @@ def accessor() -> None:
         pytest.skip(f"the hidden-state accessor cannot be built here: {exc}")
 
 
-@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron", "izhikevich", *GSL_MODELS])
+@pytest.mark.parametrize("model", ["iaf_psc_alpha", "iaf_psc_exp", "iaf_psc_delta", "parrot_neuron", "izhikevich", *GSL_MODELS, "iaf_psc_exp_multisynapse", "iaf_psc_alpha_multisynapse"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: str) -> None:
     """Same spikes (digest) and same STDP weights after 50 ms, spikes in transit included."""

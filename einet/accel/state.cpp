@@ -60,6 +60,8 @@
 #include "iaf_psc_alpha.h"
 #include "iaf_psc_delta.h"
 #include "izhikevich.h"
+#include "iaf_psc_alpha_multisynapse.h"
+#include "iaf_psc_exp_multisynapse.h"
 #include "iaf_psc_exp.h"
 #include "kernel_manager.h"
 #include "mpi_manager.h"
@@ -144,6 +146,10 @@ EINET_REACH( TraubS, nest::hh_cond_exp_traub::S_ )
 EINET_REACH( TraubB, nest::hh_cond_exp_traub::B_ )
 EINET_REACH( IzhS, nest::izhikevich::S_ )
 EINET_REACH( IzhB, nest::izhikevich::B_ )
+EINET_REACH( ExpMultiS, nest::iaf_psc_exp_multisynapse::S_ )
+EINET_REACH( ExpMultiB, nest::iaf_psc_exp_multisynapse::B_ )
+EINET_REACH( AlphaMultiS, nest::iaf_psc_alpha_multisynapse::S_ )
+EINET_REACH( AlphaMultiB, nest::iaf_psc_alpha_multisynapse::B_ )
 EINET_REACH( Chan3, nest::MultiChannelInputBuffer< 3 >::buffer_ )
 EINET_REACH( Chan4, nest::MultiChannelInputBuffer< 4 >::buffer_ )
 EINET_REACH( Ring, nest::RingBuffer::buffer_ )
@@ -272,7 +278,9 @@ enum Kind
   AEIF_PSC_ALPHA = 11,
   AEIF_PSC_EXP = 12,
   IAF_COND_BETA = 13,
-  HH_COND_EXP_TRAUB = 14
+  HH_COND_EXP_TRAUB = 14,
+  IAF_PSC_EXP_MULTISYNAPSE = 15,
+  IAF_PSC_ALPHA_MULTISYNAPSE = 16
 };
 
 constexpr size_t HEADER = 5;
@@ -441,6 +449,30 @@ core_of( nest::Node* node )
     auto& s = n->*reach( TraubS() );
     c = gsl_core( HH_COND_EXP_TRAUB, s.y_, s.r_, n->*reach( TraubB() ) );
   }
+  else if ( auto* n = dynamic_cast< nest::iaf_psc_exp_multisynapse* >( node ) )
+  {
+    // a current per receptor port: the record's shape follows the node's receptors
+    auto& s = n->*reach( ExpMultiS() );
+    c = { IAF_PSC_EXP_MULTISYNAPSE, { &s.I_const_ }, &s.refractory_steps_ };
+    for ( double& i : s.i_syn_ )
+    {
+      c.doubles.push_back( &i );
+    }
+    c.doubles.push_back( &s.V_m_ );
+  }
+  else if ( auto* n = dynamic_cast< nest::iaf_psc_alpha_multisynapse* >( node ) )
+  {
+    auto& s = n->*reach( AlphaMultiS() );
+    c = { IAF_PSC_ALPHA_MULTISYNAPSE, { &s.I_const_ }, &s.refractory_steps_ };
+    for ( auto* values : { &s.y1_syn_, &s.y2_syn_ } )
+    {
+      for ( double& v : *values )
+      {
+        c.doubles.push_back( &v );
+      }
+    }
+    c.doubles.push_back( &s.V_m_ );
+  }
   else if ( auto* n = dynamic_cast< nest::izhikevich* >( node ) )
   {
     // I_: the input current of the coming step, read at the end of the last (no refractory
@@ -505,6 +537,20 @@ gsl_rings( Buffers& b, GslBuffers& g )
   b.rings = { &( g.spike_exc_.*reach( Ring() ) ), &( g.spike_inh_.*reach( Ring() ) ), &( g.currents_.*reach( Ring() ) ) };
   b.slots = b.rings[ 0 ]->size();
   b.channels = 3;
+}
+
+// A multisynapse model's ring buffers: one a receptor port, then currents.
+template < typename MultiBuffers >
+void
+multisynapse_rings( Buffers& b, MultiBuffers& m )
+{
+  for ( auto& ring : m.spikes_ )
+  {
+    b.rings.push_back( &( ring.*reach( Ring() ) ) );
+  }
+  b.rings.push_back( &( m.currents_.*reach( Ring() ) ) );
+  b.slots = b.rings.back()->size();
+  b.channels = b.rings.size();
 }
 
 Buffers
@@ -573,6 +619,12 @@ buffers_of( nest::Node* node, const Kind kind )
     break;
   case HH_PSC_ALPHA:
     gsl_rings( b, static_cast< nest::hh_psc_alpha* >( node )->*reach( HhB() ) );
+    break;
+  case IAF_PSC_EXP_MULTISYNAPSE:
+    multisynapse_rings( b, static_cast< nest::iaf_psc_exp_multisynapse* >( node )->*reach( ExpMultiB() ) );
+    break;
+  case IAF_PSC_ALPHA_MULTISYNAPSE:
+    multisynapse_rings( b, static_cast< nest::iaf_psc_alpha_multisynapse* >( node )->*reach( AlphaMultiB() ) );
     break;
   case NONE:
     break;

@@ -356,8 +356,10 @@ def _stdp_models(lib: StateLibrary) -> list[str]:
 _checked: set[str] = set()
 """Node and synapse models whose records were checked against NEST's status in this process."""
 
-_V_M_AT = {1: 5, 2: 4, 3: 1}
-"""Per kind, where the membrane potential (relative to E_L) is among the record's core values."""
+_V_M_AT = {1: 5, 2: 4, 3: 1, 15: -2, 16: -2}
+"""Per kind, where the membrane potential (relative to E_L) is among the record's core values
+(negative: from their end, the counter last; the multisynapse models' shape follows their
+receptors)."""
 _STATUS_AT: dict[int, dict[str, int]] = {
     5: {"V_m": 0, "g_ex": 1, "g_in": 2},
     6: {"V_m": 0, "dg_ex": 1, "g_ex": 2, "dg_in": 3, "g_in": 4},
@@ -392,7 +394,8 @@ def check_against_status(hidden: Hidden) -> None:
         with nest_output_to():
             status = n.NodeCollection([node]).get(["t_spike", "V_m", "E_L"] if kind in _V_M_AT else ["t_spike", *keys])
         last_spike = record[5 + n_core + 3]
-        off_relative = kind in _V_M_AT and record[5 + _V_M_AT[int(kind)]] + float(status["E_L"]) != float(status["V_m"])
+        v_m_at = _V_M_AT.get(int(kind), 0) % n_core
+        off_relative = kind in _V_M_AT and record[5 + v_m_at] + float(status["E_L"]) != float(status["V_m"])
         off_as_is = any(record[5 + at] != float(status[key]) for key, at in keys.items())
         if last_spike != float(status["t_spike"]) or off_relative or off_as_is:
             raise AccelUnavailable(f"{model}: the hidden-state accessor disagrees with NEST's status of node {node}")

@@ -39,11 +39,18 @@ MODEL_OF_KIND = {
     12: "aeif_psc_exp",
     13: "iaf_cond_beta",
     14: "hh_cond_exp_traub",
+    15: "iaf_psc_exp_multisynapse",
+    16: "iaf_psc_alpha_multisynapse",
 }
 """The node models with an accessor, by the kind code that opens each record."""
 KIND_OF_MODEL = {m: k for k, m in MODEL_OF_KIND.items()}
 SHAPE_OF_KIND = {1: (7, 3), 2: (6, 4), 3: (4, 2), 4: (1, 1), 5: (6, 3), 6: (8, 3), 7: (7, 3), 8: (9, 3), 9: (11, 3), 10: (4, 2), 11: (9, 3), 12: (7, 3), 13: (8, 3), 14: (9, 3)}
 """Per kind: its core values (the model's doubles and its refractory counter) and input channels."""
+PER_RECEPTOR_OF_KIND = {15: 1, 16: 2}
+"""Kinds whose shape follows the node's receptor ports (multisynapse models): their core values
+per port (after ``I_const``; then ``V_m`` and the counter) and one input channel a port, then
+currents."""
+MAX_RECEPTORS = 1 << 12
 GSL_KINDS = frozenset({5, 6, 7, 8, 9, 11, 12, 13, 14})
 """The kinds of GSL models: their core values end with the adaptive integration step, the input
 current of the coming step and the refractory counter."""
@@ -209,7 +216,13 @@ def check_hidden(section: HiddenSection, n_nodes: int) -> None:
     channels_of = np.zeros(max(MODEL_OF_KIND) + 1)
     for k, (core, channels) in SHAPE_OF_KIND.items():
         core_of[k], channels_of[k] = core, channels
-    _require(bool((n_core == core_of[kinds]).all() and (n_channels == channels_of[kinds]).all()), "a node record's header does not fit its kind")
+    # a multisynapse model's shape: its receptor ports (channels − 1), I_const, V_m and the counter
+    ports = np.clip(n_channels - 1, 0, MAX_RECEPTORS)
+    per_port = np.zeros(max(MODEL_OF_KIND) + 1)
+    for k, per in PER_RECEPTOR_OF_KIND.items():
+        core_of[k], channels_of[k], per_port[k] = 3, 1, per
+    core_of, channels_of = core_of[kinds] + per_port[kinds] * ports, channels_of[kinds] + (per_port[kinds] > 0) * ports
+    _require(bool((n_core == core_of).all() and (n_channels == channels_of).all() and (n_channels <= MAX_RECEPTORS + 1).all()), "a node record's header does not fit its kind")
     _require(bool((n_slots == slots).all()), f"a node record's input buffers are not the {slots} slots of buffer_slots")
     _require(bool((n_history >= 0).all() and (n_history == np.floor(n_history)).all() and (n_history <= 1 << 30).all()), "a node record's history length is not a count")
     _require(bool((np.diff(offsets) == HEADER + n_core + N_ARCHIVING + n_slots * n_channels + 4 * n_history).all()), "a node record's length does not fit its header")

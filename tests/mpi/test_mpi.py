@@ -18,6 +18,7 @@ from einet.engine import Engine, EngineDied, EngineError, result_from_message
 from einet.engine.launch import MpiLaunch
 from einet.runs import RunResult
 from einet.snapshot import open_snapshot
+from einet.snapshot.hidden import MODEL_OF_KIND
 
 from ..conftest import ROOT, assert_same_state, einet_cli, wait_for
 from ..mutations import RESTORE_REFUSED, STRUCTURAL, write_structural
@@ -284,22 +285,7 @@ def test_a_vanished_parent_ends_every_rank(two: tuple[Engine, Recorder]) -> None
 
 
 EXACT = ROOT / "tests" / "test_exact.py"
-COVERED = [
-    "iaf_psc_alpha",
-    "iaf_psc_exp",
-    "iaf_psc_delta",
-    "parrot_neuron",
-    "izhikevich",
-    "iaf_cond_exp",
-    "iaf_cond_alpha",
-    "aeif_cond_exp",
-    "aeif_cond_alpha",
-    "hh_psc_alpha",
-    "aeif_psc_alpha",
-    "aeif_psc_exp",
-    "iaf_cond_beta",
-    "hh_cond_exp_traub",
-]
+COVERED = list(MODEL_OF_KIND.values())
 """Every node model with an accessor (tests/test_exact.py restores each in one process)."""
 CASES = [
     [(model, {"model": model}, 50.0) for model in COVERED if model != "parrot_neuron"] + [("inside an interval", {}, 50.5)],  # 50.5: spikes wait in the spike registers
