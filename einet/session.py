@@ -396,8 +396,6 @@ class Session:
         if net.file_recorders is None:
             net.file_recorders = tuple(recorders_writing_files(net))
         files = net.file_recorders if not n.overwrite_files else ()
-        if files:
-            step = duration  # one Simulate: NEST would reopen (and refuse) their files at the next
         n_recorded = net.n_recorded
         chunks_s: list[np.ndarray] = []
         chunks_t: list[np.ndarray] = []
@@ -412,7 +410,8 @@ class Session:
         min_delay = float(n.min_delay)
         t = t_start
         while t < t_stop - res / 2:
-            this = step_on_grid(t, step, t_stop, res, min_delay)
+            # one call with recorders writing files (NEST refuses their files at the next)
+            this = t_stop - t if files else step_on_grid(t, step, t_stop, res, min_delay)
             if net.protocol and net.protocol[0].t_ms < t + this - res / 2:
                 # a step ends where the next change is due (at a step of the resolution)
                 this = max(res, math.ceil((net.protocol[0].t_ms - t) / res - 1e-9) * res)

@@ -206,7 +206,7 @@ STRUCTURAL: dict[str, Callable[[h5py.File], None]] = {
     "hidden: rng offsets out of order": _set("hidden/rng/offsets", lambda a: a[::-1].copy()),
     "hidden: its own version from the future": _manifest(lambda m, h5: m["hidden"].__setitem__("version", m["hidden"]["version"] + 1)),
     "hidden: more ranks than virtual processes": _manifest(lambda m, h5: m["hidden"].__setitem__("ranks", 2)),
-    "hidden: spikes in transit out of order": lambda h5: _transit(h5, [7, 3], [0, 0], [1, 1]),
+    "hidden: spikes in transit not by virtual process": lambda h5: _transit(h5, [3, 4], [0, 0], [1, 1]),  # 2 virtual processes
     "hidden: a spike in transit twice": lambda h5: _transit(h5, [3, 3], [2, 2], [1, 1]),
     "hidden: a spike in transit of multiplicity 0": lambda h5: _transit(h5, [3, 7], [2, 0], [1, 0]),
     "hidden: a spike in transit from no node": lambda h5: _transit(h5, [3, 10**6], [2, 0], [1, 1]),

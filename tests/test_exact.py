@@ -198,6 +198,27 @@ def test_restored_run_is_the_continued_run(tmp_path: Path, threads: int, model: 
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_two_runs_inside_one_interval_continue_exactly(tmp_path: Path, threads: int) -> None:
+    """Stored after two Simulate calls inside one communication interval (50.3 ms, then 0.3):
+    each thread's spike register holds two passes over its neurons, which a restore puts back
+    in their order."""
+    s = Session(NetworkConfig(model=f"{HERE}:alpha_network", threads=threads, seed=4321, t_sim_ms=50.0, store_workers=1))
+    s.build()
+    s.run(50.3)
+    s.run(0.3)
+    state = read_hidden()
+    source = state.transit["source"]
+    assert any((np.diff(source[source % threads == vp]) < 0).any() for vp in range(threads)), "no second pass in a register: the test would not test it"
+    s.store(tmp_path / "twice.h5")
+    a = s.run(50.0)
+    s.restore(tmp_path / "twice.h5")
+    assert s.exact, s.hidden_note
+    b = s.run(50.0)
+    assert first_divergence(a, b) is None, f"first divergence at {first_divergence(a, b)} ms"
+    assert a.digest == b.digest
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_current_generators_continue_exactly(tmp_path: Path, threads: int) -> None:
     """A dc_generator and a step_current_generator (their output a function of their
     parameters and the time; what they sent before the store waits in the neurons' current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -24,9 +25,10 @@ from einet import session as session_module
 from einet.protocol import Change
 from einet.rehearsal import rehearse
 from einet.snapshot import SnapshotNameError, inspect_snapshot, list_snapshots, open_snapshot, reader, snapshot_path_in, write_snapshot
+from einet.snapshot.hidden import HIDDEN_VERSION
 
 from .conftest import ROOT, einet_cli, one_line_error, wait_for
-from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, flipped, overwritten, readers_of, same_snapshot, truncated, verdict, write_pickle, write_structural
+from .mutations import RESTORE_REFUSED, STRUCTURAL, UNCHECKED, _manifest, flipped, overwritten, readers_of, same_snapshot, truncated, verdict, write_pickle, write_structural
 
 TINY = NetworkConfig(scale=0.02, t_sim_ms=100.0)
 
@@ -47,6 +49,22 @@ def test_structural_damage_is_refused(case: str, tiny: tuple[Path, Snapshot, byt
     bad = tmp_path / "bad.h5"
     write_structural(original, bad, STRUCTURAL[case])
     assert verdict(bad, snap) == "refused"
+
+
+def test_a_hidden_section_of_an_earlier_layout_is_left_unread_and_the_rest_restores(tiny: tuple[Path, Snapshot, bytes], tmp_path: Path) -> None:
+    """A snapshot an earlier einet wrote (its hidden section in a layout this one does not
+    read, as checkpoints of a long run may be) restores as one without the section, and says
+    so; a layout from the future stays refused (test_structural_damage_is_refused)."""
+    original, snap, _ = tiny
+    assert snap.hidden is not None
+    earlier = tmp_path / "earlier.h5"
+    write_structural(original, earlier, _manifest(lambda m, h5: m["hidden"].__setitem__("version", HIDDEN_VERSION - 1)))
+    got = open_snapshot(earlier)
+    assert got.hidden is None and got.n_nodes == snap.n_nodes and same_snapshot(snap, dataclasses.replace(got, hidden=snap.hidden, not_stored=snap.not_stored))
+    assert any(f"layout {HIDDEN_VERSION - 1}, an earlier einet's" in line for line in got.not_stored)
+    s = Session(TINY)
+    s.restore(earlier)
+    assert not s.exact and s.hidden_note == "the snapshot holds no hidden state"
 
 
 @pytest.mark.parametrize("case", sorted(UNCHECKED))

@@ -548,11 +548,13 @@ async def test_a_restore_says_whether_it_is_the_continued_run(tmp_path: Path, sc
         await until(pilot, lambda: any("restored snap.h5" in str(t.render()) for t in app.query("Toast")))
         text = str(app.query_one("Toast").render())
         assert "exact: the continued run" in text and "nothing left out" in text, text
-        app._restored(tmp_path / "snap.h5", WireMessage("ok", {"t_stored_ms": 100.0, "seed": 8, "threads": 1, "not_stored": ["x: y (z)"], "exact": False, "hidden_note": "hidden state not restored: other threads (1, stored with 2)"}))
+        app._restored(
+            tmp_path / "snap.h5", WireMessage("ok", {"t_stored_ms": 100.0, "seed": 8, "threads": 1, "not_stored": ["x: y (z)"], "exact": False, "hidden_note": "hidden state not restored: other virtual processes (1, stored with 2)"})
+        )
         await until(pilot, lambda: any("not restored: x" in str(t.render()) for t in app.query("Toast")))
         logged = [str(line) for line in app.query_one("#log").lines]
         assert any("exact: a run from here is the run the stored one would have continued" in line for line in logged), logged
-        assert any("hidden state not restored: other threads (1, stored with 2)" in line for line in logged), logged
+        assert any("hidden state not restored: other virtual processes (1, stored with 2)" in line for line in logged), logged
         assert "exact" not in str(app.query_one("Toast").render())
         await pilot.press("q")
     restored = replace(result("d1", origin="restored"), origin=Origin("restored", "/snaps/at100.h5", 100.0))

@@ -912,8 +912,8 @@ constexpr long ORDER_DIFFERS = -2;
 constexpr int ELSEWHERE = -2;
 
 // Per node id (index 0 unused): the thread of a neuron local here (a node with proxies: its
-// connections are in the connectors), ELSEWHERE for a neuron of another process (a device has
-// a copy in every process), -1 for a device.
+// connections are in the connectors), ELSEWHERE for a neuron of another process, -1 for a
+// device (every thread holds a copy of one, whichever process its id belongs to).
 std::vector< int >
 neuron_threads()
 {
@@ -924,7 +924,8 @@ neuron_threads()
   {
     if ( not nm.is_local_node_id( id ) )
     {
-      out[ id ] = ELSEWHERE;
+      const nest::Node* copy = nm.get_node_or_proxy( id, 0 );
+      out[ id ] = ( copy and not copy->is_proxy() and not copy->has_proxies() ) ? -1 : ELSEWHERE;
       continue;
     }
     const nest::Node* node = nm.get_node_or_proxy( id );
@@ -1273,54 +1274,68 @@ same_entry( const nest::SpikeDataWithRank& s, const nest::Target& t, const size_
 }
 
 // The emissions in this process's registers, thread by thread, each thread's in the order
-// NEST made them: it updates its neurons in node id order, each through the whole interval.
+// NEST made them (a run updates a thread's neurons in node id order, each through the part of
+// the interval it simulates; two Simulate calls inside one interval make two such passes).
+// An entry names its source: a target table entry is one source's (its connection block, or
+// with compressed spikes its index in the compressed table), so a map from each local
+// neuron's targets to the neuron reads the register in one walk.
 std::vector< Emission >
 emissions()
 {
   require_on_grid();
   auto& kernel = nest::kernel();
   const auto& registers = kernel.event_delivery_manager.*reach( Registers() );
+  const auto key = []( const size_t rank, const size_t tid, const size_t syn, const size_t lcid )
+  { return std::make_tuple( rank, tid, syn, lcid ); };
   std::vector< Emission > found;
   for ( size_t tid = 0; tid < registers.size(); ++tid )
   {
     const auto& reg = *registers[ tid ];
-    size_t at = 0;
+    if ( reg.empty() )
+    {
+      continue;
+    }
+    std::map< std::tuple< size_t, size_t, size_t, size_t >, const nest::Node* > source_of;
     for ( const auto& entry : kernel.node_manager.get_local_nodes( tid ) )
     {
       const nest::Node* node = entry.get_node();
-      if ( at == reg.size() )
+      if ( node->has_proxies() )
       {
-        break;
-      }
-      if ( not node->has_proxies() )
-      {
-        continue;
-      }
-      const size_t node_id = node->get_node_id();
-      const auto& targets =
-        kernel.connection_manager.get_remote_targets_of_local_node( tid, kernel.vp_manager.node_id_to_lid( node_id ) );
-      while ( not targets.empty() and at < reg.size() and same_entry( reg[ at ], targets[ 0 ], reg[ at ].spike_data.get_lag() ) )
-      {
-        const size_t lag = reg[ at ].spike_data.get_lag();
-        size_t count = 1;
-        while ( at + count < reg.size() and same_entry( reg[ at + count ], targets[ 0 ], lag ) )
+        for ( const auto& t : kernel.connection_manager.get_remote_targets_of_local_node(
+                tid, kernel.vp_manager.node_id_to_lid( node->get_node_id() ) ) )
         {
-          ++count;
+          source_of.emplace( key( t.get_rank(), t.get_tid(), t.get_syn_id(), t.get_lcid() ), node );
         }
-        for ( size_t i = 0; i < targets.size() * count; ++i )
-        {
-          if ( at + i >= reg.size() or not same_entry( reg[ at + i ], targets[ i / count ], lag ) )
-          {
-            throw std::runtime_error( "a spike register holds entries that are no spike of its neurons (spikes in transit)" );
-          }
-        }
-        found.push_back( { static_cast< long >( node_id ), static_cast< long >( lag ), static_cast< long >( count ) } );
-        at += targets.size() * count;
       }
     }
-    if ( at != reg.size() )
+    size_t at = 0;
+    while ( at < reg.size() )
     {
-      throw std::runtime_error( "a spike register holds entries of no neuron of its thread (spikes in transit)" );
+      const nest::SpikeData& first = reg[ at ].spike_data;
+      const auto it = source_of.find( key( reg[ at ].rank, first.get_tid(), first.get_syn_id(), first.get_lcid() ) );
+      if ( it == source_of.end() )
+      {
+        throw std::runtime_error( "a spike register holds entries of no neuron of its thread (spikes in transit)" );
+      }
+      const nest::Node* node = it->second;
+      const auto& targets = kernel.connection_manager.get_remote_targets_of_local_node(
+        tid, kernel.vp_manager.node_id_to_lid( node->get_node_id() ) );
+      const size_t lag = first.get_lag();
+      // send_remote: every target of the source, each repeated for the spike's multiplicity
+      size_t count = 1;
+      while ( at + count < reg.size() and same_entry( reg[ at + count ], targets[ 0 ], lag ) )
+      {
+        ++count;
+      }
+      for ( size_t i = 0; i < targets.size() * count; ++i )
+      {
+        if ( at + i >= reg.size() or not same_entry( reg[ at + i ], targets[ i / count ], lag ) )
+        {
+          throw std::runtime_error( "a spike register holds entries that are no spike of its neurons (spikes in transit)" );
+        }
+      }
+      found.push_back( { static_cast< long >( node->get_node_id() ), static_cast< long >( lag ), static_cast< long >( count ) } );
+      at += targets.size() * count;
     }
   }
   return found;

@@ -259,11 +259,12 @@ class StateLibrary:
     # -- spikes in transit
 
     def read_transit(self) -> dict[str, np.ndarray]:
-        """This process's spikes in transit, sorted by source and lag (:func:`merge_hidden`)."""
+        """This process's spikes in transit, thread by thread (so by virtual process), each
+        thread's in its spike register's order."""
         n = self._call("counting spikes in transit", "einet_state_transit_count")
         t = {k: np.empty(n, np.int64) for k in _TRANSIT}
         self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in _TRANSIT), n)
-        return _sorted_emissions(t)
+        return t
 
     def write_transit(self, t: dict[str, np.ndarray]) -> int:
         """Put the emissions of this process's neurons among ``t`` (every process's) into the
@@ -652,8 +653,9 @@ def _records_of(hidden: Hidden, keep: np.ndarray, order: np.ndarray | None = Non
 
 def merge_hidden(parts: list[Hidden]) -> Hidden:
     """Every MPI process's :func:`read_hidden` (each its own nodes, threads and neurons' spikes;
-    in rank order) as one: node records by node id, generators by virtual process, device
-    lines by virtual process, spikes in transit by source and lag."""
+    in rank order) as one: node records by node id, generators, device lines and spikes in
+    transit by virtual process (each one's spikes in its register's order, which is the order
+    NEST delivers them in)."""
     first = parts[0]
     if any(p.rngs[0] != first.rngs[0] or abs(p.t_ms - first.t_ms) > 1e-9 or p.threads != first.threads for p in parts):
         raise AccelUnavailable("the MPI processes' kernels differ (time, threads or the rank-synced generator)")
@@ -665,14 +667,9 @@ def merge_hidden(parts: list[Hidden]) -> Hidden:
     specific = [s for p in parts for s in p.rngs[1 + p.threads :]]
     rngs = [first.rngs[0], *(synced[k] for k in by_vp), *(specific[k] for k in by_vp)]
     lines = sorted((line for p in parts for line in p.devices.splitlines(keepends=True)), key=lambda line: int(line.split(" ", 2)[1]))
-    transit = _sorted_emissions({key: np.concatenate([p.transit[key] for p in parts]) for key in _TRANSIT})
-    return Hidden(first.t_ms, first.threads, nodes, offsets, records, {}, rngs, "".join(lines), transit, sorted(vps))
-
-
-def _sorted_emissions(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Emissions by source, then lag: each virtual process made its own in that order."""
-    order = np.lexsort((t["lag"], t["source"]))
-    return {key: t[key][order] for key in _TRANSIT}
+    t = {key: np.concatenate([p.transit[key] for p in parts]) for key in _TRANSIT}
+    spikes_by_vp = np.argsort(t["source"] % len(vps), kind="stable")  # a neuron's virtual process: NEST's node_id % n_vp
+    return Hidden(first.t_ms, first.threads, nodes, offsets, records, {}, rngs, "".join(lines), {key: t[key][spikes_by_vp] for key in _TRANSIT}, sorted(vps))
 
 
 def _models_of(hidden: Hidden) -> set[str]:

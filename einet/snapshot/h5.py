@@ -160,13 +160,16 @@ def _write_chunk(ds: h5py.Dataset, lo: int, done: Future[bytes]) -> None:
 
 
 # -- reading (shared by format v2 and v1: see load.py) ---------------------------------
-def check_structure(h5: h5py.File, want_sets: set[str]) -> None:
-    """Exactly these datasets (and the groups that hold them), all stored inside the file."""
+def check_structure(h5: h5py.File, want_sets: set[str], *, ignored: str | None = None) -> None:
+    """Exactly these datasets (and the groups that hold them), all stored inside the file;
+    the group ``ignored`` and what it holds are passed over (never read)."""
     want_groups = {name.rsplit("/", k)[0] for name in want_sets for k in range(1, name.count("/") + 1)}
     found_groups: set[str] = set()
     found_sets: set[str] = set()
 
     def visit(name: str, obj: Any) -> None:
+        if ignored is not None and (name == ignored or name.startswith(f"{ignored}/")):
+            return
         if isinstance(obj, h5py.Dataset):
             found_sets.add(name)
             require(not obj.is_virtual, f"{name} is a virtual dataset (a snapshot must be self-contained)")

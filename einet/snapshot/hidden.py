@@ -80,8 +80,8 @@ where each run starts."""
 RNG_TYPES = ("mt19937_64", "mt19937")
 TRANSIT = ("source", "lag", "count")
 """Spikes in transit, each an emission: the neuron that sent it, its lag in the communication
-interval and its multiplicity; sorted by source and lag (each virtual process made its own in
-that order)."""
+interval and its multiplicity; by virtual process (the source's ``node_id % n_vp``), each
+one's in the order NEST made them (its spike register's, the order it delivers them in)."""
 MAX_MULTIPLICITY = 1 << 16
 MAX_RNG_TEXT = 1 << 16
 
@@ -124,6 +124,24 @@ class HiddenSection:
 
     def text(self, name: str) -> str:
         return self.arrays[f"{name}/text"].tobytes().decode("ascii")
+
+
+EARLIER_HIDDEN = "the hidden state of the stored network: its section has layout {version}, an earlier einet's, which this one does not read (restored as without it)"
+
+
+def earlier_hidden(manifest: Any) -> bool:
+    """Whether a manifest's hidden section has a layout of an earlier einet; if so it is taken
+    out of the manifest (its datasets are then left unread) and a not-stored line says so: the
+    rest of the snapshot restores as one without the section."""
+    hidden = manifest.get("hidden") if isinstance(manifest, dict) else None
+    version = hidden.get("version") if isinstance(hidden, dict) else None
+    if type(version) is not int or not 1 <= version < HIDDEN_VERSION or not isinstance(manifest.get("not_stored"), list):
+        return False
+    manifest["hidden"] = None
+    manifest["not_stored"] = [*manifest["not_stored"], EARLIER_HIDDEN.format(version=version)]
+    if isinstance(manifest.get("stored"), list):  # its line says the restore would continue the run
+        manifest["stored"] = [line for line in manifest["stored"] if not (isinstance(line, str) and line.startswith(HIDDEN_STORED.split("{")[0]))]
+    return True
 
 
 def stored_lines(section: HiddenSection | None) -> list[str]:
@@ -252,5 +270,6 @@ def check_hidden(section: HiddenSection, n_nodes: int) -> None:
     _in(t["source"], 1, n_nodes, "spikes in transit: senders")
     _in(t["lag"], 0, slots - 1, "spikes in transit: lags")
     _in(t["count"], 1, MAX_MULTIPLICITY, "spikes in transit: multiplicities")
-    order = t["source"].astype(np.int64) * slots + t["lag"]
-    _require(bool((np.diff(order) > 0).all()), "spikes in transit must be sorted by source and lag, each once")
+    spike = t["source"].astype(np.int64) * slots + t["lag"]
+    _require(len(np.unique(spike)) == len(spike), "a spike in transit is there twice (a neuron and lag)")
+    _require(bool((np.diff(t["source"].astype(np.int64) % n_vp) >= 0).all()), "spikes in transit must come by virtual process")

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from .h5 import HEADER_TYPES, MAX_MANIFEST_BYTES, check_stored, check_structure, crc, header_crc, object_names, open_h5, read_attr, read_dataset
+from .hidden import earlier_hidden
 from .manifest import from_parts, to_parts
 from .model import FORMAT, Snapshot, SnapshotError
 from .validate import check_affordable, check_header, check_values, expected_arrays, require
@@ -55,9 +56,10 @@ def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, pla
             manifest = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise SnapshotError("manifest is not valid JSON") from None
+        earlier = earlier_hidden(manifest)
         spec = expected_arrays(manifest)
         require(manifest["header"] == header, "manifest and attributes disagree")
-        check_structure(h5, {"manifest", *spec})
+        check_structure(h5, {"manifest", *spec}, ignored="hidden" if earlier else None)
         check_affordable(spec)
         check_stored(h5, spec)
         into = place(spec) if place is not None else {}

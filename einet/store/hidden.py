@@ -83,9 +83,9 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
         _say_once(f"hidden state not stored: {failed}", quiet="EINET_ACCEL=0" in failed)
         return
     if not in_child:
-        whole = _gather_hidden(local) if r.size > 1 else local
+        parts = _gather_hidden(local) if r.size > 1 else [local]
         try:
-            plan.hidden = _section(plan, asked, whole) if whole is not None else None
+            plan.hidden = _section(plan, asked, parts[0] if len(parts) == 1 else merge_hidden(parts)) if parts else None
         except AccelUnavailable as exc:
             _say_once(f"hidden state not stored: {one_line(exc)}")
             if r.is_root:  # the store is today's (the other ranks' plans make no snapshot)
@@ -101,16 +101,16 @@ def take_hidden(plan: CapturePlan, *, in_child: bool = False) -> None:
             m.run_keys = [key for key in STDP_RUN_KEYS if base in STDP_BASES or key != "Kplus"]
 
 
-def _gather_hidden(local: Hidden) -> Hidden | None:
-    """Every rank's part on rank 0, merged (None on the others): the records, the bulk of it,
-    as arrays, the rest pickled."""
+def _gather_hidden(local: Hidden) -> list[Hidden]:
+    """Every rank's part on rank 0, in rank order (none on the others): the records, the bulk
+    of it, as arrays, the rest pickled."""
     r = ranks()
     (records,) = r.gather_arrays(local.records)
     parts = r.gather(dataclasses.replace(local, records=local.records[:0]))
     if parts is None:
-        return None
+        return []
     starts = np.cumsum([0, *(int(p.offsets[-1]) for p in parts)])
-    return merge_hidden([dataclasses.replace(p, records=records[lo:hi]) for p, lo, hi in zip(parts, starts[:-1], starts[1:])])
+    return [dataclasses.replace(p, records=records[lo:hi]) for p, lo, hi in zip(parts, starts[:-1], starts[1:])]
 
 
 def read_asked(plan: CapturePlan) -> None:
