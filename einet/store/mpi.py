@@ -67,8 +67,9 @@ def capture_ranks(net: Network, seed: int, progress: Progress | None) -> Snapsho
     with r.or_abort():  # collectives with work between them: a rank failing there ends the job
         for model, keys in layout.items():
             mine = local.pop(model, None)
-            whole = _gather_table(mine if mine is not None else {key: np.empty(0, dtype=dtype) for key, dtype in keys})
-            hidden = _gather_stdp_rows(rows.pop(model, None), have=mine is not None) if taking and hidden_base(base_of(net, model)) in LAST_SPIKE_BASES else None
+            has_rows = mine is not None and len(mine["source"]) > 0
+            whole = _gather_table(mine if mine is not None else {key: np.empty(0, dtype=dtype) for key, dtype in keys})  # takes mine's columns
+            hidden = _gather_stdp_rows(rows.pop(model, None), have=has_rows) if taking and hidden_base(base_of(net, model)) in LAST_SPIKE_BASES else None
             if whole is not None and len(whole["source"]):
                 wholes.append((model, whole, hidden))
     snap: Snapshot | None = None

@@ -271,6 +271,35 @@ def test_columns_one_value_per_rank_are_stored_as_columns_and_one_value_everywhe
     assert_same_state(snap, again)
 
 
+ONE_RANK_STDP = """
+def build(nest, scale=1.0):
+    a = nest.Create("iaf_psc_alpha", 4, params={"I_e": 400.0})  # 2 and 4 on rank 0, 1 and 3 on rank 1
+    nest.Connect(a[1], a[2], syn_spec={"weight": 30.0})
+    nest.Connect(a[0], a[3], syn_spec={"weight": 30.0})
+    nest.Connect(a[3], a[0], syn_spec={"synapse_model": "stdp_synapse", "weight": 3.0})  # onto rank 1 only
+    return {"a": a}
+"""
+
+
+def test_stdp_rows_of_one_rank_only_go_into_the_hidden_section(tmp_path: Path) -> None:
+    """Rank 0 has no row of the STDP model: the section still holds rank 1's, and a restore
+    into one process is the continued run."""
+    config = own_model(tmp_path / "one_rank_stdp.py", ONE_RANK_STDP)
+    eng, _ = start(tmp_path / "store", 2)
+    path = tmp_path / "one.h5"
+    try:
+        eng.call("build", CALL_S, config=config.to_dict())
+        run(eng, 20.0)
+        eng.call("store", CALL_S, path=str(path))
+        continued = run(eng, 20.0)
+    finally:
+        eng.close(timeout_s=30)
+    hidden = open_snapshot(path).hidden
+    assert hidden is not None and [(e["model"], e["count"]) for e in hidden.meta["stdp"]] == [("stdp_synapse", 1)]
+    again, _ = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=20.0)
+    assert continued.n_spikes > 0 and again.exact and again.digest == continued.digest
+
+
 def test_a_vanished_parent_ends_every_rank(two: tuple[Engine, Recorder]) -> None:
     eng, rec = two
     eng.call("build", CALL_S, config=SMALL.to_dict())
