@@ -66,15 +66,21 @@ def run(eng: Engine, t_ms: float) -> RunResult:
 
 def stored_by_two_ranks(tmp_path: Path, config: NetworkConfig, t_ms: float, name: str) -> Path:
     """``config``'s network built and run ``t_ms`` by 2 ranks, then stored as ``name``."""
+    return stored_and_continued(tmp_path, config, t_ms, name)[0]
+
+
+def stored_and_continued(tmp_path: Path, config: NetworkConfig, t_ms: float, name: str, then_ms: float | None = None) -> tuple[Path, RunResult | None]:
+    """``config``'s network built and run ``t_ms`` by 2 ranks, stored as ``name``, and (with
+    ``then_ms``) run on: the file and the continued run."""
     eng, _ = start(tmp_path / "store", 2)
     path = tmp_path / name
     try:
         eng.call("build", CALL_S, config=config.to_dict())
         run(eng, t_ms)
         eng.call("store", CALL_S, path=str(path))
+        return path, run(eng, then_ms) if then_ms is not None else None
     finally:
         eng.close(timeout_s=30)
-    return path
 
 
 def own_model(file: Path, text: str) -> NetworkConfig:
@@ -284,16 +290,8 @@ def build(nest, scale=1.0):
 def test_stdp_rows_of_one_rank_only_go_into_the_hidden_section(tmp_path: Path) -> None:
     """Rank 0 has no row of the STDP model: the section still holds rank 1's, and a restore
     into one process is the continued run."""
-    config = own_model(tmp_path / "one_rank_stdp.py", ONE_RANK_STDP)
-    eng, _ = start(tmp_path / "store", 2)
-    path = tmp_path / "one.h5"
-    try:
-        eng.call("build", CALL_S, config=config.to_dict())
-        run(eng, 20.0)
-        eng.call("store", CALL_S, path=str(path))
-        continued = run(eng, 20.0)
-    finally:
-        eng.close(timeout_s=30)
+    path, continued = stored_and_continued(tmp_path, own_model(tmp_path / "one_rank_stdp.py", ONE_RANK_STDP), 20.0, "one.h5", then_ms=20.0)
+    assert continued is not None
     hidden = open_snapshot(path).hidden
     assert hidden is not None and [(e["model"], e["count"]) for e in hidden.meta["stdp"]] == [("stdp_synapse", 1)]
     again, _ = restored_run(tmp_path, path, ranks=1, threads=2, t_ms=20.0)
@@ -372,15 +370,8 @@ def test_four_virtual_processes_restore_exactly_in_each_of_their_layouts(tmp_pat
     """Stored from 2 ranks × 2 threads (spikes in transit inside an interval), restored into
     1 × 4, 2 × 2 and 4 × 1: each restored run is the continued run."""
     config = NetworkConfig(model=f"{EXACT}:alpha_network", threads=2, seed=4321, t_sim_ms=50.0)
-    eng, _ = start(tmp_path / "store", 2)
-    path = tmp_path / "four.h5"
-    try:
-        eng.call("build", CALL_S, config=config.to_dict())
-        run(eng, 50.5)
-        eng.call("store", CALL_S, path=str(path))
-        continued = run(eng, 50.0).digest
-    finally:
-        eng.close(timeout_s=30)
+    path, continued = stored_and_continued(tmp_path, config, 50.5, "four.h5", then_ms=50.0)
+    assert continued is not None
     hidden = open_snapshot(path).hidden
     assert hidden is not None and (hidden.meta["ranks"], hidden.meta["threads"]) == (2, 2) and hidden.meta["transit"] > 0
     for ranks, threads in [(1, 4), (2, 2), (4, 1)]:
@@ -389,6 +380,6 @@ def test_four_virtual_processes_restore_exactly_in_each_of_their_layouts(tmp_pat
             reply = eng.call("restore", CALL_S, path=str(path), threads=threads)
             assert reply["exact"], f"{ranks} × {threads}: {reply['hidden_note']}"
             again = run(eng, 50.0)
-            assert again.exact and again.digest == continued, f"restored into {ranks} × {threads}"
+            assert again.exact and again.digest == continued.digest, f"restored into {ranks} × {threads}"
         finally:
             eng.close(timeout_s=30)
