@@ -1273,6 +1273,15 @@ same_entry( const nest::SpikeDataWithRank& s, const nest::Target& t, const size_
     and d.get_lag() == lag and not d.is_flush_event();
 }
 
+// The target table entries NEST sends a local neuron's spikes through (send_remote).
+const std::vector< nest::Target >&
+targets_of( const nest::Node* node )
+{
+  auto& kernel = nest::kernel();
+  return kernel.connection_manager.get_remote_targets_of_local_node(
+    node->get_thread(), kernel.vp_manager.node_id_to_lid( node->get_node_id() ) );
+}
+
 // The emissions in this process's registers, thread by thread, each thread's in the order
 // NEST made them (a run updates a thread's neurons in node id order, each through the part of
 // the interval it simulates; two Simulate calls inside one interval make two such passes).
@@ -1301,8 +1310,7 @@ emissions()
       const nest::Node* node = entry.get_node();
       if ( node->has_proxies() )
       {
-        for ( const auto& t : kernel.connection_manager.get_remote_targets_of_local_node(
-                tid, kernel.vp_manager.node_id_to_lid( node->get_node_id() ) ) )
+        for ( const auto& t : targets_of( node ) )
         {
           source_of.emplace( key( t.get_rank(), t.get_tid(), t.get_syn_id(), t.get_lcid() ), node );
         }
@@ -1318,8 +1326,7 @@ emissions()
         throw std::runtime_error( "a spike register holds entries of no neuron of its thread (spikes in transit)" );
       }
       const nest::Node* node = it->second;
-      const auto& targets = kernel.connection_manager.get_remote_targets_of_local_node(
-        tid, kernel.vp_manager.node_id_to_lid( node->get_node_id() ) );
+      const auto& targets = targets_of( node );
       const size_t lag = first.get_lag();
       // send_remote: every target of the source, each repeated for the spike's multiplicity
       size_t count = 1;
@@ -1381,10 +1388,7 @@ write_emissions( const long* source, const long* lag, const long* count, const l
   size_t entries = 0;
   for ( const auto& [ node, k ] : mine )
   {
-    entries += static_cast< size_t >( count[ k ] )
-      * kernel.connection_manager
-          .get_remote_targets_of_local_node( node->get_thread(), kernel.vp_manager.node_id_to_lid( node->get_node_id() ) )
-          .size();
+    entries += static_cast< size_t >( count[ k ] ) * targets_of( node ).size();
     if ( entries > MAX_REGISTER_ENTRIES )
     {
       throw std::runtime_error( "the spikes in transit would make more register entries than any network does" );
@@ -1397,14 +1401,11 @@ write_emissions( const long* source, const long* lag, const long* count, const l
   }
   for ( const auto& [ node, k ] : mine )
   {
-    const size_t tid = node->get_thread();
-    const auto& targets = kernel.connection_manager.get_remote_targets_of_local_node(
-      tid, kernel.vp_manager.node_id_to_lid( node->get_node_id() ) );
-    for ( const auto& target : targets )
+    for ( const auto& target : targets_of( node ) )
     {
       for ( long i = 0; i < count[ k ]; ++i )
       {
-        registers[ tid ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
+        registers[ node->get_thread() ]->emplace_back( target, static_cast< size_t >( lag[ k ] ), false );
       }
     }
   }

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..kernel import nest, nest_output_to
 from ..ranks import local_ids, ranks
-from ..snapshot.hidden import MODEL_OF_KIND  # the kind codes that open each record: one table, the file format's
+from ..snapshot.hidden import MODEL_OF_KIND, TRANSIT  # the kind codes that open each record and the spikes in transit's arrays: the file format's
 from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, library_path, load
 from .library import installed
 
@@ -34,7 +34,6 @@ _RNG_TEXT = 1 << 16
 _ORDER_DIFFERS = -2
 
 RANK_SYNCED, VP_SYNCED, VP_SPECIFIC = 0, 1, 2
-_TRANSIT = ("source", "lag", "count")
 
 
 @dataclass
@@ -262,15 +261,15 @@ class StateLibrary:
         """This process's spikes in transit, thread by thread (so by virtual process), each
         thread's in its spike register's order."""
         n = self._call("counting spikes in transit", "einet_state_transit_count")
-        t = {k: np.empty(n, np.int64) for k in _TRANSIT}
-        self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in _TRANSIT), n)
+        t = {k: np.empty(n, np.int64) for k in TRANSIT}
+        self._call("reading spikes in transit", "einet_state_transit_read", *(t[k].ctypes.data for k in TRANSIT), n)
         return t
 
     def write_transit(self, t: dict[str, np.ndarray]) -> int:
         """Put the emissions of this process's neurons among ``t`` (every process's) into the
         spike registers; :meth:`gather_transit` must follow, in every process. Returns how
         many were this process's."""
-        a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in _TRANSIT]
+        a = [np.ascontiguousarray(t[k], dtype=np.int64) for k in TRANSIT]
         return self._call("writing spikes in transit", "einet_state_transit_write", *(x.ctypes.data for x in a), len(a[0]))
 
     def gather_transit(self) -> bool:
@@ -629,7 +628,7 @@ def _this_process(hidden: Hidden, lib: StateLibrary, threads: int) -> Hidden:
     own = set(vps)
     lines = [line for line in hidden.devices.splitlines(keepends=True) if int(line.split(" ", 2)[1]) in own]
     t = hidden.transit
-    transit = {key: t[key][np.isin(t["source"], local_ids(np.unique(t["source"])))] for key in _TRANSIT}
+    transit = {key: t[key][np.isin(t["source"], local_ids(np.unique(t["source"])))] for key in TRANSIT}
     size = max([int(hidden.nodes.max(initial=0)), *(int(max(st.source.max(initial=0), st.target.max(initial=0))) for st in hidden.stdp.values())]) + 1
     here = np.zeros(size, dtype=bool)
     here[local_ids(np.arange(1, size, dtype=np.int64))] = True
@@ -667,9 +666,9 @@ def merge_hidden(parts: list[Hidden]) -> Hidden:
     specific = [s for p in parts for s in p.rngs[1 + p.threads :]]
     rngs = [first.rngs[0], *(synced[k] for k in by_vp), *(specific[k] for k in by_vp)]
     lines = sorted((line for p in parts for line in p.devices.splitlines(keepends=True)), key=lambda line: int(line.split(" ", 2)[1]))
-    t = {key: np.concatenate([p.transit[key] for p in parts]) for key in _TRANSIT}
+    t = {key: np.concatenate([p.transit[key] for p in parts]) for key in TRANSIT}
     spikes_by_vp = np.argsort(t["source"] % len(vps), kind="stable")  # a neuron's virtual process: NEST's node_id % n_vp
-    return Hidden(first.t_ms, first.threads, nodes, offsets, records, {}, rngs, "".join(lines), {key: t[key][spikes_by_vp] for key in _TRANSIT}, sorted(vps))
+    return Hidden(first.t_ms, first.threads, nodes, offsets, records, {}, rngs, "".join(lines), {key: t[key][spikes_by_vp] for key in TRANSIT}, sorted(vps))
 
 
 def _models_of(hidden: Hidden) -> set[str]:
@@ -717,7 +716,7 @@ def _verify_small(wanted: Hidden, rngs: list[str], devices: str, transit: dict[s
         problems.append("random generators")
     if wanted.devices != devices:
         problems.append("devices")
-    if any(not np.array_equal(wanted.transit[k], transit[k]) for k in _TRANSIT):
+    if any(not np.array_equal(wanted.transit[k], transit[k]) for k in TRANSIT):
         problems.append("spikes in transit")
     if problems:
         raise AccelUnavailable(f"the hidden state did not read back as written: {', '.join(problems)}")
