@@ -19,6 +19,7 @@ import numpy as np
 
 from .kernel import nest
 from .snapshot import NodeRun, Snapshot
+from .snapshot.packed import extremes
 
 FIXED_AT_FIRST_SIMULATE = {"time_in_steps"}
 """Node keys NEST refuses once its clock has run: a restore on the stored clock leaves them at
@@ -47,8 +48,7 @@ def _delay_range(table: Any) -> tuple[float, float]:
     """(least, most) delay of a synapse table (a shared delay is not spread over every row)."""
     if "delay" in table.uniform:
         return float(table.uniform["delay"]), float(table.uniform["delay"])
-    column = table.columns["delay"]
-    return float(np.min(column)), float(np.max(column))
+    return extremes(table.columns["delay"])
 
 
 def clock_slices(snap: Snapshot) -> float:

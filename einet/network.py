@@ -24,8 +24,9 @@ from .nest_api import connection_handles, connection_status, node_status, set_no
 from .ownership import SHAPING_KERNEL_KEYS, apply_owned, model_owned_by_einet, output_to_log
 from .ranks import local_ids, ranks
 from .runs import RASTER_NEURONS
-from .snapshot import Snapshot, SnapshotError
+from .snapshot import Snapshot, SnapshotError, SynapseTable
 from .snapshot.hidden import STDP_BASES, hidden_base
+from .snapshot.packed import BLOCK_ROWS, block_of
 from .text import one_line
 from .traces import for_new_connections, traces_of
 
@@ -668,69 +669,71 @@ def _replay(calls: Iterable[dict[str, Any]]) -> None:
 
 
 _CONNECT_BLOCK = 1 << 23
+"""Rows per array ``Connect``: NEST converts what it is given (copies beside the network), and
+each call also costs time that grows with the connections already made (README, "Networks that
+fill a node"), so large blocks."""
 
 
-def _connect(t: Any, base: str, t_stored_ms: float, *, defer_kplus: bool = False) -> None:
-    """One table's connections, in its row order. Values shared by every connection become the
-    model's defaults for the call (array Connect takes no scalar weight or delay, and each
-    extra array slows it); the defaults are put back afterwards. Presynaptic traces are set so
-    that NEST's decay from the new connections' t_lastspike = 0 gives the stored ones.
+def _connect(t: SynapseTable, base: str, t_stored_ms: float, *, defer_kplus: bool = False) -> None:
+    """One table's connections, in its row order, a block at a time (a table read from a file
+    is held deflated: only a block is inflated beside the network). Values shared by every
+    connection become the model's defaults for the call (array Connect takes no scalar weight
+    or delay, and each extra array slows it); the defaults are put back afterwards.
+    Presynaptic traces are set so that NEST's decay from the new connections' t_lastspike = 0
+    gives the stored ones.
 
     Where the hidden-state accessor is built and every row is between two neurons, it
     connects the rows (each through NEST's own ``connect``) and
     sets an STDP model's Kplus after, instead of NEST's array Connect, whose threads each walk
     every row and which takes a per-connection value through a dictionary per connection."""
     n = nest()
-    spec: dict[str, Any] = {"synapse_model": t.model, **t.columns}
-    if traces_of(base):
-        defaults = n.GetDefaults(t.model)
+    defaults = n.GetDefaults(t.model)
+    traced = [key for key in traces_of(base) if key in t.columns or key in t.uniform]
 
+    def traces(block: SynapseTable) -> dict[str, np.ndarray]:
         def tau(key: str) -> Any:
-            return t.columns[key] if key in t.columns else float(t.uniform.get(key, defaults.get(key, math.inf)))
+            return block.columns[key] if key in block.columns else float(block.uniform.get(key, defaults.get(key, math.inf)))
 
-        traces = {key: t.column(key) for key in traces_of(base) if key in t.columns or key in t.uniform}
-        spec |= for_new_connections(traces, tau, t_stored_ms, base)
-        t = dataclasses.replace(t, uniform={k: v for k, v in t.uniform.items() if k not in traces})
+        return for_new_connections({key: block.column(key) for key in traced}, tau, t_stored_ms, base)
+
     accessor = _accessor_for(t)
-    kplus = spec.pop("Kplus") if accessor is not None and hidden_base(base) in STDP_BASES and "Kplus" in spec else None
-    deferred = kplus is not None and defer_kplus
-    if deferred:
-        kplus = None  # a hidden write mostly supersedes it: made again if needed, not held (8 bytes a row)
-    shared = {k: v for k, v in t.uniform.items() if k != "receptor_type"}
-    if "receptor_type" in t.uniform:
-        spec["receptor_type"] = np.full(len(t), t.uniform["receptor_type"], dtype=float)
-    before = {k: v for k, v in n.GetDefaults(t.model).items() if k in shared}
+    kplus_after = accessor is not None and hidden_base(base) in STDP_BASES and "Kplus" in traced
+    # shared values that are traces vary per connection once referred to t_lastspike = 0
+    shared = {k: v for k, v in t.uniform.items() if k != "receptor_type" and k not in traced}
+    filled = {"receptor_type": float(t.uniform["receptor_type"])} if "receptor_type" in t.uniform else {}
+    before = {k: v for k, v in defaults.items() if k in shared}
     try:
         n.SetDefaults(t.model, shared)
     except Exception:  # noqa: BLE001 - a property that is per connection only: pass it as an array instead
         before = {}
-        spec |= {k: np.full(len(t), v, dtype=float) for k, v in shared.items()}
+        filled |= {k: float(v) for k, v in shared.items()}
+    kplus: list[np.ndarray] = []
     try:
-        if accessor is not None and set(spec) <= {"synapse_model", "weight", "delay"}:
-            try:
-                accessor.connect(t.model, t.source, t.target, spec.get("weight"), spec.get("delay"))
-            except AccelUnavailable as exc:  # NEST's own refusal, from inside its connect
-                raise RuntimeError(one_line(exc)) from None
-        else:
-            # in blocks: NEST's array Connect converts what it is given, so one call for a
-            # whole table would hold copies of it all beside the network (blocks in order make
-            # the same connections in the same order as one call). Large blocks: each call also
-            # costs time that grows with the connections already made (README, "Networks that
-            # fill a node").
-            for lo in range(0, len(t), _CONNECT_BLOCK):
-                part = slice(lo, lo + _CONNECT_BLOCK)
-                block = {k: v[part] if isinstance(v, np.ndarray) else v for k, v in spec.items()}
-                n.Connect(t.source[part].astype(np.int64), t.target[part].astype(np.int64), "one_to_one", block)
+        for block in t.blocks(BLOCK_ROWS if accessor is not None else _CONNECT_BLOCK):
+            per_row = {k: v for k, v in block.columns.items() if k not in traced} | {k: np.full(len(block), v) for k, v in filled.items()}
+            spec: dict[str, Any] = {"synapse_model": t.model, **per_row, **(traces(block) if traced else {})}
+            if kplus_after:
+                value = spec.pop("Kplus")
+                if not defer_kplus:  # deferred: a hidden write mostly supersedes it, made again if needed
+                    kplus.append(value)
+            if accessor is not None and set(spec) <= {"synapse_model", "weight", "delay"}:
+                try:
+                    accessor.connect(t.model, np.asarray(block.source), np.asarray(block.target), spec.get("weight"), spec.get("delay"))
+                except AccelUnavailable as exc:  # NEST's own refusal, from inside its connect
+                    raise RuntimeError(one_line(exc)) from None
+            else:
+                # blocks in order make the same connections in the same order as one call
+                n.Connect(np.asarray(block.source, dtype=np.int64), np.asarray(block.target, dtype=np.int64), "one_to_one", spec)
     finally:
         if before:
             n.SetDefaults(t.model, before)
-    if deferred:
-        write_connected_kplus(t.model, t.source, t.target, lambda: for_new_connections(traces, tau, t_stored_ms, base)["Kplus"], defer=True)
-    elif kplus is not None:
-        write_connected_kplus(t.model, t.source, t.target, kplus)
+    if kplus_after and defer_kplus:
+        write_connected_kplus(t.model, t.source, t.target, lambda: traces(t)["Kplus"], defer=True)
+    elif kplus_after:
+        write_connected_kplus(t.model, np.asarray(t.source), np.asarray(t.target), np.concatenate(kplus) if kplus else np.empty(0))
 
 
-def _accessor_for(t: Any) -> StateLibrary | None:
+def _accessor_for(t: SynapseTable) -> StateLibrary | None:
     """The hidden-state accessor, if it can make and set the table's connections: built
     already, one process (it sees local connections only), every row between two neurons
     (NEST keeps connections of a device apart)."""
@@ -738,7 +741,8 @@ def _accessor_for(t: Any) -> StateLibrary | None:
         return None
     try:
         lib = state_library(build_it=False)
-        return lib if lib.between_neurons(t.source, t.target) else None
+        # a block at a time: a table read from a file is held deflated
+        return lib if all(lib.between_neurons(block_of(t.source, lo, lo + BLOCK_ROWS), block_of(t.target, lo, lo + BLOCK_ROWS)) for lo in range(0, len(t), BLOCK_ROWS)) else None
     except AccelUnavailable:
         return None
 

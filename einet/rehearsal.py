@@ -31,9 +31,11 @@ from .memory import available_bytes, network_bytes
 from .protocol import Change
 from .snapshot import Snapshot, SnapshotError, write_snapshot
 from .snapshot.model import SynapseTable
+from .snapshot.packed import BLOCK_ROWS
 
 SAMPLE_ROWS = 100_000
 """Connection tables up to this long are rehearsed whole."""
+
 
 BASE_DEADLINE_S = 60.0
 BASE_MEMORY_BYTES = 1 << 30
@@ -114,11 +116,16 @@ def sampled(snap: Snapshot) -> Snapshot:
         if len(t) <= SAMPLE_ROWS:
             tables.append(t)
             continue
-        runs = np.searchsorted(firsts, t.source, "right") * len(firsts) + np.searchsorted(firsts, t.target, "right")
-        rows = [np.unique(runs, return_index=True)[1], np.array([0, len(t) - 1])]
-        for column in (t.source, t.target, *t.columns.values()):
-            if column.dtype.kind in "iuf":
-                rows.append(np.array([np.argmin(column), np.argmax(column)]))
+        # a block at a time (a table read from a file is held deflated): each block's rows
+        # of a pair of runs seen first, and its extremes; the table's are among them
+        rows = [np.array([0, len(t) - 1])]
+        for lo in range(0, len(t), BLOCK_ROWS):
+            block = t.rows(lo, lo + BLOCK_ROWS)
+            runs = np.searchsorted(firsts, block.source, "right") * len(firsts) + np.searchsorted(firsts, block.target, "right")
+            rows.append(lo + np.unique(runs, return_index=True)[1])
+            for column in (block.source, block.target, *block.columns.values()):
+                if column.dtype.kind in "iuf":
+                    rows.append(lo + np.array([np.argmin(column), np.argmax(column)]))
         keep = np.unique(np.concatenate(rows))
         tables.append(SynapseTable(t.model, t.source[keep], t.target[keep], {k: v[keep] for k, v in t.columns.items()}, dict(t.uniform)))
     # the hidden section belongs to the whole network: rehearsed with the whole tables only

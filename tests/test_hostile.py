@@ -739,6 +739,8 @@ def test_the_readers_answer_holds_arrays_read_in_place_and_made_ones_and_refuses
     import mmap
     import struct
 
+    from einet.snapshot import h5 as snapshot_h5
+    from einet.snapshot.packed import Chunks, PackedColumn
     from einet.wire import Message, WireError
 
     def decoded(fd: int) -> Message:
@@ -752,16 +754,30 @@ def test_the_readers_answer_holds_arrays_read_in_place_and_made_ones_and_refuses
         placed["a"][...] = [1.5, 2.5, 3.5]
         placed["b"][...] = [[1, 2], [3, 4]]
         made = np.arange(5, dtype=">i8")  # not read in place (a converted v1 file): copied, little-endian
-        answer.finish(Message("snapshot", {"x": 1}, {**placed, "c": made}))
+        # a connection column: sent as its deflated chunks, inflated where asked
+        column = np.arange(1000, dtype="<f8") / 3
+        chunks = Chunks([snapshot_h5._deflate(column[lo : lo + 300], 300, True) for lo in range(0, 1000, 300)], 300, 8)
+        answer.finish(Message("snapshot", {"x": 1}, {**placed, "c": made, "d": column}), {"d": chunks})
         msg = decoded(fd)
         assert msg.kind == "snapshot" and msg["x"] == 1
         assert msg.arrays["a"].tolist() == [1.5, 2.5, 3.5] and msg.arrays["b"].tolist() == [[1, 2], [3, 4]] and msg.arrays["c"].tolist() == [0, 1, 2, 3, 4]
+        packed = msg.arrays["d"]
+        assert isinstance(packed, PackedColumn) and packed.packed_bytes == sum(len(raw) for raw in chunks.raw)
+        assert np.array_equal(packed, column) and np.array_equal(packed[250:950], column[250:950]) and np.array_equal(packed[[999, 0, 301]], column[[999, 0, 301]])
         assert os.pread(fd, 24, 0) == np.array([1.5, 2.5, 3.5]).tobytes(), "read in place: where the reader put it, not a copy"
     finally:
         os.close(fd)
     fd = os.memfd_create("einet-test-answer")
     try:  # a header that points past the arrays' region
         header = json.dumps({"kind": "snapshot", "fields": {}, "arrays": [["a", "<f8", [4], 0]]}).encode()
+        os.write(fd, bytes(16) + header + struct.pack("!QQ", 16, len(header)))
+        with pytest.raises(WireError, match="not inside"):
+            decoded(fd)
+    finally:
+        os.close(fd)
+    fd = os.memfd_create("einet-test-answer")
+    try:  # a packed column whose chunks end past the arrays' region
+        header = json.dumps({"kind": "snapshot", "fields": {}, "arrays": [["a", "<f8", [4], 0, [4, 8, [0, 17]]]]}).encode()
         os.write(fd, bytes(16) + header + struct.pack("!QQ", 16, len(header)))
         with pytest.raises(WireError, match="not inside"):
             decoded(fd)

@@ -22,6 +22,7 @@ import numpy as np
 from ..kernel import nest, nest_output_to
 from ..ranks import local_ids, ranks
 from ..snapshot.hidden import MODEL_OF_KIND, TRANSIT  # the kind codes that open each record and the spikes in transit's arrays: the file format's
+from ..snapshot.model import Column
 from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, library_path, load
 from .library import installed
 
@@ -425,11 +426,11 @@ def _check_kplus(model: str, s: Stdp) -> None:
 
 _kplus_unchecked: dict[str, Stdp] = {}
 """Per model, the first row whose Kplus :func:`write_connected_kplus` set, until checked."""
-_kplus_deferred: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | Callable[[], np.ndarray]]]] = {}
+_kplus_deferred: dict[str, list[tuple[Column, Column, np.ndarray | Callable[[], np.ndarray]]]] = {}
 """Per model, the rows whose Kplus :func:`write_connected_kplus` was asked to defer."""
 
 
-def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kplus: np.ndarray | Callable[[], np.ndarray], *, defer: bool = False) -> None:
+def write_connected_kplus(model: str, source: Column, target: Column, kplus: np.ndarray | Callable[[], np.ndarray], *, defer: bool = False) -> None:
     """Set Kplus of a model's connections that a connect of these rows (every one between two
     neurons) has just made, row by row in connect order, before NEST sorts them;
     t_lastspike stays a new connection's 0. NEST's own Connect takes such a value through a
@@ -448,6 +449,7 @@ def write_connected_kplus(model: str, source: np.ndarray, target: np.ndarray, kp
     if callable(kplus):
         kplus = kplus()
     lib = state_library(build_it=False)
+    source, target = np.asarray(source), np.asarray(target)  # a deferred table's: inflated now
     rows = Stdp(source, target, kplus, np.zeros(len(kplus)))
     if not lib.write_stdp_ordered(model, rows):
         lib.write_stdp(model, rows)

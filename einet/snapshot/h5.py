@@ -40,6 +40,7 @@ from ..text import one_line
 from .files import sniff
 from .manifest import to_parts
 from .model import Snapshot, SnapshotError
+from .packed import Chunks, inflate_chunk
 from .validate import require
 
 MAX_MANIFEST_BYTES = 64 << 20
@@ -99,7 +100,7 @@ def write_h5(snap: Snapshot, fh: BinaryIO) -> None:
         chunks: deque[_Chunk] = deque()
         _write_dataset(h5, "manifest", raw, pool, 2 * cores, chunks=chunks)
         for name, values in arrays.items():
-            _write_dataset(h5, name, values, pool, 2 * cores, shuffle=name not in UNSHUFFLED, chunks=chunks)
+            _write_dataset(h5, name, np.asarray(values), pool, 2 * cores, shuffle=name not in UNSHUFFLED, chunks=chunks)
         while chunks:
             _write_chunk(*chunks.popleft())
         h5.attrs["header_crc32"] = np.uint32(header_crc(header, crc(raw), object_names(h5)))
@@ -200,9 +201,10 @@ def check_stored(h5: h5py.File, spec: dict[str, tuple[np.dtype, tuple[int, ...]]
     require(declared <= (1 << 20) + stored * HOLLOW_RATIO, f"the datasets declare {declared} bytes but the file holds only {stored} for them")
 
 
-def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray:
+def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...], out: np.ndarray | None = None, chunks: Chunks | None = None) -> np.ndarray:
     """Read one dataset after checking dtype, shape and that its bytes are really there; into
-    ``out`` if given (of that dtype and shape)."""
+    ``out`` if given (of that dtype and shape). ``chunks``: where a dataset stored as
+    :func:`write_h5` stores one leaves its deflated chunks (left empty otherwise)."""
     ds = h5[name]
     require(isinstance(ds, h5py.Dataset), f"{name} is not a dataset")
     require(ds.dtype == want, f"{name} has dtype {ds.dtype}, expected {want}")
@@ -214,7 +216,9 @@ def read_dataset(h5: h5py.File, name: str, want: np.dtype, shape: tuple[int, ...
     nbytes = int(np.prod(shape)) * want.itemsize
     require(nbytes <= 1 << 20 or ds.id.get_storage_size() * HOLLOW_RATIO >= nbytes, f"{name} declares {nbytes} bytes but the file holds far fewer")
     values = _fresh(shape, want) if out is None else out
-    if values.size and not _inflate_chunks(ds, values):
+    if values.size and not _inflate_chunks(ds, values, chunks):
+        if chunks is not None:
+            chunks.raw.clear()
         ds.read_direct(values)
     require(crc(values) == int(stored_crc), f"{name} fails its checksum (the file is corrupted)")
     return values
@@ -233,12 +237,13 @@ def _fresh(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 _FRESH_BYTES = 1 << 20
 
 
-def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
+def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray, keep: Chunks | None = None) -> bool:
     """Fill ``values`` from a dataset stored as :func:`write_h5` stores one (chunks of whole
     rows, deflated, shuffled first or not), inflating its chunks on every core: libhdf5 inflates one
     chunk at a time, which was half of reading a snapshot. False, with nothing promised about
-    ``values``, for any other layout or anything unexpected: the caller then reads through
-    libhdf5, which raises what it raises for such a file. The checksum is the caller's."""
+    ``values`` or ``keep``, for any other layout or anything unexpected: the caller then reads
+    through libhdf5, which raises what it raises for such a file. The checksum is the
+    caller's. ``keep`` gets the deflated chunks."""
     try:
         plist = ds.id.get_create_plist()
         if plist.get_layout() != h5py.h5d.CHUNKED or ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]):
@@ -247,6 +252,8 @@ def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
         if filters not in ([h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE], [h5py.h5z.FILTER_DEFLATE]):
             return False
         rows, width = ds.chunks[0], values.dtype.itemsize if len(filters) == 2 else 1
+        if keep is not None:
+            keep.rows, keep.width = int(rows), int(width)
         flat = values.reshape(len(values), -1).view(np.uint8).reshape(len(values), -1)
         chunk_bytes = rows * flat.shape[1]
         tail = (0,) * (ds.ndim - 1)
@@ -257,28 +264,15 @@ def _inflate_chunks(ds: h5py.Dataset, values: np.ndarray) -> bool:
                 mask, raw = ds.id.read_direct_chunk((lo, *tail))  # libhdf5 reads in this thread
                 if mask != 0:
                     return False
-                pending.append(pool.submit(_inflate_chunk, raw, chunk_bytes, width, flat[lo : lo + rows]))
+                if keep is not None:
+                    keep.raw.append(raw)
+                pending.append(pool.submit(inflate_chunk, raw, chunk_bytes, width, flat[lo : lo + rows]))
                 while len(pending) > 2 * cores:
                     if not pending.popleft().result():
                         return False
             return all(f.result() for f in pending)
     except Exception:  # noqa: BLE001 - a damaged file: libhdf5's own read says what is wrong
         return False
-
-
-def _inflate_chunk(raw: bytes, chunk_bytes: int, width: int, out: np.ndarray) -> bool:
-    """One chunk of :func:`_deflate` back into ``out`` (its rows as bytes; a last chunk is
-    padded in the file); False if it does not inflate to exactly a chunk."""
-    inflater = isal_zlib.decompressobj()
-    try:
-        plain = inflater.decompress(raw, chunk_bytes)
-    except Exception:  # noqa: BLE001 - ISA-L's error (its stubs do not type it): libhdf5 then says what is wrong
-        return False
-    if len(plain) != chunk_bytes or inflater.unconsumed_tail or not inflater.eof:
-        return False
-    # unshuffled: byte k of every element was stored together; the padding's elements dropped
-    out.reshape(-1, width)[...] = np.frombuffer(plain, dtype=np.uint8).reshape(width, -1).T[: out.size // width]
-    return True
 
 
 @contextlib.contextmanager

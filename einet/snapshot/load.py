@@ -15,18 +15,22 @@ from .h5 import HEADER_TYPES, MAX_MANIFEST_BYTES, check_stored, check_structure,
 from .hidden import earlier_hidden
 from .manifest import from_parts, to_parts
 from .model import FORMAT, Snapshot, SnapshotError
+from .packed import Chunks
 from .validate import check_affordable, check_header, check_values, expected_arrays, require
 
 Place = Callable[[dict[str, tuple[np.dtype, tuple[int, ...]]]], dict[str, np.ndarray]]
 """Where a snapshot's arrays are read into: empty arrays for the checked dtypes and shapes."""
 
 
-def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, place: Place | None = None) -> tuple[Snapshot, dict[str, Any], dict[str, np.ndarray]]:
+def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, place: Place | None = None) -> tuple[Snapshot, dict[str, Any], dict[str, Any], dict[str, Chunks]]:
     """Parse and validate a snapshot file of any supported version; also the manifest and
     arrays it was made from (what the reader sends on: making them again from the snapshot
     would cost as much as validating a network with a run per node). ``on_manifest`` hears
     the manifest's size once it is read; ``place`` gives the arrays to read into, once their
-    sizes are checked (the reader's answer, so that they need no copy)."""
+    sizes are checked (the reader's answer, so that they need no copy). With ``place``, the
+    connection columns stored in einet's chunks are not placed but read on their own, and
+    their deflated chunks come back too (what the reader sends of them:
+    :mod:`.packed`)."""
     with open_h5(path) as h5:
         version = read_attr(h5, "format_version", int) if h5.attrs.get("format") in (FORMAT, FORMAT.encode()) else None
         if version is None:
@@ -35,7 +39,7 @@ def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, pla
             from .v1 import load_v1
 
             old = load_v1(h5, path)
-            return (old, *to_parts(old))
+            return (old, *to_parts(old), {})
         header = {name: read_attr(h5, name, kind) for name, kind in HEADER_TYPES.items()}
         check_header(header)
         extra = sorted(set(h5.attrs) - set(HEADER_TYPES) - {"header_crc32"})
@@ -62,8 +66,9 @@ def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, pla
         check_structure(h5, {"manifest", *spec}, ignored="hidden" if earlier else None)
         check_affordable(spec)
         check_stored(h5, spec)
-        into = place(spec) if place is not None else {}
-        arrays = {name: read_dataset(h5, name, dt, shape, into.get(name)) for name, (dt, shape) in spec.items()}
+        packs = {name: Chunks() for name, (_, shape) in spec.items() if place is not None and name.startswith("synapses/") and len(shape) == 1}
+        into = place({name: v for name, v in spec.items() if name not in packs}) if place is not None else {}
+        arrays = {name: read_dataset(h5, name, dt, shape, into.get(name), packs.get(name)) for name, (dt, shape) in spec.items()}
     snap = from_parts(manifest, arrays, str(path))
     check_values(snap)
-    return snap, manifest, arrays
+    return snap, manifest, arrays, {name: chunks for name, chunks in packs.items() if chunks.raw}

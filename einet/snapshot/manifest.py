@@ -3,17 +3,16 @@ the isolated reader sends back (:mod:`einet.wire`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from .hidden import HiddenSection, stored_lines
-from .model import NodeRun, Snapshot, SynapseTable
+from .model import Column, NodeRun, Snapshot, SynapseTable
 
 
-def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The manifest (JSON) and the named arrays it describes."""
-    arrays: dict[str, np.ndarray] = {}
+def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, Column]]:
+    """The manifest (JSON) and the named arrays it describes (a packed column as it is)."""
+    arrays: dict[str, Column] = {}
     nodes = []
     for k, run in enumerate(snap.nodes):
         entry: dict[str, Any] = {"first_id": run.first_id, "count": run.count, "model": run.model, "uniform": run.uniform, "columns": {}, "ragged": {}, "varying": run.varying, "spatial": run.spatial}
@@ -31,9 +30,9 @@ def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     for k, table in enumerate(snap.synapses):
         arrays[f"synapses/{k}/source"] = table.source
         arrays[f"synapses/{k}/target"] = table.target
-        for key, col in table.columns.items():
-            arrays[f"synapses/{k}/{key}"] = col
-        synapses.append({"model": table.model, "count": len(table), "uniform": table.uniform, "columns": {key: col.dtype.str for key, col in table.columns.items()}})
+        for key, column in table.columns.items():
+            arrays[f"synapses/{k}/{key}"] = column
+        synapses.append({"model": table.model, "count": len(table), "uniform": table.uniform, "columns": {key: column.dtype.str for key, column in table.columns.items()}})
     groups = []
     for k, (name, ids) in enumerate(snap.groups.items()):
         arrays[f"groups/{k}"] = ids
@@ -56,8 +55,9 @@ def to_parts(snap: Snapshot) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return manifest, arrays
 
 
-def from_parts(manifest: dict[str, Any], arrays: dict[str, np.ndarray], source_path: str = "") -> Snapshot:
-    """Inverse of :func:`to_parts` (the manifest must have been validated)."""
+def from_parts(manifest: dict[str, Any], arrays: Mapping[str, Any], source_path: str = "") -> Snapshot:
+    """Inverse of :func:`to_parts` (the manifest must have been validated; ``arrays`` are
+    numpy arrays, and connection columns may be packed)."""
     h = manifest["header"]
     nodes = []
     for k, e in enumerate(manifest["nodes"]):

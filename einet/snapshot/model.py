@@ -12,7 +12,7 @@ isolated reader sends back. Reading and writing files are module functions of
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import NetworkConfig
+from .packed import PackedColumn, block_of
 
 if TYPE_CHECKING:
     from .hidden import HiddenSection
@@ -145,17 +146,24 @@ class NodeRun:
         return self.uniform[key] if key in self.uniform else self.values_of(key)[0]
 
 
+Column = np.ndarray | PackedColumn
+"""A connection column: an array, or its deflated chunks."""
+
+
 @dataclass(frozen=True)
 class SynapseTable:
     """All connections of one synapse model, one entry per connection."""
 
     model: str
-    source: np.ndarray
-    target: np.ndarray
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    source: Column
+    target: Column
+    columns: Mapping[str, Column] = field(default_factory=dict)
     """Per-connection values (weight, delay, Kplus, receptor_type, …)."""
     uniform: dict[str, Any] = field(default_factory=dict)
-    """Values shared by every connection of the model."""
+    """Values shared by every connection of the model.
+
+    A table read from a file holds its large columns as their deflated chunks
+    (:class:`~.packed.PackedColumn`): ``np.asarray`` inflates one whole, :meth:`rows` a block."""
 
     def __len__(self) -> int:
         return len(self.source)
@@ -163,10 +171,19 @@ class SynapseTable:
     def column(self, key: str) -> np.ndarray:
         """Every connection's ``key`` as an array, whether stored per connection or shared."""
         if key in self.columns:
-            return self.columns[key]
+            return np.asarray(self.columns[key])
         if key in self.uniform:
             return np.full(len(self), self.uniform[key], dtype=float)
         raise KeyError(key)
+
+    def rows(self, lo: int, hi: int) -> SynapseTable:
+        """Rows ``lo`` to ``hi - 1`` as a table of arrays (a packed column inflates only those)."""
+        return SynapseTable(self.model, block_of(self.source, lo, hi), block_of(self.target, lo, hi), {k: block_of(v, lo, hi) for k, v in self.columns.items()}, self.uniform)
+
+    def blocks(self, rows: int) -> Iterator[SynapseTable]:
+        """The table as :meth:`rows` of ``rows`` rows each, in order."""
+        for lo in range(0, len(self), rows):
+            yield self.rows(lo, lo + rows)
 
     @property
     def weight(self) -> np.ndarray:
@@ -178,7 +195,7 @@ class SynapseTable:
 
     def all_columns(self) -> dict[str, np.ndarray]:
         """source, target and every property as full-length arrays (for tables and tests)."""
-        out: dict[str, np.ndarray] = {"source": self.source, "target": self.target}
+        out: dict[str, np.ndarray] = {"source": np.asarray(self.source), "target": np.asarray(self.target)}
         for key in sorted({*self.columns, *self.uniform}):
             out[key] = self.column(key)
         return out

@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .files import sniff
 from .info import SnapshotInfo
 from .manifest import from_parts
 from .model import Snapshot, SnapshotError
+from .packed import Chunks, PackedColumn
 
 if TYPE_CHECKING:
     from .load import Place  # h5py: never imported in the caller's process
@@ -48,22 +49,25 @@ sent on at ~3 MiB/s: a network with a run per node has a large one, which the fi
 compressed size does not show)."""
 
 
-def _load_here(path: Path, on_manifest: Callable[[int], None] | None = None, place: Place | None = None) -> Message:
-    """Parse and validate in this process; the result as a message (runs in the child)."""
+def _load_here(path: Path, on_manifest: Callable[[int], None] | None = None, place: Place | None = None) -> tuple[Message, dict[str, Chunks]]:
+    """Parse and validate in this process; the result as a message, and the arrays of it to
+    send as their deflated chunks (runs in the child)."""
     try:
         from .load import load_parts
 
-        snap, manifest, arrays = load_parts(path, on_manifest, place)
+        snap, manifest, arrays, packs = load_parts(path, on_manifest, place)
     except SnapshotError as exc:
-        return Message("refused", {"message": str(exc)})
-    return Message("snapshot", {"manifest": {**manifest, "read_from_version": snap.format_version}}, arrays)
+        return Message("refused", {"message": str(exc)}), {}
+    return Message("snapshot", {"manifest": {**manifest, "read_from_version": snap.format_version}}, arrays), packs
 
 
 class _Answer:
     """The child's answer in the in-memory file: arrays first, each at an aligned offset (read
     into place by :meth:`place`, or copied there by :meth:`finish`), then the JSON header
     ``{"kind", "fields", "arrays": [[name, dtype, shape, offset], ...]}``, then the header's
-    offset and length."""
+    offset and length. A packed array's entry has a fifth item, ``[chunk_rows, width,
+    bounds]``: its offset is that of its deflated chunks, chunk k at ``bounds[k]`` to
+    ``bounds[k + 1]`` from there (:class:`~.packed.PackedColumn`)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -86,9 +90,17 @@ class _Answer:
             self.placed[name] = (np.frombuffer(region, dtype=dtype, count=int(np.prod(shape)), offset=offsets[name]).reshape(shape), offsets[name])
         return {name: array for name, (array, _) in self.placed.items()}
 
-    def finish(self, msg: Message) -> None:
-        specs = []
+    def finish(self, msg: Message, packs: dict[str, Chunks]) -> None:
+        specs: list[list[Any]] = []
         for name, array in msg.arrays.items():
+            chunks = packs.get(name)
+            if chunks is not None:
+                bounds = np.cumsum([0, *(len(raw) for raw in chunks.raw)]).tolist()
+                offset = self._reserve(bounds[-1])
+                for raw, at in zip(chunks.raw, bounds):
+                    self._write(memoryview(raw), offset + at)
+                specs.append([name, array.dtype.str, list(array.shape), offset, [chunks.rows, chunks.width, bounds]])
+                continue
             here = self.placed.get(name)
             if here is not None and here[0] is array:
                 offset = here[1]
@@ -116,13 +128,22 @@ def _decode_answer(mapped: mmap.mmap, length: int) -> Message:
         raise WireError("the header is not where the trailer says")
     try:
         header = json.loads(bytes(mapped[at : at + size]))
-        specs = [(str(name), np.dtype(dt), tuple(int(x) for x in shape), int(offset)) for name, dt, shape, offset in header["arrays"]]
+        specs = [(str(name), np.dtype(dt), tuple(int(x) for x in shape), int(offset), packed[0] if packed else None) for name, dt, shape, offset, *packed in header["arrays"]]
         kind, fields = str(header["kind"]), dict(header.get("fields", {}))
     except (ValueError, TypeError, KeyError) as exc:
         raise WireError(f"malformed header: {exc}") from None
-    arrays = {}
-    for name, dtype, shape, offset in specs:
+    arrays: dict[str, Any] = {}
+    for name, dtype, shape, offset, packed in specs:
         count = int(np.prod(shape)) if shape else 1
+        if packed is not None:
+            try:
+                rows, width, bounds = int(packed[0]), int(packed[1]), np.asarray(packed[2], dtype=np.int64)
+                if offset < 0 or len(shape) != 1 or dtype.hasobject or not len(bounds) or offset + int(bounds[-1]) > at:
+                    raise ValueError("not inside the answer")
+                arrays[name] = PackedColumn(dtype, shape[0], rows, width, memoryview(mapped)[offset : offset + int(bounds[-1])], bounds)
+            except (ValueError, TypeError, IndexError) as exc:
+                raise WireError(f"packed array {name}: {exc}") from None
+            continue
         if dtype.hasobject or offset < 0 or any(x < 0 for x in shape) or offset + count * dtype.itemsize > at:
             raise WireError(f"array {name} is not inside the answer")
         arrays[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
@@ -137,7 +158,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
     """
     sniff(path)
     if not hasattr(os, "fork") or not hasattr(os, "memfd_create"):  # pragma: no cover - non-Linux
-        return _load_here(path)
+        return _load_here(path)[0]
     size = path.stat().st_size
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else READ_BASE_S + size / 20e6)
     answer = os.memfd_create("einet-snapshot-reader")
@@ -153,7 +174,7 @@ def read_isolated(path: Path, timeout_s: float | None = None) -> Message:
                 os.write(done_w, _SIZE.pack(nbytes))
 
             out = _Answer(answer)
-            out.finish(_load_here(path, tell if timeout_s is None else None, out.place))
+            out.finish(*_load_here(path, tell if timeout_s is None else None, out.place))
 
         pid = fork_child(child)
         os.close(done_w)

@@ -272,11 +272,13 @@ def check_values(snap: Snapshot) -> None:
         if run.positions is not None:
             require(bool(np.isfinite(run.positions).all()), f"positions of {run.model} nodes are not finite")
     for t in snap.synapses:
-        for what, ids in (("source", t.source), ("target", t.target)):
+        for what, column in (("source", t.source), ("target", t.target)):
+            ids = np.asarray(column)
             if len(ids):
                 lo, hi = int(ids.min()), int(ids.max())
                 require(lo >= 1 and hi <= n, f"{t.model} {what} ids {lo}..{hi} outside 1..{n}")
-        for key, col in t.columns.items():
+        for key, packed in t.columns.items():
+            col = np.asarray(packed)
             if col.dtype == FLOAT_DTYPE:
                 require(not np.isnan(col).any(), f"{t.model} {key} has NaN values")
                 if key in ("weight", "delay"):
