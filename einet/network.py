@@ -707,7 +707,8 @@ def _connect(t: SynapseTable, base: str, t_stored_ms: float, *, defer_kplus: boo
     except Exception:  # noqa: BLE001 - a property that is per connection only: pass it as an array instead
         before = {}
         filled |= {k: float(v) for k, v in shared.items()}
-    kplus: list[np.ndarray] = []
+    kplus = np.empty(len(t) if kplus_after and not defer_kplus else 0)
+    done = 0
     try:
         for block in t.blocks(BLOCK_ROWS if accessor is not None else _CONNECT_BLOCK):
             per_row = {k: v for k, v in block.columns.items() if k not in traced} | {k: np.full(len(block), v) for k, v in filled.items()}
@@ -715,7 +716,7 @@ def _connect(t: SynapseTable, base: str, t_stored_ms: float, *, defer_kplus: boo
             if kplus_after:
                 value = spec.pop("Kplus")
                 if not defer_kplus:  # deferred: a hidden write mostly supersedes it, made again if needed
-                    kplus.append(value)
+                    kplus[done : done + len(block)] = value
             if accessor is not None and set(spec) <= {"synapse_model", "weight", "delay"}:
                 try:
                     accessor.connect(t.model, np.asarray(block.source), np.asarray(block.target), spec.get("weight"), spec.get("delay"))
@@ -724,13 +725,14 @@ def _connect(t: SynapseTable, base: str, t_stored_ms: float, *, defer_kplus: boo
             else:
                 # blocks in order make the same connections in the same order as one call
                 n.Connect(np.asarray(block.source, dtype=np.int64), np.asarray(block.target, dtype=np.int64), "one_to_one", spec)
+            done += len(block)
     finally:
         if before:
             n.SetDefaults(t.model, before)
     if kplus_after and defer_kplus:
         write_connected_kplus(t.model, t.source, t.target, lambda: traces(t)["Kplus"], defer=True)
     elif kplus_after:
-        write_connected_kplus(t.model, np.asarray(t.source), np.asarray(t.target), np.concatenate(kplus) if kplus else np.empty(0))
+        write_connected_kplus(t.model, t.source, t.target, kplus)
 
 
 def _accessor_for(t: SynapseTable) -> StateLibrary | None:

@@ -1011,10 +1011,12 @@ struct OrderedRows
   }
 };
 
-// 1: written; 0: the connector holds no ConnectionT; ORDER_DIFFERS.
+// 1: written; 0: the connector holds no ConnectionT; ORDER_DIFFERS. The rows are a block of a
+// table: they start at connection ``cursor`` of the thread, which is left where the next block
+// starts; connections may follow them unless the block is the ``last``.
 template < typename ConnectionT >
 long
-write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, const OrderedRows& rows )
+write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::synindex syn_id, const OrderedRows& rows, int64_t& cursor, const bool last )
 {
   auto* connector = dynamic_cast< nest::Connector< ConnectionT >* >( base );
   if ( not connector )
@@ -1026,12 +1028,17 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
   const int me = static_cast< int >( tid );
   long k = 0;
   long run = 0;
-  for ( size_t lcid = 0; lcid < array.size(); ++lcid )
+  size_t lcid = static_cast< size_t >( std::max< int64_t >( cursor, 0 ) );
+  for ( ; lcid < array.size(); ++lcid )
   {
     ConnectionT& c = array[ lcid ];
     while ( k < rows.n and rows.thread_of( k ) != me )
     {
       ++k;
+    }
+    if ( k == rows.n and not last )
+    {
+      break;  // the next block's connections
     }
     if ( k == rows.n or c.is_disabled() or static_cast< long >( cm.get_source_node_id( tid, syn_id, lcid ) ) != rows.source[ k ]
       or static_cast< long >( c.get_target( tid )->get_node_id() ) != rows.target[ k ] )
@@ -1053,16 +1060,22 @@ write_ordered_typed( nest::ConnectorBase* base, const size_t tid, const nest::sy
   {
     ++k;
   }
+  cursor = static_cast< int64_t >( lcid );
   return k == rows.n ? 1 : ORDER_DIFFERS;
 }
 
-// Write Kplus and t_lastspike row by row in connect order (see above); one std::thread per
-// NEST thread. Returns the rows written, or ORDER_DIFFERS.
+// Write Kplus and t_lastspike row by row in connect order (see above), a block of rows at a
+// time (``cursors``: each thread's first connection of the block, one per thread, moved on);
+// one std::thread per NEST thread. Returns the rows written, or ORDER_DIFFERS.
 long
-stdp_write_ordered( const char* model, const OrderedRows& rows )
+stdp_write_ordered( const char* model, const OrderedRows& rows, int64_t* cursors, const long n_cursors, const bool last )
 {
   nest::synindex syn_id;
   const auto connectors = stdp_connectors( model, syn_id );
+  if ( n_cursors != static_cast< long >( connectors.size() ) )
+  {
+    throw std::runtime_error( "a cursor per thread is needed" );
+  }
   std::vector< long > results( connectors.size(), 1 );
   std::vector< std::string > problems( connectors.size() );
   std::vector< std::thread > workers;
@@ -1088,7 +1101,7 @@ stdp_write_ordered( const char* model, const OrderedRows& rows )
             return;
           }
           long r = 0;
-          first_model( RowModels {}, [ & ]< typename T >() { return ( r = write_ordered_typed< T >( base, tid, syn_id, rows ) ) != 0; } );
+          first_model( RowModels {}, [ & ]< typename T >() { return ( r = write_ordered_typed< T >( base, tid, syn_id, rows, cursors[ tid ], last ) ) != 0; } );
           if ( r == 0 )
           {
             problems[ tid ] = std::string( model ) + NOT_STDP;
@@ -1672,17 +1685,20 @@ extern "C"
 
   // Set Kplus and t_lastspike of the model's connections from rows in the order the restore
   // connected them (before NEST's next Prepare sorts them): row k goes to the next connection
-  // of its target's thread. Rows to or from a device are skipped (in no connector). Returns
-  // the rows written, -2 when the connectors do not hold the rows in that order (nothing is
-  // then known to be written right: match by source and target instead), or -1.
+  // of its target's thread. Rows to or from a device are skipped (in no connector). The rows
+  // may come a block at a time, in order: ``cursors`` (one per thread, 0 before the first
+  // block) says where each thread's connections of the block start and is moved on; ``last``
+  // says no connection follows this block. Returns the rows written, -2 when the connectors
+  // do not hold the rows in that order (nothing is then known to be written right: match by
+  // source and target instead), or -1.
   long
-  einet_state_stdp_write_ordered( const char* model, const int32_t* source, const int32_t* target, const double* kplus, const double* tlast, const int64_t* runs, long n_runs, const uint8_t* covered, long n_covered, long n, char* err, size_t errlen )
+  einet_state_stdp_write_ordered( const char* model, const int32_t* source, const int32_t* target, const double* kplus, const double* tlast, const int64_t* runs, long n_runs, const uint8_t* covered, long n_covered, long n, int64_t* cursors, long n_cursors, long last, char* err, size_t errlen )
   {
     return guarded( err, errlen, [ & ]() -> long {
       const std::vector< int > threads = neuron_threads();
       const OrderedRows rows { source, target, kplus, tlast, runs, n_runs, covered, n_covered, n, &threads };
       rows.check();
-      const long done = stdp_write_ordered( model, rows );
+      const long done = stdp_write_ordered( model, rows, cursors, n_cursors, last != 0 );
       if ( done == ORDER_DIFFERS )
       {
         say( err, errlen, "the connections are not in the order of the stored rows" );

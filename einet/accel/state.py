@@ -23,6 +23,7 @@ from ..kernel import nest, nest_output_to
 from ..ranks import local_ids, ranks
 from ..snapshot.hidden import MODEL_OF_KIND, TRANSIT  # the kind codes that open each record and the spikes in transit's arrays: the file format's
 from ..snapshot.model import Column
+from ..snapshot.packed import BLOCK_ROWS, block_of
 from .build import STATE_LIBRARY, STATE_SOURCE, AccelUnavailable, Nest, build, library_path, load
 from .library import installed
 
@@ -43,10 +44,11 @@ class Stdp:
     with ``runs`` per run of rows (rows ``runs[r]`` to ``runs[r + 1] - 1`` share ``kplus[r]``
     and ``t_lastspike[r]``: a snapshot's section as stored, without 16 bytes a row expanded).
     A row is written unless its values are NaN or ``covered`` (a flag per node id) does not
-    flag its source."""
+    flag its source. ``source`` and ``target`` may be a snapshot table's packed columns: the
+    writers take them a block at a time."""
 
-    source: np.ndarray
-    target: np.ndarray
+    source: Column
+    target: Column
     kplus: np.ndarray
     t_lastspike: np.ndarray
     runs: np.ndarray | None = None
@@ -57,17 +59,32 @@ class Stdp:
 
     def written(self) -> np.ndarray:
         """Whether each row is written (by this process)."""
-        ok = ~(np.isnan(self.kplus) | np.isnan(self.t_lastspike))
-        if self.runs is not None:
-            ok = np.repeat(ok, np.diff(self.runs))
-        ok &= self._covered(self.source)
-        return ok if self.here is None else ok & _flagged(self.here, self.target)
+        out = np.empty(len(self.source), dtype=bool)
+        for lo in range(0, len(out), BLOCK_ROWS):
+            b = self.block(lo, lo + BLOCK_ROWS)
+            ok = ~(np.isnan(b.kplus) | np.isnan(b.t_lastspike))
+            if b.runs is not None:
+                ok = np.repeat(ok, np.diff(b.runs))
+            ok &= b._covered(np.asarray(b.source))
+            out[lo : lo + len(ok)] = ok if b.here is None else ok & _flagged(b.here, np.asarray(b.target))
+        return out
+
+    def block(self, lo: int, hi: int) -> Stdp:
+        """Rows ``lo`` to ``hi - 1`` (arrays), their values by run if they are."""
+        hi = max(lo, min(hi, len(self.source)))
+        source, target = block_of(self.source, lo, hi), block_of(self.target, lo, hi)
+        if self.runs is None:
+            return Stdp(source, target, self.kplus[lo:hi], self.t_lastspike[lo:hi], None, self.covered, self.here)
+        first = int(np.searchsorted(self.runs, lo, side="right")) - 1
+        end = int(np.searchsorted(self.runs, hi, side="left"))
+        runs = np.clip(self.runs[first : end + 1] - lo, 0, hi - lo)
+        return Stdp(source, target, self.kplus[first:end], self.t_lastspike[first:end], runs, self.covered, self.here)
 
     def rows(self, at: np.ndarray) -> Stdp:
         """The rows ``at``, a value per row (NaN where not written)."""
         v = at if self.runs is None else np.searchsorted(self.runs, at, side="right") - 1
         kplus, t_lastspike = self.kplus[v].astype(np.float64), self.t_lastspike[v].astype(np.float64)
-        off = ~self._covered(self.source[at])
+        off = ~self._covered(np.asarray(self.source[at]))
         kplus[off] = t_lastspike[off] = np.nan
         return Stdp(self.source[at], self.target[at], kplus, t_lastspike)
 
@@ -125,7 +142,7 @@ class StateLibrary:
             "einet_state_stdp_count": [_C, _P, _S],
             "einet_state_stdp_read": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_stdp_write": [_C, *_ROWS, _P, _S],
-            "einet_state_stdp_write_ordered": [_C, *_ROWS, _P, _S],
+            "einet_state_stdp_write_ordered": [_C, *_ROWS, _P, _L, _L, _P, _S],
             "einet_state_stdp_sample": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_connect": [_C, _P, _P, _P, _P, _L, _P, _S],
             "einet_state_between_neurons": [_P, _P, _L, _P, _S],
@@ -196,16 +213,20 @@ class StateLibrary:
     def write_stdp_ordered(self, model: str, s: Stdp) -> bool:
         """Set them row by row in the order einet's restore connected the rows (before NEST's
         next Prepare sorts the connections; rows to or from a device are skipped, a row marked
-        NaN is not written): whether the connections were in that order (if not, nothing is
-        known to be written right)."""
-        keep, args = _rows_args(s)
-        err = ctypes.create_string_buffer(_ERR)
-        result = int(self._lib.einet_state_stdp_write_ordered(model.encode(), *args, err, _ERR))
-        del keep  # the arrays the call read
-        if result == _ORDER_DIFFERS:
-            return False
-        if result < 0:
-            raise AccelUnavailable(f"{model}: {err.value.decode(errors='replace')}")
+        NaN is not written), a block of rows at a time: whether the connections were in that
+        order (if not, nothing is known to be written right)."""
+        with nest_output_to():
+            cursors = np.zeros(int(nest().local_num_threads), dtype=np.int64)
+        n = len(s.source)
+        for lo in range(0, max(n, 1), BLOCK_ROWS):  # one call without rows: no connection may be there
+            keep, args = _rows_args(s.block(lo, lo + BLOCK_ROWS))
+            err = ctypes.create_string_buffer(_ERR)
+            result = int(self._lib.einet_state_stdp_write_ordered(model.encode(), *args, cursors.ctypes.data, len(cursors), int(lo + BLOCK_ROWS >= n), err, _ERR))
+            del keep  # the arrays the call read
+            if result == _ORDER_DIFFERS:
+                return False
+            if result < 0:
+                raise AccelUnavailable(f"{model}: {err.value.decode(errors='replace')}")
         return True
 
     def between_neurons(self, source: np.ndarray, target: np.ndarray) -> bool:
@@ -289,7 +310,8 @@ runs (or NULL) and their count, covered (or NULL) and its length, the number of 
 
 
 def _row_arrays(s: Stdp) -> list[np.ndarray]:
-    """Source and target (int32), Kplus and t_lastspike (float64), as the accessor reads them."""
+    """Source and target (int32), Kplus and t_lastspike (float64), as the accessor reads them
+    (packed columns inflated whole)."""
     return [np.ascontiguousarray(x, dtype=np.int32) for x in (s.source, s.target)] + [np.ascontiguousarray(x, dtype=np.float64) for x in (s.kplus, s.t_lastspike)]
 
 
@@ -449,8 +471,7 @@ def write_connected_kplus(model: str, source: Column, target: Column, kplus: np.
     if callable(kplus):
         kplus = kplus()
     lib = state_library(build_it=False)
-    source, target = np.asarray(source), np.asarray(target)  # a deferred table's: inflated now
-    rows = Stdp(source, target, kplus, np.zeros(len(kplus)))
+    rows = Stdp(source, target, kplus, np.zeros(len(kplus)))  # (zeros: pages only where read)
     if not lib.write_stdp_ordered(model, rows):
         lib.write_stdp(model, rows)
     if len(kplus) and model not in _checked:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.lib.mixins import NDArrayOperatorsMixin
 from isal import isal_zlib
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from ..config import usable_cores
 

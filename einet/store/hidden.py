@@ -308,9 +308,9 @@ def hidden_of(snap: Snapshot, *, generators: bool) -> Hidden:
     stdp = {}
     for k, e in enumerate(meta["stdp"]):
         table = tables[e["model"]]
-        # the table's rows (inflated once), the section's values by run
+        # the table's own rows (written a block at a time), the section's values by run
         kplus, t_lastspike = (a[f"stdp/{k}/{key}"].astype(np.float64) for key in STDP_ROW)
-        stdp[e["model"]] = Stdp(np.asarray(table.source), np.asarray(table.target), kplus, t_lastspike, runs=a[f"stdp/{k}/runs"], covered=covered)
+        stdp[e["model"]] = Stdp(table.source, table.target, kplus, t_lastspike, runs=a[f"stdp/{k}/runs"], covered=covered)
     n_vp = int(meta["ranks"]) * int(meta["threads"])
     return Hidden(float(meta["t_ms"]), int(meta["threads"]), a["nodes/id"].astype(np.int64), a["nodes/offsets"].astype(np.int64), a["nodes/records"].astype(np.float64), stdp, rngs, section.text("devices"), transit, list(range(n_vp)))
 
