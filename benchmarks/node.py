@@ -66,6 +66,7 @@ def rows(scale: float, folder: Path, pynest: bool) -> list[str]:
         f"| {s} | background store: pause of the simulation (longest of 3; in a process started as the dashboard's engine is) | | {pause['seconds'] * 1000:.0f} ms | | ≤ 200 ms | {verdict(pause['seconds'] <= 0.2)} |",
         f"| {s} | restore into a fresh process vs NEST's build | {b:.1f} s | {restore['seconds']:.1f} s | {restore['seconds'] / b:.2f}x | ≤ 1.5x | {verdict(restore['seconds'] <= 1.5 * b)} |",
         f"| {s} | restore peak memory (VmHWM) vs NEST's build and 20 ms run | {build['peak_mb'] / 1024:.2f} GB | {restore['peak_mb'] / 1024:.2f} GB | {restore['peak_mb'] / build['peak_mb']:.2f}x | ≤ 1.25x | {verdict(restore['peak_mb'] <= 1.25 * build['peak_mb'])} |",
+        f"| {s} | restore: connection tables held beside NEST, as arrays vs deflated (a block inflated at a time) | {restore['tables_mb']:.0f} MiB | {restore['tables_held_mb']:.0f} MiB | {restore['tables_held_mb'] / restore['tables_mb']:.2f}x | | |",
         f"| {s} | file size | | {store['bytes'] / 2**20:.0f} MiB | {store['bytes'] / build['connections']:.1f} B per connection | | |",
     ]
     return out

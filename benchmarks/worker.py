@@ -25,6 +25,7 @@ from einet import NetworkConfig, Session
 from einet.kernel import nest, nest_output_to
 from einet.models import describe_params
 from einet.snapshot import open_snapshot
+from einet.snapshot.packed import PackedColumn
 
 REFERENCE = describe_params("einet.models.brunel_stdp")  # the reference model's defaults
 
@@ -451,7 +452,11 @@ def node_restore(scale: float, folder: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     session.restore(folder / "node.h5")
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "peak_mb": _status_kb("VmHWM") / 1024}
+    peak_mb = _status_kb("VmHWM") / 1024
+    # what a restore holds of the connection tables beside NEST (after the peak is taken)
+    columns = [c for t in open_snapshot(folder / "node.h5").synapses for c in (t.source, t.target, *t.columns.values())]
+    held = sum(c.packed_bytes if isinstance(c, PackedColumn) else c.nbytes for c in columns)
+    return {"seconds": seconds, "peak_mb": peak_mb, "tables_mb": sum(c.nbytes for c in columns) / 2**20, "tables_held_mb": held / 2**20}
 
 
 TASKS = {
