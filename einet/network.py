@@ -26,7 +26,7 @@ from .ranks import local_ids, ranks
 from .runs import RASTER_NEURONS
 from .snapshot import Snapshot, SnapshotError, SynapseTable
 from .snapshot.hidden import STDP_BASES, hidden_base
-from .snapshot.packed import BLOCK_ROWS, block_of
+from .snapshot.packed import BLOCK_ROWS, block_of, extremes
 from .text import one_line
 from .traces import for_new_connections, traces_of
 
@@ -708,14 +708,16 @@ def _connect(t: SynapseTable, base: str, t_stored_ms: float, *, defer_kplus: boo
         before = {}
         filled |= {k: float(v) for k, v in shared.items()}
     kplus = np.empty(len(t) if kplus_after and not defer_kplus else 0)
+    # Kplus alone, deferred: a hidden write mostly supersedes it, made again if needed
+    deferred_only = kplus_after and defer_kplus and traced == ["Kplus"]
     done = 0
     try:
-        for block in t.blocks(BLOCK_ROWS if accessor is not None else _CONNECT_BLOCK):
+        for block in t.blocks(BLOCK_ROWS if accessor is not None else _CONNECT_BLOCK, [k for k in t.columns if not (deferred_only and k in traced)]):
             per_row = {k: v for k, v in block.columns.items() if k not in traced} | {k: np.full(len(block), v) for k, v in filled.items()}
-            spec: dict[str, Any] = {"synapse_model": t.model, **per_row, **(traces(block) if traced else {})}
+            spec: dict[str, Any] = {"synapse_model": t.model, **per_row, **(traces(block) if traced and not deferred_only else {})}
             if kplus_after:
-                value = spec.pop("Kplus")
-                if not defer_kplus:  # deferred: a hidden write mostly supersedes it, made again if needed
+                value = spec.pop("Kplus", None)
+                if not defer_kplus:
                     kplus[done : done + len(block)] = value
             if accessor is not None and set(spec) <= {"synapse_model", "weight", "delay"}:
                 try:
@@ -743,7 +745,12 @@ def _accessor_for(t: SynapseTable) -> StateLibrary | None:
         return None
     try:
         lib = state_library(build_it=False)
-        # a block at a time: a table read from a file is held deflated
+        # every id within the table's ranges of ids a neuron: no row needs looking at (a
+        # packed column knows its range)
+        ids = np.unique(np.concatenate([np.arange(int(lo), int(hi) + 1, dtype=np.int32) for lo, hi in (extremes(t.source), extremes(t.target))]))
+        if lib.between_neurons(ids, ids):
+            return lib
+        # row by row, a block at a time: a table read from a file is held deflated
         return lib if all(lib.between_neurons(block_of(t.source, lo, lo + BLOCK_ROWS), block_of(t.target, lo, lo + BLOCK_ROWS)) for lo in range(0, len(t), BLOCK_ROWS)) else None
     except AccelUnavailable:
         return None

@@ -56,9 +56,16 @@ class Stdp:
     here: np.ndarray | None = None
     """Under MPI, a flag per node id: a neuron of this process (a row is written by the
     process of its target). None: every row is this process's."""
+    _written: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def written(self) -> np.ndarray:
-        """Whether each row is written (by this process)."""
+        """Whether each row is written (by this process); found once (a restore asks three
+        times, and a packed table's sources are inflated to know)."""
+        if self._written is None:
+            self._written = self._find_written()
+        return self._written
+
+    def _find_written(self) -> np.ndarray:
         out = np.empty(len(self.source), dtype=bool)
         for lo in range(0, len(out), BLOCK_ROWS):
             b = self.block(lo, lo + BLOCK_ROWS)

@@ -15,7 +15,7 @@ from .h5 import HEADER_TYPES, MAX_MANIFEST_BYTES, check_stored, check_structure,
 from .hidden import earlier_hidden
 from .manifest import from_parts, to_parts
 from .model import FORMAT, Snapshot, SnapshotError
-from .packed import Chunks
+from .packed import Chunks, extremes
 from .validate import check_affordable, check_header, check_values, expected_arrays, require
 
 Place = Callable[[dict[str, tuple[np.dtype, tuple[int, ...]]]], dict[str, np.ndarray]]
@@ -71,4 +71,8 @@ def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, pla
         arrays = {name: read_dataset(h5, name, dt, shape, into.get(name), packs.get(name)) for name, (dt, shape) in spec.items()}
     snap = from_parts(manifest, arrays, str(path))
     check_values(snap)
-    return snap, manifest, arrays, {name: chunks for name, chunks in packs.items() if chunks.raw}
+    packs = {name: chunks for name, chunks in packs.items() if chunks.raw}
+    for name, chunks in packs.items():  # found once here: a restore asks for ids' and delays' ranges
+        if arrays[name].dtype.kind in "iuf" and len(arrays[name]):
+            chunks.extremes = extremes(arrays[name])
+    return snap, manifest, arrays, packs

@@ -176,14 +176,15 @@ class SynapseTable:
             return np.full(len(self), self.uniform[key], dtype=float)
         raise KeyError(key)
 
-    def rows(self, lo: int, hi: int) -> SynapseTable:
-        """Rows ``lo`` to ``hi - 1`` as a table of arrays (a packed column inflates only those)."""
-        return SynapseTable(self.model, block_of(self.source, lo, hi), block_of(self.target, lo, hi), {k: block_of(v, lo, hi) for k, v in self.columns.items()}, self.uniform)
+    def rows(self, lo: int, hi: int, keys: Collection[str] | None = None) -> SynapseTable:
+        """Rows ``lo`` to ``hi - 1`` as a table of arrays (a packed column inflates only those),
+        with the columns ``keys`` only if given."""
+        return SynapseTable(self.model, block_of(self.source, lo, hi), block_of(self.target, lo, hi), {k: block_of(v, lo, hi) for k, v in self.columns.items() if keys is None or k in keys}, self.uniform)
 
-    def blocks(self, rows: int) -> Iterator[SynapseTable]:
+    def blocks(self, rows: int, keys: Collection[str] | None = None) -> Iterator[SynapseTable]:
         """The table as :meth:`rows` of ``rows`` rows each, in order."""
         for lo in range(0, len(self), rows):
-            yield self.rows(lo, lo + rows)
+            yield self.rows(lo, lo + rows, keys)
 
     @property
     def weight(self) -> np.ndarray:

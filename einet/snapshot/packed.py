@@ -47,6 +47,8 @@ class Chunks:
     raw: list[bytes] = field(default_factory=list)
     rows: int = 0
     width: int = 1
+    extremes: tuple[float, float] | None = None
+    """The column's least and largest value, found where it was checked (numbers only)."""
 
 
 class PackedColumn(NDArrayOperatorsMixin):
@@ -60,7 +62,9 @@ class PackedColumn(NDArrayOperatorsMixin):
 
     ndim = 1
 
-    def __init__(self, dtype: np.dtype, length: int, chunk_rows: int, width: int, blob: Any, bounds: np.ndarray) -> None:
+    def __init__(self, dtype: np.dtype, length: int, chunk_rows: int, width: int, blob: Any, bounds: np.ndarray, extremes: tuple[float, float] | None = None) -> None:
+        self.extremes = extremes
+        """Its least and largest value if known (then :func:`extremes` inflates nothing)."""
         self.dtype = np.dtype(dtype)
         self.shape = (int(length),)
         self.chunk_rows = int(chunk_rows)
@@ -184,7 +188,7 @@ class PackedColumn(NDArrayOperatorsMixin):
             raise RuntimeError(f"a stored chunk no longer inflates (chunk {k} of a column of {len(self)} rows)")
 
 
-BLOCK_ROWS = 1 << 21
+BLOCK_ROWS = 1 << 22
 """Rows inflated at a time by whoever walks a whole column (the accessor's connects, the
 rehearsal's sample, the delay range)."""
 
@@ -195,7 +199,10 @@ def block_of(column: Any, lo: int, hi: int) -> np.ndarray:
 
 
 def extremes(column: Any) -> tuple[float, float]:
-    """(least, largest) value of a non-empty column, packed or not, a block at a time."""
+    """(least, largest) value of a non-empty column, packed or not, a block at a time (a
+    packed column's own, if it knows them)."""
+    if isinstance(column, PackedColumn) and column.extremes is not None:
+        return column.extremes
     least, most = math.inf, -math.inf
     for lo in range(0, len(column), BLOCK_ROWS):
         block = block_of(column, lo, lo + BLOCK_ROWS)

@@ -66,8 +66,9 @@ class _Answer:
     into place by :meth:`place`, or copied there by :meth:`finish`), then the JSON header
     ``{"kind", "fields", "arrays": [[name, dtype, shape, offset], ...]}``, then the header's
     offset and length. A packed array's entry has a fifth item, ``[chunk_rows, width,
-    bounds]``: its offset is that of its deflated chunks, chunk k at ``bounds[k]`` to
-    ``bounds[k + 1]`` from there (:class:`~.packed.PackedColumn`)."""
+    bounds, extremes]``: its offset is that of its deflated chunks, chunk k at ``bounds[k]`` to
+    ``bounds[k + 1]`` from there, and ``extremes`` its least and largest value or null
+    (:class:`~.packed.PackedColumn`)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -99,7 +100,7 @@ class _Answer:
                 offset = self._reserve(bounds[-1])
                 for raw, at in zip(chunks.raw, bounds):
                     self._write(memoryview(raw), offset + at)
-                specs.append([name, array.dtype.str, list(array.shape), offset, [chunks.rows, chunks.width, bounds]])
+                specs.append([name, array.dtype.str, list(array.shape), offset, [chunks.rows, chunks.width, bounds, chunks.extremes]])
                 continue
             here = self.placed.get(name)
             if here is not None and here[0] is array:
@@ -140,7 +141,8 @@ def _decode_answer(mapped: mmap.mmap, length: int) -> Message:
                 rows, width, bounds = int(packed[0]), int(packed[1]), np.asarray(packed[2], dtype=np.int64)
                 if offset < 0 or len(shape) != 1 or dtype.hasobject or not len(bounds) or offset + int(bounds[-1]) > at:
                     raise ValueError("not inside the answer")
-                arrays[name] = PackedColumn(dtype, shape[0], rows, width, memoryview(mapped)[offset : offset + int(bounds[-1])], bounds)
+                known = (float(packed[3][0]), float(packed[3][1])) if len(packed) > 3 and packed[3] is not None else None
+                arrays[name] = PackedColumn(dtype, shape[0], rows, width, memoryview(mapped)[offset : offset + int(bounds[-1])], bounds, known)
             except (ValueError, TypeError, IndexError) as exc:
                 raise WireError(f"packed array {name}: {exc}") from None
             continue
