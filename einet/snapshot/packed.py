@@ -168,11 +168,6 @@ class PackedColumn(NDArrayOperatorsMixin):
             out[here] = self._chunk(int(k))[at[here] - int(k) * self.chunk_rows]
         return out
 
-    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Each block of ``rows`` rows (the last shorter), with where it starts."""
-        for lo in range(0, len(self), rows):
-            yield lo, self.rows(lo, lo + rows)
-
     def _rows_in(self, k: int) -> int:
         return min(self.chunk_rows, len(self) - k * self.chunk_rows)
 
