@@ -91,9 +91,10 @@ class Stdp:
         """The rows ``at``, a value per row (NaN where not written)."""
         v = at if self.runs is None else np.searchsorted(self.runs, at, side="right") - 1
         kplus, t_lastspike = self.kplus[v].astype(np.float64), self.t_lastspike[v].astype(np.float64)
-        off = ~self._covered(np.asarray(self.source[at]))
+        source = np.asarray(self.source[at])  # a packed column: its chunks inflated once
+        off = ~self._covered(source)
         kplus[off] = t_lastspike[off] = np.nan
-        return Stdp(self.source[at], self.target[at], kplus, t_lastspike)
+        return Stdp(source, np.asarray(self.target[at]), kplus, t_lastspike)
 
     def _covered(self, ids: np.ndarray) -> np.ndarray:
         return np.ones(len(ids), dtype=bool) if self.covered is None else _flagged(self.covered, ids)

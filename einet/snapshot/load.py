@@ -18,6 +18,10 @@ from .model import FORMAT, Snapshot, SnapshotError
 from .packed import Chunks, extremes
 from .validate import check_affordable, check_header, check_values, expected_arrays, require
 
+RANGED = frozenset({"source", "target", "delay"})
+"""The connection columns whose range a restore asks for (the accessor's check of the ids,
+the clock's delays): found by the reader, which holds them inflated."""
+
 Place = Callable[[dict[str, tuple[np.dtype, tuple[int, ...]]]], dict[str, np.ndarray]]
 """Where a snapshot's arrays are read into: empty arrays for the checked dtypes and shapes."""
 
@@ -73,6 +77,6 @@ def load_parts(path: Path, on_manifest: Callable[[int], None] | None = None, pla
     check_values(snap)
     packs = {name: chunks for name, chunks in packs.items() if chunks.raw}
     for name, chunks in packs.items():  # found once here: a restore asks for ids' and delays' ranges
-        if arrays[name].dtype.kind in "iuf" and len(arrays[name]):
+        if name.rsplit("/", 1)[-1] in RANGED and len(arrays[name]):
             chunks.extremes = extremes(arrays[name])
     return snap, manifest, arrays, packs
